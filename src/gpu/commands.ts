@@ -1,0 +1,128 @@
+import type { Kernel } from './kernel.js';
+
+export type Workgroups = readonly [number, number?, number?];
+
+/** A uniform params block: u32 fields first, then f32 fields, each 4 bytes, in declaration order. */
+export interface Params {
+  u32?: readonly number[];
+  f32?: readonly number[];
+}
+
+const ARENA_SLOTS = 4096;
+
+/**
+ * Records dispatches into one open compute pass and submits them in batches, so a training step
+ * is a handful of queue submissions. Uniform params of a batch live in one arena buffer that is
+ * written once per submit; dispatches are ordered by WebGPU, so reading a buffer in one dispatch
+ * and overwriting it in the next is safe without extra barriers.
+ */
+export class CommandBatch {
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly slot: number;
+  private readonly arenaHost: ArrayBuffer;
+  private arena: GPUBuffer;
+  private slotsUsed = 0;
+  private readonly stagingToDestroy: GPUBuffer[] = [];
+  /** Dispatches recorded since creation; a cheap counter for tests and benchmarks. */
+  dispatchCount = 0;
+  submitCount = 0;
+
+  constructor(private readonly device: GPUDevice) {
+    this.slot = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+    this.arenaHost = new ArrayBuffer(this.slot * ARENA_SLOTS);
+    this.arena = this.newArena();
+  }
+
+  private newArena(): GPUBuffer {
+    return this.device.createBuffer({ size: this.arenaHost.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  }
+
+  private currentEncoder(): GPUCommandEncoder {
+    return (this.encoder ??= this.device.createCommandEncoder());
+  }
+
+  private currentPass(): GPUComputePassEncoder {
+    return (this.pass ??= this.currentEncoder().beginComputePass());
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  dispatch(kernel: Kernel, buffers: readonly GPUBufferBinding[], workgroups: Workgroups, params?: Params): void {
+    if (this.slotsUsed === ARENA_SLOTS) this.submit();
+    const entries: GPUBindGroupEntry[] = [];
+    if (kernel.hasParams) {
+      const offset = this.slotsUsed++ * this.slot;
+      const u = params?.u32 ?? [];
+      const f = params?.f32 ?? [];
+      const words = u.length + f.length;
+      if (words * 4 > this.slot) throw new Error(`${kernel.label}: ${words} params exceed one ${this.slot}-byte uniform slot`);
+      new Uint32Array(this.arenaHost, offset, u.length).set(u);
+      new Float32Array(this.arenaHost, offset + u.length * 4, f.length).set(f);
+      entries.push({ binding: 0, resource: { buffer: this.arena, offset, size: Math.max(16, Math.ceil((words * 4) / 16) * 16) } });
+    } else if (params) {
+      throw new Error(`${kernel.label}: params given but the shader declares no var<uniform>`);
+    }
+    buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource }));
+    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const pass = this.currentPass();
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    this.dispatchCount++;
+  }
+
+  /** Copies host data into a buffer in stream order (queue.writeBuffer would jump ahead of recorded work). */
+  upload(target: GPUBuffer, targetOffset: number, data: ArrayBufferView): void {
+    const bytes = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    staging.unmap();
+    this.copy(staging, 0, target, targetOffset, bytes);
+    this.stagingToDestroy.push(staging);
+  }
+
+  copy(source: GPUBuffer, sourceOffset: number, target: GPUBuffer, targetOffset: number, bytes: number): void {
+    this.endPass();
+    this.currentEncoder().copyBufferToBuffer(source, sourceOffset, target, targetOffset, bytes);
+  }
+
+  clear(target: GPUBuffer, offset: number, bytes: number): void {
+    this.endPass();
+    this.currentEncoder().clearBuffer(target, offset, bytes);
+  }
+
+  /** Runs `record` in a pass of its own with timestamps written at its start and end. */
+  timed(querySet: GPUQuerySet, index: number, record: () => void): void {
+    this.endPass();
+    this.pass = this.currentEncoder().beginComputePass({
+      timestampWrites: { querySet, beginningOfPassWriteIndex: index, endOfPassWriteIndex: index + 1 },
+    });
+    record();
+    this.endPass();
+  }
+
+  resolveQueries(querySet: GPUQuerySet, count: number, target: GPUBuffer): void {
+    this.endPass();
+    this.currentEncoder().resolveQuerySet(querySet, 0, count, target, 0);
+  }
+
+  get pending(): boolean {
+    return this.encoder !== null;
+  }
+
+  submit(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    const commands = this.encoder.finish();
+    this.encoder = null;
+    if (this.slotsUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.slotsUsed * this.slot);
+    this.slotsUsed = 0;
+    this.device.queue.submit([commands]);
+    this.submitCount++;
+    for (const staging of this.stagingToDestroy.splice(0)) staging.destroy();
+  }
+}

@@ -1,0 +1,68 @@
+import { create, globals } from 'webgpu';
+
+/** How to pick the WebGPU implementation; environment variables fill in what is not given. */
+export interface DeviceOptions {
+  /** Dawn backend: vulkan, metal, d3d12, … (env WEBGPU_BACKEND). */
+  backend?: string;
+  /** Adapter name as Dawn lists it (env WEBGPU_ADAPTER); a wrong name makes Dawn print the list. */
+  adapter?: string;
+  /** Extra Dawn toggles, e.g. ['disable_robustness'] (env WEBGPU_TOGGLES, comma-separated). */
+  toggles?: string[];
+}
+
+export interface AcquiredDevice {
+  device: GPUDevice;
+  adapterName: string;
+  isCpuAdapter: boolean;
+  features: ReadonlySet<string>;
+  /** Keeps Dawn's instance reachable for the device's lifetime. */
+  instance: GPU;
+}
+
+const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+// GPUBufferUsage, GPUMapMode, … are browser globals; Dawn's Node bindings provide them here.
+Object.assign(globalThis, globals);
+
+export const NO_ADAPTER_HELP = `No WebGPU adapter found.
+This project runs WebGPU through Dawn (npm 'webgpu'), which needs a Vulkan driver.
+  - With a GPU: install its Vulkan driver (e.g. NVIDIA's, or Mesa's radv/anv) and libvulkan1.
+  - Without a GPU (CPU only, Debian 12): Mesa's lavapipe from bookworm-backports, e.g.
+      add 'bookworm-backports' to /etc/apt/sources.list.d, then
+      apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1
+    (scripts/setup.sh does this). Set XDG_RUNTIME_DIR=/tmp if Mesa complains.
+  - Check with: vulkaninfo --summary`;
+
+export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const backend = options.backend ?? process.env.WEBGPU_BACKEND;
+  const adapterName = options.adapter ?? process.env.WEBGPU_ADAPTER;
+  const toggles = options.toggles ?? (process.env.WEBGPU_TOGGLES?.split(',').filter(Boolean) ?? []);
+  const dawnOptions: string[] = [];
+  if (backend) dawnOptions.push(`backend=${backend}`);
+  if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
+  if (toggles.length) dawnOptions.push(`enable-dawn-features=${toggles.join(',')}`);
+
+  const instance = create(dawnOptions);
+  const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error(NO_ADAPTER_HELP + (dawnOptions.length ? `\n(Dawn options: ${dawnOptions.join(' ')})` : ''));
+
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const isCpuAdapter = /llvmpipe|lavapipe|swiftshader|warp/i.test(name) || info.isFallbackAdapter === true;
+  return { device, adapterName: name, isCpuAdapter, features: new Set(requiredFeatures), instance };
+}

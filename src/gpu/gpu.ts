@@ -1,0 +1,230 @@
+import { BufferPool } from './buffer-pool.js';
+import { CommandBatch, type Params, type Workgroups } from './commands.js';
+import { acquireDevice, type DeviceOptions } from './device.js';
+import { fromF16Array, toF16Array } from './half.js';
+import { KernelCache, type Kernel } from './kernel.js';
+import type { Specialisation } from './shader-source.js';
+import { bytesPerElement, formatShape, numel, Tensor, type DType, type Shape } from './tensor.js';
+
+export type TensorTree = Tensor | null | undefined | void | number | string | boolean | readonly TensorTree[] | { readonly [key: string]: TensorTree };
+
+/**
+ * The WebGPU runtime: one device, its buffer pool, compiled kernels and the command batch that
+ * every op records into. Ops never wait for the GPU; only read() and sync() do.
+ */
+export class Gpu {
+  readonly pool: BufferPool;
+  readonly kernels: KernelCache;
+  readonly commands: CommandBatch;
+  private readonly refCounts = new Map<GPUBuffer, number>();
+  private readonly scopes: Set<Tensor>[] = [];
+  private readonly errors: string[] = [];
+  private lostMessage: string | null = null;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapterName: string,
+    readonly isCpuAdapter: boolean,
+    readonly features: ReadonlySet<string>,
+    private readonly instance: GPU,
+  ) {
+    this.pool = new BufferPool(device, device.limits.maxBufferSize);
+    this.kernels = new KernelCache(device);
+    this.commands = new CommandBatch(device);
+    device.addEventListener('uncapturederror', (event) => {
+      this.errors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+    void device.lost.then((info) => {
+      if (info.reason === 'destroyed') return;
+      this.lostMessage = `WebGPU device lost (${info.reason}): ${info.message}`;
+      console.error(this.lostMessage);
+    });
+  }
+
+  static async create(options: DeviceOptions = {}): Promise<Gpu> {
+    const { device, adapterName, isCpuAdapter, features, instance } = await acquireDevice(options);
+    return new Gpu(device, adapterName, isCpuAdapter, features, instance);
+  }
+
+  get hasF16(): boolean {
+    return this.features.has('shader-f16');
+  }
+
+  get hasTimestamps(): boolean {
+    return this.features.has('timestamp-query');
+  }
+
+  private checkAlive(): void {
+    if (this.lostMessage) throw new Error(this.lostMessage);
+  }
+
+  kernel(name: string, values?: Specialisation): Kernel {
+    this.checkAlive();
+    return this.kernels.get(name, values);
+  }
+
+  /** Records one dispatch; `buffers` bind to @binding(1), (2), … in order (0 is the params block). */
+  run(kernel: Kernel, buffers: readonly (Tensor | GPUBufferBinding)[], workgroups: Workgroups, params?: Params): void {
+    this.checkAlive();
+    const limit = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups.some((n) => n !== undefined && (n > limit || n < 0 || !Number.isInteger(n)))) {
+      throw new Error(`${kernel.label}: workgroup count [${workgroups.join(', ')}] exceeds ${limit} per dimension`);
+    }
+    if (workgroups.some((n) => n === 0)) return;
+    this.commands.dispatch(kernel, buffers.map((b) => (b instanceof Tensor ? b.binding : b)), workgroups, params);
+  }
+
+  /** Splits a 1-D launch over x and y so it fits the per-dimension limit; shaders rebuild the index with num_workgroups. */
+  grid1d(invocations: number, workgroupSize: number): Workgroups {
+    const groups = Math.ceil(invocations / workgroupSize);
+    const limit = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (groups <= limit) return [groups, 1];
+    const y = Math.ceil(groups / limit);
+    return [Math.ceil(groups / y), y];
+  }
+
+  // ---- tensors and memory -------------------------------------------------------------------
+
+  empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+    this.checkAlive();
+    if (dtype === 'f16' && !this.hasF16) throw new Error('f16 tensors need the shader-f16 feature, which this adapter lacks');
+    const buffer = this.pool.acquire(numel(shape) * bytesPerElement(dtype));
+    this.refCounts.set(buffer, 1);
+    return this.track(new Tensor(this, buffer, shape, dtype));
+  }
+
+  zeros(shape: Shape, dtype: DType = 'f32'): Tensor {
+    const t = this.empty(shape, dtype);
+    this.commands.clear(t.buffer, 0, t.binding.size as number);
+    return t;
+  }
+
+  tensor(data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32'): Tensor {
+    if (data.length !== numel(shape)) {
+      throw new Error(`tensor: ${data.length} values do not fill shape ${formatShape(shape)} (${numel(shape)} elements)`);
+    }
+    const t = this.empty(shape, dtype);
+    this.write(t, data);
+    return t;
+  }
+
+  /** Overwrites a tensor's contents from the host, in stream order. */
+  write(t: Tensor, data: ArrayLike<number>): void {
+    if (data.length !== t.size) throw new Error(`write: ${data.length} values for ${t}`);
+    if (t.size === 0) return;
+    const host = t.dtype === 'f16' ? toF16Array(data) : data instanceof Float32Array ? data : Float32Array.from(data);
+    this.commands.upload(t.buffer, 0, host);
+  }
+
+  /** Internal: registers a tensor that shares `base`'s storage. */
+  adopt(view: Tensor, base: Tensor): Tensor {
+    this.refCounts.set(base.buffer, (this.refCounts.get(base.buffer) ?? 0) + 1);
+    return this.track(view);
+  }
+
+  /** Internal: called by Tensor.dispose(). */
+  release(t: Tensor, buffer: GPUBuffer): void {
+    for (const scope of this.scopes) scope.delete(t);
+    const count = (this.refCounts.get(buffer) ?? 1) - 1;
+    if (count > 0) {
+      this.refCounts.set(buffer, count);
+      return;
+    }
+    this.refCounts.delete(buffer);
+    this.pool.release(buffer);
+  }
+
+  private track(t: Tensor): Tensor {
+    this.scopes.at(-1)?.add(t);
+    return t;
+  }
+
+  /** Removes a tensor from every open tidy scope, so it outlives them. */
+  keep<T extends Tensor>(t: T): T {
+    for (const scope of this.scopes) scope.delete(t);
+    return t;
+  }
+
+  /**
+   * Runs fn and disposes every tensor it created, except those it returns (which move to the
+   * enclosing scope) and those passed to keep(). One step of training runs inside one tidy.
+   */
+  tidy<T extends TensorTree>(fn: () => T): T {
+    this.scopes.push(new Set());
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.closeScope(undefined);
+      throw e;
+    }
+    this.closeScope(result);
+    return result;
+  }
+
+  private closeScope(result: TensorTree): void {
+    const scope = this.scopes.pop()!;
+    const survivors = new Set<Tensor>();
+    collectTensors(result, survivors);
+    for (const t of scope) {
+      if (survivors.has(t)) this.scopes.at(-1)?.add(t);
+      else t.dispose();
+    }
+  }
+
+  // ---- synchronisation ----------------------------------------------------------------------
+
+  /** Submits recorded work without waiting for it. */
+  flush(): void {
+    this.commands.submit();
+  }
+
+  private async throwErrors(): Promise<void> {
+    const errors = [...(await this.kernels.takeErrors()), ...this.errors.splice(0)];
+    if (errors.length) throw new Error(errors.join('\n'));
+    this.checkAlive();
+  }
+
+  /** Waits for all recorded work; throws shader compile errors and validation errors seen so far. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.throwErrors();
+  }
+
+  /** Copies a tensor to the host as float32 (f16 is widened). One read-back = one wait. */
+  async read(t: Tensor): Promise<Float32Array> {
+    const bytes = Math.ceil(t.byteLength / 4) * 4;
+    if (bytes === 0) return new Float32Array(0);
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.commands.copy(t.buffer, 0, staging, 0, bytes);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      await this.throwErrors();
+      throw e;
+    }
+    const raw = staging.getMappedRange().slice(0);
+    staging.destroy();
+    await this.throwErrors();
+    return t.dtype === 'f16' ? fromF16Array(new Uint16Array(raw, 0, t.size)) : new Float32Array(raw, 0, t.size);
+  }
+
+  async readScalar(t: Tensor): Promise<number> {
+    if (t.size !== 1) throw new Error(`readScalar: ${t} is not a scalar`);
+    return (await this.read(t))[0];
+  }
+
+  destroy(): void {
+    this.pool.trim();
+    this.device.destroy();
+    void this.instance;
+  }
+}
+
+function collectTensors(tree: TensorTree, out: Set<Tensor>): void {
+  if (tree instanceof Tensor) out.add(tree);
+  else if (Array.isArray(tree)) for (const item of tree) collectTensors(item, out);
+  else if (tree && typeof tree === 'object') for (const item of Object.values(tree)) collectTensors(item as TensorTree, out);
+}

@@ -1,0 +1,57 @@
+import { loadShader, shaderPath, specialise, type Specialisation } from './shader-source.js';
+
+/** A compiled compute pipeline plus what dispatch needs to bind it. */
+export interface Kernel {
+  readonly label: string;
+  readonly pipeline: GPUComputePipeline;
+  /** Whether binding 0 is a `var<uniform>` params struct (all storage buffers then start at 1). */
+  readonly hasParams: boolean;
+}
+
+/**
+ * Compiles shaders/NAME.wgsl on first use and caches the pipeline per specialisation.
+ * Compilation errors arrive asynchronously from the device; they are collected with the shader's
+ * file and line and thrown at the next sync point (see Gpu.sync).
+ */
+export class KernelCache {
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly pendingChecks: Promise<string | null>[] = [];
+
+  constructor(private readonly device: GPUDevice) {}
+
+  get(name: string, values: Specialisation = {}): Kernel {
+    const key = name + JSON.stringify(values);
+    let kernel = this.kernels.get(key);
+    if (!kernel) {
+      kernel = this.compile(name, specialise(name, loadShader(name), values), values);
+      this.kernels.set(key, kernel);
+    }
+    return kernel;
+  }
+
+  private compile(name: string, code: string, values: Specialisation): Kernel {
+    const label = Object.keys(values).length ? `${name}${JSON.stringify(values)}` : name;
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ label, code });
+    const pipeline = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const scope = this.device.popErrorScope();
+    this.pendingChecks.push(this.describeErrors(name, label, module, scope));
+    return { label, pipeline, hasParams: /var\s*<\s*uniform\s*>/.test(code) };
+  }
+
+  private async describeErrors(name: string, label: string, module: GPUShaderModule, scope: Promise<GPUError | null>): Promise<string | null> {
+    const [info, error] = await Promise.all([module.getCompilationInfo(), scope]);
+    const lines = info.messages
+      .filter((m) => m.type === 'error')
+      .map((m) => `${shaderPath(name)}:${m.lineNum}:${m.linePos}: ${m.message}`);
+    if (lines.length) return `WGSL compile error in shader '${label}':\n  ${lines.join('\n  ')}`;
+    if (error) return `pipeline creation failed for shader '${label}' (${shaderPath(name)}): ${error.message}`;
+    return null;
+  }
+
+  /** Resolves to the errors of every compilation started since the last call. */
+  async takeErrors(): Promise<string[]> {
+    const checks = this.pendingChecks.splice(0);
+    return (await Promise.all(checks)).filter((e): e is string => e !== null);
+  }
+}

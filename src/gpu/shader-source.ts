@@ -1,0 +1,75 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Values that replace `const NAME ... = ...;` / `alias NAME = ...;` declarations in a shader. */
+export type Specialisation = Readonly<Record<string, string | number | boolean>>;
+
+function findShaderDir(): string {
+  // Works both from src/gpu (vitest runs the TS sources) and from dist/src/gpu (compiled CLI).
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'shaders')) && existsSync(join(dir, 'package.json'))) return join(dir, 'shaders');
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the shaders/ folder above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+const shaderDir = findShaderDir();
+const rawSources = new Map<string, string>();
+
+export function shaderPath(name: string): string {
+  return join(shaderDir, `${name}.wgsl`);
+}
+
+export function loadShader(name: string): string {
+  let source = rawSources.get(name);
+  if (source === undefined) {
+    const path = shaderPath(name);
+    if (!existsSync(path)) throw new Error(`unknown shader '${name}': ${path} does not exist`);
+    source = readFileSync(path, 'utf8');
+    rawSources.set(name, source);
+  }
+  return source;
+}
+
+function literal(value: string | number | boolean, declaredType: string | undefined): string {
+  if (typeof value !== 'number') return String(value);
+  switch (declaredType) {
+    case 'u32':
+      if (!Number.isInteger(value) || value < 0) throw new Error(`u32 constant needs a non-negative integer, got ${value}`);
+      return `${value}u`;
+    case 'i32':
+      if (!Number.isInteger(value)) throw new Error(`i32 constant needs an integer, got ${value}`);
+      return `${value}i`;
+    case 'f32':
+    case 'f16':
+      return Number.isInteger(value) ? `${value}.0` : String(value);
+    default:
+      return String(value);
+  }
+}
+
+/**
+ * Shaders are plain WGSL files with default values for their tunables, so they stay valid for
+ * editors and linters; specialising rewrites those declarations in place (keeping line numbers,
+ * which makes compiler messages point at the file's own lines).
+ */
+export function specialise(name: string, source: string, values: Specialisation = {}): string {
+  let out = source;
+  for (const [key, value] of Object.entries(values)) {
+    const decl = new RegExp(`^([ \\t]*)(const|alias)[ \\t]+${key}\\b([ \\t]*:[ \\t]*(\\w+))?[ \\t]*=[^;]*;`, 'm');
+    const match = decl.exec(out);
+    if (!match) throw new Error(`shader '${name}' has no 'const ${key}' or 'alias ${key}' to specialise`);
+    const [, indent, kind, typed = '', type] = match;
+    out = out.replace(decl, `${indent}${kind} ${key}${typed} = ${literal(value, type)};`);
+  }
+  // Extensions go on the first line so compiler line numbers still match the file.
+  const enables: string[] = [];
+  if (/\bf16\b/.test(out) && !/enable\s+f16/.test(out)) enables.push('enable f16;');
+  if (/\bsubgroup[A-Z]\w*\s*\(|subgroup_size|subgroup_invocation_id/.test(out) && !/enable\s+subgroups/.test(out)) {
+    enables.push('enable subgroups;');
+  }
+  return enables.length ? enables.join(' ') + ' ' + out : out;
+}

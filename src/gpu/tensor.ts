@@ -1,0 +1,88 @@
+import type { Gpu } from './gpu.js';
+import type { GradNode } from '../autograd/grad-node.js';
+
+export type DType = 'f32' | 'f16';
+export type Shape = readonly number[];
+
+export const bytesPerElement = (dtype: DType): number => (dtype === 'f16' ? 2 : 4);
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function formatShape(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+let nextId = 0;
+
+/**
+ * A GPU buffer with a shape and dtype (row-major, contiguous). Buffers come from the Gpu's pool
+ * and go back to it on dispose(); use gpu.tidy() to dispose the temporaries of a step at once.
+ */
+export class Tensor {
+  /** Creation order; autograd runs backward in decreasing id order. */
+  readonly id = nextId++;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when autograd recorded it. */
+  node: GradNode | null = null;
+  private released = false;
+
+  constructor(
+    readonly gpu: Gpu,
+    private readonly storage: GPUBuffer,
+    readonly shape: Shape,
+    readonly dtype: DType,
+  ) {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`invalid tensor shape ${formatShape(shape)}`);
+    }
+  }
+
+  get size(): number {
+    return numel(this.shape);
+  }
+
+  get byteLength(): number {
+    return this.size * bytesPerElement(this.dtype);
+  }
+
+  get disposed(): boolean {
+    return this.released;
+  }
+
+  get buffer(): GPUBuffer {
+    if (this.released) throw new Error(`tensor #${this.id} ${formatShape(this.shape)} was used after dispose()`);
+    return this.storage;
+  }
+
+  /** The binding an op passes to a shader (storage bindings must be a multiple of 4 bytes). */
+  get binding(): GPUBufferBinding {
+    return { buffer: this.buffer, offset: 0, size: Math.max(4, Math.ceil(this.byteLength / 4) * 4) };
+  }
+
+  /** A tensor sharing this one's storage with another shape of the same element count. */
+  view(shape: Shape): Tensor {
+    if (numel(shape) !== this.size) {
+      throw new Error(`view: cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
+    }
+    return this.gpu.adopt(new Tensor(this.gpu, this.buffer, shape, this.dtype), this);
+  }
+
+  dispose(): void {
+    if (this.released) return;
+    this.released = true;
+    this.gpu.release(this, this.storage);
+  }
+
+  async toArray(): Promise<Float32Array> {
+    return this.gpu.read(this);
+  }
+
+  toString(): string {
+    return `Tensor#${this.id}(${formatShape(this.shape)}, ${this.dtype})`;
+  }
+}

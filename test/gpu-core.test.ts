@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import { noGrad } from '../src/autograd/grad-node.js';
+import { sizeClass } from '../src/gpu/buffer-pool.js';
+import { add, div, mul, scale, sub } from '../src/ops/binary.js';
+import { sumToShape } from '../src/ops/sum-to-shape.js';
+import { expectClose } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, uniform } from './helpers/random.js';
+
+const gpu = useGpu();
+
+/** float64 broadcasting reference over row-major arrays. */
+function broadcastRef(a: Float32Array, as: number[], b: Float32Array, bs: number[], f: (x: number, y: number) => number) {
+  const rank = Math.max(as.length, bs.length);
+  const pa = [...Array(rank - as.length).fill(1), ...as];
+  const pb = [...Array(rank - bs.length).fill(1), ...bs];
+  const shape = pa.map((d, i) => Math.max(d, pb[i]));
+  const n = shape.reduce((x, y) => x * y, 1);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let rest = i;
+    let ia = 0;
+    let ib = 0;
+    let sa = 1;
+    let sb = 1;
+    for (let d = rank - 1; d >= 0; d--) {
+      const idx = rest % shape[d];
+      rest = Math.floor(rest / shape[d]);
+      ia += (pa[d] === 1 ? 0 : idx) * sa;
+      ib += (pb[d] === 1 ? 0 : idx) * sb;
+      sa *= pa[d];
+      sb *= pb[d];
+    }
+    out[i] = f(a[ia], b[ib]);
+  }
+  return { out, shape };
+}
+
+describe('tensors and memory', () => {
+  it('round-trips f32 and f16 data, including odd lengths and empty tensors', async () => {
+    const data = randn(37, 1);
+    expect(Array.from(await gpu().tensor(data, [37]).toArray())).toEqual(Array.from(data));
+    const half = await gpu().tensor([1, -2.5, 65504, 1e-7, 0.1], [5], 'f16').toArray();
+    expect(Array.from(half)).toEqual([1, -2.5, 65504, 1.1920928955078125e-7, 0.0999755859375]);
+    expect((await gpu().zeros([3, 3]).toArray()).every((v) => v === 0)).toBe(true);
+    expect((await gpu().empty([0, 4]).toArray()).length).toBe(0);
+  });
+
+  it('rejects data that does not fill the shape', () => {
+    expect(() => gpu().tensor([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
+  });
+
+  it('reuses pooled buffers instead of allocating new ones', () => {
+    const g = gpu();
+    g.tidy(() => void g.empty([1000]));
+    const before = g.pool.allocatedBytes;
+    for (let i = 0; i < 10; i++) g.tidy(() => void add(g.empty([1000]), g.empty([1000])));
+    expect(g.pool.allocatedBytes).toBe(before + sizeClass(4000) * 2);
+    expect(sizeClass(3 << 20)).toBe(3 << 20);
+    expect(sizeClass(1000)).toBe(1024);
+  });
+
+  it('tidy disposes temporaries and keeps what is returned', async () => {
+    const g = gpu();
+    const live = g.pool.liveBytes;
+    let temp = g.empty([1]);
+    const kept = g.tidy(() => {
+      temp = g.tensor([1, 2], [2]);
+      return add(temp, temp);
+    });
+    expect(temp.disposed).toBe(true);
+    expect(Array.from(await kept.toArray())).toEqual([2, 4]);
+    kept.dispose();
+    expect(g.pool.liveBytes).toBe(live + sizeClass(4));
+    expect(() => temp.buffer).toThrow(/used after dispose/);
+  });
+
+  it('reports a WGSL compile error with the shader file and line', async () => {
+    const g = gpu();
+    g.kernel('accumulate', { WG: 'not_a_number' });
+    await expect(g.sync()).rejects.toThrow(/WGSL compile error in shader 'accumulate.*shaders\/accumulate\.wgsl:\d+:\d+/s);
+  });
+});
+
+describe('binary ops', () => {
+  const cases: [number[], number[]][] = [
+    [[1], [1]],
+    [[37], [37]],
+    [[5, 7], [7]],
+    [[3, 1, 5], [1, 4, 1]],
+    [[2, 3, 4, 5], [3, 1, 5]],
+    [[257, 3], [257, 1]],
+  ];
+  const refs = { add: (x: number, y: number) => x + y, sub: (x: number, y: number) => x - y, mul: (x: number, y: number) => x * y, div: (x: number, y: number) => x / y };
+  const ops = { add, sub, mul, div };
+
+  for (const [as, bs] of cases) {
+    it(`match the float64 reference for ${JSON.stringify(as)} ∘ ${JSON.stringify(bs)}`, async () => {
+      const a = randn(as.reduce((x, y) => x * y, 1), 2);
+      const b = uniform(bs.reduce((x, y) => x * y, 1), 3, 0.5, 2);
+      for (const name of ['add', 'sub', 'mul', 'div'] as const) {
+        const y = ops[name](gpu().tensor(a, as), gpu().tensor(b, bs));
+        const ref = broadcastRef(a, as, b, bs, refs[name]);
+        expect(y.shape).toEqual(ref.shape);
+        expectClose(await y.toArray(), ref.out, { atol: 1e-6, rtol: 1e-6 }, name);
+      }
+    });
+  }
+
+  it('handle a launch larger than one grid dimension', async () => {
+    const n = 65535 * 256 + 1001;
+    const x = uniform(n, 4);
+    const y = await scale(gpu().tensor(x, [n]), 3).toArray();
+    expect(y[n - 1]).toBe(Math.fround(3 * x[n - 1]));
+    expect(y[12345678]).toBe(Math.fround(3 * x[12345678]));
+  });
+
+  it('name the op and both shapes when shapes do not broadcast', () => {
+    expect(() => add(gpu().empty([2, 3]), gpu().empty([4]))).toThrow('add: shapes [2, 3] and [4] do not broadcast');
+    expect(() => sumToShape(gpu().empty([2, 3]), [4])).toThrow(/sumToShape: .*\[4\].*\[2, 3\]/);
+  });
+
+  for (const [as, bs] of cases.slice(1, 5)) {
+    it(`backward matches finite differences for ${JSON.stringify(as)} ∘ ${JSON.stringify(bs)}`, async () => {
+      const a = { data: randn(as.reduce((x, y) => x * y, 1), 5), shape: as };
+      const b = { data: uniform(bs.reduce((x, y) => x * y, 1), 6, 0.5, 2), shape: bs };
+      for (const op of [add, sub, mul, div]) await gradcheck(gpu(), ([x, y]) => op(x, y), [a, b], { eps: 1e-3 });
+    });
+  }
+});
+
+describe('autograd', () => {
+  it('accumulates over fan-out, skips frozen tensors and respects noGrad', async () => {
+    const g = gpu();
+    const x = g.tensor([1, 2, 3], [3]);
+    const frozen = g.tensor([4, 5, 6], [3]);
+    x.requiresGrad = true;
+    // y = x·x + 2x + frozen·x  →  dy/dx = 2x + 2 + frozen
+    g.tidy(() => backward(add(add(mul(x, x), scale(x, 2)), mul(frozen, x))));
+    expect(Array.from(await x.grad!.toArray())).toEqual([8, 11, 14]);
+    expect(frozen.grad).toBeNull();
+    // A second backward adds to the existing gradient (micro-batch accumulation).
+    g.tidy(() => backward(scale(x, 3)));
+    expect(Array.from(await x.grad!.toArray())).toEqual([11, 14, 17]);
+    const inference = noGrad(() => mul(x, x));
+    expect(inference.requiresGrad).toBe(false);
+    expect(() => backward(inference)).toThrow(/does not require grad/);
+  });
+
+  it('composite of broadcast ops matches finite differences', async () => {
+    await gradcheck(
+      gpu(),
+      ([x, w, bias]) => div(mul(add(mul(x, w), bias), x), add(mul(w, w), bias)),
+      [
+        { data: randn(12, 8), shape: [4, 3] },
+        { data: uniform(3, 9, 0.5, 1.5), shape: [3] },
+        { data: uniform(4, 10, 1, 2), shape: [4, 1] },
+      ],
+      { eps: 1e-3 },
+    );
+  });
+});
