@@ -44,6 +44,8 @@ describe('tensors and memory', () => {
     expect(Array.from(await gpu().tensor(data, [37]).toArray())).toEqual(Array.from(data));
     const half = await gpu().tensor([1, -2.5, 65504, 1e-7, 0.1], [5], 'f16').toArray();
     expect(Array.from(half)).toEqual([1, -2.5, 65504, 1.1920928955078125e-7, 0.0999755859375]);
+    expect(Array.from(await gpu().readU32(gpu().tensor([0, 7, 49151, 4294967295], [4], 'u32')))).toEqual([0, 7, 49151, 4294967295]);
+    expect(() => gpu().tensor([1.5], [1], 'u32')).toThrow(/1.5 is not a u32/);
     expect((await gpu().zeros([3, 3]).toArray()).every((v) => v === 0)).toBe(true);
     expect((await gpu().empty([0, 4]).toArray()).length).toBe(0);
   });

@@ -112,7 +112,10 @@ export class Gpu {
   write(t: Tensor, data: ArrayLike<number>): void {
     if (data.length !== t.size) throw new Error(`write: ${data.length} values for ${t}`);
     if (t.size === 0) return;
-    const host = t.dtype === 'f16' ? toF16Array(data) : data instanceof Float32Array ? data : Float32Array.from(data);
+    let host: ArrayBufferView;
+    if (t.dtype === 'f16') host = toF16Array(data);
+    else if (t.dtype === 'u32') host = data instanceof Uint32Array ? data : Uint32Array.from(data, checkedU32);
+    else host = data instanceof Float32Array ? data : Float32Array.from(data);
     this.commands.upload(t.buffer, 0, host);
   }
 
@@ -192,10 +195,22 @@ export class Gpu {
     await this.throwErrors();
   }
 
-  /** Copies a tensor to the host as float32 (f16 is widened). One read-back = one wait. */
+  /** Copies a tensor to the host as float32 (f16 widened, u32 converted). One read-back = one wait. */
   async read(t: Tensor): Promise<Float32Array> {
+    const raw = await this.readBytes(t);
+    if (t.dtype === 'f16') return fromF16Array(new Uint16Array(raw, 0, t.size));
+    if (t.dtype === 'u32') return Float32Array.from(new Uint32Array(raw, 0, t.size));
+    return new Float32Array(raw, 0, t.size);
+  }
+
+  async readU32(t: Tensor): Promise<Uint32Array> {
+    if (t.dtype !== 'u32') throw new Error(`readU32: ${t} is not u32`);
+    return new Uint32Array(await this.readBytes(t), 0, t.size);
+  }
+
+  private async readBytes(t: Tensor): Promise<ArrayBuffer> {
     const bytes = Math.ceil(t.byteLength / 4) * 4;
-    if (bytes === 0) return new Float32Array(0);
+    if (bytes === 0) return new ArrayBuffer(0);
     const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.commands.copy(t.buffer, 0, staging, 0, bytes);
     this.flush();
@@ -208,7 +223,7 @@ export class Gpu {
     const raw = staging.getMappedRange().slice(0);
     staging.destroy();
     await this.throwErrors();
-    return t.dtype === 'f16' ? fromF16Array(new Uint16Array(raw, 0, t.size)) : new Float32Array(raw, 0, t.size);
+    return raw;
   }
 
   async readScalar(t: Tensor): Promise<number> {
@@ -221,6 +236,11 @@ export class Gpu {
     this.device.destroy();
     void this.instance;
   }
+}
+
+function checkedU32(v: number): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`u32 tensor: ${v} is not a u32`);
+  return v;
 }
 
 function collectTensors(tree: TensorTree, out: Set<Tensor>): void {

@@ -1,7 +1,8 @@
 import type { Gpu } from './gpu.js';
 import type { GradNode } from '../autograd/grad-node.js';
 
-export type DType = 'f32' | 'f16';
+/** f32 for activations and trainable weights, f16 for frozen weights, u32 for token ids and indices. */
+export type DType = 'f32' | 'f16' | 'u32';
 export type Shape = readonly number[];
 
 export const bytesPerElement = (dtype: DType): number => (dtype === 'f16' ? 2 : 4);

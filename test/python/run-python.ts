@@ -1,0 +1,24 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root, found from this file's location so tests run from any directory. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PYTHON = join(REPO_ROOT, '.venv', 'bin', 'python');
+
+/**
+ * Runs one of the reference scripts in test/python with the project's venv and returns its
+ * stdout. The venv is created by the project's setup; a test that needs it fails loudly without it.
+ */
+export function runPython(script: string, args: readonly string[], input?: string): string {
+  if (!existsSync(PYTHON)) {
+    throw new Error(`${PYTHON} is missing: run the project setup to create the Python venv`);
+  }
+  return execFileSync(PYTHON, [join(REPO_ROOT, 'test', 'python', script), ...args], {
+    encoding: 'utf8',
+    input,
+    maxBuffer: 1 << 30,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
