@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian 12 machine (and in CI):
+#   1. a Vulkan driver for Dawn: Mesa 25 lavapipe from bookworm-backports (bookworm's own 22.3 is too old),
+#   2. the npm dependencies (and the TypeScript build, through npm's prepare script),
+#   3. the Python venv .venv/ for the Triton runner and the reference checks (torch, triton, transformers, …).
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+mesa_ok() {
+  dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null | grep -qE '^(2[5-9]|[3-9][0-9])\.' &&
+    dpkg-query -W -f='${Status}' libvulkan1 2>/dev/null | grep -q 'install ok installed'
+}
+
+if ! mesa_ok; then
+  log "Installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # Same mirror and key as the machine's main archive, as the lead's notes describe.
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1
+fi
+
+log "npm dependencies and TypeScript build"
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+
+
+log "Python environment (.venv) for the Triton runner and reference checks"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# pip's own cache (~/.cache/pip) keeps the ~3 GB torch wheel between runs on the same machine.
+.venv/bin/pip install -q --disable-pip-version-check -r test/requirements.txt
+
+log "Setup done"
