@@ -1,0 +1,1 @@
+"""Triton kernel runner: grades generated Triton code against PyTorch references (see README.md)."""

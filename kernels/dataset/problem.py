@@ -1,0 +1,103 @@
+"""One kernel-writing problem: a PyTorch reference, its inputs, tolerances and the prompt built from it."""
+from __future__ import annotations
+
+import inspect
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+# KernelBench's tolerances: fp32 results must agree to 1e-4, half-precision ones to 1e-2.
+DEFAULT_TOLERANCES: dict[torch.dtype, float] = {
+    torch.float32: 1e-4,
+    torch.float16: 1e-2,
+    torch.bfloat16: 1e-2,
+}
+
+SOLUTIONS_DIR = Path(__file__).parent / "solutions"
+
+SYSTEM_PROMPT = "You are a helpful assistant that converts PyTorch code into Triton kernels."
+
+# Follows the structure of Predibase's PyTorch-to-Triton case study: the torch code in <torch_code> tags,
+# a checklist, the required names, and the answer in <triton_code> tags.
+USER_PROMPT_TEMPLATE = """Convert this PyTorch module implementation into an equivalent Triton kernel:
+
+<torch_code>
+{torch_code}
+</torch_code>
+
+The Triton kernel should:
+1. Import torch, triton, and triton.language as tl
+2. Use the @triton.jit decorator on the kernel implementation (not on the entrypoint function)
+3. Choose proper grid and block sizes
+4. Use a mask in the load/store operations
+5. Use typed constants (tl.constexpr) for block sizes
+6. Handle tensor dimensions correctly, including sizes that are not powers of two
+7. Return an output matching PyTorch's implementation (same shape and dtype)
+8. Contain no test code, only the Triton kernel implementation and the entrypoint function
+
+The entrypoint function must be named: {name}
+It takes the same arguments as the PyTorch function and returns the result.
+The Triton kernel implementation (called by the entrypoint) must be named: {name}_kernel
+
+No computation logic should be done within the entrypoint function: it only allocates the output and
+launches the kernel. All computation logic should be done within the Triton kernel implementation.
+
+The final generated code in the response must start with <triton_code> and end with </triton_code> tags."""
+
+Args = tuple[Any, ...]
+InputMaker = Callable[[tuple[int, ...], torch.Generator], Args]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A PyTorch function to port to Triton.
+
+    `reference` is shown to the model verbatim (its source) and is the ground truth; `make_inputs` builds the
+    positional arguments for one shape case from a seeded generator, so every process that regenerates them
+    with the same seed gets the same tensors.
+    """
+
+    reference: Callable[..., torch.Tensor]
+    make_inputs: InputMaker
+    shapes: Sequence[tuple[int, ...]]
+    split: str
+    category: str
+    tolerance: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.reference.__name__
+
+    def inputs(self, trial: int, seed: int) -> Args:
+        """Arguments for one correctness trial: shape cases cycle, every trial gets its own seed."""
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + trial)
+        return self.make_inputs(tuple(self.shapes[trial % len(self.shapes)]), generator)
+
+    def tolerance_for(self, dtype: torch.dtype) -> float:
+        if self.tolerance is not None:
+            return self.tolerance
+        return DEFAULT_TOLERANCES.get(dtype, 0.0)
+
+    def torch_code(self) -> str:
+        return "import torch\nimport torch.nn.functional as F\n\n\n" + textwrap.dedent(inspect.getsource(self.reference))
+
+    def prompt(self) -> dict[str, str]:
+        return {
+            "system": SYSTEM_PROMPT,
+            "user": USER_PROMPT_TEMPLATE.format(torch_code=self.torch_code().rstrip(), name=self.name),
+        }
+
+    def solution(self) -> str:
+        """Our own Triton solution: every one must score 1.0 on correctness (checked in CI)."""
+        return (SOLUTIONS_DIR / f"{self.name}.py").read_text()
+
+
+def randn(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.randn(shape, generator=generator).to(dtype)
+
+
+def rand(shape: tuple[int, ...], generator: torch.Generator, low: float, high: float) -> torch.Tensor:
+    return torch.rand(shape, generator=generator) * (high - low) + low

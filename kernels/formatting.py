@@ -1,0 +1,59 @@
+"""The formatting reward: fractional credit per structural criterion, judged on the syntax tree."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .code_ast import ModuleFacts, keyword_or_position, launched_kernels
+from .static_checks import TORCH_ALLOCATORS, torch_compute_calls
+
+
+@dataclass(frozen=True)
+class FormattingResult:
+    score: float
+    passed: list[str]
+    failed: list[str]
+
+    def reason(self) -> str:
+        return "; ".join([*(f"ok: {c}" for c in self.passed), *(f"missing: {c}" for c in self.failed)])
+
+
+CRITERIA = [
+    "code inside <triton_code> tags that parses",
+    "imports triton and triton.language",
+    "a @triton.jit kernel",
+    "masked tl.load and tl.store in a kernel",
+    "the entrypoint launches a kernel",
+    "the entrypoint allocates its output (torch.empty/zeros/full)",
+    "no torch computation outside kernels",
+]
+
+
+def formatting_score(code: str | None, facts: ModuleFacts | None, entrypoint: str) -> FormattingResult:
+    if code is None:
+        return FormattingResult(0.0, [], ["code inside <triton_code> tags"])
+    checks = [facts is not None]
+    if facts is not None:
+        kernels = facts.kernels
+        entry = facts.wrappers.get(entrypoint)
+        checks += [
+            {"triton", "triton.language"} <= set(facts.aliases.values()),
+            bool(kernels),
+            _masked(facts, "triton.language.load", 1) and _masked(facts, "triton.language.store", 2),
+            entry is not None and bool(launched_kernels(entry, set(kernels))),
+            entry is not None and any(name in TORCH_ALLOCATORS for name, _ in entry.calls),
+            bool(kernels) and not any(torch_compute_calls(f, facts) for f in facts.wrappers.values()),
+        ]
+    else:
+        checks += [False] * (len(CRITERIA) - 1)
+    passed = [c for c, ok in zip(CRITERIA, checks) if ok]
+    failed = [c for c, ok in zip(CRITERIA, checks) if not ok]
+    return FormattingResult(len(passed) / len(CRITERIA), passed, failed)
+
+
+def _masked(facts: ModuleFacts, function: str, mask_position: int) -> bool:
+    """Some call to `function` inside a kernel passes a mask (keyword or positional)."""
+    return any(
+        name == function and keyword_or_position(call, "mask", mask_position) is not None
+        for kernel in facts.kernels.values()
+        for name, call in kernel.calls
+    )
