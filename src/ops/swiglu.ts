@@ -1,0 +1,24 @@
+import { recordOp } from '../autograd/grad-node.js';
+import type { Tensor } from '../gpu/tensor.js';
+import { assertF32, assertSameShape } from './shape.js';
+
+const WG = 256;
+
+/** silu(gate) ⊙ up for gate, up of the same shape [..., F]: Llama's MLP before down_proj. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  assertF32('swiglu', gate, up);
+  assertSameShape('swiglu', gate, up);
+  const gpu = gate.gpu;
+  const out = gpu.empty(gate.shape);
+  gpu.run(gpu.kernel('swiglu'), [gate, up, out], gpu.grid1d(out.size, WG), { u32: [out.size] });
+  return recordOp('swiglu', [gate, up], out, (g) => {
+    assertSameShape('swiglu backward', out, g);
+    const dGate = gpu.empty(gate.shape);
+    const dUp = gpu.empty(up.shape);
+    gpu.run(gpu.kernel('swiglu_backward'), [gate, up, g, dGate, dUp], gpu.grid1d(out.size, WG), { u32: [out.size] });
+    // The kernel writes both; hand back only what autograd will consume.
+    if (!gate.requiresGrad) dGate.dispose();
+    if (!up.requiresGrad) dUp.dispose();
+    return [gate.requiresGrad ? dGate : null, up.requiresGrad ? dUp : null];
+  });
+}
