@@ -1,0 +1,304 @@
+import { describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import { noGrad } from '../src/autograd/grad-node.js';
+import type { Tensor } from '../src/gpu/tensor.js';
+import { crossEntropy, maskedMean } from '../src/ops/cross-entropy.js';
+import { tokenLogprobs, tokenLogprobsGradInto, tokenLogprobsInto } from '../src/ops/token-logprobs.js';
+import { expectClose } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, rng, uniform } from './helpers/random.js';
+import { runPython } from './python/run-python.js';
+
+const gpu = useGpu();
+
+interface Case {
+  n: number;
+  v: number;
+  logits: Float32Array;
+  targets: Uint32Array;
+}
+
+/** Logits of scale ~3 with one row shifted by +1000 (an overflow trap for a naive exp) and targets at both row ends. */
+function makeCase(n: number, v: number, seed: number): Case {
+  const logits = randn(n * v, seed, 3);
+  if (n > 1) for (let j = 0; j < v; j++) logits[v + j] += 1000;
+  const pick = rng(seed + 1);
+  const targets = Uint32Array.from({ length: n }, (_, i) => (i === 0 ? v - 1 : i === n - 1 ? 0 : Math.floor(pick() * v)));
+  return { n, v, logits, targets };
+}
+
+/** float64 log-softmax statistics of each row. */
+function reference({ n, v, logits, targets }: Case) {
+  const logprobs = new Float64Array(n);
+  const entropy = new Float64Array(n);
+  const softmax = new Float64Array(n * v);
+  for (let r = 0; r < n; r++) {
+    const row = logits.subarray(r * v, (r + 1) * v);
+    let max = -Infinity;
+    for (const x of row) max = Math.max(max, x);
+    let sum = 0;
+    for (const x of row) sum += Math.exp(x - max);
+    const lse = max + Math.log(sum);
+    logprobs[r] = row[targets[r]] - lse;
+    for (let j = 0; j < v; j++) {
+      const lp = row[j] - lse;
+      softmax[r * v + j] = Math.exp(lp);
+      entropy[r] -= Math.exp(lp) * lp;
+    }
+  }
+  return { logprobs, entropy, softmax };
+}
+
+/** dlogits of Σ g·logprobs in float64. */
+function gradReference(c: Case, g: ArrayLike<number>): Float64Array {
+  const { softmax } = reference(c);
+  const out = new Float64Array(c.n * c.v);
+  for (let r = 0; r < c.n; r++) {
+    for (let j = 0; j < c.v; j++) out[r * c.v + j] = g[r] * ((j === c.targets[r] ? 1 : 0) - softmax[r * c.v + j]);
+  }
+  return out;
+}
+
+function upload(c: Case): { logits: Tensor; targets: Tensor } {
+  return { logits: gpu().tensor(c.logits, [c.n, c.v]), targets: gpu().tensor(c.targets, [c.n], 'u32') };
+}
+
+const base64 = (a: Float32Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
+// f32 sums of up to 49,152 exponentials: the logsumexp carries a few ulps of relative error in the
+// row sum, i.e. ~1e-6 absolute in log space, and logits of magnitude ~1000 add ulp(1000) ≈ 6e-5.
+const LOGPROB_TOL = { atol: 2e-5, rtol: 1e-6 };
+const SHIFTED_LOGPROB_TOL = { atol: 1.5e-4, rtol: 1e-6 };
+
+describe('tokenLogprobs forward', () => {
+  for (const [n, v] of [[1, 1], [1, 5], [7, 1000], [4, 4093], [3, 49152]]) {
+    it(`matches a float64 reference for logits [${n}, ${v}] with entropy`, async () => {
+      const c = makeCase(n, v, n * 131 + v);
+      const ref = reference(c);
+      const { logprobs, entropy } = gpu().tidy(() => {
+        const { logits, targets } = upload(c);
+        return tokenLogprobs(logits, targets, { withEntropy: true });
+      });
+      const lp = await logprobs.toArray();
+      const h = await entropy.toArray();
+      for (let r = 0; r < n; r++) {
+        // Row 1 carries +1000 on every logit, so its values round at ulp(1000).
+        const tol = r === 1 ? SHIFTED_LOGPROB_TOL : LOGPROB_TOL;
+        expectClose([lp[r]], [ref.logprobs[r]], tol, `logprob row ${r}`);
+        expectClose([h[r]], [ref.entropy[r]], tol, `entropy row ${r}`);
+      }
+      const plain = await gpu().tidy(() => gpu().keep(tokenLogprobs(upload(c).logits, upload(c).targets))).toArray();
+      expect(Array.from(plain)).toEqual(Array.from(lp));
+      logprobs.dispose();
+      entropy.dispose();
+    });
+  }
+
+  it('gives log 1 = 0 and entropy 0 for a vocabulary of one, and NaN for an out-of-range target', async () => {
+    const g = gpu();
+    const { logprobs, entropy } = g.tidy(() => tokenLogprobs(g.tensor([3.5, -2], [2, 1]), g.tensor([0, 1], [2], 'u32'), { withEntropy: true }));
+    const lp = await logprobs.toArray();
+    expect(lp[0]).toBe(0);
+    expect(Number.isNaN(lp[1])).toBe(true);
+    expect(Array.from(await entropy.toArray())).toEqual([0, 0]);
+  });
+
+  it('fills full-length outputs chunk by chunk from row slices of the logits', async () => {
+    const g = gpu();
+    const c = makeCase(9, 301, 5);
+    const ref = reference(c);
+    const [lp, h] = await g.tidy(() => {
+      const targets = g.tensor(c.targets, [c.n], 'u32');
+      const out = { logprobs: g.zeros([c.n]), logsumexp: g.zeros([c.n]), entropy: g.zeros([c.n]) };
+      for (const [start, end] of [[0, 4], [4, 8], [8, 9]]) {
+        const chunk = g.tensor(c.logits.subarray(start * c.v, end * c.v), [end - start, c.v]);
+        tokenLogprobsInto(chunk, targets, out, start);
+      }
+      return [g.keep(out.logprobs), g.keep(out.entropy)];
+    });
+    for (let r = 0; r < c.n; r++) {
+      const tol = r === 1 ? SHIFTED_LOGPROB_TOL : LOGPROB_TOL;
+      expectClose([(await lp.toArray())[r]], [ref.logprobs[r]], tol, `chunked logprob row ${r}`);
+      expectClose([(await h.toArray())[r]], [ref.entropy[r]], tol, `chunked entropy row ${r}`);
+    }
+  });
+
+  it('rejects mismatched shapes and dtypes, naming the op and the shapes', () => {
+    const g = gpu();
+    g.tidy(() => {
+      const logits = g.zeros([3, 5]);
+      expect(() => tokenLogprobs(logits, g.zeros([4], 'u32'))).toThrow(/tokenLogprobs: logits \[3, 5\] and targets \[4\]/);
+      expect(() => tokenLogprobs(logits, g.zeros([3]))).toThrow(/tokenLogprobs: targets must be u32, got f32 \[3\]/);
+      expect(() => tokenLogprobs(g.zeros([15]), g.zeros([3], 'u32'))).toThrow(/tokenLogprobs: logits must have rank 2, got \[15\]/);
+      expect(() => tokenLogprobsInto(logits, g.zeros([4], 'u32'), { logprobs: g.zeros([4]), logsumexp: g.zeros([4]) }, 2)).toThrow(
+        /tokenLogprobs: logits \[3, 5\] at row offset 2 do not fit targets \[4\]/,
+      );
+      expect(() => tokenLogprobsInto(logits, g.zeros([3], 'u32'), { logprobs: g.zeros([2]), logsumexp: g.zeros([3]) })).toThrow(
+        /tokenLogprobs: logprobs \[2\] does not match targets \[3\]/,
+      );
+      expect(() => crossEntropy(logits, g.zeros([3], 'u32'), g.zeros([5]))).toThrow(/crossEntropy: mask \[5\] does not match \[3\]/);
+    });
+  });
+});
+
+describe('tokenLogprobs backward', () => {
+  it('matches finite differences of the forward', async () => {
+    const c = makeCase(5, 37, 11);
+    const targets = gpu().tensor(c.targets, [c.n], 'u32');
+    await gradcheck(gpu(), ([logits]) => tokenLogprobs(logits, targets), [{ data: randn(c.n * c.v, 12, 2), shape: [c.n, c.v] }], { probes: 40 });
+    targets.dispose();
+  });
+
+  for (const [n, v] of [[1, 1], [7, 1000], [3, 49152]]) {
+    it(`matches a float64 reference for logits [${n}, ${v}]`, async () => {
+      const g = gpu();
+      const c = makeCase(n, v, n + v);
+      const upstream = randn(n, 3);
+      const dlogits = await g.tidy(() => {
+        const { logits, targets } = upload(c);
+        logits.requiresGrad = true;
+        backward(tokenLogprobs(logits, targets), g.tensor(upstream, [n]));
+        return logits.grad!;
+      }).toArray();
+      // Each element is g·(δ − p) with p = exp(x − lse): the lse's ~1e-6 absolute error (see
+      // LOGPROB_TOL) becomes ~1e-6 relative error in p, and ulp(1000) in the shifted row ~6e-5.
+      expectClose(dlogits, gradReference(c, upstream), { atol: 1e-7, rtol: 1e-4 }, 'dlogits');
+    });
+  }
+
+  it('accumulates chunk by chunk into a provided buffer, skipping rows whose gradient is zero', async () => {
+    const g = gpu();
+    const c = makeCase(6, 129, 21);
+    const upstream = randn(c.n, 22);
+    upstream[4] = 0;
+    const initial = randn(c.n * c.v, 23);
+    const expected = gradReference(c, upstream).map((d, i) => d + initial[i]);
+    const [accumulated, written] = g.tidy(() => {
+      const targets = g.tensor(c.targets, [c.n], 'u32');
+      const gradLogprobs = g.tensor(upstream, [c.n]);
+      const out = { logprobs: g.empty([c.n]), logsumexp: g.empty([c.n]) };
+      const chunks = [[0, 2], [2, 5], [5, 6]].map(([start, end]) => ({
+        start,
+        logits: g.tensor(c.logits.subarray(start * c.v, end * c.v), [end - start, c.v]),
+        accumulated: g.tensor(initial.subarray(start * c.v, end * c.v), [end - start, c.v]),
+        written: g.tensor(initial.subarray(start * c.v, end * c.v), [end - start, c.v]),
+      }));
+      for (const chunk of chunks) tokenLogprobsInto(chunk.logits, targets, out, chunk.start);
+      for (const chunk of chunks) {
+        tokenLogprobsGradInto(chunk.logits, targets, out.logsumexp, gradLogprobs, chunk.accumulated, { rowOffset: chunk.start, accumulate: true });
+        tokenLogprobsGradInto(chunk.logits, targets, out.logsumexp, gradLogprobs, chunk.written, { rowOffset: chunk.start });
+      }
+      return [chunks.map((ch) => ch.accumulated), chunks.map((ch) => ch.written)];
+    });
+    const read = async (ts: Tensor[]) => Float32Array.from((await Promise.all(ts.map((t) => t.toArray()))).flatMap((a) => Array.from(a)));
+    const tol = { atol: 1e-6, rtol: 1e-4 };
+    expectClose(await read(accumulated), expected, tol, 'accumulated dlogits');
+    expectClose(await read(written), gradReference(c, upstream), tol, 'written dlogits');
+  });
+});
+
+describe('crossEntropy', () => {
+  const mask = (n: number, seed: number) => Float32Array.from(uniform(n, seed, 0, 1), (u, i) => (i === 0 || u > 0.3 ? 1 : 0));
+
+  for (const [n, v] of [[1, 1], [7, 1000], [3, 49152]]) {
+    it(`matches a float64 masked mean NLL for logits [${n}, ${v}]`, async () => {
+      const g = gpu();
+      const c = makeCase(n, v, 2 * n + v);
+      const m = mask(n, 9);
+      const ref = reference(c);
+      let num = 0;
+      let den = 0;
+      let plain = 0;
+      for (let r = 0; r < n; r++) {
+        num -= m[r] * ref.logprobs[r];
+        den += m[r];
+        plain -= ref.logprobs[r] / n;
+      }
+      const [masked, unmasked] = await g.tidy(() => {
+        const { logits, targets } = upload(c);
+        return [crossEntropy(logits, targets, g.tensor(m, [n])), crossEntropy(logits, targets)];
+      });
+      expectClose(await masked.toArray(), [num / den], SHIFTED_LOGPROB_TOL, 'masked loss');
+      expectClose(await unmasked.toArray(), [plain], SHIFTED_LOGPROB_TOL, 'unmasked loss');
+    });
+  }
+
+  it('matches finite differences with and without a mask', async () => {
+    const c = makeCase(6, 19, 31);
+    const targets = gpu().tensor(c.targets, [c.n], 'u32');
+    const weights = gpu().tensor(mask(c.n, 32), [c.n]);
+    const logits = { data: randn(c.n * c.v, 33, 2), shape: [c.n, c.v] };
+    await gradcheck(gpu(), ([x]) => crossEntropy(x, targets, weights), [logits], { probes: 40 });
+    await gradcheck(gpu(), ([x]) => crossEntropy(x, targets), [logits], { probes: 40 });
+    targets.dispose();
+    weights.dispose();
+  });
+
+  it('maskedMean weights values, ignores NaN where the mask is 0, and differentiates in x', async () => {
+    const g = gpu();
+    const x = randn(300, 41);
+    const m = uniform(300, 42, 0, 2);
+    m[7] = 0;
+    x[7] = NaN;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < x.length; i++) if (m[i] !== 0) (num += m[i] * x[i]), (den += m[i]);
+    const out = await g.tidy(() => maskedMean(g.tensor(x, [300]), g.tensor(m, [300]))).toArray();
+    expectClose(out, [num / den], { atol: 1e-6, rtol: 1e-5 }, 'masked mean');
+    const weights = g.tensor(m, [300]);
+    x[7] = 0.5;
+    await gradcheck(g, ([t]) => maskedMean(t, weights), [{ data: x, shape: [300] }]);
+    weights.dispose();
+  });
+});
+
+describe('against torch', () => {
+  it('matches log_softmax + gather, entropy, F.cross_entropy and their gradients', async () => {
+    const g = gpu();
+    const cases = [makeCase(1, 1, 51), makeCase(7, 1000, 52), makeCase(3, 49152, 53)].map((c) => ({
+      c,
+      mask: Float32Array.from({ length: c.n }, (_, i) => (i % 3 === 2 ? 0 : 1)).fill(1, 0, 1),
+      weights: randn(c.n, c.n + 54),
+    }));
+    const torch = JSON.parse(
+      runPython(
+        'logprobs_reference.py',
+        [],
+        JSON.stringify(cases.map(({ c, mask, weights }) => ({ n: c.n, v: c.v, logits: base64(c.logits), targets: Array.from(c.targets), mask: Array.from(mask), weights: Array.from(weights) }))),
+      ),
+    ) as { logprobs: number[]; entropy: number[]; grad_logprobs: number[]; loss: number; grad_loss: number[] }[];
+
+    for (const [k, { c, mask, weights }] of cases.entries()) {
+      const ref = torch[k];
+      const out = g.tidy(() => {
+        const { logits, targets } = upload(c);
+        logits.requiresGrad = true;
+        const { logprobs, entropy } = tokenLogprobs(logits, targets, { withEntropy: true });
+        backward(logprobs, g.tensor(weights, [c.n]));
+        const gradLogprobs = logits.grad!;
+        logits.grad = null;
+        const loss = crossEntropy(logits, targets, g.tensor(mask, [c.n]));
+        backward(loss);
+        return { logprobs, entropy, gradLogprobs, loss, gradLoss: logits.grad! };
+      });
+      const label = `[${c.n}, ${c.v}]`;
+      // torch's f32 log_softmax has its own rounding: the bounds are the same as against float64.
+      expectClose(await out.logprobs.toArray(), ref.logprobs, SHIFTED_LOGPROB_TOL, `logprobs ${label}`);
+      expectClose(await out.entropy.toArray(), ref.entropy, SHIFTED_LOGPROB_TOL, `entropy ${label}`);
+      expectClose(await out.loss.toArray(), [ref.loss], SHIFTED_LOGPROB_TOL, `loss ${label}`);
+      expectClose(await out.gradLogprobs.toArray(), ref.grad_logprobs, { atol: 1e-7, rtol: 1e-4 }, `dlogits of logprobs ${label}`);
+      expectClose(await out.gradLoss.toArray(), ref.grad_loss, { atol: 1e-7, rtol: 1e-4 }, `dlogits of loss ${label}`);
+    }
+  });
+
+  it('reads no gradient state when run under noGrad', () => {
+    const g = gpu();
+    g.tidy(() => {
+      const logits = g.zeros([2, 3]);
+      logits.requiresGrad = true;
+      const lp = noGrad(() => tokenLogprobs(logits, g.zeros([2], 'u32')));
+      expect(lp.requiresGrad).toBe(false);
+    });
+  });
+});
