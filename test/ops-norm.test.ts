@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { fromF16Array, toF16Array } from '../src/gpu/half.js';
+import { rmsnorm } from '../src/ops/rmsnorm.js';
+import { expectClose } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, uniform } from './helpers/random.js';
+import { numelOf, rmsnormRef, rowsOf } from './helpers/reference-rows.js';
+
+const gpu = useGpu();
+const EPS = 1e-5;
+
+// Σx² of a row accumulates rounding of about (cols / workgroup + log2 workgroup) ULP at worst,
+// ~770 ULP ≈ 5e-5 for the 49,152-long rows (typically far less); rsqrt halves that relative error
+// and adds 2 ULP, and the products add a few more.
+const TOL = { atol: 1e-6, rtol: 2e-5 };
+
+describe('rmsnorm', () => {
+  for (const shape of [[1], [1, 1], [7, 13], [3, 5, 257], [2, 49152], [3000, 5]]) {
+    it(`matches float64 with an f32, an f16 and no weight for ${JSON.stringify(shape)}`, async () => {
+      const n = numelOf(shape);
+      const cols = shape[shape.length - 1];
+      const data = randn(n, n + 31, 3);
+      const w = uniform(cols, cols + 7, 0.5, 1.5);
+      // An f16 weight is compared with a reference that uses its f16-rounded values.
+      const wHalf = fromF16Array(toF16Array(w));
+      const x = gpu().tensor(data, shape);
+      const rows = rowsOf(data, cols);
+
+      const y = rmsnorm(x, gpu().tensor(w, [cols]), EPS);
+      expect(y.shape).toEqual(shape);
+      expectClose(await y.toArray(), rows.flatMap((r) => rmsnormRef(r, w, EPS)), TOL, 'f32 weight');
+      const yHalf = rmsnorm(x, gpu().tensor(w, [cols], 'f16'), EPS);
+      expectClose(await yHalf.toArray(), rows.flatMap((r) => rmsnormRef(r, wHalf, EPS)), TOL, 'f16 weight');
+      expectClose(await rmsnorm(x, null, EPS).toArray(), rows.flatMap((r) => rmsnormRef(r, null, EPS)), TOL, 'no weight');
+    });
+  }
+
+  it('gives eps-limited output for an all-zero row', async () => {
+    const y = await rmsnorm(gpu().tensor([0, 0, 0, 1, 2, 3], [2, 3]), null, EPS).toArray();
+    expect(Array.from(y.slice(0, 3))).toEqual([0, 0, 0]);
+    expectClose(y.slice(3), rmsnormRef([1, 2, 3], null, EPS), TOL, 'second row');
+  });
+
+  it('names the op and shapes for bad inputs', () => {
+    const x = gpu().empty([4, 8]);
+    expect(() => rmsnorm(x, gpu().empty([7]), EPS)).toThrow('rmsnorm: weight [7] does not match the last axis of x [4, 8]');
+    expect(() => rmsnorm(x, gpu().empty([8, 1]), EPS)).toThrow('rmsnorm: weight [8, 1] does not match the last axis of x [4, 8]');
+    expect(() => rmsnorm(x, gpu().empty([8], 'u32'), EPS)).toThrow('rmsnorm: weight must be f32 or f16, got u32 [8]');
+    expect(() => rmsnorm(gpu().empty([4, 8], 'f16'), null, EPS)).toThrow('rmsnorm: expected f32, got f16 [4, 8]');
+    const frozen = gpu().empty([8], 'f16');
+    frozen.requiresGrad = true;
+    expect(() => rmsnorm(x, frozen, EPS)).toThrow('rmsnorm: an f16 weight [8] is frozen and cannot require grad');
+  });
+
+  for (const shape of [[1], [7, 13], [3, 5, 257], [300, 6]]) {
+    it(`backward matches finite differences for ${JSON.stringify(shape)}`, async () => {
+      const n = numelOf(shape);
+      const cols = shape[shape.length - 1];
+      const x = { data: randn(n, 41), shape };
+      const w = { data: uniform(cols, 42, 0.5, 1.5), shape: [cols] };
+      await gradcheck(gpu(), ([xt, wt]) => rmsnorm(xt, wt, EPS), [x, w], { eps: 1e-3 });
+      await gradcheck(gpu(), ([xt]) => rmsnorm(xt, null, EPS), [x], { eps: 1e-3 });
+      const half = gpu().tensor(w.data, [cols], 'f16');
+      await gradcheck(gpu(), ([xt]) => rmsnorm(xt, half, EPS), [x], { eps: 1e-3 });
+      half.dispose();
+    });
+  }
+});
