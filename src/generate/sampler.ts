@@ -1,0 +1,37 @@
+import type { Tensor } from '../gpu/tensor.js';
+import { assertF32, assertRank } from '../ops/shape.js';
+
+export interface SamplingOptions {
+  /** 0 means greedy (argmax). */
+  temperature: number;
+  /** 0 disables. */
+  topK: number;
+  /** 1 disables. */
+  topP: number;
+  /** 0 disables. */
+  minP: number;
+  seed: number;
+}
+
+export const DEFAULT_SAMPLING: SamplingOptions = { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 0 };
+
+/**
+ * Draws one token id per row of logits [rows, V] on the GPU, into a u32 tensor [rows]. The draw
+ * depends only on (seed, row, step), so a run with the same seed reproduces its samples.
+ */
+export function sampleTokens(logits: Tensor, options: SamplingOptions, step: number): Tensor {
+  assertRank('sampleTokens', logits, 2, 'logits');
+  assertF32('sampleTokens', logits);
+  const { temperature, topK, topP, minP, seed } = options;
+  if (!(temperature >= 0) || !(topP > 0 && topP <= 1) || !(minP >= 0 && minP < 1) || !Number.isInteger(topK) || topK < 0) {
+    throw new Error(`sampleTokens: invalid options ${JSON.stringify(options)}`);
+  }
+  const [rows, vocab] = logits.shape;
+  const gpu = logits.gpu;
+  const tokens = gpu.empty([rows], 'u32');
+  gpu.run(gpu.kernel('sample'), [logits, tokens], [rows], {
+    u32: [vocab, topK, seed >>> 0, step >>> 0],
+    f32: [temperature, topP, minP],
+  });
+  return tokens;
+}
