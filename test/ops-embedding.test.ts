@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import { fromF16Array, toF16Array } from '../src/gpu/half.js';
+import { embedding } from '../src/ops/embedding.js';
+import { expectClose } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, rng } from './helpers/random.js';
+
+const gpu = useGpu();
+
+function randomIds(n: number, vocab: number, seed: number): Uint32Array {
+  const u = rng(seed);
+  return Uint32Array.from({ length: n }, () => Math.floor(u() * vocab));
+}
+
+function gatherRef(ids: ArrayLike<number>, table: ArrayLike<number>, dim: number): number[] {
+  return Array.from(ids).flatMap((id) => Array.from({ length: dim }, (_, c) => table[id * dim + c]));
+}
+
+function scatterAddRef(ids: ArrayLike<number>, g: ArrayLike<number>, vocab: number, dim: number): Float64Array {
+  const out = new Float64Array(vocab * dim);
+  Array.from(ids).forEach((id, n) => {
+    for (let c = 0; c < dim; c++) out[id * dim + c] += g[n * dim + c];
+  });
+  return out;
+}
+
+// [ids shape, vocab, dim]
+const cases: [number[], number, number][] = [
+  [[1], 1, 1],
+  [[7], 13, 5],
+  [[3, 5], 257, 11],
+  [[4, 1000], 50, 64],
+];
+
+describe('embedding', () => {
+  for (const [idsShape, vocab, dim] of cases) {
+    it(`gathers f32 and f16 rows exactly for ids ${JSON.stringify(idsShape)}, table [${vocab}, ${dim}]`, async () => {
+      const ids = randomIds(idsShape.reduce((a, b) => a * b, 1), vocab, vocab + dim);
+      const table = randn(vocab * dim, 51);
+      const idsTensor = gpu().tensor(ids, idsShape, 'u32');
+      const y = embedding(idsTensor, gpu().tensor(table, [vocab, dim]));
+      expect(y.shape).toEqual([...idsShape, dim]);
+      expect(y.dtype).toBe('f32');
+      // A gather copies values; widening f16 to f32 is exact.
+      expect(Array.from(await y.toArray())).toEqual(gatherRef(ids, table, dim));
+      const yHalf = embedding(idsTensor, gpu().tensor(table, [vocab, dim], 'f16'));
+      expect(Array.from(await yHalf.toArray())).toEqual(gatherRef(ids, fromF16Array(toF16Array(table)), dim));
+    });
+  }
+
+  it('reads an out-of-range id as a zero row', async () => {
+    const y = embedding(gpu().tensor([1, 3, 0], [3], 'u32'), gpu().tensor([1, 2, 3, 4, 5, 6], [3, 2]));
+    expect(Array.from(await y.toArray())).toEqual([3, 4, 0, 0, 1, 2]);
+  });
+
+  it('scatter-adds the gradient into the table, deterministically, with repeated ids', async () => {
+    const [n, vocab, dim] = [5000, 37, 19];
+    const ids = randomIds(n, vocab - 2, 61); // the last two rows never occur and get zeros
+    ids[n - 1] = vocab + 4; // out of range: contributes nothing
+    const g = randn(n * dim, 62);
+    const runOnce = async () => {
+      const table = gpu().tensor(randn(vocab * dim, 63), [vocab, dim]);
+      table.requiresGrad = true;
+      gpu().tidy(() => backward(embedding(gpu().tensor(ids, [n], 'u32'), table), gpu().tensor(g, [n, dim])));
+      const grad = await table.grad!.toArray();
+      table.grad!.dispose();
+      table.dispose();
+      return grad;
+    };
+    const first = await runOnce();
+    const inRange = ids.slice(0, n - 1);
+    // Each table element sums ~140 gradient values in f32 (Σ|g| ≈ 110): 1e-4 ≈ 2^-20 · Σ|g|, as for sums.
+    expectClose(first, scatterAddRef(inRange, g, vocab, dim), { atol: 1e-4, rtol: 1e-5 }, 'table gradient');
+    expect(first.slice((vocab - 2) * dim).every((v) => v === 0)).toBe(true);
+    expect(Array.from(await runOnce())).toEqual(Array.from(first));
+  });
+
+  for (const [idsShape, vocab, dim] of cases.slice(0, 3)) {
+    it(`backward matches finite differences for ids ${JSON.stringify(idsShape)}, table [${vocab}, ${dim}]`, async () => {
+      const ids = gpu().tensor(randomIds(idsShape.reduce((a, b) => a * b, 1), vocab, 71), idsShape, 'u32');
+      await gradcheck(gpu(), ([table]) => embedding(ids, table), [{ data: randn(vocab * dim, 72), shape: [vocab, dim] }], { eps: 1e-2 });
+      ids.dispose();
+    });
+  }
+
+  it('names the op and shapes for bad inputs', () => {
+    const ids = gpu().tensor([0, 1], [2], 'u32');
+    expect(() => embedding(gpu().empty([2]), gpu().empty([4, 3]))).toThrow('embedding: ids must be u32, got f32 [2]');
+    expect(() => embedding(ids, gpu().empty([12]))).toThrow('embedding: table must be [vocab, dim], got [12]');
+    expect(() => embedding(ids, gpu().empty([4, 3], 'u32'))).toThrow('embedding: table must be f32 or f16, got u32 [4, 3]');
+    const frozen = gpu().empty([4, 3], 'f16');
+    frozen.requiresGrad = true;
+    expect(() => embedding(ids, frozen)).toThrow('embedding: an f16 table [4, 3] is frozen and cannot require grad');
+  });
+});
