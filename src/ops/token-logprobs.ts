@@ -2,7 +2,7 @@ import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { assertF32, assertRank } from './shape.js';
 
-const WG = 64;
+const WG = 128;
 
 /** Per-token outputs of one [chunk, V] slice, written at rows [rowOffset, rowOffset + chunk) of full-length [N] tensors. */
 export interface TokenLogprobsOutputs {
