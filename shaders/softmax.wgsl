@@ -31,9 +31,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   var s = 0.0;
   for (var j = t; j < p.cols; j += WG) {
     let v = x[start + j];
-    let m_new = max(m, v);
-    s = s * exp(m - m_new) + exp(v - m_new);
-    m = m_new;
+    // Rescale only when the max grows (rarely, after the first few elements): one exp per element.
+    if (v > m) {
+      s *= exp(m - v);
+      m = v;
+    }
+    s += exp(v - m);
   }
   tree_max[t] = m;
   tree_sum[t] = s;

@@ -17,7 +17,7 @@ function reduceRows(kind: Kind, x: Tensor, rows: number, cols: number, scale: nu
   const gpu = x.gpu;
   const values = gpu.empty(shape);
   const index = gpu.empty(shape, 'u32');
-  gpu.run(gpu.kernel('reduce', { OP: KINDS[kind], WG: rowWorkgroupSize(gpu) }), [x, values, index], rowGrid(gpu, rows), {
+  gpu.run(gpu.kernel('reduce', { OP: KINDS[kind], WG: rowWorkgroupSize(gpu, cols) }), [x, values, index], rowGrid(gpu, rows), {
     u32: [rows, cols, x.size],
     f32: [scale],
   });

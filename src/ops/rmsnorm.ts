@@ -23,7 +23,7 @@ export function rmsnorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
   }
   if (!(eps >= 0)) throw new Error(`rmsnorm: eps must be ≥ 0, got ${eps}`);
   const gpu = x.gpu;
-  const wg = rowWorkgroupSize(gpu);
+  const wg = rowWorkgroupSize(gpu, cols);
   const variant = { W: weight?.dtype ?? 'f32', HAS_WEIGHT: weight !== null, WG: wg };
   // Without a weight the shaders never read their weight binding; x fills the slot.
   const weightSlot = weight ?? x;

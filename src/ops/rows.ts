@@ -7,8 +7,9 @@ import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
  * softmax, norms). A CPU adapter runs a workgroup on one thread, so small groups mean fewer idle
  * lanes on short rows and cheaper barriers; a GPU wants wide groups to stream long rows.
  */
-export function rowWorkgroupSize(gpu: Gpu): number {
-  return gpu.isCpuAdapter ? 64 : 256;
+export function rowWorkgroupSize(gpu: Gpu, cols: number): number {
+  const [narrowest, widest] = gpu.isCpuAdapter ? [8, 64] : [32, 256];
+  return Math.min(widest, Math.max(narrowest, 2 ** Math.ceil(Math.log2(cols))));
 }
 
 /** One workgroup per row, split over x and y past the per-dimension limit (shaders use num_workgroups). */

@@ -7,7 +7,7 @@ function softmaxOp(name: string, x: Tensor, log: boolean): Tensor {
   assertF32(name, x);
   const { rows, cols } = lastAxis(name, x);
   const gpu = x.gpu;
-  const wg = rowWorkgroupSize(gpu);
+  const wg = rowWorkgroupSize(gpu, cols);
   const y = gpu.empty(x.shape);
   gpu.run(gpu.kernel('softmax', { LOG: log, WG: wg }), [x, y], rowGrid(gpu, rows), { u32: [rows, cols] });
   return recordOp(name, [x], y, (g) => {
