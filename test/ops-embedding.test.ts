@@ -32,6 +32,7 @@ const cases: [number[], number, number][] = [
   [[7], 13, 5],
   [[3, 5], 257, 11],
   [[4, 1000], 50, 64],
+  [[2, 300], 49152, 8],
 ];
 
 describe('embedding', () => {
@@ -55,27 +56,28 @@ describe('embedding', () => {
     expect(Array.from(await y.toArray())).toEqual([3, 4, 0, 0, 1, 2]);
   });
 
-  it('scatter-adds the gradient into the table, deterministically, with repeated ids', async () => {
-    const [n, vocab, dim] = [5000, 37, 19];
-    const ids = randomIds(n, vocab - 2, 61); // the last two rows never occur and get zeros
-    ids[n - 1] = vocab + 4; // out of range: contributes nothing
-    const g = randn(n * dim, 62);
-    const runOnce = async () => {
-      const table = gpu().tensor(randn(vocab * dim, 63), [vocab, dim]);
-      table.requiresGrad = true;
-      gpu().tidy(() => backward(embedding(gpu().tensor(ids, [n], 'u32'), table), gpu().tensor(g, [n, dim])));
-      const grad = await table.grad!.toArray();
-      table.grad!.dispose();
-      table.dispose();
-      return grad;
-    };
-    const first = await runOnce();
-    const inRange = ids.slice(0, n - 1);
-    // Each table element sums ~140 gradient values in f32 (Σ|g| ≈ 110): 1e-4 ≈ 2^-20 · Σ|g|, as for sums.
-    expectClose(first, scatterAddRef(inRange, g, vocab, dim), { atol: 1e-4, rtol: 1e-5 }, 'table gradient');
-    expect(first.slice((vocab - 2) * dim).every((v) => v === 0)).toBe(true);
-    expect(Array.from(await runOnce())).toEqual(Array.from(first));
-  });
+  // [positions, vocab, dim]: many repeats of few ids, then a vocabulary-sized table.
+  for (const [n, vocab, dim] of [[5000, 37, 19], [600, 49152, 4]]) {
+    it(`scatter-adds the gradient deterministically for ${n} ids into a [${vocab}, ${dim}] table`, async () => {
+      const ids = randomIds(n, vocab - 2, 61); // the last two rows never occur and get zeros
+      ids[n - 1] = vocab + 4; // out of range: contributes nothing
+      const g = randn(n * dim, 62);
+      const runOnce = async () => {
+        const table = gpu().tensor(randn(vocab * dim, 63), [vocab, dim]);
+        table.requiresGrad = true;
+        gpu().tidy(() => backward(embedding(gpu().tensor(ids, [n], 'u32'), table), gpu().tensor(g, [n, dim])));
+        const grad = await table.grad!.toArray();
+        table.grad!.dispose();
+        table.dispose();
+        return grad;
+      };
+      const first = await runOnce();
+      // An element sums up to ~140 gradient values in f32 (Σ|g| ≈ 110): 1e-4 ≈ 2^-20 · Σ|g|, as for sums.
+      expectClose(first, scatterAddRef(ids.slice(0, n - 1), g, vocab, dim), { atol: 1e-4, rtol: 1e-5 }, 'table gradient');
+      expect(first.slice((vocab - 2) * dim).every((v) => v === 0)).toBe(true);
+      expect(Array.from(await runOnce())).toEqual(Array.from(first));
+    });
+  }
 
   for (const [idsShape, vocab, dim] of cases.slice(0, 3)) {
     it(`backward matches finite differences for ids ${JSON.stringify(idsShape)}, table [${vocab}, ${dim}]`, async () => {
