@@ -49,6 +49,9 @@ describe('reductions along the last axis', () => {
     expect(() => max(gpu().empty([], 'f32'))).toThrow('max: needs at least one axis, got []');
     expect(() => mean(gpu().empty([2, 3], 'f16'))).toThrow('mean: expected f32, got f16 [2, 3]');
     expect(() => sumAll(gpu().empty([0, 4]))).toThrow('sumAll: cannot reduce the empty tensor [0, 4]');
+    const x = gpu().empty([3, 4]);
+    x.requiresGrad = true;
+    expect(() => max(x).node!.backward(gpu().empty([5]))).toThrow('max backward: gradient [5] f32 for output [3] f32');
   });
 
   for (const shape of [[1], [7, 13], [3, 5, 257]]) {

@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { assertGradientFits } from './gradient.js';
 
 const WG = 256;
 const LINKS_WG = 64;
@@ -27,7 +28,7 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   gpu.run(gpu.kernel('embedding', { T: table.dtype }), [ids, table, out], gpu.grid1d(out.size, WG), { u32: [out.size, dim, vocab] });
 
   return recordOp('embedding', [table], out, (g) => {
-    if (g.size !== out.size) throw new Error(`embedding backward: gradient ${formatShape(g.shape)} for output ${formatShape(out.shape)}`);
+    assertGradientFits('embedding', g, out);
     const positions = ids.size;
     const next = gpu.empty([positions], 'u32');
     const head = gpu.zeros([vocab], 'u32');

@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
+import { assertGradientFits } from './gradient.js';
 import { assertF32, MAX_BROADCAST_RANK } from './shape.js';
 
 const WG = 256;
@@ -73,7 +74,10 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const out = permuteCopy(x, x.shape, dims);
   const inverse = new Array<number>(rank);
   dims.forEach((d, i) => (inverse[d] = i));
-  return recordOp('permute', [x], out, (g) => [permuteCopy(g, out.shape, inverse)]);
+  return recordOp('permute', [x], out, (g) => {
+    assertGradientFits('permute', g, out);
+    return [permuteCopy(g, out.shape, inverse)];
+  });
 }
 
 /** Swaps the last two axes: [..., m, n] → [..., n, m]. */
@@ -94,6 +98,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const out = sliceCopy(x, x.shape, a, start, end);
   const gpu = x.gpu;
   return recordOp('slice', [x], out, (g) => {
+    assertGradientFits('slice', g, out);
     const dx = gpu.zeros(x.shape);
     const xStrides = contiguousStrides(x.shape);
     stridedCopy(out.shape, { tensor: g, strides: contiguousStrides(out.shape), offset: 0 }, { tensor: dx, strides: xStrides, offset: start * xStrides[a] });
@@ -122,7 +127,8 @@ export function concat(parts: readonly Tensor[], axis: number): Tensor {
     stridedCopy(t.shape, { tensor: t, strides: contiguousStrides(t.shape), offset: 0 }, { tensor: out, strides: outStrides, offset: start * outStrides[a] });
     start += t.shape[a];
   }
-  return recordOp('concat', parts, out, (g) =>
-    parts.map((t, i) => (t.requiresGrad ? sliceCopy(g, shape, a, starts[i], starts[i] + t.shape[a]) : null)),
-  );
+  return recordOp('concat', parts, out, (g) => {
+    assertGradientFits('concat', g, out);
+    return parts.map((t, i) => (t.requiresGrad ? sliceCopy(g, shape, a, starts[i], starts[i] + t.shape[a]) : null));
+  });
 }

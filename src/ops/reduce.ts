@@ -2,6 +2,7 @@ import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
 import { lastAxis, rowGrid, rowWorkgroupSize } from './rows.js';
 import { assertF32 } from './shape.js';
+import { assertGradientFits } from './gradient.js';
 
 const KINDS = { sum: 0, max: 1 } as const;
 type Kind = keyof typeof KINDS;
@@ -40,7 +41,10 @@ function reduceLastAxis(name: string, kind: Kind, x: Tensor, mean: boolean): Ten
   const { rows, cols, outer } = lastAxis(name, x);
   const scale = mean ? 1 / cols : 1;
   const { values, index } = reduceRows(kind, x, rows, cols, scale, outer);
-  const out = recordOp(name, [x], values, (g) => [spread(kind, g, index, cols, scale, x.shape)]);
+  const out = recordOp(name, [x], values, (g) => {
+    assertGradientFits(name, g, values);
+    return [spread(kind, g, index, cols, scale, x.shape)];
+  });
   if (!out.node) index.dispose();
   return out;
 }
@@ -55,6 +59,7 @@ function reduceAll(name: string, kind: Kind, x: Tensor, mean: boolean): Tensor {
   const second = reduceRows(kind, first.values, 1, chunks, scale, [1]);
   first.values.dispose();
   const out = recordOp(name, [x], second.values, (g) => {
+    assertGradientFits(name, g, second.values);
     // The sum kernel ignores the index; any u32 buffer binds.
     if (kind === 'sum') return [spread('sum', g, second.index, x.size, scale, x.shape)];
     // The max of all is the max over chunks of each chunk's max, so its gradient chains two routings.

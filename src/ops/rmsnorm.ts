@@ -2,6 +2,7 @@ import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { lastAxis, rowGrid, rowWorkgroupSize } from './rows.js';
 import { assertF32 } from './shape.js';
+import { assertGradientFits } from './gradient.js';
 
 const WEIGHT_GRAD_WG = 64;
 
@@ -32,7 +33,7 @@ export function rmsnorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
   gpu.run(gpu.kernel('rmsnorm', variant), [x, weightSlot, out, rstd], rowGrid(gpu, rows), { u32: [rows, cols], f32: [eps] });
 
   const result = recordOp('rmsnorm', weight ? [x, weight] : [x], out, (g) => {
-    if (g.size !== out.size) throw new Error(`rmsnorm backward: gradient ${formatShape(g.shape)} for output ${formatShape(out.shape)}`);
+    assertGradientFits('rmsnorm', g, out);
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       dx = gpu.empty(x.shape);

@@ -1,7 +1,8 @@
 import { recordOp } from '../autograd/grad-node.js';
 import type { Tensor } from '../gpu/tensor.js';
 import { lastAxis, rowGrid, rowWorkgroupSize } from './rows.js';
-import { assertF32, assertSameShape } from './shape.js';
+import { assertGradientFits } from './gradient.js';
+import { assertF32 } from './shape.js';
 
 function softmaxOp(name: string, x: Tensor, log: boolean): Tensor {
   assertF32(name, x);
@@ -11,7 +12,7 @@ function softmaxOp(name: string, x: Tensor, log: boolean): Tensor {
   const y = gpu.empty(x.shape);
   gpu.run(gpu.kernel('softmax', { LOG: log, WG: wg }), [x, y], rowGrid(gpu, rows), { u32: [rows, cols] });
   return recordOp(name, [x], y, (g) => {
-    assertSameShape(`${name} backward`, y, g);
+    assertGradientFits(name, g, y);
     const dx = gpu.empty(x.shape);
     gpu.run(gpu.kernel('softmax_backward', { LOG: log, WG: wg }), [y, g, dx], rowGrid(gpu, rows), { u32: [rows, cols] });
     return [dx];

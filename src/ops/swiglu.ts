@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import type { Tensor } from '../gpu/tensor.js';
+import { assertGradientFits } from './gradient.js';
 import { assertF32, assertSameShape } from './shape.js';
 
 const WG = 256;
@@ -12,7 +13,7 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const out = gpu.empty(gate.shape);
   gpu.run(gpu.kernel('swiglu'), [gate, up, out], gpu.grid1d(out.size, WG), { u32: [out.size] });
   return recordOp('swiglu', [gate, up], out, (g) => {
-    assertSameShape('swiglu backward', out, g);
+    assertGradientFits('swiglu', g, out);
     const dGate = gpu.empty(gate.shape);
     const dUp = gpu.empty(up.shape);
     gpu.run(gpu.kernel('swiglu_backward'), [gate, up, g, dGate, dUp], gpu.grid1d(out.size, WG), { u32: [out.size] });

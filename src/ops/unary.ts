@@ -1,6 +1,7 @@
 import { recordOp } from '../autograd/grad-node.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { assertF32, assertSameShape } from './shape.js';
+import { assertGradientFits } from './gradient.js';
+import { assertF32 } from './shape.js';
 
 const WG = 256;
 const OPS = { exp: 0, log: 1, neg: 2, sqrt: 3, square: 4, relu: 5, sigmoid: 6, silu: 7 } as const;
@@ -16,7 +17,7 @@ function launch(op: UnaryOp, x: Tensor): Tensor {
 
 /** g · f'(x), fused; not recorded (second derivatives are not needed for training). */
 function gradient(op: UnaryOp, x: Tensor, g: Tensor): Tensor {
-  assertSameShape(`${op} backward`, x, g);
+  assertGradientFits(op, g, x);
   const gpu = x.gpu;
   const dx = gpu.empty(x.shape);
   gpu.run(gpu.kernel('unary_backward', { OP: OPS[op] }), [x, g, dx], gpu.grid1d(x.size, WG), { u32: [x.size] });
