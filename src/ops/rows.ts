@@ -4,8 +4,10 @@ import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
 
 /**
  * Launch helpers for kernels that give one workgroup to each row of the last axis (reductions,
- * softmax, norms). A CPU adapter runs a workgroup on one thread, so small groups mean fewer idle
- * lanes on short rows and cheaper barriers; a GPU wants wide groups to stream long rows.
+ * softmax, norms). The workgroup is a power of two no wider than the row needs (idle lanes still
+ * cost, ~10x on lavapipe for rows of a few elements), from the SIMD width (lavapipe's 8 lanes, a
+ * GPU's 32-wide warps) up to 64 on a CPU adapter, which runs a workgroup on one thread where
+ * barriers are costly, or 256 on a GPU, which wants wide groups to stream long rows.
  */
 export function rowWorkgroupSize(gpu: Gpu, cols: number): number {
   const [narrowest, widest] = gpu.isCpuAdapter ? [8, 64] : [32, 256];
