@@ -4,11 +4,14 @@ This process is untrusted once the candidate's code has run, so it only *reports
 inputs after the call, launch counts, torch ops seen, compile errors) to `report.pt`; the trusted evaluator
 compares them with the reference, which never exists in this process.
 
-Every call gets a freshly executed module (no state survives between calls) and freshly cloned inputs. The
+Kernels are first compiled for the GPU target from the arguments of a no-op pass, then each trial calls
+the entrypoint under the interpreter three times: with every kernel a no-op, for real under the torch-op
+guard, and again to check determinism. Every call gets a freshly executed module (no state survives between calls) and freshly cloned inputs. The
 report is saved after each phase, so a crash or timeout later still leaves what was learnt before it.
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from . import launches
+from .interpreter_mode import switch_to_interpreter
 from .offline_compile import compile_launch
 
 REPORT_NAME = "report.pt"
@@ -24,6 +28,7 @@ CANDIDATE_FILE = "candidate.py"
 
 
 def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path) -> None:
+    os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")  # nothing shared with other candidates
     report: dict[str, Any] = {"imported": False, "error": None, "kernels": [], "trials": []}
     save = lambda: torch.save(report, workdir / REPORT_NAME)  # noqa: E731
     save()
@@ -45,15 +50,20 @@ def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]
     report["imported"] = True
     save()
 
-    for trial, inputs in enumerate(trial_inputs):
-        report["trials"].append(_run_trial(compiled, entrypoint, inputs))
-        if trial == 0:
-            report["kernels"] = _compile_launched_kernels()
+    # Compile mode (how the runner imported Triton): a no-op pass records each kernel's launch arguments,
+    # from which the kernels are compiled for the GPU target; then the interpreter runs the trials.
+    _quiet_call(compiled, entrypoint, trial_inputs[0], noop=True)
+    report["kernels"] = _compile_launched_kernels()
+    save()
+    switch_to_interpreter()
+    for inputs in trial_inputs:
+        noop_output = _quiet_call(compiled, entrypoint, inputs, noop=True)
+        report["trials"].append(_run_trial(compiled, entrypoint, inputs, noop_output))
         save()
 
 
-def _run_trial(compiled: Any, entrypoint: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
-    trial: dict[str, Any] = {"error": None}
+def _run_trial(compiled: Any, entrypoint: str, inputs: tuple[Any, ...], noop_output: torch.Tensor | None) -> dict[str, Any]:
+    trial: dict[str, Any] = {"error": None, "noop": noop_output}
     launches.RECORDER.launches = 0
     args = _clone(inputs)
     guard = launches.WrapperOpGuard()
@@ -68,11 +78,6 @@ def _run_trial(compiled: Any, entrypoint: str, inputs: tuple[Any, ...]) -> dict[
     trial["torch_ops"] = guard.forbidden
     trial["inputs_after"] = [a for a in args if isinstance(a, torch.Tensor)]
     trial["again"] = _quiet_call(compiled, entrypoint, inputs)
-    launches.RECORDER.noop = True
-    try:
-        trial["noop"] = _quiet_call(compiled, entrypoint, inputs)
-    finally:
-        launches.RECORDER.noop = False
     return trial
 
 
@@ -97,12 +102,15 @@ def _load(compiled: Any, entrypoint: str) -> Callable[..., Any]:
     return function
 
 
-def _quiet_call(compiled: Any, entrypoint: str, inputs: tuple[Any, ...]) -> torch.Tensor | None:
-    """A repeat call whose failure is not the candidate's fault to report (no-op kernels may break shapes)."""
+def _quiet_call(compiled: Any, entrypoint: str, inputs: tuple[Any, ...], noop: bool = False) -> torch.Tensor | None:
+    """A call whose failure is not reported: the guarded call reports errors, and no-op kernels may break anything."""
+    launches.RECORDER.noop = noop
     try:
         return _as_tensor(_load(compiled, entrypoint)(*_clone(inputs)))
     except BaseException:
         return None
+    finally:
+        launches.RECORDER.noop = False
 
 
 def _as_tensor(value: Any) -> torch.Tensor:

@@ -21,7 +21,7 @@ CRITERIA = [
     "code inside <triton_code> tags that parses",
     "imports triton and triton.language",
     "a @triton.jit kernel",
-    "masked tl.load and tl.store in a kernel",
+    "a kernel masks its tl.load or tl.store",
     "the entrypoint launches a kernel",
     "the entrypoint allocates its output (torch.empty/zeros/full)",
     "no torch computation outside kernels",
@@ -38,7 +38,7 @@ def formatting_score(code: str | None, facts: ModuleFacts | None, entrypoint: st
         checks += [
             {"triton", "triton.language"} <= set(facts.aliases.values()),
             bool(kernels),
-            _masked(facts, "triton.language.load", 1) and _masked(facts, "triton.language.store", 2),
+            _masked(facts, "triton.language.load", 1) or _masked(facts, "triton.language.store", 2),
             entry is not None and bool(launched_kernels(entry, set(kernels))),
             entry is not None and any(name in TORCH_ALLOCATORS for name, _ in entry.calls),
             bool(kernels) and not any(torch_compute_calls(f, facts) for f in facts.wrappers.values()),

@@ -1,0 +1,21 @@
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def hardswish_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offsets < n_elements
+    x = tl.load(x_ptr + offsets, mask=mask).to(tl.float32)
+    y = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) / 6.0
+    tl.store(out_ptr + offsets, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def hardswish(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    n_elements = x.numel()
+    grid = (triton.cdiv(n_elements, 1024),)
+    hardswish_kernel[grid](x, out, n_elements, BLOCK_SIZE=1024)
+    return out

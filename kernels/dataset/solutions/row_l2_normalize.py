@@ -1,0 +1,21 @@
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def row_l2_normalize_kernel(x_ptr, out_ptr, n_cols, row_stride, BLOCK_SIZE: tl.constexpr):
+    row = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_SIZE)
+    mask = cols < n_cols
+    x = tl.load(x_ptr + row * row_stride + cols, mask=mask, other=0.0)
+    norm = tl.sqrt(tl.sum(x * x, axis=0))
+    tl.store(out_ptr + row * row_stride + cols, x / tl.maximum(norm, 1e-12), mask=mask)
+
+
+def row_l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    n_rows, n_cols = x.shape
+    out = torch.empty_like(x)
+    row_l2_normalize_kernel[(n_rows,)](x, out, n_cols, x.stride(0), BLOCK_SIZE=triton.next_power_of_2(n_cols))
+    return out
