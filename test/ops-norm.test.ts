@@ -48,6 +48,7 @@ describe('rmsnorm', () => {
     expect(() => rmsnorm(x, gpu().empty([8, 1]), EPS)).toThrow('rmsnorm: weight [8, 1] does not match the last axis of x [4, 8]');
     expect(() => rmsnorm(x, gpu().empty([8], 'u32'), EPS)).toThrow('rmsnorm: weight must be f32 or f16, got u32 [8]');
     expect(() => rmsnorm(gpu().empty([4, 8], 'f16'), null, EPS)).toThrow('rmsnorm: expected f32, got f16 [4, 8]');
+    expect(() => rmsnorm(x, null, -1)).toThrow('rmsnorm: eps must be ≥ 0, got -1');
     const frozen = gpu().empty([8], 'f16');
     frozen.requiresGrad = true;
     expect(() => rmsnorm(x, frozen, EPS)).toThrow('rmsnorm: an f16 weight [8] is frozen and cannot require grad');
