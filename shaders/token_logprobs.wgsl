@@ -19,7 +19,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> logsumexp: array<f32>;
 @group(0) @binding(5) var<storage, read_write> entropy: array<f32>;
 
-const WG: u32 = 128u;
+const WG: u32 = 64u;
 const WITH_ENTROPY: bool = false;
 // The lowest finite f32: a start for the running max that keeps (start − max)·0 finite.
 const LOWEST: f32 = -0x1.fffffep+127f;

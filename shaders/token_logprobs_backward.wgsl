@@ -15,7 +15,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> grad: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
-const WG: u32 = 128u;
+const WG: u32 = 64u;
 const ACCUMULATE: bool = false;
 
 @compute @workgroup_size(WG)

@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { assertGradientFits } from './gradient.js';
 import { assertF32, assertRank } from './shape.js';
 import { tokenLogprobs } from './token-logprobs.js';
 
@@ -23,6 +24,7 @@ function scaledMaskedMean(op: string, x: Tensor, mask: Tensor | undefined, facto
   const maskSum = gpu.empty([1]);
   gpu.run(gpu.kernel('masked_mean', specialisation), [x, weights, out, maskSum], [1], { u32: [n], f32: [factor] });
   recordOp(op, mask ? [x, mask] : [x], out, (g) => {
+    assertGradientFits(op, g, out);
     const dx = gpu.empty(x.shape);
     gpu.run(gpu.kernel('masked_mean_backward', specialisation), [g, weights, maskSum, dx], gpu.grid1d(n, WG), { u32: [n], f32: [factor] });
     return [dx, null];

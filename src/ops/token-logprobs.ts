@@ -1,8 +1,8 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { assertGradientFits } from './gradient.js';
+import { rowGrid, rowWorkgroupSize } from './rows.js';
 import { assertF32, assertRank } from './shape.js';
-
-const WG = 128;
 
 /** Per-token outputs of one [chunk, V] slice, written at rows [rowOffset, rowOffset + chunk) of full-length [N] tensors. */
 export interface TokenLogprobsOutputs {
@@ -33,7 +33,8 @@ function checkChunk(op: string, logits: Tensor, targets: Tensor, rowOffset: numb
   for (const [name, t] of Object.entries(perToken)) {
     if (!t) continue;
     assertF32(op, t);
-    if (t.shape.length !== 1 || t.shape[0] !== n) {
+    // Indexed flat, so only the size must agree (autograd may hand over a reshaped gradient).
+    if (t.size !== n) {
       throw new Error(`${op}: ${name} ${formatShape(t.shape)} does not match targets ${formatShape(targets.shape)}`);
     }
   }
@@ -52,7 +53,8 @@ export function tokenLogprobsInto(logits: Tensor, targets: Tensor, out: TokenLog
   const withEntropy = out.entropy !== undefined;
   // The shader always binds an entropy buffer; a writable binding cannot alias another one.
   const entropy = out.entropy ?? gpu.empty([1]);
-  gpu.run(gpu.kernel('token_logprobs', { WG, WITH_ENTROPY: withEntropy }), [logits, targets, out.logprobs, out.logsumexp, entropy], gpu.grid1d(rows, 1), {
+  const WG = rowWorkgroupSize(gpu, vocab);
+  gpu.run(gpu.kernel('token_logprobs', { WG, WITH_ENTROPY: withEntropy }), [logits, targets, out.logprobs, out.logsumexp, entropy], rowGrid(gpu, rows), {
     u32: [rows, vocab, rowOffset],
     f32: [NaN],
   });
@@ -81,7 +83,8 @@ export function tokenLogprobsGradInto(
   }
   const gpu = logits.gpu;
   const [rows, vocab] = logits.shape;
-  gpu.run(gpu.kernel('token_logprobs_backward', { WG, ACCUMULATE: accumulate }), [logits, targets, logsumexp, gradLogprobs, dlogits], gpu.grid1d(rows, 1), {
+  const WG = rowWorkgroupSize(gpu, vocab);
+  gpu.run(gpu.kernel('token_logprobs_backward', { WG, ACCUMULATE: accumulate }), [logits, targets, logsumexp, gradLogprobs, dlogits], rowGrid(gpu, rows), {
     u32: [rows, vocab, rowOffset],
   });
 }
@@ -102,6 +105,7 @@ export function tokenLogprobs(logits: Tensor, targets: Tensor, options?: { withE
   tokenLogprobsInto(logits, targets, out);
   const { logprobs, logsumexp, entropy } = out;
   recordOp('tokenLogprobs', [logits, targets], logprobs, (g) => {
+    assertGradientFits('tokenLogprobs', g, logprobs);
     const dlogits = gpu.empty(logits.shape);
     tokenLogprobsGradInto(logits, targets, logsumexp, g, dlogits);
     return [dlogits, null];
