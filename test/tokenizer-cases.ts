@@ -25,6 +25,7 @@ export const TRICKY_STRINGS: readonly string[] = [
   'Unicode numbers: ٣٤ ² ½ Ⅻ ０１２',
   'ＦＵＬＬＷＩＤＴＨ',
   '\ufeffbom \u3000ideographic \u0085nel \u2028line',
+  'x \u0085 and a \ufeffb, x\u0085\u0085y',
   'def foo(x):\n    return x ** 2  # square\n',
   'for (let i = 0; i < 10; i++) { console.log(`${i}`); }',
   '<div class="a">&amp;</div>',

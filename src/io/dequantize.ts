@@ -226,10 +226,6 @@ const DECODERS: ReadonlyMap<string, BlockDecoder> = new Map([
   ['Q6_K', decodeQ6_K],
 ]);
 
-export function canDequantize(type: GgmlType): boolean {
-  return DECODERS.has(type.name);
-}
-
 export const DEQUANTIZABLE_TYPES: readonly string[] = [...DECODERS.keys()];
 
 /**

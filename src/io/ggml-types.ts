@@ -52,10 +52,6 @@ export function ggmlType(id: number): GgmlType | undefined {
   return BY_ID.get(id);
 }
 
-export function ggmlTypeByName(name: string): GgmlType | undefined {
-  return TYPES.find((type) => type.name === name);
-}
-
 /** Bytes taken by `elements` values of `type`; `elements` must be a whole number of blocks. */
 export function ggmlByteSize(type: GgmlType, elements: number): number {
   return (elements / type.blockSize) * type.typeSize;

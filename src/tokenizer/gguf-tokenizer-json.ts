@@ -52,13 +52,10 @@ export interface TokenizerSettings {
 
 const BYTE_LEVEL = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
 
-/** Splits every number character off on its own, then applies GPT-2's byte-level regex. */
+/** SmolLM2's (and StarCoder's) tokenizer.json: each digit on its own, then GPT-2's byte-level regex. */
 const DIGITS_THEN_GPT2 = {
   type: 'Sequence',
-  // The model's own tokenizer.json says Digits(individual_digits); a Split on \p{N} is what that
-  // means in the Rust library (char::is_numeric is categories Nd/Nl/No) and in llama.cpp, whereas
-  // @huggingface/tokenizers' Digits matches ASCII 0-9 only.
-  pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{N}' }, behavior: 'Isolated', invert: false }, BYTE_LEVEL],
+  pretokenizers: [{ type: 'Digits', individual_digits: true }, BYTE_LEVEL],
 };
 
 /**

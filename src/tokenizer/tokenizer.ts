@@ -5,6 +5,7 @@ import { GgufFile } from '../io/gguf.js';
 import type { TokenizerSource } from '../io/model-registry.js';
 import { type ChatMessage, ChatTemplate, type ChatTemplateOptions } from './chat-template.js';
 import { tokenizerJsonFromGguf, type TokenizerSettings } from './gguf-tokenizer-json.js';
+import { portablePreTokenizer } from './portable-pre-tokenizer.js';
 
 export interface EncodeOptions {
   /** Add the tokens the tokenizer's post-processor adds (e.g. BOS). Default true, as in transformers. */
@@ -42,11 +43,12 @@ export class Tokenizer {
 
   private constructor(
     readonly name: string,
-    tokenizerJson: object,
+    tokenizerJson: { pre_tokenizer?: unknown },
     readonly settings: TokenizerSettings,
     tokenizerConfig: Record<string, unknown>,
   ) {
-    this.tokenizer = new HfTokenizer(tokenizerJson, { ...tokenizerConfig, clean_up_tokenization_spaces: settings.clean_up_tokenization_spaces });
+    const portable = { ...tokenizerJson, pre_tokenizer: portablePreTokenizer(tokenizerJson.pre_tokenizer ?? null) };
+    this.tokenizer = new HfTokenizer(portable, { ...tokenizerConfig, clean_up_tokenization_spaces: settings.clean_up_tokenization_spaces });
     this.chatTemplate = settings.chat_template
       ? new ChatTemplate(settings.chat_template, {
           bos_token: settings.bos_token,

@@ -1,0 +1,88 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { smallModelPath } from '../src/io/fetch-small-model.js';
+import { resolveModel } from '../src/io/model-registry.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
+import { openWeights } from '../src/io/weight-source.js';
+import { Tokenizer } from '../src/tokenizer/tokenizer.js';
+import { runPython } from './python/run-python.js';
+import { CONVERSATIONS, TRICKY_STRINGS, type TokenizerReference, expectSameAsReference } from './tokenizer-cases.js';
+
+const workDir = mkdtempSync(join(tmpdir(), 'io-model-registry-'));
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+describe('resolveModel on a Hugging Face checkpoint directory', () => {
+  // A trained BPE tokenizer stored as GGUF, turned by transformers into a tokenizer.json directory
+  // along with a tiny random Llama saved by save_pretrained.
+  const ggufs = JSON.parse(runPython('make_tokenizer_gguf.py', [workDir])) as { smollm: string };
+  const checkpoint = join(workDir, 'checkpoint');
+  const written = JSON.parse(runPython('make_hf_checkpoint.py', [checkpoint, ggufs.smollm])) as {
+    tensors: Record<string, [number[], number]>;
+  };
+
+  it('reads config, weights and tokenizer', () => {
+    const model = resolveModel(checkpoint);
+    expect(model.config).toMatchObject({
+      architectures: ['LlamaForCausalLM'],
+      hidden_size: 32,
+      num_key_value_heads: 2,
+      head_dim: 8,
+      rope_theta: 10000,
+      rms_norm_eps: 1e-6,
+      tie_word_embeddings: true,
+      vocab_size: 402,
+    });
+    expect(model.weights).toEqual({ format: 'safetensors', path: join(checkpoint, 'model.safetensors') });
+    expect(model.tokenizer).toEqual({ format: 'hf-directory', path: checkpoint });
+
+    const weights = openWeights(model.weights);
+    try {
+      expect(weights.tensorNames().sort()).toEqual(Object.keys(written.tensors).sort());
+      for (const [name, [shape, sum]] of Object.entries(written.tensors)) {
+        expect(weights.info(name).shape, name).toEqual(shape);
+        expect(weights.readFloat32(name).reduce((a, b) => a + b, 0), name).toBeCloseTo(sum, 4);
+      }
+    } finally {
+      weights.close();
+    }
+  });
+
+  it("tokenizes like transformers from tokenizer.json, tokenizer_config.json and chat_template.jinja", () => {
+    const reference = JSON.parse(
+      runPython('tokenizer_reference.py', [], JSON.stringify({ gguf: ggufs.smollm, strings: TRICKY_STRINGS, chats: CONVERSATIONS })),
+    ) as TokenizerReference;
+    expectSameAsReference(Tokenizer.fromSource(resolveModel(checkpoint).tokenizer), reference, true);
+  });
+
+  it('rejects unsupported architectures, incomplete directories and unknown names', () => {
+    const other = join(workDir, 'gpt2');
+    cpSync(checkpoint, other, { recursive: true });
+    const config = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(other, 'config.json'), JSON.stringify({ ...config, architectures: ['GPT2LMHeadModel'] }));
+    expect(() => resolveModel(other)).toThrow(
+      /config\.json: unsupported architecture \["GPT2LMHeadModel"\]; supported: LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM/,
+    );
+    rmSync(join(other, 'config.json'));
+    expect(() => resolveModel(other)).toThrow(/has no config\.json/);
+    const noWeights = join(workDir, 'no-weights');
+    cpSync(checkpoint, noWeights, { recursive: true });
+    rmSync(join(noWeights, 'model.safetensors'));
+    expect(() => resolveModel(noWeights)).toThrow(/has neither model\.safetensors\.index\.json nor model\.safetensors/);
+    expect(() => resolveModel('medium')).toThrow(/unknown model "medium": not in models\/registry\.json \(small, tiny\) and no such path/);
+  });
+});
+
+describe('registered models', () => {
+  it('`tiny` is a Llama config whose weights the project trains, sharing the small tokenizer', () => {
+    const tiny = resolveModel('tiny');
+    expect(tiny.config).toMatchObject({ architectures: ['LlamaForCausalLM'], vocab_size: 49152, hidden_size: 128, num_hidden_layers: 4 });
+    expect(tiny.weights).toEqual({ format: 'safetensors', path: join(repositoryRoot(), 'models', 'tiny', 'model.safetensors') });
+    expect(tiny.tokenizer).toEqual({ format: 'gguf', path: smallModelPath() });
+  });
+
+  it('`small` and a .gguf path resolve to the same GGUF', () => {
+    expect(resolveModel(smallModelPath()).weights).toEqual(resolveModel('small').weights);
+  });
+});
