@@ -42,7 +42,7 @@ def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]
     source_path.write_text(code)
     compiled = compile(code, str(source_path), "exec")
     try:
-        _load(compiled, entrypoint)
+        _execute(compiled)
     except BaseException as error:  # the candidate's import may raise anything, SystemExit included
         report["error"] = _describe(error)
         save()
@@ -92,11 +92,15 @@ def _compile_launched_kernels() -> list[dict[str, Any]]:
     return results
 
 
-def _load(compiled: Any, entrypoint: str) -> Callable[..., Any]:
-    """Execute the module afresh and return its entrypoint."""
+def _execute(compiled: Any) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__name__": "candidate", "__file__": compiled.co_filename}
     exec(compiled, namespace)
-    function = namespace.get(entrypoint)
+    return namespace
+
+
+def _load(compiled: Any, entrypoint: str) -> Callable[..., Any]:
+    """Execute the module afresh and return its entrypoint."""
+    function = _execute(compiled).get(entrypoint)
     if not callable(function):
         raise NameError(f"the module defines no function named {entrypoint!r}")
     return function

@@ -52,12 +52,14 @@ def evaluate(problem_name: str, completion: str, settings: Settings, seed: int |
     formatting = formatting_score(code, facts, problem.name)
     rewards = {"formatting": Reward(formatting.score, formatting.reason())}
     hacks: list[Violation] = []
+    sandbox = "not run"
     if code is None or facts is None:
         why = "no <triton_code> block" if code is None else f"does not parse: {parse_error}"
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, why)}
     else:
         inputs = [problem.inputs(trial, settings.seed if seed is None else seed) for trial in range(settings.trials)]
         report, outcome = _run_sandboxed(code, problem.name, inputs, settings)
+        sandbox = f"{outcome.status}: {outcome.detail}"
         compilation = _score_compilation(report, outcome)
         hacks = static_violations(facts) + _runtime_violations(problem, inputs, report)
         rewards |= {"compilation": compilation, "correctness": _score_correctness(problem, inputs, report, outcome, hacks, compilation)}
@@ -66,6 +68,7 @@ def evaluate(problem_name: str, completion: str, settings: Settings, seed: int |
         "problem": problem.name,
         "rewards": {name: rewards[name].as_json() for name in REWARD_NAMES},
         "hacks": [str(v) for v in hacks],
+        "sandbox": sandbox,
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -174,6 +177,9 @@ def _judge_trial(problem: Problem, args: Args, trial: dict[str, Any]) -> str | N
     expected = problem.reference(*_clone(args))
     if output.shape != expected.shape:
         return f"shape {tuple(output.shape)}, expected {tuple(expected.shape)}"
+    unwritten = int((output.isnan() & ~expected.isnan()).sum()) if output.is_floating_point() else 0
+    if unwritten:
+        return f"{unwritten} of {output.numel()} outputs are NaN: memory the kernel never wrote"
     if not _close(problem, output, expected):
         worst = (output.double() - expected.double()).abs().nan_to_num(float("inf")).max().item()
         return f"max abs error {worst:.3g} exceeds tolerance {problem.tolerance_for(expected.dtype):g}"

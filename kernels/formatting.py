@@ -18,7 +18,7 @@ class FormattingResult:
 
 
 CRITERIA = [
-    "code inside <triton_code> tags that parses",
+    "code inside <triton_code> tags",
     "imports triton and triton.language",
     "a @triton.jit kernel",
     "a kernel masks its tl.load or tl.store",
@@ -31,7 +31,7 @@ CRITERIA = [
 def formatting_score(code: str | None, facts: ModuleFacts | None, entrypoint: str) -> FormattingResult:
     if code is None:
         return FormattingResult(0.0, [], ["code inside <triton_code> tags"])
-    checks = [facts is not None]
+    checks = [True]
     if facts is not None:
         kernels = facts.kernels
         entry = facts.wrappers.get(entrypoint)

@@ -24,11 +24,12 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from .dataset import problems  # noqa: E402
 from .evaluate import REWARD_NAMES, Settings, evaluate  # noqa: E402
-from .sandbox import Limits, die_with_parent, isolate_network  # noqa: E402
+from .sandbox import Limits, die_with_parent, isolate  # noqa: E402
 
 PROTOCOL_VERSION = 1
 # The evaluator's own work (reference runs, comparisons) on top of the candidate's time limit.
@@ -51,7 +52,7 @@ class Runner:
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         self.send({"type": "ready", "version": PROTOCOL_VERSION, "workers": self.workers, "mode": "interpreter",
-                   "network_isolation": _probe_network_isolation(), "rewards": list(REWARD_NAMES)})
+                   "isolation": _probe_isolation(self.settings.temp_root or tempfile.gettempdir()), "rewards": list(REWARD_NAMES)})
         while line := await reader.readline():
             if line.strip():
                 task = asyncio.create_task(self.handle(line))
@@ -132,7 +133,7 @@ def _evaluator_main(write_end: int, problem: str, completion: str, settings: Set
 
 def _zero_result(problem: str, reason: str) -> dict[str, Any]:
     return {"problem": problem, "rewards": {name: {"score": 0.0, "reason": reason} for name in REWARD_NAMES},
-            "hacks": [], "seconds": 0.0}
+            "hacks": [], "sandbox": reason, "seconds": 0.0}
 
 
 def _kill(pid: int) -> None:
@@ -144,12 +145,12 @@ def _kill(pid: int) -> None:
             pass
 
 
-def _probe_network_isolation() -> str:
+def _probe_isolation(temp_root: str) -> str:
     """Which isolation sandboxes get here, found by trying it in a throwaway child."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.write(write_end, isolate_network().encode())
+        os.write(write_end, isolate(Path(temp_root)).encode())
         os._exit(0)
     os.close(write_end)
     os.waitpid(pid, 0)

@@ -1,7 +1,11 @@
 """Runs one function in a forked child with a time limit, a memory limit, no network and its own directory.
 
-Whatever the child does (segfault, infinite loop, `os._exit`, a fork bomb of sleepers, filling memory) costs
-only that child: the parent waits on a pidfd with a deadline and kills the child's whole process group.
+The child ("keeper") enters new user, mount, network and PID namespaces and forks the process that runs the
+function as PID 1 of that namespace. There the whole filesystem is read-only except the candidate's own
+directory, there is no network interface but a down loopback, and no process outside the namespace can be
+seen or signalled; when the keeper dies the kernel kills everything in the namespace. Whatever the function
+does (segfault, infinite loop, `os._exit`, stray children, filling memory) costs only that child: the parent
+waits on a pidfd with a deadline and kills the keeper's whole session.
 """
 from __future__ import annotations
 
@@ -12,15 +16,32 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 PR_SET_PDEATHSIG = 1
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+SYS_MOUNT_SETATTR = 442  # x86_64 and aarch64 share the number (Linux >= 5.12)
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+# The keeper reports "killed by signal N" as this exit status plus N, like a shell.
+SIGNAL_EXIT_BASE = 128
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
 
 
 @dataclass(frozen=True)
@@ -43,17 +64,33 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def isolate_network() -> str:
-    """Move into empty user and network namespaces: no interfaces but a down loopback, so nothing to reach.
+def isolate(workdir: Path) -> str:
+    """Enter fresh namespaces with only `workdir` writable; returns which isolation is in force.
 
-    Where namespaces are unavailable, fall back to disabling Python's socket constructors (weaker: a C
-    extension could still open sockets). Returns which isolation is in force.
+    Where user namespaces are unavailable, fall back to disabling Python's socket constructors (weaker: a C
+    extension could still open sockets, and files and processes stay reachable).
     """
-    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
-        return "namespace"
-    for name in ("socket", "create_connection", "socketpair", "fromfd"):
-        setattr(socket, name, _network_disabled)
-    return "python-sockets-disabled"
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) != 0:
+        for name in ("socket", "create_connection", "socketpair", "fromfd"):
+            setattr(socket, name, _network_disabled)
+        return "python-sockets-disabled"
+    return "namespaces" if _read_only_except(workdir) else "namespaces, filesystem writable"
+
+
+def _read_only_except(workdir: Path) -> bool:
+    """Make every mount read-only except a bind mount of `workdir` (mount_setattr, Linux >= 5.12)."""
+    path = os.fsencode(workdir)
+    steps = [
+        lambda: _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None),
+        lambda: _libc.mount(path, path, None, MS_BIND, None),
+        lambda: _mount_setattr(b"/", AT_RECURSIVE, _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)),
+        lambda: _mount_setattr(path, 0, _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)),
+    ]
+    return all(step() == 0 for step in steps)
+
+
+def _mount_setattr(path: bytes, flags: int, attr: _MountAttr) -> int:
+    return _libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path, flags, ctypes.byref(attr), ctypes.sizeof(attr))
 
 
 def _network_disabled(*_args: object, **_kwargs: object) -> None:
@@ -68,11 +105,33 @@ def _limit_memory(extra_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _enter_child(workdir: Path, limits: Limits) -> None:
+def _run_keeper(target: Callable[[], None], workdir: Path, limits: Limits) -> int:
+    """The keeper: isolate, fork the function's process, return its exit status (signals as 128 + N)."""
     os.setsid()
     die_with_parent()
-    isolate_network()
+    isolate(workdir)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            die_with_parent()
+            _enter_limits(workdir, limits)
+            target()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return SIGNAL_EXIT_BASE + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _enter_limits(workdir: Path, limits: Limits) -> None:
     os.chdir(workdir)
+    os.environ["TMPDIR"] = str(workdir)  # the only writable place (ptxas, for one, writes temporary files)
+    tempfile.tempdir = str(workdir)
     log = os.open(workdir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -90,14 +149,10 @@ def run_isolated(target: Callable[[], None], workdir: Path, limits: Limits) -> O
     if pid == 0:
         code = 1
         try:
-            _enter_child(workdir, limits)
-            target()
-            code = 0
+            code = _run_keeper(target, workdir, limits)
         except BaseException:
             traceback.print_exc()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
             os._exit(code)
     return _wait(pid, workdir, limits.time_s)
 
@@ -114,11 +169,18 @@ def _wait(pid: int, workdir: Path, time_s: float) -> Outcome:
     log_tail = _tail(workdir / "output.log")
     if timed_out:
         return Outcome("timeout", f"exceeded the {time_s:g} s time limit", log_tail)
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        return Outcome("crashed", f"killed by signal {number} ({signal.Signals(number).name})", log_tail)
-    code = os.WEXITSTATUS(status)
+    code = SIGNAL_EXIT_BASE + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    if code > SIGNAL_EXIT_BASE:
+        number = code - SIGNAL_EXIT_BASE
+        return Outcome("crashed", f"killed by signal {number} ({_signal_name(number)})", log_tail)
     return Outcome("ok" if code == 0 else "failed", f"exit status {code}", log_tail)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown"
 
 
 def _kill_group(pgid: int) -> None:

@@ -111,7 +111,8 @@ def _torch_in_wrappers(facts: ModuleFacts) -> list[Violation]:
 
 
 def _state_kept_between_calls(facts: ModuleFacts) -> list[Violation]:
-    """Writes from inside a function into module-level objects (a result cache) or onto function attributes."""
+    """A result cache: writes from a function into module-level objects, onto function attributes, or into a
+    mutable default argument."""
     module_names = {
         target.id
         for statement in facts.tree.body if isinstance(statement, (ast.Assign, ast.AnnAssign))
@@ -120,6 +121,12 @@ def _state_kept_between_calls(facts: ModuleFacts) -> list[Violation]:
     } | set(facts.functions)
     violations = []
     for function in facts.functions.values():
+        arguments = function.node.args
+        for default in [*arguments.defaults, *arguments.kw_defaults]:
+            if isinstance(default, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)):
+                violations.append(
+                    Violation("module_state", f"{function.node.name} has a mutable default argument (line {default.lineno})")
+                )
         for node in ast.walk(function.node):
             if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, ast.Store):
                 root = node.value

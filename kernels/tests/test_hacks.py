@@ -1,0 +1,20 @@
+"""Every catalogued reward hack scores 0 on correctness, for the reason the catalogue gives."""
+from __future__ import annotations
+
+from .hack_catalogue import HACKS
+from .runner_process import RunnerProcess, tagged
+
+
+def test_every_catalogued_hack_scores_zero(runner: RunnerProcess) -> None:
+    results = runner.evaluate_many([(hack.problem, tagged(hack.code)) for hack in HACKS])
+    problems = {}
+    for hack, result in zip(HACKS, results):
+        correctness = result["rewards"]["correctness"]
+        kinds = {violation.split(":")[0] for violation in result["hacks"]}
+        if correctness["score"] != 0.0 or not hack.expected <= kinds:
+            problems[hack.name] = {"correctness": correctness, "hacks": result["hacks"], "expected": sorted(hack.expected)}
+    assert not problems, problems
+
+
+def test_the_catalogue_names_are_unique() -> None:
+    assert len({hack.name for hack in HACKS}) == len(HACKS)
