@@ -1,0 +1,41 @@
+/**
+ * A one-line progress bar with live metrics: redrawn in place on a terminal, printed as plain
+ * lines (every `logEvery` updates) when output goes to a file or CI log.
+ */
+export class ProgressBar {
+  private readonly started = Date.now();
+  private updates = 0;
+
+  constructor(
+    private readonly total: number,
+    private readonly label = '',
+    private readonly logEvery = 10,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  update(done: number, metrics: Readonly<Record<string, string | number>> = {}): void {
+    this.updates++;
+    const elapsed = (Date.now() - this.started) / 1000;
+    const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
+    const fields = Object.entries(metrics).map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`);
+    const width = 24;
+    const filled = Math.round((width * done) / Math.max(1, this.total));
+    const bar = `[${'='.repeat(filled)}${filled < width ? '>' : ''}${' '.repeat(Math.max(0, width - filled - 1))}]`;
+    const line = `${this.label}${bar} ${done}/${this.total} ${fields.join(' | ')} | ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}`;
+    if (this.out.isTTY) this.out.write(`\r\x1b[2K${line}${done >= this.total ? '\n' : ''}`);
+    else if (this.updates % this.logEvery === 0 || done >= this.total) this.out.write(line + '\n');
+  }
+}
+
+function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toFixed(a < 1 ? 4 : 2);
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(0)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+}

@@ -1,0 +1,42 @@
+import type { HfModelConfig } from '../io/hf-config.js';
+import type { TensorsToWrite } from '../io/safetensors-writer.js';
+
+/**
+ * Fresh weights for a Llama-family config, as transformers initialises them: matrices from
+ * N(0, std²), norms at one. Seeded, so the same command reproduces the same model.
+ */
+export function initialLlamaWeights(config: HfModelConfig, seed: number, std = 0.02): TensorsToWrite {
+  let state = seed >>> 0;
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  const normal = (shape: number[]) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+    return { dtype: 'F32' as const, shape, data };
+  };
+  const ones = (n: number) => ({ dtype: 'F32' as const, shape: [n], data: new Float32Array(n).fill(1) });
+  const c = config;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const h = c.hidden_size;
+  const weights: Record<string, TensorsToWrite[string]> = { 'model.embed_tokens.weight': normal([c.vocab_size, h]), 'model.norm.weight': ones(h) };
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    weights[`${p}.input_layernorm.weight`] = ones(h);
+    weights[`${p}.post_attention_layernorm.weight`] = ones(h);
+    weights[`${p}.self_attn.q_proj.weight`] = normal([q, h]);
+    weights[`${p}.self_attn.k_proj.weight`] = normal([kv, h]);
+    weights[`${p}.self_attn.v_proj.weight`] = normal([kv, h]);
+    weights[`${p}.self_attn.o_proj.weight`] = normal([h, q]);
+    weights[`${p}.mlp.gate_proj.weight`] = normal([c.intermediate_size, h]);
+    weights[`${p}.mlp.up_proj.weight`] = normal([c.intermediate_size, h]);
+    weights[`${p}.mlp.down_proj.weight`] = normal([h, c.intermediate_size]);
+  }
+  if (!c.tie_word_embeddings) weights['lm_head.weight'] = normal([c.vocab_size, h]);
+  return weights;
+}
