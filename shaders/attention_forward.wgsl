@@ -1,12 +1,19 @@
-// Causal grouped-query attention forward, flash style: scores are computed block by block with an
-// online softmax, so no T×S matrix exists. Each invocation owns one query row and keeps it and its
-// output accumulator in registers; the rows of a workgroup all read the same kv head, so every K/V
-// load is shared by the whole workgroup (on lavapipe a uniform load, on GPUs a broadcast).
-// Rows of a workgroup enumerate (query position, head within the kv group) pairs, so the decode
-// case (one query) still fills a workgroup with the group's query heads.
+// Causal grouped-query attention forward, flash style: an online softmax over the keys, so no
+// T×S score matrix exists; the per-row log-sum-exp is saved for the backward.
+//
+// A workgroup owns 4 query rows of one kv head (consecutive (query position, head within the
+// group) pairs, so decode still fills them with the group's heads) and carries them as the 4
+// components of vec4s. Its invocations split the keys: invocation `lane` takes keys
+// j ≡ lane (mod LANES), keeps its own running max, sum and output accumulator, and the lanes are
+// merged at the end. Every K/V element an invocation loads is thus used for 4 rows and no two
+// invocations load the same element. That is what lavapipe wants: it runs the 8 invocations as
+// SIMD lanes but performs a storage load whose offset depends on a loop variable lane by lane,
+// so a K/V row broadcast to all lanes (one query row per invocation) costs 8 loads for 1 use;
+// this layout measured 1.4× (training) to 4× (decode) faster than that one.
+//
 // Layouts: q, out [B, T, Hq, D]; k, v [B, S, Hkv, D]; lse [B, T, Hq] (natural log, 0 for a row
-// that sees no key). Query t sits at position kv_length - T + t and sees keys
-// key_start[b] <= j <= that position.
+// that sees no key). Query t sits at position kv_length − T + t and sees keys
+// key_start[b] ≤ j ≤ that position.
 struct Params {
   queries: u32,
   keys: u32,
@@ -21,74 +28,118 @@ struct Params {
 @group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> key_start: array<u32>;
-@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 
-// Head dim / 4.
-const D4: u32 = 16u;
-// Query rows per workgroup, one per invocation.
-const ROWS: u32 = 8u;
-// Keys scored before each softmax rescale: larger blocks rescale the accumulator less often.
-const BK: u32 = 16u;
-// A finite "minus infinity", so max/exp arithmetic never meets inf - inf.
+// Head dim (a multiple of 4).
+const D: u32 = 64u;
+const D4: u32 = D / 4u;
+// Invocations per workgroup, each taking every LANES-th key.
+const LANES: u32 = 8u;
+// A finite "minus infinity", so max/exp arithmetic never meets inf − inf.
 const NEG: f32 = -3.0e38;
 
-@compute @workgroup_size(ROWS)
+var<workgroup> lane_max: array<vec4<f32>, LANES>;
+var<workgroup> lane_sum: array<vec4<f32>, LANES>;
+var<workgroup> lane_acc: array<vec4<f32>, LANES * D>;
+
+@compute @workgroup_size(LANES)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let group = p.q_heads / p.kv_heads;
   let rows = p.queries * group;
   let b = wg.z;
   let g = wg.y;
-  let first_row = wg.x * ROWS;
-  let r = first_row + lane;
-  // Lanes past the end redo the last row (keeps loads in bounds) and skip the store.
-  let rc = min(r, rows - 1u);
+  let first_pos = p.kv_length - p.queries;
+  // Rows past the end repeat the last row (keeping loads in bounds) and are not stored.
+  let rc = min(vec4<u32>(wg.x * 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(rows - 1u));
   let t = rc / group;
   let row = (b * p.queries + t) * p.q_heads + g * group + rc % group;
-  let first_pos = p.kv_length - p.queries;
   let pos = first_pos + t;
   let key_begin = key_start[b];
-  // One past the last key any row of this workgroup sees; uniform, so the loop does not diverge.
-  let key_end = first_pos + (min(first_row + ROWS, rows) - 1u) / group + 1u;
+  let key_end = pos.w + 1u;
 
-  var qs: array<vec4<f32>, D4>;
-  var acc: array<vec4<f32>, D4>;
-  for (var d = 0u; d < D4; d++) {
-    qs[d] = q[row * D4 + d] * p.scale;
-    acc[d] = vec4<f32>(0.0);
+  // qs[d] holds dimension d of the 4 rows, pre-scaled.
+  var qs: array<vec4<f32>, D>;
+  var acc: array<vec4<f32>, D>;
+  // Loops over D run D/4 times with 4 statements each: lavapipe's NIR unrolls loops of at most
+  // 32 iterations, and a register array indexed by a loop that stays rolled spills to memory.
+  for (var d4 = 0u; d4 < D4; d4++) {
+    let rows_d = mat4x4<f32>(q[row.x * D4 + d4], q[row.y * D4 + d4], q[row.z * D4 + d4], q[row.w * D4 + d4]);
+    let cols = transpose(rows_d) * p.scale;
+    qs[4u * d4] = cols[0];
+    qs[4u * d4 + 1u] = cols[1];
+    qs[4u * d4 + 2u] = cols[2];
+    qs[4u * d4 + 3u] = cols[3];
+    acc[4u * d4] = vec4<f32>(0.0);
+    acc[4u * d4 + 1u] = vec4<f32>(0.0);
+    acc[4u * d4 + 2u] = vec4<f32>(0.0);
+    acc[4u * d4 + 3u] = vec4<f32>(0.0);
   }
-  var m = NEG;
-  var l = 0.0;
-  let kv_base = b * p.keys * p.kv_heads + g;
+  var m = vec4<f32>(NEG);
+  var l = vec4<f32>(0.0);
+  let kv_row = b * p.keys * p.kv_heads + g;
 
-  for (var j0 = key_begin; j0 < key_end; j0 += BK) {
-    var s: array<f32, BK>;
-    var block_max = m;
-    for (var c = 0u; c < BK; c++) {
-      let j = min(j0 + c, key_end - 1u);
-      let kr = (kv_base + j * p.kv_heads) * D4;
-      var dot4 = vec4<f32>(0.0);
-      for (var d = 0u; d < D4; d++) { dot4 = fma(qs[d], k[kr + d], dot4); }
-      let valid = j0 + c <= pos;
-      s[c] = select(NEG, dot4.x + dot4.y + dot4.z + dot4.w, valid);
-      block_max = max(block_max, s[c]);
+  for (var j0 = key_begin; j0 < key_end; j0 += LANES) {
+    let j = j0 + lane;
+    let visible = vec4<u32>(j) <= pos;
+    let kr = (kv_row + min(j, key_end - 1u) * p.kv_heads) * D4;
+    var s = vec4<f32>(0.0);
+    for (var d4 = 0u; d4 < D4; d4++) {
+      let kk = k[kr + d4];
+      s = fma(qs[4u * d4], vec4<f32>(kk.x), s);
+      s = fma(qs[4u * d4 + 1u], vec4<f32>(kk.y), s);
+      s = fma(qs[4u * d4 + 2u], vec4<f32>(kk.z), s);
+      s = fma(qs[4u * d4 + 3u], vec4<f32>(kk.w), s);
     }
-    let correction = exp(m - block_max);
-    l *= correction;
-    for (var d = 0u; d < D4; d++) { acc[d] *= correction; }
-    for (var c = 0u; c < BK; c++) {
-      // Explicit zero: while every key so far is masked, block_max is NEG and exp(0) would be 1.
-      let prob = select(0.0, exp(s[c] - block_max), j0 + c <= pos);
-      l += prob;
-      let vr = (kv_base + min(j0 + c, key_end - 1u) * p.kv_heads) * D4;
-      for (var d = 0u; d < D4; d++) { acc[d] = fma(vec4<f32>(prob), v[vr + d], acc[d]); }
+    let m_new = max(m, select(vec4<f32>(NEG), s, visible));
+    let correction = exp(m - m_new);
+    // Explicit zero: while a row has seen no key, m_new is NEG and exp(s − m_new) is not 0.
+    let prob = select(vec4<f32>(0.0), exp(s - m_new), visible);
+    l = fma(l, correction, prob);
+    m = m_new;
+    for (var d4 = 0u; d4 < D4; d4++) {
+      let vv = v[kr + d4];
+      acc[4u * d4] = fma(acc[4u * d4], correction, prob * vv.x);
+      acc[4u * d4 + 1u] = fma(acc[4u * d4 + 1u], correction, prob * vv.y);
+      acc[4u * d4 + 2u] = fma(acc[4u * d4 + 2u], correction, prob * vv.z);
+      acc[4u * d4 + 3u] = fma(acc[4u * d4 + 3u], correction, prob * vv.w);
     }
-    m = block_max;
   }
 
-  if (r >= rows) { return; }
+  // Merge the lanes' partial softmaxes: rescale each to the common max and add.
+  lane_max[lane] = m;
+  lane_sum[lane] = l;
+  for (var d4 = 0u; d4 < D4; d4++) {
+    lane_acc[(4u * d4) * LANES + lane] = acc[4u * d4];
+    lane_acc[(4u * d4 + 1u) * LANES + lane] = acc[4u * d4 + 1u];
+    lane_acc[(4u * d4 + 2u) * LANES + lane] = acc[4u * d4 + 2u];
+    lane_acc[(4u * d4 + 3u) * LANES + lane] = acc[4u * d4 + 3u];
+  }
+  workgroupBarrier();
+  var m_all = vec4<f32>(NEG);
+  for (var i = 0u; i < LANES; i++) { m_all = max(m_all, lane_max[i]); }
+  var weight: array<vec4<f32>, LANES>;
+  var l_all = vec4<f32>(0.0);
+  for (var i = 0u; i < LANES; i++) {
+    weight[i] = exp(lane_max[i] - m_all);
+    l_all = fma(lane_sum[i], weight[i], l_all);
+  }
   // A row whose keys are all masked (left padding past its position) outputs 0, not NaN.
-  let inv_l = select(0.0, 1.0 / l, l > 0.0);
-  for (var d = 0u; d < D4; d++) { out[row * D4 + d] = acc[d] * inv_l; }
-  lse[row] = select(0.0, m + log(l), l > 0.0);
+  let seen = l_all > vec4<f32>(0.0);
+  let inv_l = select(vec4<f32>(0.0), 1.0 / l_all, seen);
+  let stored = vec4<u32>(wg.x * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(rows);
+  for (var d = lane; d < D; d += LANES) {
+    var total = vec4<f32>(0.0);
+    for (var i = 0u; i < LANES; i++) { total = fma(lane_acc[d * LANES + i], weight[i], total); }
+    let o = total * inv_l;
+    for (var c = 0u; c < 4u; c++) {
+      if (stored[c]) { out[row[c] * D + d] = o[c]; }
+    }
+  }
+  if (lane == 0u) {
+    let log_sum = select(vec4<f32>(0.0), m_all + log(l_all), seen);
+    for (var c = 0u; c < 4u; c++) {
+      if (stored[c]) { lse[row[c]] = log_sum[c]; }
+    }
+  }
 }

@@ -12,14 +12,18 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/** Registers hold a few head-dim vectors per invocation; beyond this they would spill badly. */
-const MAX_HEAD_DIM = 256;
+/** The forward merges its lanes' D-wide accumulators in workgroup memory (8 · D · 16 bytes). */
+const MAX_HEAD_DIM = 128;
+
+/** Forward: invocations per workgroup, splitting the keys; each carries 4 query rows. */
+const FORWARD_LANES = 8;
+const ROWS_PER_FORWARD_WORKGROUP = 4;
 
 /**
- * Rows (query rows or key rows) per workgroup. On lavapipe a workgroup is one CPU thread running
- * 8 SIMD lanes, so one subgroup is the sweet spot; GPUs want more threads per workgroup.
+ * Backward: rows (query rows or key rows) per workgroup, one per invocation. On lavapipe a
+ * workgroup is one CPU thread running 8 SIMD lanes; GPUs want more threads per workgroup.
  */
-const rowsPerWorkgroup = (gpu: Gpu): number => (gpu.isCpuAdapter ? 8 : 64);
+const backwardRowsPerWorkgroup = (gpu: Gpu): number => (gpu.isCpuAdapter ? 8 : 64);
 
 interface Geometry {
   batch: number;
@@ -64,28 +68,26 @@ function params(g: Geometry) {
   return { u32: [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength], f32: [g.scale] };
 }
 
-function specialisation(gpu: Gpu, g: Geometry) {
-  return { D4: g.headDim / 4, ROWS: rowsPerWorkgroup(gpu) };
-}
 
 /**
  * Causal multi-head attention with grouped-query heads: q [B, T, Hq, D], k and v [B, S, Hkv, D]
  * (query head h reads kv head ⌊h / (Hq/Hkv)⌋), output [B, T, Hq, D] — the layout the projections
  * produce, so no transposes. Query t sits at position kvLength − T + t and attends the keys
  * keyStart[b] ≤ j ≤ that position; a row that sees no key outputs 0.
- * Flash-style: an online softmax over key blocks, saving only the per-row log-sum-exp for the
- * backward, which recomputes the probabilities (FlashAttention-2).
+ * Flash-style: an online softmax over the keys, saving only the per-row log-sum-exp for the
+ * backward, which recomputes the probabilities (FlashAttention-2). The saved tensors live in the
+ * enclosing tidy scope, so run the backward inside the tidy that ran the forward.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const geometry = checkInputs(q, k, v, opts);
   const { batch, queries, qHeads, kvHeads } = geometry;
   const gpu = q.gpu;
-  const rows = rowsPerWorkgroup(gpu);
   const keyStart = opts.keyStart ?? gpu.zeros([batch], 'u32');
   const out = gpu.empty(q.shape);
   const lse = gpu.empty([batch, queries, qHeads]);
-  const queryRows = Math.ceil((queries * qHeads) / kvHeads / rows);
-  gpu.run(gpu.kernel('attention_forward', specialisation(gpu, geometry)), [q, k, v, keyStart, out, lse], [queryRows, kvHeads, batch], params(geometry));
+  const workgroups = Math.ceil((queries * qHeads) / kvHeads / ROWS_PER_FORWARD_WORKGROUP);
+  const kernel = gpu.kernel('attention_forward', { D: geometry.headDim, LANES: FORWARD_LANES });
+  gpu.run(kernel, [q, k, v, keyStart, out, lse], [workgroups, kvHeads, batch], params(geometry));
 
   recordOp('attention', [q, k, v], out, (gradOut) => attentionBackward(geometry, q, k, v, keyStart, out, lse, gradOut));
   // Nothing will read these again unless a backward was recorded; pool reuse is stream-ordered.
@@ -98,8 +100,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 function attentionBackward(g: Geometry, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor): (Tensor | null)[] {
   const gpu = q.gpu;
-  const rows = rowsPerWorkgroup(gpu);
-  const kernelValues = specialisation(gpu, g);
+  const rows = backwardRowsPerWorkgroup(gpu);
+  const kernelValues = { D4: g.headDim / 4, ROWS: rows };
   const gradQ = gpu.empty(q.shape);
   const delta = gpu.empty(lse.shape);
   const queryRows = Math.ceil((g.queries * g.qHeads) / g.kvHeads / rows);
