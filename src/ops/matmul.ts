@@ -1,0 +1,137 @@
+import { recordOp } from '../autograd/grad-node.js';
+import { formatShape, numel, type Shape, type Tensor } from '../gpu/tensor.js';
+import { chooseMatmulVariant, recordMatmul, type MatmulLayout } from './matmul-variants.js';
+import { sameShape } from './shape.js';
+import { sumToShape } from './sum-to-shape.js';
+
+export interface MatmulOptions {
+  /** a is stored [..., K, M] and used transposed. */
+  transA?: boolean;
+  /** b is stored [..., N, K] and used transposed (the model's x·Wᵀ). */
+  transB?: boolean;
+}
+
+export interface MatmulIntoOptions extends MatmulOptions {
+  /** out += alpha·a·b instead of out = alpha·a·b. */
+  accumulate: boolean;
+  alpha?: number;
+}
+
+const MAX_BATCH = 65535;
+
+interface Plan {
+  layout: MatmulLayout;
+  outShape: number[];
+}
+
+function describe(a: Tensor, b: Tensor, transA: boolean, transB: boolean): string {
+  return `a ${formatShape(a.shape)} ${a.dtype}${transA ? ' (transposed)' : ''} and b ${formatShape(b.shape)} ${b.dtype}${transB ? ' (transposed)' : ''}`;
+}
+
+/**
+ * Checks shapes and works out strides. Batch dims must be equal, or one operand has none and is
+ * shared across the other's batch; a shared b under an untransposed a folds the batch into M
+ * (one big product instead of many small ones).
+ */
+function plan(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
+  const what = () => describe(a, b, transA, transB);
+  if (a.dtype === 'u32' || b.dtype === 'u32') throw new Error(`${op}: needs f32 or f16 operands, got ${what()}`);
+  if (a.shape.length < 2 || b.shape.length < 2) throw new Error(`${op}: operands need at least 2 dims, got ${what()}`);
+  const [aRows, aCols] = a.shape.slice(-2);
+  const [bRows, bCols] = b.shape.slice(-2);
+  const m = transA ? aCols : aRows;
+  const k = transA ? aRows : aCols;
+  const n = transB ? bRows : bCols;
+  if ((transB ? bCols : bRows) !== k) throw new Error(`${op}: inner dimensions differ for ${what()}`);
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  if (batchA.length && batchB.length && !sameShape(batchA, batchB)) throw new Error(`${op}: batch dims differ for ${what()}`);
+  const batchShape = batchA.length ? batchA : batchB;
+  let batch = numel(batchShape);
+  let rows = m;
+  if (!batchB.length && !transA) {
+    rows = m * batch;
+    batch = 1;
+  }
+  if (batch > MAX_BATCH) throw new Error(`${op}: batch of ${batch} exceeds ${MAX_BATCH} for ${what()}`);
+  const layout: MatmulLayout = {
+    m: rows,
+    n,
+    k,
+    batch,
+    aRowStride: transA ? 1 : k,
+    aKStride: transA ? m : 1,
+    bKStride: transB ? 1 : n,
+    bColStride: transB ? k : 1,
+    aBatchStride: batchA.length ? m * k : 0,
+    bBatchStride: batchB.length ? k * n : 0,
+  };
+  return { layout, outShape: [...batchShape, m, n] };
+}
+
+function record(out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
+  recordMatmul(chooseMatmulVariant(out.gpu, layout.m), out, a, b, layout, accumulate, alpha);
+}
+
+/** Sums a batched gradient over the batch of an operand that was shared across it. */
+function reduceTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const reduced = sumToShape(g, shape);
+  g.dispose();
+  return reduced;
+}
+
+/** The rows of a batched tensor as one matrix [batch·rows, cols] (a view; dispose it after use). */
+function flatRows(t: Tensor): Tensor {
+  const cols = t.shape[t.shape.length - 1];
+  return t.view([t.size / cols, cols]);
+}
+
+/**
+ * op(a) · op(b) in f32: a is [..., M, K] ([..., K, M] with transA), b is [..., K, N] ([..., N, K]
+ * with transB); the result is [..., M, N]. f16 operands (frozen weights) are widened on load and
+ * get no gradient.
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false } = options;
+  for (const t of [a, b]) {
+    if (t.dtype === 'f16' && t.requiresGrad) throw new Error(`matmul: f16 operands are frozen and cannot require grad: ${describe(a, b, transA, transB)}`);
+  }
+  const { layout, outShape } = plan('matmul', a, b, transA, transB);
+  const out = a.gpu.empty(outShape);
+  record(out, a, b, layout, false, 1);
+
+  // With C = Â·B̂ (Â = op(a), B̂ = op(b)): dÂ = dC·B̂ᵀ and dB̂ = Âᵀ·dC, each written with the
+  // transposes that read a, b and dC where they already are.
+  const gradA = (g: Tensor): Tensor => {
+    const d = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+    return reduceTo(d, a.shape);
+  };
+  const gradB = (g: Tensor): Tensor => {
+    if (b.shape.length === 2 && a.shape.length > 2 && !transA) {
+      // b shared across an untransposed a: the sum over the batch is one product over all rows.
+      const [a2, g2] = [flatRows(a), flatRows(g)];
+      const d = transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
+      a2.dispose();
+      g2.dispose();
+      return d;
+    }
+    const d = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+    return reduceTo(d, b.shape);
+  };
+  return recordOp('matmul', [a, b], out, (g) => [a.requiresGrad ? gradA(g) : null, b.requiresGrad ? gradB(g) : null]);
+}
+
+/**
+ * out = alpha·op(a)·op(b), or out += alpha·op(a)·op(b) with accumulate, into an existing f32
+ * tensor (gradient accumulation, LoRA updates). Not recorded by autograd.
+ */
+export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulIntoOptions): void {
+  const { transA = false, transB = false, accumulate, alpha = 1 } = options;
+  const { layout, outShape } = plan('matmulInto', a, b, transA, transB);
+  if (out.dtype !== 'f32' || !sameShape(out.shape, outShape)) {
+    throw new Error(`matmulInto: out ${formatShape(out.shape)} ${out.dtype} cannot hold the f32 ${formatShape(outShape)} product of ${describe(a, b, transA, transB)}`);
+  }
+  if (out.buffer === a.buffer || out.buffer === b.buffer) throw new Error(`matmulInto: out ${formatShape(out.shape)} shares storage with an operand`);
+  record(out, a, b, layout, accumulate, alpha);
+}

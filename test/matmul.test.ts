@@ -1,0 +1,241 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import type { Tensor } from '../src/gpu/tensor.js';
+import { matmul, matmulInto } from '../src/ops/matmul.js';
+import {
+  chooseMatmulVariant,
+  forceMatmulVariant,
+  forgetMatmulTuning,
+  MATMUL_VARIANTS,
+  tuneMatmul,
+  variantSupported,
+  type MatmulVariantName,
+} from '../src/ops/matmul-variants.js';
+import { expectClose, type Tolerance } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn } from './helpers/random.js';
+import { matmulReference, roundToF16 } from './helpers/reference-matmul.js';
+
+const gpu = useGpu();
+
+// Inputs are randn, so each output sums K products of order 1 in f32 and is off the float64
+// reference by roughly sqrt(K)·2⁻²⁴·sqrt(K): ~1e-5 at K = 700. The bound leaves ~10× headroom.
+// f16 operands are compared against a reference built from the f16-rounded values, so they get
+// the same bound: what remains is f32 accumulation only (the widening itself is exact).
+const TOL: Tolerance = { atol: 2e-4, rtol: 1e-5 };
+
+/** [M, K, N]: degenerate, not multiples of any tile, and with K below and above one chunk. */
+const AWKWARD: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 37, 29],
+  [23, 1, 19],
+  [17, 33, 65],
+  [130, 7, 129],
+];
+const TRANSPOSES: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+interface Case {
+  aShape: number[];
+  bShape: number[];
+  transA: boolean;
+  transB: boolean;
+  aDtype?: 'f32' | 'f16';
+  bDtype?: 'f32' | 'f16';
+}
+
+/** Stored shapes for logical op(A) [batch…, M, K] · op(B) [batch…, K, N]. */
+function stored(m: number, k: number, n: number, transA: boolean, transB: boolean, batchA: number[] = [], batchB: number[] = []) {
+  return { aShape: [...batchA, ...(transA ? [k, m] : [m, k])], bShape: [...batchB, ...(transB ? [n, k] : [k, n])] };
+}
+
+/** Runs the cases on the GPU (one read-back each, after recording them all) and checks each. */
+async function checkCases(cases: Case[], seed: number): Promise<void> {
+  const g = gpu();
+  const inputs = cases.map((c, i) => {
+    const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+    let a = randn(size(c.aShape), seed + 2 * i);
+    let b = randn(size(c.bShape), seed + 2 * i + 1);
+    if (c.aDtype === 'f16') a = roundToF16(a);
+    if (c.bDtype === 'f16') b = roundToF16(b);
+    return { a, b };
+  });
+  const outs = g.tidy(() =>
+    cases.map((c, i) => matmul(g.tensor(inputs[i].a, c.aShape, c.aDtype), g.tensor(inputs[i].b, c.bShape, c.bDtype), c)),
+  );
+  for (const [i, c] of cases.entries()) {
+    const expected = matmulReference(inputs[i].a, c.aShape, inputs[i].b, c.bShape, c.transA, c.transB);
+    const label = `a ${c.aShape}${c.transA ? 'ᵀ' : ''} ${c.aDtype ?? 'f32'} · b ${c.bShape}${c.transB ? 'ᵀ' : ''} ${c.bDtype ?? 'f32'}`;
+    expectClose(await outs[i].toArray(), expected, TOL, label);
+    outs[i].dispose();
+  }
+}
+
+const supported = (): MatmulVariantName[] => MATMUL_VARIANTS.filter((v) => variantSupported(gpu(), v));
+
+describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
+  beforeAll(() => {
+    if (variantSupported(gpu(), variant)) forceMatmulVariant(gpu(), variant);
+  });
+  afterAll(() => forceMatmulVariant(gpu(), undefined));
+
+  const itIfSupported = (name: string, fn: () => Promise<void>) =>
+    it(name, async (ctx) => {
+      if (!variantSupported(gpu(), variant)) ctx.skip();
+      await fn();
+    });
+
+  itIfSupported('matches float64 on awkward shapes with all four transpose combinations', async () => {
+    const cases: Case[] = [];
+    for (const [m, k, n] of AWKWARD) for (const [transA, transB] of TRANSPOSES) cases.push({ ...stored(m, k, n, transA, transB), transA, transB });
+    await checkCases(cases, 100);
+  });
+
+  itIfSupported('batches with per-batch operands, a shared b and a shared a', async () => {
+    const cases: Case[] = [];
+    for (const [transA, transB] of TRANSPOSES) {
+      cases.push({ ...stored(9, 13, 11, transA, transB, [2, 3], [2, 3]), transA, transB });
+      cases.push({ ...stored(9, 13, 11, transA, transB, [3], []), transA, transB });
+      cases.push({ ...stored(9, 13, 11, transA, transB, [], [4]), transA, transB });
+    }
+    await checkCases(cases, 200);
+  });
+
+  itIfSupported('widens f16 operands exactly and accumulates in f32', async () => {
+    if (!gpu().hasF16) return;
+    const cases: Case[] = [];
+    for (const [transA, transB] of TRANSPOSES) {
+      cases.push({ ...stored(17, 45, 33, transA, transB), transA, transB, bDtype: 'f16' });
+      cases.push({ ...stored(17, 45, 33, transA, transB, [2], []), transA, transB, aDtype: 'f16' });
+    }
+    cases.push({ ...stored(40, 64, 96, false, true, [3], []), transA: false, transB: true, bDtype: 'f16' });
+    await checkCases(cases, 300);
+  });
+
+  itIfSupported('matches float64 on a large product (512×300·300×700)', async () => {
+    await checkCases([{ ...stored(512, 300, 700, false, false), transA: false, transB: false }], 400);
+  });
+
+  itIfSupported('writes into and accumulates into an existing tensor with alpha', async () => {
+    const g = gpu();
+    const [m, k, n] = [19, 21, 35];
+    const a = randn(m * k, 1);
+    const b = randn(n * k, 2);
+    const start = randn(m * n, 3);
+    const product = matmulReference(a, [m, k], b, [n, k], false, true);
+    const [written, accumulated] = g.tidy(() => {
+      const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k])];
+      const w = g.keep(g.tensor(start, [m, n]));
+      const acc = g.keep(g.tensor(start, [m, n]));
+      matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
+      matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
+      matmulInto(acc, ta, tb, { transB: true, accumulate: true });
+      return [w, acc];
+    });
+    expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, 'out = 0.5·a·bᵀ');
+    expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, 'out += -2·a·bᵀ then += a·bᵀ');
+    written.dispose();
+    accumulated.dispose();
+  });
+});
+
+describe('gradients (finite differences of the GPU forward)', () => {
+  const input = (shape: number[], seed: number) => ({ data: randn(shape.reduce((x, y) => x * y, 1), seed), shape });
+
+  it('for every transpose combination', async () => {
+    for (const [i, [transA, transB]] of TRANSPOSES.entries()) {
+      const { aShape, bShape } = stored(5, 7, 6, transA, transB);
+      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(aShape, 10 + i), input(bShape, 20 + i)]);
+    }
+  });
+
+  it('with b shared across a batch (its gradient sums over the batch)', async () => {
+    for (const [i, [transA, transB]] of TRANSPOSES.entries()) {
+      const { aShape, bShape } = stored(4, 6, 5, transA, transB, [3], []);
+      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(aShape, 30 + i), input(bShape, 40 + i)]);
+    }
+  });
+
+  it('with a shared across a batch and with per-batch operands', async () => {
+    for (const [i, [transA, transB]] of TRANSPOSES.entries()) {
+      const shared = stored(4, 6, 5, transA, transB, [], [2]);
+      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(shared.aShape, 50 + i), input(shared.bShape, 60 + i)]);
+      const batched = stored(3, 4, 5, transA, transB, [2], [2]);
+      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(batched.aShape, 70 + i), input(batched.bShape, 80 + i)]);
+    }
+  });
+
+  it('gives a gradient to the f32 operand only when the other is frozen f16', async () => {
+    if (!gpu().hasF16) return;
+    const g = gpu();
+    const [m, k, n] = [6, 9, 7];
+    const x = randn(m * k, 90);
+    const w = roundToF16(randn(n * k, 91));
+    const seed = randn(m * n, 92);
+    const grad = g.tidy(() => {
+      const tx = g.tensor(x, [m, k]);
+      tx.requiresGrad = true;
+      const y = matmul(tx, g.tensor(w, [n, k], 'f16'), { transB: true });
+      backward(y, g.tensor(seed, [m, n]));
+      return tx.grad!;
+    });
+    // dX = dY · W for y = x·Wᵀ
+    expectClose(await grad.toArray(), matmulReference(seed, [m, n], w, [n, k]), TOL, 'dX');
+    grad.dispose();
+  });
+});
+
+describe('errors', () => {
+  const t = (shape: number[], dtype: 'f32' | 'f16' | 'u32' = 'f32'): Tensor => gpu().tensor(new Float32Array(shape.reduce((x, y) => x * y, 1)), shape, dtype);
+
+  it('names the op and both shapes', () => {
+    gpu().tidy(() => {
+      expect(() => matmul(t([2, 3]), t([4, 5]))).toThrow(/matmul: inner dimensions differ for a \[2, 3\] f32 and b \[4, 5\] f32/);
+      expect(() => matmul(t([2, 3]), t([5, 3]))).toThrow(/a \[2, 3\].*b \[5, 3\]/);
+      expect(() => matmul(t([3, 2]), t([3, 5]), { transA: true, transB: true })).toThrow(/a \[3, 2\] f32 \(transposed\) and b \[3, 5\] f32 \(transposed\)/);
+      expect(() => matmul(t([2, 2, 3]), t([3, 3, 4]))).toThrow(/matmul: batch dims differ for a \[2, 2, 3\].*b \[3, 3, 4\]/);
+      expect(() => matmul(t([3]), t([3, 4]))).toThrow(/matmul: operands need at least 2 dims, got a \[3\]/);
+      expect(() => matmul(t([2, 3], 'u32'), t([3, 4]))).toThrow(/matmul: needs f32 or f16 operands, got a \[2, 3\] u32/);
+      expect(() => matmulInto(t([2, 5]), t([2, 3]), t([3, 4]), { accumulate: true })).toThrow(
+        /matmulInto: out \[2, 5\] f32 cannot hold the f32 \[2, 4\] product of a \[2, 3\] f32 and b \[3, 4\] f32/,
+      );
+      const a = t([2, 2]);
+      expect(() => matmulInto(a, a, t([2, 2]), { accumulate: false })).toThrow(/matmulInto: out \[2, 2\] shares storage/);
+    });
+  });
+
+  it('refuses gradients for f16 operands', () => {
+    if (!gpu().hasF16) return;
+    gpu().tidy(() => {
+      const w = t([4, 3], 'f16');
+      w.requiresGrad = true;
+      expect(() => matmul(t([2, 3]), w, { transB: true })).toThrow(/matmul: f16 operands are frozen and cannot require grad: a \[2, 3\] f32 and b \[4, 3\] f16/);
+    });
+  });
+});
+
+describe('variant choice', () => {
+  afterAll(() => forgetMatmulTuning());
+
+  it('uses the tuned winner unless a variant is forced', async () => {
+    const g = gpu();
+    const candidates = supported().slice(0, 2);
+    const results = await tuneMatmul(g, { force: true, reps: 1, candidates, persist: false });
+    expect(results.map((r) => r.shapeClass).sort()).toEqual(['few-rows', 'many-rows']);
+    for (const r of results) {
+      expect(candidates).toContain(r.winner);
+      expect(Object.keys(r.timings).sort()).toEqual([...candidates].sort());
+      for (const ms of Object.values(r.timings)) expect(ms).toBeGreaterThan(0);
+    }
+    const manyRows = results.find((r) => r.shapeClass === 'many-rows')!.winner;
+    expect(chooseMatmulVariant(g, 256)).toBe(manyRows);
+    forceMatmulVariant(g, 'tiled32');
+    expect(chooseMatmulVariant(g, 256)).toBe('tiled32');
+    forceMatmulVariant(g, undefined);
+  });
+});
