@@ -1,0 +1,82 @@
+import { join } from 'node:path';
+
+import { JsonLinesProcess, type JsonObject } from './json-lines-process.js';
+import type { GradeResult } from './types.js';
+
+/** The runner's rewards, each in [0, 1] and reported separately (see kernels/README.md). */
+export const TRITON_REWARDS = ['formatting', 'compilation', 'correctness', 'runtime'] as const;
+export type TritonReward = (typeof TRITON_REWARDS)[number];
+
+export interface TritonEvaluation {
+  readonly problem: string;
+  readonly rewards: Readonly<Record<TritonReward, GradeResult>>;
+  /** Anti-reward-hacking findings, e.g. "noop_same_output: …"; any of them zeroes correctness. */
+  readonly hacks: readonly string[];
+  /** How the sandboxed candidate ended: "ok: …", "timeout: …", "crashed: …". */
+  readonly sandbox: string;
+  readonly seconds: number;
+}
+
+export interface TritonProblem {
+  readonly name: string;
+  readonly split: 'train' | 'test';
+  readonly category: string;
+  readonly prompt: { readonly system: string; readonly user: string };
+}
+
+export interface TritonRunnerOptions {
+  /** The repository root: the runner is `<root>/.venv/bin/python -m kernels.runner`. */
+  readonly repoRoot: string;
+  readonly workers?: number;
+  readonly timeLimitSeconds?: number;
+  readonly memoryMb?: number;
+  readonly python?: string;
+}
+
+/**
+ * Client of the Python Triton runner (kernels/runner.py): a long-lived subprocess that grades generated
+ * Triton code concurrently in sandboxes. If the runner dies, the evaluations in flight fail and the next
+ * request starts a new runner.
+ */
+export class TritonRunner {
+  private readonly process: JsonLinesProcess;
+
+  constructor(options: TritonRunnerOptions) {
+    const args = ['-m', 'kernels.runner'];
+    if (options.workers !== undefined) args.push('--workers', String(options.workers));
+    if (options.timeLimitSeconds !== undefined) args.push('--time-limit', String(options.timeLimitSeconds));
+    if (options.memoryMb !== undefined) args.push('--memory-mb', String(options.memoryMb));
+    this.process = new JsonLinesProcess({
+      command: options.python ?? join(options.repoRoot, '.venv', 'bin', 'python'),
+      args,
+      cwd: options.repoRoot,
+      readyType: 'ready',
+    });
+  }
+
+  /** The runner's handshake: protocol version, workers, isolation in force. */
+  hello(): Promise<JsonObject> {
+    return this.process.hello();
+  }
+
+  /** How many runner processes were started so far (more than 1 means it was restarted). */
+  get starts(): number {
+    return this.process.starts;
+  }
+
+  async evaluate(problem: string, completion: string, signal?: AbortSignal): Promise<TritonEvaluation> {
+    const reply = await this.process.request({ type: 'evaluate', problem, completion }, signal);
+    if (reply.type !== 'result') throw new Error(`runner: ${String(reply.error ?? JSON.stringify(reply))}`);
+    return reply as unknown as TritonEvaluation;
+  }
+
+  async problems(split?: 'train' | 'test'): Promise<TritonProblem[]> {
+    const reply = await this.process.request({ type: 'problems', split: split ?? null });
+    if (reply.type !== 'problems') throw new Error(`runner: ${String(reply.error ?? JSON.stringify(reply))}`);
+    return reply.problems as TritonProblem[];
+  }
+
+  close(): Promise<void> {
+    return this.process.close();
+  }
+}
