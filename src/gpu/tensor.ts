@@ -1,5 +1,5 @@
 import type { Gpu } from './gpu.js';
-import type { GradNode } from '../autograd/grad-node.js';
+import { recordOp, type GradNode } from '../autograd/grad-node.js';
 
 /** f32 for activations and trainable weights, f16 for frozen weights, u32 for token ids and indices. */
 export type DType = 'f32' | 'f16' | 'u32';
@@ -65,12 +65,13 @@ export class Tensor {
     return { buffer: this.buffer, offset: 0, size: Math.max(4, Math.ceil(this.byteLength / 4) * 4) };
   }
 
-  /** A tensor sharing this one's storage with another shape of the same element count. */
+  /** A tensor sharing this one's storage with another shape of the same element count (differentiable). */
   view(shape: Shape): Tensor {
     if (numel(shape) !== this.size) {
       throw new Error(`view: cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
     }
-    return this.gpu.adopt(new Tensor(this.gpu, this.buffer, shape, this.dtype), this);
+    const out = this.gpu.adopt(new Tensor(this.gpu, this.buffer, shape, this.dtype), this);
+    return recordOp('view', [this], out, (g) => [g.view(this.shape)]);
   }
 
   dispose(): void {
