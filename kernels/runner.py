@@ -51,7 +51,7 @@ class Runner:
         reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        self.send({"type": "ready", "version": PROTOCOL_VERSION, "workers": self.workers, "mode": "interpreter",
+        self.send({"type": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid(), "workers": self.workers, "mode": "interpreter",
                    "isolation": _probe_isolation(self.settings.temp_root or tempfile.gettempdir()), "rewards": list(REWARD_NAMES)})
         while line := await reader.readline():
             if line.strip():

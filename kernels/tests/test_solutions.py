@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from kernels.dataset import ALL_PROBLEMS, problems
+from kernels.export_prompts import DATA_DIR, rows_text
 
 from .runner_process import RunnerProcess, scores, tagged
 
@@ -25,3 +26,8 @@ def test_every_reference_solution_scores_one(runner: RunnerProcess) -> None:
         if scores(result) != {"formatting": 1.0, "compilation": 1.0, "correctness": 1.0, "runtime": 0.0} or result["hacks"]
     }
     assert not failures, failures
+
+
+def test_the_committed_prompt_files_match_the_dataset() -> None:
+    for split in ("train", "test"):
+        assert (DATA_DIR / f"triton-{split}.jsonl").read_text() == rows_text(split), "run: python -m kernels.export_prompts"

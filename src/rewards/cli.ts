@@ -1,0 +1,42 @@
+/**
+ * Scores completions with a reward config and prints every component per completion.
+ *
+ *   node dist/src/rewards/cli.js --config <reward.json | countdown | arithmetic | triton> --input rows.jsonl
+ *
+ * Each input line is `{"prompt": "...", "completion": "...", "example": {...}}`; each output line is
+ * `{"total": x, "components": {"<name>": {"score", "reason", "weight", "counted"}}}`, in input order.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import { buildReward, loadRewardConfig } from './config.js';
+import { repoRoot } from './repo-root.js';
+import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from './tasks/builtin.js';
+import { TritonRunner } from './triton-runner.js';
+import type { GradingInput } from './types.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string' }, input: { type: 'string' }, workers: { type: 'string' } } });
+  if (!values.config || !values.input) throw new Error('usage: cli --config <reward.json|countdown|arithmetic|triton> --input rows.jsonl');
+  const root = repoRoot();
+  const tritonRunner = new TritonRunner({ repoRoot: root, workers: values.workers ? Number(values.workers) : undefined });
+  const builtin = (BUILTIN_TASKS as readonly string[]).includes(values.config);
+  const reward = builtin
+    ? buildReward(REWARD_CONFIGS[values.config as BuiltinTask], { baseDir: root, tritonRunner })
+    : loadRewardConfig(values.config, { tritonRunner });
+  const inputs: GradingInput[] = readFileSync(values.input, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => JSON.parse(line) as GradingInput);
+  try {
+    for (const score of await reward.score(inputs)) process.stdout.write(`${JSON.stringify(score)}\n`);
+  } finally {
+    await reward.close();
+    await tritonRunner.close(); // the runner only starts if a triton grader asked for it
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
