@@ -54,7 +54,7 @@ export class JsonLinesProcess {
       const onAbort = () => {
         this.pending.delete(id);
         reject(new Error('request aborted'));
-        child.kill('SIGKILL');
+        this.discard(child, new Error(`${this.options.command} was killed: a request to it was aborted`));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = <T>(done: (value: T) => void) => (value: T) => {
@@ -121,10 +121,16 @@ export class JsonLinesProcess {
   }
 
   private onExit(child: ChildProcessWithoutNullStreams, how: string, timer: NodeJS.Timeout, fail?: (error: Error) => void): void {
-    if (this.child !== child) return;
     clearTimeout(timer);
     const error = new Error(`${this.options.command} ${how}${this.stderrTail ? `: ${this.stderrTail.trim().slice(-500)}` : ''}`);
     fail?.(error);
+    this.discard(child, error);
+  }
+
+  /** Forget a child at once (the next request starts a new one), fail its requests, and kill it. */
+  private discard(child: ChildProcessWithoutNullStreams, error: Error): void {
+    child.kill('SIGKILL');
+    if (this.child !== child) return;
     this.ready?.catch(() => undefined);
     this.child = undefined;
     this.ready = undefined;

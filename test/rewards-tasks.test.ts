@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { buildReward } from '../src/rewards/config.js';
+import { repoRoot } from '../src/rewards/repo-root.js';
+import { evaluateExpression, fractionToString } from '../src/rewards/tasks/arithmetic-expression.js';
+import { REWARD_CONFIGS } from '../src/rewards/tasks/builtin.js';
+import { CountdownGrader } from '../src/rewards/tasks/countdown.js';
+import { taskDataText } from '../src/rewards/tasks/write-task-data.js';
+import type { GradingInput } from '../src/rewards/types.js';
+
+const root = repoRoot();
+const rows = (task: string): Record<string, unknown>[] =>
+  readFileSync(join(root, 'data', `${task}.jsonl`), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+
+describe('arithmetic expressions (no eval)', () => {
+  it('respects precedence and parentheses, with exact fractions', () => {
+    expect(fractionToString(evaluateExpression('2 + 3 * 4').value)).toBe('14');
+    expect(fractionToString(evaluateExpression('(2 + 3) * 4').value)).toBe('20');
+    expect(fractionToString(evaluateExpression('(8 / 3) * 3').value)).toBe('8');
+    expect(fractionToString(evaluateExpression('1 / 3 + 1 / 6').value)).toBe('1/2');
+    expect(fractionToString(evaluateExpression('-(4 - 10) × 2').value)).toBe('12');
+    expect(evaluateExpression('(1 + 2) * 3').literals).toEqual([1, 2, 3]);
+  });
+
+  it('rejects anything that is not arithmetic', () => {
+    for (const bad of ['process.exit(1)', '2 ** 3', '1 / (2 - 2)', '(1 + 2', '1 + 2)', '3 4', '', 'Math.max(1)', '1e3']) {
+      expect(() => evaluateExpression(bad), bad).toThrow();
+    }
+  });
+});
+
+describe('countdown', () => {
+  const grader = new CountdownGrader();
+  const example = { numbers: [3, 7, 25, 50], target: 200 };
+  const grade = (completion: string) => grader.grade({ prompt: '', completion, example });
+
+  it('needs every number exactly once and the exact target', async () => {
+    expect(await grade('<answer> (3 + 7) * 25 - 50 = 200 </answer>')).toEqual({ score: 1, reason: 'evaluates to 200, target 200' });
+    expect(await grade('<answer>(7 - 3) * 50</answer>')).toMatchObject({ score: 0, reason: expect.stringMatching(/exactly once/) });
+    expect(await grade('<answer>(50 - 25) * (3 + 7) - 50</answer>')).toMatchObject({ score: 0, reason: expect.stringMatching(/exactly once/) });
+    expect(await grade('<answer>(25 + 50 + 3 - 7) * 2</answer>')).toMatchObject({ score: 0, reason: expect.stringMatching(/exactly once/) });
+    expect(await grade('<answer>25 * 7 + 50 / 3</answer>')).toEqual({ score: 0, reason: 'evaluates to 575/3, target 200' });
+    expect(await grade('<answer>(3 + 7) * 25 + 50</answer>')).toEqual({ score: 0, reason: 'evaluates to 300, target 200' });
+    expect(await grade('<answer>3 * 7 * 25 / 50</answer>')).toEqual({ score: 0, reason: 'evaluates to 21/2, target 200' });
+    expect(await grade('<answer>require("fs")</answer>')).toMatchObject({ score: 0, reason: expect.stringMatching(/invalid expression/) });
+    expect(await grade('(3 + 7) * 25 - 50')).toEqual({ score: 0, reason: 'no <answer> block' });
+  });
+});
+
+describe('built-in task data', () => {
+  it('matches its generator, so the committed files are reproducible', () => {
+    for (const task of ['countdown', 'arithmetic'] as const) {
+      expect(readFileSync(join(root, 'data', `${task}.jsonl`), 'utf8') === taskDataText(task), task).toBe(true);
+    }
+  });
+
+  it('is solvable: every countdown row solution and arithmetic row answer scores full marks', async () => {
+    for (const task of ['countdown', 'arithmetic'] as const) {
+      const reward = buildReward(REWARD_CONFIGS[task], { baseDir: root });
+      const inputs: GradingInput[] = rows(task).map((row) => ({
+        prompt: String(row.prompt),
+        completion: `<think>work</think><answer>${task === 'countdown' ? row.solution : row.target}</answer>`,
+        example: row,
+      }));
+      const scores = await reward.score(inputs);
+      const failures = scores.filter((s) => Math.abs(s.total - 1.1) > 1e-9);
+      expect(failures, task).toEqual([]);
+      expect(new Set(inputs.map((i) => i.prompt)).size, task).toBeGreaterThan(900);
+    }
+  });
+});
