@@ -14,6 +14,7 @@ import { parseHfConfig } from '../io/hf-config.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { serializeSafetensors } from '../io/safetensors-writer.js';
 import { initialLlamaWeights } from '../model/init.js';
+import { TINY_CONFIG } from '../model/tiny-config.js';
 import { LlamaModel } from '../model/llama.js';
 import { saveModelWeights } from '../model/save.js';
 import { AdamW } from '../optim/adamw.js';
@@ -37,27 +38,6 @@ const steps = Number(args.steps);
 const batchSize = Number(args.batch);
 const seed = Number(args.seed);
 
-export const TINY_CONFIG = {
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  hidden_size: 128,
-  intermediate_size: 384,
-  num_hidden_layers: 4,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  head_dim: 32,
-  hidden_act: 'silu',
-  rms_norm_eps: 1e-5,
-  rope_theta: 10000.0,
-  max_position_embeddings: 512,
-  vocab_size: 259,
-  tie_word_embeddings: true,
-  attention_bias: false,
-  bos_token_id: 1,
-  eos_token_id: 2,
-  pad_token_id: 0,
-  torch_dtype: 'float32',
-};
 
 function seeded(s: number): () => number {
   let state = s >>> 0;

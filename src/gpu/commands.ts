@@ -1,4 +1,5 @@
 import type { Kernel } from './kernel.js';
+import type { KernelProfiler } from './profiler.js';
 
 export type Workgroups = readonly [number, number?, number?];
 
@@ -27,6 +28,8 @@ export class CommandBatch {
   /** Dispatches recorded since creation; a cheap counter for tests and benchmarks. */
   dispatchCount = 0;
   submitCount = 0;
+  /** When set, each dispatch is timed on its own (see KernelProfiler). */
+  profiler: KernelProfiler | null = null;
 
   constructor(private readonly device: GPUDevice) {
     this.slot = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
@@ -52,7 +55,7 @@ export class CommandBatch {
   }
 
   dispatch(kernel: Kernel, buffers: readonly GPUBufferBinding[], workgroups: Workgroups, params?: Params): void {
-    if (this.slotsUsed === ARENA_SLOTS) this.submit();
+    if (this.slotsUsed === ARENA_SLOTS || this.profiler?.full) this.submit();
     const entries: GPUBindGroupEntry[] = [];
     if (kernel.hasParams) {
       const offset = this.slotsUsed++ * this.slot;
@@ -68,10 +71,15 @@ export class CommandBatch {
     }
     buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource }));
     const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    if (this.profiler) {
+      this.endPass();
+      this.pass = this.currentEncoder().beginComputePass({ timestampWrites: this.profiler.next(kernel.label) });
+    }
     const pass = this.currentPass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
+    if (this.profiler) this.endPass();
     this.dispatchCount++;
   }
 
@@ -117,12 +125,14 @@ export class CommandBatch {
   submit(): void {
     if (!this.encoder) return;
     this.endPass();
+    const afterSubmit = this.profiler?.resolve(this.encoder);
     const commands = this.encoder.finish();
     this.encoder = null;
     if (this.slotsUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.slotsUsed * this.slot);
     this.slotsUsed = 0;
     this.device.queue.submit([commands]);
     this.submitCount++;
+    afterSubmit?.();
     for (const staging of this.stagingToDestroy.splice(0)) staging.destroy();
   }
 }

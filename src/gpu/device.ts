@@ -8,6 +8,8 @@ export interface DeviceOptions {
   adapter?: string;
   /** Extra Dawn toggles, e.g. ['disable_robustness'] (env WEBGPU_TOGGLES, comma-separated). */
   toggles?: string[];
+  /** Dawn toggles to turn off, e.g. ['timestamp_quantization'] for precise timings (env WEBGPU_DISABLE_TOGGLES). */
+  disabledToggles?: string[];
 }
 
 export interface AcquiredDevice {
@@ -50,7 +52,9 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
+  const disabled = options.disabledToggles ?? (process.env.WEBGPU_DISABLE_TOGGLES?.split(',').filter(Boolean) ?? []);
   if (toggles.length) dawnOptions.push(`enable-dawn-features=${toggles.join(',')}`);
+  if (disabled.length) dawnOptions.push(`disable-dawn-features=${disabled.join(',')}`);
 
   const instance = create(dawnOptions);
   const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });

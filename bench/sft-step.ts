@@ -1,0 +1,53 @@
+// Time of one full-parameter SFT step (forward, backward, clip, AdamW) of a model built from a
+// config, with the GPU time per kernel from timestamp queries:
+//   npm run build && node dist/bench/sft-step.js [--batch 32] [--seq 64] [--steps 3]
+import { parseArgs } from 'node:util';
+import { backward } from '../src/autograd/backward.js';
+import { Gpu } from '../src/gpu/gpu.js';
+import { KernelProfiler } from '../src/gpu/profiler.js';
+import { parseHfConfig } from '../src/io/hf-config.js';
+import { SafetensorsFile } from '../src/io/safetensors.js';
+import { serializeSafetensors } from '../src/io/safetensors-writer.js';
+import { initialLlamaWeights } from '../src/model/init.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { clipGradNorm } from '../src/optim/grad-norm.js';
+import { sftBatch, sftLoss } from '../src/train/sft.js';
+import { TINY_CONFIG } from '../src/model/tiny-config.js';
+
+const { values: args } = parseArgs({ options: { batch: { type: 'string', default: '32' }, seq: { type: 'string', default: '64' }, steps: { type: 'string', default: '3' } } });
+const batch = Number(args.batch);
+const seq = Number(args.seq);
+const config = parseHfConfig(TINY_CONFIG, 'tiny config');
+const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
+const model = new LlamaModel(gpu, config, SafetensorsFile.fromBytes(serializeSafetensors(initialLlamaWeights(config, 0))), { trainable: true });
+const params = [...model.parameters.values()];
+const optimizer = new AdamW(params, { lr: 1e-3 });
+const examples = Array.from({ length: batch }, (_, b) => ({
+  prompt: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 7 + t * 13) % 250)),
+  completion: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 5 + t * 11) % 250)),
+}));
+const step = () =>
+  gpu.tidy(() => {
+    backward(sftLoss(model, sftBatch(gpu, examples, 0)));
+    clipGradNorm(params.map((p) => p.grad!), 1);
+    optimizer.step();
+    optimizer.zeroGrad();
+  });
+step();
+await gpu.sync();
+const t0 = performance.now();
+for (let i = 0; i < Number(args.steps); i++) step();
+await gpu.sync();
+const wall = (performance.now() - t0) / Number(args.steps);
+const profiler = new KernelProfiler(gpu.device);
+gpu.commands.profiler = profiler;
+step();
+await gpu.sync();
+const kernels = await profiler.collect();
+const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
+console.log(`adapter: ${gpu.adapterName}`);
+console.log(`tiny SFT step, batch ${batch} × ${seq} tokens: ${wall.toFixed(0)} ms wall (${((batch * seq) / wall * 1000).toFixed(0)} tokens/s); profiled GPU time ${gpuMs.toFixed(0)} ms`);
+for (const k of kernels.slice(0, 15)) console.log(`  ${k.label.padEnd(60)} ${k.ms.toFixed(1).padStart(8)} ms ${(100 * k.ms / gpuMs).toFixed(1).padStart(5)}%  ×${k.count}`);
+console.log('reproduce: npm run build && node dist/bench/sft-step.js ' + process.argv.slice(2).join(' '));
+gpu.destroy();

@@ -1,0 +1,22 @@
+/** The `tiny` model's architecture: a 0.8M-parameter Llama with a byte-level vocabulary. */
+export const TINY_CONFIG = {
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  hidden_size: 128,
+  intermediate_size: 384,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 32,
+  hidden_act: 'silu',
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  max_position_embeddings: 512,
+  vocab_size: 259,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  pad_token_id: 0,
+  torch_dtype: 'float32',
+};
