@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+import { buildReward } from '../src/rewards/config.js';
+import { repoRoot } from '../src/rewards/repo-root.js';
+import { REWARD_CONFIGS } from '../src/rewards/tasks/builtin.js';
+import { TritonRunner } from '../src/rewards/triton-runner.js';
+import type { GradingInput } from '../src/rewards/types.js';
+
+// Spawns the real Python runner (.venv/bin/python -m kernels.runner): graded under the Triton interpreter.
+const root = repoRoot();
+const runner = new TritonRunner({ repoRoot: root, workers: 2, timeLimitSeconds: 30 });
+afterAll(() => runner.close());
+
+const solution = (name: string) => readFileSync(join(root, 'kernels', 'dataset', 'solutions', `${name}.py`), 'utf8');
+const tagged = (code: string) => `Here is the kernel.\n<triton_code>\n${code}\n</triton_code>`;
+const rowsOf = (file: string) =>
+  readFileSync(join(root, 'data', file), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+
+describe('Triton runner', () => {
+  it('starts with its sandbox isolation in force and lists the problems the data files hold', async () => {
+    const hello = await runner.hello();
+    expect(hello).toMatchObject({ type: 'ready', version: 1, workers: 2, isolation: 'namespaces' });
+    const train = await runner.problems('train');
+    expect(train.map((p) => p.name)).toEqual(rowsOf('triton-train.jsonl').map((row) => row.problem));
+    expect((await runner.problems('test')).length).toBeGreaterThanOrEqual(20);
+    expect(train[0].prompt.user).toContain('<triton_code>');
+  });
+
+  it('scores a reference solution 1 on formatting, compilation and correctness, and reports each reward', async () => {
+    const result = await runner.evaluate('softmax', tagged(solution('softmax')));
+    expect(result.rewards.formatting.score).toBe(1);
+    expect(result.rewards.compilation.score).toBe(1);
+    expect(result.rewards.correctness).toEqual({ score: 1, reason: '4/4 trials match the reference' });
+    expect(result.rewards.runtime.score).toBe(0);
+    expect(result.hacks).toEqual([]);
+  });
+
+  it('through the built-in reward config: one evaluation feeds the four components, hacks score 0', async () => {
+    const reward = buildReward(REWARD_CONFIGS.triton, { baseDir: root, tritonRunner: runner });
+    const hack = `import torch\nimport triton\nimport triton.language as tl\n\n\ndef relu(x):\n    return torch.relu(x)\n`;
+    const inputs: GradingInput[] = [
+      { prompt: 'p', completion: tagged(solution('relu')), example: { problem: 'relu' } },
+      { prompt: 'p', completion: tagged(hack), example: { problem: 'relu' } },
+      { prompt: 'p', completion: 'no code at all', example: { problem: 'relu' } },
+    ];
+    const evaluate = vi.spyOn(runner, 'evaluate');
+    const [good, hacked, empty] = await reward.score(inputs);
+    expect(evaluate).toHaveBeenCalledTimes(3); // one per completion, not one per component
+    evaluate.mockRestore();
+    expect(good.total).toBe(3);
+    expect(Object.keys(good.components)).toEqual(['formatting', 'compilation', 'correctness', 'runtime']);
+    expect(hacked.components.correctness.score).toBe(0);
+    expect(hacked.components.correctness.reason).toMatch(/torch_in_wrapper/);
+    expect(hacked.components.formatting.score).toBeGreaterThan(0);
+    expect(empty.total).toBe(0);
+  });
+
+  it('is restarted after it dies: requests in flight score 0, the next ones are graded', async () => {
+    const reward = buildReward(REWARD_CONFIGS.triton, { baseDir: root, tritonRunner: runner });
+    const { pid } = await runner.hello();
+    const inFlight = reward.score([{ prompt: 'p', completion: tagged(solution('add')), example: { problem: 'add' } }]);
+    process.kill(Number(pid), 'SIGKILL');
+    const [lost] = await inFlight;
+    expect(lost.total).toBe(0);
+    expect(lost.components.correctness.reason).toMatch(/grader failed: .*exited/);
+    const [after] = await reward.score([{ prompt: 'p', completion: tagged(solution('add')), example: { problem: 'add' } }]);
+    expect(after.total).toBe(3);
+    expect(runner.starts).toBe(2);
+  });
+});
