@@ -1,0 +1,79 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generate, leftPad } from '../src/generate/generate.js';
+import { parseHfConfig } from '../src/io/hf-config.js';
+import { SafetensorsFile } from '../src/io/safetensors.js';
+import { serializeSafetensors } from '../src/io/safetensors-writer.js';
+import { initialLlamaWeights } from '../src/model/init.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { useGpu } from './helpers/gpu.js';
+
+const gpu = useGpu();
+
+// A random byte-vocabulary model: its output is gibberish, but every property below is about the
+// sampling loop, not about what the model knows.
+const config = parseHfConfig(
+  {
+    architectures: ['LlamaForCausalLM'], hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, vocab_size: 259, rms_norm_eps: 1e-5,
+    rope_theta: 10000, max_position_embeddings: 128, tie_word_embeddings: true,
+  },
+  'test config',
+);
+const decode = (ids: readonly number[]) => ids.map((id) => String.fromCharCode(65 + (id % 26))).join('');
+
+describe('generate', () => {
+  let model: LlamaModel;
+  beforeAll(() => {
+    model = new LlamaModel(gpu(), config, SafetensorsFile.fromBytes(serializeSafetensors(initialLlamaWeights(config, 5, 0.5))));
+  });
+  const prompts = [[10, 20, 30, 40, 50, 60], [7], [100, 101, 102]];
+
+  it('left-pads prompts so their last tokens line up, with per-row positions and key starts', () => {
+    expect(leftPad([[5, 6, 7], [9]], 0)).toEqual({ width: 3, ids: [5, 6, 7, 0, 0, 9], positions: [0, 1, 2, 0, 0, 0], keyStart: [0, 2] });
+    expect(() => leftPad([[1], []])).toThrow(/empty prompt/);
+  });
+
+  it('a ragged batch decodes each prompt exactly as it decodes alone', async () => {
+    const batched = await generate(model, prompts, { maxNewTokens: 10, temperature: 0, eosTokenIds: [] });
+    for (const [i, prompt] of prompts.entries()) {
+      const [alone] = await generate(model, [prompt], { maxNewTokens: 10, temperature: 0, eosTokenIds: [] });
+      expect(batched[i].tokens).toEqual(alone.tokens);
+    }
+    expect(batched.every((c) => c.tokens.length === 10 && c.finishReason === 'length')).toBe(true);
+  });
+
+  it('sampling is reproducible for a seed and changes with it', async () => {
+    const options = { maxNewTokens: 12, temperature: 1.2, topK: 40, topP: 0.95, eosTokenIds: [] };
+    const a = await generate(model, prompts, { ...options, seed: 1 });
+    const b = await generate(model, prompts, { ...options, seed: 1 });
+    const c = await generate(model, prompts, { ...options, seed: 2 });
+    expect(a.map((x) => x.tokens)).toEqual(b.map((x) => x.tokens));
+    expect(a.map((x) => x.tokens)).not.toEqual(c.map((x) => x.tokens));
+  });
+
+  it('each row stops on its own at an EOS token, which is kept', async () => {
+    const free = await generate(model, prompts, { maxNewTokens: 10, temperature: 0, eosTokenIds: [] });
+    const eos = free[0].tokens[3];
+    const stopped = await generate(model, prompts, { maxNewTokens: 10, temperature: 0, eosTokenIds: [eos] });
+    expect(stopped[0].tokens).toEqual(free[0].tokens.slice(0, free[0].tokens.indexOf(eos) + 1));
+    expect(stopped[0].finishReason).toBe('eos');
+    for (const [i, c] of stopped.entries()) {
+      const cut = free[i].tokens.indexOf(eos);
+      expect(c.tokens).toEqual(cut < 0 ? free[i].tokens : free[i].tokens.slice(0, cut + 1));
+    }
+  });
+
+  it('stops on a stop string once the decoded text contains it', async () => {
+    const free = await generate(model, [prompts[1]], { maxNewTokens: 10, temperature: 0, eosTokenIds: [] });
+    const stop = decode(free[0].tokens.slice(4, 6));
+    const [c] = await generate(model, [prompts[1]], { maxNewTokens: 10, temperature: 0, eosTokenIds: [], stop: [stop], decode });
+    expect(c.finishReason).toBe('stop');
+    expect(decode(c.tokens)).toContain(stop);
+    expect(decode(c.tokens.slice(0, -1))).not.toContain(stop);
+    await expect(generate(model, [prompts[1]], { maxNewTokens: 2, stop: ['x'] })).rejects.toThrow(/stop strings need a decode function/);
+  });
+
+  it('refuses a request longer than the model’s positions', async () => {
+    await expect(generate(model, [prompts[0]], { maxNewTokens: 200 })).rejects.toThrow(/exceed the model's 128 positions/);
+  });
+});
