@@ -1,0 +1,59 @@
+// Prefill and decode speed of a model at several batch sizes, with the GPU time per kernel of one
+// decode step (timestamp queries) and the bytes of weights each decode step must read:
+//   npm run build && node dist/bench/generate.js [--model small] [--batches 1,8] [--prompt 32] [--new 32] [--dtype f32]
+import { parseArgs } from 'node:util';
+import { noGrad } from '../src/autograd/grad-node.js';
+import { generate } from '../src/generate/generate.js';
+import { Gpu } from '../src/gpu/gpu.js';
+import { KernelProfiler } from '../src/gpu/profiler.js';
+import { loadModel } from '../src/model/load.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'small' },
+    batches: { type: 'string', default: '1,8' },
+    prompt: { type: 'string', default: '32' },
+    new: { type: 'string', default: '32' },
+    dtype: { type: 'string', default: 'f32' },
+    profile: { type: 'boolean', default: true },
+  },
+});
+const dtype = args.dtype === 'f16' ? 'f16' : 'f32';
+const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
+const { model } = loadModel(gpu, args.model!, { dtype });
+let weightBytes = 0;
+for (const t of model.parameters.values()) weightBytes += t.byteLength;
+console.log(`${args.model} (${dtype} matrices, ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights) on ${gpu.adapterName}`);
+const promptLength = Number(args.prompt);
+const newTokens = Number(args.new);
+
+for (const batch of args.batches!.split(',').map(Number)) {
+  const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: promptLength }, (_, t) => 100 + ((b * 31 + t * 7) % 1000)));
+  await noGrad(() => generate(model, prompts, { maxNewTokens: 2, temperature: 0, eosTokenIds: [] })); // compile pipelines
+  let first = 0;
+  const start = performance.now();
+  await noGrad(() =>
+    generate(model, prompts, { maxNewTokens: newTokens, temperature: 0, eosTokenIds: [], onStep: (s) => void (s === 1 && (first = performance.now())) }),
+  );
+  const end = performance.now();
+  const prefill = (batch * promptLength) / ((first - start) / 1000);
+  const decodeSteps = newTokens - 1;
+  const stepMs = (end - first) / decodeSteps;
+  // Each decode step reads every weight once (the whole batch shares the read).
+  const gbps = weightBytes / (stepMs / 1000) / 1e9;
+  console.log(
+    `batch ${batch}: prefill ${prefill.toFixed(1)} tokens/s; decode ${((batch * 1000) / stepMs).toFixed(1)} tokens/s ` +
+      `(${stepMs.toFixed(0)} ms/step, weights read at ${gbps.toFixed(2)} GB/s)`,
+  );
+  if (args.profile) {
+    const profiler = new KernelProfiler(gpu.device);
+    gpu.commands.profiler = profiler;
+    await noGrad(() => generate(model, prompts, { maxNewTokens: 3, temperature: 0, eosTokenIds: [] }));
+    gpu.commands.profiler = null;
+    const kernels = await profiler.collect();
+    const total = kernels.reduce((s, k) => s + k.ms, 0);
+    for (const k of kernels.slice(0, 8)) console.log(`    ${k.label.padEnd(64)} ${k.ms.toFixed(1).padStart(8)} ms ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  ×${k.count}`);
+  }
+}
+console.log(`reproduce: npm run build && node dist/bench/generate.js ${process.argv.slice(2).join(' ')}`);
+gpu.destroy();
