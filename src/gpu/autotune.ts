@@ -9,11 +9,13 @@ import type { Gpu } from './gpu.js';
  * timestamps when the adapter has them (Dawn quantises timestamps unless its
  * timestamp_quantization toggle is off, so many reps per pass keep that error small), else
  * wall clock around a sync. `record` must only dispatch (no uploads or clears, which would end
- * the timed pass).
+ * the timed pass). `warmup` false skips the untimed run when the caller has already done it.
  */
-export async function timeDispatches(gpu: Gpu, record: () => void, reps = 1): Promise<number> {
-  record();
-  await gpu.sync();
+export async function timeDispatches(gpu: Gpu, record: () => void, reps = 1, warmup = true): Promise<number> {
+  if (warmup) {
+    record();
+    await gpu.sync();
+  }
   if (!gpu.hasTimestamps) {
     const start = performance.now();
     for (let r = 0; r < reps; r++) record();
