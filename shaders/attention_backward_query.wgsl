@@ -1,8 +1,9 @@
-// Causal grouped-query attention backward, query side (FlashAttention-2's dQ pass): each invocation
-// owns one query row, recomputes its probabilities from q, k and the saved log-sum-exp, and sums
-// dq = scale · Σ_j P_ij (dO_i·v_j − δ_i) k_j in registers. It also writes δ_i = dO_i·O_i, which the
-// key-side pass needs, so no separate preprocessing dispatch is required.
-// Rows, layouts and masking as in attention_forward.wgsl.
+// Causal grouped-query attention backward, query side (FlashAttention-2's dQ pass): recomputes
+// P_ij = exp(scale · q_i·k_j − lse_i) from the saved log-sum-exp and sums
+//   dq_i = scale · Σ_j P_ij (dO_i·v_j − δ_i) k_j,   δ_i = dO_i·O_i.
+// It also writes δ, which the key-side pass needs, so there is no separate preprocessing pass.
+// Work split as in attention_forward.wgsl: a workgroup owns 4 query rows (the components of its
+// vec4s), its invocations take every LANES-th key, and their partial sums meet in workgroup memory.
 struct Params {
   queries: u32,
   keys: u32,
@@ -20,58 +21,86 @@ struct Params {
 @group(0) @binding(5) var<storage, read> out: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> grad_out: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> lse: array<f32>;
-@group(0) @binding(8) var<storage, read_write> grad_q: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> grad_q: array<f32>;
 @group(0) @binding(9) var<storage, read_write> delta: array<f32>;
 
-// Head dim / 4.
-const D4: u32 = 16u;
-// Query rows per workgroup, one per invocation.
-const ROWS: u32 = 8u;
+// Head dim (a multiple of 4).
+const D: u32 = 64u;
+const D4: u32 = D / 4u;
+// Invocations per workgroup, each taking every LANES-th key.
+const LANES: u32 = 8u;
 
-@compute @workgroup_size(ROWS)
+var<workgroup> lane_acc: array<vec4<f32>, LANES * D>;
+
+@compute @workgroup_size(LANES)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let group = p.q_heads / p.kv_heads;
   let rows = p.queries * group;
   let b = wg.z;
   let g = wg.y;
-  let first_row = wg.x * ROWS;
-  let r = first_row + lane;
-  let rc = min(r, rows - 1u);
+  let first_pos = p.kv_length - p.queries;
+  let rc = min(vec4<u32>(wg.x * 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(rows - 1u));
   let t = rc / group;
   let row = (b * p.queries + t) * p.q_heads + g * group + rc % group;
-  let first_pos = p.kv_length - p.queries;
   let pos = first_pos + t;
   let key_begin = key_start[b];
-  let key_end = first_pos + (min(first_row + ROWS, rows) - 1u) / group + 1u;
+  let key_end = pos.w + 1u;
 
-  var qs: array<vec4<f32>, D4>;
-  var dout: array<vec4<f32>, D4>;
-  var dq: array<vec4<f32>, D4>;
-  var delta4 = vec4<f32>(0.0);
-  for (var d = 0u; d < D4; d++) {
-    qs[d] = q[row * D4 + d] * p.scale;
-    dout[d] = grad_out[row * D4 + d];
-    delta4 = fma(dout[d], out[row * D4 + d], delta4);
-    dq[d] = vec4<f32>(0.0);
-  }
-  let row_delta = delta4.x + delta4.y + delta4.z + delta4.w;
-  let row_lse = lse[row];
-  let kv_base = b * p.keys * p.kv_heads + g;
-
-  for (var j = key_begin; j < key_end; j++) {
-    let kr = (kv_base + j * p.kv_heads) * D4;
-    var s4 = vec4<f32>(0.0);
-    var dp4 = vec4<f32>(0.0);
-    for (var d = 0u; d < D4; d++) {
-      s4 = fma(qs[d], k[kr + d], s4);
-      dp4 = fma(dout[d], v[kr + d], dp4);
+  // Component c of qs[d] / dos[d] is dimension d of row c (loops over D run D/4 times; see forward).
+  var qs: array<vec4<f32>, D>;
+  var dos: array<vec4<f32>, D>;
+  var dq: array<vec4<f32>, D>;
+  var row_delta = vec4<f32>(0.0);
+  for (var d4 = 0u; d4 < D4; d4++) {
+    let qm = transpose(mat4x4<f32>(q[row.x * D4 + d4], q[row.y * D4 + d4], q[row.z * D4 + d4], q[row.w * D4 + d4])) * p.scale;
+    let dom = transpose(mat4x4<f32>(grad_out[row.x * D4 + d4], grad_out[row.y * D4 + d4], grad_out[row.z * D4 + d4], grad_out[row.w * D4 + d4]));
+    let om = transpose(mat4x4<f32>(out[row.x * D4 + d4], out[row.y * D4 + d4], out[row.z * D4 + d4], out[row.w * D4 + d4]));
+    for (var i = 0u; i < 4u; i++) {
+      qs[4u * d4 + i] = qm[i];
+      dos[4u * d4 + i] = dom[i];
+      dq[4u * d4 + i] = vec4<f32>(0.0);
+      row_delta = fma(dom[i], om[i], row_delta);
     }
-    let prob = select(0.0, exp(s4.x + s4.y + s4.z + s4.w - row_lse), j <= pos);
-    let ds = prob * (dp4.x + dp4.y + dp4.z + dp4.w - row_delta);
-    for (var d = 0u; d < D4; d++) { dq[d] = fma(vec4<f32>(ds), k[kr + d], dq[d]); }
+  }
+  let row_lse = vec4<f32>(lse[row.x], lse[row.y], lse[row.z], lse[row.w]);
+  let kv_row = b * p.keys * p.kv_heads + g;
+
+  for (var j0 = key_begin; j0 < key_end; j0 += LANES) {
+    let j = j0 + lane;
+    let kr = (kv_row + min(j, key_end - 1u) * p.kv_heads) * D4;
+    var kj: array<vec4<f32>, D4>;
+    var s = vec4<f32>(0.0);
+    var dp = vec4<f32>(0.0);
+    for (var d4 = 0u; d4 < D4; d4++) {
+      kj[d4] = k[kr + d4];
+      let vv = v[kr + d4];
+      for (var i = 0u; i < 4u; i++) {
+        s = fma(qs[4u * d4 + i], vec4<f32>(kj[d4][i]), s);
+        dp = fma(dos[4u * d4 + i], vec4<f32>(vv[i]), dp);
+      }
+    }
+    let prob = select(vec4<f32>(0.0), exp(s - row_lse), vec4<u32>(j) <= pos);
+    let ds = prob * (dp - row_delta);
+    for (var d4 = 0u; d4 < D4; d4++) {
+      for (var i = 0u; i < 4u; i++) { dq[4u * d4 + i] = fma(ds, vec4<f32>(kj[d4][i]), dq[4u * d4 + i]); }
+    }
   }
 
-  if (r >= rows) { return; }
-  for (var d = 0u; d < D4; d++) { grad_q[row * D4 + d] = dq[d] * p.scale; }
-  delta[row] = row_delta;
+  for (var d4 = 0u; d4 < D4; d4++) {
+    for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dq[4u * d4 + i]; }
+  }
+  workgroupBarrier();
+  let stored = vec4<u32>(wg.x * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(rows);
+  for (var d = lane; d < D; d += LANES) {
+    var total = vec4<f32>(0.0);
+    for (var i = 0u; i < LANES; i++) { total += lane_acc[d * LANES + i]; }
+    for (var c = 0u; c < 4u; c++) {
+      if (stored[c]) { grad_q[row[c] * D + d] = total[c] * p.scale; }
+    }
+  }
+  if (lane == 0u) {
+    for (var c = 0u; c < 4u; c++) {
+      if (stored[c]) { delta[row[c]] = row_delta[c]; }
+    }
+  }
 }

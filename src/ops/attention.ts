@@ -1,5 +1,4 @@
 import { recordOp } from '../autograd/grad-node.js';
-import type { Gpu } from '../gpu/gpu.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { assertF32, assertRank } from './shape.js';
 
@@ -12,18 +11,16 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/** The forward merges its lanes' D-wide accumulators in workgroup memory (8 · D · 16 bytes). */
+/** Kernels merge their lanes' D-wide accumulators in workgroup memory (LANES · D · 16 bytes). */
 const MAX_HEAD_DIM = 128;
 
-/** Forward: invocations per workgroup, splitting the keys; each carries 4 query rows. */
-const FORWARD_LANES = 8;
-const ROWS_PER_FORWARD_WORKGROUP = 4;
-
 /**
- * Backward: rows (query rows or key rows) per workgroup, one per invocation. On lavapipe a
- * workgroup is one CPU thread running 8 SIMD lanes; GPUs want more threads per workgroup.
+ * Every kernel gives a workgroup 4 rows (query rows, or keys in the key-side backward), carried
+ * as vec4 components, and LANES invocations that split the other side (keys, or query rows).
+ * 8 is lavapipe's SIMD width (one workgroup = one CPU thread).
  */
-const backwardRowsPerWorkgroup = (gpu: Gpu): number => (gpu.isCpuAdapter ? 8 : 64);
+const ROWS_PER_WORKGROUP = 4;
+const LANES = 8;
 
 interface Geometry {
   batch: number;
@@ -64,6 +61,9 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
   return { batch, queries, keys, qHeads, kvHeads, headDim, kvLength, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
 }
 
+const kernelValues = (g: Geometry) => ({ D: g.headDim, LANES });
+const queryWorkgroups = (g: Geometry): [number, number, number] => [Math.ceil((g.queries * g.qHeads) / g.kvHeads / ROWS_PER_WORKGROUP), g.kvHeads, g.batch];
+
 function params(g: Geometry) {
   return { u32: [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength], f32: [g.scale] };
 }
@@ -85,9 +85,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const keyStart = opts.keyStart ?? gpu.zeros([batch], 'u32');
   const out = gpu.empty(q.shape);
   const lse = gpu.empty([batch, queries, qHeads]);
-  const workgroups = Math.ceil((queries * qHeads) / kvHeads / ROWS_PER_FORWARD_WORKGROUP);
-  const kernel = gpu.kernel('attention_forward', { D: geometry.headDim, LANES: FORWARD_LANES });
-  gpu.run(kernel, [q, k, v, keyStart, out, lse], [workgroups, kvHeads, batch], params(geometry));
+  gpu.run(gpu.kernel('attention_forward', kernelValues(geometry)), [q, k, v, keyStart, out, lse], queryWorkgroups(geometry), params(geometry));
 
   recordOp('attention', [q, k, v], out, (gradOut) => attentionBackward(geometry, q, k, v, keyStart, out, lse, gradOut));
   // Nothing will read these again unless a backward was recorded; pool reuse is stream-ordered.
@@ -100,19 +98,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 function attentionBackward(g: Geometry, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor): (Tensor | null)[] {
   const gpu = q.gpu;
-  const rows = backwardRowsPerWorkgroup(gpu);
-  const kernelValues = { D4: g.headDim / 4, ROWS: rows };
   const gradQ = gpu.empty(q.shape);
   const delta = gpu.empty(lse.shape);
-  const queryRows = Math.ceil((g.queries * g.qHeads) / g.kvHeads / rows);
-  gpu.run(gpu.kernel('attention_backward_query', kernelValues), [q, k, v, keyStart, out, gradOut, lse, gradQ, delta], [queryRows, g.kvHeads, g.batch], params(g));
+  gpu.run(gpu.kernel('attention_backward_query', kernelValues(g)), [q, k, v, keyStart, out, gradOut, lse, gradQ, delta], queryWorkgroups(g), params(g));
   let gradK: Tensor | null = null;
   let gradV: Tensor | null = null;
   if (k.requiresGrad || v.requiresGrad) {
     gradK = gpu.empty(k.shape);
     gradV = gpu.empty(v.shape);
-    const keyRows = Math.ceil(g.keys / rows);
-    gpu.run(gpu.kernel('attention_backward_key', kernelValues), [q, k, v, keyStart, gradOut, lse, delta, gradK, gradV], [keyRows, g.kvHeads, g.batch], params(g));
+    const keyWorkgroups = Math.ceil(g.keys / ROWS_PER_WORKGROUP);
+    gpu.run(gpu.kernel('attention_backward_key', kernelValues(g)), [q, k, v, keyStart, gradOut, lse, delta, gradK, gradV], [keyWorkgroups, g.kvHeads, g.batch], params(g));
   }
   delta.dispose();
   return [keepIf(gradQ, q), keepIf(gradK, k), keepIf(gradV, v)];

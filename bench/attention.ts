@@ -1,0 +1,67 @@
+/**
+ * Wall-clock timing of the attention kernels on the current adapter:
+ *   XDG_RUNTIME_DIR=/tmp npx vite-node bench/attention.ts
+ * Each rep records the dispatches inside a tidy and waits with gpu.sync(); the first rep (shader
+ * compilation) is dropped, and the minimum of the rest is reported because other processes may
+ * share the CPU on a lavapipe machine. The backward needs the forward's saved log-sum-exp, which
+ * lives only in the tidy that ran the forward, so it is timed as forward + backward.
+ */
+import { backward } from '../src/autograd/backward.js';
+import { Gpu } from '../src/gpu/gpu.js';
+import type { Tensor } from '../src/gpu/tensor.js';
+import { attention } from '../src/ops/attention.js';
+
+const REPS = 5;
+
+async function time(gpu: Gpu, label: string, flops: number, record: () => void): Promise<number> {
+  const times: number[] = [];
+  for (let rep = 0; rep <= REPS; rep++) {
+    await gpu.sync();
+    const start = performance.now();
+    gpu.tidy(record);
+    await gpu.sync();
+    if (rep > 0) times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  const ms = times[0];
+  console.log(`${label}: min ${ms.toFixed(2)} ms, median ${times[REPS >> 1].toFixed(2)} ms over ${REPS} reps (${(flops / ms / 1e6).toFixed(2)} GFLOP/s)`);
+  return ms;
+}
+
+function random(gpu: Gpu, shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b);
+  return gpu.tensor(Float32Array.from({ length: n }, () => Math.random() * 2 - 1), shape);
+}
+
+const gpu = await Gpu.create();
+console.log(`adapter: ${gpu.adapterName}`);
+
+{
+  const [B, T, Hq, Hkv, D] = [4, 256, 9, 3, 64];
+  const q = random(gpu, [B, T, Hq, D]);
+  const k = random(gpu, [B, T, Hkv, D]);
+  const v = random(gpu, [B, T, Hkv, D]);
+  const gradOut = random(gpu, [B, T, Hq, D]);
+  // Causal: T(T+1)/2 visible (query, key) pairs per head. The forward does 2 products of length D
+  // per pair; the backward 7 (the scores are recomputed in both of its passes).
+  const pairs = (B * Hq * T * (T + 1)) / 2;
+  const label = `B=${B} T=S=${T} Hq=${Hq} Hkv=${Hkv} D=${D}`;
+  const forward = await time(gpu, `forward            ${label}`, 4 * D * pairs, () => void attention(q, k, v));
+  for (const t of [q, k, v]) t.requiresGrad = true;
+  const both = await time(gpu, `forward + backward ${label}`, 18 * D * pairs, () => {
+    for (const t of [q, k, v]) t.grad = null;
+    backward(attention(q, k, v), gradOut);
+    for (const t of [q, k, v]) t.grad?.dispose();
+  });
+  console.log(`backward (difference): ${(both - forward).toFixed(2)} ms`);
+}
+
+{
+  const [B, S, Hq, Hkv, D] = [8, 512, 9, 3, 64];
+  const q = random(gpu, [B, 1, Hq, D]);
+  const k = random(gpu, [B, S, Hkv, D]);
+  const v = random(gpu, [B, S, Hkv, D]);
+  await time(gpu, `decode B=${B} T=1 S=${S} Hq=${Hq} Hkv=${Hkv} D=${D}`, 4 * D * B * Hq * S, () => void attention(q, k, v));
+}
+
+gpu.destroy();
