@@ -1,0 +1,245 @@
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import { noGrad } from '../src/autograd/grad-node.js';
+import { readHfConfig } from '../src/io/hf-config.js';
+import { openWeights } from '../src/io/weight-source.js';
+import { LlamaModel, type LoadOptions } from '../src/model/llama.js';
+import { attachLora, loadLora, mergeLora, saveMergedModel, type LoraAdapters } from '../src/nn/lora.js';
+import { sftBatch, sftLoss } from '../src/train/sft.js';
+import { expectClose } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { matmulReference } from './helpers/reference-matmul.js';
+import { randn, rng } from './helpers/random.js';
+import { runPython } from './python/run-python.js';
+
+const gpu = useGpu();
+
+// f32 on both sides; differences come from summation order only (as in model-transformers.test).
+const LOGITS_TOL = { atol: 1e-4, rtol: 1e-4 };
+const IDS = [
+  [5, 17, 42, 99, 7, 250, 3, 11, 64],
+  [8, 250, 3, 120, 31, 9, 200, 77, 4],
+];
+
+let baseDir = '';
+const scratch = () => mkdtempSync(join(tmpdir(), 'lora-'));
+
+function loadModel(options: LoadOptions = {}): LlamaModel {
+  const reader = openWeights({ format: 'safetensors', path: join(baseDir, 'model.safetensors') });
+  try {
+    return new LlamaModel(gpu(), readHfConfig(join(baseDir, 'config.json')), reader, options);
+  } finally {
+    reader.close();
+  }
+}
+
+async function ourLogits(model: LlamaModel): Promise<Float32Array> {
+  const g = gpu();
+  const logits = noGrad(() =>
+    g.tidy(() => {
+      const ids = g.tensor(IDS.flat(), [IDS.length, IDS[0].length], 'u32');
+      const positions = g.tensor(IDS.flatMap((row) => row.map((_, i) => i)), [IDS.length, IDS[0].length], 'u32');
+      return model.logits(model.forward(ids, { positions }));
+    }),
+  );
+  const values = await logits.toArray();
+  logits.dispose();
+  return values;
+}
+
+/** transformers' logits for IDS, with PEFT's LoRA on top when an adapter directory is given. */
+function referenceLogits(modelDir: string, adapterDir?: string): number[] {
+  const out = runPython('peft_reference.py', ['logits', modelDir, ...(adapterDir ? [adapterDir] : [])], JSON.stringify(IDS));
+  return (JSON.parse(out) as { logits: number[] }).logits;
+}
+
+/** Random non-zero B everywhere: with PEFT's zero init the adapters would be invisible. */
+function randomizeB(adapters: LoraAdapters, seed: number): void {
+  adapters.modules.forEach((m, i) => gpu().write(m.b, randn(m.b.size, seed + i, 0.2)));
+}
+
+beforeAll(() => {
+  baseDir = scratch();
+  runPython('tiny_hf_reference.py', ['llama', baseDir]);
+});
+
+describe('LoRA on a tiny Llama against PEFT', () => {
+  it('fresh adapters: PEFT init (A ~ U(±1/√in), seeded; B = 0), so the model is still the base', async () => {
+    const model = loadModel();
+    const base = await ourLogits(model);
+    const adapters = attachLora(model, { rank: 4, alpha: 8, seed: 3 });
+    expect(adapters.modules.map((m) => m.linear.name)).toEqual(model.linears().map((l) => l.name));
+    expect(adapters.parameters()).toHaveLength(2 * 7 * model.config.num_hidden_layers);
+    const first = await Promise.all(adapters.modules.map((m) => m.a.toArray()));
+    for (const [i, m] of adapters.modules.entries()) {
+      const bound = 1 / Math.sqrt(m.linear.inFeatures);
+      expect(m.a.shape).toEqual([4, m.linear.inFeatures]);
+      expect(m.b.shape).toEqual([m.linear.outFeatures, 4]);
+      expect(first[i].every((v) => Math.abs(v) <= bound)).toBe(true);
+      // U(−b, b) has variance b²/3; 256+ samples put the estimate within ~20%.
+      const variance = first[i].reduce((s, v) => s + v * v, 0) / first[i].length;
+      expect(variance / (bound * bound / 3)).toBeGreaterThan(0.75);
+      expect(variance / (bound * bound / 3)).toBeLessThan(1.25);
+      expect((await m.b.toArray()).every((v) => v === 0)).toBe(true);
+    }
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(base));
+    adapters.dispose();
+
+    const again = attachLora(model, { rank: 4, alpha: 8, seed: 3 });
+    expect(Array.from(await again.modules[5].a.toArray())).toEqual(Array.from(first[5]));
+    again.dispose();
+    const other = attachLora(model, { rank: 4, alpha: 8, seed: 4 });
+    expect(Array.from(await other.modules[5].a.toArray())).not.toEqual(Array.from(first[5]));
+    other.dispose();
+  });
+
+  it('our adapter saved in PEFT format gives PEFT the same logits; disabled, the exact base', async () => {
+    const model = loadModel();
+    const base = await ourLogits(model);
+    // lora_dropout is set but inactive: dropout is off outside training, in PEFT and here.
+    const adapters = attachLora(model, { rank: 4, alpha: 8, dropout: 0.1, seed: 1 });
+    randomizeB(adapters, 100);
+    const adapted = await ourLogits(model);
+    const dir = scratch();
+    await adapters.save(dir, baseDir);
+
+    const config = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, lora_dropout: 0.1, bias: 'none', use_rslora: false, base_model_name_or_path: baseDir });
+    const reference = referenceLogits(baseDir, dir);
+    expectClose(adapted, reference, LOGITS_TOL, 'logits with our adapter in PEFT');
+    // The adapters must matter at this tolerance, or the comparison above proves nothing.
+    expect(Math.max(...reference.map((v, i) => Math.abs(v - base[i])))).toBeGreaterThan(0.05);
+
+    adapters.enabled = false;
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(base));
+    adapters.enabled = true;
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(adapted));
+    adapters.dispose();
+  });
+
+  it('an adapter made by PEFT (rsLoRA, some targets) loads into our model with the same logits', async () => {
+    const dir = scratch();
+    runPython('peft_reference.py', ['create', baseDir, dir, '8', '16', '1', 'q_proj,v_proj,down_proj']);
+    const model = loadModel();
+    const adapters = loadLora(model, dir);
+    expect(adapters.config).toMatchObject({ rank: 8, alpha: 16, useRslora: true });
+    expect(adapters.scaling).toBeCloseTo(16 / Math.sqrt(8), 12);
+    expect(adapters.modules.map((m) => m.linear.name.split('.').at(-1))).toEqual(['q_proj', 'v_proj', 'down_proj', 'q_proj', 'v_proj', 'down_proj']);
+    expectClose(await ourLogits(model), referenceLogits(baseDir, dir), LOGITS_TOL, 'logits with a PEFT-made adapter');
+    adapters.dispose();
+  });
+
+  it('the merged export loads in transformers as a plain checkpoint with the adapted logits', async () => {
+    const model = loadModel();
+    const adapters = attachLora(model, { rank: 4, alpha: 6, targetModules: ['k_proj', 'o_proj', 'gate_proj', 'up_proj'], seed: 2 });
+    randomizeB(adapters, 200);
+    const dir = scratch();
+    copyFileSync(join(baseDir, 'config.json'), join(dir, 'config.json'));
+    await saveMergedModel(adapters, join(dir, 'model.safetensors'));
+    expectClose(referenceLogits(dir), await ourLogits(model), LOGITS_TOL, 'merged checkpoint in transformers');
+    adapters.dispose();
+  });
+
+  it('merging onto an f16 base gives W0 (as stored in f16) + scale·B·A', async () => {
+    const model = loadModel({ dtype: 'f16' });
+    const adapters = attachLora(model, { rank: 3, alpha: 5, targetModules: ['v_proj', 'down_proj'], seed: 6 });
+    randomizeB(adapters, 300);
+    const merged = await mergeLora(adapters);
+    expect([...merged.keys()]).toEqual(adapters.modules.map((m) => `${m.linear.name}.weight`));
+    for (const m of adapters.modules) {
+      const [out, rank] = m.b.shape;
+      const product = matmulReference(await m.b.toArray(), [out, rank], await m.a.toArray(), m.a.shape);
+      const w0 = await m.linear.weight.toArray();
+      const t = merged.get(`${m.linear.name}.weight`)!;
+      expect(t.dtype).toBe('f32');
+      // One f32 product of r ≤ 3 terms plus one add: a few ulps of values ~0.1.
+      expectClose(await t.toArray(), product.map((v, i) => w0[i] + adapters.scaling * v), { atol: 1e-6, rtol: 1e-6 }, m.linear.name);
+      t.dispose();
+    }
+    adapters.dispose();
+  });
+});
+
+describe('LoRA training', () => {
+  const examples = [
+    { prompt: [5, 9, 13, 2], completion: [7, 30, 1] },
+    { prompt: [3, 36], completion: [11, 12, 14, 15, 0] },
+  ];
+
+  it('only A and B get gradients (the base is frozen even if loaded trainable), matching finite differences', async () => {
+    const g = gpu();
+    const model = loadModel({ trainable: true });
+    const adapters = attachLora(model, { rank: 2, alpha: 4, targetModules: ['q_proj', 'up_proj'], seed: 8 });
+    randomizeB(adapters, 400);
+    const batch = g.tidy(() => {
+      const b = sftBatch(g, examples, 0);
+      for (const t of [b.ids, b.positions, b.targets, b.mask]) g.keep(t);
+      return b;
+    });
+    g.tidy(() => backward(sftLoss(model, batch)));
+    for (const [name, p] of model.parameters) expect(p.grad, `${name} is frozen`).toBeNull();
+    for (const p of adapters.parameters()) expect(p.grad).not.toBeNull();
+
+    const lossAt = async () => {
+      const l = noGrad(() => g.tidy(() => g.keep(sftLoss(model, batch))));
+      const v = (await l.toArray())[0];
+      l.dispose();
+      return v;
+    };
+    const pick = rng(21);
+    for (const p of [adapters.modules[0].a, adapters.modules[1].b, adapters.modules[3].a]) {
+      const grad = await p.grad!.toArray();
+      const values = await p.toArray();
+      let top = 0;
+      grad.forEach((v, i) => (Math.abs(v) > Math.abs(grad[top]) ? (top = i) : 0));
+      const indices = [top, ...Array.from({ length: 4 }, () => Math.floor(pick() * values.length))];
+      const numeric: number[] = [];
+      for (const i of indices) {
+        const eps = 1e-2;
+        const perturbed = values.slice();
+        perturbed[i] = values[i] + eps;
+        g.write(p, perturbed);
+        const plus = await lossAt();
+        perturbed[i] = values[i] - eps;
+        g.write(p, perturbed);
+        const minus = await lossAt();
+        g.write(p, values);
+        numeric.push((plus - minus) / (2 * eps));
+      }
+      // The same tolerance as the composite test's whole-model finite differences (f32 loss).
+      expectClose(indices.map((i) => grad[i]), numeric, { atol: 3e-4, rtol: 3e-2 }, `${p}`);
+    }
+    adapters.dispose();
+  });
+
+  it('dropout is on only while training, and replays with the same seed and stream', async () => {
+    const model = loadModel();
+    const adapters = attachLora(model, { rank: 4, alpha: 8, dropout: 0.3, seed: 12 });
+    randomizeB(adapters, 500);
+    const evaluation = await ourLogits(model);
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(evaluation));
+    expect(adapters.dropoutStream).toBe(0);
+
+    adapters.training = true;
+    const first = await ourLogits(model);
+    expect(adapters.dropoutStream).toBe(adapters.modules.length);
+    const second = await ourLogits(model);
+    expect(Array.from(second)).not.toEqual(Array.from(first));
+    expect(Array.from(first)).not.toEqual(Array.from(evaluation));
+    adapters.dropoutStream = 0;
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(first));
+    adapters.dispose();
+
+    // Another model with the same seed draws the same masks.
+    const twin = attachLora(model, { rank: 4, alpha: 8, dropout: 0.3, seed: 12 });
+    randomizeB(twin, 500);
+    twin.training = true;
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(first));
+    twin.training = false;
+    expect(Array.from(await ourLogits(model))).toEqual(Array.from(evaluation));
+    twin.dispose();
+  });
+});
