@@ -24,13 +24,14 @@ const IDS = [
   [8, 250, 3, 120, 31, 9, 200, 77, 4],
 ];
 
-let baseDir = '';
+/** Tiny random checkpoints from test/python/tiny_hf_reference.py; Qwen2's projections have biases. */
+const baseDirs = { llama: '', qwen2: '' };
 const scratch = () => mkdtempSync(join(tmpdir(), 'lora-'));
 
-function loadModel(options: LoadOptions = {}): LlamaModel {
-  const reader = openWeights({ format: 'safetensors', path: join(baseDir, 'model.safetensors') });
+function loadModel(options: LoadOptions = {}, dir = baseDirs.llama): LlamaModel {
+  const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
   try {
-    return new LlamaModel(gpu(), readHfConfig(join(baseDir, 'config.json')), reader, options);
+    return new LlamaModel(gpu(), readHfConfig(join(dir, 'config.json')), reader, options);
   } finally {
     reader.close();
   }
@@ -62,11 +63,13 @@ function randomizeB(adapters: LoraAdapters, seed: number): void {
 }
 
 beforeAll(() => {
-  baseDir = scratch();
-  runPython('tiny_hf_reference.py', ['llama', baseDir]);
+  for (const arch of ['llama', 'qwen2'] as const) {
+    baseDirs[arch] = scratch();
+    runPython('tiny_hf_reference.py', [arch, baseDirs[arch]]);
+  }
 });
 
-describe('LoRA on a tiny Llama against PEFT', () => {
+describe('LoRA on tiny random checkpoints against PEFT', () => {
   it('fresh adapters: PEFT init (A ~ U(±1/√in), seeded; B = 0), so the model is still the base', async () => {
     const model = loadModel();
     const base = await ourLogits(model);
@@ -96,39 +99,41 @@ describe('LoRA on a tiny Llama against PEFT', () => {
     other.dispose();
   });
 
-  it('our adapter saved in PEFT format gives PEFT the same logits; disabled, the exact base', async () => {
-    const model = loadModel();
-    const base = await ourLogits(model);
-    // lora_dropout is set but inactive: dropout is off outside training, in PEFT and here.
-    const adapters = attachLora(model, { rank: 4, alpha: 8, dropout: 0.1, seed: 1 });
-    randomizeB(adapters, 100);
-    const adapted = await ourLogits(model);
-    const dir = scratch();
-    await adapters.save(dir, baseDir);
+  for (const arch of ['llama', 'qwen2'] as const) {
+    it(`${arch}: our adapter saved in PEFT format gives PEFT the same logits; disabled, the exact base`, async () => {
+      const model = loadModel({}, baseDirs[arch]);
+      const base = await ourLogits(model);
+      // lora_dropout is set but inactive: dropout is off outside training, in PEFT and here.
+      const adapters = attachLora(model, { rank: 4, alpha: 8, dropout: 0.1, seed: 1 });
+      randomizeB(adapters, 100);
+      const adapted = await ourLogits(model);
+      const dir = scratch();
+      await adapters.save(dir, baseDirs[arch]);
 
-    const config = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, lora_dropout: 0.1, bias: 'none', use_rslora: false, base_model_name_or_path: baseDir });
-    const reference = referenceLogits(baseDir, dir);
-    expectClose(adapted, reference, LOGITS_TOL, 'logits with our adapter in PEFT');
-    // The adapters must matter at this tolerance, or the comparison above proves nothing.
-    expect(Math.max(...reference.map((v, i) => Math.abs(v - base[i])))).toBeGreaterThan(0.05);
+      const config = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+      expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, lora_dropout: 0.1, bias: 'none', use_rslora: false, base_model_name_or_path: baseDirs[arch] });
+      const reference = referenceLogits(baseDirs[arch], dir);
+      expectClose(adapted, reference, LOGITS_TOL, 'logits with our adapter in PEFT');
+      // The adapters must matter at this tolerance, or the comparison above proves nothing.
+      expect(Math.max(...reference.map((v, i) => Math.abs(v - base[i])))).toBeGreaterThan(0.05);
 
-    adapters.enabled = false;
-    expect(Array.from(await ourLogits(model))).toEqual(Array.from(base));
-    adapters.enabled = true;
-    expect(Array.from(await ourLogits(model))).toEqual(Array.from(adapted));
-    adapters.dispose();
-  });
+      adapters.enabled = false;
+      expect(Array.from(await ourLogits(model))).toEqual(Array.from(base));
+      adapters.enabled = true;
+      expect(Array.from(await ourLogits(model))).toEqual(Array.from(adapted));
+      adapters.dispose();
+    });
+  }
 
   it('an adapter made by PEFT (rsLoRA, some targets) loads into our model with the same logits', async () => {
     const dir = scratch();
-    runPython('peft_reference.py', ['create', baseDir, dir, '8', '16', '1', 'q_proj,v_proj,down_proj']);
+    runPython('peft_reference.py', ['create', baseDirs.llama, dir, '8', '16', '1', 'q_proj,v_proj,down_proj']);
     const model = loadModel();
     const adapters = loadLora(model, dir);
     expect(adapters.config).toMatchObject({ rank: 8, alpha: 16, useRslora: true });
     expect(adapters.scaling).toBeCloseTo(16 / Math.sqrt(8), 12);
     expect(adapters.modules.map((m) => m.linear.name.split('.').at(-1))).toEqual(['q_proj', 'v_proj', 'down_proj', 'q_proj', 'v_proj', 'down_proj']);
-    expectClose(await ourLogits(model), referenceLogits(baseDir, dir), LOGITS_TOL, 'logits with a PEFT-made adapter');
+    expectClose(await ourLogits(model), referenceLogits(baseDirs.llama, dir), LOGITS_TOL, 'logits with a PEFT-made adapter');
     adapters.dispose();
   });
 
@@ -137,7 +142,7 @@ describe('LoRA on a tiny Llama against PEFT', () => {
     const adapters = attachLora(model, { rank: 4, alpha: 6, targetModules: ['k_proj', 'o_proj', 'gate_proj', 'up_proj'], seed: 2 });
     randomizeB(adapters, 200);
     const dir = scratch();
-    copyFileSync(join(baseDir, 'config.json'), join(dir, 'config.json'));
+    copyFileSync(join(baseDirs.llama, 'config.json'), join(dir, 'config.json'));
     await saveMergedModel(adapters, join(dir, 'model.safetensors'));
     expectClose(referenceLogits(dir), await ourLogits(model), LOGITS_TOL, 'merged checkpoint in transformers');
     adapters.dispose();
@@ -174,11 +179,8 @@ describe('LoRA training', () => {
     const model = loadModel({ trainable: true });
     const adapters = attachLora(model, { rank: 2, alpha: 4, targetModules: ['q_proj', 'up_proj'], seed: 8 });
     randomizeB(adapters, 400);
-    const batch = g.tidy(() => {
-      const b = sftBatch(g, examples, 0);
-      for (const t of [b.ids, b.positions, b.targets, b.mask]) g.keep(t);
-      return b;
-    });
+    // Made outside any tidy scope, so the batch lives until the end of the test.
+    const batch = sftBatch(g, examples, 0);
     g.tidy(() => backward(sftLoss(model, batch)));
     for (const [name, p] of model.parameters) expect(p.grad, `${name} is frozen`).toBeNull();
     for (const p of adapters.parameters()) expect(p.grad).not.toBeNull();
@@ -213,6 +215,7 @@ describe('LoRA training', () => {
       expectClose(indices.map((i) => grad[i]), numeric, { atol: 3e-4, rtol: 3e-2 }, `${p}`);
     }
     adapters.dispose();
+    for (const t of [batch.ids, batch.positions, batch.targets, batch.mask]) t.dispose();
   });
 
   it('dropout is on only while training, and replays with the same seed and stream', async () => {

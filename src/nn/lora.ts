@@ -35,6 +35,15 @@ export interface LoraOptions {
 
 export type LoraConfig = Required<LoraOptions>;
 
+/** A and B for one target linear. */
+export interface LoraWeights {
+  linear: Linear;
+  /** [r, in] f32. */
+  a: Tensor;
+  /** [out, r] f32. */
+  b: Tensor;
+}
+
 /** Streams for A's initialisation start here, far above the dropout streams (which count from 0). */
 const INIT_STREAM_BASE = 0x8000_0000;
 
@@ -79,21 +88,26 @@ export class LoraAdapters {
    */
   dropoutStream = 0;
   private active = true;
+  private disposed = false;
 
   /** Use attachLora or loadLora; `weights` gives A and B of each target, in the model's order. */
   constructor(
     readonly model: LlamaModel,
     readonly config: LoraConfig,
-    weights: readonly { linear: Linear; a: Tensor; b: Tensor }[],
+    weights: readonly LoraWeights[],
   ) {
     this.scaling = loraScaling(config);
+    // Checked for every layer before any is touched, so a refusal leaves the model as it was.
+    const taken = weights.find(({ linear }) => linear.delta);
+    if (taken) throw new Error(`LoRA: ${taken.linear.name} already has a delta term (is another adapter attached?)`);
     this.modules = weights.map(({ linear, a, b }) => {
-      if (linear.delta) throw new Error(`LoRA: ${linear.name} already has a delta term (is another adapter attached?)`);
       for (const t of [a, b]) t.requiresGrad = true;
       const module = new LoraModule(linear, a, b, this);
       linear.delta = module;
       return module;
     });
+    // With LoRA only A and B train.
+    for (const p of model.parameters.values()) p.requiresGrad = false;
   }
 
   /** A then B of every adapted module, in the model's layer order (the optimizer's order). */
@@ -110,6 +124,7 @@ export class LoraAdapters {
   }
 
   set enabled(on: boolean) {
+    if (on && this.disposed) throw new Error('LoRA: these adapters were disposed');
     for (const m of this.modules) {
       if (m.linear.delta !== null && m.linear.delta !== m) throw new Error(`LoRA: ${m.linear.name} carries another delta term`);
       m.linear.delta = on ? m : null;
@@ -130,6 +145,7 @@ export class LoraAdapters {
   /** Detaches the adapters from the model and frees A, B and their gradients. */
   dispose(): void {
     this.enabled = false;
+    this.disposed = true;
     for (const t of this.parameters()) {
       t.grad?.dispose();
       t.dispose();
@@ -174,9 +190,17 @@ function resolveConfig(options: LoraOptions): LoraConfig {
   return config;
 }
 
-/** Freezes every base weight: with LoRA only A and B train. */
-function freezeBase(model: LlamaModel): void {
-  for (const p of model.parameters.values()) p.requiresGrad = false;
+/** Attaches the adapters, or frees their weights when the model refuses them. */
+function adoptWeights(model: LlamaModel, config: LoraConfig, weights: readonly LoraWeights[]): LoraAdapters {
+  try {
+    return new LoraAdapters(model, config, weights);
+  } catch (error) {
+    for (const { a, b } of weights) {
+      a.dispose();
+      b.dispose();
+    }
+    throw error;
+  }
 }
 
 /**
@@ -196,8 +220,7 @@ export function attachLora(model: LlamaModel, options: LoraOptions): LoraAdapter
       b: gpu.keep(gpu.zeros([linear.outFeatures, config.rank])),
     };
   });
-  freezeBase(model);
-  return new LoraAdapters(model, config, weights);
+  return adoptWeights(model, config, weights);
 }
 
 /**
@@ -227,8 +250,7 @@ export function loadLora(model: LlamaModel, dir: string, options: { seed?: numbe
     const gpu = model.gpu;
     const load = (name: string) => gpu.keep(gpu.tensor(file.readFloat32(name), expected.get(name)!));
     const weights = targets.map((linear) => ({ linear, a: load(peftTensorName(linear.name, 'lora_A')), b: load(peftTensorName(linear.name, 'lora_B')) }));
-    freezeBase(model);
-    return new LoraAdapters(model, config, weights);
+    return adoptWeights(model, config, weights);
   } finally {
     file.close();
   }
