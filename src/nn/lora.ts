@@ -204,8 +204,9 @@ function adoptWeights(model: LlamaModel, config: LoraConfig, weights: readonly L
 }
 
 /**
- * Adds fresh adapters to the model's target linears and freezes the base. As PEFT initialises
- * them: A from kaiming_uniform_(a=√5), i.e. U(−1/√in, 1/√in), seeded; B zero.
+ * Adds fresh adapters to the model's target linears and freezes the base. Initialised with PEFT's
+ * distributions (not its exact draws, which come from torch's generator): A as kaiming_uniform_
+ * (a=√5) gives, U(−1/√in, 1/√in), from our seeded generator; B zero.
  */
 export function attachLora(model: LlamaModel, options: LoraOptions): LoraAdapters {
   const config = resolveConfig(options);
@@ -223,6 +224,11 @@ export function attachLora(model: LlamaModel, options: LoraOptions): LoraAdapter
   return adoptWeights(model, config, weights);
 }
 
+/** A few names for an error message (an adapter for a big model has hundreds). */
+function firstFew(names: readonly string[]): string {
+  return names.slice(0, 4).join(', ') + (names.length > 4 ? ', …' : '');
+}
+
 /**
  * Loads a PEFT LoRA adapter directory onto the model (frozen base). The config, the tensor names
  * and every shape are checked against the model before anything is attached.
@@ -238,9 +244,9 @@ export function loadLora(model: LlamaModel, dir: string, options: { seed?: numbe
       expected.set(peftTensorName(l.name, 'lora_B'), [l.outFeatures, config.rank]);
     }
     const missing = [...expected.keys()].filter((name) => !file.has(name));
-    if (missing.length) throw new Error(`${file.name}: missing ${missing.length} LoRA tensor(s) for target_modules ${JSON.stringify(config.targetModules)}: ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''}`);
+    if (missing.length) throw new Error(`${file.name}: missing ${missing.length} LoRA tensor(s) for target_modules ${JSON.stringify(config.targetModules)}: ${firstFew(missing)}`);
     const unexpected = file.tensorNames().filter((name) => !expected.has(name));
-    if (unexpected.length) throw new Error(`${file.name}: tensor(s) this adapter's config does not account for: ${unexpected.slice(0, 4).join(', ')}${unexpected.length > 4 ? ', …' : ''}`);
+    if (unexpected.length) throw new Error(`${file.name}: tensor(s) this adapter's config does not account for: ${firstFew(unexpected)}`);
     for (const [name, shape] of expected) {
       const { shape: actual } = file.info(name);
       if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
