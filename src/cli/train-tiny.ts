@@ -1,6 +1,6 @@
 // Trains the `tiny` model from scratch with the project's own trainer (full-parameter SFT on the
 // synthetic arithmetic and countdown corpus) and writes it to models/tiny:
-//   node dist/src/cli/train-tiny.js [--out models/tiny] [--steps 800] [--batch 32] [--lr 3e-3] [--seed 0]
+//   node dist/src/cli/train-tiny.js [--out models/tiny] [--steps 400] [--batch 32] [--lr 3e-3] [--seed 0]
 // The same command with the same arguments reproduces the committed weights.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ import { ProgressBar } from './progress.js';
 const { values: args } = parseArgs({
   options: {
     out: { type: 'string', default: 'models/tiny' },
-    steps: { type: 'string', default: '800' },
+    steps: { type: 'string', default: '400' },
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '3e-3' },
     seed: { type: 'string', default: '0' },

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+
+/** A training/eval row: the user prompt, an optional system message, and fields graders read. */
+export type PromptRow = Readonly<Record<string, unknown>> & { readonly prompt: string; readonly system?: string };
+
+/**
+ * Reads a JSONL file of prompt rows. A malformed line is an error naming the file and line, and
+ * nothing is trained on a partly read file.
+ */
+export function readPromptRows(path: string): PromptRow[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`${path}: cannot read data file (${(error as Error).message})`);
+  }
+  const rows: PromptRow[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch (error) {
+      throw new Error(`${path}:${i + 1}: not valid JSON (${(error as Error).message})`);
+    }
+    if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new Error(`${path}:${i + 1}: a row must be a JSON object`);
+    const { prompt, system } = row as Record<string, unknown>;
+    if (typeof prompt !== 'string' || !prompt) throw new Error(`${path}:${i + 1}: "prompt" must be a non-empty string`);
+    if (system !== undefined && typeof system !== 'string') throw new Error(`${path}:${i + 1}: "system" must be a string`);
+    rows.push(row as PromptRow);
+  });
+  if (!rows.length) throw new Error(`${path}: no rows`);
+  return rows;
+}

@@ -1,0 +1,388 @@
+import { backward } from '../autograd/backward.js';
+import { noGrad } from '../autograd/grad-node.js';
+import type { PromptRow } from '../data/jsonl.js';
+import type { Gpu } from '../gpu/gpu.js';
+import type { Tensor } from '../gpu/tensor.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
+import { tuneMatmul } from '../ops/matmul-variants.js';
+import { maskedMean } from '../ops/cross-entropy.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/grad-norm.js';
+import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
+import { buildReward, loadRewardConfig } from '../rewards/config.js';
+import { seededRandom } from '../rewards/tasks/random.js';
+import { TritonRunner } from '../rewards/triton-runner.js';
+import type { CompletionScore, RewardFunction } from '../rewards/types.js';
+import { groupAdvantages } from './advantages.js';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { completionLogprobs, sequenceBatch, type SequenceInput } from './completion-logprobs.js';
+import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
+import { grpoLoss, grpoMetrics } from './grpo-loss.js';
+import { rollout, type Completion } from './rollout.js';
+import { RunLog } from './run-log.js';
+import { loadTask, type TaskData } from './tasks.js';
+
+export type StepMetrics = Record<string, number>;
+
+/** Options that may change when a run is resumed; everything else must match for an exact continuation. */
+const RESUMABLE_CHANGES = new Set<keyof GrpoConfig>(['steps', 'resume', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
+
+export class TrainingDiverged extends Error {}
+
+/**
+ * GRPO with LoRA on one WebGPU device. Sampling and training share the model and the adapter
+ * tensors in GPU memory (no weight sync); the reference policy of the KL term is the same network
+ * with the adapters switched off. Every random choice is a function of (seed, step), so a run
+ * resumed from a checkpoint continues exactly as if it had never stopped.
+ */
+export class GrpoTrainer {
+  step = 0;
+  /** Set (e.g. by Ctrl-C) to stop at the next checkpoint boundary after saving. */
+  stopRequested = false;
+  readonly log: RunLog;
+  private readonly history: Record<string, number>[];
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: GrpoConfig,
+    readonly loaded: LoadedModel,
+    readonly lora: LoraAdapters,
+    readonly optimizer: AdamW,
+    readonly task: TaskData,
+    readonly reward: RewardFunction,
+    private readonly tritonRunner: TritonRunner,
+    state: TrainerState | null,
+  ) {
+    this.log = new RunLog(config.outDir);
+    this.step = state?.step ?? 0;
+    this.history = state?.history ?? [];
+    this.log.truncateAfter(this.step);
+  }
+
+  static async create(gpu: Gpu, config: GrpoConfig, root: string): Promise<GrpoTrainer> {
+    validateConfig(config);
+    const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
+    if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir}`);
+    const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
+    if (saved) checkSameRun(saved.state.config, config);
+    const task = loadTask(config.task, root, config.evalPrompts, config.evalData);
+    const tritonRunner = new TritonRunner({ repoRoot: root });
+    const rewardSource = config.rewardConfig ?? task.rewardConfig;
+    if (!rewardSource) throw new Error(`task ${config.task} has no built-in reward: pass --reward-config`);
+    const reward =
+      typeof rewardSource === 'string'
+        ? loadRewardConfig(rewardSource, { tritonRunner })
+        : buildReward(rewardSource, { baseDir: root, tritonRunner });
+    const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
+    await tuneMatmul(gpu);
+    const lora = checkpoint
+      ? loadLora(loaded.model, checkpoint, { seed: config.seed })
+      : attachLora(loaded.model, {
+          rank: config.loraRank,
+          alpha: config.loraAlpha,
+          dropout: config.loraDropout,
+          targetModules: config.loraTargets,
+          useRslora: config.useRslora,
+          seed: config.seed,
+        });
+    const optimizer = new AdamW(lora.parameters(), {
+      lr: config.learningRate,
+      betas: config.adamBetas,
+      weightDecay: config.weightDecay,
+    });
+    if (saved) {
+      optimizer.importState(saved.optimizer);
+      lora.dropoutStream = Number(saved.state.config.dropoutStream ?? 0);
+    }
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null);
+  }
+
+  private get schedule(): LrSchedule {
+    const c = this.config;
+    if (c.lrSchedule === 'constant') return { kind: 'constant', lr: c.learningRate, warmupSteps: c.warmupSteps };
+    return { kind: c.lrSchedule, lr: c.learningRate, warmupSteps: c.warmupSteps, totalSteps: c.steps };
+  }
+
+  /** The prompts of rollout r: consecutive rows of per-epoch seeded shuffles of the training set. */
+  private promptRows(rolloutIndex: number): PromptRow[] {
+    const rows = this.task.train;
+    const per = this.config.promptsPerStep;
+    const out: PromptRow[] = [];
+    for (let i = rolloutIndex * per; i < (rolloutIndex + 1) * per; i++) {
+      const epoch = Math.floor(i / rows.length);
+      out.push(rows[epochOrder(rows.length, this.config.seed, epoch)[i % rows.length]]);
+    }
+    return out;
+  }
+
+  private encodePrompt(row: PromptRow): number[] {
+    const { tokenizer } = this.loaded;
+    const messages = [...(row.system ? [{ role: 'system', content: row.system }] : []), { role: 'user', content: row.prompt }];
+    return tokenizer.chatTemplate ? tokenizer.encodeChat(messages, { addGenerationPrompt: true }) : tokenizer.encode(row.prompt);
+  }
+
+  private async sample(rows: readonly PromptRow[], numGenerations: number, temperature: number, seed: number): Promise<Completion[]> {
+    const c = this.config;
+    this.lora.training = false;
+    const eos = this.loaded.tokenizer.eosTokenId;
+    return rollout(this.loaded.model, this.loaded.tokenizer, rows.map((r) => this.encodePrompt(r)), {
+      numGenerations,
+      generationBatchSize: c.generationBatchSize,
+      maxNewTokens: c.maxNewTokens,
+      temperature,
+      topK: c.topK,
+      topP: c.topP,
+      minP: c.minP,
+      seed,
+      eosTokenIds: eos === undefined ? undefined : [eos],
+    });
+  }
+
+  private score(rows: readonly PromptRow[], completions: readonly Completion[]): Promise<CompletionScore[]> {
+    return this.reward.score(completions.map((c) => ({ prompt: rows[c.promptIndex].prompt, completion: c.text, example: rows[c.promptIndex] })));
+  }
+
+  /** Runs steps until config.steps (or a stop request); calls onStep after each optimizer step. */
+  async train(onStep: (metrics: StepMetrics) => void = () => {}): Promise<void> {
+    const c = this.config;
+    if (this.step === 0) this.log.metrics(this.recordEval(await this.evaluate()));
+    while (this.step < c.steps && !this.stopRequested) {
+      const rolloutIndex = Math.floor(this.step / c.numIterations);
+      const rows = this.promptRows(rolloutIndex);
+      const t0 = performance.now();
+      const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
+      const t1 = performance.now();
+      const scores = await this.score(rows, completions);
+      const t2 = performance.now();
+      const names = this.reward.componentNames;
+      const adv = groupAdvantages(
+        names.map((name) => ({ name, rewards: scores.map((s) => (s.components[name].counted ? s.components[name].score : 0)) })),
+        { numGenerations: c.numGenerations, scaleRewards: c.scaleRewards, rewardWeights: names.map((n) => scores[0].components[n].weight) },
+      );
+      const sequences = completions.map((comp) => ({
+        promptIds: comp.promptIds,
+        completionIds: comp.completionIds,
+        masked: c.maskTruncatedCompletions && comp.finishReason === 'length',
+      }));
+      const cached = this.cachedLogprobs(sequences);
+      const generationMetrics = {
+        ...adv.metrics,
+        'completions/mean_length': mean(completions.map((x) => x.completionIds.length)),
+        'completions/min_length': Math.min(...completions.map((x) => x.completionIds.length)),
+        'completions/max_length': Math.max(...completions.map((x) => x.completionIds.length)),
+        'completions/clipped_ratio': completions.filter((x) => x.finishReason === 'length').length / completions.length,
+        'time/generation_s': (t1 - t0) / 1000,
+        'time/reward_s': (t2 - t1) / 1000,
+        'tokens_per_second/generation': completions.reduce((n, x) => n + x.completionIds.length, 0) / ((t1 - t0) / 1000),
+      };
+      this.log.completions(
+        completions.slice(0, c.logCompletions).map((comp, i) => ({
+          step: this.step + 1,
+          prompt: rows[comp.promptIndex].prompt,
+          completion: comp.text,
+          finish: comp.finishReason,
+          reward: scores[i].total,
+          advantage: adv.advantages[i],
+          components: Object.fromEntries(Object.entries(scores[i].components).map(([k, v]) => [k, { score: v.score, counted: v.counted, reason: v.reason }])),
+        })),
+      );
+      try {
+        for (let iteration = 0; iteration < c.numIterations && this.step < c.steps; iteration++) {
+          const metrics = await this.optimizerStep(sequences, adv.advantages, cached);
+          this.step++;
+          const row: StepMetrics = { step: this.step, ...metrics, ...(iteration === 0 ? generationMetrics : {}) };
+          if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.evaluate()));
+          this.log.metrics(row);
+          onStep(row);
+        }
+      } finally {
+        for (const t of Object.values(cached).flat()) t?.dispose();
+      }
+      if (this.step % c.saveEvery === 0 || this.step === c.steps || this.stopRequested) await this.save();
+    }
+    this.log.plot();
+  }
+
+  /** Old (num_iterations > 1) and reference (beta > 0) log-probs, per micro-batch, before any update. */
+  private cachedLogprobs(sequences: readonly SequenceInput[]) {
+    const c = this.config;
+    const old: Tensor[] = [];
+    const ref: Tensor[] = [];
+    if (c.numIterations === 1 && c.beta === 0) return { old, ref };
+    this.lora.training = false;
+    noGrad(() => {
+      for (const micro of this.microBatches(sequences)) {
+        this.gpu.tidy(() => {
+          const batch = sequenceBatch(this.gpu, micro);
+          if (c.numIterations > 1) old.push(this.gpu.keep(completionLogprobs(this.loaded.model, batch).logprobs));
+          if (c.beta > 0) {
+            this.lora.enabled = false;
+            try {
+              ref.push(this.gpu.keep(completionLogprobs(this.loaded.model, batch).logprobs));
+            } finally {
+              this.lora.enabled = true;
+            }
+          }
+        });
+      }
+    });
+    return { old, ref };
+  }
+
+  private microBatches<T>(items: readonly T[]): T[][] {
+    const out: T[][] = [];
+    for (let i = 0; i < items.length; i += this.config.microBatchSize) out.push(items.slice(i, i + this.config.microBatchSize));
+    return out;
+  }
+
+  /** Forward/backward over every micro-batch (gradient accumulation), clip, AdamW; one read-back. */
+  private async optimizerStep(
+    sequences: readonly SequenceInput[],
+    advantages: Float64Array,
+    cached: { old: Tensor[]; ref: Tensor[] },
+  ): Promise<StepMetrics> {
+    const c = this.config;
+    const gpu = this.gpu;
+    const micro = this.microBatches(sequences);
+    const tokensInBatch = sequences.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
+    const start = performance.now();
+    this.lora.training = true;
+    const perMicro = micro.map((batchSequences, m) =>
+      gpu.tidy(() => {
+        const batch = sequenceBatch(gpu, batchSequences);
+        const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
+        const first = m * c.microBatchSize;
+        const { loss, metrics } = grpoLoss(
+          {
+            logprobs,
+            oldLogprobs: cached.old[m],
+            refLogprobs: cached.ref[m],
+            advantages: gpu.tensor(Array.from(advantages.slice(first, first + batchSequences.length)), [batchSequences.length]),
+            mask: batch.mask,
+          },
+          {
+            beta: c.beta,
+            epsilonLow: c.epsilon,
+            epsilonHigh: c.epsilonHigh ?? c.epsilon,
+            delta: c.delta,
+            lossType: c.lossType,
+            importanceSampling: c.importanceSampling,
+            klEstimator: c.klEstimator,
+            maxCompletionLength: c.maxNewTokens,
+            numItemsInBatch: Math.max(1, tokensInBatch),
+            gradientAccumulationSteps: micro.length,
+          },
+        );
+        backward(loss);
+        const tokens = batchSequences.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
+        return { loss, metrics, entropy: maskedMean(entropy.view([entropy.size]), batch.mask.view([batch.mask.size])), tokens };
+      }),
+    );
+    await gpu.sync();
+    const trained = performance.now();
+    const lr = learningRate(this.schedule, this.step);
+    const params = this.lora.parameters();
+    const gradNorm = gpu.tidy(() => {
+      const norm = clipGradNorm(params.map((p) => p.grad!), c.maxGradNorm);
+      this.optimizer.step(lr);
+      this.optimizer.zeroGrad();
+      return norm;
+    });
+    const values = { grad_norm: (await gradNorm.toArray())[0], loss: 0, entropy: 0 };
+    gradNorm.dispose();
+    const end = performance.now();
+    const lossMetrics: StepMetrics[] = [];
+    let entropyTokens = 0;
+    for (const p of perMicro) {
+      values.loss += (await p.loss.toArray())[0];
+      lossMetrics.push(await grpoMetrics(p.metrics, { beta: c.beta, lossType: c.lossType }));
+      if (p.tokens > 0) {
+        values.entropy += (await p.entropy.toArray())[0] * p.tokens;
+        entropyTokens += p.tokens;
+      }
+      for (const t of [p.loss, p.metrics, p.entropy]) t.dispose();
+    }
+    values.entropy /= Math.max(1, entropyTokens);
+    if (!Number.isFinite(values.loss) || !Number.isFinite(values.grad_norm)) {
+      throw new TrainingDiverged(
+        `step ${this.step + 1}: loss ${values.loss}, grad norm ${values.grad_norm} — training diverged; ` +
+          `the last good checkpoint is in ${this.config.outDir} (lower --learning-rate or raise --max-grad-norm clipping)`,
+      );
+    }
+    const merged: StepMetrics = {};
+    for (const key of Object.keys(lossMetrics[0] ?? {})) {
+      const xs = lossMetrics.map((m) => m[key]);
+      merged[key] = key.endsWith('_min') ? Math.min(...xs) : key.endsWith('_max') ? Math.max(...xs) : mean(xs);
+    }
+    return {
+      ...values,
+      ...merged,
+      learning_rate: lr,
+      'time/train_s': (trained - start) / 1000,
+      'time/optimizer_s': (end - trained) / 1000,
+      'tokens_per_second/train': sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0) / ((end - start) / 1000),
+    };
+  }
+
+  /** Greedy answers to the held-out prompts: mean reward and pass@1 (full marks). */
+  async evaluate(): Promise<{ reward: number; passAt1: number }> {
+    const rows = this.task.eval.slice(0, this.config.evalPrompts);
+    if (!rows.length) return { reward: NaN, passAt1: NaN };
+    const completions = await this.sample(rows, 1, 0, 0);
+    const scores = await this.score(rows, completions);
+    const full = (s: CompletionScore) => Object.values(s.components).reduce((n, comp) => n + Math.max(0, comp.weight), 0);
+    return {
+      reward: mean(scores.map((s) => s.total)),
+      passAt1: mean(scores.map((s) => (s.total >= full(s) - 1e-9 ? 1 : 0))),
+    };
+  }
+
+  private recordEval(result: { reward: number; passAt1: number }): StepMetrics {
+    const row = { step: this.step, 'eval/reward': result.reward, 'eval/pass@1': result.passAt1 };
+    this.history.push(row);
+    return row;
+  }
+
+  async save(): Promise<string> {
+    const state: TrainerState = {
+      step: this.step,
+      seed: this.config.seed,
+      config: { ...this.config, dropoutStream: this.lora.dropoutStream } as unknown as Record<string, unknown>,
+      history: this.history,
+    };
+    return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
+  }
+
+  async close(): Promise<void> {
+    await this.reward.close();
+    await this.tritonRunner.close();
+  }
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+/** A seeded permutation of 0…n−1 for one epoch. */
+function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const random = seededRandom(seed * 1_000_003 + epoch);
+  const order = [...Array(n).keys()];
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+function checkSameRun(saved: Record<string, unknown>, config: GrpoConfig): void {
+  const differences = (Object.keys(config) as (keyof GrpoConfig)[]).filter(
+    (key) => !RESUMABLE_CHANGES.has(key) && JSON.stringify(saved[key]) !== JSON.stringify(config[key]),
+  );
+  if (differences.length) {
+    throw new Error(
+      `--resume: the checkpoint was made with different settings (${differences.map((k) => `--${kebab(k)} ${JSON.stringify(saved[k])} vs ${JSON.stringify(config[k])}`).join(', ')}); ` +
+        'rerun with the same settings to continue exactly',
+    );
+  }
+}

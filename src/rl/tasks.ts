@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readPromptRows, type PromptRow } from '../data/jsonl.js';
+import { arithmeticProblem } from '../data/synthetic-tasks.js';
+import type { RewardConfig } from '../rewards/config.js';
+import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from '../rewards/tasks/builtin.js';
+import { seededRandom } from '../rewards/tasks/random.js';
+
+export interface TaskData {
+  name: string;
+  train: PromptRow[];
+  eval: PromptRow[];
+  /** The built-in reward config, when the task has one. */
+  rewardConfig: RewardConfig | null;
+}
+
+/**
+ * The tiny model's own short arithmetic problems (it was pre-trained on their format): the answer in
+ * <answer> tags counts 0.1, a correct answer 1 more — the same shape as the built-in tasks.
+ */
+const TINY_REWARD: RewardConfig = {
+  components: [
+    { name: 'format', grader: { type: 'tags', tags: ['answer'] }, weight: 0.1, timeoutMs: 1000 },
+    {
+      name: 'answer',
+      grader: { type: 'numeric', expected: { field: 'target' }, absoluteTolerance: 1e-6, from: { tag: 'answer' } },
+      weight: 1,
+      gate: { component: 'format' },
+      timeoutMs: 1000,
+    },
+  ],
+};
+
+function tinyRows(count: number, seed: number): PromptRow[] {
+  const random = seededRandom(seed);
+  return Array.from({ length: count }, () => {
+    const p = arithmeticProblem(random);
+    return { prompt: p.prompt, target: p.target };
+  });
+}
+
+/**
+ * A built-in task (its data in data/, held-out rows kept apart) or a user's JSONL file of prompt
+ * rows, whose reward then comes from --reward-config.
+ */
+export function loadTask(task: string, root: string, evalCount: number, evalData?: string): TaskData {
+  if (task === 'tiny-arithmetic') {
+    return { name: task, train: tinyRows(2000, 1), eval: evalData ? readPromptRows(evalData) : tinyRows(evalCount, 2), rewardConfig: TINY_REWARD };
+  }
+  if ((BUILTIN_TASKS as readonly string[]).includes(task)) {
+    const builtin = task as BuiltinTask;
+    if (builtin === 'triton') {
+      return {
+        name: task,
+        train: readPromptRows(join(root, 'data', 'triton-train.jsonl')),
+        eval: readPromptRows(evalData ?? join(root, 'data', 'triton-test.jsonl')),
+        rewardConfig: REWARD_CONFIGS.triton,
+      };
+    }
+    const rows = readPromptRows(join(root, 'data', `${builtin}.jsonl`));
+    // The last rows are held out for validation (never trained on).
+    const held = evalData ? readPromptRows(evalData) : rows.slice(rows.length - evalCount);
+    return { name: task, train: evalData ? rows : rows.slice(0, rows.length - evalCount), eval: held, rewardConfig: REWARD_CONFIGS[builtin] };
+  }
+  if (!existsSync(task)) throw new Error(`unknown task '${task}': not one of ${[...BUILTIN_TASKS, 'tiny-arithmetic'].join(', ')} and not a JSONL file`);
+  const train = readPromptRows(task);
+  return { name: task, train, eval: evalData ? readPromptRows(evalData) : train.slice(0, evalCount), rewardConfig: null };
+}
