@@ -1,0 +1,26 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseHfConfig } from '../../src/io/hf-config.js';
+import { writeSafetensors } from '../../src/io/safetensors-writer.js';
+import { initialLlamaWeights } from '../../src/model/init.js';
+import { byteTokenizerFiles } from '../../src/tokenizer/byte-tokenizer.js';
+
+/**
+ * A Hugging Face checkpoint folder with a small random Llama and the byte-level tokenizer, for
+ * tests that run the CLIs end to end (their output is gibberish, which is all a reward test needs).
+ */
+export function writeRandomCheckpoint(seed = 1): string {
+  const dir = mkdtempSync(join(tmpdir(), 'random-llama-'));
+  const config = {
+    architectures: ['LlamaForCausalLM'], hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, vocab_size: 259, rms_norm_eps: 1e-5,
+    rope_theta: 10000, max_position_embeddings: 256, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2,
+  };
+  const { tokenizerJson, tokenizerConfig } = byteTokenizerFiles();
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+  writeSafetensors(join(dir, 'model.safetensors'), initialLlamaWeights(parseHfConfig(config, 'random'), seed, 0.3));
+  return dir;
+}
