@@ -6,8 +6,6 @@ import { KernelCache, type Kernel } from './kernel.js';
 import type { Specialisation } from './shader-source.js';
 import { bytesPerElement, formatShape, numel, Tensor, type DType, type Shape } from './tensor.js';
 
-export type TensorTree = Tensor | null | undefined | void | number | string | boolean | readonly TensorTree[] | { readonly [key: string]: TensorTree };
-
 /**
  * The WebGPU runtime: one device, its buffer pool, compiled kernels and the command batch that
  * every op records into. Ops never wait for the GPU; only read() and sync() do.
@@ -152,7 +150,7 @@ export class Gpu {
    * Runs fn and disposes every tensor it created, except those it returns (which move to the
    * enclosing scope) and those passed to keep(). One step of training runs inside one tidy.
    */
-  tidy<T extends TensorTree>(fn: () => T): T {
+  tidy<T>(fn: () => T): T {
     this.scopes.push(new Set());
     let result: T;
     try {
@@ -165,7 +163,7 @@ export class Gpu {
     return result;
   }
 
-  private closeScope(result: TensorTree): void {
+  private closeScope(result: unknown): void {
     const scope = this.scopes.pop()!;
     const survivors = new Set<Tensor>();
     collectTensors(result, survivors);
@@ -243,8 +241,9 @@ function checkedU32(v: number): number {
   return v;
 }
 
-function collectTensors(tree: TensorTree, out: Set<Tensor>): void {
+/** Tensors reachable from fn's result through arrays and plain objects survive the tidy. */
+function collectTensors(tree: unknown, out: Set<Tensor>): void {
   if (tree instanceof Tensor) out.add(tree);
   else if (Array.isArray(tree)) for (const item of tree) collectTensors(item, out);
-  else if (tree && typeof tree === 'object') for (const item of Object.values(tree)) collectTensors(item as TensorTree, out);
+  else if (tree && typeof tree === 'object' && !(tree instanceof Promise)) for (const item of Object.values(tree)) collectTensors(item, out);
 }
