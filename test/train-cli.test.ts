@@ -91,6 +91,18 @@ describe('train.js', () => {
     expect(diverged.stderr).toMatch(/training diverged/);
   });
 
+  it('sft.js trains a LoRA warm-up whose adapter train.js continues from', () => {
+    const data = join(model, 'pairs.jsonl');
+    writeFileSync(data, ['{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}', '{"prompt": "What is 4 * 3?", "completion": "<answer>12</answer>"}'].join('\n'));
+    const out = mkdtempSync(join(tmpdir(), 'sft-'));
+    const sft = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'src', 'cli', 'sft.js'), '--model', model, '--data', data, '--steps', '6', '--batch', '2', '--learning-rate', '0.01', '--lora-rank', '4', '--out-dir', out], { encoding: 'utf8' });
+    expect(sft.status, sft.stderr).toBe(0);
+    const losses = metrics(out).map((r) => r.loss);
+    expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
+    const rl = run(mkdtempSync(join(tmpdir(), 'grpo-warm-')), ['--steps', '1', '--init-adapter', join(out, 'adapter')]);
+    expect(rl.status, rl.stderr).toBe(0);
+  });
+
   it('names the file and line of a malformed data row', () => {
     const data = join(model, 'bad.jsonl');
     writeFileSync(data, '{"prompt": "ok"}\n{"prompt": \n');

@@ -14,6 +14,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   task: 'built-in task (arithmetic, countdown, triton, tiny-arithmetic) or a JSONL file of {"prompt", "system"?, …} rows',
   rewardConfig: 'reward config JSON (graders, weights, gates); default: the task’s own',
   evalData: 'held-out prompts (JSONL); default: the task’s held-out rows',
+  initAdapter: 'start from this PEFT adapter folder (e.g. from sft.js) instead of fresh LoRA weights',
   loraRank: 'LoRA rank r',
   loraAlpha: 'LoRA alpha (scale alpha/r)',
   loraDropout: 'dropout on the adapters’ input while training',
@@ -66,6 +67,7 @@ function parseValue(key: keyof GrpoConfig, raw: string | boolean): GrpoConfig[ke
     return parts as [number, number];
   }
   if (Array.isArray(template)) return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  // Optional numeric settings have no default to take their type from.
   if (typeof template === 'number' || key === 'epsilonHigh' || key === 'delta') {
     const value = Number(raw);
     if (!Number.isFinite(value)) throw new Error(`${flag} needs a number, got '${raw}'`);

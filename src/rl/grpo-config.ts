@@ -11,6 +11,8 @@ export interface GrpoConfig {
   rewardConfig?: string;
   /** Held-out prompts (JSONL); default: the built-in task's held-out split. */
   evalData?: string;
+  /** Start from this PEFT adapter (e.g. an SFT warm-up) instead of fresh LoRA weights. */
+  initAdapter?: string;
   loraRank: number;
   loraAlpha: number;
   loraDropout: number;

@@ -17,6 +17,7 @@ import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, sequenceBatch, type SequenceInput } from './completion-logprobs.js';
+import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, grpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
@@ -76,8 +77,9 @@ export class GrpoTrainer {
         : buildReward(rewardSource, { baseDir: root, tritonRunner });
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
     await tuneMatmul(gpu);
-    const lora = checkpoint
-      ? loadLora(loaded.model, checkpoint, { seed: config.seed })
+    const adapterDir = checkpoint ?? config.initAdapter;
+    const lora = adapterDir
+      ? loadLora(loaded.model, adapterDir, { seed: config.seed })
       : attachLora(loaded.model, {
           rank: config.loraRank,
           alpha: config.loraAlpha,
@@ -116,17 +118,11 @@ export class GrpoTrainer {
     return out;
   }
 
-  private encodePrompt(row: PromptRow): number[] {
-    const { tokenizer } = this.loaded;
-    const messages = [...(row.system ? [{ role: 'system', content: row.system }] : []), { role: 'user', content: row.prompt }];
-    return tokenizer.chatTemplate ? tokenizer.encodeChat(messages, { addGenerationPrompt: true }) : tokenizer.encode(row.prompt);
-  }
-
   private async sample(rows: readonly PromptRow[], numGenerations: number, temperature: number, seed: number): Promise<Completion[]> {
     const c = this.config;
     this.lora.training = false;
     const eos = this.loaded.tokenizer.eosTokenId;
-    return rollout(this.loaded.model, this.loaded.tokenizer, rows.map((r) => this.encodePrompt(r)), {
+    return rollout(this.loaded.model, this.loaded.tokenizer, rows.map((r) => encodePrompt(this.loaded.tokenizer, r)), {
       numGenerations,
       generationBatchSize: c.generationBatchSize,
       maxNewTokens: c.maxNewTokens,
@@ -140,7 +136,7 @@ export class GrpoTrainer {
   }
 
   private score(rows: readonly PromptRow[], completions: readonly Completion[]): Promise<CompletionScore[]> {
-    return this.reward.score(completions.map((c) => ({ prompt: rows[c.promptIndex].prompt, completion: c.text, example: rows[c.promptIndex] })));
+    return scoreCompletions(this.reward, rows, completions);
   }
 
   /** Runs steps until config.steps (or a stop request); calls onStep after each optimizer step. */
@@ -326,19 +322,12 @@ export class GrpoTrainer {
   }
 
   /** Greedy answers to the held-out prompts: mean reward and pass@1 (full marks). */
-  async evaluate(): Promise<{ reward: number; passAt1: number }> {
-    const rows = this.task.eval.slice(0, this.config.evalPrompts);
-    if (!rows.length) return { reward: NaN, passAt1: NaN };
-    const completions = await this.sample(rows, 1, 0, 0);
-    const scores = await this.score(rows, completions);
-    const full = (s: CompletionScore) => Object.values(s.components).reduce((n, comp) => n + Math.max(0, comp.weight), 0);
-    return {
-      reward: mean(scores.map((s) => s.total)),
-      passAt1: mean(scores.map((s) => (s.total >= full(s) - 1e-9 ? 1 : 0))),
-    };
+  evaluate(): Promise<EvalResult> {
+    this.lora.training = false;
+    return evaluateHeldOut(this.loaded, this.task.eval.slice(0, this.config.evalPrompts), this.reward, this.config.maxNewTokens);
   }
 
-  private recordEval(result: { reward: number; passAt1: number }): StepMetrics {
+  private recordEval(result: EvalResult): StepMetrics {
     const row = { step: this.step, 'eval/reward': result.reward, 'eval/pass@1': result.passAt1 };
     this.history.push(row);
     return row;

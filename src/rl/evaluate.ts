@@ -1,0 +1,39 @@
+import type { PromptRow } from '../data/jsonl.js';
+import type { LoadedModel } from '../model/load.js';
+import type { CompletionScore, RewardFunction } from '../rewards/types.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { rollout, type Completion } from './rollout.js';
+
+export interface EvalResult {
+  /** Mean total reward over the held-out prompts. */
+  reward: number;
+  /** Share of prompts whose greedy answer gets full marks from every reward component. */
+  passAt1: number;
+}
+
+/** The prompt as the model sees it: chat template (with the row's system message) when the tokenizer has one. */
+export function encodePrompt(tokenizer: Tokenizer, row: PromptRow): number[] {
+  const messages = [...(row.system ? [{ role: 'system', content: row.system }] : []), { role: 'user', content: row.prompt }];
+  return tokenizer.chatTemplate ? tokenizer.encodeChat(messages, { addGenerationPrompt: true }) : tokenizer.encode(row.prompt);
+}
+
+export function scoreCompletions(reward: RewardFunction, rows: readonly PromptRow[], completions: readonly Completion[]): Promise<CompletionScore[]> {
+  return reward.score(completions.map((c) => ({ prompt: rows[c.promptIndex].prompt, completion: c.text, example: rows[c.promptIndex] })));
+}
+
+/** Greedy decoding of each held-out prompt, scored by the task's reward. */
+export async function evaluateHeldOut(loaded: LoadedModel, rows: readonly PromptRow[], reward: RewardFunction, maxNewTokens: number): Promise<EvalResult> {
+  if (!rows.length) return { reward: NaN, passAt1: NaN };
+  const eos = loaded.tokenizer.eosTokenId;
+  const completions = await rollout(loaded.model, loaded.tokenizer, rows.map((r) => encodePrompt(loaded.tokenizer, r)), {
+    numGenerations: 1,
+    generationBatchSize: 32,
+    maxNewTokens,
+    temperature: 0,
+    eosTokenIds: eos === undefined ? undefined : [eos],
+  });
+  const scores = await scoreCompletions(reward, rows, completions);
+  const fullMarks = (s: CompletionScore) => Object.values(s.components).reduce((n, c) => n + Math.max(0, c.weight), 0);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { reward: mean(scores.map((s) => s.total)), passAt1: mean(scores.map((s) => (s.total >= fullMarks(s) - 1e-9 ? 1 : 0))) };
+}
