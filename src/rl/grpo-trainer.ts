@@ -146,6 +146,7 @@ export class GrpoTrainer {
     while (this.step < c.steps && !this.stopRequested) {
       const rolloutIndex = Math.floor(this.step / c.numIterations);
       const rows = this.promptRows(rolloutIndex);
+      this.gpu.pool.resetPeak();
       const t0 = performance.now();
       const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
       const t1 = performance.now();
@@ -187,7 +188,12 @@ export class GrpoTrainer {
         for (let iteration = 0; iteration < c.numIterations && this.step < c.steps; iteration++) {
           const metrics = await this.optimizerStep(sequences, adv.advantages, cached);
           this.step++;
-          const row: StepMetrics = { step: this.step, ...metrics, ...(iteration === 0 ? generationMetrics : {}) };
+          const row: StepMetrics = {
+            step: this.step,
+            ...metrics,
+            ...(iteration === 0 ? generationMetrics : {}),
+            'memory/peak_gpu_mib': this.gpu.pool.peakBytes / 2 ** 20,
+          };
           if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.evaluate()));
           this.log.metrics(row);
           onStep(row);
