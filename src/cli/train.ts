@@ -13,6 +13,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   model: 'registered model (small, tiny) or a checkpoint path',
   task: 'built-in task (arithmetic, countdown, triton, tiny-arithmetic) or a JSONL file of {"prompt", "system"?, …} rows',
   rewardConfig: 'reward config JSON (graders, weights, gates); default: the task’s own',
+  judgeModel: 'local model (name or path) that llm_judge graders in the reward config ask',
   evalData: 'held-out prompts (JSONL); default: the task’s held-out rows',
   initAdapter: 'start from this PEFT adapter folder (e.g. from sft.js) instead of fresh LoRA weights',
   loraRank: 'LoRA rank r',

@@ -9,6 +9,8 @@ export interface GrpoConfig {
   task: string;
   /** A reward config JSON (graders, weights, gates); default: the built-in task's. */
   rewardConfig?: string;
+  /** The local model LLM-as-judge graders in the reward config use (loaded once, frozen). */
+  judgeModel?: string;
   /** Held-out prompts (JSONL); default: the built-in task's held-out split. */
   evalData?: string;
   /** Start from this PEFT adapter (e.g. an SFT warm-up) instead of fresh LoRA weights. */

@@ -3,6 +3,7 @@ import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
+import { ModelTextGenerator } from '../generate/text-generator.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
 import { tuneMatmul } from '../ops/matmul-variants.js';
@@ -71,10 +72,11 @@ export class GrpoTrainer {
     const tritonRunner = new TritonRunner({ repoRoot: root });
     const rewardSource = config.rewardConfig ?? task.rewardConfig;
     if (!rewardSource) throw new Error(`task ${config.task} has no built-in reward: pass --reward-config`);
+    const textGenerator = config.judgeModel ? new ModelTextGenerator(loadModel(gpu, config.judgeModel)) : undefined;
     const reward =
       typeof rewardSource === 'string'
-        ? loadRewardConfig(rewardSource, { tritonRunner })
-        : buildReward(rewardSource, { baseDir: root, tritonRunner });
+        ? loadRewardConfig(rewardSource, { tritonRunner, textGenerator })
+        : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
     await tuneMatmul(gpu);
     const adapterDir = checkpoint ?? config.initAdapter;
