@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromF16Array, toF16Array } from '../src/gpu/half.js';
+import { f16ArrayToF32 as fromF16Array, f32ArrayToF16 as toF16Array } from '../src/io/half-precision.js';
 import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';

@@ -23,6 +23,7 @@ import { learningRate } from '../optim/lr-schedule.js';
 import { byteTokenizerFiles } from '../tokenizer/byte-tokenizer.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { sftBatch, sftLoss, type SftExample } from '../train/sft.js';
+import { seededRandom } from '../rewards/tasks/random.js';
 import { ProgressBar } from './progress.js';
 
 const { values: args } = parseArgs({
@@ -39,16 +40,6 @@ const batchSize = Number(args.batch);
 const seed = Number(args.seed);
 
 
-function seeded(s: number): () => number {
-  let state = s >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 mkdirSync(args.out, { recursive: true });
 const { tokenizerJson, tokenizerConfig } = byteTokenizerFiles();
@@ -71,7 +62,7 @@ const model = new LlamaModel(gpu, config, initial, { trainable: true });
 const params = [...model.parameters.values()];
 const optimizer = new AdamW(params, { lr: Number(args.lr), betas: [0.9, 0.95], weightDecay: 0.01 });
 const schedule = { kind: 'cosine' as const, lr: Number(args.lr), warmupSteps: Math.round(steps / 20), totalSteps: steps };
-const train = seeded(seed + 1);
+const train = seededRandom(seed + 1);
 const progress = new ProgressBar(steps, 'tiny SFT ');
 let lastLoss = NaN;
 const started = Date.now();
@@ -97,7 +88,7 @@ for (let step = 0; step < steps; step++) {
 }
 
 // Held-out accuracy with greedy decoding: the base rate later RL experiments start from.
-const evalRand = seeded(seed + 1000);
+const evalRand = seededRandom(seed + 1000);
 const problems = Array.from({ length: 64 }, () => syntheticProblem(evalRand));
 const completions = await noGrad(() =>
   generate(model, problems.map(promptIds), { maxNewTokens: 24, temperature: 0, eosTokenIds: [2] }),

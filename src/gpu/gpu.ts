@@ -1,7 +1,7 @@
 import { BufferPool } from './buffer-pool.js';
 import { CommandBatch, type Params, type Workgroups } from './commands.js';
 import { acquireDevice, type DeviceOptions } from './device.js';
-import { fromF16Array, toF16Array } from './half.js';
+import { f16ArrayToF32, f32ArrayToF16 } from '../io/half-precision.js';
 import { KernelCache, type Kernel } from './kernel.js';
 import type { Specialisation } from './shader-source.js';
 import { bytesPerElement, formatShape, numel, Tensor, type DType, type Shape } from './tensor.js';
@@ -111,7 +111,7 @@ export class Gpu {
     if (data.length !== t.size) throw new Error(`write: ${data.length} values for ${t}`);
     if (t.size === 0) return;
     let host: ArrayBufferView;
-    if (t.dtype === 'f16') host = toF16Array(data);
+    if (t.dtype === 'f16') host = f32ArrayToF16(data);
     else if (t.dtype === 'u32') host = data instanceof Uint32Array ? data : Uint32Array.from(data, checkedU32);
     else host = data instanceof Float32Array ? data : Float32Array.from(data);
     this.commands.upload(t.buffer, 0, host);
@@ -196,7 +196,7 @@ export class Gpu {
   /** Copies a tensor to the host as float32 (f16 widened, u32 converted). One read-back = one wait. */
   async read(t: Tensor): Promise<Float32Array> {
     const raw = await this.readBytes(t);
-    if (t.dtype === 'f16') return fromF16Array(new Uint16Array(raw, 0, t.size));
+    if (t.dtype === 'f16') return f16ArrayToF32(new Uint16Array(raw, 0, t.size));
     if (t.dtype === 'u32') return Float32Array.from(new Uint32Array(raw, 0, t.size));
     return new Float32Array(raw, 0, t.size);
   }

@@ -1,4 +1,4 @@
-import { f16BitsToF32, f32ToF16Bits } from '../../src/gpu/half.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/io/half-precision.js';
 
 /** float64 reference for matmul: a and b as stored (row-major), transposes as in the op. */
 export function matmulReference(
