@@ -1,0 +1,156 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import { noGrad } from '../src/autograd/grad-node.js';
+import type { Tensor } from '../src/gpu/tensor.js';
+import { grpoLoss, grpoMetrics, type GrpoLossOptions, type GrpoLossType, type KlEstimator } from '../src/rl/grpo-loss.js';
+import { expectClose, type Tolerance } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, rng } from './helpers/random.js';
+import { referenceGrpo, type GrpoCase } from './helpers/reference-grpo.js';
+import { runPython } from './python/run-python.js';
+
+const gpu = useGpu();
+
+const LOSS_TYPES: GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo', 'dapo', 'luspo', 'cispo', 'sapo', 'vespo'];
+const CLIPPED: GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo', 'dapo', 'luspo'];
+
+/**
+ * Log-probs of a batch with ragged completions (row lengths in `lengths`; 0 = a truncated
+ * completion masked out whole). Old log-probs differ by up to ±0.6 so token ratios fall below,
+ * inside and above the clip range; padding holds finite values unlike the tokens' (TRL multiplies
+ * padding by the mask, so it must stay finite there).
+ */
+function makeCase(lengths: number[], t: number, seed: number, withOld: boolean): GrpoCase {
+  const b = lengths.length;
+  const pick = rng(seed);
+  const logprobs = randn(b * t, seed, 1).map((x) => -Math.abs(x) - 0.05);
+  const old = withOld ? logprobs.map((x) => x + 1.2 * (pick() - 0.5)) : undefined;
+  const ref = logprobs.map((x) => x + 0.8 * (pick() - 0.5));
+  const mask = new Float32Array(b * t);
+  lengths.forEach((n, r) => mask.fill(1, r * t, r * t + n));
+  for (let i = 0; i < b * t; i++) {
+    if (mask[i] === 0) {
+      logprobs[i] = -3;
+      ref[i] = -1;
+      if (old) old[i] = -2;
+    }
+  }
+  // Both signs, and an advantage of exactly 0 (a tie of the two clipped surrogates) from row 3 on.
+  const advantages = Float32Array.from({ length: b }, (_, r) => (r === 2 ? 0 : (r % 2 ? -1 : 1) * (0.3 + pick())));
+  return { b, t, logprobs, old, ref, advantages, mask };
+}
+
+const SHAPES: { label: string; lengths: number[]; t: number }[] = [
+  { label: 'B=1 T=1', lengths: [1], t: 1 },
+  { label: 'B=6 T=13 ragged, one row masked out', lengths: [13, 7, 1, 0, 10, 4], t: 13 },
+];
+
+function options(lossType: GrpoLossType, rest: Partial<GrpoLossOptions>, t: number, tokens: number): GrpoLossOptions {
+  return {
+    beta: 0,
+    epsilonLow: 0.2,
+    epsilonHigh: lossType === 'cispo' ? 1.1 : 0.28,
+    lossType,
+    importanceSampling: 'token',
+    klEstimator: 'k3',
+    maxCompletionLength: t + 3,
+    // As if this micro-batch were one of three in its generation batch.
+    numItemsInBatch: 3 * tokens,
+    gradientAccumulationSteps: 2,
+    stepsPerGeneration: 3,
+    ...rest,
+  };
+}
+
+interface GpuResult {
+  loss: number;
+  grad: Float32Array;
+  metrics: Record<string, number>;
+}
+
+function upload(k: GrpoCase): { logprobs: Tensor; old?: Tensor; ref?: Tensor; advantages: Tensor; mask: Tensor } {
+  const g = gpu();
+  const shape = [k.b, k.t];
+  return {
+    logprobs: g.tensor(k.logprobs, shape),
+    old: k.old && g.tensor(k.old, shape),
+    ref: k.ref && g.tensor(k.ref, shape),
+    advantages: g.tensor(k.advantages, [k.b]),
+    mask: g.tensor(k.mask, shape),
+  };
+}
+
+async function runGpu(k: GrpoCase, opts: GrpoLossOptions): Promise<GpuResult> {
+  const g = gpu();
+  const { loss, grad, metrics } = g.tidy(() => {
+    const t = upload(k);
+    t.logprobs.requiresGrad = true;
+    const out = grpoLoss({ logprobs: t.logprobs, oldLogprobs: t.old, refLogprobs: opts.beta ? t.ref : undefined, advantages: t.advantages, mask: t.mask }, opts);
+    backward(out.loss);
+    return { loss: out.loss, grad: g.keep(t.logprobs.grad!), metrics: out.metrics };
+  });
+  const result = { loss: await g.readScalar(loss), grad: await grad.toArray(), metrics: await grpoMetrics(metrics, opts) };
+  for (const x of [loss, grad, metrics]) x.dispose();
+  return result;
+}
+
+// f32 against float64 on identical f32 inputs. The loss sums ≤ 78 terms of size ≤ ~3 (ratios up
+// to e^0.6 times advantages ≤ 1.3, plus β·KL): each term carries a few ulps of exp/log error and the
+// sums a rounding per add, so ~1e-6 relative; 3e-7 absolute covers losses that cancel to near 0.
+const LOSS_TOL: Tolerance = { atol: 3e-7, rtol: 2e-6 };
+// Each gradient entry is a handful of products of those terms scaled by 1/normaliser: the same
+// relative error, absolute floor at f32 resolution of the largest entries (~0.3).
+const GRAD_TOL: Tolerance = { atol: 1e-7, rtol: 2e-6 };
+// Clip fractions are counts / counts (exact unless a ratio sits within an ulp of a bound); KL and φ
+// means carry the same relative error as the loss.
+const METRIC_TOL: Tolerance = { atol: 1e-7, rtol: 2e-6 };
+
+function expectMetrics(actual: Record<string, number>, expected: Record<string, number | null>, label: string): void {
+  expect(Object.keys(actual).sort(), label).toEqual(Object.keys(expected).sort());
+  for (const [name, value] of Object.entries(expected)) {
+    if (value === null || Number.isNaN(value)) expect(actual[name], `${label} ${name}`).toBeNaN();
+    else expectClose([actual[name]], [value], METRIC_TOL, `${label} ${name}`);
+  }
+}
+
+interface Config {
+  label: string;
+  opts: GrpoLossOptions;
+  withOld: boolean;
+}
+
+function configs(t: number, tokens: number): Config[] {
+  const out: Config[] = [];
+  for (const lossType of LOSS_TYPES) {
+    for (const importanceSampling of ['token', 'sequence'] as const) {
+      for (const withOld of [false, true]) {
+        const kls: [number, KlEstimator, boolean][] = [[0, 'k3', true], [0.04, 'k1', true], [0.04, 'k2', true], [0.04, 'k3', true], [0.04, 'k3', false]];
+        for (const [beta, klEstimator, klBiasCorrection] of kls) {
+          for (const delta of CLIPPED.includes(lossType) ? [undefined, 1.5] : [undefined]) {
+            const opts = options(lossType, { importanceSampling, beta, klEstimator, klBiasCorrection, delta }, t, tokens);
+            const kl = beta ? `, β ${beta} ${klEstimator}${klBiasCorrection ? '' : ' uncorrected'}` : '';
+            out.push({ label: `${lossType} ${importanceSampling} ${withOld ? 'off' : 'on'}-policy${kl}${delta ? ', δ 1.5' : ''}`, opts, withOld });
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe('grpoLoss vs float64 reference (loss, dloss/dlogprobs, metrics)', () => {
+  SHAPES.forEach(({ label, lengths, t }, s) => {
+    const tokens = lengths.reduce((a, n) => a + n, 0);
+    it(label, async () => {
+      for (const [k, { label: name, opts, withOld }] of configs(t, tokens).entries()) {
+        const c = makeCase(lengths, t, 100 * s + k, withOld);
+        const expected = referenceGrpo(c, opts);
+        const actual = await runGpu(c, opts);
+        expectClose([actual.loss], [expected.loss], LOSS_TOL, `${name}: loss`);
+        expectClose(actual.grad, expected.grad, GRAD_TOL, `${name}: grad`);
+        expectMetrics(actual.metrics, expected.metrics, name);
+      }
+    }, 120_000);
+  });
+});
