@@ -154,3 +154,95 @@ describe('grpoLoss vs float64 reference (loss, dloss/dlogprobs, metrics)', () =>
     }, 120_000);
   });
 });
+
+// ---- the real thing: TRL's GRPOTrainer._compute_loss on the same numbers ---------------------
+
+interface TrlAnswer {
+  loss: number;
+  grad: number[][];
+  metrics: Record<string, number | null>;
+}
+
+/** TRL implements only the k3 estimator: every other axis of the matrix, both shapes. */
+const trlCases = SHAPES.flatMap(({ label, lengths, t }, s) => {
+  const tokens = lengths.reduce((a, n) => a + n, 0);
+  return configs(t, tokens)
+    .filter(({ opts }) => opts.klEstimator === 'k3')
+    .map((config, k) => ({ ...config, label: `${label}: ${config.label}`, c: makeCase(lengths, t, 1000 + 100 * s + k, config.withOld) }));
+});
+
+function trlRequest(c: GrpoCase, opts: GrpoLossOptions, dtype: 'float32' | 'float64'): unknown {
+  const rowsOf = (x: Float32Array): number[][] => Array.from({ length: c.b }, (_, r) => Array.from(x.subarray(r * c.t, (r + 1) * c.t)));
+  return {
+    kind: 'loss',
+    dtype,
+    logprobs: rowsOf(c.logprobs),
+    old: c.old ? rowsOf(c.old) : null,
+    ref: rowsOf(c.ref!),
+    advantages: Array.from(c.advantages),
+    mask: rowsOf(c.mask),
+    config: {
+      beta: opts.beta,
+      epsilon_low: opts.epsilonLow,
+      epsilon_high: opts.epsilonHigh,
+      delta: opts.delta ?? null,
+      loss_type: opts.lossType,
+      importance_sampling_level: opts.importanceSampling,
+      use_bias_correction_kl: opts.klBiasCorrection ?? true,
+      max_completion_length: opts.maxCompletionLength,
+      num_items_in_batch: opts.numItemsInBatch,
+      gradient_accumulation_steps: opts.gradientAccumulationSteps,
+      steps_per_generation: opts.stepsPerGeneration,
+      sapo_temperature_pos: 1.0,
+      sapo_temperature_neg: 1.05,
+      vespo_k_pos: 2.0,
+      vespo_lambda_pos: 3.0,
+      vespo_k_neg: 3.0,
+      vespo_lambda_neg: 2.0,
+    },
+  };
+}
+
+let trl: { f32: TrlAnswer; f64: TrlAnswer }[];
+beforeAll(() => {
+  const requests = trlCases.flatMap(({ c, opts }) => [trlRequest(c, opts, 'float32'), trlRequest(c, opts, 'float64')]);
+  const answers = JSON.parse(runPython('trl_grpo_reference.py', [], JSON.stringify(requests))) as TrlAnswer[];
+  trl = trlCases.map((_, k) => ({ f32: answers[2 * k], f64: answers[2 * k + 1] }));
+}, 180_000);
+
+// The float64 restatement and TRL in float64 differ only in summation order; but TRL turns clip
+// flags into fractions with `.float()`, which is float32 whatever the inputs: one f32 rounding.
+const EXACT: Tolerance = { atol: 1e-15, rtol: 1e-12 };
+const CLIP_FRACTION_TOL: Tolerance = { atol: 0, rtol: 2 ** -24 };
+// f32 against TRL's own f32 run: the brief's rtol 1e-5 on the loss, and the same for gradients.
+// Both sides round independently (a few ulps each, ~1e-6 relative); TRL's k3 = exp(d) − d − 1
+// also cancels in f32 (absolute error ~1e-7 per token before β scales it), hence the atol.
+const TRL_F32_TOL: Tolerance = { atol: 1e-7, rtol: 1e-5 };
+
+describe('grpoLoss vs TRL GRPOTrainer._compute_loss', () => {
+  it('the float64 reference is TRL in float64 (loss, autograd gradient, logged metrics)', () => {
+    trlCases.forEach(({ label, c, opts }, k) => {
+      const expected = trl[k].f64;
+      const ours = referenceGrpo(c, opts);
+      expectClose([ours.loss], [expected.loss], EXACT, `${label}: loss`);
+      expectClose(ours.grad, expected.grad.flat(), EXACT, `${label}: grad`);
+      expect(Object.keys(ours.metrics).sort(), label).toEqual(Object.keys(expected.metrics).sort());
+      for (const [name, value] of Object.entries(expected.metrics)) {
+        if (value === null) expect(ours.metrics[name], `${label} ${name}`).toBeNaN();
+        else expectClose([ours.metrics[name]], [value], name.includes('clip') ? CLIP_FRACTION_TOL : EXACT, `${label} ${name}`);
+      }
+    });
+  });
+
+  it('the GPU matches TRL in float64 and in float32', async () => {
+    for (const [k, { label, c, opts }] of trlCases.entries()) {
+      const actual = await runGpu(c, opts);
+      const { f32, f64 } = trl[k];
+      expectClose([actual.loss], [f64.loss], LOSS_TOL, `${label}: loss vs float64`);
+      expectClose(actual.grad, f64.grad.flat(), GRAD_TOL, `${label}: grad vs float64`);
+      expectMetrics(actual.metrics, f64.metrics, `${label} vs float64`);
+      expectClose([actual.loss], [f32.loss], TRL_F32_TOL, `${label}: loss vs float32`);
+      expectClose(actual.grad, f32.grad.flat(), TRL_F32_TOL, `${label}: grad vs float32`);
+    }
+  }, 120_000);
+});

@@ -79,8 +79,9 @@ function vespoWeight(logRatio: Dual[], mask: ArrayLike<number>, advantage: numbe
   let sum = 0;
   logRatio.forEach((r, t) => (sum += Math.min(Math.max(r.v, -20), 20) * mask[t]));
   const logW = Math.min(Math.max(sum, Math.log(1e-8)), 20);
-  const k = advantage >= 0 ? kPositive : kNegative;
-  const lambda = Math.max(advantage >= 0 ? lambdaPositive : lambdaNegative, 1e-4);
+  // torch.where over Python scalars makes float32 tensors, whatever the inputs' dtype.
+  const k = Math.fround(advantage >= 0 ? kPositive : kNegative);
+  const lambda = Math.max(Math.fround(advantage >= 0 ? lambdaPositive : lambdaNegative), 1e-4);
   const phi = Math.exp(lambda + k * logW - lambda * Math.exp(logW));
   return Number.isFinite(phi) ? phi : 0;
 }
@@ -128,7 +129,8 @@ function forward(k: GrpoCase, options: GrpoLossOptions, seed: number): Forward {
       const { positive = 1.0, negative = 1.05 } = options.sapoTemperature ?? {};
       perTokenLoss = coef1.map((row, r) =>
         row.map((w) => {
-          const tau = a(r) > 0 ? positive : negative;
+          // float32, as TRL's torch.where over Python scalars makes it.
+          const tau = Math.fround(a(r) > 0 ? positive : negative);
           const gate = c(1).div(c(1).add(w.sub(c(1)).scale(-tau).exp()));
           return gate.scale((-4 / tau) * a(r));
         }),
