@@ -11,7 +11,7 @@ import { ProgressBar } from './progress.js';
 
 const HELP: Record<keyof GrpoConfig, string> = {
   model: 'registered model (small, tiny) or a checkpoint path',
-  task: 'built-in task (arithmetic, countdown, triton, tiny-arithmetic) or a JSONL file of {"prompt", "system"?, …} rows',
+  task: 'built-in task (quick-arithmetic, arithmetic, countdown, triton, tiny-arithmetic) or a JSONL file of {"prompt", "system"?, …} rows',
   rewardConfig: 'reward config JSON (graders, weights, gates); default: the task’s own',
   judgeModel: 'local model (name or path) that llm_judge graders in the reward config ask',
   evalData: 'held-out prompts (JSONL); default: the task’s held-out rows',

@@ -5,7 +5,7 @@
 export interface GrpoConfig {
   /** Registered model name (small, tiny) or checkpoint path. */
   model: string;
-  /** Built-in task (arithmetic, countdown, triton, tiny-arithmetic) or a JSONL file of prompt rows. */
+  /** Built-in task (quick-arithmetic, arithmetic, countdown, triton, tiny-arithmetic) or a JSONL file of prompt rows. */
   task: string;
   /** A reward config JSON (graders, weights, gates); default: the built-in task's. */
   rewardConfig?: string;
@@ -69,7 +69,7 @@ export interface GrpoConfig {
 
 export const DEFAULT_CONFIG: GrpoConfig = {
   model: 'small',
-  task: 'arithmetic',
+  task: 'quick-arithmetic',
   loraRank: 8,
   loraAlpha: 16,
   loraDropout: 0,
@@ -80,8 +80,8 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   promptsPerStep: 4,
   generationBatchSize: 16,
   microBatchSize: 4,
-  maxNewTokens: 64,
-  temperature: 1.0,
+  maxNewTokens: 32,
+  temperature: 0.7,
   topK: 0,
   topP: 1.0,
   minP: 0,
@@ -99,7 +99,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   weightDecay: 0,
   adamBetas: [0.9, 0.99],
   maxGradNorm: 1.0,
-  steps: 30,
+  steps: 20,
   evalEvery: 10,
   evalPrompts: 16,
   saveEvery: 10,

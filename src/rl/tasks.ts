@@ -31,21 +31,42 @@ const TINY_REWARD: RewardConfig = {
   ],
 };
 
-function tinyRows(count: number, seed: number): PromptRow[] {
+/**
+ * Short sums for instruction-tuned models (the default task of `--model small`): a right number
+ * anywhere at the end of the reply earns 1, the requested <answer> tags 0.2 more, so a base model
+ * that already answers some sums correctly gets a learning signal from the first step.
+ */
+const QUICK_REWARD: RewardConfig = {
+  components: [
+    { name: 'correct', grader: { type: 'numeric', expected: { field: 'target' }, absoluteTolerance: 1e-6 }, weight: 1, timeoutMs: 1000 },
+    { name: 'format', grader: { type: 'tags', tags: ['answer'] }, weight: 0.2, timeoutMs: 1000 },
+  ],
+};
+
+function arithmeticRows(count: number, seed: number, instruction: string): PromptRow[] {
   const random = seededRandom(seed);
   return Array.from({ length: count }, () => {
     const p = arithmeticProblem(random);
-    return { prompt: p.prompt, target: p.target };
+    return { prompt: p.prompt + instruction, target: p.target };
   });
 }
+
+const LOCAL_TASKS: Record<string, { rows: (count: number, seed: number) => PromptRow[]; reward: RewardConfig }> = {
+  'tiny-arithmetic': { rows: (n, seed) => arithmeticRows(n, seed, ''), reward: TINY_REWARD },
+  'quick-arithmetic': { rows: (n, seed) => arithmeticRows(n, seed, ' Give the final answer in <answer></answer> tags.'), reward: QUICK_REWARD },
+};
 
 /**
  * A built-in task (its data in data/, held-out rows kept apart) or a user's JSONL file of prompt
  * rows, whose reward then comes from --reward-config.
  */
 export function loadTask(task: string, root: string, evalCount: number, evalData?: string): TaskData {
-  if (task === 'tiny-arithmetic') {
-    return { name: task, train: tinyRows(2000, 1), eval: evalData ? readPromptRows(evalData) : tinyRows(evalCount, 2), rewardConfig: TINY_REWARD };
+  const local = LOCAL_TASKS[task];
+  if (local) {
+    // Held-out rows come from another seed; any problem that also came up for training is dropped there.
+    const held = evalData ? readPromptRows(evalData) : local.rows(evalCount, 2);
+    const heldPrompts = new Set(held.map((r) => r.prompt));
+    return { name: task, train: local.rows(2000, 1).filter((r) => !heldPrompts.has(r.prompt)), eval: held, rewardConfig: local.reward };
   }
   if ((BUILTIN_TASKS as readonly string[]).includes(task)) {
     const builtin = task as BuiltinTask;
@@ -62,7 +83,7 @@ export function loadTask(task: string, root: string, evalCount: number, evalData
     const held = evalData ? readPromptRows(evalData) : rows.slice(rows.length - evalCount);
     return { name: task, train: evalData ? rows : rows.slice(0, rows.length - evalCount), eval: held, rewardConfig: REWARD_CONFIGS[builtin] };
   }
-  if (!existsSync(task)) throw new Error(`unknown task '${task}': not one of ${[...BUILTIN_TASKS, 'tiny-arithmetic'].join(', ')} and not a JSONL file`);
+  if (!existsSync(task)) throw new Error(`unknown task '${task}': not one of ${[...BUILTIN_TASKS, ...Object.keys(LOCAL_TASKS)].join(', ')} and not a JSONL file`);
   const train = readPromptRows(task);
   return { name: task, train, eval: evalData ? readPromptRows(evalData) : train.slice(0, evalCount), rewardConfig: null };
 }
