@@ -4,6 +4,7 @@ import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
 import {
   chooseMatmulVariant,
+  defaultMatmulVariant,
   forceMatmulVariant,
   forgetMatmulTuning,
   MATMUL_VARIANTS,
@@ -48,6 +49,8 @@ interface Case {
   transB: boolean;
   aDtype?: 'f32' | 'f16';
   bDtype?: 'f32' | 'f16';
+  /** Scale of a's random values (default 1). */
+  aScale?: number;
 }
 
 /** Stored shapes for logical op(A) [batch…, M, K] · op(B) [batch…, K, N]. */
@@ -60,7 +63,7 @@ async function checkCases(cases: Case[], seed: number): Promise<void> {
   const g = gpu();
   const inputs = cases.map((c, i) => {
     const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
-    let a = randn(size(c.aShape), seed + 2 * i);
+    let a = randn(size(c.aShape), seed + 2 * i, c.aScale);
     let b = randn(size(c.bShape), seed + 2 * i + 1);
     if (c.aDtype === 'f16') a = roundToF16(a);
     if (c.bDtype === 'f16') b = roundToF16(b);
@@ -145,6 +148,74 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
   });
 });
 
+describe('skinny variant on decode-shaped x·Wᵀ', () => {
+  beforeAll(() => {
+    if (variantSupported(gpu(), 'skinny')) forceMatmulVariant(gpu(), 'skinny');
+  });
+  afterAll(() => forceMatmulVariant(gpu(), undefined));
+
+  const itIfSupported = (name: string, fn: () => Promise<void>) =>
+    it(name, async (ctx) => {
+      if (!variantSupported(gpu(), 'skinny')) ctx.skip();
+      await fn();
+    });
+
+  // K = 576 is what the kernel takes (no tail: 144 f32 pieces = 18 shared rounds, 72 f16 pieces =
+  // 9); 8, 40 and 584 add tails of unshared pieces (and 8 is a tail only); 1, 3 and 577 are not
+  // multiples of one load and run the fallback. x is scaled like a normalised activation
+  // (1/√K), so the sums stay O(1) and TOL holds at every K.
+  const MS = [1, 2, 5, 8, 17, 32];
+  const KS = [1, 3, 8, 40, 576, 577, 584];
+  const NS = [1, 7, 1536, 1537];
+  const grid = (bDtype: 'f32' | 'f16'): Case[] =>
+    MS.flatMap((m) => KS.flatMap((k) => NS.map((n) => ({ ...stored(m, k, n, false, true), transA: false, transB: true, bDtype, aScale: 1 / Math.sqrt(k) }))));
+
+  itIfSupported('matches float64 for M × K × N over awkward sizes, f32 W', async () => {
+    await checkCases(grid('f32'), 500);
+  });
+
+  itIfSupported('matches float64 for M × K × N over awkward sizes, f16 W', async () => {
+    if (!gpu().hasF16) return;
+    await checkCases(grid('f16'), 600);
+  });
+
+  itIfSupported('handles a batch folded into rows and per-batch weights', async () => {
+    const cases: Case[] = [];
+    for (const bDtype of ['f32', 'f16'] as const) {
+      if (bDtype === 'f16' && !gpu().hasF16) continue;
+      cases.push({ ...stored(1, 64, 37, false, true, [2, 3], []), transA: false, transB: true, bDtype });
+      cases.push({ ...stored(2, 72, 19, false, true, [3], [3]), transA: false, transB: true, bDtype });
+      cases.push({ ...stored(1, 48, 21, false, true, [], [4]), transA: false, transB: true, bDtype });
+    }
+    await checkCases(cases, 700);
+  });
+
+  itIfSupported('writes and accumulates with alpha, f32 and f16 W', async () => {
+    const g = gpu();
+    const [m, k, n] = [2, 584, 37];
+    const a = randn(m * k, 11, 1 / Math.sqrt(k));
+    const start = randn(m * n, 13);
+    for (const bDtype of ['f32', 'f16'] as const) {
+      if (bDtype === 'f16' && !g.hasF16) continue;
+      const b = bDtype === 'f16' ? roundToF16(randn(n * k, 12)) : randn(n * k, 12);
+      const product = matmulReference(a, [m, k], b, [n, k], false, true);
+      const [written, accumulated] = g.tidy(() => {
+        const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k], bDtype)];
+        const w = g.keep(g.tensor(start, [m, n]));
+        const acc = g.keep(g.tensor(start, [m, n]));
+        matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
+        matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
+        matmulInto(acc, ta, tb, { transB: true, accumulate: true });
+        return [w, acc];
+      });
+      expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, `out = 0.5·a·bᵀ (${bDtype} b)`);
+      expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, `out += -2·a·bᵀ then += a·bᵀ (${bDtype} b)`);
+      written.dispose();
+      accumulated.dispose();
+    }
+  });
+});
+
 describe('gradients (finite differences of the GPU forward)', () => {
   const input = (shape: number[], seed: number) => ({ data: randn(shape.reduce((x, y) => x * y, 1), seed), shape });
 
@@ -223,18 +294,31 @@ describe('errors', () => {
 describe('variant choice', () => {
   afterAll(() => forgetMatmulTuning());
 
+  it('defaults to skinny for one row and rows16x2 above on CPU adapters, and computes the same', async (ctx) => {
+    const g = gpu();
+    if (!g.isCpuAdapter || !variantSupported(g, 'skinny')) ctx.skip();
+    expect(defaultMatmulVariant(g, 1)).toBe('skinny');
+    expect(defaultMatmulVariant(g, 2)).toBe('rows16x2');
+    expect(defaultMatmulVariant(g, 300)).toBe('rows16x2');
+    // Unforced: whatever chooseMatmulVariant picks for a decode step gives the right numbers.
+    const cases: Case[] = [{ ...stored(1, 576, 1537, false, true), transA: false, transB: true, aScale: 1 / 24 }];
+    if (g.hasF16) cases.push({ ...stored(1, 576, 1537, false, true), transA: false, transB: true, bDtype: 'f16', aScale: 1 / 24 });
+    await checkCases(cases, 800);
+  });
+
   it('uses the tuned winner unless a variant is forced', async () => {
     const g = gpu();
     const candidates = supported().slice(0, 2);
     const results = await tuneMatmul(g, { force: true, reps: 1, candidates, persist: false });
-    expect(results.map((r) => r.shapeClass).sort()).toEqual(['few-rows', 'many-rows']);
+    expect(results.map((r) => r.shapeClass).sort()).toEqual(['few-rows', 'many-rows', 'one-row']);
     for (const r of results) {
       expect(candidates).toContain(r.winner);
       expect(Object.keys(r.timings).sort()).toEqual([...candidates].sort());
       for (const ms of Object.values(r.timings)) expect(ms).toBeGreaterThan(0);
     }
-    const manyRows = results.find((r) => r.shapeClass === 'many-rows')!.winner;
-    expect(chooseMatmulVariant(g, 256)).toBe(manyRows);
+    for (const [cls, m] of [['one-row', 1], ['few-rows', 8], ['many-rows', 256]] as const) {
+      expect(chooseMatmulVariant(g, m)).toBe(results.find((r) => r.shapeClass === cls)!.winner);
+    }
     forceMatmulVariant(g, 'tiled32');
     expect(chooseMatmulVariant(g, 256)).toBe('tiled32');
     forceMatmulVariant(g, undefined);

@@ -4,9 +4,12 @@ import type { Specialisation } from '../gpu/shader-source.js';
 import type { Tensor } from '../gpu/tensor.js';
 
 /**
- * The matmul kernels and how to launch them. Two shader families compute the same thing:
+ * The matmul kernels and how to launch them. Three shader families compute the same thing:
  *   rows*  (shaders/matmul.wgsl): no workgroup memory, subgroup shuffles share A; made for CPU
  *          adapters such as lavapipe (needs subgroups of at least 8 invocations).
+ *   skinny (shaders/matmul_skinny.wgsl): x·Wᵀ for one or two rows of x (decode), each lane
+ *          streaming its own row of W with 16-byte loads; CPU adapters, subgroups of at least 8.
+ *          It only takes layouts it was made for (skinnyApplies) and runs rows16x2 on the others.
  *   tiled* (shaders/matmul_tiled.wgsl): workgroup-shared tiles; made for real GPUs.
  * Which one runs: a variant forced with forceMatmulVariant(), else the autotuned winner for the
  * adapter and shape class (tuneMatmul()), else a default by adapter kind.
@@ -41,12 +44,20 @@ interface TiledVariant {
   side: number;
 }
 
-type Variant = RowsVariant | TiledVariant;
+interface SkinnyVariant {
+  family: 'skinny';
+  /** Invocations per workgroup; rows of W (output columns) each invocation owns. */
+  lanes: number;
+  cols: number;
+}
+
+type Variant = RowsVariant | TiledVariant | SkinnyVariant;
 
 const VARIANTS = {
   rows16x2: { family: 'rows', rows: 16, cols: 2 },
   rows8x4: { family: 'rows', rows: 8, cols: 4 },
   rows4x4: { family: 'rows', rows: 4, cols: 4 },
+  skinny: { family: 'skinny', lanes: 8, cols: 1 },
   tiled64: { family: 'tiled', tile: 64, tileK: 16, side: 16 },
   tiled32: { family: 'tiled', tile: 32, tileK: 16, side: 8 },
 } as const satisfies Record<string, Variant>;
@@ -56,6 +67,10 @@ export const MATMUL_VARIANTS = Object.keys(VARIANTS) as MatmulVariantName[];
 
 const MAX_ROWS_WG = 64;
 const MIN_ROWS_WG = 8;
+/** Rows of x the skinny kernel holds in registers; more rows take more workgroups along y. */
+const MAX_SKINNY_ROWS = 8;
+/** What a skinny variant runs on layouts it does not take. */
+const SKINNY_FALLBACK: MatmulVariantName = 'rows16x2';
 
 function nextPow2(x: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, x)));
@@ -67,9 +82,24 @@ export function variantSupported(gpu: Gpu, name: MatmulVariantName): boolean {
   return gpu.features.has('subgroups') && (gpu.device.adapterInfo?.subgroupMinSize ?? 0) >= 8;
 }
 
+/**
+ * Whether the skinny kernel takes a problem: x f32 and W f32 or f16, both contiguous along K (the
+ * model's x·Wᵀ), and K a multiple of what one 16-byte load holds (4 f32, 8 f16) so that every
+ * row of both starts on a 16-byte boundary.
+ */
+export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boolean {
+  const perLoad = b.dtype === 'f16' ? 8 : 4;
+  return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && layout.k % perLoad === 0;
+}
+
 function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: number, n: number) {
   const v: Variant = VARIANTS[name];
   const types = { TA: a.dtype, TB: b.dtype };
+  if (v.family === 'skinny') {
+    const rows = Math.min(MAX_SKINNY_ROWS, nextPow2(m));
+    const kernel = gpu.kernel('matmul_skinny', { HALF: b.dtype === 'f16', WG: v.lanes, TM: rows, TN: v.cols });
+    return { kernel, tileM: rows, tileN: v.lanes * v.cols };
+  }
   if (v.family === 'tiled') {
     const constants: Specialisation = { ...types, TILE_M: v.tile, TILE_N: v.tile, TILE_K: v.tileK, WG_M: v.side, WG_N: v.side };
     return { kernel: gpu.kernel('matmul_tiled', constants), tileM: v.tile, tileN: v.tile };
@@ -86,7 +116,8 @@ function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: n
 export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
   const gpu = out.gpu;
   const { m, n, k, batch } = layout;
-  const { kernel, tileM, tileN } = kernelFor(gpu, name, a, b, m, n);
+  const usable = VARIANTS[name].family === 'skinny' && !skinnyApplies(a, b, layout) ? SKINNY_FALLBACK : name;
+  const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
     u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, accumulate ? 1 : 0],
     f32: [alpha],
@@ -108,23 +139,45 @@ export function forceMatmulVariant(gpu: Gpu, name: MatmulVariantName | undefined
   forced.set(gpu, name);
 }
 
-/** Decode-sized products (a handful of rows) and the rest favour different blockings. */
+/**
+ * Decode of one sequence (one row), decode of a batch (a handful of rows) and the rest favour
+ * different blockings: bandwidth, then loads of x shared across columns, then arithmetic.
+ */
 function shapeClass(m: number): string {
+  if (m === 1) return 'one-row';
   return m <= 16 ? 'few-rows' : 'many-rows';
 }
 
 /** Representative problems per shape class: the model's x·Wᵀ with SmolLM2-sized widths. */
 const TUNING_SHAPES: Record<string, { m: number; n: number; k: number }> = {
+  'one-row': { m: 1, n: 1536, k: 576 },
   'few-rows': { m: 8, n: 1536, k: 576 },
   'many-rows': { m: 256, n: 1536, k: 576 },
 };
 
+/** What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements, bench/README.md). */
+const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'skinny', 'few-rows': 'rows16x2', 'many-rows': 'rows16x2' };
+
+/**
+ * Tuning results are stored per shape class and per variant list: a winner timed before a variant
+ * existed says nothing about it, so adding one retunes rather than keeping the old winner.
+ */
+function tuningKey(cls: string): string {
+  return `${cls} of ${MATMUL_VARIANTS.join(',')}`;
+}
+
+/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters, shared tiles elsewhere. */
+export function defaultMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
+  const cpuDefault = CPU_DEFAULTS[shapeClass(m)];
+  return gpu.isCpuAdapter && variantSupported(gpu, cpuDefault) ? cpuDefault : 'tiled64';
+}
+
 export function chooseMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
   const pinned = forced.get(gpu);
   if (pinned) return pinned;
-  const winner = tuned.get(gpu.adapterName, shapeClass(m));
+  const winner = tuned.get(gpu.adapterName, tuningKey(shapeClass(m)));
   if (winner && winner in VARIANTS && variantSupported(gpu, winner as MatmulVariantName)) return winner as MatmulVariantName;
-  return gpu.isCpuAdapter && variantSupported(gpu, 'rows16x2') ? 'rows16x2' : 'tiled64';
+  return defaultMatmulVariant(gpu, m);
 }
 
 export interface TuningResult {
@@ -158,7 +211,7 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
   const { force = false, reps = 2, candidates = MATMUL_VARIANTS, persist = true } = options;
   const results: TuningResult[] = [];
   for (const [cls, { m, n, k }] of Object.entries(TUNING_SHAPES)) {
-    const known = tuned.get(gpu.adapterName, cls);
+    const known = tuned.get(gpu.adapterName, tuningKey(cls));
     if (known && !force) continue;
     const timings: Partial<Record<MatmulVariantName, number>> = {};
     const [a, b, out] = [gpu.zeros([m, k]), gpu.zeros([n, k]), gpu.empty([m, n])];
@@ -172,7 +225,7 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
     }
     const ranked = (Object.entries(timings) as [MatmulVariantName, number][]).sort((x, y) => x[1] - y[1]);
     if (!ranked.length) throw new Error(`tuneMatmul: no supported candidate among ${candidates.join(', ')}`);
-    tuned.set(gpu.adapterName, cls, ranked[0][0], persist);
+    tuned.set(gpu.adapterName, tuningKey(cls), ranked[0][0], persist);
     results.push({ shapeClass: cls, winner: ranked[0][0], timings });
   }
   return results;
