@@ -16,7 +16,7 @@ function args(outDir: string, extra: string[] = []): string[] {
   return [
     TRAIN, '--model', model, '--task', 'tiny-arithmetic', '--reward-config', rewardConfig, '--out-dir', outDir,
     '--steps', '4', '--prompts-per-step', '2', '--num-generations', '4', '--max-new-tokens', '12', '--micro-batch-size', '3',
-    '--eval-every', '2', '--eval-prompts', '3', '--save-every', '2', '--learning-rate', '0.02', '--lora-rank', '4', ...extra,
+    '--eval-every', '2', '--eval-prompts', '3', '--save-every', '2', '--learning-rate', '0.02', '--lora-rank', '4', '--lora-dropout', '0.1', ...extra,
   ];
 }
 

@@ -10,6 +10,8 @@ export interface TrainerState {
   step: number;
   /** The run's seed: data order, sampling and dropout are functions of (seed, step). */
   seed: number;
+  /** The LoRA dropout stream counter (advances with every training forward). */
+  dropoutStream: number;
   /** The config the run was started with (a resumed run must match it). */
   config: Record<string, unknown>;
   /** Evaluation results so far, kept for the final plot. */

@@ -97,7 +97,7 @@ export class GrpoTrainer {
     });
     if (saved) {
       optimizer.importState(saved.optimizer);
-      lora.dropoutStream = Number(saved.state.config.dropoutStream ?? 0);
+      lora.dropoutStream = saved.state.dropoutStream;
     }
     return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null);
   }
@@ -345,7 +345,8 @@ export class GrpoTrainer {
     const state: TrainerState = {
       step: this.step,
       seed: this.config.seed,
-      config: { ...this.config, dropoutStream: this.lora.dropoutStream } as unknown as Record<string, unknown>,
+      dropoutStream: this.lora.dropoutStream,
+      config: { ...this.config },
       history: this.history,
     };
     return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
