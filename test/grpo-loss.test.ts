@@ -142,16 +142,19 @@ function configs(t: number, tokens: number): Config[] {
 describe('grpoLoss vs float64 reference (loss, dloss/dlogprobs, metrics)', () => {
   SHAPES.forEach(({ label, lengths, t }, s) => {
     const tokens = lengths.reduce((a, n) => a + n, 0);
-    it(label, async () => {
-      for (const [k, { label: name, opts, withOld }] of configs(t, tokens).entries()) {
-        const c = makeCase(lengths, t, 100 * s + k, withOld);
-        const expected = referenceGrpo(c, opts);
-        const actual = await runGpu(c, opts);
-        expectClose([actual.loss], [expected.loss], LOSS_TOL, `${name}: loss`);
-        expectClose(actual.grad, expected.grad, GRAD_TOL, `${name}: grad`);
-        expectMetrics(actual.metrics, expected.metrics, name);
-      }
-    }, 120_000);
+    for (const lossType of LOSS_TYPES) {
+      it(`${label}: ${lossType}`, async () => {
+        for (const [k, { label: name, opts, withOld }] of configs(t, tokens).entries()) {
+          if (opts.lossType !== lossType) continue;
+          const c = makeCase(lengths, t, 100 * s + k, withOld);
+          const expected = referenceGrpo(c, opts);
+          const actual = await runGpu(c, opts);
+          expectClose([actual.loss], [expected.loss], LOSS_TOL, `${name}: loss`);
+          expectClose(actual.grad, expected.grad, GRAD_TOL, `${name}: grad`);
+          expectMetrics(actual.metrics, expected.metrics, name);
+        }
+      });
+    }
   });
 });
 
@@ -245,4 +248,127 @@ describe('grpoLoss vs TRL GRPOTrainer._compute_loss', () => {
       expectClose(actual.grad, f32.grad.flat(), TRL_F32_TOL, `${label}: grad vs float32`);
     }
   }, 120_000);
+});
+
+// ---- gradients against finite differences of the GPU forward ---------------------------------
+
+describe('grpoLoss gradcheck (dloss/dlogprobs vs central differences)', () => {
+  // Log ratios chosen so every token ratio and every row's sequence ratio sits ≥ 5% away from the
+  // kinks (1 − ε_low = 0.8, 1 + ε_high = 1.28, δ = 1.5): below, inside, between and above them.
+  // Off-policy old log-probs are passed explicitly even "on-policy" (ratio 1), because finite
+  // differences must hold them fixed while the log-probs move (TRL's detach).
+  const SHIFTS = [-0.5, -0.12, 0.12, 0.35, 0.6];
+  // CISPO and VESPO are left out by design: their coefficients are detached, so their gradient is
+  // not the derivative of their value (the float64 reference and TRL cover them).
+  const SMOOTH: GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo', 'dapo', 'luspo', 'sapo'];
+  const KLS: KlEstimator[] = ['k1', 'k2', 'k3'];
+  // β large enough that a wrong KL gradient shows. Central differences with h = 0.02 err by
+  // ~h²/6·|f'''| ≈ 1e-4·(ratio ≤ 1.8) relatively, and by the f32 forward's rounding (~3e-7 on
+  // losses ≲ 1) / h ≈ 1.5e-5 absolutely: tighter than gradcheck's defaults, which a missing
+  // β·K·w term (~1% of an entry) would pass.
+  const BETA = 0.3;
+  const FD_TOL = { atol: 1e-4, rtol: 1e-3 };
+  for (const { label, lengths, t } of [
+    { label: 'B=1 T=1', lengths: [1], t: 1 },
+    { label: 'B=3 T=5 ragged, one row masked out', lengths: [5, 2, 0], t: 5 },
+  ]) {
+    it(label, async () => {
+      const tokens = lengths.reduce((a, n) => a + n, 0);
+      let k = 0;
+      for (const lossType of SMOOTH) {
+        for (const importanceSampling of ['token', 'sequence'] as const) {
+          for (const offPolicy of [false, true]) {
+            const c = makeCase(lengths, t, 500 + k, false);
+            const old = c.logprobs.map((x, i) => (offPolicy ? x - SHIFTS[i % SHIFTS.length] : x));
+            const opts = options(lossType, { importanceSampling, beta: BETA, klEstimator: KLS[k++ % 3], delta: CLIPPED.includes(lossType) ? 1.5 : undefined }, t, tokens);
+            const shape = [c.b, t];
+            await gradcheck(
+              gpu(),
+              ([logprobs, oldLogprobs, refLogprobs, advantages, mask]) => grpoLoss({ logprobs, oldLogprobs, refLogprobs, advantages, mask }, opts).loss,
+              [
+                { data: c.logprobs, shape },
+                { data: old, shape, differentiable: false },
+                { data: c.ref!, shape, differentiable: false },
+                { data: c.advantages, shape: [c.b], differentiable: false },
+                { data: c.mask, shape, differentiable: false },
+              ],
+              FD_TOL,
+            );
+          }
+        }
+      }
+    }, 120_000);
+  }
+});
+
+// ---- accumulation, no-grad use, errors --------------------------------------------------------
+
+describe('grpoLoss normalisers across micro-batches', () => {
+  // Two micro-batches of one generation batch (TRL: gradient_accumulation_steps = steps_per_generation
+  // = 2) add up to the whole batch in one step, for the types whose normaliser spans the batch.
+  for (const lossType of ['dapo', 'grpo', 'cispo'] as GrpoLossType[]) {
+    it(lossType, async () => {
+      const lengths = [13, 7, 1, 0, 10, 4];
+      const t = 13;
+      const tokens = lengths.reduce((a, n) => a + n, 0);
+      const whole = makeCase(lengths, t, 77, true);
+      const half = (r0: number): GrpoCase => {
+        const slice = (x: Float32Array): Float32Array => x.slice(r0 * t, (r0 + 3) * t);
+        return { b: 3, t, logprobs: slice(whole.logprobs), old: slice(whole.old!), ref: slice(whole.ref!), advantages: whole.advantages.slice(r0, r0 + 3), mask: slice(whole.mask) };
+      };
+      const common = { beta: 0.04, numItemsInBatch: tokens };
+      const full = await runGpu(whole, options(lossType, { ...common, gradientAccumulationSteps: 1, stepsPerGeneration: 1 }, t, tokens));
+      const micro = options(lossType, { ...common, gradientAccumulationSteps: 2, stepsPerGeneration: 2 }, t, tokens);
+      const [first, second] = [await runGpu(half(0), micro), await runGpu(half(3), micro)];
+      expectClose([first.loss + second.loss], [full.loss], LOSS_TOL, 'loss');
+      expectClose([...first.grad, ...second.grad], full.grad, GRAD_TOL, 'grad');
+    });
+  }
+});
+
+describe('grpoLoss without autograd', () => {
+  it('gives the same loss and records nothing', async () => {
+    const c = makeCase([13, 7, 1, 0, 10, 4], 13, 5, true);
+    const opts = options('dapo', { beta: 0.04 }, 13, 35);
+    const withGrad = await runGpu(c, opts);
+    const g = gpu();
+    const loss = noGrad(() =>
+      g.tidy(() => {
+        const t = upload(c);
+        t.logprobs.requiresGrad = true;
+        const out = grpoLoss({ logprobs: t.logprobs, oldLogprobs: t.old, refLogprobs: t.ref, advantages: t.advantages, mask: t.mask }, opts);
+        expect(out.loss.node).toBeNull();
+        return out.loss;
+      }),
+    );
+    expect(await g.readScalar(loss)).toBe(withGrad.loss);
+    loss.dispose();
+  });
+});
+
+describe('grpoLoss rejects bad inputs, naming the op and shapes', () => {
+  const base = options('grpo', {}, 3, 6);
+  it.each([
+    ['logprobs of rank 1', { lp: [6] }, base, /grpoLoss: logprobs must have rank 2, got \[6\]/],
+    ['a mask of another shape', { mask: [2, 4] }, base, /grpoLoss: shapes differ: \[2, 3\] vs \[2, 4\]/],
+    ['advantages per token', { adv: [2, 3] }, base, /grpoLoss: advantages \[2, 3\] must be \[2\] for logprobs \[2, 3\]/],
+    ['beta without reference log-probs', {}, { ...base, beta: 0.04 }, /grpoLoss: beta = 0.04 needs refLogprobs \[2, 3\]/],
+    ['dr_grpo without maxCompletionLength', {}, { ...base, lossType: 'dr_grpo', maxCompletionLength: undefined }, /dr_grpo needs maxCompletionLength/],
+    ['dapo without numItemsInBatch', {}, { ...base, lossType: 'dapo', numItemsInBatch: undefined }, /dapo needs numItemsInBatch/],
+    ['an empty batch', { lp: [0, 3], mask: [0, 3], adv: [0] }, base, /grpoLoss: logprobs \[0, 3\] has no tokens/],
+  ] as [string, { lp?: number[]; mask?: number[]; adv?: number[] }, GrpoLossOptions, RegExp][])('%s', (_, shapes, opts, message) => {
+    const g = gpu();
+    g.tidy(() => {
+      const zeros = (shape: number[]): Tensor => g.zeros(shape);
+      const inputs = { logprobs: zeros(shapes.lp ?? [2, 3]), advantages: zeros(shapes.adv ?? [2]), mask: zeros(shapes.mask ?? [2, 3]) };
+      expect(() => grpoLoss(inputs, opts)).toThrow(message);
+    });
+  });
+
+  it('grpoMetrics wants the metrics tensor', async () => {
+    const g = gpu();
+    const wrong = g.zeros([3]);
+    await expect(grpoMetrics(wrong, base)).rejects.toThrow(/grpoMetrics: expected the 7 metrics of grpoLoss, got \[3\]/);
+    wrong.dispose();
+  });
 });
