@@ -21,6 +21,16 @@ import { assertF32, assertRank, assertSameShape } from '../ops/shape.js';
  * - sapo: a soft sigmoid gate on the ratio instead of the clip, normalised as grpo.
  * - vespo: −φ(w)·A·logp with a detached gamma weight φ of the sequence ratio, normalised as dapo.
  * The first five share PPO's clipped surrogate −min(w·A, clip(w, 1 − ε_low, 1 + ε_high)·A).
+ *
+ * Where this differs from TRL, on purpose:
+ * - k1 and k2 are extra KL estimators (TRL has k3 only); k3 itself is evaluated by its Taylor
+ *   series near 0, where TRL's f32 exp(d) − d − 1 cancels to ~1e-7 absolute error.
+ * - Masked-out tokens are skipped, so non-finite padding cannot turn the loss into NaN (TRL
+ *   multiplies it by 0, which gives NaN for inf).
+ * - Metrics of token-level ratios are mask-weighted for any T; TRL decides "one value per row"
+ *   from the tensor's shape, so with T = 1 it also counts masked tokens.
+ * - One process, training mode. Not implemented: TRL's off-policy sequence mask, entropy-quantile
+ *   mask, vLLM importance-sampling correction, entropy bonus and MoE aux loss.
  */
 export type GrpoLossType = 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo' | 'luspo' | 'cispo' | 'sapo' | 'vespo';
 
