@@ -19,7 +19,7 @@ function makeFunctions(numPrompts: number, g: number, seed: number): RewardFunct
   const pick = rng(seed);
   const n = numPrompts * g;
   const correctness = Array.from({ length: n }, () => Math.floor(pick() * 3) / 2);
-  const format = Array.from({ length: n }, () => (pick() < 0.5 ? 0 : 0.25));
+  const format: number[] = Array.from({ length: n }, () => (pick() < 0.5 ? 0 : 0.25));
   // Prompt 0: every completion got the same reward from both functions (a zero-std group).
   for (let i = 0; i < g; i++) [correctness[i], format[i]] = [1, 0.25];
   if (numPrompts > 1) format[g] = NaN;
