@@ -8,7 +8,7 @@ import { tokenLogprobs } from '../src/ops/token-logprobs.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { runPython } from './python/run-python.js';
+import { runPythonAsync } from './python/run-python.js';
 
 const gpu = useGpu();
 
@@ -31,7 +31,7 @@ describe('SmolLM2-135M-Instruct (GGUF Q4_1) against transformers loading the sam
     const g = gpu();
     const text = tokenizer.renderChat([{ role: 'user', content: 'What is 12 + 7?' }], { addGenerationPrompt: true });
     const ids = tokenizer.encode(text, { addSpecialTokens: false });
-    const ref = JSON.parse(runPython('smollm2_reference.py', [ggufPath], JSON.stringify({ ids: [ids], prompts: [ids], new_tokens: 8 }))) as {
+    const ref = JSON.parse(await runPythonAsync('smollm2_reference.py', [ggufPath], JSON.stringify({ ids: [ids], prompts: [ids], new_tokens: 8 }))) as {
       logits: number[];
       logprobs: number[];
       greedy: number[][];

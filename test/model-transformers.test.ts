@@ -10,7 +10,7 @@ import { LlamaModel } from '../src/model/llama.js';
 import { tokenLogprobs } from '../src/ops/token-logprobs.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { runPython } from './python/run-python.js';
+import { runPythonAsync } from './python/run-python.js';
 
 interface Reference {
   ids: number[][];
@@ -27,9 +27,9 @@ for (const arch of ['llama', 'qwen2'] as const) {
     let dir = '';
     let ref: Reference;
     let model: LlamaModel;
-    beforeAll(() => {
+    beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), `tiny-${arch}-`));
-      runPython('tiny_hf_reference.py', [arch, dir]);
+      await runPythonAsync('tiny_hf_reference.py', [arch, dir]);
       ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference;
       const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
       model = new LlamaModel(gpu(), readHfConfig(join(dir, 'config.json')), reader);

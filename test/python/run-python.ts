@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,5 +20,22 @@ export function runPython(script: string, args: readonly string[], input?: strin
     input,
     maxBuffer: 1 << 30,
     stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/**
+ * runPython without blocking the test worker's event loop: vitest's worker must answer its own
+ * RPC within a minute, which a long synchronous child process (loading a model in torch) prevents.
+ */
+export function runPythonAsync(script: string, args: readonly string[], input?: string): Promise<string> {
+  if (!existsSync(PYTHON)) {
+    return Promise.reject(new Error(`${PYTHON} is missing: run the project setup to create the Python venv`));
+  }
+  return new Promise((resolvePromise, reject) => {
+    const child = execFile(PYTHON, [join(REPO_ROOT, 'test', 'python', script), ...args], { encoding: 'utf8', maxBuffer: 1 << 30 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${script} failed: ${error.message}\n${stderr}`));
+      else resolvePromise(stdout);
+    });
+    child.stdin?.end(input ?? '');
   });
 }

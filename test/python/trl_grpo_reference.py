@@ -89,12 +89,9 @@ def advantages(req: dict) -> dict:
     return {"advantages": scope["advantages"].tolist(), "metrics": metrics}
 
 
-def loss(req: dict) -> dict:
-    dtype = getattr(torch, req["dtype"])
-    cfg = req["config"]
-    logprobs = tensor(req["logprobs"], dtype).requires_grad_(True)
-    mask = tensor(req["mask"], dtype)
-    b, t = logprobs.shape
+def fake_trainer(cfg: dict, per_token_logps) -> SimpleNamespace:
+    """A stand-in GRPOTrainer `self` with the config attributes _compute_loss reads; the model's
+    forward is replaced by `per_token_logps` (entropies are only logged)."""
     args = SimpleNamespace(
         delta=cfg["delta"],
         use_bias_correction_kl=cfg["use_bias_correction_kl"],
@@ -106,7 +103,7 @@ def loss(req: dict) -> dict:
         vespo_k_neg=cfg["vespo_k_neg"],
         vespo_lambda_neg=cfg["vespo_lambda_neg"],
     )
-    fake_self = SimpleNamespace(
+    return SimpleNamespace(
         args=args,
         beta=cfg["beta"],
         epsilon_low=cfg["epsilon_low"],
@@ -125,21 +122,36 @@ def loss(req: dict) -> dict:
         accelerator=FakeAccelerator(),
         _metrics={"train": defaultdict(list)},
         get_gamma_weights=GRPOTrainer.get_gamma_weights,
-        # The model's forward is replaced by the test's log-probs; entropies are only logged.
-        _get_per_token_logps_and_entropies=lambda *a, **k: (logprobs, torch.zeros_like(logprobs), None),
+        _get_per_token_logps_and_entropies=lambda *a, **k: (per_token_logps, torch.zeros_like(per_token_logps), None),
     )
+
+
+def loss_inputs(mask, advantages, num_items, dtype, old=None, ref=None) -> dict:
+    b, t = mask.shape
     inputs = {
         "prompt_ids": torch.zeros(b, 1, dtype=torch.long),
         "prompt_mask": torch.ones(b, 1, dtype=torch.long),
         "completion_ids": torch.zeros(b, t, dtype=torch.long),
         "completion_mask": mask,
-        "advantages": tensor(req["advantages"], dtype),
-        "num_items_in_batch": torch.tensor(float(cfg["num_items_in_batch"]), dtype=dtype),
+        "advantages": advantages,
+        "num_items_in_batch": torch.tensor(float(num_items), dtype=dtype),
     }
-    if req["old"] is not None:
-        inputs["old_per_token_logps"] = tensor(req["old"], dtype)
-    if req["ref"] is not None:
-        inputs["ref_per_token_logps"] = tensor(req["ref"], dtype)
+    if old is not None:
+        inputs["old_per_token_logps"] = old
+    if ref is not None:
+        inputs["ref_per_token_logps"] = ref
+    return inputs
+
+
+def loss(req: dict) -> dict:
+    dtype = getattr(torch, req["dtype"])
+    cfg = req["config"]
+    logprobs = tensor(req["logprobs"], dtype).requires_grad_(True)
+    fake_self = fake_trainer(cfg, logprobs)
+    inputs = loss_inputs(
+        tensor(req["mask"], dtype), tensor(req["advantages"], dtype), cfg["num_items_in_batch"], dtype,
+        None if req["old"] is None else tensor(req["old"], dtype), None if req["ref"] is None else tensor(req["ref"], dtype),
+    )
     value = GRPOTrainer._compute_loss(fake_self, None, inputs)
     (grad,) = torch.autograd.grad(value, logprobs)
     metrics = {k: plain(v[-1]) for k, v in fake_self._metrics["train"].items() if k != "entropy"}
@@ -147,4 +159,6 @@ def loss(req: dict) -> dict:
 
 
 KINDS = {"advantages": advantages, "loss": loss}
-print(json.dumps([KINDS[req["kind"]](req) for req in json.load(sys.stdin)]))
+
+if __name__ == "__main__":
+    print(json.dumps([KINDS[req["kind"]](req) for req in json.load(sys.stdin)]))
