@@ -1,13 +1,14 @@
 /**
- * Kernel benchmark: matmul (square and transformer-shaped), attention and RMSNorm on the current
- * adapter. Reproduce with
+ * Kernel benchmark: memory streaming, matmul (square, transformer-shaped and decode-shaped),
+ * attention and RMSNorm on the current adapter. Reproduce with
  *   npm run bench                                  (build, then node dist/bench/kernels.js)
- *   node dist/bench/kernels.js --variants          (every matmul variant on 1024³ as well)
+ *   node dist/bench/kernels.js --variants          (every matmul variant on 1024³ and decode shapes)
  *   WEBGPU_TOGGLES=disable_robustness,skip_validation node dist/bench/kernels.js
  * On a CPU adapter set XDG_RUNTIME_DIR=/tmp. Numbers are the fastest of a few samples: other
  * processes sharing the CPU only ever make a run slower.
  */
 import { Gpu } from '../src/gpu/gpu.js';
+import type { Kernel } from '../src/gpu/kernel.js';
 import type { DType, Tensor } from '../src/gpu/tensor.js';
 import { attention } from '../src/ops/attention.js';
 import { matmulInto } from '../src/ops/matmul.js';
@@ -30,6 +31,8 @@ interface MatmulCase {
   transA?: boolean;
   transB?: boolean;
   bDtype?: DType;
+  /** Report the rate at which B (the weights) is read rather than FLOP/s: decode is bound by it. */
+  bandwidth?: boolean;
 }
 
 /** Milliseconds per C = op(A)·op(B) into a preallocated C, so only the kernel is timed. */
@@ -38,9 +41,41 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<vo
   const a = random(gpu, transA ? [k, m] : [m, k]);
   const b = random(gpu, transB ? [n, k] : [k, n], bDtype);
   const out = gpu.empty([m, n]);
-  const t = await measure(gpu, () => matmulInto(out, a, b, { transA, transB, accumulate: false }), { samples });
-  console.log(row(`${c.label} [${chooseMatmulVariant(gpu, m)}]`, t, 2 * m * n * k, 'GFLOP/s'));
+  // Decode-sized products take ~1 ms: many per timed pass keep the timestamp and worker-CPU-time
+  // resolution (10 ms ticks) small against them.
+  const reps = m * n * k < 1e8 ? 100 : 1;
+  const t = await measure(gpu, () => matmulInto(out, a, b, { transA, transB, accumulate: false }), { samples, reps });
+  const label = `${c.label} [${chooseMatmulVariant(gpu, m)}]`;
+  console.log(c.bandwidth ? row(label, t, b.byteLength, 'GB/s') : row(label, t, 2 * m * n * k, 'GFLOP/s'));
   for (const x of [a, b, out]) x.dispose();
+}
+
+/**
+ * The streaming ceiling of storage-buffer reads on this adapter: a workgroup of 64 lanes sums a
+ * 128 MiB f32 buffer (the default binding limit), each lane reading its own contiguous run with
+ * vec4 loads, the access pattern of the skinny matmul's weights.
+ */
+async function benchStreaming(gpu: Gpu): Promise<void> {
+  const bytes = 128 * 2 ** 20;
+  const run = 576; // f32 per lane, a SmolLM2 weight row
+  const lanes = bytes / 4 / run;
+  const code = `
+    @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+    @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+    @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+      let base = id.x * ${run / 4}u;
+      var acc = vec4<f32>();
+      for (var i = 0u; i < ${run / 4}u; i++) { acc += src[base + i]; }
+      dst[id.x] = dot(acc, vec4(1.0));
+    }`;
+  const module = gpu.device.createShaderModule({ label: 'bench_stream', code });
+  const kernel: Kernel = { label: 'bench_stream', pipeline: gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } }), hasParams: false };
+  const src = gpu.zeros([bytes / 4]);
+  const dst = gpu.empty([lanes]);
+  const t = await measure(gpu, () => gpu.run(kernel, [src, dst], [Math.floor(lanes / 64)]), { reps: 4 });
+  console.log(row('sum of 128 MiB f32, vec4 loads, one run per lane', t, bytes, 'GB/s'));
+  src.dispose();
+  dst.dispose();
 }
 
 const gpu = await Gpu.create();
@@ -50,7 +85,10 @@ console.log(`toggles: ${process.env.WEBGPU_TOGGLES ?? '(none)'}`);
 console.log(`timing: ${timingMethod(gpu)}`);
 console.log(`command: ${['node', ...process.argv.slice(1).map((p, i) => (i === 0 ? 'dist/bench/kernels.js' : p))].join(' ')}\n`);
 
-console.log('matmul (f32 accumulate; [variant] in use)');
+console.log('memory (storage-buffer streaming ceiling)');
+await benchStreaming(gpu);
+
+console.log('\nmatmul (f32 accumulate; [variant] in use)');
 const square: MatmulCase[] = [256, 512, 1024].map((s) => ({ label: `${s}×${s}·${s}×${s}`, m: s, k: s, n: s }));
 const transformer: MatmulCase[] = [
   { label: 'x·Wᵀ 512×576 · [1536×576]ᵀ (MLP up)', m: 512, k: 576, n: 1536, transB: true },
@@ -58,16 +96,30 @@ const transformer: MatmulCase[] = [
   { label: 'x·Wᵀ 512×576 · [576×576]ᵀ (attention proj)', m: 512, k: 576, n: 576, transB: true },
   { label: 'dX = dY·W 512×1536 · 1536×576', m: 512, k: 1536, n: 576 },
   { label: 'dW = dYᵀ·X [512×1536]ᵀ · 512×576', m: 1536, k: 512, n: 576, transA: true },
-  { label: 'decode x·Wᵀ 8×576 · [1536×576]ᵀ f16 W', m: 8, k: 576, n: 1536, transB: true, bDtype: 'f16' },
   { label: 'LM head 512×576 · [49152×576]ᵀ f16 W', m: 512, k: 576, n: 49152, transB: true, bDtype: 'f16' },
 ];
 for (const c of [...square, ...transformer]) await benchMatmul(gpu, c, c.n > 10000 ? 2 : 3);
 
+console.log('\nmatmul, decode shapes (rate: weight bytes read)');
+const decode: MatmulCase[] = [1, 2, 8, 32].flatMap((m) =>
+  (['f32', 'f16'] as const).map((bDtype) => ({ label: `x·Wᵀ ${m}×576 · [1536×576]ᵀ ${bDtype} W`, m, k: 576, n: 1536, transB: true, bDtype, bandwidth: true })),
+);
+decode.push({ label: 'LM head 1×576 · [49152×576]ᵀ f16 W', m: 1, k: 576, n: 49152, transB: true, bDtype: 'f16', bandwidth: true });
+for (const c of decode) await benchMatmul(gpu, c, 3);
+
 if (args.has('--variants')) {
+  const supported = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v));
   console.log('\nmatmul variants, 1024×1024·1024×1024 f32');
-  for (const name of MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v))) {
+  for (const name of supported) {
     forceMatmulVariant(gpu, name);
     await benchMatmul(gpu, { label: `1024³ ${name}`, m: 1024, k: 1024, n: 1024 }, 3);
+  }
+  console.log('\nmatmul variants, decode x·Wᵀ M×576 · [1536×576]ᵀ (rate: weight bytes read)');
+  for (const c of decode.filter((d) => d.n === 1536 && d.m <= 8)) {
+    for (const name of supported) {
+      forceMatmulVariant(gpu, name);
+      await benchMatmul(gpu, { ...c, label: `${c.label} ${name}` }, 3);
+    }
   }
   forceMatmulVariant(gpu, undefined);
 }

@@ -183,15 +183,17 @@ export function chooseMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
 export interface TuningResult {
   shapeClass: string;
   winner: MatmulVariantName;
-  /** Milliseconds per run of each candidate on the class's representative shape. */
+  /** Milliseconds per run of each candidate on the class's representative shape (fastest sample). */
   timings: Partial<Record<MatmulVariantName, number>>;
 }
 
 export interface TuningOptions {
   /** Retune classes already tuned on this adapter. */
   force?: boolean;
-  /** Timed runs per candidate (after one untimed run). */
+  /** Timed runs per candidate per sample (after one untimed run). */
   reps?: number;
+  /** Rounds over all candidates; each candidate keeps its fastest. */
+  samples?: number;
   candidates?: readonly MatmulVariantName[];
   /** false: remember the winners in memory only, not in .cache/autotune/matmul.json. */
   persist?: boolean;
@@ -206,9 +208,12 @@ export function forgetMatmulTuning(): void {
  * Times every supported variant on each shape class's representative problem and remembers the
  * fastest for this adapter (see AutotuneCache). Classes already tuned on this adapter are
  * skipped unless `force`. Run once at start-up; matmul() itself never waits on the GPU.
+ * On a CPU adapter other processes share the cores and only ever slow a run down, by different
+ * amounts from moment to moment: so every candidate keeps its fastest of `samples` rounds, and
+ * each round times all candidates back to back, so a busy spell hits them alike.
  */
 export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise<TuningResult[]> {
-  const { force = false, reps = 2, candidates = MATMUL_VARIANTS, persist = true } = options;
+  const { force = false, reps = 2, samples = 3, candidates = MATMUL_VARIANTS, persist = true } = options;
   const results: TuningResult[] = [];
   for (const [cls, { m, n, k }] of Object.entries(TUNING_SHAPES)) {
     const known = tuned.get(gpu.adapterName, tuningKey(cls));
@@ -217,8 +222,11 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
     const [a, b, out] = [gpu.zeros([m, k]), gpu.zeros([n, k]), gpu.empty([m, n])];
     const layout: MatmulLayout = { m, n, k, batch: 1, aRowStride: k, aKStride: 1, bKStride: 1, bColStride: k, aBatchStride: 0, bBatchStride: 0 };
     try {
-      for (const name of candidates.filter((c) => variantSupported(gpu, c))) {
-        timings[name] = await timeDispatches(gpu, () => recordMatmul(name, out, a, b, layout, false, 1), reps);
+      for (let sample = 0; sample < samples; sample++) {
+        for (const name of candidates.filter((c) => variantSupported(gpu, c))) {
+          const ms = await timeDispatches(gpu, () => recordMatmul(name, out, a, b, layout, false, 1), reps, sample === 0);
+          timings[name] = Math.min(timings[name] ?? Infinity, ms);
+        }
       }
     } finally {
       for (const t of [a, b, out]) t.dispose();
