@@ -238,3 +238,21 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
   }
   return results;
 }
+
+/**
+ * The variant each shape class runs on this adapter now (tuned or default). A training run
+ * records it in its checkpoints so that a resumed run computes with the very same kernels, and
+ * so the same rounding, whatever a new tuning on a busy machine would pick.
+ */
+export function matmulVariantChoices(gpu: Gpu): Record<string, MatmulVariantName> {
+  return Object.fromEntries(Object.entries(TUNING_SHAPES).map(([cls, { m }]) => [cls, chooseMatmulVariant(gpu, m)]));
+}
+
+/** Makes recorded choices current, in memory only (see matmulVariantChoices). */
+export function restoreMatmulVariantChoices(gpu: Gpu, choices: Readonly<Record<string, string>>): void {
+  for (const [cls, variant] of Object.entries(choices)) {
+    if (!(cls in TUNING_SHAPES)) throw new Error(`restoreMatmulVariantChoices: unknown shape class '${cls}'`);
+    if (!(variant in VARIANTS)) throw new Error(`restoreMatmulVariantChoices: unknown matmul variant '${variant}'`);
+    tuned.set(gpu.adapterName, tuningKey(cls), variant, false);
+  }
+}

@@ -12,6 +12,8 @@ export interface TrainerState {
   seed: number;
   /** The LoRA dropout stream counter (advances with every training forward). */
   dropoutStream: number;
+  /** The matmul kernel each shape class ran (autotuned at the run's start). */
+  matmulVariants: Record<string, string>;
   /** The config the run was started with (a resumed run must match it). */
   config: Record<string, unknown>;
   /** Evaluation results so far, kept for the final plot. */

@@ -6,7 +6,7 @@ import type { Tensor } from '../gpu/tensor.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
-import { tuneMatmul } from '../ops/matmul-variants.js';
+import { matmulVariantChoices, restoreMatmulVariantChoices, tuneMatmul } from '../ops/matmul-variants.js';
 import { maskedMean } from '../ops/cross-entropy.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/grad-norm.js';
@@ -78,7 +78,8 @@ export class GrpoTrainer {
         ? loadRewardConfig(rewardSource, { tritonRunner, textGenerator })
         : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
-    await tuneMatmul(gpu);
+    if (saved) restoreMatmulVariantChoices(gpu, saved.state.matmulVariants);
+    else await tuneMatmul(gpu);
     const adapterDir = checkpoint ?? config.initAdapter;
     const lora = adapterDir
       ? loadLora(loaded.model, adapterDir, { seed: config.seed })
@@ -346,6 +347,7 @@ export class GrpoTrainer {
       step: this.step,
       seed: this.config.seed,
       dropoutStream: this.lora.dropoutStream,
+      matmulVariants: matmulVariantChoices(this.gpu),
       config: { ...this.config },
       history: this.history,
     };
