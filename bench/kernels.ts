@@ -56,9 +56,10 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<vo
  * vec4 loads, the access pattern of the skinny matmul's weights.
  */
 async function benchStreaming(gpu: Gpu): Promise<void> {
-  const bytes = 128 * 2 ** 20;
+  const size = 128 * 2 ** 20;
   const run = 576; // f32 per lane, a SmolLM2 weight row
-  const lanes = bytes / 4 / run;
+  const workgroups = Math.floor(size / 4 / run / 64);
+  const lanes = workgroups * 64;
   const code = `
     @group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
     @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -70,10 +71,10 @@ async function benchStreaming(gpu: Gpu): Promise<void> {
     }`;
   const module = gpu.device.createShaderModule({ label: 'bench_stream', code });
   const kernel: Kernel = { label: 'bench_stream', pipeline: gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } }), hasParams: false };
-  const src = gpu.zeros([bytes / 4]);
+  const src = gpu.zeros([size / 4]);
   const dst = gpu.empty([lanes]);
-  const t = await measure(gpu, () => gpu.run(kernel, [src, dst], [Math.floor(lanes / 64)]), { reps: 4 });
-  console.log(row('sum of 128 MiB f32, vec4 loads, one run per lane', t, bytes, 'GB/s'));
+  const t = await measure(gpu, () => gpu.run(kernel, [src, dst], [workgroups]), { reps: 4 });
+  console.log(row('sum of 128 MiB f32, vec4 loads, one run per lane', t, lanes * run * 4, 'GB/s'));
   src.dispose();
   dst.dispose();
 }
