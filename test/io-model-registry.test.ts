@@ -75,11 +75,11 @@ describe('resolveModel on a Hugging Face checkpoint directory', () => {
 });
 
 describe('registered models', () => {
-  it('`tiny` is a Llama config whose weights the project trains, sharing the small tokenizer', () => {
+  it('`tiny` is the project-trained Llama with its own byte-level tokenizer', () => {
     const tiny = resolveModel('tiny');
-    expect(tiny.config).toMatchObject({ architectures: ['LlamaForCausalLM'], vocab_size: 49152, hidden_size: 128, num_hidden_layers: 4 });
+    expect(tiny.config).toMatchObject({ architectures: ['LlamaForCausalLM'], vocab_size: 259, hidden_size: 128, num_hidden_layers: 4 });
     expect(tiny.weights).toEqual({ format: 'safetensors', path: join(repositoryRoot(), 'models', 'tiny', 'model.safetensors') });
-    expect(tiny.tokenizer).toEqual({ format: 'gguf', path: smallModelPath() });
+    expect(tiny.tokenizer).toEqual({ format: 'hf-directory', path: join(repositoryRoot(), 'models', 'tiny') });
   });
 
   it('`small` and a .gguf path resolve to the same GGUF', () => {

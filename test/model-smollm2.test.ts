@@ -31,7 +31,7 @@ describe('SmolLM2-135M-Instruct (GGUF Q4_1) against transformers loading the sam
     const g = gpu();
     const text = tokenizer.renderChat([{ role: 'user', content: 'What is 12 + 7?' }], { addGenerationPrompt: true });
     const ids = tokenizer.encode(text, { addSpecialTokens: false });
-    const ref = JSON.parse(await runPythonAsync('smollm2_reference.py', [ggufPath], JSON.stringify({ ids: [ids], prompts: [ids], new_tokens: 8 }))) as {
+    const ref = JSON.parse(await runPythonAsync('smollm2_logits_reference.py', [ggufPath], JSON.stringify({ ids: [ids], prompts: [ids], new_tokens: 8 }))) as {
       logits: number[];
       logprobs: number[];
       greedy: number[][];
