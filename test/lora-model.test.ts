@@ -11,6 +11,7 @@ import { attachLora, loadLora, mergeLora, saveMergedModel, type LoraAdapters } f
 import { sftBatch, sftLoss } from '../src/train/sft.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
+import { checkParameterGradient } from './helpers/parameter-gradcheck.js';
 import { matmulReference } from './helpers/reference-matmul.js';
 import { randn, rng } from './helpers/random.js';
 import { runPython } from './python/run-python.js';
@@ -185,34 +186,9 @@ describe('LoRA training', () => {
     for (const [name, p] of model.parameters) expect(p.grad, `${name} is frozen`).toBeNull();
     for (const p of adapters.parameters()) expect(p.grad).not.toBeNull();
 
-    const lossAt = async () => {
-      const l = noGrad(() => g.tidy(() => g.keep(sftLoss(model, batch))));
-      const v = (await l.toArray())[0];
-      l.dispose();
-      return v;
-    };
     const pick = rng(21);
     for (const p of [adapters.modules[0].a, adapters.modules[1].b, adapters.modules[3].a]) {
-      const grad = await p.grad!.toArray();
-      const values = await p.toArray();
-      let top = 0;
-      grad.forEach((v, i) => (Math.abs(v) > Math.abs(grad[top]) ? (top = i) : 0));
-      const indices = [top, ...Array.from({ length: 4 }, () => Math.floor(pick() * values.length))];
-      const numeric: number[] = [];
-      for (const i of indices) {
-        const eps = 1e-2;
-        const perturbed = values.slice();
-        perturbed[i] = values[i] + eps;
-        g.write(p, perturbed);
-        const plus = await lossAt();
-        perturbed[i] = values[i] - eps;
-        g.write(p, perturbed);
-        const minus = await lossAt();
-        g.write(p, values);
-        numeric.push((plus - minus) / (2 * eps));
-      }
-      // The same tolerance as the composite test's whole-model finite differences (f32 loss).
-      expectClose(indices.map((i) => grad[i]), numeric, { atol: 3e-4, rtol: 3e-2 }, `${p}`);
+      await checkParameterGradient(g, p, () => sftLoss(model, batch), pick, `${p}`, 4);
     }
     adapters.dispose();
     for (const t of [batch.ids, batch.positions, batch.targets, batch.mask]) t.dispose();
