@@ -11,7 +11,6 @@ import { TagFormatGrader } from '../src/rewards/graders/tags.js';
 import type { Grader, GradingInput } from '../src/rewards/types.js';
 
 const input = (completion: string, example: Record<string, unknown> = {}): GradingInput => ({ prompt: 'q', completion, example });
-const never = new AbortController().signal;
 
 describe('string match', () => {
   it('matches exactly, by substring and by regex, with case options and a tag location', async () => {

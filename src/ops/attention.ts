@@ -80,7 +80,7 @@ function params(g: Geometry) {
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const geometry = checkInputs(q, k, v, opts);
-  const { batch, queries, qHeads, kvHeads } = geometry;
+  const { batch, queries, qHeads } = geometry;
   const gpu = q.gpu;
   const keyStart = opts.keyStart ?? gpu.zeros([batch], 'u32');
   const out = gpu.empty(q.shape);

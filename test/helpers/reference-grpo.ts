@@ -181,7 +181,7 @@ function forward(k: GrpoCase, options: GrpoLossOptions, seed: number): Forward {
 
 /** TRL's logged metrics from the forward's tensors (global_masked_mean, masked_seq_mean, nanmin/nanmax). */
 function metricsOf(k: GrpoCase, options: GrpoLossOptions, f: Forward): Record<string, number> {
-  const { b: rows, t: cols, mask } = k;
+  const { t: cols, mask } = k;
   const m = (r: number, t: number): number => mask[r * cols + t];
   // One value per row at sequence level (every row counts), else a mask-weighted token mean.
   const globalMean = (x: number[][]): number => {
