@@ -1,3 +1,4 @@
+import { isGradEnabled } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
 import type { TensorReader } from '../io/tensor-reader.js';
@@ -95,29 +96,39 @@ export class LlamaModel {
 
   /** Token ids [B, T] (u32) → final hidden states [B·T, hidden] (after the last RMSNorm). */
   forward(ids: Tensor, options: ForwardOptions): Tensor {
-    const c = this.config;
     const [batch, steps] = ids.shape;
+    // Without autograd nothing needs a layer's intermediates afterwards: free them layer by layer,
+    // so inference (generation, reference log-probs) holds one layer's worth at a time.
+    const inference = !isGradEnabled();
+    let x = embedding(ids.view([batch * steps]), this.embedTokens);
+    this.layers.forEach((layer, i) => {
+      const input = x;
+      const run = () => this.decoderLayer(layer, i, input, batch, steps, options);
+      x = inference ? this.gpu.tidy(run) : run();
+      if (inference) input.dispose();
+    });
+    if (options.cache) options.cache.length += steps;
+    return rmsnorm(x, this.finalNorm, this.config.rms_norm_eps);
+  }
+
+  private decoderLayer(layer: DecoderLayer, i: number, x: Tensor, batch: number, steps: number, options: ForwardOptions): Tensor {
+    const c = this.config;
     const rows = batch * steps;
     const { cache } = options;
-    let x = embedding(ids.view([rows]), this.embedTokens);
-    this.layers.forEach((layer, i) => {
-      const h = rmsnorm(x, layer.inputNorm, c.rms_norm_eps);
-      const q = rope(layer.q.forward(h).view([batch, steps, c.num_attention_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
-      const k = rope(layer.k.forward(h).view([batch, steps, c.num_key_value_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
-      const v = layer.v.forward(h).view([batch, steps, c.num_key_value_heads, c.head_dim]);
-      let attended: Tensor;
-      if (cache) {
-        cache.write(i, k, v);
-        attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart });
-      } else {
-        attended = attention(q, k, v, { keyStart: options.keyStart });
-      }
-      x = add(x, layer.o.forward(attended.view([rows, c.num_attention_heads * c.head_dim])));
-      const m = rmsnorm(x, layer.postAttentionNorm, c.rms_norm_eps);
-      x = add(x, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
-    });
-    if (cache) cache.length += steps;
-    return rmsnorm(x, this.finalNorm, c.rms_norm_eps);
+    const h = rmsnorm(x, layer.inputNorm, c.rms_norm_eps);
+    const q = rope(layer.q.forward(h).view([batch, steps, c.num_attention_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
+    const k = rope(layer.k.forward(h).view([batch, steps, c.num_key_value_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
+    const v = layer.v.forward(h).view([batch, steps, c.num_key_value_heads, c.head_dim]);
+    let attended: Tensor;
+    if (cache) {
+      cache.write(i, k, v);
+      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart });
+    } else {
+      attended = attention(q, k, v, { keyStart: options.keyStart });
+    }
+    const afterAttention = add(x, layer.o.forward(attended.view([rows, c.num_attention_heads * c.head_dim])));
+    const m = rmsnorm(afterAttention, layer.postAttentionNorm, c.rms_norm_eps);
+    return add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
   }
 
   /** Hidden states [N, hidden] → logits [N, vocab]. Training computes these chunk by chunk. */
