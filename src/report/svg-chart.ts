@@ -21,7 +21,8 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   const step = 10 ** Math.floor(Math.log10(raw));
   const nice = [1, 2, 5, 10].map((m) => m * step).find((s) => s >= raw) ?? raw;
   const ticks: number[] = [];
-  for (let v = Math.ceil(lo / nice) * nice; v <= hi + 1e-12; v += nice) ticks.push(Number(v.toPrecision(12)));
+  // Ticks are integer multiples of the step, so accumulated rounding never prints 1e-25 for 0.
+  for (let k = Math.ceil(lo / nice); k * nice <= hi + nice * 1e-9; k++) ticks.push(Number((k * nice).toPrecision(6)));
   return ticks;
 }
 

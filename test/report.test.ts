@@ -1,0 +1,39 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readPromptRows } from '../src/data/jsonl.js';
+import { chartSvg } from '../src/report/svg-chart.js';
+
+describe('training curves (SVG)', () => {
+  it('draws one polyline per series with clean tick labels, and says when a panel has no data', () => {
+    const svg = chartSvg([
+      { title: 'loss', series: [{ name: 'loss', points: [[1, -7.45e-9], [2, 0], [3, -7.4e-9], [4, -3.7e-9]] }] },
+      { title: 'reward', series: [{ name: 'a', points: [[1, 0.1], [2, 0.3]] }, { name: 'b', points: [[1, 0.2], [2, NaN]] }] },
+      { title: 'KL', series: [{ name: 'kl', points: [] }] },
+    ]);
+    expect(svg.match(/<polyline/g)).toHaveLength(3);
+    expect(svg).toContain('>0</text>');
+    expect(svg).not.toMatch(/e-2\d</);
+    expect(svg).toContain('no data');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="840" height="480"/);
+  });
+});
+
+describe('prompt rows (JSONL)', () => {
+  it('reads rows and names the file and line of each kind of bad row', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rows-'));
+    const file = (name: string, text: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    expect(readPromptRows(file('ok.jsonl', '{"prompt": "a", "x": 1}\n\n{"prompt": "b", "system": "s"}\n'))).toEqual([{ prompt: 'a', x: 1 }, { prompt: 'b', system: 's' }]);
+    const bad = file('bad.jsonl', '{"prompt": "a"}\n[1, 2]\n');
+    expect(() => readPromptRows(bad)).toThrow(`${bad}:2: a row must be a JSON object`);
+    expect(() => readPromptRows(file('empty-prompt.jsonl', '{"prompt": ""}\n'))).toThrow(/:1: "prompt" must be a non-empty string/);
+    expect(() => readPromptRows(file('system.jsonl', '{"prompt": "a", "system": 3}\n'))).toThrow(/:1: "system" must be a string/);
+    expect(() => readPromptRows(file('none.jsonl', '\n'))).toThrow(/no rows/);
+    expect(() => readPromptRows(join(dir, 'missing.jsonl'))).toThrow(/cannot read data file/);
+  });
+});
