@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatDuration } from '../src/cli/progress.js';
 import { readPromptRows } from '../src/data/jsonl.js';
 import { chartSvg } from '../src/report/svg-chart.js';
 
@@ -35,5 +36,11 @@ describe('prompt rows (JSONL)', () => {
     expect(() => readPromptRows(file('system.jsonl', '{"prompt": "a", "system": 3}\n'))).toThrow(/:1: "system" must be a string/);
     expect(() => readPromptRows(file('none.jsonl', '\n'))).toThrow(/no rows/);
     expect(() => readPromptRows(join(dir, 'missing.jsonl'))).toThrow(/cannot read data file/);
+  });
+});
+
+describe('progress bar durations', () => {
+  it('rounds once, so minutes never show 60 seconds', () => {
+    expect([formatDuration(59.6), formatDuration(1559.7), formatDuration(3599.6), formatDuration(7322), formatDuration(NaN)]).toEqual(['1m00s', '26m00s', '1h00m', '2h02m', '?']);
   });
 });
