@@ -54,7 +54,7 @@ export class RunLog {
       name,
       points: rows.filter((r) => typeof r[key] === 'number').map((r) => [Number(r.step), Number(r[key])] as const),
     });
-    const rewardKeys = Object.keys(rows[0] ?? {}).filter((k) => /^rewards\/.+\/mean$/.test(k));
+    const rewardKeys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => /^rewards\/.+\/mean$/.test(k));
     const panels: Panel[] = [
       { title: 'reward (mean over completions)', series: [series('reward'), ...rewardKeys.map((k) => series(k, k.slice(8, -5)))] },
       { title: 'validation', series: [series('eval/reward', 'mean reward'), series('eval/pass@1', 'pass@1')] },
