@@ -195,22 +195,34 @@ export class Gpu {
 
   /** Copies a tensor to the host as float32 (f16 widened, u32 converted). One read-back = one wait. */
   async read(t: Tensor): Promise<Float32Array> {
-    const raw = await this.readBytes(t);
-    if (t.dtype === 'f16') return f16ArrayToF32(new Uint16Array(raw, 0, t.size));
-    if (t.dtype === 'u32') return Float32Array.from(new Uint32Array(raw, 0, t.size));
-    return new Float32Array(raw, 0, t.size);
+    return (await this.readAll([t]))[0];
+  }
+
+  /** Several tensors in one read-back: one staging buffer, one wait (e.g. a step's metrics). */
+  async readAll(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+    const raws = await this.readBytes(tensors);
+    return tensors.map((t, i) => {
+      if (t.dtype === 'f16') return f16ArrayToF32(new Uint16Array(raws[i], 0, t.size));
+      if (t.dtype === 'u32') return Float32Array.from(new Uint32Array(raws[i], 0, t.size));
+      return new Float32Array(raws[i], 0, t.size);
+    });
   }
 
   async readU32(t: Tensor): Promise<Uint32Array> {
     if (t.dtype !== 'u32') throw new Error(`readU32: ${t} is not u32`);
-    return new Uint32Array(await this.readBytes(t), 0, t.size);
+    return new Uint32Array((await this.readBytes([t]))[0], 0, t.size);
   }
 
-  private async readBytes(t: Tensor): Promise<ArrayBuffer> {
-    const bytes = Math.ceil(t.byteLength / 4) * 4;
-    if (bytes === 0) return new ArrayBuffer(0);
-    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.commands.copy(t.buffer, 0, staging, 0, bytes);
+  private async readBytes(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
+    const sizes = tensors.map((t) => Math.ceil(t.byteLength / 4) * 4);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total === 0) return tensors.map(() => new ArrayBuffer(0));
+    const staging = this.device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    let offset = 0;
+    tensors.forEach((t, i) => {
+      if (sizes[i]) this.commands.copy(t.buffer, 0, staging, offset, sizes[i]);
+      offset += sizes[i];
+    });
     this.flush();
     try {
       await staging.mapAsync(GPUMapMode.READ);
@@ -218,10 +230,12 @@ export class Gpu {
       await this.throwErrors();
       throw e;
     }
-    const raw = staging.getMappedRange().slice(0);
+    const mapped = staging.getMappedRange();
+    offset = 0;
+    const raws = sizes.map((size) => mapped.slice(offset, (offset += size)));
     staging.destroy();
     await this.throwErrors();
-    return raw;
+    return raws;
   }
 
   async readScalar(t: Tensor): Promise<number> {

@@ -221,7 +221,11 @@ const CLIP_FAMILY: readonly GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo', 'dapo',
  */
 export async function grpoMetrics(metrics: Tensor, options: Pick<GrpoLossOptions, 'beta' | 'lossType'>): Promise<Record<string, number>> {
   if (metrics.size !== METRIC_COUNT) throw new Error(`grpoMetrics: expected the ${METRIC_COUNT} metrics of grpoLoss, got ${formatShape(metrics.shape)}`);
-  const values = await metrics.toArray();
+  return namedGrpoMetrics(await metrics.toArray(), options);
+}
+
+/** grpoMetrics for values already read back (a trainer reads a step's tensors in one go). */
+export function namedGrpoMetrics(values: Float32Array, options: Pick<GrpoLossOptions, 'beta' | 'lossType'>): Record<string, number> {
   const s = GRPO_METRIC_SLOTS;
   const out: Record<string, number> = {};
   if (options.beta !== 0) out.kl = values[s.kl];

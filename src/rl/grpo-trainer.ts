@@ -20,7 +20,7 @@ import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } f
 import { completionLogprobs, sequenceBatch, type SequenceInput } from './completion-logprobs.js';
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
-import { grpoLoss, grpoMetrics } from './grpo-loss.js';
+import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
 import { RunLog } from './run-log.js';
 import { loadTask, type TaskData } from './tasks.js';
@@ -113,10 +113,12 @@ export class GrpoTrainer {
   private promptRows(rolloutIndex: number): PromptRow[] {
     const rows = this.task.train;
     const per = this.config.promptsPerStep;
+    const orders = new Map<number, number[]>();
     const out: PromptRow[] = [];
     for (let i = rolloutIndex * per; i < (rolloutIndex + 1) * per; i++) {
       const epoch = Math.floor(i / rows.length);
-      out.push(rows[epochOrder(rows.length, this.config.seed, epoch)[i % rows.length]]);
+      if (!orders.has(epoch)) orders.set(epoch, epochOrder(rows.length, this.config.seed, epoch));
+      out.push(rows[orders.get(epoch)![i % rows.length]]);
     }
     return out;
   }
@@ -294,20 +296,22 @@ export class GrpoTrainer {
       this.optimizer.zeroGrad();
       return norm;
     });
-    const values = { grad_norm: (await gradNorm.toArray())[0], loss: 0, entropy: 0 };
-    gradNorm.dispose();
+    // The step's only read-back: gradient norm, then loss, metrics and entropy of each micro-batch.
+    const read = await gpu.readAll([gradNorm, ...perMicro.flatMap((p) => [p.loss, p.metrics, p.entropy])]);
     const end = performance.now();
+    const values = { grad_norm: read[0][0], loss: 0, entropy: 0 };
     const lossMetrics: StepMetrics[] = [];
     let entropyTokens = 0;
-    for (const p of perMicro) {
-      values.loss += (await p.loss.toArray())[0];
-      lossMetrics.push(await grpoMetrics(p.metrics, { beta: c.beta, lossType: c.lossType }));
+    perMicro.forEach((p, m) => {
+      const [loss, metrics, entropy] = read.slice(1 + 3 * m, 4 + 3 * m);
+      values.loss += loss[0];
+      lossMetrics.push(namedGrpoMetrics(metrics, { beta: c.beta, lossType: c.lossType }));
       if (p.tokens > 0) {
-        values.entropy += (await p.entropy.toArray())[0] * p.tokens;
+        values.entropy += entropy[0] * p.tokens;
         entropyTokens += p.tokens;
       }
-      for (const t of [p.loss, p.metrics, p.entropy]) t.dispose();
-    }
+    });
+    for (const t of [gradNorm, ...perMicro.flatMap((p) => [p.loss, p.metrics, p.entropy])]) t.dispose();
     values.entropy /= Math.max(1, entropyTokens);
     if (!Number.isFinite(values.loss) || !Number.isFinite(values.grad_norm)) {
       throw new TrainingDiverged(
