@@ -1,3 +1,5 @@
+import type { Random } from '../rewards/tasks/random.js';
+
 /**
  * Small verifiable problems with known answers, written as chat turns. They are the corpus the
  * `tiny` model is pre-trained on (so it knows the answer format and is right some of the time) and
@@ -14,8 +16,6 @@ export interface SyntheticProblem {
   /** Countdown only: the numbers the expression must use, each exactly once. */
   numbers?: number[];
 }
-
-export type Random = () => number;
 
 const randInt = (rand: Random, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 

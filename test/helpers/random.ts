@@ -1,15 +1,8 @@
-/** Seeded generators so every test input is reproducible. */
+// Seeded generators so every test input is reproducible.
+import { seededRandom } from '../../src/rewards/tasks/random.js';
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded generator (mulberry32). */
+export const rng = seededRandom;
 
 /** Standard normal samples, rounded to f32 so the host reference sees exactly the GPU's inputs. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {
