@@ -12,7 +12,8 @@ import { initialLlamaWeights } from '../src/model/init.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/grad-norm.js';
-import { sftBatch, sftLoss } from '../src/train/sft.js';
+import { sequenceBatch } from '../src/rl/completion-logprobs.js';
+import { sftLoss } from '../src/train/sft.js';
 import { TINY_CONFIG } from '../src/model/tiny-config.js';
 
 const { values: args } = parseArgs({ options: { batch: { type: 'string', default: '32' }, seq: { type: 'string', default: '64' }, steps: { type: 'string', default: '3' } } });
@@ -24,12 +25,12 @@ const model = new LlamaModel(gpu, config, SafetensorsFile.fromBytes(serializeSaf
 const params = [...model.parameters.values()];
 const optimizer = new AdamW(params, { lr: 1e-3 });
 const examples = Array.from({ length: batch }, (_, b) => ({
-  prompt: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 7 + t * 13) % 250)),
-  completion: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 5 + t * 11) % 250)),
+  promptIds: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 7 + t * 13) % 250)),
+  completionIds: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 5 + t * 11) % 250)),
 }));
 const step = () =>
   gpu.tidy(() => {
-    backward(sftLoss(model, sftBatch(gpu, examples, 0)));
+    backward(sftLoss(model, sequenceBatch(gpu, examples)));
     clipGradNorm(params.map((p) => p.grad!), 1);
     optimizer.step();
     optimizer.zeroGrad();

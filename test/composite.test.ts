@@ -5,7 +5,8 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { initialLlamaWeights } from '../src/model/init.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { sftBatch, sftLoss } from '../src/train/sft.js';
+import { sequenceBatch } from '../src/rl/completion-logprobs.js';
+import { sftLoss } from '../src/train/sft.js';
 import { useGpu } from './helpers/gpu.js';
 import { checkParameterGradient } from './helpers/parameter-gradcheck.js';
 import { rng } from './helpers/random.js';
@@ -33,11 +34,11 @@ describe('composite: 2-layer toy transformer', () => {
     }
     const model = new LlamaModel(g, config, SafetensorsFile.fromBytes(serializeSafetensors(weights)), { trainable: true });
     const examples = [
-      { prompt: [5, 9, 13, 2], completion: [7, 30, 1] },
-      { prompt: [3, 36], completion: [11, 12, 14, 15, 0] },
+      { promptIds: [5, 9, 13, 2], completionIds: [7, 30, 1] },
+      { promptIds: [3, 36], completionIds: [11, 12, 14, 15, 0] },
     ];
     const batch = g.tidy(() => {
-      const b = sftBatch(g, examples, 0);
+      const b = sequenceBatch(g, examples);
       for (const t of [b.ids, b.positions, b.targets, b.mask]) g.keep(t);
       return b;
     });

@@ -8,7 +8,8 @@ import { readHfConfig } from '../src/io/hf-config.js';
 import { openWeights } from '../src/io/weight-source.js';
 import { LlamaModel, type LoadOptions } from '../src/model/llama.js';
 import { attachLora, loadLora, mergeLora, saveMergedModel, type LoraAdapters } from '../src/nn/lora.js';
-import { sftBatch, sftLoss } from '../src/train/sft.js';
+import { sequenceBatch } from '../src/rl/completion-logprobs.js';
+import { sftLoss } from '../src/train/sft.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
 import { checkParameterGradient } from './helpers/parameter-gradcheck.js';
@@ -171,8 +172,8 @@ describe('LoRA on tiny random checkpoints against PEFT', () => {
 
 describe('LoRA training', () => {
   const examples = [
-    { prompt: [5, 9, 13, 2], completion: [7, 30, 1] },
-    { prompt: [3, 36], completion: [11, 12, 14, 15, 0] },
+    { promptIds: [5, 9, 13, 2], completionIds: [7, 30, 1] },
+    { promptIds: [3, 36], completionIds: [11, 12, 14, 15, 0] },
   ];
 
   it('only A and B get gradients (the base is frozen even if loaded trainable), matching finite differences', async () => {
@@ -181,7 +182,7 @@ describe('LoRA training', () => {
     const adapters = attachLora(model, { rank: 2, alpha: 4, targetModules: ['q_proj', 'up_proj'], seed: 8 });
     randomizeB(adapters, 400);
     // Made outside any tidy scope, so the batch lives until the end of the test.
-    const batch = sftBatch(g, examples, 0);
+    const batch = sequenceBatch(g, examples);
     g.tidy(() => backward(sftLoss(model, batch)));
     for (const [name, p] of model.parameters) expect(p.grad, `${name} is frozen`).toBeNull();
     for (const p of adapters.parameters()) expect(p.grad).not.toBeNull();

@@ -24,7 +24,8 @@ import { TritonRunner } from '../rewards/triton-runner.js';
 import { encodePrompt, evaluateHeldOut } from '../rl/evaluate.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../rl/tasks.js';
-import { sftBatch, sftLoss, type SftExample } from '../train/sft.js';
+import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
+import { sftLoss } from '../train/sft.js';
 import { ProgressBar } from './progress.js';
 
 const { values: args } = parseArgs({
@@ -68,9 +69,9 @@ const lora = args.full ? null : attachLora(model, { rank: Number(args['lora-rank
 const params = lora ? lora.parameters() : [...model.parameters.values()];
 const optimizer = new AdamW(params, { lr: Number(args['learning-rate']), betas: [0.9, 0.99], weightDecay: 0 });
 const endOfTurn = tokenizer.eosTokenId;
-const examples: SftExample[] = rows.map((row) => ({
-  prompt: encodePrompt(tokenizer, row),
-  completion: [...tokenizer.encode(String(row.completion), { addSpecialTokens: false }), ...(endOfTurn === undefined ? [] : [endOfTurn])],
+const examples: SequenceInput[] = rows.map((row) => ({
+  promptIds: encodePrompt(tokenizer, row),
+  completionIds: [...tokenizer.encode(String(row.completion), { addSpecialTokens: false }), ...(endOfTurn === undefined ? [] : [endOfTurn])],
 }));
 
 const tritonRunner = new TritonRunner({ repoRoot: root });
@@ -94,7 +95,7 @@ for (let step = 0; step < steps; step++) {
   if (lora) lora.training = true;
   const picked = Array.from({ length: batchSize }, () => examples[Math.floor(random() * examples.length)]);
   const loss = gpu.tidy(() => {
-    const batch = sftBatch(gpu, picked, 0);
+    const batch = sequenceBatch(gpu, picked);
     const l = sftLoss(model, batch);
     backward(l);
     clipGradNorm(params.map((p) => p.grad!), Number(args['max-grad-norm']));

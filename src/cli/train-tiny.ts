@@ -22,7 +22,8 @@ import { clipGradNorm } from '../optim/grad-norm.js';
 import { learningRate } from '../optim/lr-schedule.js';
 import { byteTokenizerFiles } from '../tokenizer/byte-tokenizer.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import { sftBatch, sftLoss, type SftExample } from '../train/sft.js';
+import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
+import { sftLoss } from '../train/sft.js';
 import { seededRandom } from '../rewards/tasks/random.js';
 import { ProgressBar } from './progress.js';
 
@@ -50,9 +51,9 @@ const tokenizer = Tokenizer.fromDirectory(args.out);
 const config = parseHfConfig(TINY_CONFIG, 'tiny config');
 
 const promptIds = (p: SyntheticProblem) => tokenizer.encodeChat([{ role: 'user', content: p.prompt }], { addGenerationPrompt: true });
-const example = (p: SyntheticProblem): SftExample => ({
-  prompt: promptIds(p),
-  completion: tokenizer.encode(formatAnswer(p.answer) + '<|im_end|>', { addSpecialTokens: false }),
+const example = (p: SyntheticProblem): SequenceInput => ({
+  promptIds: promptIds(p),
+  completionIds: tokenizer.encode(formatAnswer(p.answer) + '<|im_end|>', { addSpecialTokens: false }),
 });
 
 const gpu = await Gpu.create();
@@ -69,7 +70,7 @@ const started = Date.now();
 let tokens = 0;
 for (let step = 0; step < steps; step++) {
   const loss = gpu.tidy(() => {
-    const batch = sftBatch(gpu, Array.from({ length: batchSize }, () => example(syntheticProblem(train))), 0);
+    const batch = sequenceBatch(gpu, Array.from({ length: batchSize }, () => example(syntheticProblem(train))), 0);
     tokens += batch.ids.size;
     const l = sftLoss(model, batch);
     backward(l);

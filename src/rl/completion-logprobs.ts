@@ -30,6 +30,8 @@ export function sequenceBatch(gpu: Gpu, sequences: readonly SequenceInput[], pad
   const targets: number[] = [];
   const mask: number[] = [];
   for (const { promptIds, completionIds, masked } of sequences) {
+    // The last prompt position predicts the first completion token, so a prompt cannot be empty.
+    if (promptIds.length === 0) throw new Error('sequenceBatch: a sequence has an empty prompt');
     const tokens = [...promptIds, ...completionIds];
     for (let t = 0; t < width; t++) {
       ids.push(tokens[t] ?? padId);
