@@ -12,7 +12,7 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
   maxNewTokens: number;
   /** Token ids that end a sequence (kept in the output); defaults to the model's eos ids. */
   eosTokenIds?: readonly number[];
-  /** Strings that end a sequence; needs `decode`. The output is cut before the stop string. */
+  /** Strings that end a sequence (needs `decode`); the tokens kept run up to the one that completes it. */
   stop?: readonly string[];
   decode?: (ids: readonly number[]) => string;
   /** Called after each decode step with the number of tokens generated so far per sequence. */
