@@ -1,4 +1,5 @@
-"""What runs inside the sandbox: import the candidate, call it on every trial's inputs, compile its kernels.
+"""What runs inside the sandbox: import the candidate, call it on every trial's inputs, compile its kernels;
+and, in a second sandbox once it has passed, time it (`time_candidate`).
 
 This process is untrusted once the candidate's code has run, so it only *reports* raw facts (outputs,
 inputs after the call, launch counts, torch ops seen, compile errors) to `report.pt`; the trusted evaluator
@@ -22,8 +23,10 @@ import torch
 from . import launches
 from .interpreter_mode import switch_to_interpreter
 from .offline_compile import compile_launch
+from .timing import clock_for, measure
 
 REPORT_NAME = "report.pt"
+TIMING_REPORT_NAME = "timing.pt"
 CANDIDATE_FILE = "candidate.py"
 
 
@@ -60,6 +63,32 @@ def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]
         noop_output = _quiet_call(compiled, entrypoint, inputs, noop=True)
         report["trials"].append(_run_trial(compiled, entrypoint, inputs, noop_output))
         save()
+
+
+def time_candidate(code: str, entrypoint: str, inputs: tuple[Any, ...], device: str, warmup: int, trials: int, workdir: Path) -> None:
+    """Time the entrypoint on one set of inputs on `device` ("cuda": compiled kernels; "cpu": the interpreter).
+
+    The same inputs serve every call (the static checks forbid state that could cache a result between calls);
+    the output of a call after the timed ones is reported so the evaluator can check that what was timed still
+    computes the right thing (a candidate could branch on the device it runs on).
+    """
+    os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")
+    report: dict[str, Any] = {"error": None, "timing": None, "output": None}
+    clock = clock_for(device)  # bound before the candidate's code runs
+    _forget_the_dataset()
+    if device == "cpu":
+        switch_to_interpreter()
+    source_path = workdir / CANDIDATE_FILE
+    source_path.write_text(code)
+    try:
+        function = _load(compile(code, str(source_path), "exec"), entrypoint)
+        args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in inputs)
+        timing = measure(lambda: function(*args), clock, warmup, trials)
+        report["output"] = _as_tensor(function(*args))
+        report["timing"] = {"median_s": timing.median_s, "spread_s": timing.spread_s, "trials": timing.trials}
+    except BaseException as error:  # the candidate may raise anything, SystemExit included
+        report["error"] = _describe(error)
+    torch.save(report, workdir / TIMING_REPORT_NAME)
 
 
 def _run_trial(compiled: Any, entrypoint: str, inputs: tuple[Any, ...], noop_output: torch.Tensor | None) -> dict[str, Any]:

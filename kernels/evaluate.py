@@ -21,6 +21,8 @@ from .dataset import get_problem
 from .dataset.problem import Args, Problem
 from .extract import extract_triton_code
 from .formatting import formatting_score
+from .reward import Reward
+from .runtime import runtime_reward
 from .sandbox import Limits, Outcome, run_isolated
 from .static_checks import Violation, static_violations
 
@@ -33,18 +35,15 @@ class Settings:
     seed: int = 0
     limits: Limits = Limits(time_s=60.0, memory_mb=2048)
     temp_root: str | None = None
+    # Where the runtime reward is measured when a request names no device: "cuda" where the runner has a
+    # usable GPU, None (not measured) otherwise.
+    runtime_device: str | None = None
 
 
-@dataclass(frozen=True)
-class Reward:
-    score: float
-    reason: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"score": round(self.score, 6), "reason": self.reason}
-
-
-def evaluate(problem_name: str, completion: str, settings: Settings, seed: int | None = None) -> dict[str, Any]:
+def evaluate(
+    problem_name: str, completion: str, settings: Settings, seed: int | None = None, runtime_device: str | None = None
+) -> dict[str, Any]:
+    """`runtime_device` ("cuda", "cpu" or "off") overrides the settings' default for this request."""
     started = time.monotonic()
     problem = get_problem(problem_name)
     code = extract_triton_code(completion)
@@ -52,6 +51,7 @@ def evaluate(problem_name: str, completion: str, settings: Settings, seed: int |
     formatting = formatting_score(code, facts, problem.name)
     rewards = {"formatting": Reward(formatting.score, formatting.reason())}
     hacks: list[Violation] = []
+    inputs: list[Args] = []
     sandbox = "not run"
     if code is None or facts is None:
         why = "no <triton_code> block" if code is None else f"does not parse: {parse_error}"
@@ -63,7 +63,10 @@ def evaluate(problem_name: str, completion: str, settings: Settings, seed: int |
         compilation = _score_compilation(report, outcome)
         hacks = static_violations(facts) + _runtime_violations(problem, inputs, report)
         rewards |= {"compilation": compilation, "correctness": _score_correctness(problem, inputs, report, outcome, hacks, compilation)}
-    rewards["runtime"] = Reward(0.0, "not measured: runtime needs a GPU (the runner is in interpreter mode)")
+    device = runtime_device or settings.runtime_device
+    if device == "cuda" and settings.runtime_device != "cuda":
+        device = None  # asked for a GPU the runner does not have
+    rewards["runtime"] = runtime_reward(problem, code, inputs, rewards["correctness"], hacks, device, settings.limits, settings.temp_root)
     return {
         "problem": problem.name,
         "rewards": {name: rewards[name].as_json() for name in REWARD_NAMES},
@@ -136,7 +139,7 @@ def _runtime_violations(problem: Problem, inputs: list[Args], report: dict[str, 
         expected = problem.reference(*_clone(args))
         if trial["output"].dtype != expected.dtype:
             found.add(Violation("dtype_mismatch", f"returned {trial['output'].dtype}, the reference returns {expected.dtype}"))
-        if trial["noop"] is not None and _close(problem, trial["noop"], expected):
+        if trial["noop"] is not None and problem.matches(trial["noop"], expected):
             found.add(Violation("noop_same_output", "the output is right even when every kernel is replaced by a no-op"))
     return sorted(found, key=str)
 
@@ -180,17 +183,10 @@ def _judge_trial(problem: Problem, args: Args, trial: dict[str, Any]) -> str | N
     unwritten = int((output.isnan() & ~expected.isnan()).sum()) if output.is_floating_point() else 0
     if unwritten:
         return f"{unwritten} of {output.numel()} outputs are NaN: memory the kernel never wrote"
-    if not _close(problem, output, expected):
+    if not problem.matches(output, expected):
         worst = (output.double() - expected.double()).abs().nan_to_num(float("inf")).max().item()
         return f"max abs error {worst:.3g} exceeds tolerance {problem.tolerance_for(expected.dtype):g}"
     return None
-
-
-def _close(problem: Problem, output: torch.Tensor, expected: torch.Tensor) -> bool:
-    if output.shape != expected.shape or output.dtype != expected.dtype:
-        return False
-    tolerance = problem.tolerance_for(expected.dtype)
-    return torch.allclose(output, expected, atol=tolerance, rtol=tolerance)
 
 
 def _clone(args: Args) -> Args:

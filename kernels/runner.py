@@ -11,8 +11,9 @@ import os
 
 # Before torch and triton are imported: Triton loads in compile mode (each sandbox switches itself to the
 # interpreter after compiling, see interpreter_mode.py), one thread per evaluator keeps N workers from
-# oversubscribing the cores, and fusion is pinned so compiled code does not change under us.
-os.environ.pop("TRITON_INTERPRET", None)
+# oversubscribing the cores, and fusion is pinned so compiled code does not change under us. A runner started
+# with TRITON_INTERPRET=1 is asked to stay off the GPU: it does not time on one by default.
+INTERPRETER_ONLY = os.environ.pop("TRITON_INTERPRET", "0") not in ("", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 
@@ -25,15 +26,18 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Callable  # noqa: E402
 
 from .dataset import problems  # noqa: E402
 from .evaluate import REWARD_NAMES, Settings, evaluate  # noqa: E402
+from .runtime import RUNTIME_DEVICES  # noqa: E402
 from .sandbox import Limits, die_with_parent, isolate  # noqa: E402
 
 PROTOCOL_VERSION = 1
-# The evaluator's own work (reference runs, comparisons) on top of the candidate's time limit.
+# The evaluator's own work (reference runs, comparisons, timing the reference) on top of the time limits of
+# its two sandboxed runs (correctness, then timing).
 EVALUATOR_GRACE_S = 60.0
+SANDBOXED_RUNS = 2
 
 
 class Runner:
@@ -51,8 +55,10 @@ class Runner:
         reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        temp_root = Path(self.settings.temp_root or tempfile.gettempdir())
         self.send({"type": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid(), "workers": self.workers, "mode": "interpreter",
-                   "isolation": _probe_isolation(self.settings.temp_root or tempfile.gettempdir()), "rewards": list(REWARD_NAMES)})
+                   "isolation": _probe_in_child(lambda: isolate(temp_root)) or "unknown", "rewards": list(REWARD_NAMES),
+                   "runtime_device": self.settings.runtime_device})
         while line := await reader.readline():
             if line.strip():
                 task = asyncio.create_task(self.handle(line))
@@ -87,17 +93,20 @@ class Runner:
 
     async def evaluate_in_child(self, request: dict[str, Any]) -> dict[str, Any]:
         problem, completion, seed = str(request["problem"]), str(request["completion"]), request.get("seed")
+        runtime_device = request.get("runtime_device")
+        if runtime_device is not None and runtime_device not in RUNTIME_DEVICES:
+            raise ValueError(f"runtime_device must be one of {', '.join(RUNTIME_DEVICES)}, not {runtime_device!r}")
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            _evaluator_main(write_end, problem, completion, self.settings, seed)
+            _evaluator_main(write_end, problem, completion, self.settings, seed, runtime_device)
         os.close(write_end)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb"))
         try:
-            payload = await asyncio.wait_for(reader.read(), self.settings.limits.time_s + EVALUATOR_GRACE_S)
+            payload = await asyncio.wait_for(reader.read(), SANDBOXED_RUNS * self.settings.limits.time_s + EVALUATOR_GRACE_S)
             failure = None
         except asyncio.TimeoutError:
             payload, failure = b"", "evaluation timed out"
@@ -112,7 +121,7 @@ class Runner:
             return _zero_result(problem, why)
 
 
-def _evaluator_main(write_end: int, problem: str, completion: str, settings: Settings, seed: int | None) -> None:
+def _evaluator_main(write_end: int, problem: str, completion: str, settings: Settings, seed: int | None, runtime_device: str | None) -> None:
     """Child side of a request: grade, write one JSON document to the pipe, exit without running atexit hooks."""
     code = 1
     try:
@@ -121,7 +130,7 @@ def _evaluator_main(write_end: int, problem: str, completion: str, settings: Set
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(2, 1)  # a stray print must never reach the protocol stream
-        result = evaluate(problem, completion, settings, seed)
+        result = evaluate(problem, completion, settings, seed, runtime_device)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(json.dumps(result).encode())
         code = 0
@@ -145,17 +154,29 @@ def _kill(pid: int) -> None:
             pass
 
 
-def _probe_isolation(temp_root: str) -> str:
-    """Which isolation sandboxes get here, found by trying it in a throwaway child."""
+def _probe_in_child(probe: Callable[[], str]) -> str:
+    """Run a probe in a throwaway child, for what must not happen in the runner itself (entering namespaces;
+    initialising CUDA, after which forked evaluators could not use it); "" if the child fails."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.write(write_end, isolate(Path(temp_root)).encode())
-        os._exit(0)
+        try:
+            os.write(write_end, probe().encode())
+        finally:
+            os._exit(0)
     os.close(write_end)
     os.waitpid(pid, 0)
     with os.fdopen(read_end, "rb") as pipe:
-        return pipe.read().decode() or "unknown"
+        return pipe.read().decode()
+
+
+def _gpu_runtime_device() -> str | None:
+    """"cuda" when runtime is to be timed on a GPU by default: one is usable and the runner may use it."""
+    import torch
+
+    if INTERPRETER_ONLY:
+        return None
+    return "cuda" if _probe_in_child(lambda: "cuda" if torch.cuda.is_available() else "") else None
 
 
 def _warm_lazy_imports() -> None:
@@ -177,7 +198,8 @@ def main() -> None:
     args = parser.parse_args()
     _warm_lazy_imports()
     temp_root = tempfile.mkdtemp(prefix="triton-runner-")
-    settings = Settings(trials=args.trials, seed=args.seed, limits=Limits(args.time_limit, args.memory_mb), temp_root=temp_root)
+    settings = Settings(trials=args.trials, seed=args.seed, limits=Limits(args.time_limit, args.memory_mb), temp_root=temp_root,
+                        runtime_device=_gpu_runtime_device())
     try:
         asyncio.run(Runner(settings, args.workers).serve())
     finally:

@@ -48,6 +48,9 @@ class _MountAttr(ctypes.Structure):
 class Limits:
     time_s: float
     memory_mb: int
+    # The CUDA driver reserves far more address space than it ever backs, so a process that uses the GPU is
+    # capped on its private writable memory (RLIMIT_DATA) instead of its address space (RLIMIT_AS).
+    cap_address_space: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,15 @@ def _network_disabled(*_args: object, **_kwargs: object) -> None:
     raise OSError("network access is disabled for candidate code")
 
 
-def _limit_memory(extra_mb: int) -> None:
-    """Cap the address space at what the (torch-loaded) process maps already plus the candidate's allowance."""
+def _limit_memory(extra_mb: int, address_space: bool) -> None:
+    """Cap the address space (or the data segment) at what the torch-loaded process uses already plus the
+    candidate's allowance."""
     with open("/proc/self/statm") as statm:
-        mapped = int(statm.read().split()[0]) * resource.getpagesize()
-    limit = mapped + extra_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        fields = statm.read().split()
+    # statm: size (all mappings) first, data (private writable, stack included) sixth; both in pages.
+    used = int(fields[0] if address_space else fields[5]) * resource.getpagesize()
+    limit = used + extra_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS if address_space else resource.RLIMIT_DATA, (limit, limit))
 
 
 def _run_keeper(target: Callable[[], None], workdir: Path, limits: Limits) -> int:
@@ -141,7 +147,7 @@ def _enter_limits(workdir: Path, limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024 * 1024, 64 * 1024 * 1024))
-    _limit_memory(limits.memory_mb)
+    _limit_memory(limits.memory_mb, limits.cap_address_space)
 
 
 def run_isolated(target: Callable[[], None], workdir: Path, limits: Limits) -> Outcome:

@@ -91,9 +91,21 @@ def static_violations(facts: ModuleFacts) -> list[Violation]:
             violations.append(Violation("dunder_access", f"reads .{node.attr} (line {node.lineno})"))
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             violations.append(Violation("module_state", f"declares {', '.join(node.names)} global (line {node.lineno})"))
+        elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            if patched := _imported_root(node, facts):
+                violations.append(Violation("monkey_patch", f"rebinds part of {patched} (line {node.lineno})"))
     violations += _torch_in_wrappers(facts)
     violations += _state_kept_between_calls(facts)
     return violations
+
+
+def _imported_root(node: ast.Attribute | ast.Subscript, facts: ModuleFacts) -> str | None:
+    """The imported module or object a store into `node` would change (`torch.cuda.Event.elapsed_time = ...`
+    patches torch, and with it the clocks and comparisons the runner relies on); None for the module's own names."""
+    root: ast.expr = node
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
+        root = root.value
+    return facts.aliases.get(root.id) if isinstance(root, ast.Name) else None
 
 
 def _torch_in_wrappers(facts: ModuleFacts) -> list[Violation]:

@@ -58,6 +58,33 @@ describe('Triton runner', () => {
     expect(empty.total).toBe(0);
   });
 
+  it('times runtime on the device the reward config names (cpu: the interpreter against torch), once per completion', async () => {
+    const reward = buildReward(
+      {
+        components: [
+          { name: 'correctness', grader: { type: 'triton', reward: 'correctness' } },
+          { name: 'runtime', grader: { type: 'triton', reward: 'runtime', runtimeDevice: 'cpu' } },
+        ],
+      },
+      { baseDir: root, tritonRunner: runner },
+    );
+    const evaluate = vi.spyOn(runner, 'evaluate');
+    const [score] = await reward.score([{ prompt: 'p', completion: tagged(solution('relu')), example: { problem: 'relu' } }]);
+    expect(evaluate).toHaveBeenCalledTimes(1);
+    expect(evaluate.mock.calls[0][3]).toBe('cpu');
+    evaluate.mockRestore();
+    expect(score.components.correctness.score).toBe(1);
+    expect(score.components.runtime.score).toBeGreaterThan(0);
+    expect(score.components.runtime.reason).toMatch(/^speedup \S+x on cpu /);
+  });
+
+  it('rejects Triton graders that disagree on the runtime device, or name an unknown one', () => {
+    const runtime = (device: string) => ({ name: `runtime-${device}`, grader: { type: 'triton', reward: 'runtime', runtimeDevice: device } });
+    const context = { baseDir: root, tritonRunner: runner };
+    expect(() => buildReward({ components: [runtime('cpu'), runtime('off')] }, context)).toThrow(/different runtimeDevice values: cpu, off/);
+    expect(() => buildReward({ components: [runtime('tpu')] }, context)).toThrow(/runtimeDevice must be equal to one of the allowed values/);
+  });
+
   it('is restarted after it dies: requests in flight score 0, the next ones are graded', async () => {
     const reward = buildReward(REWARD_CONFIGS.triton, { baseDir: root, tritonRunner: runner });
     const { pid } = await runner.hello();

@@ -81,6 +81,13 @@ class Problem:
             return self.tolerance
         return DEFAULT_TOLERANCES.get(dtype, 0.0)
 
+    def matches(self, output: torch.Tensor, expected: torch.Tensor) -> bool:
+        """Same shape and dtype as the reference's result, and close within the dtype's tolerance."""
+        if output.shape != expected.shape or output.dtype != expected.dtype:
+            return False
+        tolerance = self.tolerance_for(expected.dtype)
+        return torch.allclose(output, expected, atol=tolerance, rtol=tolerance)
+
     def torch_code(self) -> str:
         return "import torch\nimport torch.nn.functional as F\n\n\n" + textwrap.dedent(inspect.getsource(self.reference))
 

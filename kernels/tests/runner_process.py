@@ -32,20 +32,21 @@ class RunnerProcess:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
-    def evaluate_many(self, requests: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        """Submit every (problem, completion) at once (the runner grades them concurrently), answers in order."""
+    def evaluate_many(self, requests: list[tuple[str, str]], **options: Any) -> list[dict[str, Any]]:
+        """Submit every (problem, completion) at once (the runner grades them concurrently), answers in order;
+        `options` are extra request fields (runtime_device, seed)."""
         ids = []
         for problem, completion in requests:
             ids.append(next(self.ids))
-            self.send({"type": "evaluate", "id": ids[-1], "problem": problem, "completion": completion})
+            self.send({"type": "evaluate", "id": ids[-1], "problem": problem, "completion": completion, **options})
         answers = {}
         while len(answers) < len(ids):
             message = self.read()
             answers[message["id"]] = message
         return [answers[i] for i in ids]
 
-    def evaluate(self, problem: str, completion: str) -> dict[str, Any]:
-        return self.evaluate_many([(problem, completion)])[0]
+    def evaluate(self, problem: str, completion: str, **options: Any) -> dict[str, Any]:
+        return self.evaluate_many([(problem, completion)], **options)[0]
 
     def close(self) -> None:
         assert self.process.stdin is not None

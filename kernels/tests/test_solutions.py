@@ -23,7 +23,8 @@ def test_every_reference_solution_scores_one(runner: RunnerProcess) -> None:
     failures = {
         name: result["rewards"]
         for name, result in zip(names, results)
-        if scores(result) != {"formatting": 1.0, "compilation": 1.0, "correctness": 1.0, "runtime": 0.0} or result["hacks"]
+        if {k: v for k, v in scores(result).items() if k != "runtime"} != {"formatting": 1.0, "compilation": 1.0, "correctness": 1.0}
+        or result["hacks"]
     }
     assert not failures, failures
 

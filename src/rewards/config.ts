@@ -14,7 +14,7 @@ import { StringMatchGrader } from './graders/string-match.js';
 import { TagFormatGrader } from './graders/tags.js';
 import { TritonEvaluations, TritonGrader } from './graders/triton.js';
 import { CountdownGrader } from './tasks/countdown.js';
-import { TRITON_REWARDS, type TritonReward, type TritonRunner } from './triton-runner.js';
+import { RUNTIME_DEVICES, TRITON_REWARDS, type RuntimeDevice, type TritonReward, type TritonRunner } from './triton-runner.js';
 import type { Grader } from './types.js';
 
 const location = { type: 'object', properties: { tag: { type: 'string', minLength: 1 } }, additionalProperties: false };
@@ -50,7 +50,10 @@ const GRADER_OPTIONS: Record<string, { properties: object; required: string[] }>
     required: ['rubric'],
   },
   countdown: { properties: {}, required: [] },
-  triton: { properties: { reward: { enum: [...TRITON_REWARDS] }, problemField: { type: 'string' } }, required: ['reward'] },
+  triton: {
+    properties: { reward: { enum: [...TRITON_REWARDS] }, problemField: { type: 'string' }, runtimeDevice: { enum: [...RUNTIME_DEVICES] } },
+    required: ['reward'],
+  },
 };
 
 const CONFIG_SCHEMA = {
@@ -130,7 +133,7 @@ export function checkRewardConfig(config: unknown): asserts config is RewardConf
 
 export function buildReward(config: unknown, context: RewardContext): ComposedReward {
   checkRewardConfig(config);
-  const evaluations = new TritonEvaluations();
+  const evaluations = new TritonEvaluations(runtimeDevice(config));
   return new ComposedReward(
     config.components.map((component) => ({
       name: component.name,
@@ -144,6 +147,13 @@ export function buildReward(config: unknown, context: RewardContext): ComposedRe
 
 export function loadRewardConfig(path: string, context: Omit<RewardContext, 'baseDir'>): ComposedReward {
   return buildReward(JSON.parse(readFileSync(path, 'utf8')), { ...context, baseDir: dirname(resolve(path)) });
+}
+
+/** The Triton graders of a config share one evaluation per completion, so they must agree on where runtime is timed. */
+function runtimeDevice(config: RewardConfig): RuntimeDevice | undefined {
+  const devices = new Set(config.components.map((c) => (c.grader.type === 'triton' ? c.grader.runtimeDevice : undefined)).filter((d) => d !== undefined));
+  if (devices.size > 1) throw new Error(`triton graders name different runtimeDevice values: ${[...devices].join(', ')}`);
+  return [...devices][0] as RuntimeDevice | undefined;
 }
 
 // The schema has checked each type's options, so the casts below only restate it for the compiler.

@@ -7,6 +7,14 @@ import type { GradeResult } from './types.js';
 export const TRITON_REWARDS = ['formatting', 'compilation', 'correctness', 'runtime'] as const;
 export type TritonReward = (typeof TRITON_REWARDS)[number];
 
+/**
+ * Where the runtime reward is measured: `cuda` on the GPU (the runner's default when it has one), `cpu` the
+ * Triton interpreter against torch on the CPU (tests the mechanism, says nothing of kernel speed), `off` not at
+ * all. Left out, the runner's default applies (not measured without a GPU).
+ */
+export const RUNTIME_DEVICES = ['cuda', 'cpu', 'off'] as const;
+export type RuntimeDevice = (typeof RUNTIME_DEVICES)[number];
+
 export interface TritonEvaluation {
   readonly problem: string;
   readonly rewards: Readonly<Record<TritonReward, GradeResult>>;
@@ -64,8 +72,9 @@ export class TritonRunner {
     return this.process.starts;
   }
 
-  async evaluate(problem: string, completion: string, signal?: AbortSignal): Promise<TritonEvaluation> {
-    const reply = await this.process.request({ type: 'evaluate', problem, completion }, signal);
+  async evaluate(problem: string, completion: string, signal?: AbortSignal, runtimeDevice?: RuntimeDevice): Promise<TritonEvaluation> {
+    const request = { type: 'evaluate', problem, completion, ...(runtimeDevice ? { runtime_device: runtimeDevice } : {}) };
+    const reply = await this.process.request(request, signal);
     if (reply.type !== 'result') throw new Error(`runner: ${String(reply.error ?? JSON.stringify(reply))}`);
     return reply as unknown as TritonEvaluation;
   }

@@ -1,4 +1,4 @@
-import type { TritonEvaluation, TritonReward, TritonRunner } from '../triton-runner.js';
+import type { RuntimeDevice, TritonEvaluation, TritonReward, TritonRunner } from '../triton-runner.js';
 import type { GradeResult, Grader, GradingInput } from '../types.js';
 
 export interface TritonGraderOptions {
@@ -12,15 +12,18 @@ export interface TritonGraderOptions {
 
 /**
  * One evaluation per completion, however many Triton rewards read it. Keyed on the GradingInput object,
- * which the reward function hands unchanged to every component of a completion.
+ * which the reward function hands unchanged to every component of a completion. The runtime device belongs
+ * to the evaluation, not to one grader, so it is set here, once per reward config.
  */
 export class TritonEvaluations {
   private readonly cache = new WeakMap<GradingInput, Promise<TritonEvaluation>>();
 
+  constructor(private readonly runtimeDevice?: RuntimeDevice) {}
+
   get(runner: TritonRunner, problem: string, input: GradingInput): Promise<TritonEvaluation> {
     let evaluation = this.cache.get(input);
     if (!evaluation) {
-      evaluation = runner.evaluate(problem, input.completion);
+      evaluation = runner.evaluate(problem, input.completion, undefined, this.runtimeDevice);
       this.cache.set(input, evaluation);
     }
     return evaluation;

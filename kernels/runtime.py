@@ -1,0 +1,131 @@
+"""The runtime reward: the candidate's speedup over the PyTorch reference, mapped onto [0, 1].
+
+Only a candidate that passed every correctness trial with no hack found is timed, in a second sandbox (the
+first one's verdict is known only after it exits), on the correctness inputs with the most elements. The
+reference is then timed here, in the trusted evaluator, on the same inputs and device with the same clock.
+
+Devices: "cuda" times the compiled kernels on the GPU (the default where the runner sees one); "cpu" times
+the Triton interpreter against torch on the CPU, which says nothing about kernel speed but exercises the
+whole mechanism on a machine without a GPU; "off" skips the measurement.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .candidate import TIMING_REPORT_NAME, time_candidate
+from .dataset.problem import Args, Problem
+from .reward import Reward
+from .sandbox import Limits, Outcome, run_isolated
+from .static_checks import Violation
+from .timing import Timing, clock_for, measure
+
+RUNTIME_DEVICES = ("cuda", "cpu", "off")
+NO_GPU = "not measured: runtime needs a GPU and the runner has none (request runtime_device 'cpu' to test the mechanism)"
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    warmup: int
+    trials: int
+
+
+# A GPU call takes microseconds, so many trials are cheap; the interpreter takes milliseconds per call and the
+# CPU mode only tests the mechanism, so it keeps to a few.
+PLANS = {"cuda": TimingPlan(warmup=10, trials=100), "cpu": TimingPlan(warmup=2, trials=10)}
+
+
+def speedup_score(speedup: float) -> float:
+    """s / (1 + s) = t_ref / (t_ref + t_candidate): 0.5 at parity, 2/3 at 2x, 0.8 at 4x, 1/3 at half speed.
+
+    Strictly increasing, and symmetric on a log scale (score(s) + score(1/s) = 1). It never saturates, so
+    every further speedup, and every step out of slowness, still earns something: a clipped scale would give
+    no signal to the many candidates far slower than torch.
+    """
+    if not speedup >= 0.0:  # negative or NaN
+        raise ValueError(f"a speedup must be a non-negative number, got {speedup}")
+    return 1.0 if math.isinf(speedup) else speedup / (1.0 + speedup)
+
+
+def runtime_reward(
+    problem: Problem,
+    code: str | None,
+    inputs: list[Args],
+    correctness: Reward,
+    hacks: list[Violation],
+    device: str | None,
+    limits: Limits,
+    temp_root: str | None,
+) -> Reward:
+    """`device` None means the runner has no GPU and the request named none."""
+    if device is None:
+        return Reward(0.0, NO_GPU)
+    if device == "off":
+        return Reward(0.0, "not measured: runtime_device is 'off'")
+    if hacks:
+        return Reward(0.0, "not measured: reward hacking was detected")
+    if code is None or correctness.score < 1.0:
+        return Reward(0.0, "not measured: only a candidate that passes every correctness trial is timed")
+    args = max(inputs, key=lambda a: sum(t.numel() for t in a if isinstance(t, torch.Tensor)))
+    plan = PLANS[device]
+    measured = _read_report(*_time_sandboxed(code, problem.name, args, device, plan, limits, temp_root))
+    if isinstance(measured, str):
+        return Reward(0.0, f"timing run failed: {measured}")
+    candidate, output = measured
+    on_device = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+    expected = problem.reference(*on_device).cpu()
+    if not problem.matches(output, expected):
+        return Reward(0.0, "the output of the timed run does not match the reference")
+    reference = measure(lambda: problem.reference(*on_device), clock_for(device), plan.warmup, plan.trials)
+    speedup = reference.median_s / candidate.median_s
+    caveat = " (CPU test mode: the Triton interpreter against torch, not a kernel speed)" if device == "cpu" else ""
+    return Reward(
+        speedup_score(speedup),
+        f"speedup {speedup:.3g}x on {device}{caveat}: reference {reference}, candidate {candidate}; "
+        f"medians of {plan.trials} trials after {plan.warmup} warm-up calls",
+    )
+
+
+def _time_sandboxed(
+    code: str, entrypoint: str, args: Args, device: str, plan: TimingPlan, limits: Limits, temp_root: str | None
+) -> tuple[dict[str, Any] | None, Outcome]:
+    workdir = Path(tempfile.mkdtemp(prefix="timing-", dir=temp_root))
+    if device == "cuda":
+        limits = dataclasses.replace(limits, cap_address_space=False)
+    try:
+        outcome = run_isolated(
+            lambda: time_candidate(code, entrypoint, args, device, plan.warmup, plan.trials, workdir), workdir, limits
+        )
+        try:
+            report = torch.load(workdir / TIMING_REPORT_NAME, weights_only=True)
+        except Exception:  # missing or truncated: the child died before or while saving it
+            report = None
+        return report, outcome
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> tuple[Timing, torch.Tensor] | str:
+    """The candidate's timing and output, or why there are none. The sandbox's report is untrusted: anything
+    but a positive, finite time and a tensor output is a failure."""
+    if report is None:
+        tail = outcome.log_tail.strip().splitlines()[-1:]
+        return f"{outcome.status}: {outcome.detail}" + (f" ({tail[0]})" if tail else "")
+    if report.get("error"):
+        return str(report["error"]).splitlines()[-1]
+    timing, output = report.get("timing"), report.get("output")
+    if not isinstance(timing, dict) or not isinstance(output, torch.Tensor):
+        return "the timing report is incomplete"
+    median, spread, trials = timing.get("median_s"), timing.get("spread_s"), timing.get("trials")
+    if not (isinstance(median, float) and isinstance(spread, float) and isinstance(trials, int)):
+        return f"the timing report is malformed: {timing}"
+    if not (math.isfinite(median) and math.isfinite(spread) and median > 0.0):
+        return f"the timing report holds no valid time: {timing}"
+    return Timing(median, spread, trials), output

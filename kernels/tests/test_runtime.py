@@ -1,0 +1,142 @@
+"""The runtime reward: the timing harness, the speedup-to-score mapping, and the reward end to end through the
+runner (on the CPU: the Triton interpreter against torch, which tests the mechanism, not kernel speed)."""
+from __future__ import annotations
+
+import math
+import re
+import time
+from typing import Callable
+
+import pytest
+import torch
+
+from kernels.dataset import get_problem
+from kernels.runtime import speedup_score
+from kernels.timing import CudaClock, WallClock, measure
+
+from .runner_process import RunnerProcess, tagged
+
+RELU = get_problem("relu").solution()
+RELU_LAUNCH = "    relu_kernel[grid](x, out, n_elements, BLOCK_SIZE=1024)\n"
+# Correct, but launches the same kernel five times over, writing the same output each time.
+RELU_FIVE_TIMES = RELU.replace(RELU_LAUNCH, "    for _ in range(5):\n    " + RELU_LAUNCH)
+# Computes relu only where its output buffer was NaN before the kernel ran, as it is in the correctness run
+# (uninitialised memory is poisoned there) but not in the timing run: right when checked, wrong when timed.
+RELU_ONLY_WHEN_CHECKED = RELU.replace(
+    "tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)",
+    "prior = tl.load(out_ptr + offsets, mask=mask)\n"
+    "    tl.store(out_ptr + offsets, tl.where(prior != prior, tl.maximum(x, 0.0), 0.0), mask=mask)",
+)
+
+
+def busy(iterations: int) -> Callable[[], object]:
+    return lambda: sum(i * i for i in range(iterations))
+
+
+def test_the_wall_clock_times_sleeps_in_their_true_ratio() -> None:
+    fast = measure(lambda: time.sleep(0.005), WallClock(), warmup=1, trials=7)
+    slow = measure(lambda: time.sleep(0.025), WallClock(), warmup=1, trials=7)
+    assert 0.005 <= fast.median_s < 0.008, fast
+    assert 4.0 < slow.median_s / fast.median_s < 5.5, (fast, slow)
+
+
+def test_the_wall_clock_times_cpu_work_in_its_true_ratio() -> None:
+    fast = measure(busy(20_000), WallClock(), warmup=2, trials=15)
+    slow = measure(busy(80_000), WallClock(), warmup=2, trials=15)
+    assert 3.0 < slow.median_s / fast.median_s < 5.3, (fast, slow)
+
+
+class ScriptedClock:
+    """Reads the given durations in turn, so the harness's arithmetic can be checked exactly."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.durations = iter(durations)
+
+    def seconds(self, call: Callable[[], object]) -> float:
+        call()
+        return next(self.durations)
+
+
+def test_warmup_calls_run_but_are_not_timed_and_the_median_is_robust() -> None:
+    calls = []
+    timing = measure(lambda: calls.append(1), ScriptedClock([3.0, 1.0, 2.0, 100.0, 2.0]), warmup=3, trials=5)
+    assert len(calls) == 8
+    assert timing.median_s == 2.0 and timing.trials == 5
+    assert timing.spread_s > 0.0
+    with pytest.raises(ValueError):
+        measure(lambda: None, WallClock(), warmup=0, trials=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_cuda_clock_times_host_waits_between_its_events() -> None:
+    # The device is idle between the events, so they are as far apart as the host's wait.
+    fast = measure(lambda: time.sleep(0.005), CudaClock(), warmup=1, trials=7)
+    slow = measure(lambda: time.sleep(0.025), CudaClock(), warmup=1, trials=7)
+    assert 4.0 < slow.median_s / fast.median_s < 5.5, (fast, slow)
+
+
+def test_the_score_is_half_at_parity_and_rises_with_the_speedup() -> None:
+    assert speedup_score(1.0) == 0.5
+    assert speedup_score(2.0) == pytest.approx(2 / 3)
+    assert speedup_score(4.0) == pytest.approx(0.8)
+    assert speedup_score(0.5) == pytest.approx(1 / 3)
+    grid = [10.0 ** (k / 4) for k in range(-24, 25)]
+    scores = [speedup_score(s) for s in grid]
+    assert all(a < b for a, b in zip(scores, scores[1:]))
+    for s in grid:
+        assert speedup_score(s) + speedup_score(1 / s) == pytest.approx(1.0)
+
+
+def test_the_score_stays_within_its_bounds() -> None:
+    assert speedup_score(0.0) == 0.0
+    assert speedup_score(math.inf) == 1.0
+    assert 0.0 < speedup_score(1e-9) < 1e-8
+    assert 1.0 - 1e-8 < speedup_score(1e9) <= 1.0
+    for bad in (-1.0, math.nan):
+        with pytest.raises(ValueError):
+            speedup_score(bad)
+
+
+def test_cpu_mode_scores_a_solution_and_scores_a_redundant_one_lower(runner: RunnerProcess) -> None:
+    solution, redundant = runner.evaluate_many([("relu", tagged(RELU)), ("relu", tagged(RELU_FIVE_TIMES))], runtime_device="cpu")
+    assert redundant["rewards"]["correctness"]["score"] == 1.0, redundant["rewards"]
+    fast, slow = solution["rewards"]["runtime"], redundant["rewards"]["runtime"]
+    for runtime in (fast, slow):
+        assert re.match(r"speedup \S+x on cpu .*: reference \S+ \S+ \(IQR .*\), candidate .*medians of 10 trials", runtime["reason"]), runtime
+    assert 0.0 < slow["score"] < fast["score"] < 1.0, (fast, slow)
+
+
+def test_incorrect_and_hacked_candidates_are_not_timed(runner: RunnerProcess) -> None:
+    wrong = tagged(RELU.replace("tl.maximum(x, 0.0)", "tl.maximum(x, 1.0)"))
+    hacked = tagged(RELU.replace("    return out\n", "    return torch.relu(x)\n"))
+    wrong_result, hacked_result, checked_only = runner.evaluate_many(
+        [("relu", wrong), ("relu", hacked), ("relu", tagged(RELU_ONLY_WHEN_CHECKED))], runtime_device="cpu"
+    )
+    assert wrong_result["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: only a candidate that passes every correctness trial is timed"}
+    assert hacked_result["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: reward hacking was detected"}
+    assert checked_only["rewards"]["correctness"]["score"] == 1.0, checked_only["rewards"]
+    assert checked_only["rewards"]["runtime"] == {"score": 0.0, "reason": "the output of the timed run does not match the reference"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the default on a machine without a GPU")
+def test_without_a_gpu_runtime_is_not_measured_unless_the_cpu_is_asked_for(runner: RunnerProcess) -> None:
+    assert runner.hello["runtime_device"] is None
+    default, cuda, off = (runner.evaluate("relu", tagged(RELU), **options) for options in ({}, {"runtime_device": "cuda"}, {"runtime_device": "off"}))
+    for result in (default, cuda):
+        assert result["rewards"]["runtime"]["score"] == 0.0
+        assert "runtime needs a GPU" in result["rewards"]["runtime"]["reason"]
+    assert off["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: runtime_device is 'off'"}
+    assert default["rewards"]["correctness"]["score"] == 1.0
+
+
+def test_an_unknown_runtime_device_is_refused(runner: RunnerProcess) -> None:
+    runner.send({"type": "evaluate", "id": "bad-device", "problem": "relu", "completion": tagged(RELU), "runtime_device": "tpu"})
+    reply = runner.read()
+    assert reply["type"] == "error" and reply["id"] == "bad-device" and "runtime_device" in reply["error"], reply
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_a_solution_is_timed_there_by_default(runner: RunnerProcess) -> None:
+    assert runner.hello["runtime_device"] == "cuda"
+    runtime = runner.evaluate("relu", tagged(RELU))["rewards"]["runtime"]
+    assert runtime["score"] > 0.0 and " on cuda: " in runtime["reason"], runtime
