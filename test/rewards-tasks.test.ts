@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { buildReward } from '../src/rewards/config.js';
+import { loadTask } from '../src/rl/tasks.js';
 import { repoRoot } from '../src/rewards/repo-root.js';
 import { evaluateExpression, fractionToString } from '../src/rewards/tasks/arithmetic-expression.js';
 import { REWARD_CONFIGS } from '../src/rewards/tasks/builtin.js';
@@ -70,5 +71,37 @@ describe('built-in task data', () => {
       expect(failures, task).toEqual([]);
       expect(new Set(inputs.map((i) => i.prompt)).size, task).toBeGreaterThan(900);
     }
+  });
+});
+
+describe('quick-arithmetic (the default task of train.js)', () => {
+  const task = loadTask('quick-arithmetic', root, 16);
+  const reward = buildReward(task.rewardConfig, { baseDir: root });
+  const score = async (completion: string, example: Record<string, unknown>) =>
+    (await reward.score([{ prompt: String(example.prompt), completion, example }]))[0].total;
+
+  it('asks short sums with a brief system message and keeps held-out prompts out of training', () => {
+    expect(task.eval).toHaveLength(16);
+    const held = new Set(task.eval.map((r) => r.prompt));
+    expect(task.train.some((r) => held.has(r.prompt))).toBe(false);
+    for (const row of [...task.train.slice(0, 200), ...task.eval]) {
+      const m = /^What is (\d+) ([-+*]) (\d+)\? End your reply with: The answer is N\.$/.exec(row.prompt);
+      expect(m, row.prompt).not.toBeNull();
+      const [a, op, b] = [Number(m![1]), m![2], Number(m![3])];
+      expect(Math.max(a, b)).toBeLessThanOrEqual(op === '*' ? 10 : 20);
+      expect(row.target).toBe(op === '+' ? a + b : op === '-' ? a - b : a * b);
+      expect(row.system).toBe('Be brief.');
+    }
+  });
+
+  it('pays 1 for the right last number and 0.5 more for ending with "The answer is N."', async () => {
+    const example = { prompt: 'What is 7 - 9? End your reply with: The answer is N.', target: -2 };
+    expect(await score('7 - 9 = -2. The answer is -2.', example)).toBe(1.5);
+    expect(await score('The answer is -2', example)).toBe(1.5);
+    expect(await score('7 - 9 = -2', example)).toBe(1);
+    expect(await score('The answer is 2.', example)).toBe(0.5);
+    expect(await score('The answer is N.', example)).toBe(0);
+    expect(await score('The answer is -2. Subtraction is fun.', example)).toBe(1);
+    expect(await score('The answer is -2, or 3.', example)).toBe(0);
   });
 });

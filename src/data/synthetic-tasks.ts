@@ -19,17 +19,23 @@ export interface SyntheticProblem {
 
 const randInt = (rand: Random, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 
-export function arithmeticProblem(rand: Random): SyntheticProblem {
+/** Largest operands of sums and differences, and of products. */
+export interface OperandRange {
+  addMax: number;
+  mulMax: number;
+}
+
+export function arithmeticProblem(rand: Random, range: OperandRange = { addMax: 99, mulMax: 12 }): SyntheticProblem {
   const kind = randInt(rand, 0, 2);
   let a: number, b: number, op: string, value: number;
   if (kind === 2) {
-    a = randInt(rand, 0, 12);
-    b = randInt(rand, 0, 12);
+    a = randInt(rand, 0, range.mulMax);
+    b = randInt(rand, 0, range.mulMax);
     op = '*';
     value = a * b;
   } else {
-    a = randInt(rand, 0, 99);
-    b = randInt(rand, 0, 99);
+    a = randInt(rand, 0, range.addMax);
+    b = randInt(rand, 0, range.addMax);
     op = kind === 0 ? '+' : '-';
     value = kind === 0 ? a + b : a - b;
   }

@@ -93,7 +93,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   scaleRewards: 'group',
   maskTruncatedCompletions: false,
   numIterations: 1,
-  learningRate: 2e-4,
+  learningRate: 1e-3,
   lrSchedule: 'constant',
   warmupSteps: 0,
   weightDecay: 0,

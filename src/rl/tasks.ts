@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPromptRows, type PromptRow } from '../data/jsonl.js';
-import { arithmeticProblem } from '../data/synthetic-tasks.js';
+import { arithmeticProblem, type OperandRange } from '../data/synthetic-tasks.js';
 import type { RewardConfig } from '../rewards/config.js';
 import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from '../rewards/tasks/builtin.js';
 import { seededRandom } from '../rewards/tasks/random.js';
@@ -32,28 +32,41 @@ const TINY_REWARD: RewardConfig = {
 };
 
 /**
- * Short sums for instruction-tuned models (the default task of `--model small`): a right number
- * anywhere at the end of the reply earns 1, the requested <answer> tags 0.2 more, so a base model
- * that already answers some sums correctly gets a learning signal from the first step.
+ * Short sums for instruction-tuned models (the default task of `--model small`): the right number
+ * at the end of the reply earns 1, ending with the requested "The answer is N." 0.5 more.
+ * SmolLM2-135M-Instruct never produces `<answer>` tags unprompted by examples, but ends with the
+ * requested sentence in about a third of its samples and gets a third of these sums right
+ * (operands ≤ 20, products ≤ 10 × 10), so most groups of 4 disagree and GRPO has a signal from the
+ * first step (bench/README.md, "RL runs").
  */
 const QUICK_REWARD: RewardConfig = {
   components: [
     { name: 'correct', grader: { type: 'numeric', expected: { field: 'target' }, absoluteTolerance: 1e-6 }, weight: 1, timeoutMs: 1000 },
-    { name: 'format', grader: { type: 'tags', tags: ['answer'] }, weight: 0.2, timeoutMs: 1000 },
+    {
+      name: 'format',
+      grader: { type: 'string', mode: 'regex', expected: { value: 'The answer is [-+]?\\d+\\.?$' } },
+      weight: 0.5,
+      timeoutMs: 1000,
+    },
   ],
 };
 
-function arithmeticRows(count: number, seed: number, instruction: string): PromptRow[] {
+const QUICK_OPERANDS: OperandRange = { addMax: 20, mulMax: 10 };
+
+function arithmeticRows(count: number, seed: number, instruction: string, system?: string, range?: OperandRange): PromptRow[] {
   const random = seededRandom(seed);
   return Array.from({ length: count }, () => {
-    const p = arithmeticProblem(random);
-    return { prompt: p.prompt + instruction, target: p.target };
+    const p = arithmeticProblem(random, range);
+    return { prompt: p.prompt + instruction, target: p.target, ...(system ? { system } : {}) };
   });
 }
 
 const LOCAL_TASKS: Record<string, { rows: (count: number, seed: number) => PromptRow[]; reward: RewardConfig }> = {
   'tiny-arithmetic': { rows: (n, seed) => arithmeticRows(n, seed, ''), reward: TINY_REWARD },
-  'quick-arithmetic': { rows: (n, seed) => arithmeticRows(n, seed, ' Give the final answer in <answer></answer> tags.'), reward: QUICK_REWARD },
+  'quick-arithmetic': {
+    rows: (n, seed) => arithmeticRows(n, seed, ' End your reply with: The answer is N.', 'Be brief.', QUICK_OPERANDS),
+    reward: QUICK_REWARD,
+  },
 };
 
 /**
