@@ -16,12 +16,12 @@ export interface Timing {
 
 const TICK_MS = 10;
 
-/** CPU time of every thread of this process except the main one (lavapipe's workers), or null. */
-function workerCpuMs(): number | null {
+/** CPU time (user + system) of this process's threads that `include` accepts, by thread id, or null off Linux. */
+function threadsCpuMs(include: (threadId: number) => boolean): number | null {
   if (!existsSync('/proc/self/task')) return null;
   let ticks = 0;
   for (const task of readdirSync('/proc/self/task')) {
-    if (Number(task) === process.pid) continue;
+    if (!include(Number(task))) continue;
     try {
       const fields = readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1].split(' ');
       ticks += Number(fields[11]) + Number(fields[12]);
@@ -30,6 +30,16 @@ function workerCpuMs(): number | null {
     }
   }
   return ticks * TICK_MS;
+}
+
+/** CPU time of every thread of this process except the main one (lavapipe's workers), or null. */
+export function workerCpuMs(): number | null {
+  return threadsCpuMs((id) => id !== process.pid);
+}
+
+/** CPU time of the main (JavaScript) thread, or null. */
+export function mainThreadCpuMs(): number | null {
+  return threadsCpuMs((id) => id === process.pid);
 }
 
 /**

@@ -33,7 +33,7 @@ export async function timeDispatches(gpu: Gpu, record: () => void, reps = 1, war
     gpu.commands.resolveQueries(querySet, 2, resolved);
     gpu.commands.copy(resolved, 0, readback, 0, 16);
     await gpu.sync();
-    await readback.mapAsync(GPUMapMode.READ);
+    await gpu.waitFor(readback.mapAsync(GPUMapMode.READ));
     const [begin, end] = new BigInt64Array(readback.getMappedRange());
     return Number(end - begin) / 1e6 / reps;
   } finally {

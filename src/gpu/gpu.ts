@@ -3,6 +3,7 @@ import { CommandBatch, type Params, type Workgroups } from './commands.js';
 import { acquireDevice, type DeviceOptions } from './device.js';
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/half-precision.js';
 import { KernelCache, type Kernel } from './kernel.js';
+import { quietWait } from './quiet-wait.js';
 import type { Specialisation } from './shader-source.js';
 import { bytesPerElement, formatShape, numel, Tensor, type DType, type Shape } from './tensor.js';
 
@@ -189,8 +190,13 @@ export class Gpu {
   /** Waits for all recorded work; throws shader compile errors and validation errors seen so far. */
   async sync(): Promise<void> {
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await this.waitFor(this.device.queue.onSubmittedWorkDone());
     await this.throwErrors();
+  }
+
+  /** Awaits a promise that settles when GPU work does; on CPU adapters without spinning a core (see quiet-wait.ts). */
+  waitFor<T>(pending: Promise<T>): Promise<T> {
+    return this.isCpuAdapter ? quietWait(pending) : pending;
   }
 
   /** Copies a tensor to the host as float32 (f16 widened, u32 converted). One read-back = one wait. */
@@ -225,7 +231,7 @@ export class Gpu {
     });
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.waitFor(staging.mapAsync(GPUMapMode.READ));
     } catch (e) {
       await this.throwErrors();
       throw e;
