@@ -13,7 +13,9 @@ report is saved after each phase, so a crash or timeout later still leaves what 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -23,11 +25,29 @@ import torch
 from . import launches
 from .interpreter_mode import switch_to_interpreter
 from .offline_compile import compile_launch
+from .sandbox import Limits, Outcome, run_isolated
 from .timing import clock_for, measure
 
 REPORT_NAME = "report.pt"
 TIMING_REPORT_NAME = "timing.pt"
 CANDIDATE_FILE = "candidate.py"
+
+
+def run_sandboxed(
+    child: Callable[[Path], None], report_name: str, limits: Limits, temp_root: str | None
+) -> tuple[dict[str, Any] | None, Outcome]:
+    """Runs `child(workdir)` in the sandbox in a fresh directory and loads the report it saved there (None if
+    it died before saving one); the directory is removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="candidate-", dir=temp_root))
+    try:
+        outcome = run_isolated(lambda: child(workdir), workdir, limits)
+        try:
+            report = torch.load(workdir / report_name, weights_only=True)
+        except Exception:  # missing or truncated: the child died before or while saving it
+            report = None
+        return report, outcome
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path) -> None:

@@ -6,16 +6,13 @@ process only after the candidate's child is gone, on its own copy of the inputs.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .candidate import REPORT_NAME, run_candidate
+from .candidate import REPORT_NAME, run_candidate, run_sandboxed
 from .code_ast import ModuleFacts, analyse
 from .dataset import get_problem
 from .dataset.problem import Args, Problem
@@ -23,7 +20,7 @@ from .extract import extract_triton_code
 from .formatting import formatting_score
 from .reward import Reward
 from .runtime import runtime_reward
-from .sandbox import Limits, Outcome, run_isolated
+from .sandbox import Limits, Outcome
 from .static_checks import Violation, static_violations
 
 REWARD_NAMES = ("formatting", "compilation", "correctness", "runtime")
@@ -58,7 +55,9 @@ def evaluate(
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, why)}
     else:
         inputs = [problem.inputs(trial, settings.seed if seed is None else seed) for trial in range(settings.trials)]
-        report, outcome = _run_sandboxed(code, problem.name, inputs, settings)
+        report, outcome = run_sandboxed(
+            lambda workdir: run_candidate(code, problem.name, inputs, workdir), REPORT_NAME, settings.limits, settings.temp_root
+        )
         sandbox = f"{outcome.status}: {outcome.detail}"
         compilation = _score_compilation(report, outcome)
         hacks = static_violations(facts) + _runtime_violations(problem, inputs, report)
@@ -83,19 +82,6 @@ def _parse(code: str | None) -> tuple[ModuleFacts | None, str]:
         return analyse(code), ""
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return None, f"{type(error).__name__}: {error}"
-
-
-def _run_sandboxed(code: str, entrypoint: str, inputs: list[Args], settings: Settings) -> tuple[dict[str, Any] | None, Outcome]:
-    workdir = Path(tempfile.mkdtemp(prefix="candidate-", dir=settings.temp_root))
-    try:
-        outcome = run_isolated(lambda: run_candidate(code, entrypoint, inputs, workdir), workdir, settings.limits)
-        try:
-            report = torch.load(workdir / REPORT_NAME, weights_only=True)
-        except Exception:  # missing or truncated: the child died before or while saving it
-            report = None
-        return report, outcome
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _failure(outcome: Outcome) -> str:

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .candidate import TIMING_REPORT_NAME, time_candidate
+from .candidate import TIMING_REPORT_NAME, run_sandboxed, time_candidate
 from .dataset.problem import Args, Problem
 from .reward import Reward
-from .sandbox import Limits, Outcome, run_isolated
+from .sandbox import Limits, Outcome
 from .static_checks import Violation
 from .timing import Timing, clock_for, measure
 
@@ -96,20 +93,10 @@ def runtime_reward(
 def _time_sandboxed(
     code: str, entrypoint: str, args: Args, device: str, plan: TimingPlan, limits: Limits, temp_root: str | None
 ) -> tuple[dict[str, Any] | None, Outcome]:
-    workdir = Path(tempfile.mkdtemp(prefix="timing-", dir=temp_root))
     if device == "cuda":
         limits = dataclasses.replace(limits, cap_address_space=False)
-    try:
-        outcome = run_isolated(
-            lambda: time_candidate(code, entrypoint, args, device, plan.warmup, plan.trials, workdir), workdir, limits
-        )
-        try:
-            report = torch.load(workdir / TIMING_REPORT_NAME, weights_only=True)
-        except Exception:  # missing or truncated: the child died before or while saving it
-            report = None
-        return report, outcome
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    child = lambda workdir: time_candidate(code, entrypoint, args, device, plan.warmup, plan.trials, workdir)  # noqa: E731
+    return run_sandboxed(child, TIMING_REPORT_NAME, limits, temp_root)
 
 
 def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> tuple[Timing, torch.Tensor] | str:

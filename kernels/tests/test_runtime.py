@@ -29,21 +29,11 @@ RELU_ONLY_WHEN_CHECKED = RELU.replace(
 )
 
 
-def busy(iterations: int) -> Callable[[], object]:
-    return lambda: sum(i * i for i in range(iterations))
-
-
 def test_the_wall_clock_times_sleeps_in_their_true_ratio() -> None:
     fast = measure(lambda: time.sleep(0.005), WallClock(), warmup=1, trials=7)
     slow = measure(lambda: time.sleep(0.025), WallClock(), warmup=1, trials=7)
     assert 0.005 <= fast.median_s < 0.008, fast
     assert 4.0 < slow.median_s / fast.median_s < 5.5, (fast, slow)
-
-
-def test_the_wall_clock_times_cpu_work_in_its_true_ratio() -> None:
-    fast = measure(busy(20_000), WallClock(), warmup=2, trials=15)
-    slow = measure(busy(80_000), WallClock(), warmup=2, trials=15)
-    assert 3.0 < slow.median_s / fast.median_s < 5.3, (fast, slow)
 
 
 class ScriptedClock:
