@@ -148,22 +148,33 @@ function shapeClass(m: number): string {
   return m <= 16 ? 'few-rows' : 'many-rows';
 }
 
-/** Representative problems per shape class: the model's x·Wᵀ with SmolLM2-sized widths. */
-const TUNING_SHAPES: Record<string, { m: number; n: number; k: number }> = {
-  'one-row': { m: 1, n: 1536, k: 576 },
-  'few-rows': { m: 8, n: 1536, k: 576 },
-  'many-rows': { m: 256, n: 1536, k: 576 },
+/**
+ * Representative problems per shape class: the model's x·Wᵀ with SmolLM2-sized widths, and how many
+ * runs one timed sample averages. Decode-sized products take ~1 ms on a CPU adapter, so a sample of
+ * two could be decided by one time slice lost to another process: those samples average 20.
+ */
+const TUNING_SHAPES: Record<string, { m: number; n: number; k: number; reps: number }> = {
+  'one-row': { m: 1, n: 1536, k: 576, reps: 20 },
+  'few-rows': { m: 8, n: 1536, k: 576, reps: 20 },
+  'many-rows': { m: 256, n: 1536, k: 576, reps: 2 },
 };
 
 /** What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements, bench/README.md). */
 const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'skinny', 'few-rows': 'rows16x2', 'many-rows': 'rows16x2' };
 
 /**
- * Tuning results are stored per shape class and per variant list: a winner timed before a variant
- * existed says nothing about it, so adding one retunes rather than keeping the old winner.
+ * Bumped when the tuning procedure changes, so that winners an older procedure picked are retuned
+ * (version 1 timed decode-sized products over 2 runs per sample; one such run on this machine
+ * crowned rows4x4, the slowest rows variant at M = 8 to 32).
+ */
+const TUNER_VERSION = 2;
+
+/**
+ * Tuning results are stored per shape class, variant list and tuner version: a winner timed before a
+ * variant existed says nothing about it, so adding one retunes rather than keeping the old winner.
  */
 function tuningKey(cls: string): string {
-  return `${cls} of ${MATMUL_VARIANTS.join(',')}`;
+  return `${cls} of ${MATMUL_VARIANTS.join(',')} (tuner ${TUNER_VERSION})`;
 }
 
 /** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters, shared tiles elsewhere. */
@@ -190,7 +201,7 @@ export interface TuningResult {
 export interface TuningOptions {
   /** Retune classes already tuned on this adapter. */
   force?: boolean;
-  /** Timed runs per candidate per sample (after one untimed run). */
+  /** Timed runs per candidate per sample (after one untimed run); default per shape class. */
   reps?: number;
   /** Rounds over all candidates; each candidate keeps its fastest. */
   samples?: number;
@@ -213,9 +224,10 @@ export function forgetMatmulTuning(): void {
  * each round times all candidates back to back, so a busy spell hits them alike.
  */
 export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise<TuningResult[]> {
-  const { force = false, reps = 2, samples = 3, candidates = MATMUL_VARIANTS, persist = true } = options;
+  const { force = false, samples = 3, candidates = MATMUL_VARIANTS, persist = true } = options;
   const results: TuningResult[] = [];
-  for (const [cls, { m, n, k }] of Object.entries(TUNING_SHAPES)) {
+  for (const [cls, { m, n, k, reps: classReps }] of Object.entries(TUNING_SHAPES)) {
+    const reps = options.reps ?? classReps;
     const known = tuned.get(gpu.adapterName, tuningKey(cls));
     if (known && !force) continue;
     const timings: Partial<Record<MatmulVariantName, number>> = {};
