@@ -94,12 +94,12 @@ describe('quick-arithmetic (the default task of train.js)', () => {
     }
   });
 
-  it('pays 1 for the right last number and 0.5 more for ending with "The answer is N."', async () => {
+  it('pays 1 for the right last number and 0.5 more for ending with "The answer is N." when it is right', async () => {
     const example = { prompt: 'What is 7 - 9? End your reply with: The answer is N.', target: -2 };
     expect(await score('7 - 9 = -2. The answer is -2.', example)).toBe(1.5);
     expect(await score('The answer is -2', example)).toBe(1.5);
     expect(await score('7 - 9 = -2', example)).toBe(1);
-    expect(await score('The answer is 2.', example)).toBe(0.5);
+    expect(await score('The answer is 2.', example)).toBe(0);
     expect(await score('The answer is N.', example)).toBe(0);
     expect(await score('The answer is -2. Subtraction is fun.', example)).toBe(1);
     expect(await score('The answer is -2, or 3.', example)).toBe(0);

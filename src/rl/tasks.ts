@@ -33,11 +33,12 @@ const TINY_REWARD: RewardConfig = {
 
 /**
  * Short sums for instruction-tuned models (the default task of `--model small`): the right number
- * at the end of the reply earns 1, ending with the requested "The answer is N." 0.5 more.
- * SmolLM2-135M-Instruct never produces `<answer>` tags unprompted by examples, but ends with the
- * requested sentence in about a third of its samples and gets a third of these sums right
- * (operands ≤ 20, products ≤ 10 × 10), so most groups of 4 disagree and GRPO has a signal from the
- * first step (bench/README.md, "RL runs").
+ * at the end of the reply earns 1, and ending with the requested "The answer is N." 0.5 more, but
+ * only when the number is right. SmolLM2-135M-Instruct never writes `<answer>` tags unprompted by
+ * examples, but ends with that sentence in about a third of its samples and gets about a third of
+ * these sums right (operands ≤ 20, products ≤ 10 × 10), so most groups of 4 disagree and GRPO has a
+ * signal from the first step. Ungated, the format paid for any number: a run at lr 1e-3 learned
+ * "The answer is 3." for everything within four steps and its correctness fell to 0.
  */
 const QUICK_REWARD: RewardConfig = {
   components: [
@@ -46,6 +47,7 @@ const QUICK_REWARD: RewardConfig = {
       name: 'format',
       grader: { type: 'string', mode: 'regex', expected: { value: 'The answer is [-+]?\\d+\\.?$' } },
       weight: 0.5,
+      gate: { component: 'correct' },
       timeoutMs: 1000,
     },
   ],
