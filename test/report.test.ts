@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatDuration } from '../src/cli/progress.js';
 import { readPromptRows } from '../src/data/jsonl.js';
-import { chartSvg } from '../src/report/svg-chart.js';
+import { chartSvg, trailingMean } from '../src/report/svg-chart.js';
 
 describe('training curves (SVG)', () => {
   it('draws one polyline per series with clean tick labels, and says when a panel has no data', () => {
@@ -18,6 +18,13 @@ describe('training curves (SVG)', () => {
     expect(svg).not.toMatch(/e-2\d</);
     expect(svg).toContain('no data');
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="840" height="480"/);
+  });
+
+  it('trend line: each step is the mean of the last few steps so far', () => {
+    const points = [[1, 1], [2, 0], [3, 2], [5, 4]] as const;
+    expect(trailingMean(points, 3)).toEqual([[1, 1], [2, 0.5], [3, 1], [5, 2]]);
+    expect(trailingMean(points, 1)).toEqual(points);
+    expect(trailingMean([], 5)).toEqual([]);
   });
 });
 

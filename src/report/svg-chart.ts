@@ -10,6 +10,14 @@ export interface Panel {
   series: readonly Series[];
 }
 
+/** Each point replaced by the mean of itself and up to `window − 1` points before it: a noisy per-step reward's trend. */
+export function trailingMean(points: Series['points'], window: number): Series['points'] {
+  return points.map(([x], i) => {
+    const span = points.slice(Math.max(0, i - window + 1), i + 1);
+    return [x, span.reduce((sum, [, y]) => sum + y, 0) / span.length] as const;
+  });
+}
+
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 const W = 420;
 const H = 240;

@@ -1,6 +1,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chartSvg, type Panel } from '../report/svg-chart.js';
+import { chartSvg, trailingMean, type Panel } from '../report/svg-chart.js';
+
+/** Steps averaged in the reward's trend line: one step's mean over a few completions is noisy. */
+const TREND_WINDOW = 5;
 
 export type MetricsRow = Readonly<Record<string, number | string>>;
 
@@ -56,7 +59,14 @@ export class RunLog {
     });
     const rewardKeys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => /^rewards\/.+\/mean$/.test(k));
     const panels: Panel[] = [
-      { title: 'reward (mean over completions)', series: [series('reward'), ...rewardKeys.map((k) => series(k, k.slice(8, -5)))] },
+      {
+        title: 'reward (mean over completions)',
+        series: [
+          series('reward'),
+          { name: `reward, mean of ${TREND_WINDOW} steps`, points: trailingMean(series('reward').points, TREND_WINDOW) },
+          ...rewardKeys.map((k) => series(k, k.slice(8, -5))),
+        ],
+      },
       { title: 'validation', series: [series('eval/reward', 'mean reward'), series('eval/pass@1', 'pass@1')] },
       { title: 'loss', series: [series('loss')] },
       { title: 'KL to the base model', series: [series('kl')] },
