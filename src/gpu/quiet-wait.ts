@@ -2,7 +2,7 @@
  * Waiting for the GPU without spinning a CPU core.
  *
  * Dawn's Node bindings learn that GPU work finished by calling ProcessEvents from a `setImmediate`
- * chain that runs for as long as any map or work-done promise is pending, so the main thread spins
+ * chain that runs while a map or work-done promise is pending, so the main thread spins
  * at 100 % while it waits. On a GPU that costs only power; on a CPU adapter (lavapipe) that core is
  * one the shaders run on: a 2-core machine computed at ~60 % of its idle rate (bench/README.md).
  * While a quiet wait is pending, one extra `setImmediate` turn sleeps `SLEEP_MS` per event-loop turn

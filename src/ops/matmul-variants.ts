@@ -226,6 +226,7 @@ export function forgetMatmulTuning(): void {
 export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise<TuningResult[]> {
   const { force = false, samples = 3, candidates = MATMUL_VARIANTS, persist = true } = options;
   const results: TuningResult[] = [];
+  const supported = candidates.filter((c) => variantSupported(gpu, c));
   for (const [cls, { m, n, k, reps: classReps }] of Object.entries(TUNING_SHAPES)) {
     const reps = options.reps ?? classReps;
     const known = tuned.get(gpu.adapterName, tuningKey(cls));
@@ -235,7 +236,7 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
     const layout: MatmulLayout = { m, n, k, batch: 1, aRowStride: k, aKStride: 1, bKStride: 1, bColStride: k, aBatchStride: 0, bBatchStride: 0 };
     try {
       for (let sample = 0; sample < samples; sample++) {
-        for (const name of candidates.filter((c) => variantSupported(gpu, c))) {
+        for (const name of supported) {
           const ms = await timeDispatches(gpu, () => recordMatmul(name, out, a, b, layout, false, 1), reps, sample === 0);
           timings[name] = Math.min(timings[name] ?? Infinity, ms);
         }

@@ -297,7 +297,8 @@ export class GrpoTrainer {
       return norm;
     });
     // The step's only read-back: gradient norm, then loss, metrics and entropy of each micro-batch.
-    const read = await gpu.readAll([gradNorm, ...perMicro.flatMap((p) => [p.loss, p.metrics, p.entropy])]);
+    const readBack = [gradNorm, ...perMicro.flatMap((p) => [p.loss, p.metrics, p.entropy])];
+    const read = await gpu.readAll(readBack);
     const end = performance.now();
     const values = { grad_norm: read[0][0], loss: 0, entropy: 0 };
     const lossMetrics: StepMetrics[] = [];
@@ -311,7 +312,7 @@ export class GrpoTrainer {
         entropyTokens += p.tokens;
       }
     });
-    for (const t of [gradNorm, ...perMicro.flatMap((p) => [p.loss, p.metrics, p.entropy])]) t.dispose();
+    for (const t of readBack) t.dispose();
     values.entropy /= Math.max(1, entropyTokens);
     if (!Number.isFinite(values.loss) || !Number.isFinite(values.grad_norm)) {
       throw new TrainingDiverged(

@@ -55,7 +55,14 @@ const QUICK_REWARD: RewardConfig = {
 
 const QUICK_OPERANDS: OperandRange = { addMax: 20, mulMax: 10 };
 
-function arithmeticRows(count: number, seed: number, instruction: string, system?: string, range?: OperandRange): PromptRow[] {
+/** How a task words its sums: text after the question, an optional system message, operand sizes. */
+interface ArithmeticStyle {
+  instruction?: string;
+  system?: string;
+  range?: OperandRange;
+}
+
+function arithmeticRows(count: number, seed: number, { instruction = '', system, range }: ArithmeticStyle): PromptRow[] {
   const random = seededRandom(seed);
   return Array.from({ length: count }, () => {
     const p = arithmeticProblem(random, range);
@@ -64,9 +71,9 @@ function arithmeticRows(count: number, seed: number, instruction: string, system
 }
 
 const LOCAL_TASKS: Record<string, { rows: (count: number, seed: number) => PromptRow[]; reward: RewardConfig }> = {
-  'tiny-arithmetic': { rows: (n, seed) => arithmeticRows(n, seed, ''), reward: TINY_REWARD },
+  'tiny-arithmetic': { rows: (n, seed) => arithmeticRows(n, seed, {}), reward: TINY_REWARD },
   'quick-arithmetic': {
-    rows: (n, seed) => arithmeticRows(n, seed, ' End your reply with: The answer is N.', 'Be brief.', QUICK_OPERANDS),
+    rows: (n, seed) => arithmeticRows(n, seed, { instruction: ' End your reply with: The answer is N.', system: 'Be brief.', range: QUICK_OPERANDS }),
     reward: QUICK_REWARD,
   },
 };
