@@ -14,17 +14,46 @@ mesa_ok() {
     dpkg-query -W -f='${Status}' libvulkan1 2>/dev/null | grep -q 'install ok installed'
 }
 
+# Prints "URI KEYRING" of the apt entry that serves the plain `bookworm` suite, read from the machine's
+# deb822 (.sources) or one-line (.list) configuration; fails when there is none.
+main_archive() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && awk '
+      function flush() { if (deb && uri != "" && suites ~ /(^| )bookworm( |$)/) { print uri, (key == "" ? "/usr/share/keyrings/debian-archive-keyring.gpg" : key); found = 1; exit } }
+      /^[[:space:]]*$/ { flush(); deb = 0; uri = ""; suites = ""; key = ""; next }
+      /^Types:/ { deb = ($0 ~ /(^|[ :])deb( |$)/) }
+      /^URIs:/ { uri = $2 }
+      /^Suites:/ { $1 = ""; suites = $0 " " }
+      /^Signed-By:/ { key = $2 }
+      END { if (!found) flush(); exit !found }' "$f" && return 0
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] && awk '
+      $1 == "deb" {
+        key = "/usr/share/keyrings/debian-archive-keyring.gpg"; i = 2
+        if ($2 ~ /^\[/) { for (; i <= NF; i++) { if ($i ~ /signed-by=/) { key = $i; sub(/.*signed-by=/, "", key); sub(/\]$/, "", key) } if ($i ~ /\]$/) break } i++ }
+        if ($(i + 1) == "bookworm") { print $i, key; found = 1; exit }
+      }
+      END { exit !found }' "$f" && return 0
+  done
+  return 1
+}
+
 if ! mesa_ok; then
   log "Installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    # Same mirror and key as the machine's main archive, as the lead's notes describe.
-    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<'SRC'
+    # The backports suite lives in the same archive as the machine's own bookworm suite: reuse that
+    # entry's URI and keyring, so this works behind whatever mirror the machine is configured with.
+    read -r archive_uri archive_key < <(main_archive) ||
+      { echo "setup: no 'bookworm' suite found in /etc/apt/sources.list or /etc/apt/sources.list.d/*; add bookworm-backports by hand" >&2; exit 1; }
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $archive_uri
 Suites: bookworm-backports
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+Signed-By: $archive_key
 SRC
   fi
   $SUDO apt-get update -qq

@@ -217,7 +217,7 @@ beforeAll(() => {
 // flags into fractions with `.float()`, which is float32 whatever the inputs: one f32 rounding.
 const EXACT: Tolerance = { atol: 1e-15, rtol: 1e-12 };
 const CLIP_FRACTION_TOL: Tolerance = { atol: 0, rtol: 2 ** -24 };
-// f32 against TRL's own f32 run: the brief's rtol 1e-5 on the loss, and the same for gradients.
+// f32 against TRL's own f32 run: rtol 1e-5 on the loss, and the same for gradients.
 // Both sides round independently (a few ulps each, ~1e-6 relative); TRL's k3 = exp(d) − d − 1
 // also cancels in f32 (absolute error ~1e-7 per token before β scales it), hence the atol.
 const TRL_F32_TOL: Tolerance = { atol: 1e-7, rtol: 1e-5 };

