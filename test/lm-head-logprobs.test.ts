@@ -1,6 +1,6 @@
 import { describe, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
-import { Linear } from '../src/nn/linear.js';
+import { Linear } from '../src/model/linear.js';
 import { lmHeadLogprobs } from '../src/nn/lm-head-logprobs.js';
 import { tokenLogprobs } from '../src/ops/token-logprobs.js';
 import { expectClose } from './helpers/check.js';

@@ -1,5 +1,5 @@
 import { noGrad } from './grad-node.js';
-import { accumulate, clone } from '../ops/accumulate.js';
+import { accumulate, clone } from './accumulate.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 
 function reachable(root: Tensor): Tensor[] {

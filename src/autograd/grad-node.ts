@@ -1,12 +1,4 @@
-import type { Tensor } from '../gpu/tensor.js';
-
-/** What autograd remembers about one op application. */
-export interface GradNode {
-  readonly op: string;
-  readonly inputs: readonly Tensor[];
-  /** Given dL/d(output), returns dL/d(input) for each input (null where no gradient is needed). */
-  backward(gradOutput: Tensor): readonly (Tensor | null)[];
-}
+import type { GradNode, Tensor } from '../gpu/tensor.js';
 
 let gradEnabled = true;
 

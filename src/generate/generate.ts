@@ -4,6 +4,7 @@ import type { Tensor } from '../gpu/tensor.js';
 import { KVCache } from '../model/kv-cache.js';
 import type { LlamaModel } from '../model/llama.js';
 import { embedding } from '../ops/embedding.js';
+import { view } from '../ops/layout.js';
 import { DEFAULT_SAMPLING, sampleTokens, type SamplingOptions } from './sampler.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -90,7 +91,7 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
       const sampled = await gpu.readU32(tokens);
       input.dispose();
       position.dispose();
-      input = tokens.view([batch, 1]);
+      input = view(tokens, [batch, 1]);
       tokens.dispose();
       position = gpu.keep(gpu.tensor(nextPosition.map((p) => p + step), [batch, 1], 'u32'));
       for (let b = 0; b < batch; b++) {

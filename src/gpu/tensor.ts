@@ -1,5 +1,4 @@
 import type { Gpu } from './gpu.js';
-import { recordOp, type GradNode } from '../autograd/grad-node.js';
 
 /** f32 for activations and trainable weights, f16 for frozen weights, u32 for token ids and indices. */
 export type DType = 'f32' | 'f16' | 'u32';
@@ -15,6 +14,14 @@ export function numel(shape: Shape): number {
 
 export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
+}
+
+/** What autograd (src/autograd) remembers about the op that produced a tensor. */
+export interface GradNode {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  /** Given dL/d(output), returns dL/d(input) for each input (null where no gradient is needed). */
+  backward(gradOutput: Tensor): readonly (Tensor | null)[];
 }
 
 let nextId = 0;
@@ -63,15 +70,6 @@ export class Tensor {
   /** The binding an op passes to a shader (storage bindings must be a multiple of 4 bytes). */
   get binding(): GPUBufferBinding {
     return { buffer: this.buffer, offset: 0, size: Math.max(4, Math.ceil(this.byteLength / 4) * 4) };
-  }
-
-  /** A tensor sharing this one's storage with another shape of the same element count (differentiable). */
-  view(shape: Shape): Tensor {
-    if (numel(shape) !== this.size) {
-      throw new Error(`view: cannot view ${formatShape(this.shape)} as ${formatShape(shape)}`);
-    }
-    const out = this.gpu.adopt(new Tensor(this.gpu, this.buffer, shape, this.dtype), this);
-    return recordOp('view', [this], out, (g) => [g.view(this.shape)]);
   }
 
   dispose(): void {

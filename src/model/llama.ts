@@ -2,10 +2,11 @@ import { isGradEnabled } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
 import type { TensorReader } from '../io/tensor-reader.js';
-import { Linear } from '../nn/linear.js';
+import { Linear } from './linear.js';
 import { attention } from '../ops/attention.js';
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
+import { view } from '../ops/layout.js';
 import { rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
@@ -100,7 +101,7 @@ export class LlamaModel {
     // Without autograd nothing needs a layer's intermediates afterwards: free them layer by layer,
     // so inference (generation, reference log-probs) holds one layer's worth at a time.
     const inference = !isGradEnabled();
-    let x = embedding(ids.view([batch * steps]), this.embedTokens);
+    let x = embedding(view(ids, [batch * steps]), this.embedTokens);
     this.layers.forEach((layer, i) => {
       const input = x;
       const run = () => this.decoderLayer(layer, i, input, batch, steps, options);
@@ -116,9 +117,9 @@ export class LlamaModel {
     const rows = batch * steps;
     const { cache } = options;
     const h = rmsnorm(x, layer.inputNorm, c.rms_norm_eps);
-    const q = rope(layer.q.forward(h).view([batch, steps, c.num_attention_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
-    const k = rope(layer.k.forward(h).view([batch, steps, c.num_key_value_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
-    const v = layer.v.forward(h).view([batch, steps, c.num_key_value_heads, c.head_dim]);
+    const q = rope(view(layer.q.forward(h), [batch, steps, c.num_attention_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
+    const k = rope(view(layer.k.forward(h), [batch, steps, c.num_key_value_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
+    const v = view(layer.v.forward(h), [batch, steps, c.num_key_value_heads, c.head_dim]);
     let attended: Tensor;
     if (cache) {
       cache.write(i, k, v);
@@ -126,7 +127,7 @@ export class LlamaModel {
     } else {
       attended = attention(q, k, v, { keyStart: options.keyStart });
     }
-    const afterAttention = add(x, layer.o.forward(attended.view([rows, c.num_attention_heads * c.head_dim])));
+    const afterAttention = add(x, layer.o.forward(view(attended, [rows, c.num_attention_heads * c.head_dim])));
     const m = rmsnorm(afterAttention, layer.postAttentionNorm, c.rms_norm_eps);
     return add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
   }

@@ -3,7 +3,7 @@ import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { matmul } from '../ops/matmul.js';
 import { slice } from '../ops/layout.js';
 import { tokenLogprobsGradInto, tokenLogprobsInto } from '../ops/token-logprobs.js';
-import type { Linear } from './linear.js';
+import type { Linear } from '../model/linear.js';
 
 export interface LmHeadLogprobs {
   /** log π(target | prefix) per row [N], recorded for autograd through the hidden states. */

@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { basename, dirname, join } from 'node:path';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorsToWrite } from '../io/safetensors-writer.js';
-import type { LoraConfig } from './lora.js';
+import type { LoraConfig } from './lora-config.js';
 
 /**
  * Hugging Face PEFT's on-disk LoRA adapter: a directory with adapter_config.json and

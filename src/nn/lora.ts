@@ -1,39 +1,19 @@
 import type { Tensor } from '../gpu/tensor.js';
 import { writeSafetensors, type TensorsToWrite } from '../io/safetensors-writer.js';
 import type { LlamaModel } from '../model/llama.js';
-import { clone } from '../ops/accumulate.js';
+import { clone } from '../autograd/accumulate.js';
 import { scale } from '../ops/binary.js';
 import { matmul, matmulInto } from '../ops/matmul.js';
 import { dropout, streamBits, streamKey } from './dropout.js';
-import type { Linear, LinearDelta } from './linear.js';
+import type { Linear, LinearDelta } from '../model/linear.js';
 import { openPeftAdapter, peftAdapterConfig, peftTensorName, writePeftAdapter } from './lora-peft.js';
+import { DEFAULT_LORA_TARGETS, loraScaling, resolveLoraConfig, type LoraConfig, type LoraOptions } from './lora-config.js';
 
 /**
  * LoRA (Hu et al. 2021) as Hugging Face PEFT implements it: a frozen linear W0 gains a trainable
  * low-rank term, y = x·W0ᵀ + scale·dropout(x)·Aᵀ·Bᵀ with A [r, in], B [out, r] and
  * scale = alpha/r (alpha/√r with rsLoRA). B starts at zero, so training starts from the base model.
  */
-
-/** PEFT's names for the projections of a Llama-family decoder: every Linear except the LM head. */
-export const DEFAULT_LORA_TARGETS: readonly string[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-
-export interface LoraOptions {
-  rank: number;
-  alpha: number;
-  /** Probability of zeroing each element of the adapter's input during training (PEFT's lora_dropout). */
-  dropout?: number;
-  /**
-   * PEFT's target_modules: module-name suffixes (`q_proj` matches `model.layers.3.self_attn.q_proj`),
-   * or one regular expression that a whole module name must match, or "all-linear".
-   */
-  targetModules?: readonly string[] | string;
-  /** Rank-stabilised LoRA: scale alpha/√r instead of alpha/r. */
-  useRslora?: boolean;
-  /** Seeds A's initialisation and the dropout masks (u32). */
-  seed?: number;
-}
-
-export type LoraConfig = Required<LoraOptions>;
 
 /** A and B for one target linear. */
 export interface LoraWeights {
@@ -51,10 +31,6 @@ const INIT_STREAM_BASE = 0x8000_0000;
 export function loraDelta(x: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
   // Scaling the [N, r] intermediate costs r/out of scaling the output.
   return matmul(scale(matmul(x, a, { transB: true }), scaling), b, { transB: true });
-}
-
-export function loraScaling(config: Pick<LoraConfig, 'rank' | 'alpha' | 'useRslora'>): number {
-  return config.useRslora ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
 }
 
 /** One adapted Linear: the term it adds to the frozen layer's output. */
@@ -174,22 +150,6 @@ export function selectLoraTargets(model: LlamaModel, targetModules: readonly str
   return linears.filter((l) => targetModules.some((t) => matches(l.name, t)));
 }
 
-function resolveConfig(options: LoraOptions): LoraConfig {
-  const config: LoraConfig = {
-    rank: options.rank,
-    alpha: options.alpha,
-    dropout: options.dropout ?? 0,
-    targetModules: options.targetModules ?? DEFAULT_LORA_TARGETS,
-    useRslora: options.useRslora ?? false,
-    seed: options.seed ?? 0,
-  };
-  if (!Number.isSafeInteger(config.rank) || config.rank <= 0) throw new Error(`LoRA: rank must be a positive integer, got ${config.rank}`);
-  if (!Number.isFinite(config.alpha)) throw new Error(`LoRA: alpha must be a finite number, got ${config.alpha}`);
-  if (!(config.dropout >= 0 && config.dropout < 1)) throw new Error(`LoRA: dropout must be in [0, 1), got ${config.dropout}`);
-  if (!Number.isInteger(config.seed) || config.seed < 0 || config.seed > 0xffffffff) throw new Error(`LoRA: seed must be a u32, got ${config.seed}`);
-  return config;
-}
-
 /** Attaches the adapters, or frees their weights when the model refuses them. */
 function adoptWeights(model: LlamaModel, config: LoraConfig, weights: readonly LoraWeights[]): LoraAdapters {
   try {
@@ -209,7 +169,7 @@ function adoptWeights(model: LlamaModel, config: LoraConfig, weights: readonly L
  * (a=√5) gives, U(−1/√in, 1/√in), from our seeded generator; B zero.
  */
 export function attachLora(model: LlamaModel, options: LoraOptions): LoraAdapters {
-  const config = resolveConfig(options);
+  const config = resolveLoraConfig(options);
   const gpu = model.gpu;
   const weights = selectLoraTargets(model, config.targetModules).map((linear, index) => {
     const bound = 1 / Math.sqrt(linear.inFeatures);
@@ -236,7 +196,7 @@ function firstFew(names: readonly string[]): string {
 export function loadLora(model: LlamaModel, dir: string, options: { seed?: number } = {}): LoraAdapters {
   const { settings, weights: file } = openPeftAdapter(dir);
   try {
-    const config = resolveConfig({ ...settings, seed: options.seed });
+    const config = resolveLoraConfig({ ...settings, seed: options.seed });
     const targets = selectLoraTargets(model, config.targetModules);
     const expected = new Map<string, readonly number[]>();
     for (const l of targets) {

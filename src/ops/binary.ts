@@ -1,7 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
-import type { Tensor } from '../gpu/tensor.js';
+import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
 import { assertF32, broadcastShapes, broadcastStrides, padShape4, sameShape } from './shape.js';
-import { sumToShape } from './sum-to-shape.js';
 
 const WG = 256;
 const OPS = { add: 0, sub: 1, mul: 2, div: 3, scale: 4 } as const;
@@ -55,4 +54,22 @@ export function div(a: Tensor, b: Tensor): Tensor {
 /** s · x for a host scalar s. */
 export function scale(x: Tensor, s: number): Tensor {
   return recordOp('scale', [x], launch('scale', x, x, s), (g) => [scale(g, s)]);
+}
+
+// Broadcasting and summing back are each other's gradient, so they live together.
+const SUM_TO_SHAPE_WG = 64;
+
+/** Sums `x` over the dims along which `shape` was broadcast to x's shape. */
+export function sumToShape(x: Tensor, shape: Shape): Tensor {
+  assertF32('sumToShape', x);
+  if (!sameShape(broadcastShapes('sumToShape', shape, x.shape), x.shape)) {
+    throw new Error(`sumToShape: ${formatShape(shape)} does not broadcast to ${formatShape(x.shape)}`);
+  }
+  const gpu = x.gpu;
+  const out = gpu.empty(shape);
+  gpu.run(gpu.kernel('sum_to_shape'), [x, out], gpu.grid1d(out.size, SUM_TO_SHAPE_WG), {
+    u32: [out.size, 0, 0, 0, ...padShape4('sumToShape', x.shape), ...padShape4('sumToShape', shape)],
+  });
+  // Broadcasting the gradient back is adding it to zeros of x's shape.
+  return recordOp('sumToShape', [x], out, (g) => [add(gpu.zeros(x.shape), g)]);
 }

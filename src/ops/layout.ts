@@ -1,5 +1,5 @@
 import { recordOp } from '../autograd/grad-node.js';
-import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
+import { formatShape, numel, Tensor, type Shape } from '../gpu/tensor.js';
 import { assertGradientFits } from './gradient.js';
 import { assertF32, MAX_BROADCAST_RANK } from './shape.js';
 
@@ -131,4 +131,11 @@ export function concat(parts: readonly Tensor[], axis: number): Tensor {
     assertGradientFits('concat', g, out);
     return parts.map((t, i) => (t.requiresGrad ? sliceCopy(g, shape, a, starts[i], starts[i] + t.shape[a]) : null));
   });
+}
+
+/** x with another shape of the same element count, sharing its storage (no copy; differentiable). */
+export function view(x: Tensor, shape: Shape): Tensor {
+  if (numel(shape) !== x.size) throw new Error(`view: cannot view ${formatShape(x.shape)} as ${formatShape(shape)}`);
+  const out = x.gpu.adopt(new Tensor(x.gpu, x.buffer, shape, x.dtype), x);
+  return recordOp('view', [x], out, (g) => [view(g, x.shape)]);
 }

@@ -1,8 +1,9 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, numel, type Shape, type Tensor } from '../gpu/tensor.js';
+import { view } from './layout.js';
 import { chooseMatmulVariant, recordMatmul, type MatmulLayout } from './matmul-variants.js';
 import { sameShape } from './shape.js';
-import { sumToShape } from './sum-to-shape.js';
+import { sumToShape } from './binary.js';
 
 export interface MatmulOptions {
   /** a is stored [..., K, M] and used transposed. */
@@ -84,7 +85,7 @@ function reduceTo(g: Tensor, shape: Shape): Tensor {
 /** The rows of a batched tensor as one matrix [batch·rows, cols] (a view; dispose it after use). */
 function flatRows(t: Tensor): Tensor {
   const cols = t.shape[t.shape.length - 1];
-  return t.view([t.size / cols, cols]);
+  return view(t, [t.size / cols, cols]);
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
 import type { LlamaModel } from '../model/llama.js';
 import { lmHeadLogprobs } from '../nn/lm-head-logprobs.js';
+import { view } from '../ops/layout.js';
 
 export interface SequenceBatch {
   /** [B, W] u32: prompt then completion, right-padded. */
@@ -56,5 +57,5 @@ export function completionLogprobs(model: LlamaModel, batch: SequenceBatch, chun
   const [rows, width] = batch.ids.shape;
   const hidden = model.forward(batch.ids, { positions: batch.positions });
   const { logprobs, entropy } = lmHeadLogprobs(hidden, model.lmHead, batch.targets, chunkRows);
-  return { logprobs: logprobs.view([rows, width]), entropy: entropy.view([rows, width]) };
+  return { logprobs: view(logprobs, [rows, width]), entropy: view(entropy, [rows, width]) };
 }

@@ -2,6 +2,7 @@ import { isGradEnabled, recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { mul } from '../ops/binary.js';
 import { assertGradientFits } from '../ops/gradient.js';
+import { view } from '../ops/layout.js';
 import { rowGrid, rowWorkgroupSize } from '../ops/rows.js';
 import { assertF32, assertRank, assertSameShape } from '../ops/shape.js';
 
@@ -200,7 +201,7 @@ export function grpoLoss(inputs: GrpoLossInputs, options: GrpoLossOptions): Grpo
   recordOp(op, [logprobs], loss, (g) => {
     assertGradientFits(op, g, loss);
     // The kernel saved d(summed loss)/dlogprobs; the chain rule only scales it.
-    const factor = mul(g.view([1]), invNorm);
+    const factor = mul(view(g, [1]), invNorm);
     const dlogprobs = mul(grad, factor);
     factor.dispose();
     return [dlogprobs];

@@ -8,6 +8,7 @@ import { loadModel, type LoadedModel } from '../model/load.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
 import { matmulVariantChoices, restoreMatmulVariantChoices, tuneMatmul } from '../ops/matmul-variants.js';
 import { maskedMean } from '../ops/cross-entropy.js';
+import { view } from '../ops/layout.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/grad-norm.js';
 import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
@@ -283,7 +284,7 @@ export class GrpoTrainer {
         );
         backward(loss);
         const tokens = batchSequences.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
-        return { loss, metrics, entropy: maskedMean(entropy.view([entropy.size]), batch.mask.view([batch.mask.size])), tokens };
+        return { loss, metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])), tokens };
       }),
     );
     await gpu.sync();

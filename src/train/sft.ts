@@ -1,6 +1,7 @@
 import type { Tensor } from '../gpu/tensor.js';
 import type { LlamaModel } from '../model/llama.js';
 import { crossEntropy } from '../ops/cross-entropy.js';
+import { view } from '../ops/layout.js';
 import type { SequenceBatch } from '../rl/completion-logprobs.js';
 
 /**
@@ -9,5 +10,5 @@ import type { SequenceBatch } from '../rl/completion-logprobs.js';
  */
 export function sftLoss(model: LlamaModel, batch: SequenceBatch): Tensor {
   const hidden = model.forward(batch.ids, { positions: batch.positions });
-  return crossEntropy(model.logits(hidden), batch.targets, batch.mask.view([batch.mask.size]));
+  return crossEntropy(model.logits(hidden), batch.targets, view(batch.mask, [batch.mask.size]));
 }
