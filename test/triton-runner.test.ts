@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
 import { buildReward } from '../src/rewards/config.js';
-import { repoRoot } from '../src/rewards/repo-root.js';
-import { REWARD_CONFIGS } from '../src/rewards/tasks/builtin.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
+import { REWARD_CONFIGS } from '../src/tasks/builtin.js';
 import { TritonRunner } from '../src/rewards/triton-runner.js';
 import type { GradingInput } from '../src/rewards/types.js';
 
 // Spawns the real Python runner (.venv/bin/python -m kernels.runner): graded under the Triton interpreter.
-const root = repoRoot();
+const root = repositoryRoot();
 const runner = new TritonRunner({ repoRoot: root, workers: 2, timeLimitSeconds: 30 });
 afterAll(() => runner.close());
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backward } from '../autograd/backward.js';
 import { noGrad } from '../autograd/grad-node.js';
-import { syntheticProblem, formatAnswer, type SyntheticProblem } from '../data/synthetic-tasks.js';
+import { syntheticProblem, formatAnswer, type SyntheticProblem } from '../tasks/synthetic.js';
 import { generate } from '../generate/generate.js';
 import { Gpu } from '../gpu/gpu.js';
 import { parseHfConfig } from '../io/hf-config.js';
@@ -24,7 +24,7 @@ import { byteTokenizerFiles } from '../tokenizer/byte-tokenizer.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
-import { seededRandom } from '../rewards/tasks/random.js';
+import { seededRandom } from '../data/random.js';
 import { ProgressBar } from './progress.js';
 
 const { values: args } = parseArgs({

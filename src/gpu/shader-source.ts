@@ -1,22 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { repositoryRoot } from '../io/repository-root.js';
 
 /** Values that replace `const NAME ... = ...;` / `alias NAME = ...;` declarations in a shader. */
 export type Specialisation = Readonly<Record<string, string | number | boolean>>;
 
-function findShaderDir(): string {
-  // Works both from src/gpu (vitest runs the TS sources) and from dist/src/gpu (compiled CLI).
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'shaders')) && existsSync(join(dir, 'package.json'))) return join(dir, 'shaders');
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the shaders/ folder above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
-
-const shaderDir = findShaderDir();
+const shaderDir = join(repositoryRoot(), 'shaders');
 const rawSources = new Map<string, string>();
 
 export function shaderPath(name: string): string {

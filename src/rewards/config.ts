@@ -13,7 +13,7 @@ import { RankGrader } from './graders/rank.js';
 import { StringMatchGrader } from './graders/string-match.js';
 import { TagFormatGrader } from './graders/tags.js';
 import { TritonEvaluations, TritonGrader } from './graders/triton.js';
-import { CountdownGrader } from './tasks/countdown.js';
+import { CountdownGrader } from './graders/countdown.js';
 import { RUNTIME_DEVICES, TRITON_REWARDS, type RuntimeDevice, type TritonReward, type TritonRunner } from './triton-runner.js';
 import type { Grader } from './types.js';
 

@@ -13,7 +13,7 @@ import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/grad-norm.js';
 import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
 import { buildReward, loadRewardConfig } from '../rewards/config.js';
-import { seededRandom } from '../rewards/tasks/random.js';
+import { seededRandom } from '../data/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
 import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
@@ -24,7 +24,7 @@ import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
 import { RunLog } from './run-log.js';
-import { loadTask, type TaskData } from './tasks.js';
+import { loadTask, type TaskData } from '../tasks/load.js';
 
 export type StepMetrics = Record<string, number>;
 

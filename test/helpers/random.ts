@@ -1,5 +1,5 @@
 // Seeded generators so every test input is reproducible.
-import { seededRandom } from '../../src/rewards/tasks/random.js';
+import { seededRandom } from '../../src/data/random.js';
 
 /** The project's seeded generator (mulberry32). */
 export const rng = seededRandom;

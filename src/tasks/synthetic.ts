@@ -1,4 +1,4 @@
-import type { Random } from '../rewards/tasks/random.js';
+import type { Random } from '../data/random.js';
 
 /**
  * Small verifiable problems with known answers, written as chat turns. They are the corpus the

@@ -1,7 +1,7 @@
 /**
  * Scores completions with a reward config and prints every component per completion.
  *
- *   node dist/src/rewards/cli.js --config <reward.json | countdown | arithmetic | triton> --input rows.jsonl
+ *   node dist/src/cli/score.js --config <reward.json | countdown | arithmetic | triton> --input rows.jsonl
  *
  * Each input line is `{"prompt": "...", "completion": "...", "example": {...}}`; each output line is
  * `{"total": x, "components": {"<name>": {"score", "reason", "weight", "counted"}}}`, in input order.
@@ -9,16 +9,16 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { buildReward, loadRewardConfig } from './config.js';
-import { repoRoot } from './repo-root.js';
-import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from './tasks/builtin.js';
-import { TritonRunner } from './triton-runner.js';
-import type { GradingInput } from './types.js';
+import { repositoryRoot } from '../io/repository-root.js';
+import { buildReward, loadRewardConfig } from '../rewards/config.js';
+import { TritonRunner } from '../rewards/triton-runner.js';
+import type { GradingInput } from '../rewards/types.js';
+import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from '../tasks/builtin.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string' }, input: { type: 'string' }, workers: { type: 'string' } } });
-  if (!values.config || !values.input) throw new Error('usage: cli --config <reward.json|countdown|arithmetic|triton> --input rows.jsonl');
-  const root = repoRoot();
+  if (!values.config || !values.input) throw new Error('usage: score --config <reward.json|countdown|arithmetic|triton> --input rows.jsonl');
+  const root = repositoryRoot();
   const tritonRunner = new TritonRunner({ repoRoot: root, workers: values.workers ? Number(values.workers) : undefined });
   const builtin = (BUILTIN_TASKS as readonly string[]).includes(values.config);
   const reward = builtin

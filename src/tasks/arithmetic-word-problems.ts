@@ -1,4 +1,4 @@
-import { pick, randomInt, type Random } from './random.js';
+import { pick, randomInt, type Random } from '../data/random.js';
 
 /** Grade-school word problems with one integer answer, built from templates with seeded numbers. */
 export interface WordProblemRow {

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPromptRows, type PromptRow } from '../data/jsonl.js';
-import { arithmeticProblem, type OperandRange } from '../data/synthetic-tasks.js';
+import { arithmeticProblem, type OperandRange } from './synthetic.js';
 import type { RewardConfig } from '../rewards/config.js';
-import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from '../rewards/tasks/builtin.js';
-import { seededRandom } from '../rewards/tasks/random.js';
+import { BUILTIN_TASKS, REWARD_CONFIGS, type BuiltinTask } from './builtin.js';
+import { seededRandom } from '../data/random.js';
 
 export interface TaskData {
   name: string;

@@ -1,7 +1,7 @@
-import type { RewardConfig } from '../config.js';
+import type { RewardConfig } from '../rewards/config.js';
 import { COUNTDOWN_SYSTEM_PROMPT, countdownPrompt, countdownRow } from './countdown.js';
 import { WORD_PROBLEM_SYSTEM_PROMPT, wordProblemPrompt, wordProblemRow } from './arithmetic-word-problems.js';
-import { seededRandom } from './random.js';
+import { seededRandom } from '../data/random.js';
 
 /**
  * The built-in tasks: each has a data set (data/<task>.jsonl, rows of `{system, prompt, ...fields}`) and a
@@ -66,3 +66,9 @@ export const GENERATED_DATA = {
   countdown: { count: 1000, seed: 1 },
   arithmetic: { count: 1000, seed: 2 },
 } as const;
+
+/** The committed text of data/<task>.jsonl (a test checks the files equal it). */
+export function taskDataText(task: keyof typeof GENERATED_DATA): string {
+  const { count, seed } = GENERATED_DATA[task];
+  return generatedTaskRows(task, count, seed).map((row) => JSON.stringify(row)).join('\n') + '\n';
+}
