@@ -82,17 +82,21 @@ async function checkCases(cases: Case[], seed: number): Promise<void> {
 
 const supported = (): MatmulVariantName[] => MATMUL_VARIANTS.filter((v) => variantSupported(gpu(), v));
 
+/** A test that reports as skipped (not passed) on an adapter without what it needs. */
+const itNeeding = (needs: { variant?: MatmulVariantName; f16?: boolean }, name: string, fn: () => Promise<void> | void) =>
+  it(name, async (ctx) => {
+    if (needs.variant && !variantSupported(gpu(), needs.variant)) ctx.skip();
+    if (needs.f16 && !gpu().hasF16) ctx.skip();
+    await fn();
+  });
+
 describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
   beforeAll(() => {
     if (variantSupported(gpu(), variant)) forceMatmulVariant(gpu(), variant);
   });
   afterAll(() => forceMatmulVariant(gpu(), undefined));
 
-  const itIfSupported = (name: string, fn: () => Promise<void>) =>
-    it(name, async (ctx) => {
-      if (!variantSupported(gpu(), variant)) ctx.skip();
-      await fn();
-    });
+  const itIfSupported = (name: string, fn: () => Promise<void>, needsF16 = false) => itNeeding({ variant: variant, f16: needsF16 }, name, fn);
 
   itIfSupported('matches float64 on awkward shapes with all four transpose combinations', async () => {
     const cases: Case[] = [];
@@ -111,7 +115,6 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
   });
 
   itIfSupported('widens f16 operands exactly and accumulates in f32', async () => {
-    if (!gpu().hasF16) return;
     const cases: Case[] = [];
     for (const [transA, transB] of TRANSPOSES) {
       cases.push({ ...stored(17, 45, 33, transA, transB), transA, transB, bDtype: 'f16' });
@@ -119,7 +122,7 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
     }
     cases.push({ ...stored(40, 64, 96, false, true, [3], []), transA: false, transB: true, bDtype: 'f16' });
     await checkCases(cases, 300);
-  });
+  }, true);
 
   itIfSupported('matches float64 on a large product (512×300·300×700)', async () => {
     await checkCases([{ ...stored(512, 300, 700, false, false), transA: false, transB: false }], 400);
@@ -154,11 +157,7 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
   });
   afterAll(() => forceMatmulVariant(gpu(), undefined));
 
-  const itIfSupported = (name: string, fn: () => Promise<void>) =>
-    it(name, async (ctx) => {
-      if (!variantSupported(gpu(), 'skinny')) ctx.skip();
-      await fn();
-    });
+  const itIfSupported = (name: string, fn: () => Promise<void>, needsF16 = false) => itNeeding({ variant: 'skinny', f16: needsF16 }, name, fn);
 
   // K = 576 is what the kernel takes (no tail: 144 f32 pieces = 18 shared rounds, 72 f16 pieces =
   // 9); 8, 40 and 584 add tails of unshared pieces (and 8 is a tail only); 1, 3 and 577 are not
@@ -175,28 +174,28 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
   });
 
   itIfSupported('matches float64 for M × K × N over awkward sizes, f16 W', async () => {
-    if (!gpu().hasF16) return;
     await checkCases(grid('f16'), 600);
-  });
+  }, true);
 
-  itIfSupported('handles a batch folded into rows and per-batch weights', async () => {
-    const cases: Case[] = [];
-    for (const bDtype of ['f32', 'f16'] as const) {
-      if (bDtype === 'f16' && !gpu().hasF16) continue;
-      cases.push({ ...stored(1, 64, 37, false, true, [2, 3], []), transA: false, transB: true, bDtype });
-      cases.push({ ...stored(2, 72, 19, false, true, [3], [3]), transA: false, transB: true, bDtype });
-      cases.push({ ...stored(1, 48, 21, false, true, [], [4]), transA: false, transB: true, bDtype });
-    }
-    await checkCases(cases, 700);
-  });
+  for (const bDtype of ['f32', 'f16'] as const) {
+    itIfSupported(`handles a batch folded into rows and per-batch weights, ${bDtype} W`, async () => {
+      await checkCases(
+        [
+          { ...stored(1, 64, 37, false, true, [2, 3], []), transA: false, transB: true, bDtype },
+          { ...stored(2, 72, 19, false, true, [3], [3]), transA: false, transB: true, bDtype },
+          { ...stored(1, 48, 21, false, true, [], [4]), transA: false, transB: true, bDtype },
+        ],
+        700,
+      );
+    }, bDtype === 'f16');
+  }
 
-  itIfSupported('writes and accumulates with alpha, f32 and f16 W', async () => {
-    const g = gpu();
-    const [m, k, n] = [2, 584, 37];
-    const a = randn(m * k, 11, 1 / Math.sqrt(k));
-    const start = randn(m * n, 13);
-    for (const bDtype of ['f32', 'f16'] as const) {
-      if (bDtype === 'f16' && !g.hasF16) continue;
+  for (const bDtype of ['f32', 'f16'] as const) {
+    itIfSupported(`writes and accumulates with alpha, ${bDtype} W`, async () => {
+      const g = gpu();
+      const [m, k, n] = [2, 584, 37];
+      const a = randn(m * k, 11, 1 / Math.sqrt(k));
+      const start = randn(m * n, 13);
       const b = bDtype === 'f16' ? roundToF16(randn(n * k, 12)) : randn(n * k, 12);
       const product = matmulReference(a, [m, k], b, [n, k], false, true);
       const [written, accumulated] = g.tidy(() => {
@@ -212,8 +211,8 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
       expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, `out += -2·a·bᵀ then += a·bᵀ (${bDtype} b)`);
       written.dispose();
       accumulated.dispose();
-    }
-  });
+    }, bDtype === 'f16');
+  }
 });
 
 describe('gradients (finite differences of the GPU forward)', () => {
@@ -242,8 +241,7 @@ describe('gradients (finite differences of the GPU forward)', () => {
     }
   });
 
-  it('gives a gradient to the f32 operand only when the other is frozen f16', async () => {
-    if (!gpu().hasF16) return;
+  itNeeding({ f16: true }, 'gives a gradient to the f32 operand only when the other is frozen f16', async () => {
     const g = gpu();
     const [m, k, n] = [6, 9, 7];
     const x = randn(m * k, 90);
@@ -281,8 +279,7 @@ describe('errors', () => {
     });
   });
 
-  it('refuses gradients for f16 operands', () => {
-    if (!gpu().hasF16) return;
+  itNeeding({ f16: true }, 'refuses gradients for f16 operands', () => {
     gpu().tidy(() => {
       const w = t([4, 3], 'f16');
       w.requiresGrad = true;
