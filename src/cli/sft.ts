@@ -1,7 +1,7 @@
 // Supervised fine-tuning on prompt/completion pairs — the warm-up before RFT (pass the adapter to
 // train.js --init-adapter) and the baseline of the RFT-vs-SFT comparison:
 //   node sft.js --model small --data pairs.jsonl [--lora-rank 8 | --full] [--steps 100] [--batch 8]
-//        [--learning-rate 2e-4] [--task arithmetic] [--out-dir runs/sft] [--seed 0]
+//        [--learning-rate 2e-4] [--task arithmetic] [--out-dir runs/sft [--overwrite]] [--seed 0]
 // Rows: {"prompt": ..., "completion": ..., "system"?: ...}. The loss covers the completion and the
 // end-of-turn token. With --task, the held-out prompts are scored before and after training.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ import { buildReward, loadRewardConfig } from '../rewards/config.js';
 import { seededRandom } from '../rewards/tasks/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
 import { encodePrompt, evaluateHeldOut } from '../rl/evaluate.js';
+import { prepareRunFolder } from '../rl/run-folder.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../rl/tasks.js';
 import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     'eval-prompts': { type: 'string', default: '32' },
     'max-new-tokens': { type: 'string', default: '64' },
     'out-dir': { type: 'string', default: 'runs/sft' },
+    overwrite: { type: 'boolean', default: false },
     seed: { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
@@ -60,6 +62,8 @@ const rows = readPromptRows(args.data);
 rows.forEach((row, i) => {
   if (typeof row.completion !== 'string') throw new Error(`${args.data}: row ${i + 1} has no "completion" string`);
 });
+
+prepareRunFolder(outDir, { resume: false, overwrite: args.overwrite, flag: '--out-dir' });
 
 const gpu = await Gpu.create();
 const loaded = loadModel(gpu, args.model!, { trainable: args.full });

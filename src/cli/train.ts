@@ -55,6 +55,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   outDir: 'output folder (metrics.jsonl, completions.jsonl, curves.svg, checkpoints)',
   seed: 'seed of data order, sampling, LoRA init and dropout',
   resume: 'continue from the newest checkpoint in --out-dir, exactly',
+  overwrite: 'delete the run --out-dir holds (as a whole) and start afresh',
 };
 
 function parseValue(key: keyof GrpoConfig, raw: string | boolean): GrpoConfig[keyof GrpoConfig] {

@@ -65,6 +65,8 @@ export interface GrpoConfig {
   seed: number;
   /** Continue from the newest checkpoint in outDir. */
   resume: boolean;
+  /** Replace the run outDir holds (deleted as a whole before the first step). */
+  overwrite: boolean;
 }
 
 export const DEFAULT_CONFIG: GrpoConfig = {
@@ -107,6 +109,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   outDir: 'runs/grpo',
   seed: 0,
   resume: false,
+  overwrite: false,
 };
 
 /** Checks ranges so a bad flag fails before minutes of model loading. */
@@ -122,6 +125,7 @@ export function validateConfig(c: GrpoConfig): GrpoConfig {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`--${kebab(key)} must be a non-negative number, got ${String(v)}`);
   }
   if (c.numGenerations < 2) throw new Error('--num-generations must be at least 2: GRPO compares completions within a group');
+  if (c.resume && c.overwrite) throw new Error('--resume and --overwrite contradict each other: continue the run in --out-dir, or replace it');
   if (!(c.topP > 0 && c.topP <= 1)) throw new Error(`--top-p must be in (0, 1], got ${c.topP}`);
   if (!(c.loraDropout >= 0 && c.loraDropout < 1)) throw new Error(`--lora-dropout must be in [0, 1), got ${c.loraDropout}`);
   const oneOf = <K extends keyof GrpoConfig>(key: K, allowed: readonly GrpoConfig[K][]) => {

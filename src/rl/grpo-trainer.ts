@@ -22,13 +22,14 @@ import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from
 import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
+import { prepareRunFolder } from './run-folder.js';
 import { RunLog } from './run-log.js';
 import { loadTask, type TaskData } from './tasks.js';
 
 export type StepMetrics = Record<string, number>;
 
 /** Options that may change when a run is resumed; everything else must match for an exact continuation. */
-const RESUMABLE_CHANGES = new Set<keyof GrpoConfig>(['steps', 'resume', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
+const RESUMABLE_CHANGES = new Set<keyof GrpoConfig>(['steps', 'resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
 
 export class TrainingDiverged extends Error {}
 
@@ -64,6 +65,7 @@ export class GrpoTrainer {
 
   static async create(gpu: Gpu, config: GrpoConfig, root: string): Promise<GrpoTrainer> {
     validateConfig(config);
+    prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir}`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
