@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { syncDirectory, writeFileAtomically } from '../io/atomic-file.js';
 import type { AdamWState } from '../optim/adamw.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-writer.js';
@@ -42,9 +43,10 @@ export async function saveCheckpoint(outDir: string, state: TrainerState, optimi
     tensors[`v.${i}`] = { dtype: 'F32', shape: [optimizer.v[i].length], data: optimizer.v[i] };
   });
   writeSafetensors(join(temporary, OPTIMIZER_FILE), tensors, { steps: JSON.stringify(optimizer.steps) });
-  writeFileSync(join(temporary, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
+  writeFileAtomically(join(temporary, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
   rmSync(final, { recursive: true, force: true });
   renameSync(temporary, final);
+  syncDirectory(outDir);
   return final;
 }
 
