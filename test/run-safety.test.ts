@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { metrics, newDir, prepareTinyRun, runNode, runTrain, SFT, type TinyRun } from './helpers/train-cli.js';
+import { metrics, newDir, prepareTinyRun, runNode, runTrain, SFT, startTrain, waitFor, type TinyRun } from './helpers/train-cli.js';
 
 // What train.js and sft.js do with the user's work when things go wrong: a second run in the same
 // folder, signals, a second writer, changed settings on resume, bad rows and broken graders.
@@ -40,5 +40,30 @@ describe('run safety', () => {
     expect(sft(['--overwrite']).status).toBe(0);
     expect(existsSync(join(dir, 'adapter', 'adapter_config.json'))).toBe(true);
     expect(existsSync(join(dir, 'checkpoint-1'))).toBe(false);
+  });
+
+  it('SIGTERM finishes the step, saves a checkpoint and exits 143; leftovers of killed writes go at the next start', async () => {
+    const dir = newDir('grpo-sigterm-');
+    const run = startTrain(tiny, dir, ['--steps', '8', '--save-every', '100']);
+    const trained = () => existsSync(join(dir, 'metrics.jsonl')) && metrics(dir).some((r) => r.step >= 1);
+    await waitFor(trained);
+    run.child.kill('SIGTERM');
+    const { status, stderr } = await run.exited;
+    expect(status, stderr).toBe(143);
+    const stopped = /stopped by SIGTERM after step (\d+); newest checkpoint (\S+); continue with --resume/.exec(stderr);
+    expect(stopped, stderr).not.toBeNull();
+    const step = Number(stopped![1]);
+    expect(step).toBeLessThan(8);
+    expect(stopped![2]).toBe(join(dir, `checkpoint-${step}`));
+    expect(metrics(dir).at(-1)!.step).toBe(step);
+
+    const leftover = join(dir, '.checkpoint-9.4242.tmp');
+    mkdirSync(leftover);
+    writeFileSync(join(leftover, 'adapter_model.safetensors'), 'half');
+    const resumed = runTrain(tiny, dir, ['--steps', '8', '--save-every', '100', '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`resuming at step ${step}`);
+    expect(existsSync(leftover)).toBe(false);
+    expect(metrics(dir).map((r) => r.step).filter((s) => s > 0)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 });

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
+import { latestCheckpoint } from '../rl/checkpoint.js';
 import { DEFAULT_CONFIG, kebab, type GrpoConfig } from '../rl/grpo-config.js';
 import { GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
 import { ProgressBar } from './progress.js';
@@ -107,17 +108,25 @@ for (const key of keys) {
   if (raw !== undefined) (config as unknown as Record<string, unknown>)[key] = parseValue(key, raw);
 }
 
+// SIGTERM (docker stop, kill, job schedulers) is treated like Ctrl-C: finish the step, save, exit.
+// Until the trainer exists there is nothing to save; a second signal quits at once.
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
+let stopSignal: keyof typeof SIGNAL_NUMBERS | undefined;
+let trainer: GrpoTrainer | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopSignal) process.exit(128 + SIGNAL_NUMBERS[signal]);
+    stopSignal = signal;
+    if (trainer) trainer.stopRequested = true;
+    console.error(`\n${signal}: stopping after this step to save a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again quits without saving)`);
+  });
+}
+
 const gpu = await Gpu.create();
 console.error(`adapter: ${gpu.adapterName}`);
-const trainer = await GrpoTrainer.create(gpu, config, repositoryRoot());
+trainer = await GrpoTrainer.create(gpu, config, repositoryRoot());
+trainer.stopRequested = stopSignal !== undefined;
 console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${config.loraRank} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
-
-let interrupts = 0;
-process.on('SIGINT', () => {
-  if (++interrupts > 1) process.exit(130);
-  trainer.stopRequested = true;
-  console.error('\nstopping after this step to save a checkpoint (Ctrl-C again to quit without saving)');
-});
 
 const progress = new ProgressBar(config.steps, 'GRPO ', 1);
 const show = (m: StepMetrics): Record<string, number | string> => {
@@ -134,7 +143,11 @@ try {
     if (m.frac_reward_zero_std === 1) console.error(`\nstep ${m.step}: every group's completions got the same reward — no learning signal this step (loss 0 is expected)`);
     progress.update(m.step, show(m));
   });
-  console.error(`done: ${trainer.step} steps; metrics in ${trainer.log.metricsPath}, curves in ${trainer.log.plotPath}`);
+  if (stopSignal && trainer.step < config.steps) {
+    const newest = latestCheckpoint(config.outDir);
+    console.error(`stopped by ${stopSignal} after step ${trainer.step}; ${newest ? `newest checkpoint ${newest}; continue with --resume` : 'no checkpoint was saved yet'}`);
+    process.exitCode = 128 + SIGNAL_NUMBERS[stopSignal];
+  } else console.error(`done: ${trainer.step} steps; metrics in ${trainer.log.metricsPath}, curves in ${trainer.log.plotPath}`);
 } catch (error) {
   if (error instanceof TrainingDiverged) {
     console.error(`\n${error.message}`);

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 
 /** What a run leaves in its output folder; anything else there (the user's own files) is never touched. */
 const RUN_ENTRY = /^(metrics\.jsonl|completions\.jsonl|curves\.svg|checkpoint-\d+|adapter|model)$/;
-/** Where --overwrite gathers the old run before deleting it; a leftover one (killed while deleting) is removed at the next start. */
+/** Temporary files and folders of writes a killed process left behind (checkpoints, log rewrites). */
+const LEFTOVER = /^\.(checkpoint-\d+|metrics\.jsonl|completions\.jsonl)\.\d+(\.\d+)?\.tmp$|^\.replaced-\d+$/;
+/** Where --overwrite gathers the old run before deleting it. */
 const REPLACED_PREFIX = '.replaced-';
 
 export interface RunFolderOptions {
@@ -17,11 +19,12 @@ export interface RunFolderOptions {
 
 /**
  * Prepares a run's output folder so that two runs never mix there: a folder that already holds a
- * run is refused unless the new run resumes it or replaces it as a whole (--overwrite).
+ * run is refused unless the new run resumes it or replaces it as a whole (--overwrite). What
+ * killed writes left behind is removed first.
  */
 export function prepareRunFolder(outDir: string, options: RunFolderOptions): void {
   mkdirSync(outDir, { recursive: true });
-  for (const name of readdirSync(outDir)) if (name.startsWith(REPLACED_PREFIX)) rmSync(join(outDir, name), { recursive: true, force: true });
+  for (const name of readdirSync(outDir)) if (LEFTOVER.test(name)) rmSync(join(outDir, name), { recursive: true, force: true });
   const previous = readdirSync(outDir).filter((name) => RUN_ENTRY.test(name)).sort();
   if (!previous.length || options.resume) return;
   if (!options.overwrite) {
