@@ -66,4 +66,21 @@ describe('run safety', () => {
     expect(existsSync(leftover)).toBe(false);
     expect(metrics(dir).map((r) => r.step).filter((s) => s > 0)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
+
+  it('locks the folder: a second writer is refused while the first lives; the lock of a killed run is stale', async () => {
+    const dir = newDir('grpo-lock-');
+    const first = startTrain(tiny, dir, ['--steps', '8', '--save-every', '1']);
+    await waitFor(() => existsSync(join(dir, 'checkpoint-1', 'trainer_state.json')));
+    const second = runTrain(tiny, dir, ['--steps', '8', '--overwrite']);
+    expect(second.status).not.toBe(0);
+    expect(second.stderr).toContain(`--out-dir ${dir} is in use by process ${first.child.pid}`);
+    expect(existsSync(join(dir, 'checkpoint-1'))).toBe(true);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const resumed = runTrain(tiny, dir, ['--steps', '8', '--save-every', '1', '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`removing a stale lock (process ${first.child.pid} is gone)`);
+    expect(existsSync(join(dir, '.run.lock'))).toBe(false);
+  });
 });

@@ -63,7 +63,7 @@ rows.forEach((row, i) => {
   if (typeof row.completion !== 'string') throw new Error(`${args.data}: row ${i + 1} has no "completion" string`);
 });
 
-prepareRunFolder(outDir, { resume: false, overwrite: args.overwrite, flag: '--out-dir' });
+const releaseRunFolder = prepareRunFolder(outDir, { resume: false, overwrite: args.overwrite, flag: '--out-dir' });
 
 const gpu = await Gpu.create();
 const loaded = loadModel(gpu, args.model!, { trainable: args.full });
@@ -134,4 +134,5 @@ if (lora) {
 log.plot();
 await reward?.close();
 await tritonRunner.close();
+releaseRunFolder();
 gpu.destroy();

@@ -56,6 +56,7 @@ export class GrpoTrainer {
     readonly reward: RewardFunction,
     private readonly tritonRunner: TritonRunner,
     state: TrainerState | null,
+    private readonly releaseRunFolder: () => void,
   ) {
     this.log = new RunLog(config.outDir);
     this.step = state?.step ?? 0;
@@ -65,7 +66,16 @@ export class GrpoTrainer {
 
   static async create(gpu: Gpu, config: GrpoConfig, root: string): Promise<GrpoTrainer> {
     validateConfig(config);
-    prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
+    const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
+    try {
+      return await GrpoTrainer.load(gpu, config, root, releaseRunFolder);
+    } catch (error) {
+      releaseRunFolder();
+      throw error;
+    }
+  }
+
+  private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void): Promise<GrpoTrainer> {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir}`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
@@ -102,7 +112,7 @@ export class GrpoTrainer {
       optimizer.importState(saved.optimizer);
       lora.dropoutStream = saved.state.dropoutStream;
     }
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null);
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, releaseRunFolder);
   }
 
   private get schedule(): LrSchedule {
@@ -362,8 +372,12 @@ export class GrpoTrainer {
   }
 
   async close(): Promise<void> {
-    await this.reward.close();
-    await this.tritonRunner.close();
+    try {
+      await this.reward.close();
+      await this.tritonRunner.close();
+    } finally {
+      this.releaseRunFolder();
+    }
   }
 }
 
