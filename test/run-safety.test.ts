@@ -83,4 +83,26 @@ describe('run safety', () => {
     expect(resumed.stderr).toContain(`removing a stale lock (process ${first.child.pid} is gone)`);
     expect(existsSync(join(dir, '.run.lock'))).toBe(false);
   });
+
+  it('resume is exact or refused: --steps with a decaying schedule, changed data files', () => {
+    const cosine = newDir('grpo-cosine-');
+    expect(runTrain(tiny, cosine, short).status).toBe(0);
+    const longer = runTrain(tiny, cosine, ['--steps', '4', '--resume']);
+    expect(longer.status).not.toBe(0);
+    expect(longer.stderr).toContain('--steps 2 vs 4 (the cosine learning-rate schedule decays over --steps)');
+
+    const constant = newDir('grpo-constant-');
+    const data = join(constant, 'sums.jsonl');
+    writeFileSync(data, '{"prompt": "1+2="}\n{"prompt": "3+4="}\n');
+    const rows = ['--lr-schedule', 'constant', '--task', data];
+    expect(runTrain(tiny, constant, [...short, ...rows]).status).toBe(0);
+    const extended = runTrain(tiny, constant, ['--steps', '3', '--resume', ...rows]);
+    expect(extended.status, extended.stderr).toBe(0);
+    expect(metrics(constant).map((r) => r.step)).toEqual([0, 1, 2, 3]);
+
+    writeFileSync(data, '{"prompt": "1+2="}\n{"prompt": "5+4="}\n');
+    const changed = runTrain(tiny, constant, ['--steps', '4', '--resume', ...rows]);
+    expect(changed.status).not.toBe(0);
+    expect(changed.stderr).toContain(`${data} changed since the checkpoint`);
+  });
 });

@@ -17,6 +17,8 @@ export interface TrainerState {
   matmulVariants: Record<string, string>;
   /** The config the run was started with (a resumed run must match it). */
   config: Record<string, unknown>;
+  /** The sha256 of each data and reward file the run read (a resumed run must read the same). */
+  inputs?: Record<string, string>;
   /** Evaluation results so far, kept for the final plot. */
   history: Record<string, number>[];
 }

@@ -19,17 +19,15 @@ import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, sequenceBatch, type SequenceInput } from './completion-logprobs.js';
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
-import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
+import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { RunLog } from './run-log.js';
+import { checkSameRun, inputFingerprints } from './same-run.js';
 import { loadTask, type TaskData } from './tasks.js';
 
 export type StepMetrics = Record<string, number>;
-
-/** Options that may change when a run is resumed; everything else must match for an exact continuation. */
-const RESUMABLE_CHANGES = new Set<keyof GrpoConfig>(['steps', 'resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
 
 export class TrainingDiverged extends Error {}
 
@@ -56,6 +54,7 @@ export class GrpoTrainer {
     readonly reward: RewardFunction,
     private readonly tritonRunner: TritonRunner,
     state: TrainerState | null,
+    private readonly inputs: Record<string, string>,
     private readonly releaseRunFolder: () => void,
   ) {
     this.log = new RunLog(config.outDir);
@@ -79,7 +78,8 @@ export class GrpoTrainer {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir}`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
-    if (saved) checkSameRun(saved.state.config, config);
+    const inputs = inputFingerprints(config);
+    if (saved) checkSameRun(saved.state, config, inputs);
     const task = loadTask(config.task, root, config.evalPrompts, config.evalData);
     const tritonRunner = new TritonRunner({ repoRoot: root });
     const rewardSource = config.rewardConfig ?? task.rewardConfig;
@@ -112,7 +112,7 @@ export class GrpoTrainer {
       optimizer.importState(saved.optimizer);
       lora.dropoutStream = saved.state.dropoutStream;
     }
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, releaseRunFolder);
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder);
   }
 
   private get schedule(): LrSchedule {
@@ -366,6 +366,7 @@ export class GrpoTrainer {
       dropoutStream: this.lora.dropoutStream,
       matmulVariants: matmulVariantChoices(this.gpu),
       config: { ...this.config },
+      inputs: this.inputs,
       history: this.history,
     };
     return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
@@ -394,16 +395,4 @@ function epochOrder(n: number, seed: number, epoch: number): number[] {
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
-}
-
-function checkSameRun(saved: Record<string, unknown>, config: GrpoConfig): void {
-  const differences = (Object.keys(config) as (keyof GrpoConfig)[]).filter(
-    (key) => !RESUMABLE_CHANGES.has(key) && JSON.stringify(saved[key]) !== JSON.stringify(config[key]),
-  );
-  if (differences.length) {
-    throw new Error(
-      `--resume: the checkpoint was made with different settings (${differences.map((k) => `--${kebab(k)} ${JSON.stringify(saved[k])} vs ${JSON.stringify(config[k])}`).join(', ')}); ` +
-        'rerun with the same settings to continue exactly',
-    );
-  }
 }
