@@ -105,4 +105,38 @@ describe('run safety', () => {
     expect(changed.status).not.toBe(0);
     expect(changed.stderr).toContain(`${data} changed since the checkpoint`);
   });
+
+  it('checks rows and graders before the first step; a grader failing on every completion stops the run', () => {
+    const dir = newDir('grpo-preflight-');
+    const data = join(dir, 'rows.jsonl');
+    writeFileSync(data, `{"prompt": "1+2="}\n{"prompt": "${'7'.repeat(300)}"}\n{"prompt": "3+4="}\n`);
+    const long = runTrain(tiny, newDir('grpo-long-'), ['--task', data]);
+    expect(long.status).not.toBe(0);
+    expect(long.stderr).toContain(`1 data row does not fit the model's context of 256 tokens with --max-new-tokens 12:\n  ${data}:2 (`);
+    expect(long.stderr).toContain('--skip-long-rows');
+    const skipped = runTrain(tiny, newDir('grpo-skip-'), ['--task', data, '--skip-long-rows', '--steps', '1']);
+    expect(skipped.status, skipped.stderr).toBe(0);
+    expect(skipped.stderr).toContain(`${data}:2 (`);
+
+    const reward = (name: string, grader: object) => {
+      const path = join(dir, `${name}.json`);
+      writeFileSync(path, JSON.stringify({ components: [{ name, grader, timeoutMs: 5000 }] }));
+      return ['--reward-config', path, '--steps', '1'];
+    };
+    const missing = runTrain(tiny, newDir('grpo-missing-'), reward('gone', { type: 'programmatic', module: './nowhere.mjs' }));
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toMatch(/reward component 'gone': .*nowhere\.mjs/);
+    expect(missing.stderr).not.toMatch(/step 1/);
+
+    const absent = runTrain(tiny, newDir('grpo-absent-'), reward('absent', { type: 'external', command: join(dir, 'no-such-grader') }));
+    expect(absent.stderr).toMatch(/reward component 'absent': .*no-such-grader failed to start: .*ENOENT/);
+
+    const chatty = runTrain(tiny, newDir('grpo-chatty-'), reward('chatty', { type: 'external', command: process.execPath, args: ['-e', "process.stdin.on('data', () => console.log('hello'))"] }));
+    expect(chatty.stderr).toContain(`reward component 'chatty': ${process.execPath} printed non-JSON output: "hello"`);
+
+    writeFileSync(join(dir, 'throws.mjs'), "export default () => { throw new Error('no answer key'); };\n");
+    const throwing = runTrain(tiny, newDir('grpo-throws-'), reward('throws', { type: 'programmatic', module: './throws.mjs' }));
+    expect(throwing.status, throwing.stderr).toBe(3);
+    expect(throwing.stderr).toContain("step 1: reward component 'throws' (grader failed: no answer key) failed on every completion");
+  });
 });

@@ -7,7 +7,7 @@ import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
 import { latestCheckpoint } from '../rl/checkpoint.js';
 import { DEFAULT_CONFIG, kebab, type GrpoConfig } from '../rl/grpo-config.js';
-import { GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
+import { GraderFailed, GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
 import { ProgressBar } from './progress.js';
 
 const HELP: Record<keyof GrpoConfig, string> = {
@@ -57,6 +57,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   seed: 'seed of data order, sampling, LoRA init and dropout',
   resume: 'continue from the newest checkpoint in --out-dir, exactly',
   overwrite: 'delete the run --out-dir holds (as a whole) and start afresh',
+  skipLongRows: 'leave out data rows whose prompt and --max-new-tokens exceed the model’s context (default: refuse to start)',
 };
 
 function parseValue(key: keyof GrpoConfig, raw: string | boolean): GrpoConfig[keyof GrpoConfig] {
@@ -140,6 +141,9 @@ const show = (m: StepMetrics): Record<string, number | string> => {
 };
 try {
   await trainer.train((m) => {
+    for (const [key, share] of Object.entries(m)) {
+      if (share === 1 && /^rewards\/.+\/failed$/.test(key)) console.error(`\nstep ${m.step}: the '${key.slice(8, -7)}' grader failed on every completion (reasons in completions.jsonl)`);
+    }
     if (m.frac_reward_zero_std === 1) console.error(`\nstep ${m.step}: every group's completions got the same reward — no learning signal this step (loss 0 is expected)`);
     progress.update(m.step, show(m));
   });
@@ -149,9 +153,9 @@ try {
     process.exitCode = 128 + SIGNAL_NUMBERS[stopSignal];
   } else console.error(`done: ${trainer.step} steps; metrics in ${trainer.log.metricsPath}, curves in ${trainer.log.plotPath}`);
 } catch (error) {
-  if (error instanceof TrainingDiverged) {
+  if (error instanceof TrainingDiverged || error instanceof GraderFailed) {
     console.error(`\n${error.message}`);
-    process.exitCode = 2;
+    process.exitCode = error instanceof TrainingDiverged ? 2 : 3;
   } else throw error;
 } finally {
   trainer.log.plot();

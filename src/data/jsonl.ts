@@ -3,6 +3,14 @@ import { readFileSync } from 'node:fs';
 /** A training/eval row: the user prompt, an optional system message, and fields graders read. */
 export type PromptRow = Readonly<Record<string, unknown>> & { readonly prompt: string; readonly system?: string };
 
+/** Where each row read from a file came from, as `file:line` (rows stay plain objects for the graders). */
+const sources = new WeakMap<PromptRow, string>();
+
+/** `file:line` of a row read by readPromptRows; undefined for generated rows. */
+export function rowSource(row: PromptRow): string | undefined {
+  return sources.get(row);
+}
+
 /**
  * Reads a JSONL file of prompt rows. A malformed line is an error naming the file and line, and
  * nothing is trained on a partly read file.
@@ -28,6 +36,7 @@ export function readPromptRows(path: string): PromptRow[] {
     if (typeof prompt !== 'string' || !prompt) throw new Error(`${path}:${i + 1}: "prompt" must be a non-empty string`);
     if (system !== undefined && typeof system !== 'string') throw new Error(`${path}:${i + 1}: "system" must be a string`);
     rows.push(row as PromptRow);
+    sources.set(row as PromptRow, `${path}:${i + 1}`);
   });
   if (!rows.length) throw new Error(`${path}: no rows`);
   return rows;

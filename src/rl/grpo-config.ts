@@ -67,6 +67,8 @@ export interface GrpoConfig {
   resume: boolean;
   /** Replace the run outDir holds (deleted as a whole before the first step). */
   overwrite: boolean;
+  /** Leave out data rows whose prompt and maxNewTokens do not fit the model's context (otherwise they stop the run before it starts). */
+  skipLongRows: boolean;
 }
 
 export const DEFAULT_CONFIG: GrpoConfig = {
@@ -110,6 +112,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   seed: 0,
   resume: false,
   overwrite: false,
+  skipLongRows: false,
 };
 
 /** Checks ranges so a bad flag fails before minutes of model loading. */

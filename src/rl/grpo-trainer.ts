@@ -23,6 +23,7 @@ import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
+import { fitTaskToContext } from './preflight.js';
 import { RunLog } from './run-log.js';
 import { checkSameRun, inputFingerprints } from './same-run.js';
 import { loadTask, type TaskData } from './tasks.js';
@@ -30,6 +31,9 @@ import { loadTask, type TaskData } from './tasks.js';
 export type StepMetrics = Record<string, number>;
 
 export class TrainingDiverged extends Error {}
+
+/** A reward component failed (threw, hung, gave no valid score) on every completion of the run's first step. */
+export class GraderFailed extends Error {}
 
 /**
  * GRPO with LoRA on one WebGPU device. Sampling and training share the model and the adapter
@@ -80,16 +84,23 @@ export class GrpoTrainer {
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
     const inputs = inputFingerprints(config);
     if (saved) checkSameRun(saved.state, config, inputs);
-    const task = loadTask(config.task, root, config.evalPrompts, config.evalData);
+    const listedTask = loadTask(config.task, root, config.evalPrompts, config.evalData);
     const tritonRunner = new TritonRunner({ repoRoot: root });
-    const rewardSource = config.rewardConfig ?? task.rewardConfig;
+    const rewardSource = config.rewardConfig ?? listedTask.rewardConfig;
     if (!rewardSource) throw new Error(`task ${config.task} has no built-in reward: pass --reward-config`);
     const textGenerator = config.judgeModel ? new ModelTextGenerator(loadModel(gpu, config.judgeModel)) : undefined;
     const reward =
       typeof rewardSource === 'string'
         ? loadRewardConfig(rewardSource, { tritonRunner, textGenerator })
         : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
+    await reward.check({ prompt: listedTask.train[0].prompt, completion: '', example: listedTask.train[0] });
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
+    const task = fitTaskToContext(listedTask, loaded.tokenizer, {
+      contextLength: loaded.model.config.max_position_embeddings,
+      maxNewTokens: config.maxNewTokens,
+      skip: config.skipLongRows,
+      warn: (message) => console.error(message),
+    });
     if (saved) restoreMatmulVariantChoices(gpu, saved.state.matmulVariants);
     else await tuneMatmul(gpu);
     const adapterDir = checkpoint ?? config.initAdapter;
@@ -160,6 +171,7 @@ export class GrpoTrainer {
   async train(onStep: (metrics: StepMetrics) => void = () => {}): Promise<void> {
     const c = this.config;
     if (this.step === 0) this.log.metrics(this.recordEval(await this.evaluate()));
+    let firstStep = true;
     while (this.step < c.steps && !this.stopRequested) {
       const rolloutIndex = Math.floor(this.step / c.numIterations);
       const rows = this.promptRows(rolloutIndex);
@@ -170,6 +182,7 @@ export class GrpoTrainer {
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
       const names = this.reward.componentNames;
+      const failedShare = names.map((name) => scores.filter((s) => s.components[name].failed).length / scores.length);
       const adv = groupAdvantages(
         names.map((name) => ({ name, rewards: scores.map((s) => (s.components[name].counted ? s.components[name].score : 0)) })),
         { numGenerations: c.numGenerations, scaleRewards: c.scaleRewards, rewardWeights: names.map((n) => scores[0].components[n].weight) },
@@ -189,6 +202,7 @@ export class GrpoTrainer {
         'time/generation_s': (t1 - t0) / 1000,
         'time/reward_s': (t2 - t1) / 1000,
         'tokens_per_second/generation': completions.reduce((n, x) => n + x.completionIds.length, 0) / ((t1 - t0) / 1000),
+        ...Object.fromEntries(names.map((name, i) => [`rewards/${name}/failed`, failedShare[i]])),
       };
       this.log.completions(
         completions.slice(0, c.logCompletions).map((comp, i) => ({
@@ -201,6 +215,15 @@ export class GrpoTrainer {
           components: Object.fromEntries(Object.entries(scores[i].components).map(([k, v]) => [k, { score: v.score, counted: v.counted, reason: v.reason }])),
         })),
       );
+      // A grader that fails on every completion from the start is misconfigured: stop before training on its zeros.
+      const broken = names.filter((_, i) => failedShare[i] === 1);
+      if (firstStep && broken.length) {
+        throw new GraderFailed(
+          `step ${this.step + 1}: reward component${broken.length > 1 ? 's' : ''} ${broken.map((n) => `'${n}' (${scores[0].components[n].reason})`).join(', ')} failed on every completion; ` +
+            `stopping before training on zero rewards (the completions and reasons are in ${this.log.completionsPath})`,
+        );
+      }
+      firstStep = false;
       try {
         for (let iteration = 0; iteration < c.numIterations && this.step < c.steps; iteration++) {
           const metrics = await this.optimizerStep(sequences, adv.advantages, cached);
