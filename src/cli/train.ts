@@ -1,13 +1,12 @@
 // The main job: GRPO with LoRA adapters on WebGPU.
 //   node train.js --model small --lora-rank 8 [--task arithmetic] [--steps 30] [--config run.json] …
 // `node train.js --help` lists every flag.
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
 import { latestCheckpoint } from '../rl/checkpoint.js';
-import { DEFAULT_CONFIG, kebab, type GrpoConfig } from '../rl/grpo-config.js';
+import { DEFAULT_CONFIG, GRPO_SETTINGS, validateConfig, type GrpoConfig } from '../rl/grpo-config.js';
 import { GraderFailed, GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
+import { parseCommand } from './options.js';
 import { ProgressBar } from './progress.js';
 
 const HELP: Record<keyof GrpoConfig, string> = {
@@ -60,54 +59,13 @@ const HELP: Record<keyof GrpoConfig, string> = {
   skipLongRows: 'leave out data rows whose prompt and --max-new-tokens exceed the model’s context (default: refuse to start)',
 };
 
-function parseValue(key: keyof GrpoConfig, raw: string | boolean): GrpoConfig[keyof GrpoConfig] {
-  const template = DEFAULT_CONFIG[key];
-  const flag = `--${kebab(key)}`;
-  if (typeof template === 'boolean') return raw === true || raw === 'true';
-  if (typeof raw !== 'string') throw new Error(`${flag} needs a value`);
-  if (Array.isArray(template) && typeof template[0] === 'number') {
-    const parts = raw.split(',').map(Number);
-    if (parts.length !== 2 || parts.some((x) => !Number.isFinite(x))) throw new Error(`${flag} needs two numbers, e.g. 0.9,0.99`);
-    return parts as [number, number];
-  }
-  if (Array.isArray(template)) return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  // Optional numeric settings have no default to take their type from.
-  if (typeof template === 'number' || key === 'epsilonHigh' || key === 'delta') {
-    const value = Number(raw);
-    if (!Number.isFinite(value)) throw new Error(`${flag} needs a number, got '${raw}'`);
-    return value;
-  }
-  return raw;
-}
-
-const keys = [...new Set([...Object.keys(DEFAULT_CONFIG), ...Object.keys(HELP)])] as (keyof GrpoConfig)[];
-const { values } = parseArgs({
-  options: {
-    ...Object.fromEntries(keys.map((k) => [kebab(k), { type: typeof DEFAULT_CONFIG[k] === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
-    config: { type: 'string' },
-    help: { type: 'boolean' },
-  },
-  strict: true,
+const { values: config } = parseCommand<GrpoConfig>({
+  usage: 'usage: node train.js [--config run.json] [--flag value …]',
+  schema: GRPO_SETTINGS,
+  defaults: DEFAULT_CONFIG,
+  help: HELP,
+  check: validateConfig,
 });
-if (values.help) {
-  console.log('usage: node train.js [--config run.json] [--flag value …]\n\nA config file is a JSON object with the same names (camelCase or kebab-case); flags override it.\n');
-  for (const k of keys) console.log(`  --${kebab(k).padEnd(28)} ${HELP[k]} (default: ${JSON.stringify(DEFAULT_CONFIG[k]) ?? 'off'})`);
-  process.exit(0);
-}
-
-const config: GrpoConfig = { ...DEFAULT_CONFIG };
-if (typeof values.config === 'string') {
-  const file = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
-  for (const [name, value] of Object.entries(file)) {
-    const key = keys.find((k) => k === name || kebab(k) === name);
-    if (!key) throw new Error(`${values.config}: unknown setting '${name}'`);
-    (config as unknown as Record<string, unknown>)[key] = typeof value === 'string' || typeof value === 'boolean' ? parseValue(key, value) : value;
-  }
-}
-for (const key of keys) {
-  const raw = (values as Record<string, string | boolean | undefined>)[kebab(key)];
-  if (raw !== undefined) (config as unknown as Record<string, unknown>)[key] = parseValue(key, raw);
-}
 
 // SIGTERM (docker stop, kill, job schedulers) is treated like Ctrl-C: finish the step, save, exit.
 // Until the trainer exists there is nothing to save; a second signal quits at once.

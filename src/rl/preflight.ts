@@ -19,7 +19,7 @@ export interface ContextFit {
  * otherwise the run would stop at whatever step first draws such a row. The rows that do not fit
  * are named by file:line (or by their place in a generated set), and either refused or left out.
  */
-export function fitTaskToContext(task: TaskData, tokenizer: Tokenizer, fit: ContextFit): TaskData {
+export function fitTaskToContext(task: TaskData, tokenizer: Tokenizer, fit: ContextFit): { task: TaskData; longestPrompt: number } {
   const room = fit.contextLength - fit.maxNewTokens;
   const tooLong: string[] = [];
   // A row can be in both sets (a JSONL task's held-out rows are its first rows): measured and named once.
@@ -33,11 +33,12 @@ export function fitTaskToContext(task: TaskData, tokenizer: Tokenizer, fit: Cont
       return lengths.get(row)! <= room;
     });
   const fitted = { ...task, train: keep(task.train, 'training'), eval: keep(task.eval, 'held-out') };
-  if (!tooLong.length) return task;
+  const longestPrompt = Math.max(...[...fitted.train, ...fitted.eval].map((row) => lengths.get(row)!));
+  if (!tooLong.length) return { task, longestPrompt };
   const what = `${tooLong.length} data row${tooLong.length > 1 ? 's do' : ' does'} not fit the model's context of ${fit.contextLength} tokens with --max-new-tokens ${fit.maxNewTokens}`;
   const listed = tooLong.slice(0, ROWS_LISTED).join('\n  ') + (tooLong.length > ROWS_LISTED ? `\n  … and ${tooLong.length - ROWS_LISTED} more` : '');
   if (!fit.skip) throw new Error(`${what}:\n  ${listed}\nShorten them, lower --max-new-tokens, or pass --skip-long-rows to leave them out.`);
   if (!fitted.train.length) throw new Error(`${what}, and none is left to train on:\n  ${listed}`);
   fit.warn(`${what}; left out (--skip-long-rows):\n  ${listed}`);
-  return fitted;
+  return { task: fitted, longestPrompt };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { kebab, type GrpoConfig } from './grpo-config.js';
+import { kebab } from '../io/settings-schema.js';
+import type { GrpoConfig } from './grpo-config.js';
 
 /** Settings that may change on resume: none of them changes what the run computes. */
 const FREE_ON_RESUME = new Set<keyof GrpoConfig>(['resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
