@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { writeRandomCheckpoint } from './helpers/tiny-checkpoint.js';
 import { metrics, newDir, prepareTinyRun, runNode, runTrain, SFT, startTrain, waitFor, type TinyRun } from './helpers/train-cli.js';
 
 // What train.js and sft.js do with the user's work when things go wrong: a second run in the same
@@ -138,5 +139,48 @@ describe('run safety', () => {
     const throwing = runTrain(tiny, newDir('grpo-throws-'), reward('throws', { type: 'programmatic', module: './throws.mjs' }));
     expect(throwing.status, throwing.stderr).toBe(3);
     expect(throwing.stderr).toContain("step 1: reward component 'throws' (grader failed: no answer key) failed on every completion");
+  });
+
+  it('--init-adapter: conflicting LoRA flags are refused, the adapter\'s own settings are reported', () => {
+    const dir = newDir('grpo-init-');
+    const data = join(dir, 'pairs.jsonl');
+    writeFileSync(data, '{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}\n');
+    const sft = runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '1', '--batch', '1', '--lora-rank', '4', '--lora-alpha', '8', '--out-dir', join(dir, 'sft')]);
+    expect(sft.status, sft.stderr).toBe(0);
+    const adapter = join(dir, 'sft', 'adapter');
+    const conflict = runTrain(tiny, join(dir, 'a'), ['--steps', '1', '--init-adapter', adapter, '--lora-alpha', '32']);
+    expect(conflict.status).not.toBe(0);
+    expect(conflict.stderr).toContain(`--init-adapter ${adapter}: --lora-alpha 32 conflicts with the adapter's 8`);
+    const adopted = runTrain(tiny, join(dir, 'b'), ['--steps', '1', '--init-adapter', adapter]);
+    expect(adopted.status, adopted.stderr).toBe(0);
+    expect(adopted.stderr).toContain(`LoRA r=4 alpha 8 from ${adapter}`);
+    const state = JSON.parse(readFileSync(join(dir, 'b', 'checkpoint-1', 'trainer_state.json'), 'utf8')) as { config: Record<string, unknown> };
+    expect(state.config).toMatchObject({ loraRank: 4, loraAlpha: 8, loraDropout: 0.1 });
+  });
+
+  it('says what it falls back on, and refuses what it cannot do: no chat template, non-UTF-8 rows, NaN weights', () => {
+    const plain = newDir('plain-model-');
+    cpSync(tiny.model, plain, { recursive: true });
+    rmSync(join(plain, 'tokenizer_config.json'));
+    const warned = runTrain(tiny, newDir('grpo-plain-'), ['--model', plain, '--steps', '1']);
+    expect(warned.status, warned.stderr).toBe(0);
+    expect(warned.stderr).toContain(`warning: ${plain}: the tokenizer has no chat template`);
+    const withSystem = join(plain, 'system.jsonl');
+    writeFileSync(withSystem, '{"prompt": "1+2="}\n{"prompt": "3+4=", "system": "Be brief."}\n');
+    const refused = runTrain(tiny, newDir('grpo-plain-'), ['--model', plain, '--task', withSystem]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`but ${withSystem}:2 has a system message, which only a chat template can place`);
+
+    const latin1 = join(plain, 'latin1.jsonl');
+    writeFileSync(latin1, Buffer.concat([Buffer.from('{"prompt": "1+2="}\n{"prompt": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    const encoding = runTrain(tiny, newDir('grpo-latin1-'), ['--task', latin1]);
+    expect(encoding.status).not.toBe(0);
+    expect(encoding.stderr).toContain(`${latin1}:2: not valid UTF-8`);
+
+    const poisoned = writeRandomCheckpoint(1, { nanWeights: true });
+    const diverged = runTrain(tiny, newDir('grpo-nan-'), ['--model', poisoned, '--steps', '2']);
+    expect(diverged.status, diverged.stderr).toBe(2);
+    expect(diverged.stderr).toMatch(/step 1: loss \S+, grad norm NaN — training diverged; no checkpoint was saved before it/);
+    expect(diverged.stderr).not.toContain('last good checkpoint');
   });
 });

@@ -71,6 +71,14 @@ const { model, tokenizer } = loadModel(gpu, args.model, { dtype: args.dtype });
 await gpu.sync();
 console.error(`${args.model} on ${gpu.adapterName}: loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
 
+if (!args.raw && !tokenizer.chatTemplate) {
+  const missing = `${args.model}: the tokenizer has no chat template (no chat_template in a tokenizer_config.json)`;
+  if (args.system !== undefined) {
+    console.error(`${missing}, so --system cannot be placed; leave it out, or pass --raw and write the prompt whole`);
+    process.exit(2);
+  }
+  console.error(`warning: ${missing}; prompts are fed as plain text`);
+}
 const texts = args.prompt?.length ? args.prompt : ['Write a haiku about GPUs.'];
 const encode = (text: string) =>
   args.raw || !tokenizer.chatTemplate

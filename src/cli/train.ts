@@ -59,7 +59,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   skipLongRows: 'leave out data rows whose prompt and --max-new-tokens exceed the model’s context (default: refuse to start)',
 };
 
-const { values: config } = parseCommand<GrpoConfig>({
+const { values: config, given } = parseCommand<GrpoConfig>({
   usage: 'usage: node train.js [--config run.json] [--flag value …]',
   schema: GRPO_SETTINGS,
   defaults: DEFAULT_CONFIG,
@@ -83,9 +83,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const gpu = await Gpu.create();
 console.error(`adapter: ${gpu.adapterName}`);
-trainer = await GrpoTrainer.create(gpu, config, repositoryRoot());
+trainer = await GrpoTrainer.create(gpu, config, repositoryRoot(), given);
 trainer.stopRequested = stopSignal !== undefined;
-console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${config.loraRank} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
+console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${trainer.config.loraRank} alpha ${trainer.config.loraAlpha}${config.initAdapter ? ` from ${config.initAdapter}` : ''} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
 
 const progress = new ProgressBar(config.steps, 'GRPO ', 1);
 const show = (m: StepMetrics): Record<string, number | string> => {

@@ -16,12 +16,13 @@ export function rowSource(row: PromptRow): string | undefined {
  * nothing is trained on a partly read file.
  */
 export function readPromptRows(path: string): PromptRow[] {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
     throw new Error(`${path}: cannot read data file (${(error as Error).message})`);
   }
+  const text = decodeUtf8(bytes, path);
   const rows: PromptRow[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
@@ -40,4 +41,24 @@ export function readPromptRows(path: string): PromptRow[] {
   });
   if (!rows.length) throw new Error(`${path}: no rows`);
   return rows;
+}
+
+/** The file's text; bytes that are not UTF-8 are an error naming the line, never silently replaced. */
+function decodeUtf8(bytes: Buffer, path: string): string {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return strict.decode(bytes);
+  } catch {
+    let start = 0;
+    for (let line = 1; ; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      try {
+        strict.decode(bytes.subarray(start, end < 0 ? bytes.length : end));
+      } catch {
+        throw new Error(`${path}:${line}: not valid UTF-8 (save the file as UTF-8)`);
+      }
+      if (end < 0) throw new Error(`${path}: not valid UTF-8`);
+      start = end + 1;
+    }
+  }
 }

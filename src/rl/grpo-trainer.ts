@@ -24,7 +24,8 @@ import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
-import { fitTaskToContext } from './preflight.js';
+import { adoptAdapterSettings } from './init-adapter.js';
+import { checkChatTemplate, fitTaskToContext } from './preflight.js';
 import { RunLog } from './run-log.js';
 import { checkSameRun, inputFingerprints } from './same-run.js';
 import { loadTask, type TaskData } from './tasks.js';
@@ -68,8 +69,13 @@ export class GrpoTrainer {
     this.log.truncateAfter(this.step);
   }
 
-  static async create(gpu: Gpu, config: GrpoConfig, root: string): Promise<GrpoTrainer> {
-    validateConfig(config);
+  /**
+   * `given` names the settings the user chose (the rest are defaults); by default every setting
+   * counts as chosen. It decides what an --init-adapter may override (see adoptAdapterSettings).
+   */
+  static async create(gpu: Gpu, requested: GrpoConfig, root: string, given: ReadonlySet<string> = new Set(Object.keys(requested))): Promise<GrpoTrainer> {
+    validateConfig(requested);
+    const config = requested.initAdapter ? adoptAdapterSettings(requested, requested.initAdapter, given) : requested;
     const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
     try {
       return await GrpoTrainer.load(gpu, config, root, releaseRunFolder);
@@ -96,6 +102,7 @@ export class GrpoTrainer {
         : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
     await reward.check({ prompt: listedTask.train[0].prompt, completion: '', example: listedTask.train[0] });
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
+    checkChatTemplate(loaded.tokenizer, config.model, listedTask);
     const { task, longestPrompt } = fitTaskToContext(listedTask, loaded.tokenizer, {
       contextLength: loaded.model.config.max_position_embeddings,
       maxNewTokens: config.maxNewTokens,
@@ -110,7 +117,7 @@ export class GrpoTrainer {
     else await tuneMatmul(gpu);
     const adapterDir = checkpoint ?? config.initAdapter;
     const lora = adapterDir
-      ? loadLora(loaded.model, adapterDir, { seed: config.seed })
+      ? loadLora(loaded.model, adapterDir, { seed: config.seed, dropout: config.loraDropout })
       : attachLora(loaded.model, {
           rank: config.loraRank,
           alpha: config.loraAlpha,
@@ -355,9 +362,11 @@ export class GrpoTrainer {
     for (const t of readBack) t.dispose();
     values.entropy /= Math.max(1, entropyTokens);
     if (!Number.isFinite(values.loss) || !Number.isFinite(values.grad_norm)) {
+      const lastGood = latestCheckpoint(this.config.outDir);
       throw new TrainingDiverged(
         `step ${this.step + 1}: loss ${values.loss}, grad norm ${values.grad_norm} — training diverged; ` +
-          `the last good checkpoint is in ${this.config.outDir} (lower --learning-rate or raise --max-grad-norm clipping)`,
+          (lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was saved before it') +
+          ' (lower --learning-rate or --max-grad-norm; a loss or gradient that is not finite at the first step points at the model’s weights)',
       );
     }
     const merged: StepMetrics = {};

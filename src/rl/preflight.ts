@@ -3,6 +3,19 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { encodePrompt } from './evaluate.js';
 import type { TaskData } from './tasks.js';
 
+/**
+ * A model folder without a chat template (no tokenizer_config.json, or none in it) feeds prompts as
+ * plain text: said once. Rows with a system message cannot be fed that way (only a template places
+ * it), so such a task is refused rather than trained with the system messages silently dropped.
+ */
+export function checkChatTemplate(tokenizer: Tokenizer, model: string, task: TaskData): void {
+  if (tokenizer.chatTemplate) return;
+  const withSystem = [...task.train, ...task.eval].find((row) => row.system !== undefined);
+  const missing = `${model}: the tokenizer has no chat template (no chat_template in a tokenizer_config.json)`;
+  if (withSystem) throw new Error(`${missing}, but ${rowSource(withSystem) ?? `a row of task ${task.name}`} has a system message, which only a chat template can place`);
+  console.error(`warning: ${missing}; prompts are fed to the model as plain text`);
+}
+
 /** Rows named in full in a refusal; the rest are counted. */
 const ROWS_LISTED = 10;
 
@@ -33,7 +46,8 @@ export function fitTaskToContext(task: TaskData, tokenizer: Tokenizer, fit: Cont
       return lengths.get(row)! <= room;
     });
   const fitted = { ...task, train: keep(task.train, 'training'), eval: keep(task.eval, 'held-out') };
-  const longestPrompt = Math.max(...[...fitted.train, ...fitted.eval].map((row) => lengths.get(row)!));
+  let longestPrompt = 0;
+  for (const length of lengths.values()) if (length <= room) longestPrompt = Math.max(longestPrompt, length);
   if (!tooLong.length) return { task, longestPrompt };
   const what = `${tooLong.length} data row${tooLong.length > 1 ? 's do' : ' does'} not fit the model's context of ${fit.contextLength} tokens with --max-new-tokens ${fit.maxNewTokens}`;
   const listed = tooLong.slice(0, ROWS_LISTED).join('\n  ') + (tooLong.length > ROWS_LISTED ? `\n  … and ${tooLong.length - ROWS_LISTED} more` : '');
