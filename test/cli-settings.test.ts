@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generationBatchLimit } from '../src/generate/batch-limit.js';
+import { EXIT_USAGE } from '../src/cli/options.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { GENERATE, newDir, prepareTinyRun, runNode, SFT, TRAIN, type TinyRun } from './helpers/train-cli.js';
 
@@ -29,7 +30,7 @@ describe('command-line and config settings', () => {
     ];
     for (const [flags, message] of cases) {
       const result = runNode([TRAIN, '--out-dir', newDir('grpo-flags-'), ...flags]);
-      expect(result.status, flags.join(' ')).toBe(2);
+      expect(result.status, flags.join(' ')).toBe(EXIT_USAGE);
       expect(result.stderr).toContain(message);
     }
   });
@@ -38,7 +39,7 @@ describe('command-line and config settings', () => {
     const config = join(newDir('grpo-config-'), 'run.json');
     writeFileSync(config, JSON.stringify({ resume: 'yes', 'max-new-tokens': '12', steps: 3 }));
     const result = runNode([TRAIN, '--config', config]);
-    expect(result.status).toBe(2);
+    expect(result.status).toBe(EXIT_USAGE);
     expect(result.stderr).toContain(`${config}: "resume" must be boolean, got "yes"`);
     expect(result.stderr).toContain(`${config}: "max-new-tokens" must be integer, got "12"`);
     writeFileSync(config, JSON.stringify({ stepz: 3 }));
@@ -47,13 +48,13 @@ describe('command-line and config settings', () => {
 
   it('sft.js and generate.js check their numbers too, and --batch against the device limits', () => {
     const sft = runNode([SFT, '--data', join(tiny.model, 'none.jsonl'), '--steps', 'abc']);
-    expect(sft.status).toBe(2);
+    expect(sft.status).toBe(EXIT_USAGE);
     expect(sft.stderr).toContain('--steps must be integer, got "abc"');
     const text = runNode([GENERATE, '--model', tiny.model, '--batch', 'abc']);
-    expect(text.status).toBe(2);
+    expect(text.status).toBe(EXIT_USAGE);
     expect(text.stderr).toContain('--batch must be integer, got "abc"');
     const huge = runNode([GENERATE, '--model', tiny.model, '--prompt', '1+2=', '--batch', '100000', '--max-new-tokens', '4']);
-    expect(huge.status).toBe(2);
+    expect(huge.status).toBe(EXIT_USAGE);
     expect(huge.stderr).toMatch(/--batch 100000 does not fit this device: at most \d+ sequences of \d+ prompt \+ 4 new tokens/);
   });
 

@@ -8,7 +8,7 @@ import { Gpu } from '../gpu/gpu.js';
 import type { SettingSchema } from '../io/settings-schema.js';
 import { loadModel } from '../model/load.js';
 import { GRPO_SETTINGS } from '../rl/grpo-config.js';
-import { parseCommand } from './options.js';
+import { EXIT_USAGE, parseCommand } from './options.js';
 
 interface GenerateSettings {
   model: string;
@@ -75,7 +75,7 @@ if (!args.raw && !tokenizer.chatTemplate) {
   const missing = `${args.model}: the tokenizer has no chat template (no chat_template in a tokenizer_config.json)`;
   if (args.system !== undefined) {
     console.error(`${missing}, so --system cannot be placed; leave it out, or pass --raw and write the prompt whole`);
-    process.exit(2);
+    process.exit(EXIT_USAGE);
   }
   console.error(`warning: ${missing}; prompts are fed as plain text`);
 }
@@ -93,7 +93,7 @@ const longestPrompt = prompts.reduce((n, p) => Math.max(n, p.length), 0);
 const fits = generationBatchLimit(model.config, gpu.device.limits, longestPrompt, args.maxNewTokens);
 if (batch > fits.batch) {
   console.error(`--batch ${batch} does not fit this device: at most ${fits.batch} sequences of ${longestPrompt} prompt + ${args.maxNewTokens} new tokens (${fits.reason})`);
-  process.exit(2);
+  process.exit(EXIT_USAGE);
 }
 
 const start = performance.now();

@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkSettings, kebab, type SettingsSchema } from '../io/settings-schema.js';
 
+/** The exit status of a command refused for its settings (sysexits' EX_USAGE; 2 is a diverged run). */
+export const EXIT_USAGE = 64;
+
 /** A command's settings: one schema checks its flags and its config files alike. */
 export interface CommandSpec<T> {
   /** The first lines of --help. */
@@ -27,14 +30,14 @@ export interface ParsedCommand<T> {
  * Reads a command's flags and `--config FILE` (a JSON object with the same names, camelCase or
  * kebab-case; flags override it), checks both against the schema — flag values are strings,
  * converted to the declared type; a config file's values must already have it — and merges them
- * over the defaults. A problem exits with status 2 and a message naming the flag, or the file and key.
+ * over the defaults. A problem exits with status EXIT_USAGE and a message naming the flag, or the file and key.
  */
 export function parseCommand<T>(spec: CommandSpec<T>, argv: readonly string[] = process.argv.slice(2)): ParsedCommand<T> {
   try {
     return parse(spec, argv);
   } catch (error) {
     console.error(`${(error as Error).message}\n(--help lists every setting)`);
-    process.exit(2);
+    process.exit(EXIT_USAGE);
   }
 }
 

@@ -83,7 +83,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const gpu = await Gpu.create();
 console.error(`adapter: ${gpu.adapterName}`);
-trainer = await GrpoTrainer.create(gpu, config, repositoryRoot(), given);
+try {
+  trainer = await GrpoTrainer.create(gpu, config, repositoryRoot(), given);
+} catch (error) {
+  // A refusal before the first step is one message naming the flag, file or line; a bug keeps its stack.
+  if (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) throw error;
+  console.error((error as Error).message);
+  gpu.destroy();
+  process.exit(1);
+}
 trainer.stopRequested = stopSignal !== undefined;
 console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${trainer.config.loraRank} alpha ${trainer.config.loraAlpha}${config.initAdapter ? ` from ${config.initAdapter}` : ''} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
 
@@ -106,17 +114,28 @@ try {
     progress.update(m.step, show(m));
   });
   if (stopSignal && trainer.step < config.steps) {
-    const newest = latestCheckpoint(config.outDir);
-    console.error(`stopped by ${stopSignal} after step ${trainer.step}; ${newest ? `newest checkpoint ${newest}; continue with --resume` : 'no checkpoint was saved yet'}`);
+    console.error(`stopped by ${stopSignal} after step ${trainer.step}; ${newestCheckpoint()}`);
     process.exitCode = 128 + SIGNAL_NUMBERS[stopSignal];
   } else console.error(`done: ${trainer.step} steps; metrics in ${trainer.log.metricsPath}, curves in ${trainer.log.plotPath}`);
 } catch (error) {
   if (error instanceof TrainingDiverged || error instanceof GraderFailed) {
     console.error(`\n${error.message}`);
     process.exitCode = error instanceof TrainingDiverged ? 2 : 3;
+  } else if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+    console.error(`\n${(error as Error).message}: the disk is full; ${newestCheckpoint()}`);
+    process.exitCode = 1;
   } else throw error;
 } finally {
-  trainer.log.plot();
+  try {
+    trainer.log.plot();
+  } catch (error) {
+    console.error(`could not redraw ${trainer.log.plotPath}: ${(error as Error).message}`);
+  }
   await trainer.close();
   gpu.destroy();
+}
+
+function newestCheckpoint(): string {
+  const newest = latestCheckpoint(config.outDir);
+  return newest ? `newest checkpoint ${newest}; continue with --resume` : 'no checkpoint was saved yet';
 }
