@@ -101,8 +101,16 @@ describe('run safety', () => {
     expect(extended.status, extended.stderr).toBe(0);
     expect(metrics(constant).map((r) => r.step)).toEqual([0, 1, 2, 3]);
 
+    // A checkpoint from before a setting existed resumes as if it had the default.
+    const statePath = join(constant, 'checkpoint-3', 'trainer_state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { config: Record<string, unknown> };
+    delete state.config.skipLongRows;
+    writeFileSync(statePath, JSON.stringify(state));
+    const older = runTrain(tiny, constant, ['--steps', '4', '--resume', ...rows]);
+    expect(older.status, older.stderr).toBe(0);
+
     writeFileSync(data, '{"prompt": "1+2="}\n{"prompt": "5+4="}\n');
-    const changed = runTrain(tiny, constant, ['--steps', '4', '--resume', ...rows]);
+    const changed = runTrain(tiny, constant, ['--steps', '5', '--resume', ...rows]);
     expect(changed.status).not.toBe(0);
     expect(changed.stderr).toContain(`${data} changed since the checkpoint`);
   });

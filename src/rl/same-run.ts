@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { kebab } from '../io/settings-schema.js';
-import type { GrpoConfig } from './grpo-config.js';
+import { DEFAULT_CONFIG, type GrpoConfig } from './grpo-config.js';
 
 /** Settings that may change on resume: none of them changes what the run computes. */
 const FREE_ON_RESUME = new Set<keyof GrpoConfig>(['resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
@@ -30,9 +30,11 @@ export function checkSameRun(
   const problems: string[] = [];
   for (const key of Object.keys(config) as (keyof GrpoConfig)[]) {
     if (FREE_ON_RESUME.has(key) || (key === 'steps' && config.lrSchedule === 'constant')) continue;
-    if (JSON.stringify(saved.config[key]) === JSON.stringify(config[key])) continue;
+    // A setting newer than the checkpoint had its default then.
+    const before = key in saved.config ? saved.config[key] : DEFAULT_CONFIG[key];
+    if (JSON.stringify(before) === JSON.stringify(config[key])) continue;
     const why = key === 'steps' ? ` (the ${config.lrSchedule} learning-rate schedule decays over --steps)` : '';
-    problems.push(`--${kebab(key)} ${JSON.stringify(saved.config[key])} vs ${JSON.stringify(config[key])}${why}`);
+    problems.push(`--${kebab(key)} ${JSON.stringify(before)} vs ${JSON.stringify(config[key])}${why}`);
   }
   // Checkpoints written before fingerprints were kept have none to compare.
   for (const [path, hash] of Object.entries(saved.inputs ?? {})) {
