@@ -2,12 +2,13 @@
 //   node generate.js --model small --prompt "What is 2+2?" [--batch 8] [--max-new-tokens 64]
 //        [--temperature 0.7] [--top-k 0] [--top-p 1] [--min-p 0] [--seed 0] [--raw] [--dtype f16]
 import { noGrad } from '../autograd/grad-node.js';
-import { generationBatchLimit } from '../generate/batch-limit.js';
+import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { generate } from '../generate/generate.js';
 import { Gpu } from '../gpu/gpu.js';
 import type { SettingSchema } from '../io/settings-schema.js';
 import { loadModel } from '../model/load.js';
 import { GRPO_SETTINGS } from '../rl/grpo-config.js';
+import { noChatTemplate } from '../rl/preflight.js';
 import { EXIT_USAGE, parseCommand } from './options.js';
 
 interface GenerateSettings {
@@ -72,7 +73,7 @@ await gpu.sync();
 console.error(`${args.model} on ${gpu.adapterName}: loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`);
 
 if (!args.raw && !tokenizer.chatTemplate) {
-  const missing = `${args.model}: the tokenizer has no chat template (no chat_template in a tokenizer_config.json)`;
+  const missing = noChatTemplate(args.model);
   if (args.system !== undefined) {
     console.error(`${missing}, so --system cannot be placed; leave it out, or pass --raw and write the prompt whole`);
     process.exit(EXIT_USAGE);
@@ -89,10 +90,10 @@ const encode = (text: string) =>
 const batch = Math.max(args.batch, texts.length);
 const encoded = texts.map(encode);
 const prompts = Array.from({ length: batch }, (_, i) => encoded[i % texts.length]);
-const longestPrompt = prompts.reduce((n, p) => Math.max(n, p.length), 0);
-const fits = generationBatchLimit(model.config, gpu.device.limits, longestPrompt, args.maxNewTokens);
-if (batch > fits.batch) {
-  console.error(`--batch ${batch} does not fit this device: at most ${fits.batch} sequences of ${longestPrompt} prompt + ${args.maxNewTokens} new tokens (${fits.reason})`);
+try {
+  checkGenerationBatch('--batch', batch, model.config, gpu.device.limits, prompts.reduce((n, p) => Math.max(n, p.length), 0), args.maxNewTokens);
+} catch (error) {
+  console.error((error as Error).message);
   process.exit(EXIT_USAGE);
 }
 

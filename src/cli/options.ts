@@ -94,3 +94,17 @@ function readConfigFile(path: string, schema: SettingsSchema): Record<string, un
   checkSettings(schema, values, { coerce: false, name: (key) => `${path}: "${written.get(key) ?? key}"` });
   return values;
 }
+
+/**
+ * Runs the checks a command makes before its work starts. A refusal (an Error naming the flag,
+ * file or line) prints its message alone and exits 1; a bug (TypeError, RangeError, …) keeps its stack.
+ */
+export async function refuseOnError<T>(checks: () => T | Promise<T>): Promise<T> {
+  try {
+    return await checks();
+  } catch (error) {
+    if (!(error instanceof Error) || error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+}

@@ -28,7 +28,7 @@ import { loadTask } from '../rl/tasks.js';
 import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
 import { GRPO_SETTINGS } from '../rl/grpo-config.js';
-import { parseCommand } from './options.js';
+import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
 
 interface SftSettings {
@@ -95,10 +95,11 @@ const { values: args } = parseCommand<SftSettings>({
 });
 const { steps, batch: batchSize, outDir } = args;
 const root = repositoryRoot();
-const rows = readPromptRows(args.data);
-for (const row of rows) if (typeof row.completion !== 'string') throw new Error(`${rowSource(row)}: the row has no "completion" string`);
-
-const releaseRunFolder = prepareRunFolder(outDir, { resume: false, overwrite: args.overwrite, flag: '--out-dir' });
+const { rows, releaseRunFolder } = await refuseOnError(() => {
+  const read = readPromptRows(args.data);
+  for (const row of read) if (typeof row.completion !== 'string') throw new Error(`${rowSource(row)}: the row has no "completion" string`);
+  return { rows: read, releaseRunFolder: prepareRunFolder(outDir, { resume: false, overwrite: args.overwrite, flag: '--out-dir' }) };
+});
 
 const gpu = await Gpu.create();
 const loaded = loadModel(gpu, args.model, { trainable: args.full });

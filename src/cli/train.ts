@@ -6,7 +6,7 @@ import { repositoryRoot } from '../io/repository-root.js';
 import { latestCheckpoint } from '../rl/checkpoint.js';
 import { DEFAULT_CONFIG, GRPO_SETTINGS, validateConfig, type GrpoConfig } from '../rl/grpo-config.js';
 import { GraderFailed, GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
-import { parseCommand } from './options.js';
+import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
 
 const HELP: Record<keyof GrpoConfig, string> = {
@@ -83,15 +83,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 const gpu = await Gpu.create();
 console.error(`adapter: ${gpu.adapterName}`);
-try {
-  trainer = await GrpoTrainer.create(gpu, config, repositoryRoot(), given);
-} catch (error) {
-  // A refusal before the first step is one message naming the flag, file or line; a bug keeps its stack.
-  if (error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError) throw error;
-  console.error((error as Error).message);
-  gpu.destroy();
-  process.exit(1);
-}
+trainer = await refuseOnError(() => GrpoTrainer.create(gpu, config, repositoryRoot(), given));
 trainer.stopRequested = stopSignal !== undefined;
 console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${trainer.config.loraRank} alpha ${trainer.config.loraAlpha}${config.initAdapter ? ` from ${config.initAdapter}` : ''} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
 

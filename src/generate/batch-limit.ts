@@ -43,3 +43,11 @@ export function generationBatchLimit(config: HfModelConfig, limits: BatchLimits,
   ];
   return bounds.reduce((a, b) => (b.batch < a.batch ? b : a));
 }
+
+/** Throws, naming `flag`, when `batch` sequences do not fit the device (see generationBatchLimit). */
+export function checkGenerationBatch(flag: string, batch: number, config: HfModelConfig, limits: BatchLimits, promptTokens: number, newTokens: number): void {
+  const fits = generationBatchLimit(config, limits, promptTokens, newTokens);
+  if (batch > fits.batch) {
+    throw new Error(`${flag} ${batch} does not fit this device: at most ${fits.batch} sequences of ${promptTokens} prompt + ${newTokens} new tokens (${fits.reason})`);
+  }
+}

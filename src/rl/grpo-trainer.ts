@@ -3,7 +3,7 @@ import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
-import { generationBatchLimit } from '../generate/batch-limit.js';
+import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
@@ -109,10 +109,7 @@ export class GrpoTrainer {
       skip: config.skipLongRows,
       warn: (message) => console.error(message),
     });
-    const fits = generationBatchLimit(loaded.model.config, gpu.device.limits, longestPrompt, config.maxNewTokens);
-    if (config.generationBatchSize > fits.batch) {
-      throw new Error(`--generation-batch-size ${config.generationBatchSize} does not fit this device: at most ${fits.batch} sequences of ${longestPrompt} prompt + ${config.maxNewTokens} new tokens (${fits.reason})`);
-    }
+    checkGenerationBatch('--generation-batch-size', config.generationBatchSize, loaded.model.config, gpu.device.limits, longestPrompt, config.maxNewTokens);
     if (saved) restoreMatmulVariantChoices(gpu, saved.state.matmulVariants);
     else await tuneMatmul(gpu);
     const adapterDir = checkpoint ?? config.initAdapter;

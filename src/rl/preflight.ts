@@ -3,6 +3,8 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { encodePrompt } from './evaluate.js';
 import type { TaskData } from './tasks.js';
 
+export const noChatTemplate = (model: string) => `${model}: the tokenizer has no chat template (no chat_template in a tokenizer_config.json)`;
+
 /**
  * A model folder without a chat template (no tokenizer_config.json, or none in it) feeds prompts as
  * plain text: said once. Rows with a system message cannot be fed that way (only a template places
@@ -11,7 +13,7 @@ import type { TaskData } from './tasks.js';
 export function checkChatTemplate(tokenizer: Tokenizer, model: string, task: TaskData): void {
   if (tokenizer.chatTemplate) return;
   const withSystem = [...task.train, ...task.eval].find((row) => row.system !== undefined);
-  const missing = `${model}: the tokenizer has no chat template (no chat_template in a tokenizer_config.json)`;
+  const missing = noChatTemplate(model);
   if (withSystem) throw new Error(`${missing}, but ${rowSource(withSystem) ?? `a row of task ${task.name}`} has a system message, which only a chat template can place`);
   console.error(`warning: ${missing}; prompts are fed to the model as plain text`);
 }
