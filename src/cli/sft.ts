@@ -98,7 +98,7 @@ const root = repositoryRoot();
 const { rows, releaseRunFolder } = await refuseOnError(() => {
   const read = readPromptRows(args.data);
   for (const row of read) if (typeof row.completion !== 'string') throw new Error(`${rowSource(row)}: the row has no "completion" string`);
-  return { rows: read, releaseRunFolder: prepareRunFolder(outDir, { resume: false, overwrite: args.overwrite, flag: '--out-dir' }) };
+  return { rows: read, releaseRunFolder: prepareRunFolder(outDir, { overwrite: args.overwrite, flag: '--out-dir' }) };
 });
 
 const gpu = await Gpu.create();

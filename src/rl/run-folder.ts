@@ -10,8 +10,8 @@ const LEFTOVER = /^\.(checkpoint-\d+|metrics\.jsonl|completions\.jsonl)\.\d+(\.\
 const REPLACED_PREFIX = '.replaced-';
 
 export interface RunFolderOptions {
-  /** The run continues the one in the folder. */
-  readonly resume: boolean;
+  /** The run continues the one in the folder; undefined for a command that cannot resume. */
+  readonly resume?: boolean;
   /** Replace whatever run the folder holds, as a whole. */
   readonly overwrite: boolean;
   /** How the command names the folder and its flags in messages, e.g. `--out-dir`. */
@@ -52,7 +52,7 @@ function clearRunFolder(outDir: string, options: RunFolderOptions): void {
   if (!options.overwrite) {
     throw new Error(
       `${options.flag} ${outDir} already holds a run (${previous.join(', ')}). ` +
-        `Continue it with --resume, replace it with --overwrite, or choose another ${options.flag}.`,
+        `${options.resume === undefined ? 'Replace' : 'Continue it with --resume, replace'} it with --overwrite, or choose another ${options.flag}.`,
     );
   }
   // Gather the old run into one hidden folder first (renames), so the new run never starts next to half of it.
