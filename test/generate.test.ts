@@ -31,6 +31,13 @@ describe('generate', () => {
   it('left-pads prompts so their last tokens line up, with per-row positions and key starts', () => {
     expect(leftPad([[5, 6, 7], [9]], 0)).toEqual({ width: 3, ids: [5, 6, 7, 0, 0, 9], positions: [0, 1, 2, 0, 0, 0], keyStart: [0, 2] });
     expect(() => leftPad([[1], []])).toThrow(/empty prompt/);
+    // A megabyte-long prompt must not overflow the stack (no spread over token arrays).
+    const long = Array.from({ length: 1 << 20 }, (_, i) => i % 250);
+    const padded = leftPad([long, [1]]);
+    expect(padded.width).toBe(1 << 20);
+    expect(padded.ids[(1 << 20) - 1]).toBe(long[(1 << 20) - 1]);
+    expect(padded.ids[2 * (1 << 20) - 1]).toBe(1);
+    expect(padded.keyStart).toEqual([0, (1 << 20) - 1]);
   });
 
   it('a ragged batch decodes each prompt exactly as it decodes alone', async () => {

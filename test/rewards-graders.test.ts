@@ -86,7 +86,7 @@ describe('guarded grading', () => {
 
   it('turns throws, rejections, hangs and invalid scores into 0 with a reason', async () => {
     const thrown = await gradeGuarded(graderOf(() => { throw new Error('boom'); }), input('x'), 1000);
-    expect(thrown).toEqual({ score: 0, reason: 'grader failed: boom' });
+    expect(thrown).toEqual({ score: 0, reason: 'grader failed: boom', failed: true });
     const rejected = await gradeGuarded(graderOf(() => Promise.reject(new Error('later'))), input('x'), 1000);
     expect(rejected.reason).toBe('grader failed: later');
     let aborted = false;
@@ -95,7 +95,7 @@ describe('guarded grading', () => {
       input('x'),
       50,
     );
-    expect(hung).toEqual({ score: 0, reason: 'timed out after 50 ms' });
+    expect(hung).toEqual({ score: 0, reason: 'timed out after 50 ms', failed: true });
     expect(aborted).toBe(true);
     expect((await gradeGuarded(graderOf(async () => ({ score: 1.5, reason: '' })), input('x'), 1000)).reason).toMatch(/invalid score 1.5/);
     expect((await gradeGuarded(graderOf(async () => ({ score: Number.NaN, reason: '' })), input('x'), 1000)).score).toBe(0);

@@ -55,6 +55,6 @@ describe('LLM judge', () => {
     const reward = buildReward({ components: [{ name: 'judge', grader: { type: 'llm_judge', rubric: 'R' } }] }, { baseDir: '.', textGenerator: failing });
     const [score] = await reward.score([input('x')]);
     expect(score.components.judge).toMatchObject({ score: 0, reason: 'grader failed: model not loaded' });
-    expect(() => buildReward({ components: [{ name: 'judge', grader: { type: 'llm_judge', rubric: 'R' } }] }, { baseDir: '.' })).toThrow(/needs a text generator/);
+    expect(() => buildReward({ components: [{ name: 'judge', grader: { type: 'llm_judge', rubric: 'R' } }] }, { baseDir: '.' })).toThrow(/needs a local model to ask \(train.js --judge-model\)/);
   });
 });

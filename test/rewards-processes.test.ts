@@ -49,8 +49,8 @@ describe('programmatic grader', () => {
     const grader = new ProgrammaticGrader({ module: 'length-grader.mjs', baseDir: dir });
     graders.push(grader);
     expect(await gradeGuarded(grader, input('12345'), 5000)).toEqual({ score: 0.5, reason: 'length 5' });
-    expect(await gradeGuarded(grader, input('hang'), 300)).toEqual({ score: 0, reason: 'timed out after 300 ms' });
-    expect(await gradeGuarded(grader, input('throw'), 5000)).toEqual({ score: 0, reason: 'grader failed: bad completion' });
+    expect(await gradeGuarded(grader, input('hang'), 300)).toEqual({ score: 0, reason: 'timed out after 300 ms', failed: true });
+    expect(await gradeGuarded(grader, input('throw'), 5000)).toEqual({ score: 0, reason: 'grader failed: bad completion', failed: true });
     expect((await gradeGuarded(grader, input('0123456789abc'), 5000)).score).toBe(1); // a fresh worker after the hang
 
     const named = new ProgrammaticGrader({ module: 'length-grader.mjs', export: 'exact', baseDir: dir });
@@ -80,7 +80,7 @@ describe('external process grader', () => {
     expect(afterCrash.score).toBe(1);
     expect(afterCrash.reason).not.toBe(first.reason); // a new process
 
-    expect(await gradeGuarded(grader, input('hang', { answer: 1 }), 300)).toEqual({ score: 0, reason: 'timed out after 300 ms' });
+    expect(await gradeGuarded(grader, input('hang', { answer: 1 }), 300)).toEqual({ score: 0, reason: 'timed out after 300 ms', failed: true });
     expect((await gradeGuarded(grader, input('8', { answer: 8 }), 5000)).score).toBe(1);
   });
 

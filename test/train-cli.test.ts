@@ -1,51 +1,24 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from './python/run-python.js';
-import { writeRandomCheckpoint } from './helpers/tiny-checkpoint.js';
+import { metrics, newDir, prepareTinyRun, runNode, runTrain, SFT, trainArgs, type TinyRun } from './helpers/train-cli.js';
 
 // train.js end to end on a small random model, with a reward whose scores vary between
 // completions (so every step really updates the adapter): the share of digits in the answer.
-let model = '';
-let rewardConfig = '';
-const TRAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'train.js');
-
-function args(outDir: string, extra: string[] = []): string[] {
-  return [
-    TRAIN, '--model', model, '--task', 'tiny-arithmetic', '--reward-config', rewardConfig, '--out-dir', outDir,
-    '--steps', '4', '--prompts-per-step', '2', '--num-generations', '4', '--max-new-tokens', '12', '--micro-batch-size', '3',
-    '--eval-every', '2', '--eval-prompts', '3', '--save-every', '2', '--learning-rate', '0.02', '--lora-rank', '4', '--lora-dropout', '0.1', ...extra,
-  ];
-}
-
-function run(outDir: string, extra: string[] = []) {
-  const result = spawnSync(process.execPath, args(outDir, extra), { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
-  return { status: result.status, stderr: result.stderr };
-}
-
-const metrics = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+let tiny: TinyRun;
+const args = (outDir: string, extra: string[] = []) => trainArgs(tiny, outDir, extra);
+const run = (outDir: string, extra: string[] = []) => runTrain(tiny, outDir, extra);
 const adapterBytes = (dir: string, step: number) => readFileSync(join(dir, `checkpoint-${step}`, 'adapter_model.safetensors'));
 
 describe('train.js', () => {
   beforeAll(() => {
-    if (!existsSync(TRAIN)) throw new Error('dist/ is missing: npm test builds it first');
-    model = writeRandomCheckpoint();
-    rewardConfig = join(model, 'reward.json');
-    writeFileSync(
-      rewardConfig,
-      JSON.stringify({ components: [{ name: 'digits', grader: { type: 'programmatic', module: './digits.mjs' } }] }),
-    );
-    writeFileSync(
-      join(model, 'digits.mjs'),
-      'export default ({ completion }) => (completion.length ? (completion.match(/[0-9]/g) ?? []).length / completion.length : 0);\n',
-    );
+    tiny = prepareTinyRun();
   });
 
   let straight = '';
   it('trains, logs TRL-named metrics, writes checkpoints and a plot', () => {
-    straight = mkdtempSync(join(tmpdir(), 'grpo-'));
+    straight = newDir('grpo-');
     const { status, stderr } = run(straight);
     expect(status, stderr).toBe(0);
     const rows = metrics(straight);
@@ -61,7 +34,7 @@ describe('train.js', () => {
   });
 
   it('a run killed mid-way resumes bit for bit', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'grpo-killed-'));
+    const dir = newDir('grpo-killed-');
     // Kill the process (no chance to clean up) once the step-2 checkpoint exists.
     await new Promise<void>((resolve) => {
       const child = spawn(process.execPath, args(dir), { env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, stdio: 'ignore' });
@@ -85,28 +58,28 @@ describe('train.js', () => {
     const changed = run(straight, ['--resume', '--learning-rate', '0.5']);
     expect(changed.status).not.toBe(0);
     expect(changed.stderr).toMatch(/different settings \(--learning-rate 0.02 vs 0.5\)/);
-    const dir = mkdtempSync(join(tmpdir(), 'grpo-diverge-'));
+    const dir = newDir('grpo-diverge-');
     const diverged = run(dir, ['--learning-rate', '1e30', '--max-grad-norm', '1e30', '--steps', '4']);
     expect(diverged.status, diverged.stderr).toBe(2);
     expect(diverged.stderr).toMatch(/training diverged/);
   });
 
   it('sft.js trains a LoRA warm-up whose adapter train.js continues from', () => {
-    const data = join(model, 'pairs.jsonl');
+    const data = join(tiny.model, 'pairs.jsonl');
     writeFileSync(data, ['{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}', '{"prompt": "What is 4 * 3?", "completion": "<answer>12</answer>"}'].join('\n'));
-    const out = mkdtempSync(join(tmpdir(), 'sft-'));
-    const sft = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'src', 'cli', 'sft.js'), '--model', model, '--data', data, '--steps', '6', '--batch', '2', '--learning-rate', '0.01', '--lora-rank', '4', '--out-dir', out], { encoding: 'utf8' });
+    const out = newDir('sft-');
+    const sft = runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '6', '--batch', '2', '--learning-rate', '0.01', '--lora-rank', '4', '--out-dir', out]);
     expect(sft.status, sft.stderr).toBe(0);
     const losses = metrics(out).map((r) => r.loss);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
-    const rl = run(mkdtempSync(join(tmpdir(), 'grpo-warm-')), ['--steps', '1', '--init-adapter', join(out, 'adapter')]);
+    const rl = run(newDir('grpo-warm-'), ['--steps', '1', '--init-adapter', join(out, 'adapter')]);
     expect(rl.status, rl.stderr).toBe(0);
   });
 
   it('names the file and line of a malformed data row', () => {
-    const data = join(model, 'bad.jsonl');
+    const data = join(tiny.model, 'bad.jsonl');
     writeFileSync(data, '{"prompt": "ok"}\n{"prompt": \n');
-    const result = spawnSync(process.execPath, [...args(mkdtempSync(join(tmpdir(), 'grpo-bad-'))), '--task', data], { encoding: 'utf8' });
+    const result = runNode([...args(newDir('grpo-bad-')), '--task', data]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(`${data}:2: not valid JSON`);
   });

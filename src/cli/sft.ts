@@ -1,16 +1,16 @@
 // Supervised fine-tuning on prompt/completion pairs — the warm-up before RFT (pass the adapter to
 // train.js --init-adapter) and the baseline of the RFT-vs-SFT comparison:
 //   node sft.js --model small --data pairs.jsonl [--lora-rank 8 | --full] [--steps 100] [--batch 8]
-//        [--learning-rate 2e-4] [--task arithmetic] [--out-dir runs/sft] [--seed 0]
+//        [--learning-rate 2e-4] [--task arithmetic] [--out-dir runs/sft [--overwrite]] [--seed 0]
 // Rows: {"prompt": ..., "completion": ..., "system"?: ...}. The loss covers the completion and the
 // end-of-turn token. With --task, the held-out prompts are scored before and after training.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { backward } from '../autograd/backward.js';
-import { readPromptRows } from '../data/jsonl.js';
+import { readPromptRows, rowSource } from '../data/jsonl.js';
 import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
+import type { SettingSchema } from '../io/settings-schema.js';
 import { loadModel } from '../model/load.js';
 import { saveModelWeights } from '../model/save.js';
 import { attachLora } from '../nn/lora.js';
@@ -22,52 +22,92 @@ import { buildReward, loadRewardConfig } from '../rewards/config.js';
 import { seededRandom } from '../data/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
 import { encodePrompt, evaluateHeldOut } from '../rl/evaluate.js';
+import { prepareRunFolder } from '../rl/run-folder.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../tasks/load.js';
 import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
+import { GRPO_SETTINGS } from '../rl/grpo-config.js';
+import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
 
-const { values: args } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'small' },
-    data: { type: 'string' },
-    full: { type: 'boolean', default: false },
-    'lora-rank': { type: 'string', default: '8' },
-    'lora-alpha': { type: 'string', default: '16' },
-    steps: { type: 'string', default: '100' },
-    batch: { type: 'string', default: '8' },
-    'learning-rate': { type: 'string', default: '2e-4' },
-    'max-grad-norm': { type: 'string', default: '1' },
-    task: { type: 'string' },
-    'reward-config': { type: 'string' },
-    'eval-prompts': { type: 'string', default: '32' },
-    'max-new-tokens': { type: 'string', default: '64' },
-    'out-dir': { type: 'string', default: 'runs/sft' },
-    seed: { type: 'string', default: '0' },
-    help: { type: 'boolean', default: false },
-  },
-});
-if (args.help || !args.data) {
-  console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'));
-  process.exit(args.help ? 0 : 1);
+interface SftSettings {
+  model: string;
+  data: string;
+  full: boolean;
+  loraRank: number;
+  loraAlpha: number;
+  steps: number;
+  batch: number;
+  learningRate: number;
+  maxGradNorm: number;
+  task?: string;
+  rewardConfig?: string;
+  evalPrompts: number;
+  maxNewTokens: number;
+  outDir: string;
+  overwrite: boolean;
+  seed: number;
 }
-const steps = Number(args.steps);
-const batchSize = Number(args.batch);
-const outDir = args['out-dir']!;
+
+const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
+  model: GRPO_SETTINGS.model,
+  data: { type: 'string', minLength: 1 },
+  full: { type: 'boolean' },
+  loraRank: GRPO_SETTINGS.loraRank,
+  loraAlpha: GRPO_SETTINGS.loraAlpha,
+  steps: GRPO_SETTINGS.steps,
+  batch: { type: 'integer', minimum: 1 },
+  learningRate: GRPO_SETTINGS.learningRate,
+  maxGradNorm: GRPO_SETTINGS.maxGradNorm,
+  task: GRPO_SETTINGS.task,
+  rewardConfig: GRPO_SETTINGS.rewardConfig,
+  evalPrompts: GRPO_SETTINGS.evalPrompts,
+  maxNewTokens: GRPO_SETTINGS.maxNewTokens,
+  outDir: GRPO_SETTINGS.outDir,
+  overwrite: GRPO_SETTINGS.overwrite,
+  seed: GRPO_SETTINGS.seed,
+};
+
+const { values: args } = parseCommand<SftSettings>({
+  usage: readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'),
+  schema: SFT_SETTINGS,
+  defaults: { model: 'small', full: false, loraRank: 8, loraAlpha: 16, steps: 100, batch: 8, learningRate: 2e-4, maxGradNorm: 1, evalPrompts: 32, maxNewTokens: 64, outDir: 'runs/sft', overwrite: false, seed: 0 },
+  help: {
+    model: 'registered model (small, tiny) or a checkpoint path',
+    data: 'JSONL of {"prompt", "completion", "system"?} rows',
+    full: 'train every weight instead of LoRA adapters',
+    loraRank: 'LoRA rank r',
+    loraAlpha: 'LoRA alpha (scale alpha/r)',
+    steps: 'optimizer steps',
+    batch: 'sequences per step',
+    learningRate: 'peak learning rate (cosine decay, 5% warmup)',
+    maxGradNorm: 'clip the global gradient norm to this',
+    task: 'score the task’s held-out prompts before and after training',
+    rewardConfig: 'reward config JSON for that scoring; default: the task’s own',
+    evalPrompts: 'held-out prompts scored',
+    maxNewTokens: 'maximum length of the scored answers',
+    outDir: 'output folder (metrics.jsonl, curves.svg, adapter/ or model/)',
+    overwrite: 'delete the run --out-dir holds (as a whole) and start afresh',
+    seed: 'seed of LoRA init and batch order',
+  },
+  required: ['data'],
+});
+const { steps, batch: batchSize, outDir } = args;
 const root = repositoryRoot();
-const rows = readPromptRows(args.data);
-rows.forEach((row, i) => {
-  if (typeof row.completion !== 'string') throw new Error(`${args.data}: row ${i + 1} has no "completion" string`);
+const { rows, releaseRunFolder } = await refuseOnError(() => {
+  const read = readPromptRows(args.data);
+  for (const row of read) if (typeof row.completion !== 'string') throw new Error(`${rowSource(row)}: the row has no "completion" string`);
+  return { rows: read, releaseRunFolder: prepareRunFolder(outDir, { overwrite: args.overwrite, flag: '--out-dir' }) };
 });
 
 const gpu = await Gpu.create();
-const loaded = loadModel(gpu, args.model!, { trainable: args.full });
+const loaded = loadModel(gpu, args.model, { trainable: args.full });
 await tuneMatmul(gpu);
 const { model, tokenizer } = loaded;
-const lora = args.full ? null : attachLora(model, { rank: Number(args['lora-rank']), alpha: Number(args['lora-alpha']), seed: Number(args.seed) });
+const lora = args.full ? null : attachLora(model, { rank: args.loraRank, alpha: args.loraAlpha, seed: args.seed });
 const params = lora ? lora.parameters() : [...model.parameters.values()];
-const optimizer = new AdamW(params, { lr: Number(args['learning-rate']), betas: [0.9, 0.99], weightDecay: 0 });
+const optimizer = new AdamW(params, { lr: args.learningRate, betas: [0.9, 0.99], weightDecay: 0 });
 const endOfTurn = tokenizer.eosTokenId;
 const examples: SequenceInput[] = rows.map((row) => ({
   promptIds: encodePrompt(tokenizer, row),
@@ -75,22 +115,22 @@ const examples: SequenceInput[] = rows.map((row) => ({
 }));
 
 const tritonRunner = new TritonRunner({ repoRoot: root });
-const task = args.task ? loadTask(args.task, root, Number(args['eval-prompts'])) : null;
-const rewardSource = args['reward-config'] ?? task?.rewardConfig ?? null;
+const task = args.task ? loadTask(args.task, root, args.evalPrompts) : null;
+const rewardSource = args.rewardConfig ?? task?.rewardConfig ?? null;
 const reward = rewardSource === null ? null : typeof rewardSource === 'string' ? loadRewardConfig(rewardSource, { tritonRunner }) : buildReward(rewardSource, { baseDir: root, tritonRunner });
 const log = new RunLog(outDir);
 const evaluate = async (step: number) => {
   if (!task || !reward) return;
   if (lora) lora.training = false;
-  const result = await evaluateHeldOut(loaded, task.eval, reward, Number(args['max-new-tokens']));
+  const result = await evaluateHeldOut(loaded, task.eval, reward, args.maxNewTokens);
   log.metrics({ step, 'eval/reward': result.reward, 'eval/pass@1': result.passAt1 });
   console.error(`step ${step}: held-out reward ${result.reward.toFixed(3)}, pass@1 ${result.passAt1.toFixed(3)}`);
 };
 
 await evaluate(0);
-const random = seededRandom(Number(args.seed));
+const random = seededRandom(args.seed);
 const progress = new ProgressBar(steps, 'SFT ', 1);
-const schedule = { kind: 'cosine' as const, lr: Number(args['learning-rate']), warmupSteps: Math.round(steps / 20), totalSteps: steps };
+const schedule = { kind: 'cosine' as const, lr: args.learningRate, warmupSteps: Math.round(steps / 20), totalSteps: steps };
 for (let step = 0; step < steps; step++) {
   if (lora) lora.training = true;
   const picked = Array.from({ length: batchSize }, () => examples[Math.floor(random() * examples.length)]);
@@ -98,7 +138,7 @@ for (let step = 0; step < steps; step++) {
     const batch = sequenceBatch(gpu, picked);
     const l = sftLoss(model, batch);
     backward(l);
-    clipGradNorm(params.map((p) => p.grad!), Number(args['max-grad-norm']));
+    clipGradNorm(params.map((p) => p.grad!), args.maxGradNorm);
     optimizer.step(learningRate(schedule, step));
     optimizer.zeroGrad();
     return l;
@@ -112,7 +152,7 @@ for (let step = 0; step < steps; step++) {
 await evaluate(steps);
 mkdirSync(outDir, { recursive: true });
 if (lora) {
-  await lora.save(join(outDir, 'adapter'), args.model!);
+  await lora.save(join(outDir, 'adapter'), args.model);
   console.error(`adapter (PEFT format) in ${join(outDir, 'adapter')}; continue with RL: node train.js --model ${args.model} --init-adapter ${join(outDir, 'adapter')}`);
 } else {
   const modelDir = join(outDir, 'model');
@@ -130,4 +170,5 @@ if (lora) {
 log.plot();
 await reward?.close();
 await tritonRunner.close();
+releaseRunFolder();
 gpu.destroy();

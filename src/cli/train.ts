@@ -1,12 +1,12 @@
 // The main job: GRPO with LoRA adapters on WebGPU.
 //   node train.js --model small --lora-rank 8 [--task arithmetic] [--steps 30] [--config run.json] …
 // `node train.js --help` lists every flag.
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
-import { DEFAULT_CONFIG, kebab, type GrpoConfig } from '../rl/grpo-config.js';
-import { GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
+import { latestCheckpoint } from '../rl/checkpoint.js';
+import { DEFAULT_CONFIG, GRPO_SETTINGS, validateConfig, type GrpoConfig } from '../rl/grpo-config.js';
+import { GraderFailed, GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
+import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
 
 const HELP: Record<keyof GrpoConfig, string> = {
@@ -55,68 +55,37 @@ const HELP: Record<keyof GrpoConfig, string> = {
   outDir: 'output folder (metrics.jsonl, completions.jsonl, curves.svg, checkpoints)',
   seed: 'seed of data order, sampling, LoRA init and dropout',
   resume: 'continue from the newest checkpoint in --out-dir, exactly',
+  overwrite: 'delete the run --out-dir holds (as a whole) and start afresh',
+  skipLongRows: 'leave out data rows whose prompt and --max-new-tokens exceed the model’s context (default: refuse to start)',
 };
 
-function parseValue(key: keyof GrpoConfig, raw: string | boolean): GrpoConfig[keyof GrpoConfig] {
-  const template = DEFAULT_CONFIG[key];
-  const flag = `--${kebab(key)}`;
-  if (typeof template === 'boolean') return raw === true || raw === 'true';
-  if (typeof raw !== 'string') throw new Error(`${flag} needs a value`);
-  if (Array.isArray(template) && typeof template[0] === 'number') {
-    const parts = raw.split(',').map(Number);
-    if (parts.length !== 2 || parts.some((x) => !Number.isFinite(x))) throw new Error(`${flag} needs two numbers, e.g. 0.9,0.99`);
-    return parts as [number, number];
-  }
-  if (Array.isArray(template)) return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  // Optional numeric settings have no default to take their type from.
-  if (typeof template === 'number' || key === 'epsilonHigh' || key === 'delta') {
-    const value = Number(raw);
-    if (!Number.isFinite(value)) throw new Error(`${flag} needs a number, got '${raw}'`);
-    return value;
-  }
-  return raw;
-}
-
-const keys = [...new Set([...Object.keys(DEFAULT_CONFIG), ...Object.keys(HELP)])] as (keyof GrpoConfig)[];
-const { values } = parseArgs({
-  options: {
-    ...Object.fromEntries(keys.map((k) => [kebab(k), { type: typeof DEFAULT_CONFIG[k] === 'boolean' ? ('boolean' as const) : ('string' as const) }])),
-    config: { type: 'string' },
-    help: { type: 'boolean' },
-  },
-  strict: true,
+const { values: config, given } = parseCommand<GrpoConfig>({
+  usage: 'usage: node train.js [--config run.json] [--flag value …]',
+  schema: GRPO_SETTINGS,
+  defaults: DEFAULT_CONFIG,
+  help: HELP,
+  check: validateConfig,
 });
-if (values.help) {
-  console.log('usage: node train.js [--config run.json] [--flag value …]\n\nA config file is a JSON object with the same names (camelCase or kebab-case); flags override it.\n');
-  for (const k of keys) console.log(`  --${kebab(k).padEnd(28)} ${HELP[k]} (default: ${JSON.stringify(DEFAULT_CONFIG[k]) ?? 'off'})`);
-  process.exit(0);
-}
 
-const config: GrpoConfig = { ...DEFAULT_CONFIG };
-if (typeof values.config === 'string') {
-  const file = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
-  for (const [name, value] of Object.entries(file)) {
-    const key = keys.find((k) => k === name || kebab(k) === name);
-    if (!key) throw new Error(`${values.config}: unknown setting '${name}'`);
-    (config as unknown as Record<string, unknown>)[key] = typeof value === 'string' || typeof value === 'boolean' ? parseValue(key, value) : value;
-  }
-}
-for (const key of keys) {
-  const raw = (values as Record<string, string | boolean | undefined>)[kebab(key)];
-  if (raw !== undefined) (config as unknown as Record<string, unknown>)[key] = parseValue(key, raw);
+// SIGTERM (docker stop, kill, job schedulers) is treated like Ctrl-C: finish the step, save, exit.
+// Until the trainer exists there is nothing to save; a second signal quits at once.
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
+let stopSignal: keyof typeof SIGNAL_NUMBERS | undefined;
+let trainer: GrpoTrainer | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopSignal) process.exit(128 + SIGNAL_NUMBERS[signal]);
+    stopSignal = signal;
+    if (trainer) trainer.stopRequested = true;
+    console.error(`\n${signal}: stopping after this step to save a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again quits without saving)`);
+  });
 }
 
 const gpu = await Gpu.create();
 console.error(`adapter: ${gpu.adapterName}`);
-const trainer = await GrpoTrainer.create(gpu, config, repositoryRoot());
-console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${config.loraRank} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
-
-let interrupts = 0;
-process.on('SIGINT', () => {
-  if (++interrupts > 1) process.exit(130);
-  trainer.stopRequested = true;
-  console.error('\nstopping after this step to save a checkpoint (Ctrl-C again to quit without saving)');
-});
+trainer = await refuseOnError(() => GrpoTrainer.create(gpu, config, repositoryRoot(), given));
+trainer.stopRequested = stopSignal !== undefined;
+console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${trainer.config.loraRank} alpha ${trainer.config.loraAlpha}${config.initAdapter ? ` from ${config.initAdapter}` : ''} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
 
 const progress = new ProgressBar(config.steps, 'GRPO ', 1);
 const show = (m: StepMetrics): Record<string, number | string> => {
@@ -130,17 +99,35 @@ const show = (m: StepMetrics): Record<string, number | string> => {
 };
 try {
   await trainer.train((m) => {
+    for (const [key, share] of Object.entries(m)) {
+      if (share === 1 && /^rewards\/.+\/failed$/.test(key)) console.error(`\nstep ${m.step}: the '${key.slice(8, -7)}' grader failed on every completion (reasons in completions.jsonl)`);
+    }
     if (m.frac_reward_zero_std === 1) console.error(`\nstep ${m.step}: every group's completions got the same reward — no learning signal this step (loss 0 is expected)`);
     progress.update(m.step, show(m));
   });
-  console.error(`done: ${trainer.step} steps; metrics in ${trainer.log.metricsPath}, curves in ${trainer.log.plotPath}`);
+  if (stopSignal && trainer.step < config.steps) {
+    console.error(`stopped by ${stopSignal} after step ${trainer.step}; ${newestCheckpoint()}`);
+    process.exitCode = 128 + SIGNAL_NUMBERS[stopSignal];
+  } else console.error(`done: ${trainer.step} steps; metrics in ${trainer.log.metricsPath}, curves in ${trainer.log.plotPath}`);
 } catch (error) {
-  if (error instanceof TrainingDiverged) {
+  if (error instanceof TrainingDiverged || error instanceof GraderFailed) {
     console.error(`\n${error.message}`);
-    process.exitCode = 2;
+    process.exitCode = error instanceof TrainingDiverged ? 2 : 3;
+  } else if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+    console.error(`\n${(error as Error).message}: the disk is full; ${newestCheckpoint()}`);
+    process.exitCode = 1;
   } else throw error;
 } finally {
-  trainer.log.plot();
+  try {
+    trainer.log.plot();
+  } catch (error) {
+    console.error(`could not redraw ${trainer.log.plotPath}: ${(error as Error).message}`);
+  }
   await trainer.close();
   gpu.destroy();
+}
+
+function newestCheckpoint(): string {
+  const newest = latestCheckpoint(config.outDir);
+  return newest ? `newest checkpoint ${newest}; continue with --resume` : 'no checkpoint was saved yet';
 }

@@ -25,19 +25,25 @@ export interface Completion {
   finishReason: FinishReason;
 }
 
-/** Pads prompts on the left so every row's last prompt token sits in the same column. */
+/**
+ * Pads prompts on the left so every row's last prompt token sits in the same column. Plain loops:
+ * spreading a long prompt into call arguments overflows the stack.
+ */
 export function leftPad(prompts: readonly (readonly number[])[], padId = 0) {
-  const width = Math.max(...prompts.map((p) => p.length));
-  const ids: number[] = [];
-  const positions: number[] = [];
+  const width = prompts.reduce((n, p) => Math.max(n, p.length), 0);
+  const ids = new Array<number>(prompts.length * width);
+  const positions = new Array<number>(prompts.length * width);
   const keyStart: number[] = [];
-  for (const prompt of prompts) {
+  prompts.forEach((prompt, row) => {
     if (prompt.length === 0) throw new Error('generate: empty prompt (a prompt needs at least one token)');
     const pad = width - prompt.length;
-    ids.push(...Array<number>(pad).fill(padId), ...prompt);
-    positions.push(...Array<number>(pad).fill(0), ...prompt.map((_, i) => i));
+    const start = row * width;
+    for (let i = 0; i < width; i++) {
+      ids[start + i] = i < pad ? padId : prompt[i - pad];
+      positions[start + i] = i < pad ? 0 : i - pad;
+    }
     keyStart.push(pad);
-  }
+  });
   return { width, ids, positions, keyStart };
 }
 

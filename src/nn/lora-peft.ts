@@ -1,5 +1,6 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomically } from '../io/atomic-file.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors, type TensorsToWrite } from '../io/safetensors-writer.js';
 import type { LoraConfig } from './lora-config.js';
@@ -106,24 +107,6 @@ export function parsePeftAdapterConfig(json: unknown, source: string): PeftLoraS
     targetModules: targets as string | string[],
     useRslora: useRslora as boolean,
   };
-}
-
-/** Writes a file through a temporary sibling and a rename, so readers never see half of it. */
-function writeFileAtomically(path: string, text: string): void {
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    const fd = openSync(temporary, 'w');
-    try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
 }
 
 /**

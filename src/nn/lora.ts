@@ -193,10 +193,11 @@ function firstFew(names: readonly string[]): string {
  * Loads a PEFT LoRA adapter directory onto the model (frozen base). The config, the tensor names
  * and every shape are checked against the model before anything is attached.
  */
-export function loadLora(model: LlamaModel, dir: string, options: { seed?: number } = {}): LoraAdapters {
+export function loadLora(model: LlamaModel, dir: string, options: { seed?: number; dropout?: number } = {}): LoraAdapters {
   const { settings, weights: file } = openPeftAdapter(dir);
   try {
-    const config = resolveLoraConfig({ ...settings, seed: options.seed });
+    // Dropout is how the adapter is trained, not what it is: a caller may train on with another rate.
+    const config = resolveLoraConfig({ ...settings, seed: options.seed, dropout: options.dropout ?? settings.dropout });
     const targets = selectLoraTargets(model, config.targetModules);
     const expected = new Map<string, readonly number[]>();
     for (const l of targets) {

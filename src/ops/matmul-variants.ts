@@ -72,6 +72,14 @@ const MAX_SKINNY_ROWS = 8;
 /** What a skinny variant runs on layouts it does not take. */
 const SKINNY_FALLBACK: MatmulVariantName = 'rows16x2';
 
+/**
+ * The fewest rows of the output any variant's workgroup covers on a problem of many rows: a matmul
+ * of M rows needs about M / this workgroups along y, whichever variant runs.
+ */
+export const MATMUL_MIN_ROWS_PER_WORKGROUP = Math.min(
+  ...Object.values(VARIANTS).map((v: Variant) => (v.family === 'rows' ? v.rows : v.family === 'tiled' ? v.tile : MAX_SKINNY_ROWS)),
+);
+
 function nextPow2(x: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, x)));
 }

@@ -1,4 +1,4 @@
-import { gradeGuarded } from './guard.js';
+import { checkGuarded, describeError, gradeGuarded } from './guard.js';
 import type { ComponentScore, CompletionScore, Grader, GradingInput, RewardFunction } from './types.js';
 
 export interface Gate {
@@ -37,6 +37,19 @@ export class ComposedReward implements RewardFunction {
 
   score(batch: readonly GradingInput[]): Promise<CompletionScore[]> {
     return Promise.all(batch.map((input) => this.scoreOne(input)));
+  }
+
+  async check(probe: GradingInput): Promise<void> {
+    const failures = await Promise.all(
+      this.components.map((c) =>
+        checkGuarded(c.grader, probe, c.timeoutMs).then(
+          () => null,
+          (error: unknown) => `reward component '${c.name}': ${describeError(error)}`,
+        ),
+      ),
+    );
+    const problems = failures.filter((f) => f !== null);
+    if (problems.length) throw new Error(`the reward's graders are not ready:\n  ${problems.join('\n  ')}`);
   }
 
   async close(): Promise<void> {

@@ -177,7 +177,7 @@ function buildGrader(config: GraderConfig, context: RewardContext, evaluations: 
       return new ExternalProcessGrader({ command, args, cwd: resolve(context.baseDir, cwd ?? '.') });
     }
     case 'llm_judge':
-      if (!context.textGenerator) throw new Error('an llm_judge grader needs a text generator (a local model)');
+      if (!context.textGenerator) throw new Error('an llm_judge grader needs a local model to ask (train.js --judge-model)');
       return new LlmJudgeGrader({ ...(config as unknown as Omit<LlmJudgeOptions, 'generator'>), generator: context.textGenerator });
     case 'countdown':
       return new CountdownGrader();

@@ -10,12 +10,12 @@ export async function gradeGuarded(grader: Grader, input: GradingInput, timeoutM
   const timeout = new Promise<GradeResult>((resolve) => {
     timer = setTimeout(() => {
       controller.abort();
-      resolve({ score: 0, reason: `timed out after ${timeoutMs} ms` });
+      resolve({ score: 0, reason: `timed out after ${timeoutMs} ms`, failed: true });
     }, timeoutMs);
   });
   const graded = Promise.resolve()
     .then(() => grader.grade(input, controller.signal))
-    .then(checkResult, (error: unknown) => ({ score: 0, reason: `grader failed: ${describeError(error)}` }));
+    .then(checkResult, (error: unknown) => ({ score: 0, reason: `grader failed: ${describeError(error)}`, failed: true }));
   try {
     return await Promise.race([graded, timeout]);
   } finally {
@@ -26,9 +26,27 @@ export async function gradeGuarded(grader: Grader, input: GradingInput, timeoutM
 function checkResult(result: GradeResult): GradeResult {
   const score = result?.score;
   if (typeof score !== 'number' || !Number.isFinite(score) || score < 0 || score > 1) {
-    return { score: 0, reason: `grader returned an invalid score ${String(score)}` };
+    return { score: 0, reason: `grader returned an invalid score ${String(score)}`, failed: true };
   }
   return { score, reason: String(result.reason ?? '') };
+}
+
+/** Runs a grader's check within `timeoutMs`; throws what went wrong. */
+export async function checkGuarded(grader: Grader, probe: GradingInput, timeoutMs: number): Promise<void> {
+  if (!grader.check) return;
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new Error(`no answer to a probe within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([grader.check(probe, controller.signal), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function describeError(error: unknown): string {

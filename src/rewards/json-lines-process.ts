@@ -11,6 +11,8 @@ export interface JsonLinesProcessOptions {
   readonly readyType?: string;
   /** How long to wait for the handshake before giving up (default 120 s: the Triton runner imports torch). */
   readonly startTimeoutMs?: number;
+  /** A line on stdout that is not a JSON object fails the requests in flight (default: ignored as a stray print). */
+  readonly rejectNonJson?: boolean;
 }
 
 interface Pending {
@@ -103,7 +105,10 @@ export class JsonLinesProcess {
     if (!this.options.readyType) clearTimeout(timer);
     createInterface({ input: child.stdout }).on('line', (line) => {
       const message = parse(line);
-      if (!message) return;
+      if (!message) {
+        if (this.options.rejectNonJson && line.trim()) this.failPending(new Error(`${this.options.command} printed non-JSON output: ${JSON.stringify(line.slice(0, 200))}`));
+        return;
+      }
       if (this.options.readyType && message.type === this.options.readyType) {
         clearTimeout(timer);
         greet?.(message);
@@ -134,6 +139,10 @@ export class JsonLinesProcess {
     this.ready?.catch(() => undefined);
     this.child = undefined;
     this.ready = undefined;
+    this.failPending(error);
+  }
+
+  private failPending(error: Error): void {
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
   }

@@ -17,6 +17,8 @@ export interface GradeResult {
   /** In [0, 1]. */
   readonly score: number;
   readonly reason: string;
+  /** Set when the grader did not grade (threw, hung, returned no valid score): the 0 is not a judgement. */
+  readonly failed?: boolean;
 }
 
 export interface Grader {
@@ -25,6 +27,11 @@ export interface Grader {
    * (a worker, a process) stop it; the caller has already moved on with a score of 0.
    */
   grade(input: GradingInput, signal: AbortSignal): Promise<GradeResult>;
+  /**
+   * Checks, before training starts, what can be checked without a real completion: a module
+   * imports, a process starts and answers a probe. Throws what is wrong.
+   */
+  check?(probe: GradingInput, signal: AbortSignal): Promise<void>;
   /** Releases processes or workers the grader holds. */
   close?(): Promise<void>;
 }
@@ -45,5 +52,7 @@ export interface CompletionScore {
 export interface RewardFunction {
   readonly componentNames: readonly string[];
   score(batch: readonly GradingInput[]): Promise<CompletionScore[]>;
+  /** Runs every grader's check (see Grader.check); throws naming the component that failed. */
+  check(probe: GradingInput): Promise<void>;
   close(): Promise<void>;
 }

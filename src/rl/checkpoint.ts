@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { syncDirectory, writeFileAtomically } from '../io/atomic-file.js';
 import type { AdamWState } from '../optim/adamw.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-writer.js';
@@ -16,6 +17,8 @@ export interface TrainerState {
   matmulVariants: Record<string, string>;
   /** The config the run was started with (a resumed run must match it). */
   config: Record<string, unknown>;
+  /** The sha256 of each data and reward file the run read (a resumed run must read the same). */
+  inputs?: Record<string, string>;
   /** Evaluation results so far, kept for the final plot. */
   history: Record<string, number>[];
 }
@@ -42,9 +45,10 @@ export async function saveCheckpoint(outDir: string, state: TrainerState, optimi
     tensors[`v.${i}`] = { dtype: 'F32', shape: [optimizer.v[i].length], data: optimizer.v[i] };
   });
   writeSafetensors(join(temporary, OPTIMIZER_FILE), tensors, { steps: JSON.stringify(optimizer.steps) });
-  writeFileSync(join(temporary, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
+  writeFileAtomically(join(temporary, STATE_FILE), JSON.stringify(state, null, 1) + '\n');
   rmSync(final, { recursive: true, force: true });
   renameSync(temporary, final);
+  syncDirectory(outDir);
   return final;
 }
 

@@ -1,3 +1,5 @@
+import { checkSettings, kebab, type SettingSchema } from '../io/settings-schema.js';
+
 /**
  * Everything a GRPO run is configured by, with defaults chosen for this project's CPU-only
  * machines (small batches, short completions) and TRL's names and meanings where TRL has the knob.
@@ -65,6 +67,10 @@ export interface GrpoConfig {
   seed: number;
   /** Continue from the newest checkpoint in outDir. */
   resume: boolean;
+  /** Replace the run outDir holds (deleted as a whole before the first step). */
+  overwrite: boolean;
+  /** Leave out data rows whose prompt and maxNewTokens do not fit the model's context (otherwise they stop the run before it starts). */
+  skipLongRows: boolean;
 }
 
 export const DEFAULT_CONFIG: GrpoConfig = {
@@ -107,35 +113,72 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   outDir: 'runs/grpo',
   seed: 0,
   resume: false,
+  overwrite: false,
+  skipLongRows: false,
 };
 
-/** Checks ranges so a bad flag fails before minutes of model loading. */
-export function validateConfig(c: GrpoConfig): GrpoConfig {
-  const positiveInts: (keyof GrpoConfig)[] = ['loraRank', 'numGenerations', 'promptsPerStep', 'generationBatchSize', 'microBatchSize', 'maxNewTokens', 'numIterations', 'steps', 'evalEvery', 'saveEvery'];
-  for (const key of positiveInts) {
-    const v = c[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`--${kebab(key)} must be a positive integer, got ${String(v)}`);
-  }
-  const nonNegative: (keyof GrpoConfig)[] = ['loraAlpha', 'temperature', 'topK', 'minP', 'beta', 'epsilon', 'learningRate', 'warmupSteps', 'weightDecay', 'maxGradNorm', 'evalPrompts', 'logCompletions', 'seed'];
-  for (const key of nonNegative) {
-    const v = c[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`--${kebab(key)} must be a non-negative number, got ${String(v)}`);
-  }
-  if (c.numGenerations < 2) throw new Error('--num-generations must be at least 2: GRPO compares completions within a group');
-  if (!(c.topP > 0 && c.topP <= 1)) throw new Error(`--top-p must be in (0, 1], got ${c.topP}`);
-  if (!(c.loraDropout >= 0 && c.loraDropout < 1)) throw new Error(`--lora-dropout must be in [0, 1), got ${c.loraDropout}`);
-  const oneOf = <K extends keyof GrpoConfig>(key: K, allowed: readonly GrpoConfig[K][]) => {
-    if (!allowed.includes(c[key])) throw new Error(`--${kebab(key)} must be one of ${allowed.join(', ')}, got ${String(c[key])}`);
-  };
-  oneOf('lossType', ['grpo', 'bnpo', 'dr_grpo', 'dapo']);
-  oneOf('importanceSampling', ['token', 'sequence']);
-  oneOf('scaleRewards', ['group', 'batch', 'none']);
-  oneOf('klEstimator', ['k1', 'k2', 'k3']);
-  oneOf('lrSchedule', ['constant', 'cosine', 'linear']);
-  oneOf('baseDtype', ['f32', 'f16']);
-  return c;
-}
+const positiveInteger = { type: 'integer', minimum: 1 } as const;
+const nonNegativeInteger = { type: 'integer', minimum: 0 } as const;
+const nonNegative = { type: 'number', minimum: 0 } as const;
+const name = { type: 'string', minLength: 1 } as const;
+const flag = { type: 'boolean' } as const;
 
-export function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
+/** Every setting's type and range: one schema for train.js's flags, config files and the trainer itself. */
+export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = {
+  model: name,
+  task: name,
+  rewardConfig: name,
+  judgeModel: name,
+  evalData: name,
+  initAdapter: name,
+  loraRank: positiveInteger,
+  loraAlpha: { type: 'number', exclusiveMinimum: 0 },
+  loraDropout: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+  loraTargets: { type: 'array', items: name, minItems: 1 },
+  useRslora: flag,
+  baseDtype: { type: 'string', enum: ['f32', 'f16'] },
+  // GRPO compares completions within a group: one alone has no advantage.
+  numGenerations: { type: 'integer', minimum: 2 },
+  promptsPerStep: positiveInteger,
+  generationBatchSize: positiveInteger,
+  microBatchSize: positiveInteger,
+  maxNewTokens: positiveInteger,
+  temperature: nonNegative,
+  topK: nonNegativeInteger,
+  topP: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+  minP: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+  beta: nonNegative,
+  klEstimator: { type: 'string', enum: ['k1', 'k2', 'k3'] },
+  epsilon: nonNegative,
+  epsilonHigh: nonNegative,
+  // A cap at or below 1 would clip every ratio that rises above the sampling policy's.
+  delta: { type: 'number', exclusiveMinimum: 1 },
+  lossType: { type: 'string', enum: ['grpo', 'bnpo', 'dr_grpo', 'dapo'] },
+  importanceSampling: { type: 'string', enum: ['token', 'sequence'] },
+  scaleRewards: { type: 'string', enum: ['group', 'batch', 'none'] },
+  maskTruncatedCompletions: flag,
+  numIterations: positiveInteger,
+  learningRate: nonNegative,
+  lrSchedule: { type: 'string', enum: ['constant', 'cosine', 'linear'] },
+  warmupSteps: nonNegativeInteger,
+  weightDecay: nonNegative,
+  adamBetas: { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 }, minItems: 2, maxItems: 2 },
+  maxGradNorm: { type: 'number', exclusiveMinimum: 0 },
+  steps: positiveInteger,
+  evalEvery: positiveInteger,
+  evalPrompts: nonNegativeInteger,
+  saveEvery: positiveInteger,
+  logCompletions: nonNegativeInteger,
+  outDir: name,
+  seed: nonNegativeInteger,
+  resume: flag,
+  overwrite: flag,
+  skipLongRows: flag,
+};
+
+/** Checks every setting (type and range) so a bad one fails before minutes of model loading. */
+export function validateConfig(c: GrpoConfig): GrpoConfig {
+  checkSettings(GRPO_SETTINGS, { ...c }, { coerce: false, name: (key) => `--${kebab(key)}` });
+  if (c.resume && c.overwrite) throw new Error('--resume and --overwrite contradict each other: continue the run in --out-dir, or replace it');
+  return c;
 }

@@ -3,6 +3,7 @@ import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
+import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
@@ -20,18 +21,22 @@ import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, sequenceBatch, type SequenceInput } from './completion-logprobs.js';
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
-import { kebab, validateConfig, type GrpoConfig } from './grpo-config.js';
+import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { rollout, type Completion } from './rollout.js';
+import { prepareRunFolder } from './run-folder.js';
+import { adoptAdapterSettings } from './init-adapter.js';
+import { checkChatTemplate, fitTaskToContext } from './preflight.js';
 import { RunLog } from './run-log.js';
+import { checkSameRun, inputFingerprints } from './same-run.js';
 import { loadTask, type TaskData } from '../tasks/load.js';
 
 export type StepMetrics = Record<string, number>;
 
-/** Options that may change when a run is resumed; everything else must match for an exact continuation. */
-const RESUMABLE_CHANGES = new Set<keyof GrpoConfig>(['steps', 'resume', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir']);
-
 export class TrainingDiverged extends Error {}
+
+/** A reward component failed (threw, hung, gave no valid score) on every completion of the run's first step. */
+export class GraderFailed extends Error {}
 
 /**
  * GRPO with LoRA on one WebGPU device. Sampling and training share the model and the adapter
@@ -56,6 +61,8 @@ export class GrpoTrainer {
     readonly reward: RewardFunction,
     private readonly tritonRunner: TritonRunner,
     state: TrainerState | null,
+    private readonly inputs: Record<string, string>,
+    private readonly releaseRunFolder: () => void,
   ) {
     this.log = new RunLog(config.outDir);
     this.step = state?.step ?? 0;
@@ -63,27 +70,52 @@ export class GrpoTrainer {
     this.log.truncateAfter(this.step);
   }
 
-  static async create(gpu: Gpu, config: GrpoConfig, root: string): Promise<GrpoTrainer> {
-    validateConfig(config);
+  /**
+   * `given` names the settings the user chose (the rest are defaults); by default every setting
+   * counts as chosen. It decides what an --init-adapter may override (see adoptAdapterSettings).
+   */
+  static async create(gpu: Gpu, requested: GrpoConfig, root: string, given: ReadonlySet<string> = new Set(Object.keys(requested))): Promise<GrpoTrainer> {
+    validateConfig(requested);
+    const config = requested.initAdapter ? adoptAdapterSettings(requested, requested.initAdapter, given) : requested;
+    const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
+    try {
+      return await GrpoTrainer.load(gpu, config, root, releaseRunFolder);
+    } catch (error) {
+      releaseRunFolder();
+      throw error;
+    }
+  }
+
+  private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void): Promise<GrpoTrainer> {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir}`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
-    if (saved) checkSameRun(saved.state.config, config);
-    const task = loadTask(config.task, root, config.evalPrompts, config.evalData);
+    const inputs = inputFingerprints(config);
+    if (saved) checkSameRun(saved.state, config, inputs);
+    const listedTask = loadTask(config.task, root, config.evalPrompts, config.evalData);
     const tritonRunner = new TritonRunner({ repoRoot: root });
-    const rewardSource = config.rewardConfig ?? task.rewardConfig;
+    const rewardSource = config.rewardConfig ?? listedTask.rewardConfig;
     if (!rewardSource) throw new Error(`task ${config.task} has no built-in reward: pass --reward-config`);
     const textGenerator = config.judgeModel ? new ModelTextGenerator(loadModel(gpu, config.judgeModel)) : undefined;
     const reward =
       typeof rewardSource === 'string'
         ? loadRewardConfig(rewardSource, { tritonRunner, textGenerator })
         : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
+    await reward.check({ prompt: listedTask.train[0].prompt, completion: '', example: listedTask.train[0] });
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
+    checkChatTemplate(loaded.tokenizer, config.model, listedTask);
+    const { task, longestPrompt } = fitTaskToContext(listedTask, loaded.tokenizer, {
+      contextLength: loaded.model.config.max_position_embeddings,
+      maxNewTokens: config.maxNewTokens,
+      skip: config.skipLongRows,
+      warn: (message) => console.error(message),
+    });
+    checkGenerationBatch('--generation-batch-size', config.generationBatchSize, loaded.model.config, gpu.device.limits, longestPrompt, config.maxNewTokens);
     if (saved) restoreMatmulVariantChoices(gpu, saved.state.matmulVariants);
     else await tuneMatmul(gpu);
     const adapterDir = checkpoint ?? config.initAdapter;
     const lora = adapterDir
-      ? loadLora(loaded.model, adapterDir, { seed: config.seed })
+      ? loadLora(loaded.model, adapterDir, { seed: config.seed, dropout: config.loraDropout })
       : attachLora(loaded.model, {
           rank: config.loraRank,
           alpha: config.loraAlpha,
@@ -101,7 +133,7 @@ export class GrpoTrainer {
       optimizer.importState(saved.optimizer);
       lora.dropoutStream = saved.state.dropoutStream;
     }
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null);
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder);
   }
 
   private get schedule(): LrSchedule {
@@ -149,6 +181,7 @@ export class GrpoTrainer {
   async train(onStep: (metrics: StepMetrics) => void = () => {}): Promise<void> {
     const c = this.config;
     if (this.step === 0) this.log.metrics(this.recordEval(await this.evaluate()));
+    let firstStep = true;
     while (this.step < c.steps && !this.stopRequested) {
       const rolloutIndex = Math.floor(this.step / c.numIterations);
       const rows = this.promptRows(rolloutIndex);
@@ -159,6 +192,7 @@ export class GrpoTrainer {
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
       const names = this.reward.componentNames;
+      const failedShare = names.map((name) => scores.filter((s) => s.components[name].failed).length / scores.length);
       const adv = groupAdvantages(
         names.map((name) => ({ name, rewards: scores.map((s) => (s.components[name].counted ? s.components[name].score : 0)) })),
         { numGenerations: c.numGenerations, scaleRewards: c.scaleRewards, rewardWeights: names.map((n) => scores[0].components[n].weight) },
@@ -178,6 +212,7 @@ export class GrpoTrainer {
         'time/generation_s': (t1 - t0) / 1000,
         'time/reward_s': (t2 - t1) / 1000,
         'tokens_per_second/generation': completions.reduce((n, x) => n + x.completionIds.length, 0) / ((t1 - t0) / 1000),
+        ...Object.fromEntries(names.map((name, i) => [`rewards/${name}/failed`, failedShare[i]])),
       };
       this.log.completions(
         completions.slice(0, c.logCompletions).map((comp, i) => ({
@@ -190,6 +225,15 @@ export class GrpoTrainer {
           components: Object.fromEntries(Object.entries(scores[i].components).map(([k, v]) => [k, { score: v.score, counted: v.counted, reason: v.reason }])),
         })),
       );
+      // A grader that fails on every completion from the start is misconfigured: stop before training on its zeros.
+      const broken = names.filter((_, i) => failedShare[i] === 1);
+      if (firstStep && broken.length) {
+        throw new GraderFailed(
+          `step ${this.step + 1}: reward component${broken.length > 1 ? 's' : ''} ${broken.map((n) => `'${n}' (${scores[0].components[n].reason})`).join(', ')} failed on every completion; ` +
+            `stopping before training on zero rewards (the completions and reasons are in ${this.log.completionsPath})`,
+        );
+      }
+      firstStep = false;
       try {
         for (let iteration = 0; iteration < c.numIterations && this.step < c.steps; iteration++) {
           const metrics = await this.optimizerStep(sequences, adv.advantages, cached);
@@ -316,9 +360,11 @@ export class GrpoTrainer {
     for (const t of readBack) t.dispose();
     values.entropy /= Math.max(1, entropyTokens);
     if (!Number.isFinite(values.loss) || !Number.isFinite(values.grad_norm)) {
+      const lastGood = latestCheckpoint(this.config.outDir);
       throw new TrainingDiverged(
         `step ${this.step + 1}: loss ${values.loss}, grad norm ${values.grad_norm} — training diverged; ` +
-          `the last good checkpoint is in ${this.config.outDir} (lower --learning-rate or raise --max-grad-norm clipping)`,
+          (lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was saved before it') +
+          ' (lower --learning-rate or --max-grad-norm; a loss or gradient that is not finite at the first step points at the model’s weights)',
       );
     }
     const merged: StepMetrics = {};
@@ -355,14 +401,19 @@ export class GrpoTrainer {
       dropoutStream: this.lora.dropoutStream,
       matmulVariants: matmulVariantChoices(this.gpu),
       config: { ...this.config },
+      inputs: this.inputs,
       history: this.history,
     };
     return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
   }
 
   async close(): Promise<void> {
-    await this.reward.close();
-    await this.tritonRunner.close();
+    try {
+      await this.reward.close();
+      await this.tritonRunner.close();
+    } finally {
+      this.releaseRunFolder();
+    }
   }
 }
 
@@ -379,16 +430,4 @@ function epochOrder(n: number, seed: number, epoch: number): number[] {
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
-}
-
-function checkSameRun(saved: Record<string, unknown>, config: GrpoConfig): void {
-  const differences = (Object.keys(config) as (keyof GrpoConfig)[]).filter(
-    (key) => !RESUMABLE_CHANGES.has(key) && JSON.stringify(saved[key]) !== JSON.stringify(config[key]),
-  );
-  if (differences.length) {
-    throw new Error(
-      `--resume: the checkpoint was made with different settings (${differences.map((k) => `--${kebab(k)} ${JSON.stringify(saved[k])} vs ${JSON.stringify(config[k])}`).join(', ')}); ` +
-        'rerun with the same settings to continue exactly',
-    );
-  }
 }

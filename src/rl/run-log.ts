@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomically } from '../io/atomic-file.js';
 import { chartSvg, trailingMean, type Panel } from '../report/svg-chart.js';
 
 /** Steps averaged in the reward's trend line: one step's mean over a few completions is noisy. */
@@ -16,21 +17,26 @@ export class RunLog {
   readonly completionsPath: string;
   readonly plotPath: string;
 
-  constructor(readonly outDir: string) {
+  constructor(
+    readonly outDir: string,
+    /** Where notes about repaired files go (a torn last line dropped). */
+    private readonly warn: (message: string) => void = (message) => console.error(message),
+  ) {
     mkdirSync(outDir, { recursive: true });
     this.metricsPath = join(outDir, 'metrics.jsonl');
     this.completionsPath = join(outDir, 'completions.jsonl');
     this.plotPath = join(outDir, 'curves.svg');
   }
 
-  /** Drops rows past `step` (a resumed run rewrites what the killed one logged after its checkpoint). */
+  /**
+   * Drops rows past `step` (a resumed run rewrites what the killed one logged after its checkpoint).
+   * The file is replaced atomically, so a kill here leaves the old log whole.
+   */
   truncateAfter(step: number): void {
     for (const path of [this.metricsPath, this.completionsPath]) {
       if (!existsSync(path)) continue;
-      const kept = readFileSync(path, 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() && (JSON.parse(line) as { step: number }).step <= step);
-      writeFileSync(path, kept.map((l) => l + '\n').join(''));
+      const kept = this.readRows(path).filter((row) => Number(row.step) <= step);
+      writeFileAtomically(path, kept.map((row) => JSON.stringify(row) + '\n').join(''));
     }
   }
 
@@ -43,11 +49,28 @@ export class RunLog {
   }
 
   readMetrics(): MetricsRow[] {
-    if (!existsSync(this.metricsPath)) return [];
-    return readFileSync(this.metricsPath, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as MetricsRow);
+    return existsSync(this.metricsPath) ? (this.readRows(this.metricsPath) as MetricsRow[]) : [];
+  }
+
+  /**
+   * The rows of a JSONL log. A last line that does not parse is the torn end of an append cut short
+   * (a kill or power loss): it is dropped with a warning. A bad line anywhere else is an error.
+   */
+  private readRows(path: string): Record<string, unknown>[] {
+    const lines = readFileSync(path, 'utf8').split('\n');
+    let last = lines.length - 1;
+    while (last >= 0 && !lines[last].trim()) last--;
+    const rows: Record<string, unknown>[] = [];
+    lines.forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        rows.push(JSON.parse(line) as Record<string, unknown>);
+      } catch (error) {
+        if (i !== last) throw new Error(`${path}:${i + 1}: not valid JSON (${(error as Error).message})`);
+        this.warn(`${path}:${i + 1}: dropped a torn last line (the run was stopped while writing it)`);
+      }
+    });
+    return rows;
   }
 
   /** Redraws curves.svg from metrics.jsonl. */

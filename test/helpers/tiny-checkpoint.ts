@@ -9,8 +9,9 @@ import { byteTokenizerFiles } from '../../src/tokenizer/byte-tokenizer.js';
 /**
  * A Hugging Face checkpoint folder with a small random Llama and the byte-level tokenizer, for
  * tests that run the CLIs end to end (their output is gibberish, which is all a reward test needs).
+ * `nanWeights` poisons one matrix, as a broken export would.
  */
-export function writeRandomCheckpoint(seed = 1): string {
+export function writeRandomCheckpoint(seed = 1, { nanWeights = false } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'random-llama-'));
   const config = {
     architectures: ['LlamaForCausalLM'], hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
@@ -21,6 +22,9 @@ export function writeRandomCheckpoint(seed = 1): string {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
-  writeSafetensors(join(dir, 'model.safetensors'), initialLlamaWeights(parseHfConfig(config, 'random'), seed, 0.3));
+  const weights = initialLlamaWeights(parseHfConfig(config, 'random'), seed, 0.3);
+  // A broken export: one weight matrix full of NaN.
+  if (nanWeights) (weights['model.layers.0.mlp.down_proj.weight'].data as Float32Array).fill(NaN);
+  writeSafetensors(join(dir, 'model.safetensors'), weights);
   return dir;
 }

@@ -21,9 +21,10 @@ const loaded = import(workerData.url).then((module) => {
   if (typeof fn !== 'function') throw new Error(workerData.url + ' exports no function named ' + workerData.exportName);
   return fn;
 });
-parentPort.on('message', async ({ id, input }) => {
+parentPort.on('message', async ({ id, input, check }) => {
   try {
-    const result = await (await loaded)(input);
+    const fn = await loaded;
+    const result = check ? null : await fn(input);
     parentPort.postMessage({ id, result });
   } catch (error) {
     parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
@@ -51,16 +52,25 @@ export class ProgrammaticGrader implements Grader {
   }
 
   async grade(input: GradingInput, signal: AbortSignal): Promise<GradeResult> {
+    return toResult(await this.ask({ input }, signal));
+  }
+
+  /** The module imports and exports a function. */
+  async check(_probe: GradingInput, signal: AbortSignal): Promise<void> {
+    await this.ask({ check: true }, signal);
+  }
+
+  private async ask(message: { input?: GradingInput; check?: boolean }, signal: AbortSignal): Promise<unknown> {
     const worker = this.start();
     const id = this.nextId++;
     const reply = await new Promise<Reply>((resolveReply) => {
       this.waiting.set(id, resolveReply);
-      // A stuck grader: stop its thread; the next grade starts a fresh one.
+      // A stuck grader: stop its thread; the next request starts a fresh one.
       signal.addEventListener('abort', () => this.stop(worker, 'timed out'), { once: true });
-      worker.postMessage({ id, input });
+      worker.postMessage({ id, ...message });
     });
     if (reply.error !== undefined) throw new Error(reply.error);
-    return toResult(reply.result);
+    return reply.result;
   }
 
   async close(): Promise<void> {
