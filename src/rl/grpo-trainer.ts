@@ -88,7 +88,7 @@ export class GrpoTrainer {
 
   private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void): Promise<GrpoTrainer> {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
-    if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir}`);
+    if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir} (a run there stopped before its first save); start afresh with --overwrite`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
     const inputs = inputFingerprints(config);
     if (saved) checkSameRun(saved.state, config, inputs);
