@@ -16,12 +16,15 @@ export interface AttentionMask {
   kvLength?: number;
   keyStart?: ArrayLike<number>;
   scale?: number;
+  /** Sliding window: keys with position − j < window only. */
+  window?: number;
 }
 
 interface Resolved extends AttentionShape {
   kvLength: number;
   keyStart: ArrayLike<number>;
   scale: number;
+  window: number;
 }
 
 function resolve(shape: AttentionShape, mask: AttentionMask): Resolved {
@@ -30,6 +33,7 @@ function resolve(shape: AttentionShape, mask: AttentionMask): Resolved {
     kvLength: mask.kvLength ?? shape.keys,
     keyStart: mask.keyStart ?? new Array<number>(shape.batch).fill(0),
     scale: mask.scale ?? 1 / Math.sqrt(shape.headDim),
+    window: mask.window ?? Infinity,
   };
 }
 
@@ -42,7 +46,7 @@ function forEachRow(r: Resolved, fn: (b: number, t: number, h: number, qOff: num
       for (let h = 0; h < r.qHeads; h++) {
         const g = Math.floor(h / group);
         const qOff = ((b * r.queries + t) * r.qHeads + h) * r.headDim;
-        fn(b, t, h, qOff, (j) => ((b * r.keys + j) * r.kvHeads + g) * r.headDim, (j) => j >= r.keyStart[b] && j <= pos);
+        fn(b, t, h, qOff, (j) => ((b * r.keys + j) * r.kvHeads + g) * r.headDim, (j) => j >= r.keyStart[b] && j <= pos && pos - j < r.window);
       }
     }
   }
