@@ -28,6 +28,9 @@ describe('config audit: every unsupported value is refused by name and value', (
     ['proportional rope in rope_parameters', { ...qwen3, rope_parameters: { rope_type: 'proportional', rope_theta: 1e6 } }, /"rope_parameters" rope_type "proportional" is not supported/],
     ['partial rotary factor at the top level', { ...llama, partial_rotary_factor: 0.5 }, /partial_rotary_factor 0\.5 is not supported/],
     ['partial rotary factor inside rope_parameters', { ...llama, rope_parameters: { rope_type: 'default', rope_theta: 1e4, partial_rotary_factor: 0.25 } }, /partial_rotary_factor 0\.25 is not supported/],
+    ['llama3 without its frequency factors', { ...llama, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /"rope_scaling" low_freq_factor must be a positive number for rope_type "llama3", got null/],
+    ['linear rope with a yarn parameter', { ...llama, rope_scaling: { rope_type: 'linear', factor: 2, beta_fast: 32 } }, /"rope_scaling" has parameters beta_fast=32 that rope_type "linear" does not use/],
+    ['dynamic rope without a factor', { ...qwen2, rope_parameters: { rope_type: 'dynamic' } }, /"rope_parameters" factor must be a positive number for rope_type "dynamic", got null/],
     ['default rope with stray parameters', { ...llama, rope_parameters: { rope_type: 'default', factor: 8 } }, /"rope_parameters" has parameters factor=8 that rope_type "default" does not use/],
     ['final logit soft-capping', { ...llama, final_logit_softcapping: 30 }, /"final_logit_softcapping": 30 is not supported for LlamaForCausalLM/],
     ['attention logit soft-capping', { ...qwen2, attn_logit_softcapping: 50 }, /"attn_logit_softcapping": 50 is not supported for Qwen2ForCausalLM/],
@@ -84,6 +87,19 @@ describe('config audit: what each architecture computes', () => {
     // Qwen3Config's head_dim defaults to 128 whatever the hidden size.
     expect(parseHfConfig({ ...qwen3, head_dim: undefined }, 'c').head_dim).toBe(128);
     expect(parseHfConfig({ ...mistral, hidden_act: 'swish' }, 'c').hidden_act).toBe('swish');
+  });
+
+  it('reads every supported rope type with transformers\' defaults', () => {
+    expect(parseHfConfig({ ...llama, rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }, rope_theta: 5e5 }, 'c')).toMatchObject({
+      rope_theta: 5e5,
+      rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    });
+    expect(parseHfConfig({ ...llama, rope_scaling: { type: 'linear', factor: 2 } }, 'c').rope_scaling).toEqual({ rope_type: 'linear', factor: 2 });
+    // yarn: original length defaults to max_position_embeddings (a top-level value wins), betas 32/1, attention factor 0.1·ln(factor) + 1.
+    expect(parseHfConfig({ ...qwen2, rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'c').rope_scaling).toEqual({
+      rope_type: 'yarn', factor: 4, original_max_position_embeddings: 64, beta_fast: 32, beta_slow: 1, truncate: true, attention_factor: 0.1 * Math.log(4) + 1,
+    });
+    expect(parseHfConfig({ ...qwen2, original_max_position_embeddings: 16, rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32 } }, 'c').rope_scaling).toMatchObject({ original_max_position_embeddings: 16 });
   });
 
   it('reads rope_theta from either spelling', () => {

@@ -86,7 +86,7 @@ const METADATA_FIELDS = new Set([
 /** Fields this loader reads for every supported architecture. */
 const COMMON_FIELDS = [
   'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'rms_norm_eps',
-  'rope_theta', 'rope_scaling', 'rope_parameters', 'partial_rotary_factor', 'vocab_size', 'max_position_embeddings',
+  'rope_theta', 'rope_scaling', 'rope_parameters', 'partial_rotary_factor', 'original_max_position_embeddings', 'vocab_size', 'max_position_embeddings',
   'tie_word_embeddings', 'hidden_act', 'attention_dropout',
 ];
 
@@ -206,7 +206,7 @@ export function auditHfConfig(json: unknown, source: string): ConfigAudit {
   }
   const headDim = positiveInt('head_dim', architecture === 'Qwen3ForCausalLM' ? 128 : Math.floor(hidden / heads));
   const maxPositions = positiveInt('max_position_embeddings', architecture === 'LlamaForCausalLM' ? 2048 : architecture === 'MistralForCausalLM' ? 131072 : 32768);
-  const rope = parseRopeScaling(raw, { source, headDim, maxPositions });
+  const rope = parseRopeScaling(raw, { source, maxPositions });
 
   const eos = raw.eos_token_id;
   if (!(eos === undefined || eos === null || Number.isSafeInteger(eos) || (Array.isArray(eos) && eos.every(Number.isSafeInteger)))) {

@@ -120,6 +120,12 @@ export class LlamaModel {
     // Without autograd nothing needs a layer's intermediates afterwards: free them layer by layer,
     // so inference (generation, reference log-probs) holds one layer's worth at a time.
     const inference = !isGradEnabled();
+    const columns = (options.cache?.length ?? 0) + steps;
+    if (this.config.rope_scaling.rope_type === 'dynamic' && columns > this.config.max_position_embeddings) {
+      // transformers then recomputes the frequencies from the longest sequence seen so far, a
+      // history-dependent state this model does not reproduce; up to this length they are the default ones.
+      throw new Error(`dynamic RoPE: ${columns} positions exceed max_position_embeddings ${this.config.max_position_embeddings}, past which transformers rescales the frequencies; not supported`);
+    }
     let x = embedding(ids.view([batch * steps]), this.embedTokens);
     this.layers.forEach((layer, i) => {
       const input = x;
@@ -140,7 +146,7 @@ export class LlamaModel {
       const projected = linear.forward(h).view([batch, steps, count, c.head_dim]);
       return norm ? rmsnorm(projected, norm, c.rms_norm_eps) : projected;
     };
-    const ropeOptions = { theta: c.rope_theta };
+    const ropeOptions = { theta: c.rope_theta, scaling: c.rope_scaling };
     const q = rope(heads(layer.q, c.num_attention_heads, layer.qNorm), options.positions, ropeOptions);
     const k = rope(heads(layer.k, c.num_key_value_heads, layer.kNorm), options.positions, ropeOptions);
     const v = heads(layer.v, c.num_key_value_heads, null);
