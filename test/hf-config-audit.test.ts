@@ -8,6 +8,10 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { writeSafetensors } from '../src/io/safetensors-writer.js';
 import { checkCheckpointTensors } from '../src/model/checkpoint-layout.js';
 import { initialLlamaWeights } from '../src/model/init.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { useGpu } from './helpers/gpu.js';
+
+const gpu = useGpu();
 
 const base = {
   hidden_size: 32, intermediate_size: 48, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2,
@@ -145,6 +149,16 @@ describe('checkpoint tensors against the config, before any weight is read', () 
     expect(check({ ...llama, tie_word_embeddings: false }, weightsFor({ ...llama, tie_word_embeddings: true }, 'no-head'))).toThrow(/missing 1 tensor\(s\) that config\.json implies: lm_head\.weight/);
     expect(check(qwen3, weightsFor({ ...qwen3, head_dim: 4 }, 'head-dim'))).toThrow(/head-dim\.safetensors: model\.layers\.0\.self_attn\.k_norm\.weight has shape \[4\], expected \[8\] from config\.json/);
     expect(check({ ...llama, tie_word_embeddings: true }, weightsFor({ ...llama, tie_word_embeddings: false }, 'tied-with-head'))).not.toThrow();
+  });
+
+  it('refuses a head_dim the attention kernels do not take, before reading weights', () => {
+    const config = { ...llama, hidden_size: 24, head_dim: 6 };
+    const reader = weightsFor(config, 'head-dim-6');
+    try {
+      expect(() => new LlamaModel(gpu(), parseHfConfig(config, 'c'), reader)).toThrow(/head-dim-6\.safetensors: head_dim 6 is not supported: the attention kernels take multiples of 4 up to 128/);
+    } finally {
+      reader.close();
+    }
   });
 
   it('resolveModel carries the warnings of a checkpoint directory', () => {

@@ -3,7 +3,7 @@ import type { Gpu } from '../gpu/gpu.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
 import type { TensorReader } from '../io/tensor-reader.js';
 import { Linear } from '../nn/linear.js';
-import { attention } from '../ops/attention.js';
+import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attention.js';
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
 import { rmsnorm } from '../ops/rmsnorm.js';
@@ -63,6 +63,9 @@ export class LlamaModel {
   ) {
     const trainable = options.trainable ?? false;
     const matrixDtype: DType = trainable ? 'f32' : (options.dtype ?? 'f32');
+    if (!supportsHeadDim(config.head_dim)) {
+      throw new Error(`${reader.name}: head_dim ${config.head_dim} is not supported: the attention kernels take ${ATTENTION_HEAD_DIMS}`);
+    }
     checkCheckpointTensors(config, reader);
     // A tied checkpoint may still hold its own lm_head (see tiedHead).
     const shapes = expectedParameterShapes(config).set('lm_head.weight', [config.vocab_size, config.hidden_size]);

@@ -19,6 +19,10 @@ export interface AttentionOptions {
 /** Kernels merge their lanes' D-wide accumulators in workgroup memory (LANES · D · 16 bytes). */
 const MAX_HEAD_DIM = 128;
 
+/** Head dims the kernels take: multiples of 4 (vec4 loads) up to MAX_HEAD_DIM. */
+export const ATTENTION_HEAD_DIMS = `multiples of 4 up to ${MAX_HEAD_DIM}`;
+export const supportsHeadDim = (headDim: number): boolean => headDim % 4 === 0 && headDim > 0 && headDim <= MAX_HEAD_DIM;
+
 /**
  * Every kernel gives a workgroup 4 rows (query rows, or keys in the key-side backward), carried
  * as vec4 components, and LANES invocations that split the other side (keys, or query rows).
@@ -55,7 +59,7 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
   if (kvHeads === 0 || qHeads % kvHeads !== 0) {
     throw new Error(`${op}: query heads (${qHeads}) must be a multiple of kv heads (${kvHeads}): ${shapes}`);
   }
-  if (headDim % 4 !== 0 || headDim === 0 || headDim > MAX_HEAD_DIM) {
+  if (!supportsHeadDim(headDim)) {
     throw new Error(`${op}: head dim must be a multiple of 4 in [4, ${MAX_HEAD_DIM}]: ${shapes}`);
   }
   const kvLength = opts.kvLength ?? keys;
