@@ -115,6 +115,8 @@ describe('config audit: what each architecture computes', () => {
     const { warnings } = auditHfConfig({ ...qwen2, torch_dtype: 'bfloat16', transformers_version: '4.51', use_cache: true, my_flag: 1, other: 'x' }, 'm/config.json');
     expect(warnings).toEqual(['m/config.json: fields not known for Qwen2ForCausalLM, not used: my_flag=1, other="x"']);
     expect(auditHfConfig({ ...llama, torch_dtype: 'float32', pretraining_tp: 1, initializer_range: 0.02 }, 'c').warnings).toEqual([]);
+    // Neutral values of foreign fields are accepted quietly: they ask for nothing.
+    expect(auditHfConfig({ ...llama, sliding_window: null, use_sliding_window: false, max_window_layers: 28, layer_types: Array(3).fill('full_attention'), final_logit_softcapping: null }, 'c').warnings).toEqual([]);
   });
 });
 

@@ -134,7 +134,7 @@ const FOREIGN_FIELDS: Record<string, (value: unknown) => boolean> = {
   use_sliding_window: inactive,
   sliding_window: inactive,
   max_window_layers: () => true,
-  layer_types: inactive,
+  layer_types: (v) => inactive(v) || (Array.isArray(v) && v.every((t) => t === 'full_attention')),
 };
 
 /** transformers' ACT2FN names whose function is SiLU, the only MLP activation implemented. */
