@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { noGrad } from '../src/autograd/grad-node.js';
 import { auditHfConfig, parseHfConfig } from '../src/io/hf-config.js';
 import { resolveModel } from '../src/io/model-registry.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
@@ -158,6 +159,21 @@ describe('checkpoint tensors against the config, before any weight is read', () 
     const reader = weightsFor(config, 'head-dim-6');
     try {
       expect(() => new LlamaModel(gpu(), parseHfConfig(config, 'c'), reader)).toThrow(/head-dim-6\.safetensors: head_dim 6 is not supported: the attention kernels take multiples of 4 up to 128/);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('dynamic rope: the default frequencies up to max_position_embeddings, longer sequences refused', () => {
+    const config = { ...llama, max_position_embeddings: 8, rope_parameters: { rope_type: 'dynamic', rope_theta: 10000, factor: 2 } };
+    const reader = weightsFor(config, 'dynamic');
+    const g = gpu();
+    try {
+      const model = new LlamaModel(g, parseHfConfig(config, 'c'), reader);
+      const run = (steps: number) => () =>
+        noGrad(() => g.tidy(() => model.forward(g.tensor(Array<number>(steps).fill(3), [1, steps], 'u32'), { positions: g.tensor(Array.from({ length: steps }, (_, i) => i), [1, steps], 'u32') })));
+      expect(run(8)).not.toThrow();
+      expect(run(9)).toThrow(/dynamic RoPE: 9 positions exceed max_position_embeddings 8, past which transformers rescales the frequencies; not supported/);
     } finally {
       reader.close();
     }

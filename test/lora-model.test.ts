@@ -15,7 +15,7 @@ import { useGpu } from './helpers/gpu.js';
 import { checkParameterGradient } from './helpers/parameter-gradcheck.js';
 import { matmulReference } from './helpers/reference-matmul.js';
 import { randn, rng } from './helpers/random.js';
-import { runPython } from './python/run-python.js';
+import { runPython, runPythonAsync } from './python/run-python.js';
 
 const gpu = useGpu();
 
@@ -68,12 +68,13 @@ function randomizeB(adapters: LoraAdapters, seed: number): void {
   adapters.modules.forEach((m, i) => gpu().write(m.b, randn(m.b.size, seed + i, 0.2)));
 }
 
-beforeAll(() => {
+beforeAll(async () => {
+  // Without blocking the worker: three transformers start-ups take long on a loaded machine.
   for (const arch of ['llama', 'qwen2', 'qwen3'] as const) {
     baseDirs[arch] = scratch();
-    runPython('tiny_hf_reference.py', [arch, baseDirs[arch], JSON.stringify(BASE_OVERRIDES[arch])]);
+    await runPythonAsync('tiny_hf_reference.py', [arch, baseDirs[arch], JSON.stringify(BASE_OVERRIDES[arch])]);
   }
-});
+}, 300_000);
 
 describe('LoRA on tiny random checkpoints against PEFT', () => {
   it('fresh adapters: PEFT init (A ~ U(±1/√in), seeded; B = 0), so the model is still the base', async () => {

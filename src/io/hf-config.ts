@@ -157,9 +157,8 @@ export function auditHfConfig(json: unknown, source: string): ConfigAudit {
   const unknown: string[] = [];
   for (const [key, value] of Object.entries(raw)) {
     if (own.has(key) || METADATA_FIELDS.has(key)) continue;
-    const isNeutral = FOREIGN_FIELDS[key];
-    if (isNeutral) {
-      if (!isNeutral(value)) refuse(key, `is not supported for ${architecture} (transformers' ${architecture} does not implement it; the checkpoint was made for another architecture)`);
+    if (Object.hasOwn(FOREIGN_FIELDS, key)) {
+      if (!FOREIGN_FIELDS[key](value)) refuse(key, `is not supported for ${architecture} (transformers' ${architecture} does not implement it; the checkpoint was made for another architecture)`);
     } else {
       unknown.push(key);
     }
