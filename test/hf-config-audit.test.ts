@@ -164,6 +164,27 @@ describe('checkpoint tensors against the config, before any weight is read', () 
     }
   });
 
+  it('a tied config whose checkpoint also stores lm_head: shared when equal, separate when not (as transformers)', () => {
+    const tied = { ...llama, tie_word_embeddings: true };
+    const load = (name: string, head: 'same' | 'other') => {
+      const reader = weightsFor(tied, name, (w) => {
+        const embedding = w['model.embed_tokens.weight'];
+        w['lm_head.weight'] = head === 'same' ? embedding : { ...embedding, data: (embedding.data as Float32Array).map((v) => v + 1) };
+      });
+      try {
+        return new LlamaModel(gpu(), parseHfConfig(tied, 'c'), reader);
+      } finally {
+        reader.close();
+      }
+    };
+    const shared = load('tied-same', 'same');
+    expect(shared.lmHead.weight).toBe(shared.embedTokens);
+    expect(shared.parameters.has('lm_head.weight')).toBe(false);
+    const separate = load('tied-other', 'other');
+    expect(separate.lmHead.weight).not.toBe(separate.embedTokens);
+    expect(separate.parameters.has('lm_head.weight')).toBe(true);
+  });
+
   it('dynamic rope: the default frequencies up to max_position_embeddings, longer sequences refused', () => {
     const config = { ...llama, max_position_embeddings: 8, rope_parameters: { rope_type: 'dynamic', rope_theta: 10000, factor: 2 } };
     const reader = weightsFor(config, 'dynamic');
