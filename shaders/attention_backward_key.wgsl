@@ -6,13 +6,16 @@
 // A workgroup owns 4 consecutive keys (the components of its vec4s); its invocations take every
 // LANES-th query row, so each q/dO element loaded serves 4 keys and no two invocations load the
 // same one (see attention_forward.wgsl for why that matters on lavapipe). The partial sums meet
-// in workgroup memory. Keys outside [key_start[b], kv_length) get zero gradients.
+// in workgroup memory. Keys outside [key_start[b], kv_length) get zero gradients; a query sees a
+// key only within its window (position − j < window).
 struct Params {
   queries: u32,
   keys: u32,
   q_heads: u32,
   kv_heads: u32,
   kv_length: u32,
+  // Keys a query sees, itself included (sliding-window layers); kv_length or more means all.
+  window: u32,
   scale: f32,
 }
 
@@ -66,12 +69,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // The first query that sees the workgroup's first key: position first_pos + t >= first_key.
   let t_begin = select(0u, first_key - first_pos, first_key > first_pos);
-  for (var r0 = t_begin * group; r0 < rows; r0 += LANES) {
+  // Queries from position first_key + 3 + window on see none of the workgroup's keys.
+  let window_end = first_key + 3u + p.window;
+  let t_end = min(p.queries, select(0u, window_end - first_pos, window_end > first_pos));
+  for (var r0 = t_begin * group; r0 < t_end * group; r0 += LANES) {
     let r = r0 + lane;
     let rc = min(r, rows - 1u);
     let t = rc / group;
     let row = (b * p.queries + t) * p.q_heads + g * group + rc % group;
-    let sees = key_valid & (j <= vec4<u32>(first_pos + t)) & vec4<bool>(r < rows);
+    let query_pos = vec4<u32>(first_pos + t);
+    let sees = key_valid & (j <= query_pos) & (query_pos - j < vec4<u32>(p.window)) & vec4<bool>(r < rows);
     var qi: array<vec4<f32>, D4>;
     var doi: array<vec4<f32>, D4>;
     var s = vec4<f32>(0.0);

@@ -4,12 +4,15 @@
 // It also writes δ, which the key-side pass needs, so there is no separate preprocessing pass.
 // Work split as in attention_forward.wgsl: a workgroup owns 4 query rows (the components of its
 // vec4s), its invocations take every LANES-th key, and their partial sums meet in workgroup memory.
+// Masking (key_start, causality, window) is the forward's.
 struct Params {
   queries: u32,
   keys: u32,
   q_heads: u32,
   kv_heads: u32,
   kv_length: u32,
+  // Keys a query sees, itself included (sliding-window layers); kv_length or more means all.
+  window: u32,
   scale: f32,
 }
 
@@ -43,7 +46,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t = rc / group;
   let row = (b * p.queries + t) * p.q_heads + g * group + rc % group;
   let pos = first_pos + t;
-  let key_begin = key_start[b];
+  let key_begin = max(key_start[b], select(0u, pos.x + 1u - p.window, pos.x + 1u > p.window));
   let key_end = pos.w + 1u;
 
   // Component c of qs[d] / dos[d] is dimension d of row c (loops over D run D/4 times; see forward).
@@ -79,7 +82,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         dp = fma(dos[4u * d4 + i], vec4<f32>(vv[i]), dp);
       }
     }
-    let prob = select(vec4<f32>(0.0), exp(s - row_lse), vec4<u32>(j) <= pos);
+    let prob = select(vec4<f32>(0.0), exp(s - row_lse), (vec4<u32>(j) <= pos) & (pos - vec4<u32>(j) < vec4<u32>(p.window)));
     let ds = prob * (dp - row_delta);
     for (var d4 = 0u; d4 < D4; d4++) {
       for (var i = 0u; i < 4u; i++) { dq[4u * d4 + i] = fma(ds, vec4<f32>(kj[d4][i]), dq[4u * d4 + i]); }

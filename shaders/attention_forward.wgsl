@@ -13,13 +13,15 @@
 //
 // Layouts: q, out [B, T, Hq, D]; k, v [B, S, Hkv, D]; lse [B, T, Hq] (natural log, 0 for a row
 // that sees no key). Query t sits at position kv_length − T + t and sees keys
-// key_start[b] ≤ j ≤ that position.
+// key_start[b] ≤ j ≤ that position with position − j < window.
 struct Params {
   queries: u32,
   keys: u32,
   q_heads: u32,
   kv_heads: u32,
   kv_length: u32,
+  // Keys a query sees, itself included (sliding-window layers); kv_length or more means all.
+  window: u32,
   scale: f32,
 }
 
@@ -55,7 +57,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t = rc / group;
   let row = (b * p.queries + t) * p.q_heads + g * group + rc % group;
   let pos = first_pos + t;
-  let key_begin = key_start[b];
+  // The earliest key any of the 4 rows sees (rows are in position order).
+  let key_begin = max(key_start[b], select(0u, pos.x + 1u - p.window, pos.x + 1u > p.window));
   let key_end = pos.w + 1u;
 
   // qs[d] holds dimension d of the 4 rows, pre-scaled.
@@ -81,7 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   for (var j0 = key_begin; j0 < key_end; j0 += LANES) {
     let j = j0 + lane;
-    let visible = vec4<u32>(j) <= pos;
+    let visible = (vec4<u32>(j) <= pos) & (pos - vec4<u32>(j) < vec4<u32>(p.window));
     let kr = (kv_row + min(j, key_end - 1u) * p.kv_heads) * D4;
     var s = vec4<f32>(0.0);
     for (var d4 = 0u; d4 < D4; d4++) {

@@ -2,7 +2,8 @@
 // pair (x_i, x_{i+D/2}) is rotated by angle position · inv_freq_i. One invocation per pair.
 // cos/sin come from a table the host computed exactly (float64, rounded to f32, as PyTorch's
 // cos/sin of the f32 angle); positions past the table fall back to this GPU's cos/sin of the same
-// f32 angle. direction −1 rotates back, which is the backward (a rotation's transpose).
+// f32 angle. direction −1 rotates back, which is the backward (a rotation's transpose; the
+// attention factor scales both ways).
 // x, out [B, T, H, D]; positions [B, T]; inv_freq [D/2]; table [table_positions, D/2] of (cos, sin).
 struct Params {
   pairs: u32,
@@ -10,6 +11,8 @@ struct Params {
   half_dim: u32,
   table_positions: u32,
   direction: f32,
+  // Multiplies cos and sin (yarn's attention factor; the table already holds it).
+  attention_factor: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     cos_sin = table[pos * p.half_dim + i];
   } else {
     let angle = f32(pos) * inv_freq[i];
-    cos_sin = vec2<f32>(cos(angle), sin(angle));
+    cos_sin = vec2<f32>(cos(angle), sin(angle)) * p.attention_factor;
   }
   let c = cos_sin.x;
   let s = p.direction * cos_sin.y;

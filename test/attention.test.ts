@@ -37,6 +37,7 @@ function gpuOptions(c: Case): AttentionOptions {
   return {
     kvLength: c.mask?.kvLength,
     scale: c.mask?.scale,
+    window: c.mask?.window,
     keyStart: c.mask?.keyStart ? g.tensor(c.mask.keyStart, [c.batch], 'u32') : undefined,
   };
 }
@@ -88,6 +89,15 @@ describe('attention forward vs float64 reference', () => {
   });
   it('decode with keyStart and kvLength < S, batch 8', () => checkForward({ ...shape(8, 1, 64, 6, 2, 16), seed: 8, mask: { kvLength: 50, keyStart: [0, 3, 49, 50, 10, 0, 1, 20] } }));
   it('larger: B = 2, T = S = 200, 9/3 heads, D = 64', () => checkForward({ ...shape(2, 200, 200, 9, 3, 64), seed: 9 }));
+  it('sliding window 5 over T = S = 23, GQA 6/2, with left padding', () =>
+    checkForward({ ...shape(2, 23, 23, 6, 2, 16), seed: 21, mask: { window: 5, keyStart: [0, 9] } }));
+  it('sliding window of 1 (each query sees only itself)', () => checkForward({ ...shape(1, 11, 11, 3, 3, 8), seed: 22, mask: { window: 1 } }));
+  it('sliding window in decode over a partly filled cache, batch 4', () =>
+    checkForward({ ...shape(4, 1, 48, 4, 1, 32), seed: 23, mask: { window: 7, kvLength: 41, keyStart: [0, 3, 36, 40] } }));
+  it('sliding window in chunked prefill, window wider than the cache changes nothing', async () => {
+    await checkForward({ ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 9, kvLength: 25 } });
+    await checkForward({ ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 1000, kvLength: 25 } });
+  });
 });
 
 describe('attention backward', () => {
@@ -115,6 +125,20 @@ describe('attention backward', () => {
   it('dq, dk, dv vs float64 reference with padding and a fully masked row', () =>
     checkBackward({ ...shape(3, 10, 10, 4, 1, 32), seed: 15, mask: { keyStart: [0, 4, 10] } }));
   it('dq, dk, dv vs float64 reference over a partly filled cache', () => checkBackward({ ...shape(2, 6, 20, 2, 2, 16), seed: 16, mask: { kvLength: 15 } }));
+  it('gradcheck with a sliding window, kvLength < S and keyStart', async () => {
+    const c = { ...shape(2, 7, 11, 4, 2, 4), seed: 25 };
+    const x = inputs(c);
+    const keyStart = gpu().tensor([0, 3], [2], 'u32');
+    await gradcheck(gpu(), ([q, k, v]) => attention(q, k, v, { kvLength: 10, keyStart, window: 3 }), [
+      { data: x.q, shape: x.qShape },
+      { data: x.k, shape: x.kvShape },
+      { data: x.v, shape: x.kvShape },
+    ]);
+  });
+  it('dq, dk, dv vs float64 reference with sliding window 6: T = S = 37, 6/2 heads, D = 16, padding', () =>
+    checkBackward({ ...shape(2, 37, 37, 6, 2, 16), seed: 26, mask: { window: 6, keyStart: [0, 5] } }));
+  it('dq, dk, dv vs float64 reference with window 4 over a partly filled cache, MHA D = 64', () =>
+    checkBackward({ ...shape(2, 9, 21, 3, 3, 64), seed: 27, mask: { window: 4, kvLength: 18 } }));
   it('only the inputs that need gradients get them', async () => {
     const g = gpu();
     const c = shape(1, 4, 4, 2, 1, 8);
@@ -139,6 +163,7 @@ describe('attention errors name the op and the shapes', () => {
     expect(() => attention(t([1, 4, 2, 6]), t([1, 4, 2, 6]), t([1, 4, 2, 6]))).toThrow(/attention: head dim must be a multiple of 4/);
     expect(() => attention(t([1, 5, 2, 16]), t([1, 8, 2, 16]), t([1, 8, 2, 16]), { kvLength: 4 })).toThrow(/attention: kvLength 4 must be an integer in \[T, S\] = \[5, 8\]/);
     expect(() => attention(t([2, 1, 2, 16]), t([2, 8, 2, 16]), t([2, 8, 2, 16]), { keyStart: gpu().zeros([3], 'u32') })).toThrow(/attention: keyStart must be u32 \[2\], got u32 \[3\]/);
+    expect(() => attention(t([1, 4, 2, 16]), t([1, 4, 2, 16]), t([1, 4, 2, 16]), { window: 0 })).toThrow(/attention: window must be a positive integer, got 0/);
     expect(() => attention(gpu().empty([1, 1, 1, 4], 'f16'), t([1, 1, 1, 4]), t([1, 1, 1, 4]))).toThrow(/attention: expected f32, got f16 \[1, 1, 1, 4\]/);
   });
 });

@@ -15,7 +15,7 @@ import { useGpu } from './helpers/gpu.js';
 import { checkParameterGradient } from './helpers/parameter-gradcheck.js';
 import { matmulReference } from './helpers/reference-matmul.js';
 import { randn, rng } from './helpers/random.js';
-import { runPython } from './python/run-python.js';
+import { runPython, runPythonAsync } from './python/run-python.js';
 
 const gpu = useGpu();
 
@@ -26,8 +26,12 @@ const IDS = [
   [8, 250, 3, 120, 31, 9, 200, 77, 4],
 ];
 
-/** Tiny random checkpoints from test/python/tiny_hf_reference.py; Qwen2's projections have biases. */
-const baseDirs = { llama: '', qwen2: '' };
+/**
+ * Tiny random checkpoints from test/python/tiny_hf_reference.py; Qwen2's projections have biases,
+ * Qwen3 normalizes each head of q and k and has head_dim 24 ≠ hidden/heads.
+ */
+const baseDirs = { llama: '', qwen2: '', qwen3: '' };
+const BASE_OVERRIDES: Record<keyof typeof baseDirs, Record<string, unknown>> = { llama: {}, qwen2: {}, qwen3: { head_dim: 24 } };
 const scratch = () => mkdtempSync(join(tmpdir(), 'lora-'));
 
 function loadModel(options: LoadOptions = {}, dir = baseDirs.llama): LlamaModel {
@@ -64,12 +68,13 @@ function randomizeB(adapters: LoraAdapters, seed: number): void {
   adapters.modules.forEach((m, i) => gpu().write(m.b, randn(m.b.size, seed + i, 0.2)));
 }
 
-beforeAll(() => {
-  for (const arch of ['llama', 'qwen2'] as const) {
+beforeAll(async () => {
+  // Without blocking the worker: three transformers start-ups take long on a loaded machine.
+  for (const arch of ['llama', 'qwen2', 'qwen3'] as const) {
     baseDirs[arch] = scratch();
-    runPython('tiny_hf_reference.py', [arch, baseDirs[arch]]);
+    await runPythonAsync('tiny_hf_reference.py', [arch, baseDirs[arch], JSON.stringify(BASE_OVERRIDES[arch])]);
   }
-});
+}, 300_000);
 
 describe('LoRA on tiny random checkpoints against PEFT', () => {
   it('fresh adapters: PEFT init (A ~ U(±1/√in), seeded; B = 0), so the model is still the base', async () => {
@@ -101,7 +106,7 @@ describe('LoRA on tiny random checkpoints against PEFT', () => {
     other.dispose();
   });
 
-  for (const arch of ['llama', 'qwen2'] as const) {
+  for (const arch of ['llama', 'qwen2', 'qwen3'] as const) {
     it(`${arch}: our adapter saved in PEFT format gives PEFT the same logits; disabled, the exact base`, async () => {
       const model = loadModel({}, baseDirs[arch]);
       const base = await ourLogits(model);
@@ -176,24 +181,26 @@ describe('LoRA training', () => {
     { promptIds: [3, 36], completionIds: [11, 12, 14, 15, 0] },
   ];
 
-  it('only A and B get gradients (the base is frozen even if loaded trainable), matching finite differences', async () => {
-    const g = gpu();
-    const model = loadModel({ trainable: true });
-    const adapters = attachLora(model, { rank: 2, alpha: 4, targetModules: ['q_proj', 'up_proj'], seed: 8 });
-    randomizeB(adapters, 400);
-    // Made outside any tidy scope, so the batch lives until the end of the test.
-    const batch = sequenceBatch(g, examples);
-    g.tidy(() => backward(sftLoss(model, batch)));
-    for (const [name, p] of model.parameters) expect(p.grad, `${name} is frozen`).toBeNull();
-    for (const p of adapters.parameters()) expect(p.grad).not.toBeNull();
+  for (const arch of ['llama', 'qwen3'] as const) {
+    it(`${arch}: only A and B get gradients (the base is frozen even if loaded trainable), matching finite differences`, async () => {
+      const g = gpu();
+      const model = loadModel({ trainable: true }, baseDirs[arch]);
+      const adapters = attachLora(model, { rank: 2, alpha: 4, targetModules: ['q_proj', 'up_proj'], seed: 8 });
+      randomizeB(adapters, 400);
+      // Made outside any tidy scope, so the batch lives until the end of the test.
+      const batch = sequenceBatch(g, examples);
+      g.tidy(() => backward(sftLoss(model, batch)));
+      for (const [name, p] of model.parameters) expect(p.grad, `${name} is frozen`).toBeNull();
+      for (const p of adapters.parameters()) expect(p.grad).not.toBeNull();
 
-    const pick = rng(21);
-    for (const p of [adapters.modules[0].a, adapters.modules[1].b, adapters.modules[3].a]) {
-      await checkParameterGradient(g, p, () => sftLoss(model, batch), pick, `${p}`, 4);
-    }
-    adapters.dispose();
-    for (const t of [batch.ids, batch.positions, batch.targets, batch.mask]) t.dispose();
-  });
+      const pick = rng(21);
+      for (const p of [adapters.modules[0].a, adapters.modules[1].b, adapters.modules[3].a]) {
+        await checkParameterGradient(g, p, () => sftLoss(model, batch), pick, `${p}`, 4);
+      }
+      adapters.dispose();
+      for (const t of [batch.ids, batch.positions, batch.targets, batch.mask]) t.dispose();
+    });
+  }
 
   it('dropout is on only while training, and replays with the same seed and stream', async () => {
     const model = loadModel();

@@ -6,6 +6,7 @@ import { useGpu } from './helpers/gpu.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { randn, rng } from './helpers/random.js';
 import { ropeReference } from './helpers/reference-attention.js';
+import { parseRopeScaling, ropeInverseFrequencies, type RopeScaling } from '../src/io/rope-scaling.js';
 import { runPython } from './python/run-python.js';
 
 const gpu = useGpu();
@@ -20,9 +21,19 @@ function positionIds(batch: number, queries: number, seed: number, maxStart = 50
   return Array.from({ length: batch }, () => Math.floor(u() * maxStart)).flatMap((start) => Array.from({ length: queries }, (_, t) => start + t));
 }
 
-async function runRope(x: Float32Array, shape: number[], positions: number[], theta: number, tablePositions?: number): Promise<Float32Array> {
+async function runRope(x: Float32Array, shape: number[], positions: number[], theta: number, tablePositions?: number, scaling?: RopeScaling): Promise<Float32Array> {
   const g = gpu();
-  return g.tidy(() => g.keep(rope(g.tensor(x, shape), g.tensor(positions, shape.slice(0, 2), 'u32'), { theta, tablePositions }))).toArray();
+  return g.tidy(() => g.keep(rope(g.tensor(x, shape), g.tensor(positions, shape.slice(0, 2), 'u32'), { theta, tablePositions, scaling }))).toArray();
+}
+
+interface TransformersRope {
+  rotated: number[];
+  inv_freq: number[];
+  attention_scaling: number;
+}
+
+function transformersRope(request: { shape: number[]; theta: number; positions: number[]; x: Float32Array; rope_parameters?: Record<string, unknown>; max_position_embeddings?: number }): TransformersRope {
+  return JSON.parse(runPython('rope_reference.py', [], JSON.stringify({ ...request, x: Array.from(request.x) }))) as TransformersRope;
 }
 
 describe('rope forward', () => {
@@ -46,7 +57,7 @@ describe('rope forward', () => {
       const x = randn(shape.reduce((a, b) => a * b), 3);
       // Large positions make large angles, where rounding the angle to f32 first (as HF does) matters.
       const positions = [0, 1, 2, 3, 4, 8000, 8001, 8002, 8003, 8004];
-      const expected = JSON.parse(runPython('rope_reference.py', [], JSON.stringify({ shape, theta, positions, x: Array.from(x) }))) as number[];
+      const expected = transformersRope({ shape, theta, positions, x }).rotated;
       expectClose(await runRope(x, shape, positions, theta), expected, TOL, `rope vs transformers, theta ${theta}`);
     }
   });
@@ -62,7 +73,46 @@ describe('rope forward', () => {
   });
 });
 
+// Scaled RoPE as real checkpoints configure it (Llama 3.2, Qwen2.5 yarn, linear, dynamic), and
+// awkward variants: untruncated yarn, mscale pairs, a head dim where llama3 has medium frequencies.
+const SCALED: { name: string; headDim: number; theta: number; maxPositions: number; params: Record<string, unknown> }[] = [
+  { name: 'llama3 (Llama 3.2)', headDim: 64, theta: 500000, maxPositions: 131072, params: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } },
+  { name: 'llama3, D 128 (Llama 3.1)', headDim: 128, theta: 500000, maxPositions: 131072, params: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } },
+  { name: 'linear, factor 2.5', headDim: 32, theta: 10000, maxPositions: 4096, params: { rope_type: 'linear', factor: 2.5 } },
+  { name: 'dynamic (the default frequencies up to max_position_embeddings)', headDim: 48, theta: 10000, maxPositions: 16384, params: { rope_type: 'dynamic', factor: 4 } },
+  { name: 'yarn (Qwen2.5 long context)', headDim: 64, theta: 1000000, maxPositions: 131072, params: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 } },
+  { name: 'yarn, untruncated, mscale pair, beta 16/2', headDim: 40, theta: 10000, maxPositions: 8192, params: { rope_type: 'yarn', factor: 3, original_max_position_embeddings: 2048, truncate: false, mscale: 0.9, mscale_all_dim: 0.7, beta_fast: 16, beta_slow: 2 } },
+  { name: 'yarn, explicit attention_factor, factor from the lengths', headDim: 16, theta: 10000, maxPositions: 8192, params: { rope_type: 'yarn', factor: null, original_max_position_embeddings: 4096, attention_factor: 1.25 } },
+];
+
+describe('scaled rope against transformers', () => {
+  for (const c of SCALED) {
+    it(`${c.name}: the same f32 inverse frequencies and attention factor, and the same rotation`, async () => {
+      const shape = [2, 4, 3, c.headDim];
+      const x = randn(shape.reduce((a, b) => a * b), 31);
+      const positions = [0, 1, 2, 3, 300, 1001, 4093, 8001];
+      const reference = transformersRope({ shape, theta: c.theta, positions, x, rope_parameters: c.params, max_position_embeddings: c.maxPositions });
+      const { scaling, theta } = parseRopeScaling({ rope_theta: c.theta, rope_parameters: c.params }, { source: 'config.json', maxPositions: c.maxPositions });
+      const ours = ropeInverseFrequencies(c.headDim, theta, scaling);
+      expect(Array.from(ours.invFreq)).toEqual(reference.inv_freq);
+      expect(Math.fround(ours.attentionFactor)).toBe(Math.fround(reference.attention_scaling));
+      // The frequencies must differ from plain RoPE, or this case checks nothing new.
+      if (c.params.rope_type !== 'dynamic') expect(Array.from(ours.invFreq)).not.toEqual(Array.from(ropeInverseFrequencies(c.headDim, theta, { rope_type: 'default' }).invFreq));
+      expectClose(await runRope(x, shape, positions, c.theta, undefined, scaling), reference.rotated, TOL, `${c.name} vs transformers`);
+      // Past the host table the GPU's own cos/sin, times the attention factor.
+      expectClose(await runRope(x, shape, positions, c.theta, 5, scaling), ropeReference(x, shape, positions, c.theta, 1, ours), TOL, `${c.name} fallback vs float64`);
+    });
+  }
+});
+
 describe('rope backward', () => {
+  it('gradcheck with yarn scaling (attention factor ≠ 1)', async () => {
+    const shape = [2, 3, 2, 8];
+    const positions = gpu().tensor(positionIds(2, 3, 7), [2, 3], 'u32');
+    const { scaling } = parseRopeScaling({ rope_parameters: { rope_type: 'yarn', factor: 8, original_max_position_embeddings: 64 } }, { source: 'c', maxPositions: 512 });
+    await gradcheck(gpu(), ([x]) => rope(x, positions, { theta: 10000, scaling }), [{ data: randn(96, 27), shape }]);
+  });
+
   it('gradcheck', async () => {
     const shape = [2, 3, 2, 8];
     const positions = gpu().tensor(positionIds(2, 3, 5), [2, 3], 'u32');

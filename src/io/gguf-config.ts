@@ -2,11 +2,11 @@
 // with the keys transformers' GGUF loader reads for these architectures.
 
 import type { GgufFile } from './gguf.js';
-import type { HfModelConfig, SupportedArchitecture } from './hf-config.js';
+import { auditHfConfig, type HfModelConfig, type SupportedArchitecture } from './hf-config.js';
 
-const GGUF_ARCHITECTURES: Readonly<Record<string, { architecture: SupportedArchitecture; modelType: string; attentionBias: boolean }>> = {
-  llama: { architecture: 'LlamaForCausalLM', modelType: 'llama', attentionBias: false },
-  qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2', attentionBias: true },
+const GGUF_ARCHITECTURES: Readonly<Record<string, { architecture: SupportedArchitecture; modelType: string }>> = {
+  llama: { architecture: 'LlamaForCausalLM', modelType: 'llama' },
+  qwen2: { architecture: 'Qwen2ForCausalLM', modelType: 'qwen2' },
 };
 
 /** The GGUF architecture name (`general.architecture`), checked against those we can load. */
@@ -20,9 +20,13 @@ export function ggufArchitecture(file: GgufFile): string {
   return name;
 }
 
+/**
+ * The config.json transformers' GGUF loader would write for this file, read through the same
+ * audit as a checkpoint's own config.json.
+ */
 export function configFromGguf(file: GgufFile): HfModelConfig {
   const arch = ggufArchitecture(file);
-  const { architecture, modelType, attentionBias } = GGUF_ARCHITECTURES[arch];
+  const { architecture, modelType } = GGUF_ARCHITECTURES[arch];
   const number = (key: string): number | undefined => {
     const value = file.get(key);
     if (value === undefined) return undefined;
@@ -34,8 +38,13 @@ export function configFromGguf(file: GgufFile): HfModelConfig {
     if (value === undefined) throw new Error(`${file.name}: metadata "${arch}.${key}" is missing`);
     return value;
   };
-  if (file.get(`${arch}.rope.scaling.type`) !== undefined && file.get(`${arch}.rope.scaling.type`) !== 'none') {
-    throw new Error(`${file.name}: RoPE scaling "${String(file.get(`${arch}.rope.scaling.type`))}" is not supported yet`);
+  const scaling = file.get(`${arch}.rope.scaling.type`);
+  if (scaling !== undefined && scaling !== 'none') {
+    throw new Error(`${file.name}: metadata "${arch}.rope.scaling.type" ${JSON.stringify(String(scaling))} is not supported`);
+  }
+  // llama.cpp stores Llama 3.1-style RoPE frequency factors as a tensor instead of metadata.
+  if (file.has('rope_freqs.weight')) {
+    throw new Error(`${file.name}: tensor "rope_freqs.weight" (RoPE frequency factors, e.g. Llama 3 rope scaling) is not supported from GGUF; load the Hugging Face checkpoint instead`);
   }
 
   const hidden = required('embedding_length');
@@ -43,7 +52,7 @@ export function configFromGguf(file: GgufFile): HfModelConfig {
   const tokens = file.get('tokenizer.ggml.tokens');
   const vocab = number(`${arch}.vocab_size`) ?? (Array.isArray(tokens) ? tokens.length : undefined);
   if (vocab === undefined) throw new Error(`${file.name}: neither "${arch}.vocab_size" nor a tokenizer vocabulary states the vocabulary size`);
-  return {
+  const config = {
     architectures: [architecture],
     model_type: modelType,
     hidden_size: hidden,
@@ -58,9 +67,8 @@ export function configFromGguf(file: GgufFile): HfModelConfig {
     max_position_embeddings: required('context_length'),
     // llama.cpp writes the output projection only when it differs from the embedding matrix.
     tie_word_embeddings: !file.has('output.weight'),
-    attention_bias: attentionBias,
-    hidden_act: 'silu',
     bos_token_id: number('tokenizer.ggml.bos_token_id') ?? null,
     eos_token_id: number('tokenizer.ggml.eos_token_id') ?? null,
   };
+  return auditHfConfig(config, file.name).config;
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { GgufFile } from './gguf.js';
 import { configFromGguf } from './gguf-config.js';
-import { type HfModelConfig, readHfConfig } from './hf-config.js';
+import { type HfModelConfig, readHfConfigAudit } from './hf-config.js';
 import { repositoryRoot } from './repository-root.js';
 import { SHARD_INDEX_FILE } from './sharded-safetensors.js';
 import type { WeightSource } from './weight-source.js';
@@ -16,6 +16,8 @@ export interface ResolvedModel {
   /** The registry name, or the path as given. */
   readonly name: string;
   readonly config: HfModelConfig;
+  /** config.json fields the loader did not recognise (not used); see auditHfConfig. */
+  readonly warnings: readonly string[];
   readonly weights: WeightSource;
   readonly tokenizer: TokenizerSource;
 }
@@ -41,7 +43,7 @@ function resolveGguf(name: string, path: string, missingHint: string): ResolvedM
   if (!existsSync(path)) throw new Error(`model "${name}": ${path} does not exist${missingHint}`);
   const file = GgufFile.open(path);
   try {
-    return { name, config: configFromGguf(file), weights: { format: 'gguf', path }, tokenizer: { format: 'gguf', path } };
+    return { name, config: configFromGguf(file), warnings: [], weights: { format: 'gguf', path }, tokenizer: { format: 'gguf', path } };
   } finally {
     file.close();
   }
@@ -58,7 +60,7 @@ function directoryWeights(directory: string): WeightSource | null {
 function resolveDirectory(name: string, directory: string, fallbackTokenizer: TokenizerSource | null, weightsOptional: boolean): ResolvedModel {
   const configPath = join(directory, 'config.json');
   if (!existsSync(configPath)) throw new Error(`model "${name}": ${directory} has no config.json`);
-  const config = readHfConfig(configPath);
+  const { config, warnings } = readHfConfigAudit(configPath);
   const weights = directoryWeights(directory);
   if (!weights && !weightsOptional) {
     throw new Error(`model "${name}": ${directory} has neither ${SHARD_INDEX_FILE} nor model.safetensors`);
@@ -68,7 +70,7 @@ function resolveDirectory(name: string, directory: string, fallbackTokenizer: To
     : fallbackTokenizer;
   if (!tokenizer) throw new Error(`model "${name}": ${directory} has no tokenizer.json`);
   // A registered model whose weights are still to be trained resolves to where they will be written.
-  return { name, config, weights: weights ?? { format: 'safetensors', path: join(directory, 'model.safetensors') }, tokenizer };
+  return { name, config, warnings, weights: weights ?? { format: 'safetensors', path: join(directory, 'model.safetensors') }, tokenizer };
 }
 
 /**

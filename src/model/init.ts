@@ -1,9 +1,10 @@
 import type { HfModelConfig } from '../io/hf-config.js';
 import type { TensorsToWrite } from '../io/safetensors-writer.js';
+import { expectedParameterShapes } from './checkpoint-layout.js';
 
 /**
  * Fresh weights for a Llama-family config, as transformers initialises them: matrices from
- * N(0, std²), norms at one. Seeded, so the same command reproduces the same model.
+ * N(0, std²), norms at one, biases at zero. Seeded, so the same command reproduces the same model.
  */
 export function initialLlamaWeights(config: HfModelConfig, seed: number, std = 0.02): TensorsToWrite {
   let state = seed >>> 0;
@@ -19,24 +20,10 @@ export function initialLlamaWeights(config: HfModelConfig, seed: number, std = 0
     for (let i = 0; i < data.length; i++) data[i] = std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
     return { dtype: 'F32' as const, shape, data };
   };
-  const ones = (n: number) => ({ dtype: 'F32' as const, shape: [n], data: new Float32Array(n).fill(1) });
-  const c = config;
-  const q = c.num_attention_heads * c.head_dim;
-  const kv = c.num_key_value_heads * c.head_dim;
-  const h = c.hidden_size;
-  const weights: Record<string, TensorsToWrite[string]> = { 'model.embed_tokens.weight': normal([c.vocab_size, h]), 'model.norm.weight': ones(h) };
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const p = `model.layers.${i}`;
-    weights[`${p}.input_layernorm.weight`] = ones(h);
-    weights[`${p}.post_attention_layernorm.weight`] = ones(h);
-    weights[`${p}.self_attn.q_proj.weight`] = normal([q, h]);
-    weights[`${p}.self_attn.k_proj.weight`] = normal([kv, h]);
-    weights[`${p}.self_attn.v_proj.weight`] = normal([kv, h]);
-    weights[`${p}.self_attn.o_proj.weight`] = normal([h, q]);
-    weights[`${p}.mlp.gate_proj.weight`] = normal([c.intermediate_size, h]);
-    weights[`${p}.mlp.up_proj.weight`] = normal([c.intermediate_size, h]);
-    weights[`${p}.mlp.down_proj.weight`] = normal([h, c.intermediate_size]);
+  const filled = (shape: number[], value: number) => ({ dtype: 'F32' as const, shape, data: new Float32Array(shape[0]).fill(value) });
+  const weights: Record<string, TensorsToWrite[string]> = {};
+  for (const [name, shape] of expectedParameterShapes(config)) {
+    weights[name] = name.endsWith('norm.weight') ? filled(shape, 1) : name.endsWith('.bias') ? filled(shape, 0) : normal(shape);
   }
-  if (!c.tie_word_embeddings) weights['lm_head.weight'] = normal([c.vocab_size, h]);
   return weights;
 }

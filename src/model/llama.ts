@@ -3,7 +3,7 @@ import type { Gpu } from '../gpu/gpu.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
 import type { TensorReader } from '../io/tensor-reader.js';
 import { Linear } from './linear.js';
-import { attention } from '../ops/attention.js';
+import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attention.js';
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
 import { view } from '../ops/layout.js';
@@ -11,6 +11,7 @@ import { rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
 import type { HfModelConfig } from '../io/hf-config.js';
+import { checkCheckpointTensors, expectedParameterShapes } from './checkpoint-layout.js';
 import type { KVCache } from './kv-cache.js';
 
 interface DecoderLayer {
@@ -19,6 +20,11 @@ interface DecoderLayer {
   k: Linear;
   v: Linear;
   o: Linear;
+  /** Qwen3's per-head RMSNorm weights for q and k ([head_dim]), applied before RoPE. */
+  qNorm: Tensor | null;
+  kNorm: Tensor | null;
+  /** Keys a query sees in a sliding-window layer (itself included); null for full attention. */
+  window: number | null;
   postAttentionNorm: Tensor;
   gate: Linear;
   up: Linear;
@@ -41,7 +47,7 @@ export interface ForwardOptions {
   cache?: KVCache;
 }
 
-/** A Llama-family decoder (Llama, Mistral, Qwen2) built from the core ops. Weights use HF names. */
+/** A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) built from the core ops. Weights use HF names. */
 export class LlamaModel {
   readonly layers: DecoderLayer[] = [];
   readonly embedTokens: Tensor;
@@ -58,41 +64,58 @@ export class LlamaModel {
   ) {
     const trainable = options.trainable ?? false;
     const matrixDtype: DType = trainable ? 'f32' : (options.dtype ?? 'f32');
-    const load = (name: string, dtype: DType, shape: readonly number[]): Tensor => {
-      const info = reader.info(name);
-      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-        throw new Error(`${reader.name}: ${name} has shape [${info.shape.join(', ')}], expected [${shape.join(', ')}] from the config`);
-      }
-      const t = gpu.keep(gpu.tensor(reader.readFloat32(name), shape, dtype));
+    if (!supportsHeadDim(config.head_dim)) {
+      throw new Error(`${reader.name}: head_dim ${config.head_dim} is not supported: the attention kernels take ${ATTENTION_HEAD_DIMS}`);
+    }
+    checkCheckpointTensors(config, reader);
+    // A tied checkpoint may still hold its own lm_head (see tiedHead).
+    const shapes = expectedParameterShapes(config).set('lm_head.weight', [config.vocab_size, config.hidden_size]);
+    const load = (name: string, dtype: DType): Tensor => {
+      const t = gpu.keep(gpu.tensor(reader.readFloat32(name), shapes.get(name)!, dtype));
       t.requiresGrad = trainable;
       this.parameters.set(name, t);
       return t;
     };
-    const linear = (name: string, outFeatures: number, inFeatures: number): Linear => {
-      const bias = reader.has(`${name}.bias`) ? load(`${name}.bias`, 'f32', [outFeatures]) : null;
-      return new Linear(name, load(`${name}.weight`, matrixDtype, [outFeatures, inFeatures]), bias);
+    const norm = (name: string) => load(name, 'f32');
+    const linear = (name: string): Linear => {
+      const bias = shapes.has(`${name}.bias`) ? load(`${name}.bias`, 'f32') : null;
+      return new Linear(name, load(`${name}.weight`, matrixDtype), bias);
     };
     const c = config;
-    const qDim = c.num_attention_heads * c.head_dim;
-    const kvDim = c.num_key_value_heads * c.head_dim;
-    this.embedTokens = load('model.embed_tokens.weight', matrixDtype, [c.vocab_size, c.hidden_size]);
+    this.embedTokens = load('model.embed_tokens.weight', matrixDtype);
     for (let i = 0; i < c.num_hidden_layers; i++) {
       const p = `model.layers.${i}`;
       this.layers.push({
-        inputNorm: load(`${p}.input_layernorm.weight`, 'f32', [c.hidden_size]),
-        q: linear(`${p}.self_attn.q_proj`, qDim, c.hidden_size),
-        k: linear(`${p}.self_attn.k_proj`, kvDim, c.hidden_size),
-        v: linear(`${p}.self_attn.v_proj`, kvDim, c.hidden_size),
-        o: linear(`${p}.self_attn.o_proj`, c.hidden_size, qDim),
-        postAttentionNorm: load(`${p}.post_attention_layernorm.weight`, 'f32', [c.hidden_size]),
-        gate: linear(`${p}.mlp.gate_proj`, c.intermediate_size, c.hidden_size),
-        up: linear(`${p}.mlp.up_proj`, c.intermediate_size, c.hidden_size),
-        down: linear(`${p}.mlp.down_proj`, c.hidden_size, c.intermediate_size),
+        inputNorm: norm(`${p}.input_layernorm.weight`),
+        q: linear(`${p}.self_attn.q_proj`),
+        k: linear(`${p}.self_attn.k_proj`),
+        v: linear(`${p}.self_attn.v_proj`),
+        o: linear(`${p}.self_attn.o_proj`),
+        qNorm: c.qk_norm ? norm(`${p}.self_attn.q_norm.weight`) : null,
+        kNorm: c.qk_norm ? norm(`${p}.self_attn.k_norm.weight`) : null,
+        window: c.layer_types[i] === 'sliding_attention' ? c.sliding_window : null,
+        postAttentionNorm: norm(`${p}.post_attention_layernorm.weight`),
+        gate: linear(`${p}.mlp.gate_proj`),
+        up: linear(`${p}.mlp.up_proj`),
+        down: linear(`${p}.mlp.down_proj`),
       });
     }
-    this.finalNorm = load('model.norm.weight', 'f32', [c.hidden_size]);
-    const tied = c.tie_word_embeddings || !reader.has('lm_head.weight');
-    this.lmHead = tied ? new Linear('lm_head', this.embedTokens) : linear('lm_head', c.vocab_size, c.hidden_size);
+    this.finalNorm = norm('model.norm.weight');
+    this.lmHead = this.tiedHead(reader) ? new Linear('lm_head', this.embedTokens) : linear('lm_head');
+  }
+
+  /**
+   * Whether the head shares the embedding matrix. As in transformers: an untied config loads
+   * lm_head.weight; a tied one shares unless the checkpoint also stores an lm_head that differs.
+   */
+  private tiedHead(reader: TensorReader): boolean {
+    if (!this.config.tie_word_embeddings) return false;
+    if (!reader.has('lm_head.weight')) return true;
+    const head = reader.readFloat32('lm_head.weight');
+    const embedding = reader.readFloat32('model.embed_tokens.weight');
+    if (head.every((value, i) => Object.is(value, embedding[i]))) return true;
+    console.warn(`${reader.name}: tie_word_embeddings is true but lm_head.weight differs from the embedding; using lm_head.weight untied, as transformers does`);
+    return false;
   }
 
   /** Token ids [B, T] (u32) → final hidden states [B·T, hidden] (after the last RMSNorm). */
@@ -101,6 +124,12 @@ export class LlamaModel {
     // Without autograd nothing needs a layer's intermediates afterwards: free them layer by layer,
     // so inference (generation, reference log-probs) holds one layer's worth at a time.
     const inference = !isGradEnabled();
+    const columns = (options.cache?.length ?? 0) + steps;
+    if (this.config.rope_scaling.rope_type === 'dynamic' && columns > this.config.max_position_embeddings) {
+      // transformers then recomputes the frequencies from the longest sequence seen so far, a
+      // history-dependent state this model does not reproduce; up to this length they are the default ones.
+      throw new Error(`dynamic RoPE: ${columns} positions exceed max_position_embeddings ${this.config.max_position_embeddings}, past which transformers rescales the frequencies; not supported`);
+    }
     let x = embedding(view(ids, [batch * steps]), this.embedTokens);
     this.layers.forEach((layer, i) => {
       const input = x;
@@ -117,15 +146,21 @@ export class LlamaModel {
     const rows = batch * steps;
     const { cache } = options;
     const h = rmsnorm(x, layer.inputNorm, c.rms_norm_eps);
-    const q = rope(view(layer.q.forward(h), [batch, steps, c.num_attention_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
-    const k = rope(view(layer.k.forward(h), [batch, steps, c.num_key_value_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
-    const v = view(layer.v.forward(h), [batch, steps, c.num_key_value_heads, c.head_dim]);
+    const heads = (linear: Linear, count: number, norm: Tensor | null) => {
+      const projected = view(linear.forward(h), [batch, steps, count, c.head_dim]);
+      return norm ? rmsnorm(projected, norm, c.rms_norm_eps) : projected;
+    };
+    const ropeOptions = { theta: c.rope_theta, scaling: c.rope_scaling };
+    const q = rope(heads(layer.q, c.num_attention_heads, layer.qNorm), options.positions, ropeOptions);
+    const k = rope(heads(layer.k, c.num_key_value_heads, layer.kNorm), options.positions, ropeOptions);
+    const v = heads(layer.v, c.num_key_value_heads, null);
+    const window = layer.window ?? undefined;
     let attended: Tensor;
     if (cache) {
       cache.write(i, k, v);
-      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart });
+      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window });
     } else {
-      attended = attention(q, k, v, { keyStart: options.keyStart });
+      attended = attention(q, k, v, { keyStart: options.keyStart, window });
     }
     const afterAttention = add(x, layer.o.forward(view(attended, [rows, c.num_attention_heads * c.head_dim])));
     const m = rmsnorm(afterAttention, layer.postAttentionNorm, c.rms_norm_eps);

@@ -13,6 +13,7 @@ export interface LoadedModel {
 /** A registered model name (small, tiny) or a path, loaded onto the GPU with its tokenizer. */
 export function loadModel(gpu: Gpu, nameOrPath: string, options: LoadOptions = {}): LoadedModel {
   const resolved = resolveModel(nameOrPath);
+  for (const warning of resolved.warnings) console.warn(`warning: ${warning}`);
   const reader = openWeights(resolved.weights);
   try {
     return { model: new LlamaModel(gpu, resolved.config, reader, options), tokenizer: Tokenizer.fromSource(resolved.tokenizer), resolved };

@@ -9,10 +9,19 @@ export interface AttentionOptions {
   keyStart?: Tensor;
   /** Multiplies q·k; default 1/√D. */
   scale?: number;
+  /**
+   * Sliding window: a query sees only the last `window` key columns up to its own (itself
+   * included), as transformers' sliding-window mask (kv_idx > q_idx − window). Default: all.
+   */
+  window?: number;
 }
 
 /** Kernels merge their lanes' D-wide accumulators in workgroup memory (LANES · D · 16 bytes). */
 const MAX_HEAD_DIM = 128;
+
+/** Head dims the kernels take: multiples of 4 (vec4 loads) up to MAX_HEAD_DIM. */
+export const ATTENTION_HEAD_DIMS = `multiples of 4 up to ${MAX_HEAD_DIM}`;
+export const supportsHeadDim = (headDim: number): boolean => headDim % 4 === 0 && headDim > 0 && headDim <= MAX_HEAD_DIM;
 
 /**
  * Every kernel gives a workgroup 4 rows (query rows, or keys in the key-side backward), carried
@@ -30,6 +39,8 @@ interface Geometry {
   kvHeads: number;
   headDim: number;
   kvLength: number;
+  /** Keys a query sees; kvLength when unlimited (no wider window can matter). */
+  window: number;
   scale: number;
 }
 
@@ -48,7 +59,7 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
   if (kvHeads === 0 || qHeads % kvHeads !== 0) {
     throw new Error(`${op}: query heads (${qHeads}) must be a multiple of kv heads (${kvHeads}): ${shapes}`);
   }
-  if (headDim % 4 !== 0 || headDim === 0 || headDim > MAX_HEAD_DIM) {
+  if (!supportsHeadDim(headDim)) {
     throw new Error(`${op}: head dim must be a multiple of 4 in [4, ${MAX_HEAD_DIM}]: ${shapes}`);
   }
   const kvLength = opts.kvLength ?? keys;
@@ -58,14 +69,18 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
   if (opts.keyStart && (opts.keyStart.dtype !== 'u32' || opts.keyStart.shape.length !== 1 || opts.keyStart.shape[0] !== batch)) {
     throw new Error(`${op}: keyStart must be u32 [${batch}], got ${opts.keyStart.dtype} ${formatShape(opts.keyStart.shape)} for ${shapes}`);
   }
-  return { batch, queries, keys, qHeads, kvHeads, headDim, kvLength, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
+  if (opts.window !== undefined && !(Number.isSafeInteger(opts.window) && opts.window > 0)) {
+    throw new Error(`${op}: window must be a positive integer, got ${opts.window}`);
+  }
+  const window = Math.min(opts.window ?? kvLength, kvLength);
+  return { batch, queries, keys, qHeads, kvHeads, headDim, kvLength, window, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
 }
 
 const kernelValues = (g: Geometry) => ({ D: g.headDim, LANES });
 const queryWorkgroups = (g: Geometry): [number, number, number] => [Math.ceil((g.queries * g.qHeads) / g.kvHeads / ROWS_PER_WORKGROUP), g.kvHeads, g.batch];
 
 function params(g: Geometry) {
-  return { u32: [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength], f32: [g.scale] };
+  return { u32: [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength, g.window], f32: [g.scale] };
 }
 
 
@@ -73,7 +88,7 @@ function params(g: Geometry) {
  * Causal multi-head attention with grouped-query heads: q [B, T, Hq, D], k and v [B, S, Hkv, D]
  * (query head h reads kv head ⌊h / (Hq/Hkv)⌋), output [B, T, Hq, D] — the layout the projections
  * produce, so no transposes. Query t sits at position kvLength − T + t and attends the keys
- * keyStart[b] ≤ j ≤ that position; a row that sees no key outputs 0.
+ * keyStart[b] ≤ j ≤ that position (and > position − window); a row that sees no key outputs 0.
  * Flash-style: an online softmax over the keys, saving only the per-row log-sum-exp for the
  * backward, which recomputes the probabilities (FlashAttention-2). The saved tensors live in the
  * enclosing tidy scope, so run the backward inside the tidy that ran the forward.

@@ -1,11 +1,14 @@
 import { recordOp } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { ropeInverseFrequencies, type RopeScaling } from '../io/rope-scaling.js';
 import { assertF32, assertRank } from './shape.js';
 
 export interface RopeOptions {
   /** RoPE base (rope_theta): 10000 for Llama 2, 100000 for SmolLM2-135M. */
   theta: number;
+  /** transformers' rope_type and its parameters; default plain RoPE. */
+  scaling?: RopeScaling;
   /**
    * Positions whose cos/sin come from the exact host-computed table (default 8192, SmolLM2's
    * max_position_embeddings). Larger positions use the GPU's own cos/sin, which on GPUs with fast
@@ -20,34 +23,38 @@ const DEFAULT_TABLE_POSITIONS = 8192;
 interface RopeTables {
   invFreq: Tensor;
   cosSin: Tensor;
+  /** Multiplies cos and sin (yarn's attention factor; 1 otherwise). */
+  attentionFactor: number;
 }
 
 const tableCache = new WeakMap<Gpu, Map<string, RopeTables>>();
 
 /**
  * inv_freq and the cos/sin table exactly as Hugging Face computes them in float32:
- * inv_freq = 1 / theta^(f32(2i)/D) rounded to f32, angle = f32(position) · inv_freq rounded to f32,
- * then cos/sin of that f32 angle (here in float64, rounded to f32: the correctly rounded values,
- * which PyTorch's f32 cos/sin match to within an ulp).
+ * inv_freq from ropeInverseFrequencies (1 / theta^(f32(2i)/D) for plain RoPE), angle =
+ * f32(position) · inv_freq rounded to f32, then cos/sin of that f32 angle (here in float64,
+ * rounded to f32: the correctly rounded values, which PyTorch's f32 cos/sin match to within an
+ * ulp), times the attention factor in f32.
  */
-function ropeTables(gpu: Gpu, headDim: number, theta: number, positions: number): RopeTables {
+function ropeTables(gpu: Gpu, headDim: number, theta: number, scaling: RopeScaling, positions: number): RopeTables {
   let perGpu = tableCache.get(gpu);
   if (!perGpu) tableCache.set(gpu, (perGpu = new Map()));
-  const key = `${headDim}:${theta}:${positions}`;
+  const key = `${headDim}:${theta}:${JSON.stringify(scaling)}:${positions}`;
   let tables = perGpu.get(key);
   if (!tables) {
     const half = headDim / 2;
-    const invFreq = Float32Array.from({ length: half }, (_, i) => 1 / Math.fround(theta ** Math.fround((2 * i) / headDim)));
+    const { invFreq, attentionFactor } = ropeInverseFrequencies(headDim, theta, scaling);
+    const factor = Math.fround(attentionFactor);
     const cosSin = new Float32Array(positions * half * 2);
     for (let pos = 0; pos < positions; pos++) {
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(pos * invFreq[i]);
-        cosSin[(pos * half + i) * 2] = Math.cos(angle);
-        cosSin[(pos * half + i) * 2 + 1] = Math.sin(angle);
+        cosSin[(pos * half + i) * 2] = Math.fround(Math.cos(angle)) * factor;
+        cosSin[(pos * half + i) * 2 + 1] = Math.fround(Math.sin(angle)) * factor;
       }
     }
     // Cached for the device's lifetime, so no tidy scope may dispose them.
-    tables = { invFreq: gpu.keep(gpu.tensor(invFreq, [half])), cosSin: gpu.keep(gpu.tensor(cosSin, [positions, half, 2])) };
+    tables = { invFreq: gpu.keep(gpu.tensor(invFreq, [half])), cosSin: gpu.keep(gpu.tensor(cosSin, [positions, half, 2])), attentionFactor: factor };
     perGpu.set(key, tables);
   }
   return tables;
@@ -60,14 +67,14 @@ function launch(x: Tensor, positions: Tensor, tables: RopeTables, direction: 1 |
   const pairs = x.size / 2;
   gpu.run(gpu.kernel('rope'), [x, positions, tables.invFreq, tables.cosSin, out], gpu.grid1d(pairs, WG), {
     u32: [pairs, heads, headDim / 2, tables.cosSin.shape[0]],
-    f32: [direction],
+    f32: [direction, tables.attentionFactor],
   });
   return out;
 }
 
 /**
  * Rotary position embedding (Hugging Face Llama rotate-half: pairs (i, i + D/2) rotated by
- * position · theta^(−2i/D)). x [B, T, H, D] f32, positions u32 [B, T] (per-row position ids, so
+ * position · inv_freq_i, inv_freq = theta^(−2i/D) or its scaled form, cos/sin times the attention factor). x [B, T, H, D] f32, positions u32 [B, T] (per-row position ids, so
  * left-padded prompts can start at their own offsets). The backward rotates by the negative angle.
  */
 export function rope(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
@@ -82,6 +89,6 @@ export function rope(x: Tensor, positions: Tensor, opts: RopeOptions): Tensor {
   if (!(opts.theta > 0)) throw new Error(`${op}: theta must be positive, got ${opts.theta}`);
   const tablePositions = opts.tablePositions ?? DEFAULT_TABLE_POSITIONS;
   if (!Number.isInteger(tablePositions) || tablePositions < 1) throw new Error(`${op}: tablePositions must be a positive integer, got ${tablePositions}`);
-  const tables = ropeTables(x.gpu, headDim, opts.theta, tablePositions);
+  const tables = ropeTables(x.gpu, headDim, opts.theta, opts.scaling ?? { rope_type: 'default' }, tablePositions);
   return recordOp(op, [x], launch(x, positions, tables, 1), (g) => [launch(g, positions, tables, -1)]);
 }

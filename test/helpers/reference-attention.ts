@@ -16,12 +16,15 @@ export interface AttentionMask {
   kvLength?: number;
   keyStart?: ArrayLike<number>;
   scale?: number;
+  /** Sliding window: keys with position − j < window only. */
+  window?: number;
 }
 
 interface Resolved extends AttentionShape {
   kvLength: number;
   keyStart: ArrayLike<number>;
   scale: number;
+  window: number;
 }
 
 function resolve(shape: AttentionShape, mask: AttentionMask): Resolved {
@@ -30,6 +33,7 @@ function resolve(shape: AttentionShape, mask: AttentionMask): Resolved {
     kvLength: mask.kvLength ?? shape.keys,
     keyStart: mask.keyStart ?? new Array<number>(shape.batch).fill(0),
     scale: mask.scale ?? 1 / Math.sqrt(shape.headDim),
+    window: mask.window ?? Infinity,
   };
 }
 
@@ -42,7 +46,7 @@ function forEachRow(r: Resolved, fn: (b: number, t: number, h: number, qOff: num
       for (let h = 0; h < r.qHeads; h++) {
         const g = Math.floor(h / group);
         const qOff = ((b * r.queries + t) * r.qHeads + h) * r.headDim;
-        fn(b, t, h, qOff, (j) => ((b * r.keys + j) * r.kvHeads + g) * r.headDim, (j) => j >= r.keyStart[b] && j <= pos);
+        fn(b, t, h, qOff, (j) => ((b * r.keys + j) * r.kvHeads + g) * r.headDim, (j) => j >= r.keyStart[b] && j <= pos && pos - j < r.window);
       }
     }
   }
@@ -115,23 +119,31 @@ export function attentionBackwardReference(shape: AttentionShape, q: ArrayLike<n
   return { gradQ, gradK, gradV };
 }
 
+/** Scaled RoPE: inverse frequencies (checked against transformers separately) and the cos/sin factor. */
+export interface RopeFrequencies {
+  invFreq: ArrayLike<number>;
+  attentionFactor: number;
+}
+
 /**
  * Hugging Face Llama's rotate-half RoPE in float64 on the f32 angles HF computes:
- * inv_freq = 1 / theta^(2i/D) and position · inv_freq are both rounded to f32 first.
+ * inv_freq = 1 / theta^(2i/D) (or the given frequencies) and position · inv_freq are both rounded
+ * to f32 first; cos and sin are multiplied by the attention factor.
  * x [B, T, H, D], positions [B, T]; direction −1 rotates back (the backward).
  */
-export function ropeReference(x: ArrayLike<number>, shape: readonly number[], positions: ArrayLike<number>, theta: number, direction = 1): Float64Array {
+export function ropeReference(x: ArrayLike<number>, shape: readonly number[], positions: ArrayLike<number>, theta: number, direction = 1, frequencies?: RopeFrequencies): Float64Array {
   const [batch, queries, heads, headDim] = shape;
   const half = headDim / 2;
-  const invFreq = Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim))));
+  const invFreq = frequencies?.invFreq ?? Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim))));
+  const factor = frequencies?.attentionFactor ?? 1;
   const out = new Float64Array(x.length);
   for (let bt = 0; bt < batch * queries; bt++) {
     for (let h = 0; h < heads; h++) {
       const off = (bt * heads + h) * headDim;
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(Math.fround(positions[bt]) * invFreq[i]);
-        const cos = Math.cos(angle);
-        const sin = direction * Math.sin(angle);
+        const cos = factor * Math.cos(angle);
+        const sin = factor * direction * Math.sin(angle);
         const a = x[off + i];
         const b = x[off + i + half];
         out[off + i] = a * cos - b * sin;

@@ -1,6 +1,7 @@
 """Reference for test/rope.test.ts: applies transformers' own Llama RoPE (LlamaRotaryEmbedding and
 apply_rotary_pos_emb, float32 on the CPU) to x [B, T, H, D] read as JSON on stdin together with
-position ids [B, T] and theta; prints the rotated x as JSON."""
+position ids [B, T], theta and optionally "rope_parameters" (a rope_type and its parameters) and
+"max_position_embeddings"; prints {"rotated": x rotated, "inv_freq": [...], "attention_scaling": s}."""
 
 import json
 import sys
@@ -16,11 +17,17 @@ config = LlamaConfig(
     num_attention_heads=heads,
     num_key_value_heads=heads,
     head_dim=head_dim,
-    rope_parameters={"rope_type": "default", "rope_theta": request["theta"]},
+    max_position_embeddings=request.get("max_position_embeddings", 2048),
+    rope_parameters={"rope_type": "default", **request.get("rope_parameters", {}), "rope_theta": request["theta"]},
 )
 x = torch.tensor(request["x"], dtype=torch.float32).reshape(batch, seq, heads, head_dim)
 position_ids = torch.tensor(request["positions"], dtype=torch.int64).reshape(batch, seq)
-cos, sin = LlamaRotaryEmbedding(config)(x, position_ids)
+rotary = LlamaRotaryEmbedding(config)
+cos, sin = rotary(x, position_ids)
 # Our layout keeps heads after the sequence axis, hence unsqueeze_dim=2.
 rotated, _ = apply_rotary_pos_emb(x, x, cos, sin, unsqueeze_dim=2)
-print(json.dumps(rotated.flatten().tolist()))
+print(json.dumps({
+    "rotated": rotated.flatten().tolist(),
+    "inv_freq": rotary.inv_freq.tolist(),
+    "attention_scaling": float(rotary.attention_scaling),
+}))

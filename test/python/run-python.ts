@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 /** The repository root, found from this file's location so tests run from any directory. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PYTHON = join(REPO_ROOT, '.venv', 'bin', 'python');
+/** The reference script `npm run check-model` also uses, relative to test/python. */
+export const TRANSFORMERS_LOGITS = join('..', '..', 'scripts', 'transformers_logits.py');
 
 /**
  * Runs one of the reference scripts in test/python with the project's venv and returns its

@@ -1,6 +1,8 @@
-"""Builds a tiny random Llama or Qwen2 checkpoint with transformers and records its outputs.
+"""Builds a tiny random decoder checkpoint with transformers and records its outputs.
 
-usage: tiny_hf_reference.py {llama|qwen2} OUT_DIR
+usage: tiny_hf_reference.py {llama|qwen2|mistral|qwen3} OUT_DIR [CONFIG_JSON]
+CONFIG_JSON overrides config fields (sliding windows, head_dim, rope scaling, ...); its optional
+"_steps" sets the length of the scored sequences (default 13).
 Writes OUT_DIR/{config.json, model.safetensors} and OUT_DIR/reference.json with the logits and
 next-token log-probs on fixed ids, and greedy continuations of a left-padded batch.
 """
@@ -8,9 +10,11 @@ import json
 import sys
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 arch, out_dir = sys.argv[1], sys.argv[2]
+overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+steps = overrides.pop("_steps", 13)
 torch.manual_seed(0)
 common = dict(
     vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -18,12 +22,11 @@ common = dict(
     rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.1,
     bos_token_id=1, eos_token_id=2, pad_token_id=0,
 )
-if arch == "llama":
-    model = LlamaForCausalLM(LlamaConfig(**common, rope_theta=10000.0, attn_implementation="eager"))
-elif arch == "qwen2":
-    model = Qwen2ForCausalLM(Qwen2Config(**common, rope_theta=1000000.0, attn_implementation="eager"))
-else:
+theta = {"llama": 10000.0, "qwen2": 1000000.0, "mistral": 10000.0, "qwen3": 1000000.0}
+if arch not in theta:
     raise SystemExit(f"unknown arch {arch}")
+config = AutoConfig.for_model(arch, **{**common, "rope_theta": theta[arch], **overrides})
+model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
 with torch.no_grad():
     # Random norm weights and biases, so a wrong mapping of any of them changes the logits.
     for name, p in model.named_parameters():
@@ -34,7 +37,7 @@ with torch.no_grad():
 model.eval()
 model.save_pretrained(out_dir, safe_serialization=True)
 
-ids = torch.randint(3, 300, (2, 13), generator=torch.Generator().manual_seed(1))
+ids = torch.randint(3, 300, (2, steps), generator=torch.Generator().manual_seed(1))
 with torch.no_grad():
     logits = model(ids).logits
 logprobs = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]
