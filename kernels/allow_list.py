@@ -339,6 +339,7 @@ class WrapperChecker:
         if function.name in self.active:
             raise NotAllowed(at, f"{function.name} is called recursively")
         self.active.append(function.name)
+        self.checked.add(function.name)
         try:
             parameters = _signature(function, self.module)
             if len(kinds) != len(parameters):
@@ -356,7 +357,6 @@ class WrapperChecker:
             result = _join(scope.returned) if scope.returned else META
         finally:
             self.active.pop()
-        self.checked.add(function.name)
         self.memo[key] = result
         return result
 
@@ -455,7 +455,9 @@ class Scope:
         elif self.value(grid, allow_grid=True) not in (META, GRID):
             raise NotAllowed(grid, "a grid is a tuple of plain values or lambda meta: (...)")
         for argument in call.args:
-            if isinstance(argument, ast.Starred) or self.value(argument) not in TENSOR_KINDS | {META}:
+            if isinstance(argument, ast.Starred):
+                self.meta(argument.value)  # *x.stride()
+            elif self.value(argument) not in TENSOR_KINDS | {META}:
                 raise NotAllowed(argument, "a kernel argument is a tensor or a plain value")
         for keyword in call.keywords:
             if keyword.arg is None or keyword.arg.startswith("_"):
@@ -478,7 +480,7 @@ class Scope:
     def meta(self, node: ast.expr) -> None:
         kind = self.value(node)
         if kind != META:
-            raise NotAllowed(node, f"expected a plain value (shapes, strides, literals), got a {kind}")
+            raise NotAllowed(node, f"expected a plain value (shapes, strides, literals), got: {kind}")
 
     def value(self, node: ast.expr, allow_grid: bool = False) -> str:
         if isinstance(node, ast.Lambda):

@@ -12,6 +12,7 @@ the wrapper.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -94,6 +95,7 @@ def install() -> None:
                 return _original(self, *args, grid=grid, warmup=warmup, **kwargs)
             RECORDER.launches += 1
             RECORDER.first_launches.setdefault(self.fn.__name__, Launch(self.fn, args, dict(kwargs)))
+            grid = _resolve_grid(self.fn, grid, args, kwargs)
             if RECORDER.noop:
                 return None
             with RECORDER.kernel_running():  # the copies below are the recorder's, not the wrapper's
@@ -103,6 +105,18 @@ def install() -> None:
             return launched
 
         cls.run = run  # type: ignore[method-assign]
+
+
+def _resolve_grid(fn: Callable[..., Any], grid: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call a grid callable here, outside the launch (and under the torch-op guard, in no-op passes too): work
+    hidden in it is the wrapper's, not a kernel's. Left to the launch to report if it fails here."""
+    if not callable(grid):
+        return grid
+    parameters = inspect.signature(fn).parameters
+    try:
+        return grid(inspect.getcallargs(fn, *args, **{k: v for k, v in kwargs.items() if k in parameters}))
+    except Exception:
+        return grid
 
 
 class WrapperOpGuard(TorchDispatchMode):

@@ -31,7 +31,7 @@ from typing import Any, Callable  # noqa: E402
 from .dataset import ALL_PROBLEMS, problems  # noqa: E402
 from .evaluate import REWARD_NAMES, Settings, evaluate  # noqa: E402
 from .runtime import RUNTIME_DEVICES  # noqa: E402
-from .sandbox import Limits, die_with_parent, isolate  # noqa: E402
+from .sandbox import Limits, close_inherited_channels, die_with_parent, isolate  # noqa: E402
 
 PROTOCOL_VERSION = 1
 # The evaluator's own work (reference runs, comparisons, timing the reference) on top of the time limits of
@@ -179,6 +179,7 @@ def _evaluator_main(write_end: int, problem: str, completion: str, settings: Set
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(2, 1)  # a stray print must never reach the protocol stream
+        close_inherited_channels(keep={0, 1, 2, write_end})  # the other evaluators' pipes, the event loop's
         result = evaluate(problem, completion, settings, seed, runtime_device)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(json.dumps(result).encode())

@@ -15,6 +15,7 @@ import resource
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -64,6 +65,22 @@ class Outcome:
     status: str  # "ok", "timeout", "crashed" (killed by a signal) or "failed" (non-zero exit)
     detail: str
     log_tail: str
+
+
+def close_inherited_channels(keep: set[int]) -> None:
+    """Close every inherited pipe and socket but `keep`: a child must not read or write its ancestors'
+    channels (the runner's pipes to other evaluators, an evaluator's result pipe, the event loop's wake-up
+    socket). Files opened by libraries stay open."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd in keep:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:  # the directory's own descriptor, already gone
+            continue
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            os.close(fd)
 
 
 def die_with_parent() -> None:
@@ -177,6 +194,7 @@ def run_isolated(target: Callable[[ReportWriter], None], workdir: Path, limits: 
         code = 1
         try:
             os.close(read_end)
+            close_inherited_channels(keep={0, 1, 2, write_end})
             code = _run_keeper(lambda: target(ReportWriter(write_end)), workdir, limits)
         except BaseException:
             traceback.print_exc()
