@@ -52,7 +52,10 @@ def evaluate(
     inputs = [problem.inputs(trial, settings.seed if seed is None else seed) for trial in range(settings.trials)]
     hacks: list[Violation] = []
     if facts is not None:
-        hacks = allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
+        try:
+            hacks = allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
+        except (RecursionError, MemoryError) as error:  # pathological nesting: fail closed
+            hacks = [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
     formatting = formatting_score(code, facts, problem.name, outside_kernels_allowed=not hacks)
     rewards = {"formatting": Reward(formatting.score, formatting.reason())}
     sandbox = "not run"

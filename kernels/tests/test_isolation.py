@@ -1,4 +1,8 @@
-"""A candidate that crashes, hangs, hogs memory or exits costs only itself: the runner keeps answering."""
+"""A candidate that crashes, hangs, hogs memory or exits costs only itself: the runner keeps answering.
+
+Such candidates are outside the allow-list, so the runner rejects them before they run; the sandbox is tested
+here on its own, with the allow-list skipped.
+"""
 from __future__ import annotations
 
 from typing import Iterator
@@ -29,7 +33,7 @@ DESTRUCTIVE = {
 @pytest.fixture(scope="module")
 def short_runner() -> Iterator[RunnerProcess]:
     # A 5 s limit keeps the hanging candidate cheap; the memory limit is the runner's --memory-mb.
-    process = RunnerProcess("--time-limit", "5", "--memory-mb", "256")
+    process = RunnerProcess("--time-limit", "5", "--memory-mb", "256", "--unsafe-skip-allow-list")
     yield process
     process.close()
 
@@ -53,6 +57,13 @@ def test_destructive_candidates_score_zero_and_the_runner_survives(short_runner:
     # The runner is alive and still grades correctly.
     good = short_runner.evaluate("relu", tagged(get_problem("relu").solution()))
     assert good["rewards"]["correctness"]["score"] == 1.0, good["rewards"]
+
+
+def test_the_allow_list_rejects_them_before_they_run(runner: RunnerProcess) -> None:
+    names = list(DESTRUCTIVE)
+    for name, result in zip(names, runner.evaluate_many([("relu", tagged(HEADER + DESTRUCTIVE[name])) for name in names])):
+        assert result["sandbox"] == "not run" and result["rewards"]["correctness"]["score"] == 0.0, (name, result)
+        assert any(finding.startswith("not_allowed: line ") for finding in result["hacks"]), (name, result["hacks"])
 
 
 def test_the_sandbox_has_no_network(short_runner: RunnerProcess) -> None:
