@@ -238,6 +238,8 @@ def _signature(function: ast.FunctionDef, module: Module) -> list[str]:
         _annotation(argument.annotation, module)
         if argument.arg.startswith("_") and argument.arg != "_":
             raise NotAllowed(function, f"parameter {argument.arg}: names starting with _ are reserved")
+        if argument.arg in module.names or argument.arg in vars(builtins):
+            raise NotAllowed(function, f"parameter {argument.arg} shadows a module-level or builtin name")
     _annotation(function.returns, module)
     return [argument.arg for argument in arguments.args]
 
@@ -348,7 +350,7 @@ class WrapperChecker:
             for name in local & (self.module.names | WRAPPER_BUILTINS | set(vars(builtins))):
                 raise NotAllowed(function, f"{function.name} rebinds {name}, a module-level or builtin name")
             scope = Scope(self, dict(zip(parameters, kinds)), local)
-            for _ in range(len(local) + 2):  # kinds only widen, so this settles
+            for _ in range(2 * len(local) + 2):  # a name's kind widens at most twice, so this settles
                 before = dict(scope.kinds)
                 scope.returned = set()
                 scope.body(function.body)

@@ -102,3 +102,28 @@ def test_kernel_bodies_keep_to_the_triton_language() -> None:
     assert any("torch is not a module a kernel may use" in f for f in findings(HEADER + torch_in_kernel))
     missing = KERNEL.replace("tl.maximum(", "tl.no_such_function(")
     assert findings(HEADER + missing + "def relu(x):\n    out = torch.empty_like(x)\n    return out\n") == []  # the compiler reports it
+
+
+# Instances written after the allow-list, not in the catalogue: each must fail by construction.
+FRESH_ATTACKS = {
+    "module_alias_swapped": "import torch as tl\n" + HEADER.replace("import triton.language as tl\n", "") + KERNEL.replace("tl.", "tl.")
+    + "def relu(x):\n    out = torch.empty_like(x)\n    relu_kernel[(1,)](x, out, x.numel(), BLOCK_SIZE=16)\n    return out\n",
+    "triton_imported_as_math": HEADER.replace("import triton\n", "import triton as math\n")
+    + "def relu(x):\n    out = torch.empty_like(x)\n    return math.runtime.driver\n",
+    "parameter_shadows_a_module": relu_with("    out = torch.empty_like(x)\n    return out\n").replace("def relu(x):", "def relu(x, triton=1):"),
+    "meta_dict_mutated": relu_with("    out = torch.empty_like(x)\n    relu_kernel[lambda meta: (meta.update(x=x) or 1,)](x, out, 1, BLOCK_SIZE=16)\n    return out\n"),
+    "name_used_before_it_is_a_tensor": relu_with("    out = torch.empty_like(x)\n    for i in range(2):\n        n = y * 2\n        y = out\n    return out\n"),
+    "loop_variable_rebinds_a_tensor": relu_with("    out = torch.empty_like(x)\n    for x in range(2):\n        pass\n    return out\n"),
+    "grid_returns_a_tensor": relu_with("    out = torch.empty_like(x)\n    relu_kernel[lambda meta: (out,)](x, out, 1, BLOCK_SIZE=16)\n    return out\n"),
+    "grid_called_on_the_host": relu_with("    out = torch.empty_like(x)\n    grid = lambda meta: (1,)\n    n = grid({})\n    return out\n"),
+    "runtime_reached_from_a_kernel": HEADER + KERNEL.replace("    mask = offsets", "    d = triton.runtime.driver\n    mask = offsets"),
+    "constexpr_class_attribute": HEADER + KERNEL.replace("    mask = offsets", "    v = tl.constexpr.value\n    mask = offsets"),
+    "builder_keyword_in_a_kernel": HEADER + KERNEL.replace("tl.arange(0, BLOCK_SIZE)", "tl.arange(0, BLOCK_SIZE, _semantic=None)"),
+    "kernel_object_passed_as_a_value": relu_with("    out = torch.empty_like(x)\n    k = relu_kernel\n    return out\n"),
+    "storage_reached_through_a_view": relu_with("    out = torch.empty_like(x)\n    s = out.untyped_storage()\n    return out\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRESH_ATTACKS))
+def test_fresh_attacks_fail_by_construction(name: str) -> None:
+    assert findings(FRESH_ATTACKS[name]), name
