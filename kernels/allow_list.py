@@ -25,11 +25,12 @@ import importlib
 import inspect
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import triton.language as tl
 
+from .code_ast import resolve_name
 from .violation import Violation
 
 ALLOWED_IMPORTS = {"torch", "triton", "triton.language", "math"}
@@ -178,9 +179,9 @@ def _bind(module: Module, node: ast.AST, name: str) -> None:
 
 def _is_jit(decorator: ast.expr, module: Module) -> bool:
     if isinstance(decorator, ast.Call):
-        return (_resolve(decorator.func, module.aliases) == "triton.jit" and not decorator.args
+        return (resolve_name(decorator.func, module.aliases) == "triton.jit" and not decorator.args
                 and all(kw.arg is not None and _is_literal(kw.value) for kw in decorator.keywords))
-    return _resolve(decorator, module.aliases) == "triton.jit"
+    return resolve_name(decorator, module.aliases) == "triton.jit"
 
 
 def _is_literal(node: ast.expr) -> bool:
@@ -194,18 +195,8 @@ def _is_literal(node: ast.expr) -> bool:
 
 
 def _is_constexpr_literal(node: ast.expr, module: Module) -> bool:
-    return (isinstance(node, ast.Call) and _resolve(node.func, module.aliases) == "triton.language.constexpr"
+    return (isinstance(node, ast.Call) and resolve_name(node.func, module.aliases) == "triton.language.constexpr"
             and len(node.args) == 1 and not node.keywords and _is_literal(node.args[0]))
-
-
-def _resolve(node: ast.expr, aliases: Mapping[str, str]) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name) or node.id not in aliases:
-        return None
-    return ".".join([aliases[node.id], *reversed(parts)])
 
 
 def _annotation(node: ast.expr | None, module: Module) -> None:
@@ -214,7 +205,7 @@ def _annotation(node: ast.expr | None, module: Module) -> None:
         return
     if isinstance(node, ast.Name) and node.id in ANNOTATION_BUILTINS:
         return
-    if isinstance(node, ast.Attribute) and _resolve(node, module.aliases) in ANNOTATION_TYPES:
+    if isinstance(node, ast.Attribute) and resolve_name(node, module.aliases) in ANNOTATION_TYPES:
         return
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in ANNOTATION_BUILTINS:
         for element in node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]:
@@ -296,9 +287,9 @@ class KernelChecker:
     def _attribute(self, node: ast.Attribute) -> None:
         if node.attr.startswith("_"):
             raise NotAllowed(node, f".{node.attr}: names starting with _ are not allowed")
-        dotted = _resolve(node, self.module.aliases)
+        dotted = resolve_name(node, self.module.aliases)
         if dotted is None:
-            if not isinstance(node.value, ast.Attribute) or _resolve(node.value, self.module.aliases) is None:
+            if not isinstance(node.value, ast.Attribute) or resolve_name(node.value, self.module.aliases) is None:
                 if node.attr not in KERNEL_VALUE_ATTRIBUTES:
                     raise NotAllowed(node, f".{node.attr} is not an attribute of Triton's tensor, pointer or dtype types")
             return
@@ -526,7 +517,7 @@ class Scope:
     def attribute(self, node: ast.Attribute) -> str:
         if node.attr.startswith("_"):
             raise NotAllowed(node, f".{node.attr}: names starting with _ are not allowed")
-        dotted = _resolve(node, self.module.aliases)
+        dotted = resolve_name(node, self.module.aliases)
         if dotted is not None:
             if dotted in META_CONSTANTS:
                 return META
@@ -560,7 +551,7 @@ class Scope:
             if node.keywords:
                 raise NotAllowed(node, f"{function.id}() is called without keywords")
             return META
-        dotted = _resolve(function, self.module.aliases)
+        dotted = resolve_name(function, self.module.aliases)
         if dotted in META_FUNCTIONS:
             self.plain_arguments(node, node.args, node.keywords)
             return META
