@@ -106,7 +106,7 @@ def time_candidate(
 ) -> None:
     """Time the entrypoint on one set of inputs on `device` ("cuda": compiled kernels; "cpu": the interpreter).
 
-    The same inputs serve every call (the static checks forbid state that could cache a result between calls);
+    The same inputs serve every call (the allow-list leaves no state that could cache a result between calls);
     the output of a call after the timed ones is reported so the evaluator can check that what was timed still
     computes the right thing (a candidate could branch on the device it runs on).
     """
