@@ -228,6 +228,8 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr, HOST: tl.c
     x = tl.load(x_ptr + offsets, mask=mask)
     if HOST:
         x.handle.data[x.handle.data < 0] = 0
+    else:
+        x = tl.maximum(x, 0.0)
     tl.store(out_ptr + offsets, x, mask=mask)
 
 
