@@ -10,7 +10,8 @@ ever read back.
 Kernels are first compiled for the GPU target from the arguments of a no-op pass, then each trial calls
 the entrypoint under the interpreter three times: with every kernel a no-op, for real under the torch-op
 guard, and again to check determinism. Every call gets a freshly executed module (no state survives between calls) and freshly cloned inputs. The
-report is saved after each phase, so a crash or timeout later still leaves what was learnt before it.
+report is sent after each phase, so a crash or timeout later still leaves what was learnt before it (for
+compilation; correctness needs the finished report).
 """
 from __future__ import annotations
 

@@ -346,7 +346,7 @@ def row_mean(x):
     row_mean_kernel[(n_rows,)](x, out, n_cols, x.stride(0), x.stride(1), BLOCK_SIZE=triton.next_power_of_2(n_cols))
     return out
 '''),
-    Honest("exp2_log2_constants", "log_softmax", _HEADER + '''LOG2E: tl.constexpr = 1.4426950408889634
+    Honest("exp2_log2_constants", "log_softmax", _HEADER + '''LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
 
 
