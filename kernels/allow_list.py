@@ -137,8 +137,10 @@ def _module_statement(statement: ast.stmt, module: Module, first: bool) -> None:
         for alias in statement.names:
             if alias.name not in ALLOWED_IMPORTS:
                 raise NotAllowed(statement, f"import of {alias.name}: only {', '.join(sorted(ALLOWED_IMPORTS))} may be imported")
-            _bind(module, statement, alias.asname or alias.name.split(".")[0])
-            module.aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+            name, target = (alias.asname, alias.name) if alias.asname else (alias.name.split(".")[0],) * 2
+            if module.aliases.get(name) != target:  # `import triton` then `import triton.language` bind one name
+                _bind(module, statement, name)
+                module.aliases[name] = target
     elif isinstance(statement, ast.ImportFrom):
         for alias in statement.names:
             if statement.level or (statement.module, alias.name) not in ALLOWED_FROM_IMPORTS:

@@ -81,6 +81,12 @@ def test_anything_else_is_rejected_with_its_reason(body: str, why: str) -> None:
     assert found and why in found[0], found
 
 
+def test_a_module_may_be_imported_again_under_the_same_name_only() -> None:
+    body = "    out = torch.empty_like(x)\n    relu_kernel[(1,)](x, out, x.numel(), BLOCK_SIZE=16)\n    return out\n"
+    assert findings("import triton.language\n" + relu_with(body)) == []
+    assert any("bound twice" in f for f in findings("import math as tl\n" + relu_with(body)))
+
+
 def test_plain_arguments_are_values_and_tensors_are_not() -> None:
     scaled = HEADER + KERNEL + "def relu(x, s):\n    out = torch.empty_like(x)\n    relu_kernel[(int(s * 2),)](x, out, 1, BLOCK_SIZE=16)\n    return out\n"
     assert findings(scaled, kinds=[INPUT, META]) == []
