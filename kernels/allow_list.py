@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
-import inspect
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -290,10 +289,9 @@ class KernelChecker:
         if node.attr.startswith("_"):
             raise NotAllowed(node, f".{node.attr}: names starting with _ are not allowed")
         dotted = resolve_name(node, self.module.aliases)
-        if dotted is None:
-            if not isinstance(node.value, ast.Attribute) or resolve_name(node.value, self.module.aliases) is None:
-                if node.attr not in KERNEL_VALUE_ATTRIBUTES:
-                    raise NotAllowed(node, f".{node.attr} is not an attribute of Triton's tensor, pointer or dtype types")
+        if dotted is None:  # an attribute of a value, not of a module
+            if node.attr not in KERNEL_VALUE_ATTRIBUTES:
+                raise NotAllowed(node, f".{node.attr} is not an attribute of Triton's tensor, pointer or dtype types")
             return
         value: Any = None
         for index, part in enumerate(dotted.split(".")):
@@ -314,8 +312,7 @@ def _defined_by_triton_or_math(value: Any) -> bool:
     if isinstance(value, (tl.dtype, tl.constexpr, int, float, bool)) and not isinstance(value, type):
         return True
     module = getattr(value, "__module__", None) or ""
-    return module == "math" or module.startswith(("triton.language", "triton.runtime.jit")) or (
-        inspect.isclass(value) and module.startswith("triton.language"))
+    return module == "math" or module.startswith(("triton.language", "triton.runtime.jit"))
 
 
 class WrapperChecker:
