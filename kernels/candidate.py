@@ -2,16 +2,20 @@
 and, in a second sandbox once it has passed, time it (`time_candidate`).
 
 This process is untrusted once the candidate's code has run, so it only *reports* raw facts (outputs,
-inputs after the call, launch counts, torch ops seen, compile errors) to `report.pt`; the trusted evaluator
-compares them with the reference, which never exists in this process.
+inputs after the call, what the kernels left in the returned tensor, launch counts, torch ops seen, compile
+errors) over the report channel, a pipe the evaluator opened before forking; the trusted evaluator compares
+them with the reference, which never exists in this process. Nothing the sandbox writes to its directory is
+ever read back.
 
 Kernels are first compiled for the GPU target from the arguments of a no-op pass, then each trial calls
 the entrypoint under the interpreter three times: with every kernel a no-op, for real under the torch-op
 guard, and again to check determinism. Every call gets a freshly executed module (no state survives between calls) and freshly cloned inputs. The
-report is saved after each phase, so a crash or timeout later still leaves what was learnt before it.
+report is sent after each phase, so a crash or timeout later still leaves what was learnt before it (for
+compilation; correctness needs the finished report).
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
@@ -25,35 +29,46 @@ import torch
 from . import launches
 from .interpreter_mode import switch_to_interpreter
 from .offline_compile import compile_launch
-from .sandbox import Limits, Outcome, run_isolated
+from .sandbox import Limits, Outcome, ReportWriter, run_isolated
 from .timing import clock_for, measure
 
-REPORT_NAME = "report.pt"
-TIMING_REPORT_NAME = "timing.pt"
 CANDIDATE_FILE = "candidate.py"
+Report = Callable[[dict[str, Any]], None]
 
 
 def run_sandboxed(
-    child: Callable[[Path], None], report_name: str, limits: Limits, temp_root: str | None
+    child: Callable[[Path, Report], None], limits: Limits, temp_root: str | None
 ) -> tuple[dict[str, Any] | None, Outcome]:
-    """Runs `child(workdir)` in the sandbox in a fresh directory and loads the report it saved there (None if
-    it died before saving one); the directory is removed afterwards."""
+    """Runs `child(workdir, send)` in the sandbox in a fresh directory and returns the last report it sent
+    (None if it died before sending one); the directory is removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="candidate-", dir=temp_root))
     try:
-        outcome = run_isolated(lambda: child(workdir), workdir, limits)
-        try:
-            report = torch.load(workdir / report_name, weights_only=True)
-        except Exception:  # missing or truncated: the child died before or while saving it
-            report = None
-        return report, outcome
+        outcome, messages = run_isolated(lambda writer: child(workdir, _sender(writer)), workdir, limits)
+        report = None
+        for message in reversed(messages):
+            try:
+                report = torch.load(io.BytesIO(message), weights_only=True)
+                break
+            except Exception:  # not a report the harness wrote: ignored
+                continue
+        return report if isinstance(report, dict) else None, outcome
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path) -> None:
+def _sender(writer: ReportWriter) -> Report:
+    def send(report: dict[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(report, buffer)
+        writer.send(buffer.getvalue())
+
+    return send
+
+
+def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path, send: Report) -> None:
     os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")  # nothing shared with other candidates
-    report: dict[str, Any] = {"imported": False, "error": None, "kernels": [], "trials": []}
-    save = lambda: torch.save(report, workdir / REPORT_NAME)  # noqa: E731
+    report: dict[str, Any] = {"imported": False, "error": None, "kernels": [], "trials": [], "finished": False}
+    save = lambda: send(report)  # noqa: E731
     save()
     _forget_the_dataset()
     # Uninitialised memory reads as NaN: an output the kernel never writes cannot inherit earlier results.
@@ -83,12 +98,16 @@ def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]
         noop_output = _quiet_call(compiled, entrypoint, inputs, noop=True)
         report["trials"].append(_run_trial(compiled, entrypoint, inputs, noop_output))
         save()
+    report["finished"] = True
+    save()
 
 
-def time_candidate(code: str, entrypoint: str, inputs: tuple[Any, ...], device: str, warmup: int, trials: int, workdir: Path) -> None:
+def time_candidate(
+    code: str, entrypoint: str, inputs: tuple[Any, ...], device: str, warmup: int, trials: int, workdir: Path, send: Report
+) -> None:
     """Time the entrypoint on one set of inputs on `device` ("cuda": compiled kernels; "cpu": the interpreter).
 
-    The same inputs serve every call (the static checks forbid state that could cache a result between calls);
+    The same inputs serve every call (the allow-list leaves no state that could cache a result between calls);
     the output of a call after the timed ones is reported so the evaluator can check that what was timed still
     computes the right thing (a candidate could branch on the device it runs on).
     """
@@ -108,21 +127,23 @@ def time_candidate(code: str, entrypoint: str, inputs: tuple[Any, ...], device: 
         report["timing"] = {"median_s": timing.median_s, "spread_s": timing.spread_s, "trials": timing.trials}
     except BaseException as error:  # the candidate may raise anything, SystemExit included
         report["error"] = _describe(error)
-    torch.save(report, workdir / TIMING_REPORT_NAME)
+    send(report)
 
 
 def _run_trial(compiled: Any, entrypoint: str, inputs: tuple[Any, ...], noop_output: torch.Tensor | None) -> dict[str, Any]:
     trial: dict[str, Any] = {"error": None, "noop": noop_output}
     launches.RECORDER.launches = 0
+    launches.RECORDER.written.clear()
     args = _clone(inputs)
     guard = launches.WrapperOpGuard()
     try:
-        with guard:
+        with guard, launches.RECORDER.watching_effects():
             result = _load(compiled, entrypoint)(*args)
         trial["output"] = _as_tensor(result)
     except BaseException as error:
         trial["error"] = _describe(error)
         return trial
+    trial["kernel_effect"] = launches.RECORDER.left_in(result)
     trial["launches"] = launches.RECORDER.launches
     trial["torch_ops"] = guard.forbidden
     trial["inputs_after"] = [a for a in args if isinstance(a, torch.Tensor)]

@@ -1,8 +1,9 @@
 """Grades one completion for one problem: the trusted side of the evaluation.
 
-Formatting and the static anti-hacking checks read the syntax tree here; the candidate then runs in a
-sandboxed child (`candidate.py`), and its report is judged here against the reference, which runs in this
-process only after the candidate's child is gone, on its own copy of the inputs.
+Formatting and the grammar allow-list (`allow_list.py`) read the syntax tree here; a candidate outside the
+allow-list is rejected before any of it runs. Otherwise it runs in a sandboxed child (`candidate.py`), whose
+report arrives over a pipe opened here before the fork, and is judged here against the reference, which runs
+in this process only after the candidate's child is gone, on its own copy of the inputs.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .candidate import REPORT_NAME, run_candidate, run_sandboxed
+from . import allow_list
+from .candidate import run_candidate, run_sandboxed
 from .code_ast import ModuleFacts, analyse
 from .dataset import get_problem
 from .dataset.problem import Args, Problem
@@ -21,7 +23,7 @@ from .formatting import formatting_score
 from .reward import Reward
 from .runtime import runtime_reward
 from .sandbox import Limits, Outcome
-from .static_checks import Violation, static_violations
+from .violation import Violation
 
 REWARD_NAMES = ("formatting", "compilation", "correctness", "runtime")
 
@@ -35,6 +37,8 @@ class Settings:
     # Where the runtime reward is measured when a request names no device: "cuda" where the runner has a
     # usable GPU, None (not measured) otherwise.
     runtime_device: str | None = None
+    # Off only to test the sandbox and the runtime checks on their own (the second line of defence).
+    allow_list: bool = True
 
 
 def evaluate(
@@ -45,22 +49,29 @@ def evaluate(
     problem = get_problem(problem_name)
     code = extract_triton_code(completion)
     facts, parse_error = _parse(code)
-    formatting = formatting_score(code, facts, problem.name)
-    rewards = {"formatting": Reward(formatting.score, formatting.reason())}
+    inputs = [problem.inputs(trial, settings.seed if seed is None else seed) for trial in range(settings.trials)]
     hacks: list[Violation] = []
-    inputs: list[Args] = []
+    if facts is not None:
+        try:
+            hacks = allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
+        except (RecursionError, MemoryError) as error:  # pathological nesting: fail closed
+            hacks = [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
+    formatting = formatting_score(code, facts, problem.name, outside_kernels_allowed=not hacks)
+    rewards = {"formatting": Reward(formatting.score, formatting.reason())}
     sandbox = "not run"
     if code is None or facts is None:
         why = "no <triton_code> block" if code is None else f"does not parse: {parse_error}"
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, why)}
+    elif hacks and settings.allow_list:
+        why = "not run: the code outside kernels leaves the allow-list"
+        rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, "rejected before running: " + "; ".join(map(str, hacks)))}
     else:
-        inputs = [problem.inputs(trial, settings.seed if seed is None else seed) for trial in range(settings.trials)]
         report, outcome = run_sandboxed(
-            lambda workdir: run_candidate(code, problem.name, inputs, workdir), REPORT_NAME, settings.limits, settings.temp_root
+            lambda workdir, send: run_candidate(code, problem.name, inputs, workdir, send), settings.limits, settings.temp_root
         )
         sandbox = f"{outcome.status}: {outcome.detail}"
         compilation = _score_compilation(report, outcome)
-        hacks = static_violations(facts) + _runtime_violations(problem, inputs, report)
+        hacks = _runtime_violations(problem, inputs, report)  # allow-list findings, if any, are off by request
         rewards |= {"compilation": compilation, "correctness": _score_correctness(problem, inputs, report, outcome, hacks, compilation)}
     device = runtime_device or settings.runtime_device
     if device == "cuda" and settings.runtime_device != "cuda":
@@ -127,6 +138,11 @@ def _runtime_violations(problem: Problem, inputs: list[Args], report: dict[str, 
             found.add(Violation("dtype_mismatch", f"returned {trial['output'].dtype}, the reference returns {expected.dtype}"))
         if trial["noop"] is not None and problem.matches(trial["noop"], expected):
             found.add(Violation("noop_same_output", "the output is right even when every kernel is replaced by a no-op"))
+        effect = trial["kernel_effect"]
+        if effect is None:
+            found.add(Violation("kernel_effects", "no kernel wrote the memory of the returned tensor"))
+        elif effect.shape != trial["output"].shape or not torch.equal(effect.nan_to_num(), trial["output"].nan_to_num()):
+            found.add(Violation("kernel_effects", "the returned tensor differs from what the kernels left in it (host work)"))
     return sorted(found, key=str)
 
 
@@ -142,6 +158,9 @@ def _score_correctness(
         return Reward(0.0, "reward hacking: " + "; ".join(map(str, hacks)))
     if report is None or not report["imported"]:
         return Reward(0.0, "module does not import")
+    if not report["finished"] or outcome.status != "ok":
+        # A report is only taken whole, from a sandbox that ran every phase and exited cleanly.
+        return Reward(0.0, f"the sandbox did not finish its checks: {_failure(outcome)}")
     if report["kernels"] and compilation.score < 1.0:
         return Reward(0.0, "a launched kernel does not compile for the GPU target")
     passed, reasons = 0, []

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .allow_list import ALLOCATORS
 from .code_ast import ModuleFacts, keyword_or_position, launched_kernels
-from .static_checks import TORCH_ALLOCATORS, torch_compute_calls
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,11 @@ CRITERIA = [
     "a kernel masks its tl.load or tl.store",
     "the entrypoint launches a kernel",
     "the entrypoint allocates its output (torch.empty/zeros/full)",
-    "no torch computation outside kernels",
+    "no computation outside kernels (the code around them is within the allow-list)",
 ]
 
 
-def formatting_score(code: str | None, facts: ModuleFacts | None, entrypoint: str) -> FormattingResult:
+def formatting_score(code: str | None, facts: ModuleFacts | None, entrypoint: str, outside_kernels_allowed: bool) -> FormattingResult:
     if code is None:
         return FormattingResult(0.0, [], ["code inside <triton_code> tags"])
     checks = [True]
@@ -40,8 +40,8 @@ def formatting_score(code: str | None, facts: ModuleFacts | None, entrypoint: st
             bool(kernels),
             _masked(facts, "triton.language.load", 1) or _masked(facts, "triton.language.store", 2),
             entry is not None and bool(launched_kernels(entry, set(kernels))),
-            entry is not None and any(name in TORCH_ALLOCATORS for name, _ in entry.calls),
-            bool(kernels) and not any(torch_compute_calls(f, facts) for f in facts.wrappers.values()),
+            entry is not None and any(name in ALLOCATORS for name, _ in entry.calls),
+            bool(kernels) and outside_kernels_allowed,
         ]
     else:
         checks += [False] * (len(CRITERIA) - 1)

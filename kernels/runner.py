@@ -28,22 +28,33 @@ import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
-from .dataset import problems  # noqa: E402
+from .dataset import ALL_PROBLEMS, problems  # noqa: E402
 from .evaluate import REWARD_NAMES, Settings, evaluate  # noqa: E402
 from .runtime import RUNTIME_DEVICES  # noqa: E402
-from .sandbox import Limits, die_with_parent, isolate  # noqa: E402
+from .sandbox import Limits, close_inherited_channels, die_with_parent, isolate  # noqa: E402
 
 PROTOCOL_VERSION = 1
 # The evaluator's own work (reference runs, comparisons, timing the reference) on top of the time limits of
 # its two sandboxed runs (correctness, then timing).
 EVALUATOR_GRACE_S = 60.0
 SANDBOXED_RUNS = 2
+# Seeds are mixed into torch.Generator.manual_seed(seed * 1_000_003 + trial), which takes 64-bit values.
+MAX_SEED = 2**32 - 1
+
+
+class RequestError(ValueError):
+    """A request field that cannot be served: answered with an error naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Runner:
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(self, settings: Settings, workers: int, max_line_bytes: int) -> None:
         self.settings = settings
         self.workers = workers
+        self.max_line_bytes = max_line_bytes
         self.slots = asyncio.Semaphore(workers)
         self.pending: set[asyncio.Task[None]] = set()
 
@@ -52,15 +63,17 @@ class Runner:
         sys.stdout.flush()
 
     async def serve(self) -> None:
-        reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
+        reader = asyncio.StreamReader(limit=self.max_line_bytes)
         loop = asyncio.get_running_loop()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         temp_root = Path(self.settings.temp_root or tempfile.gettempdir())
         self.send({"type": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid(), "workers": self.workers, "mode": "interpreter",
                    "isolation": _probe_in_child(lambda: isolate(temp_root)) or "unknown", "rewards": list(REWARD_NAMES),
                    "runtime_device": self.settings.runtime_device})
-        while line := await reader.readline():
-            if line.strip():
+        while (line := await _read_line(reader)) != b"":
+            if line is None:
+                self.send({"type": "error", "id": None, "field": "line", "error": f"request line longer than {self.max_line_bytes} bytes"})
+            elif line.strip():
                 task = asyncio.create_task(self.handle(line))
                 self.pending.add(task)
                 task.add_done_callback(self.pending.discard)
@@ -69,11 +82,13 @@ class Runner:
 
     async def handle(self, line: bytes) -> None:
         try:
-            request = json.loads(line)
-            request_id = request.get("id")
-        except (json.JSONDecodeError, AttributeError) as error:
-            self.send({"type": "error", "id": None, "error": f"bad request line: {error}"})
+            request = json.loads(line.decode("utf-8"))
+            if not isinstance(request, dict):
+                raise ValueError(f"a request is a JSON object, not {type(request).__name__}")
+        except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+            self.send({"type": "error", "id": None, "field": "line", "error": f"bad request line: {error}"})
             return
+        request_id = request.get("id")
         kind = request.get("type")
         try:
             if kind == "evaluate":
@@ -88,14 +103,13 @@ class Runner:
                 self.send({"type": "pong", "id": request_id})
             else:
                 self.send({"type": "error", "id": request_id, "error": f"unknown request type {kind!r}"})
+        except RequestError as error:
+            self.send({"type": "error", "id": request_id, "field": error.field, "error": f"{error.field}: {error}"})
         except Exception as error:  # a bad request must not stop the loop
             self.send({"type": "error", "id": request_id, "error": f"{type(error).__name__}: {error}"})
 
     async def evaluate_in_child(self, request: dict[str, Any]) -> dict[str, Any]:
-        problem, completion, seed = str(request["problem"]), str(request["completion"]), request.get("seed")
-        runtime_device = request.get("runtime_device")
-        if runtime_device is not None and runtime_device not in RUNTIME_DEVICES:
-            raise ValueError(f"runtime_device must be one of {', '.join(RUNTIME_DEVICES)}, not {runtime_device!r}")
+        problem, completion, seed, runtime_device = _evaluate_fields(request)
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -121,6 +135,41 @@ class Runner:
             return _zero_result(problem, why)
 
 
+def _evaluate_fields(request: dict[str, Any]) -> tuple[str, str, int | None, str | None]:
+    """The fields of an evaluate request, checked here so a bad one gets an error naming it (not a dead evaluator)."""
+    problem, completion, seed = request.get("problem"), request.get("completion"), request.get("seed")
+    runtime_device = request.get("runtime_device")
+    if not isinstance(problem, str) or problem not in ALL_PROBLEMS:
+        raise RequestError("problem", f"unknown problem {problem!r}")
+    if not isinstance(completion, str):
+        raise RequestError("completion", f"must be a string, not {type(completion).__name__}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        raise RequestError("seed", f"must be an integer in [0, {MAX_SEED}], not {seed!r}")
+    if runtime_device is not None and runtime_device not in RUNTIME_DEVICES:
+        raise RequestError("runtime_device", f"must be one of {', '.join(RUNTIME_DEVICES)}, not {runtime_device!r}")
+    return problem, completion, seed, runtime_device
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line (b"" at end of input), or None for a line over the reader's limit, which is skipped up to
+    and including its newline so the next request is read whole."""
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as end:  # a last line without a newline, or b"" at end of input
+        return end.partial
+    except asyncio.LimitOverrunError as overrun:  # the line stays buffered: skip it
+        consumed = overrun.consumed
+    while True:
+        await reader.readexactly(consumed)
+        try:
+            await reader.readuntil(b"\n")
+            return None
+        except asyncio.LimitOverrunError as overrun:
+            consumed = overrun.consumed
+        except asyncio.IncompleteReadError:  # the over-long line was the last
+            return None
+
+
 def _evaluator_main(write_end: int, problem: str, completion: str, settings: Settings, seed: int | None, runtime_device: str | None) -> None:
     """Child side of a request: grade, write one JSON document to the pipe, exit without running atexit hooks."""
     code = 1
@@ -130,6 +179,7 @@ def _evaluator_main(write_end: int, problem: str, completion: str, settings: Set
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(2, 1)  # a stray print must never reach the protocol stream
+        close_inherited_channels(keep={0, 1, 2, write_end})  # the other evaluators' pipes, the event loop's
         result = evaluate(problem, completion, settings, seed, runtime_device)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(json.dumps(result).encode())
@@ -195,13 +245,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="default seed when a request gives none")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per candidate")
     parser.add_argument("--memory-mb", type=int, default=2048, help="address space a candidate may add")
+    parser.add_argument("--max-line-bytes", type=int, default=64 * 1024 * 1024, help="longest request line served")
+    parser.add_argument("--unsafe-skip-allow-list", action="store_true",
+                        help="run candidates outside the allow-list too (only to test the sandbox and the runtime checks alone)")
     args = parser.parse_args()
     _warm_lazy_imports()
     temp_root = tempfile.mkdtemp(prefix="triton-runner-")
     settings = Settings(trials=args.trials, seed=args.seed, limits=Limits(args.time_limit, args.memory_mb), temp_root=temp_root,
-                        runtime_device=_gpu_runtime_device())
+                        runtime_device=_gpu_runtime_device(), allow_list=not args.unsafe_skip_allow_list)
     try:
-        asyncio.run(Runner(settings, args.workers).serve())
+        asyncio.run(Runner(settings, args.workers, args.max_line_bytes).serve())
     finally:
         shutil.rmtree(temp_root, ignore_errors=True)
 

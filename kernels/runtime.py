@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from .candidate import TIMING_REPORT_NAME, run_sandboxed, time_candidate
+from .candidate import run_sandboxed, time_candidate
 from .dataset.problem import Args, Problem
 from .reward import Reward
 from .sandbox import Limits, Outcome
-from .static_checks import Violation
+from .violation import Violation
 from .timing import Timing, clock_for, measure
 
 RUNTIME_DEVICES = ("cuda", "cpu", "off")
@@ -95,8 +95,8 @@ def _time_sandboxed(
 ) -> tuple[dict[str, Any] | None, Outcome]:
     if device == "cuda":
         limits = dataclasses.replace(limits, cap_address_space=False)
-    child = lambda workdir: time_candidate(code, entrypoint, args, device, plan.warmup, plan.trials, workdir)  # noqa: E731
-    return run_sandboxed(child, TIMING_REPORT_NAME, limits, temp_root)
+    child = lambda workdir, send: time_candidate(code, entrypoint, args, device, plan.warmup, plan.trials, workdir, send)  # noqa: E731
+    return run_sandboxed(child, limits, temp_root)
 
 
 def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> tuple[Timing, torch.Tensor] | str:

@@ -15,7 +15,10 @@ import resource
 import select
 import signal
 import socket
+import stat
+import struct
 import sys
+import time
 import tempfile
 import traceback
 from dataclasses import dataclass
@@ -36,6 +39,10 @@ AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 # The keeper reports "killed by signal N" as this exit status plus N, like a shell.
 SIGNAL_EXIT_BASE = 128
+# The report channel: each message is its length (8 bytes, little-endian) then its bytes; more than this in
+# all from one sandbox is a failure, not a report.
+FRAME_HEADER = struct.Struct("<Q")
+MAX_REPORT_BYTES = 256 * 1024 * 1024
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -58,6 +65,22 @@ class Outcome:
     status: str  # "ok", "timeout", "crashed" (killed by a signal) or "failed" (non-zero exit)
     detail: str
     log_tail: str
+
+
+def close_inherited_channels(keep: set[int]) -> None:
+    """Close every inherited pipe and socket but `keep`: a child must not read or write its ancestors'
+    channels (the runner's pipes to other evaluators, an evaluator's result pipe, the event loop's wake-up
+    socket). Files opened by libraries stay open."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd in keep:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:  # the directory's own descriptor, already gone
+            continue
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            os.close(fd)
 
 
 def die_with_parent() -> None:
@@ -150,36 +173,92 @@ def _enter_limits(workdir: Path, limits: Limits) -> None:
     _limit_memory(limits.memory_mb, limits.cap_address_space)
 
 
-def run_isolated(target: Callable[[], None], workdir: Path, limits: Limits) -> Outcome:
+class ReportWriter:
+    """The sandbox's end of its report channel: a pipe the parent created before forking. Nothing else the
+    sandbox can write (its directory, its output log) is ever read back as a report."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, message: bytes) -> None:
+        data = memoryview(FRAME_HEADER.pack(len(message)) + message)
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+def run_isolated(target: Callable[[ReportWriter], None], workdir: Path, limits: Limits) -> tuple[Outcome, list[bytes]]:
+    """Runs `target(writer)` in the sandbox; returns how it ended and the complete messages it sent."""
+    read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            code = _run_keeper(target, workdir, limits)
+            os.close(read_end)
+            close_inherited_channels(keep={0, 1, 2, write_end})
+            code = _run_keeper(lambda: target(ReportWriter(write_end)), workdir, limits)
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(code)
-    return _wait(pid, workdir, limits.time_s)
-
-
-def _wait(pid: int, workdir: Path, time_s: float) -> Outcome:
-    pidfd = os.pidfd_open(pid)
+    os.close(write_end)
     try:
-        ready, _, _ = select.select([pidfd], [], [], time_s)
+        return _wait(pid, workdir, limits.time_s, read_end)
+    finally:
+        os.close(read_end)
+
+
+def _wait(pid: int, workdir: Path, time_s: float, reports: int) -> tuple[Outcome, list[bytes]]:
+    """Read the report channel until the keeper exits (or the deadline), then kill the keeper's session."""
+    pidfd = os.pidfd_open(pid)
+    received = bytearray()
+    deadline = time.monotonic() + time_s
+    exited = overflow = False
+    try:
+        open_fds = [pidfd, reports]
+        while not exited and not overflow and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(open_fds, [], [], left)
+            if reports in ready:
+                chunk = os.read(reports, 1 << 20)
+                received += chunk
+                overflow = len(received) > MAX_REPORT_BYTES
+                if not chunk:
+                    open_fds.remove(reports)
+            exited = pidfd in ready
     finally:
         os.close(pidfd)
-    timed_out = not ready
     _kill_group(pid)
     _, status = os.waitpid(pid, 0)
+    if exited and not overflow:  # what was written before the exit is still in the pipe
+        os.set_blocking(reports, False)
+        try:
+            while chunk := os.read(reports, 1 << 20):
+                received += chunk
+        except BlockingIOError:
+            pass
+    messages = _frames(bytes(received))
     log_tail = _tail(workdir / "output.log")
-    if timed_out:
-        return Outcome("timeout", f"exceeded the {time_s:g} s time limit", log_tail)
+    if overflow:
+        return Outcome("failed", f"sent more than {MAX_REPORT_BYTES} bytes of report", log_tail), []
+    if not exited:
+        return Outcome("timeout", f"exceeded the {time_s:g} s time limit", log_tail), messages
     code = SIGNAL_EXIT_BASE + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     if code > SIGNAL_EXIT_BASE:
         number = code - SIGNAL_EXIT_BASE
-        return Outcome("crashed", f"killed by signal {number} ({_signal_name(number)})", log_tail)
-    return Outcome("ok" if code == 0 else "failed", f"exit status {code}", log_tail)
+        return Outcome("crashed", f"killed by signal {number} ({_signal_name(number)})", log_tail), messages
+    return Outcome("ok" if code == 0 else "failed", f"exit status {code}", log_tail), messages
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """The complete messages in `data`; a message cut short by a crash is dropped."""
+    messages, offset = [], 0
+    while offset + FRAME_HEADER.size <= len(data):
+        (length,) = FRAME_HEADER.unpack_from(data, offset)
+        end = offset + FRAME_HEADER.size + length
+        if end > len(data):
+            break
+        messages.append(data[offset + FRAME_HEADER.size:end])
+        offset = end
+    return messages
 
 
 def _signal_name(number: int) -> str:

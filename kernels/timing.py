@@ -7,7 +7,7 @@ the call is the measure. Warm-up calls absorb one-off costs (JIT compilation, ca
 
 The clocks are bound when this module is imported, which in the sandbox is before the candidate's code runs:
 a candidate that later rebinds `torch.cuda.Event` or `torch.cuda.synchronize` does not change what is read
-(one that patches their methods is caught by the static `monkey_patch` check, and it cannot import `time`).
+(the allow-list rejects any store into torch, and `time` cannot be imported).
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ describe('Triton runner', () => {
     expect(good.total).toBe(3);
     expect(Object.keys(good.components)).toEqual(['formatting', 'compilation', 'correctness', 'runtime']);
     expect(hacked.components.correctness.score).toBe(0);
-    expect(hacked.components.correctness.reason).toMatch(/torch_in_wrapper/);
+    expect(hacked.components.correctness.reason).toMatch(/^rejected before running: not_allowed: line 7: Call `torch\.relu\(x\)`/);
     expect(hacked.components.formatting.score).toBeGreaterThan(0);
     expect(empty.total).toBe(0);
   });
@@ -84,6 +84,29 @@ describe('Triton runner', () => {
     const context = { baseDir: root, tritonRunner: runner };
     expect(() => buildReward({ components: [runtime('cpu'), runtime('off')] }, context)).toThrow(/different runtimeDevice values: cpu, off/);
     expect(() => buildReward({ components: [runtime('tpu')] }, context)).toThrow(/runtimeDevice must be equal to one of the allowed values/);
+  });
+
+  it('answers a request it cannot serve with an error naming the field, and keeps serving', async () => {
+    await expect(runner.evaluate('no_such_problem', tagged(solution('relu')))).rejects.toThrow(
+      "runner: problem: unknown problem 'no_such_problem'",
+    );
+    for (const seed of [-1, 1.5, 2 ** 40]) {
+      await expect(runner.evaluate('relu', 'no code', undefined, 'off', seed)).rejects.toThrow(/^runner: seed: must be an integer/);
+    }
+    const seeded = await runner.evaluate('relu', tagged(solution('relu')), undefined, 'off', 7);
+    expect(seeded.rewards.correctness.score).toBe(1);
+    expect(runner.starts).toBe(1);
+  });
+
+  it('refuses a request longer than the runner reads before sending it, and keeps serving', async () => {
+    const small = new TritonRunner({ repoRoot: root, workers: 1, timeLimitSeconds: 30, maxLineBytes: 4096 });
+    try {
+      await expect(small.evaluate('relu', 'x'.repeat(5000))).rejects.toThrow(/request line of \d+ bytes exceeds the limit of 4096 bytes/);
+      const result = await small.evaluate('relu', tagged(solution('relu')));
+      expect(result.rewards.correctness.score).toBe(1);
+    } finally {
+      await small.close();
+    }
   });
 
   it('is restarted after it dies: requests in flight score 0, the next ones are graded', async () => {

@@ -32,6 +32,13 @@ class RunnerProcess:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
+    def send_raw(self, line: bytes) -> None:
+        """Bytes as they are, for lines that are not valid UTF-8 or JSON."""
+        assert self.process.stdin is not None
+        self.process.stdin.flush()
+        self.process.stdin.buffer.write(line)
+        self.process.stdin.buffer.flush()
+
     def evaluate_many(self, requests: list[tuple[str, str]], **options: Any) -> list[dict[str, Any]]:
         """Submit every (problem, completion) at once (the runner grades them concurrently), answers in order;
         `options` are extra request fields (runtime_device, seed)."""

@@ -1,9 +1,10 @@
 """The formatting reward reads structure from the syntax tree, so keyword stuffing earns nothing."""
 from __future__ import annotations
 
+from kernels import allow_list
 from kernels.code_ast import analyse
 from kernels.dataset import get_problem
-from kernels.formatting import CRITERIA, formatting_score
+from kernels.formatting import CRITERIA, FormattingResult, formatting_score
 
 STUFFED = '''
 # import triton
@@ -40,9 +41,14 @@ def relu(x):
 '''
 
 
-def score(code: str | None) -> float:
+def formatting(code: str | None) -> FormattingResult:
     facts = analyse(code) if code is not None else None
-    return formatting_score(code, facts, "relu").score
+    allowed = facts is not None and not allow_list.check(facts.tree, "relu", [allow_list.INPUT])
+    return formatting_score(code, facts, "relu", outside_kernels_allowed=allowed)
+
+
+def score(code: str | None) -> float:
+    return formatting(code).score
 
 
 def test_a_real_solution_meets_every_criterion() -> None:
@@ -54,10 +60,12 @@ def test_keywords_in_comments_and_strings_earn_only_the_tags_criterion() -> None
 
 
 def test_keywords_outside_their_structural_place_do_not_count() -> None:
-    result = formatting_score(MISPLACED, analyse(MISPLACED), "relu")
+    result = formatting(MISPLACED)
     assert "a kernel masks its tl.load or tl.store" in result.failed
     assert "the entrypoint launches a kernel" in result.failed
-    assert result.score == 5 / len(CRITERIA)
+    # tl.load in a plain function is computation outside kernels: not in the allow-list.
+    assert CRITERIA[-1] in result.failed
+    assert result.score == 4 / len(CRITERIA)
 
 
 def test_no_code_block_scores_zero() -> None:

@@ -1,6 +1,11 @@
-"""A candidate that crashes, hangs, hogs memory or exits costs only itself: the runner keeps answering."""
+"""A candidate that crashes, hangs, hogs memory or exits costs only itself: the runner keeps answering.
+
+Such candidates are outside the allow-list, so the runner rejects them before they run; the sandbox is tested
+here on its own, with the allow-list skipped.
+"""
 from __future__ import annotations
 
+import socket
 from typing import Iterator
 
 import pytest
@@ -29,7 +34,7 @@ DESTRUCTIVE = {
 @pytest.fixture(scope="module")
 def short_runner() -> Iterator[RunnerProcess]:
     # A 5 s limit keeps the hanging candidate cheap; the memory limit is the runner's --memory-mb.
-    process = RunnerProcess("--time-limit", "5", "--memory-mb", "256")
+    process = RunnerProcess("--time-limit", "5", "--memory-mb", "256", "--unsafe-skip-allow-list")
     yield process
     process.close()
 
@@ -55,9 +60,23 @@ def test_destructive_candidates_score_zero_and_the_runner_survives(short_runner:
     assert good["rewards"]["correctness"]["score"] == 1.0, good["rewards"]
 
 
+def test_the_allow_list_rejects_them_before_they_run(runner: RunnerProcess) -> None:
+    names = list(DESTRUCTIVE)
+    for name, result in zip(names, runner.evaluate_many([("relu", tagged(HEADER + DESTRUCTIVE[name])) for name in names])):
+        assert result["sandbox"] == "not run" and result["rewards"]["correctness"]["score"] == 0.0, (name, result)
+        assert any(finding.startswith("not_allowed: line ") for finding in result["hacks"]), (name, result["hacks"])
+
+
 def test_the_sandbox_has_no_network(short_runner: RunnerProcess) -> None:
     assert short_runner.hello["isolation"] == "namespaces"
-    code = HEADER + "import socket\n\n\ndef relu(x):\n    socket.create_connection(('pypi.org', 443), timeout=3)\n    return x\n"
-    result = short_runner.evaluate("relu", tagged(code))
+    # A listener on this machine's loopback: reachable from any process that shares our network,
+    # so a connection from the candidate would mean the sandbox has none of its own.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        code = HEADER + f"import socket\n\n\ndef relu(x):\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    return x\n"
+        result = short_runner.evaluate("relu", tagged(code))
+        with pytest.raises(TimeoutError):
+            listener.accept()
     reason = result["rewards"]["compilation"]["reason"]
-    assert "gaierror" in reason or "OSError" in reason, reason
+    assert "Connection" in reason or "OSError" in reason or "unreachable" in reason, reason

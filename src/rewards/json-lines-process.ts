@@ -13,6 +13,11 @@ export interface JsonLinesProcessOptions {
   readonly startTimeoutMs?: number;
   /** A line on stdout that is not a JSON object fails the requests in flight (default: ignored as a stray print). */
   readonly rejectNonJson?: boolean;
+  /**
+   * The longest request line the child reads (its newline included). A longer request is refused here: the
+   * child could only answer it with an error carrying no `id`, which no request would ever receive.
+   */
+  readonly maxLineBytes?: number;
 }
 
 interface Pending {
@@ -48,10 +53,15 @@ export class JsonLinesProcess {
 
   async request(message: JsonObject, signal?: AbortSignal): Promise<JsonObject> {
     signal?.throwIfAborted();
+    const id = this.nextId++;
+    const line = `${JSON.stringify({ ...message, id })}\n`;
+    const bytes = Buffer.byteLength(line);
+    if (this.options.maxLineBytes !== undefined && bytes > this.options.maxLineBytes) {
+      throw new Error(`request line of ${bytes} bytes exceeds the limit of ${this.options.maxLineBytes} bytes`);
+    }
     await this.start();
     const child = this.child;
     if (!child) throw new Error(`${this.options.command} is not running`);
-    const id = this.nextId++;
     return new Promise<JsonObject>((resolve, reject) => {
       const onAbort = () => {
         this.pending.delete(id);
@@ -64,7 +74,7 @@ export class JsonLinesProcess {
         done(value);
       };
       this.pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
-      child.stdin.write(`${JSON.stringify({ ...message, id })}\n`);
+      child.stdin.write(line);
     });
   }
 

@@ -38,8 +38,12 @@ export interface TritonRunnerOptions {
   readonly workers?: number;
   readonly timeLimitSeconds?: number;
   readonly memoryMb?: number;
+  /** The longest request line the runner reads (default 64 MiB); a longer request is refused before it is sent. */
+  readonly maxLineBytes?: number;
   readonly python?: string;
 }
+
+const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Client of the Python Triton runner (kernels/runner.py): a long-lived subprocess that grades generated
@@ -54,7 +58,10 @@ export class TritonRunner {
     if (options.workers !== undefined) args.push('--workers', String(options.workers));
     if (options.timeLimitSeconds !== undefined) args.push('--time-limit', String(options.timeLimitSeconds));
     if (options.memoryMb !== undefined) args.push('--memory-mb', String(options.memoryMb));
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    args.push('--max-line-bytes', String(maxLineBytes));
     this.process = new JsonLinesProcess({
+      maxLineBytes,
       command: options.python ?? join(options.repoRoot, '.venv', 'bin', 'python'),
       args,
       cwd: options.repoRoot,
@@ -72,8 +79,24 @@ export class TritonRunner {
     return this.process.starts;
   }
 
-  async evaluate(problem: string, completion: string, signal?: AbortSignal, runtimeDevice?: RuntimeDevice): Promise<TritonEvaluation> {
-    const request = { type: 'evaluate', problem, completion, ...(runtimeDevice ? { runtime_device: runtimeDevice } : {}) };
+  /**
+   * Grades one completion. A request the runner cannot serve (an unknown problem, a seed that is not an integer
+   * in [0, 2^32 - 1]) rejects with the runner's error, which names the field.
+   */
+  async evaluate(
+    problem: string,
+    completion: string,
+    signal?: AbortSignal,
+    runtimeDevice?: RuntimeDevice,
+    seed?: number,
+  ): Promise<TritonEvaluation> {
+    const request = {
+      type: 'evaluate',
+      problem,
+      completion,
+      ...(runtimeDevice ? { runtime_device: runtimeDevice } : {}),
+      ...(seed !== undefined ? { seed } : {}),
+    };
     const reply = await this.process.request(request, signal);
     if (reply.type !== 'result') throw new Error(`runner: ${String(reply.error ?? JSON.stringify(reply))}`);
     return reply as unknown as TritonEvaluation;
