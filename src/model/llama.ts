@@ -6,7 +6,7 @@ import { Linear } from './linear.js';
 import { attention } from '../ops/attention.js';
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
-import { view } from '../ops/layout.js';
+import { concat, repeatRows, view } from '../ops/layout.js';
 import { rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
@@ -39,6 +39,28 @@ export interface ForwardOptions {
   keyStart?: Tensor;
   /** Generation: keys/values are appended here and attention reads the whole cache. */
   cache?: KVCache;
+  /**
+   * Training on rows that continue shared prompts: attention reads the prompt's keys, then the
+   * row's own, so keyStart and positions count from the prompt's first slot.
+   */
+  prefix?: SharedPrefix;
+  /** Filled with each layer's rotated keys and values [B, T, Hkv, D], to serve as a later forward's prefix. */
+  keyValuesOut?: LayerKeyValues;
+}
+
+/** Rotated keys and values [B, T, Hkv, D], one of each per layer. */
+export interface LayerKeyValues {
+  keys: Tensor[];
+  values: Tensor[];
+}
+
+/**
+ * Prompts run once (their keyValuesOut) and continued by several rows each. The gradients of all
+ * continuing rows flow back into the one prompt forward (repeatRows sums them).
+ */
+export interface SharedPrefix extends LayerKeyValues {
+  /** u32 [B]: the prompt row each batch row continues. */
+  rows: Tensor;
 }
 
 /** A Llama-family decoder (Llama, Mistral, Qwen2) built from the core ops. Weights use HF names. */
@@ -102,10 +124,14 @@ export class LlamaModel {
     // so inference (generation, reference log-probs) holds one layer's worth at a time.
     const inference = !isGradEnabled();
     let x = embedding(view(ids, [batch * steps]), this.embedTokens);
+    const collected = options.keyValuesOut;
+    if (collected && (collected.keys.length || collected.values.length)) throw new Error('LlamaModel.forward: keyValuesOut must start empty');
+    if (options.prefix && options.cache) throw new Error('LlamaModel.forward: a shared prefix is for training; generation reads its KV cache');
     this.layers.forEach((layer, i) => {
       const input = x;
-      const run = () => this.decoderLayer(layer, i, input, batch, steps, options);
-      x = inference ? this.gpu.tidy(run) : run();
+      // Collected keys and values are returned from the layer so that its tidy lets them live.
+      const run = () => ({ out: this.decoderLayer(layer, i, input, batch, steps, options), k: collected?.keys[i], v: collected?.values[i] });
+      x = (inference ? this.gpu.tidy(run) : run()).out;
       if (inference) input.dispose();
     });
     if (options.cache) options.cache.length += steps;
@@ -120,10 +146,17 @@ export class LlamaModel {
     const q = rope(view(layer.q.forward(h), [batch, steps, c.num_attention_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
     const k = rope(view(layer.k.forward(h), [batch, steps, c.num_key_value_heads, c.head_dim]), options.positions, { theta: c.rope_theta });
     const v = view(layer.v.forward(h), [batch, steps, c.num_key_value_heads, c.head_dim]);
+    options.keyValuesOut?.keys.push(k);
+    options.keyValuesOut?.values.push(v);
     let attended: Tensor;
+    const { prefix } = options;
     if (cache) {
       cache.write(i, k, v);
       attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart });
+    } else if (prefix) {
+      const keys = concat([repeatRows(prefix.keys[i], prefix.rows), k], 1);
+      const values = concat([repeatRows(prefix.values[i], prefix.rows), v], 1);
+      attended = attention(q, keys, values, { keyStart: options.keyStart });
     } else {
       attended = attention(q, k, v, { keyStart: options.keyStart });
     }

@@ -30,6 +30,11 @@ export interface GrpoConfig {
   generationBatchSize: number;
   /** Sequences per forward/backward (gradient accumulation splits the step into these). */
   microBatchSize: number;
+  /**
+   * shared: the completions of a prompt in one micro-batch attend to one forward of the prompt
+   * (same loss and gradients, less work); repeated: each completion runs its own copy.
+   */
+  promptForward: 'shared' | 'repeated';
   maxNewTokens: number;
   temperature: number;
   topK: number;
@@ -80,6 +85,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   promptsPerStep: 4,
   generationBatchSize: 16,
   microBatchSize: 4,
+  promptForward: 'shared',
   maxNewTokens: 32,
   temperature: 0.7,
   topK: 0,
@@ -133,6 +139,7 @@ export function validateConfig(c: GrpoConfig): GrpoConfig {
   oneOf('klEstimator', ['k1', 'k2', 'k3']);
   oneOf('lrSchedule', ['constant', 'cosine', 'linear']);
   oneOf('baseDtype', ['f32', 'f16']);
+  oneOf('promptForward', ['shared', 'repeated']);
   return c;
 }
 
