@@ -83,7 +83,7 @@ const samePrompt = (a: readonly number[], b: readonly number[]) => a.length === 
 
 /**
  * The layout of sequenceBatch computed with each prompt once: consecutive sequences with the same
- * prompt (a GRPO group) share one row of `prompts`, which holds the prompt but its last token,
+ * prompt (a GRPO group) share one row of `prompts`, which holds the prompt without its last token,
  * left-padded. Each sequence row is that last token then the completion, at positions continuing
  * the prompt, and attends to its prompt's keys before its own. The log-probs under the mask, the
  * loss and its gradients are those of sequenceBatch; only the prompt work (and, with LoRA
