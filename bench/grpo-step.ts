@@ -1,7 +1,7 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated]
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
-import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
+import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
 
 const { values: args } = parseArgs({
@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
     new: { type: 'string', default: '128' },
     steps: { type: 'string', default: '2' },
     micro: { type: 'string', default: '4' },
+    'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
   },
 });
 const steps = Number(args.steps);
@@ -35,6 +36,7 @@ const trainer = await GrpoTrainer.create(
     numGenerations: Number(args.generations),
     generationBatchSize: Number(args.prompts) * Number(args.generations),
     microBatchSize: Number(args.micro),
+    promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
     maxNewTokens: Number(args.new),
     beta: 0,
     steps: steps + 1,
@@ -62,7 +64,9 @@ const measured = rows.slice(0, steps);
 const avg = (key: string) => measured.reduce((s, r) => s + (r[key] ?? 0), 0) / measured.length;
 const total = avg('time/generation_s') + avg('time/reward_s') + avg('time/train_s') + avg('time/optimizer_s');
 const completionTokens = avg('completions/mean_length') * Number(args.prompts) * Number(args.generations);
-const trainTokens = (avg('tokens_per_second/train') * (avg('time/train_s') + avg('time/optimizer_s')));
+const sequenceTokens = avg('tokens_per_second/train') * (avg('time/train_s') + avg('time/optimizer_s'));
+// Tokens the forward/backward ran (each shared prompt once), and positions with padding.
+const trainTokens = avg('tokens/computed');
 // Generation: 2 FLOP per weight per token. Training with a frozen base: forward 2, backward 2
 // (input gradients only) per weight per token; LoRA's own matrices are negligible.
 const flops = 2 * baseParams * completionTokens + 4 * baseParams * trainTokens;
@@ -70,7 +74,7 @@ const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
 const matmulMs = kernels.filter((k) => k.label.startsWith('matmul')).reduce((s, k) => s + k.ms, 0);
 console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0`);
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
-console.log(`completion tokens ${completionTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)}, peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
+console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
 console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained; matmul kernels ${(100 * matmulMs / gpuMs).toFixed(0)}% of profiled GPU time`);
 for (const k of kernels.slice(0, 8)) console.log(`  ${k.label.padEnd(60)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / gpuMs).toFixed(1).padStart(5)}%`);
 console.log(`reproduce: npm run build && node dist/bench/grpo-step.js ${process.argv.slice(2).join(' ')}`);

@@ -125,6 +125,18 @@ describe('attention backward', () => {
   it('dq, dk, dv vs float64 reference with padding and a fully masked row', () =>
     checkBackward({ ...shape(3, 10, 10, 4, 1, 32), seed: 15, mask: { keyStart: [0, 4, 10] } }));
   it('dq, dk, dv vs float64 reference over a partly filled cache', () => checkBackward({ ...shape(2, 6, 20, 2, 2, 16), seed: 16, mask: { kvLength: 15 } }));
+  it('dq, dk, dv vs float64 reference: completions after a shared prompt (T < S = kvLength, left-padded prompts)', () =>
+    checkBackward({ ...shape(4, 7, 19, 4, 2, 16), seed: 18, mask: { kvLength: 19, keyStart: [0, 5, 12, 3] } }));
+  it('gradcheck: queries at the end of a longer key range with keyStart', async () => {
+    const c = { ...shape(2, 3, 8, 2, 1, 4), seed: 19 };
+    const x = inputs(c);
+    const keyStart = gpu().tensor([4, 1], [2], 'u32');
+    await gradcheck(gpu(), ([q, k, v]) => attention(q, k, v, { keyStart }), [
+      { data: x.q, shape: x.qShape },
+      { data: x.k, shape: x.kvShape },
+      { data: x.v, shape: x.kvShape },
+    ]);
+  });
   it('gradcheck with a sliding window, kvLength < S and keyStart', async () => {
     const c = { ...shape(2, 7, 11, 4, 2, 4), seed: 25 };
     const x = inputs(c);

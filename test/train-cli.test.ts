@@ -64,6 +64,27 @@ describe('train.js', () => {
     expect(diverged.stderr).toMatch(/training diverged/);
   });
 
+  it('shared and repeated prompt forwards give the same step, with less work shared (micro-batches split groups)', () => {
+    // Learning rate 0: both steps of the rollout see the same weights, so the second one's ratio
+    // against the cached old log-probs and the KL against the cached reference log-probs must match too.
+    const same = ['--steps', '2', '--num-iterations', '2', '--beta', '0.1', '--learning-rate', '0', '--lora-dropout', '0', '--eval-every', '100', '--eval-prompts', '1', '--save-every', '100'];
+    const rows = (['shared', 'repeated'] as const).map((mode) => {
+      const dir = newDir(`grpo-${mode}-`);
+      const { status, stderr } = run(dir, [...same, '--prompt-forward', mode]);
+      expect(status, stderr).toBe(0);
+      return metrics(dir).filter((r) => r.step > 0 && 'loss' in r);
+    });
+    const [shared, repeated] = rows;
+    expect(shared).toHaveLength(2);
+    for (const [i, row] of repeated.entries()) {
+      for (const key of ['loss', 'grad_norm', 'kl', 'entropy']) {
+        expect(row[key], key).toBeTypeOf('number');
+        expect(Math.abs(shared[i][key] - row[key]), `step ${row.step} ${key}: ${shared[i][key]} vs ${row[key]}`).toBeLessThanOrEqual(1e-5 * Math.abs(row[key]) + 1e-7);
+      }
+      expect(shared[i]['tokens/computed']).toBeLessThan(row['tokens/computed']);
+    }
+  });
+
   it('sft.js trains a LoRA warm-up whose adapter train.js continues from', () => {
     const data = join(tiny.model, 'pairs.jsonl');
     writeFileSync(data, ['{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}', '{"prompt": "What is 4 * 3?", "completion": "<answer>12</answer>"}'].join('\n'));

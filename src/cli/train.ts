@@ -26,6 +26,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   promptsPerStep: 'prompts per step (a step trains on prompts × G completions)',
   generationBatchSize: 'sequences generated together',
   microBatchSize: 'sequences per forward/backward (gradient accumulation)',
+  promptForward: 'shared: a prompt runs once per micro-batch and its completions attend to it (same gradients, less work; with LoRA dropout the group shares the prompt’s mask); repeated: once per completion',
   maxNewTokens: 'maximum completion length',
   temperature: 'sampling temperature',
   topK: 'top-k sampling (0 = off)',

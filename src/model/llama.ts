@@ -6,7 +6,7 @@ import { Linear } from './linear.js';
 import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attention.js';
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
-import { view } from '../ops/layout.js';
+import { concat, repeatRows, view } from '../ops/layout.js';
 import { rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
@@ -45,6 +45,28 @@ export interface ForwardOptions {
   keyStart?: Tensor;
   /** Generation: keys/values are appended here and attention reads the whole cache. */
   cache?: KVCache;
+  /**
+   * Training on rows that continue shared prompts: attention reads the prompt's keys, then the
+   * row's own, so keyStart and positions count from the prompt's first slot.
+   */
+  prefix?: SharedPrefix;
+  /** Filled with each layer's rotated keys and values [B, T, Hkv, D], to serve as a later forward's prefix. */
+  keyValuesOut?: LayerKeyValues;
+}
+
+/** Rotated keys and values [B, T, Hkv, D], one of each per layer. */
+export interface LayerKeyValues {
+  keys: Tensor[];
+  values: Tensor[];
+}
+
+/**
+ * Prompts run once (their keyValuesOut) and continued by several rows each. The gradients of all
+ * continuing rows flow back into the one prompt forward (repeatRows sums them).
+ */
+export interface SharedPrefix extends LayerKeyValues {
+  /** u32 [B]: the prompt row each batch row continues. */
+  rows: Tensor;
 }
 
 /** A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) built from the core ops. Weights use HF names. */
@@ -131,10 +153,14 @@ export class LlamaModel {
       throw new Error(`dynamic RoPE: ${columns} positions exceed max_position_embeddings ${this.config.max_position_embeddings}, past which transformers rescales the frequencies; not supported`);
     }
     let x = embedding(view(ids, [batch * steps]), this.embedTokens);
+    const collected = options.keyValuesOut;
+    if (collected && (collected.keys.length || collected.values.length)) throw new Error('LlamaModel.forward: keyValuesOut must start empty');
+    if (options.prefix && options.cache) throw new Error('LlamaModel.forward: a shared prefix is for training; generation reads its KV cache');
     this.layers.forEach((layer, i) => {
       const input = x;
-      const run = () => this.decoderLayer(layer, i, input, batch, steps, options);
-      x = inference ? this.gpu.tidy(run) : run();
+      // Collected keys and values are returned from the layer so that its tidy lets them live.
+      const run = () => ({ out: this.decoderLayer(layer, i, input, batch, steps, options), k: collected?.keys[i], v: collected?.values[i] });
+      x = (inference ? this.gpu.tidy(run) : run()).out;
       if (inference) input.dispose();
     });
     if (options.cache) options.cache.length += steps;
@@ -155,10 +181,18 @@ export class LlamaModel {
     const k = rope(heads(layer.k, c.num_key_value_heads, layer.kNorm), options.positions, ropeOptions);
     const v = heads(layer.v, c.num_key_value_heads, null);
     const window = layer.window ?? undefined;
+    options.keyValuesOut?.keys.push(k);
+    options.keyValuesOut?.values.push(v);
     let attended: Tensor;
+    const { prefix } = options;
     if (cache) {
       cache.write(i, k, v);
       attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window });
+    } else if (prefix) {
+      // The window counts slots of the prompt + completion row, as the unshared forward would.
+      const keys = concat([repeatRows(prefix.keys[i], prefix.rows), k], 1);
+      const values = concat([repeatRows(prefix.values[i], prefix.rows), v], 1);
+      attended = attention(q, keys, values, { keyStart: options.keyStart, window });
     } else {
       attended = attention(q, k, v, { keyStart: options.keyStart, window });
     }

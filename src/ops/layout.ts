@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, numel, Tensor, type Shape } from '../gpu/tensor.js';
+import { embedding } from './embedding.js';
 import { assertGradientFits } from './gradient.js';
 import { assertF32, MAX_BROADCAST_RANK } from './shape.js';
 
@@ -138,4 +139,17 @@ export function view(x: Tensor, shape: Shape): Tensor {
   if (numel(shape) !== x.size) throw new Error(`view: cannot view ${formatShape(x.shape)} as ${formatShape(shape)}`);
   const out = x.gpu.adopt(new Tensor(x.gpu, x.buffer, shape, x.dtype), x);
   return recordOp('view', [x], out, (g) => [view(g, x.shape)]);
+}
+
+/**
+ * Row rows[b] of x [N, ...] as row b of the output [B, ...] (u32 rows [B], each < N): one prompt's
+ * keys read by each of its completions. The backward sums the gradients of a row's copies, in a
+ * fixed order (embedding's table gradient, which is exactly this gather).
+ */
+export function repeatRows(x: Tensor, rows: Tensor): Tensor {
+  assertF32('repeatRows', x);
+  if (rows.dtype !== 'u32' || rows.shape.length !== 1) throw new Error(`repeatRows: rows must be u32 [B], got ${rows.dtype} ${formatShape(rows.shape)}`);
+  if (x.shape.length === 0 || x.shape[0] === 0) throw new Error(`repeatRows: x ${formatShape(x.shape)} has no rows`);
+  const [count, ...inner] = x.shape;
+  return view(embedding(rows, view(x, [count, numel(inner)])), [rows.shape[0], ...inner]);
 }

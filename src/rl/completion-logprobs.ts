@@ -1,11 +1,11 @@
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
-import type { LlamaModel } from '../model/llama.js';
+import type { LayerKeyValues, LlamaModel } from '../model/llama.js';
 import { lmHeadLogprobs } from '../nn/lm-head-logprobs.js';
 import { view } from '../ops/layout.js';
 
 export interface SequenceBatch {
-  /** [B, W] u32: prompt then completion, right-padded. */
+  /** [B, W] u32: prompt then completion, right-padded; with shared prompts, each row's continuation of its prompt. */
   ids: Tensor;
   positions: Tensor;
   /** [B·W] u32: the token each position predicts. */
@@ -15,6 +15,26 @@ export interface SequenceBatch {
   width: number;
   /** Completion tokens per sequence. */
   lengths: number[];
+  /** Prompts computed once for the rows that continue them (sharedPromptBatch); absent: every row holds its whole prompt. */
+  prompts?: PromptBatch;
+  /** Token positions the forward computes, padding included. */
+  computedPositions: number;
+  /** Of those, real tokens (not padding). */
+  computedTokens: number;
+}
+
+/** Distinct prompts, left-padded, without their last token (each continuing row starts with it). */
+export interface PromptBatch {
+  /** [N, P] u32. */
+  ids: Tensor;
+  /** [N, P] u32: 0 over the padding, then 0, 1, … */
+  positions: Tensor;
+  /** [N] u32: the first real token of each prompt row. */
+  keyStart: Tensor;
+  /** [B] u32: the prompt row each sequence continues. */
+  rows: Tensor;
+  /** [B] u32: keyStart of each sequence's prompt row (its keys come first). */
+  rowKeyStart: Tensor;
 }
 
 export interface SequenceInput {
@@ -24,15 +44,20 @@ export interface SequenceInput {
   masked?: boolean;
 }
 
+function checkPrompts(op: string, sequences: readonly SequenceInput[]): void {
+  if (sequences.length === 0) throw new Error(`${op}: no sequences`);
+  // The last prompt position predicts the first completion token, so a prompt cannot be empty.
+  if (sequences.some((s) => s.promptIds.length === 0)) throw new Error(`${op}: a sequence has an empty prompt`);
+}
+
 /** Lays out prompt+completion sequences so that log π of each completion token sits under the mask. */
 export function sequenceBatch(gpu: Gpu, sequences: readonly SequenceInput[], padId = 0): SequenceBatch {
+  checkPrompts('sequenceBatch', sequences);
   const width = Math.max(...sequences.map((s) => s.promptIds.length + s.completionIds.length));
   const ids: number[] = [];
   const targets: number[] = [];
   const mask: number[] = [];
   for (const { promptIds, completionIds, masked } of sequences) {
-    // The last prompt position predicts the first completion token, so a prompt cannot be empty.
-    if (promptIds.length === 0) throw new Error('sequenceBatch: a sequence has an empty prompt');
     const tokens = [...promptIds, ...completionIds];
     for (let t = 0; t < width; t++) {
       ids.push(tokens[t] ?? padId);
@@ -49,13 +74,84 @@ export function sequenceBatch(gpu: Gpu, sequences: readonly SequenceInput[], pad
     mask: gpu.tensor(mask, [batch, width]),
     width,
     lengths: sequences.map((s) => s.completionIds.length),
+    computedPositions: batch * width,
+    computedTokens: sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0),
+  };
+}
+
+const samePrompt = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * The layout of sequenceBatch computed with each prompt once: consecutive sequences with the same
+ * prompt (a GRPO group) share one row of `prompts`, which holds the prompt without its last token,
+ * left-padded. Each sequence row is that last token then the completion, at positions continuing
+ * the prompt, and attends to its prompt's keys before its own. The log-probs under the mask, the
+ * loss and its gradients are those of sequenceBatch; only the prompt work (and, with LoRA
+ * dropout, the prompt's dropout draw, now one per group) is shared.
+ */
+export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[], padId = 0): SequenceBatch {
+  checkPrompts('sharedPromptBatch', sequences);
+  const prompts: (readonly number[])[] = [];
+  const rows: number[] = [];
+  for (const s of sequences) {
+    if (!prompts.length || !samePrompt(prompts[prompts.length - 1], s.promptIds)) prompts.push(s.promptIds);
+    rows.push(prompts.length - 1);
+  }
+  const prefixWidth = Math.max(...prompts.map((p) => p.length - 1));
+  const promptKeyStart = prompts.map((p) => prefixWidth - (p.length - 1));
+  const width = Math.max(1, ...sequences.map((s) => s.completionIds.length));
+  const ids: number[] = [];
+  const positions: number[] = [];
+  const targets: number[] = [];
+  const mask: number[] = [];
+  sequences.forEach(({ promptIds, completionIds, masked }) => {
+    const tokens = [promptIds[promptIds.length - 1], ...completionIds];
+    for (let t = 0; t < width; t++) {
+      ids.push(tokens[t] ?? padId);
+      positions.push(promptIds.length - 1 + t);
+      targets.push(tokens[t + 1] ?? padId);
+      mask.push(!masked && t < completionIds.length ? 1 : 0);
+    }
+  });
+  const batch = sequences.length;
+  const sequenceRows: Omit<SequenceBatch, 'prompts'> = {
+    ids: gpu.tensor(ids, [batch, width], 'u32'),
+    positions: gpu.tensor(positions, [batch, width], 'u32'),
+    targets: gpu.tensor(targets, [batch * width], 'u32'),
+    mask: gpu.tensor(mask, [batch, width]),
+    width,
+    lengths: sequences.map((s) => s.completionIds.length),
+    computedPositions: prompts.length * prefixWidth + batch * width,
+    computedTokens: prompts.reduce((n, p) => n + p.length - 1, 0) + sequences.reduce((n, s) => n + Math.min(width, 1 + s.completionIds.length), 0),
+  };
+  // Every prompt is a single token: the rows hold them whole and there is nothing to share.
+  if (prefixWidth === 0) return sequenceRows;
+  const padded = prompts.map((p, n) => [...Array<number>(promptKeyStart[n]).fill(padId), ...p.slice(0, -1)]);
+  return {
+    ...sequenceRows,
+    prompts: {
+      ids: gpu.tensor(padded.flat(), [prompts.length, prefixWidth], 'u32'),
+      positions: gpu.tensor(promptKeyStart.flatMap((start) => Array.from({ length: prefixWidth }, (_, t) => Math.max(0, t - start))), [prompts.length, prefixWidth], 'u32'),
+      keyStart: gpu.tensor(promptKeyStart, [prompts.length], 'u32'),
+      rows: gpu.tensor(rows, [batch], 'u32'),
+      rowKeyStart: gpu.tensor(rows.map((r) => promptKeyStart[r]), [batch], 'u32'),
+    },
   };
 }
 
 /** Per-position log-probs [B, W] (recorded for autograd when the model has trainable weights) and entropy [B, W]. */
 export function completionLogprobs(model: LlamaModel, batch: SequenceBatch, chunkRows = 256): { logprobs: Tensor; entropy: Tensor } {
   const [rows, width] = batch.ids.shape;
-  const hidden = model.forward(batch.ids, { positions: batch.positions });
+  const { prompts } = batch;
+  let hidden: Tensor;
+  if (prompts) {
+    const prefix: LayerKeyValues = { keys: [], values: [] };
+    // The prompts' own outputs are not needed, only every layer's keys and values.
+    model.forward(prompts.ids, { positions: prompts.positions, keyStart: prompts.keyStart, keyValuesOut: prefix }).dispose();
+    hidden = model.forward(batch.ids, { positions: batch.positions, keyStart: prompts.rowKeyStart, prefix: { ...prefix, rows: prompts.rows } });
+  } else {
+    hidden = model.forward(batch.ids, { positions: batch.positions });
+  }
   const { logprobs, entropy } = lmHeadLogprobs(hidden, model.lmHead, batch.targets, chunkRows);
   return { logprobs: view(logprobs, [rows, width]), entropy: view(entropy, [rows, width]) };
 }

@@ -32,6 +32,11 @@ export interface GrpoConfig {
   generationBatchSize: number;
   /** Sequences per forward/backward (gradient accumulation splits the step into these). */
   microBatchSize: number;
+  /**
+   * shared: the completions of a prompt in one micro-batch attend to one forward of the prompt
+   * (same loss and gradients, less work); repeated: each completion runs its own copy.
+   */
+  promptForward: 'shared' | 'repeated';
   maxNewTokens: number;
   temperature: number;
   topK: number;
@@ -86,6 +91,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   promptsPerStep: 4,
   generationBatchSize: 16,
   microBatchSize: 4,
+  promptForward: 'shared',
   maxNewTokens: 32,
   temperature: 0.7,
   topK: 0,
@@ -137,6 +143,7 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   loraTargets: { type: 'array', items: name, minItems: 1 },
   useRslora: flag,
   baseDtype: { type: 'string', enum: ['f32', 'f16'] },
+  promptForward: { type: 'string', enum: ['shared', 'repeated'] },
   // GRPO compares completions within a group: one alone has no advantage.
   numGenerations: { type: 'integer', minimum: 2 },
   promptsPerStep: positiveInteger,

@@ -19,7 +19,7 @@ import { TritonRunner } from '../rewards/triton-runner.js';
 import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { completionLogprobs, sequenceBatch, type SequenceInput } from './completion-logprobs.js';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from './completion-logprobs.js';
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
@@ -266,7 +266,7 @@ export class GrpoTrainer {
     noGrad(() => {
       for (const micro of this.microBatches(sequences)) {
         this.gpu.tidy(() => {
-          const batch = sequenceBatch(this.gpu, micro);
+          const batch = this.layout(micro);
           if (c.numIterations > 1) old.push(this.gpu.keep(completionLogprobs(this.loaded.model, batch).logprobs));
           if (c.beta > 0) {
             this.lora.enabled = false;
@@ -280,6 +280,15 @@ export class GrpoTrainer {
       }
     });
     return { old, ref };
+  }
+
+  /**
+   * The completions of a prompt are consecutive, so with shared prompts a micro-batch of
+   * microBatchSize sequences runs each of its prompts once; a group split between micro-batches
+   * runs its prompt once in each.
+   */
+  private layout(sequences: readonly SequenceInput[]): SequenceBatch {
+    return this.config.promptForward === 'shared' ? sharedPromptBatch(this.gpu, sequences) : sequenceBatch(this.gpu, sequences);
   }
 
   private microBatches<T>(items: readonly T[]): T[][] {
@@ -302,7 +311,7 @@ export class GrpoTrainer {
     this.lora.training = true;
     const perMicro = micro.map((batchSequences, m) =>
       gpu.tidy(() => {
-        const batch = sequenceBatch(gpu, batchSequences);
+        const batch = this.layout(batchSequences);
         const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
         const first = m * c.microBatchSize;
         const { loss, metrics } = grpoLoss(
@@ -328,7 +337,8 @@ export class GrpoTrainer {
         );
         backward(loss);
         const tokens = batchSequences.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
-        return { loss, metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])), tokens };
+        const computed = { tokens: batch.computedTokens, positions: batch.computedPositions };
+        return { loss, metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])), tokens, computed };
       }),
     );
     await gpu.sync();
@@ -378,6 +388,9 @@ export class GrpoTrainer {
       learning_rate: lr,
       'time/train_s': (trained - start) / 1000,
       'time/optimizer_s': (end - trained) / 1000,
+      // What the forward/backward ran: real tokens, and positions with padding.
+      'tokens/computed': perMicro.reduce((n, p) => n + p.computed.tokens, 0),
+      'tokens/computed_positions': perMicro.reduce((n, p) => n + p.computed.positions, 0),
       'tokens_per_second/train': sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0) / ((end - start) / 1000),
     };
   }

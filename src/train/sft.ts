@@ -9,6 +9,7 @@ import type { SequenceBatch } from '../rl/completion-logprobs.js';
  * sequenceBatch, the same layout GRPO scores completions in).
  */
 export function sftLoss(model: LlamaModel, batch: SequenceBatch): Tensor {
+  if (batch.prompts) throw new Error('sftLoss: needs whole sequences (sequenceBatch), not a shared-prompt batch');
   const hidden = model.forward(batch.ids, { positions: batch.positions });
   return crossEntropy(model.logits(hidden), batch.targets, view(batch.mask, [batch.mask.size]));
 }
