@@ -21,6 +21,11 @@ describe('train.js', () => {
     straight = newDir('grpo-');
     const { status, stderr } = run(straight);
     expect(status, stderr).toBe(0);
+    // Start-up shows each stage as it begins, with the time since the command started.
+    const stages = [...stderr.matchAll(/^\[\s*\d+[smh0-9]*\] (.+)$/gm)].map((m) => m[1]);
+    expect(stages[0]).toBe('opening the WebGPU adapter');
+    expect(stages).toContain('loading model ' + tiny.model);
+    expect(stages.at(-1)).toBe('training');
     const rows = metrics(straight);
     expect(rows.map((r) => r.step)).toEqual([0, 1, 2, 3, 4]);
     for (const key of ['reward', 'reward_std', 'rewards/digits/mean', 'frac_reward_zero_std', 'entropy', 'loss', 'grad_norm', 'clip_ratio/region_mean', 'completions/mean_length', 'completions/clipped_ratio']) {

@@ -27,6 +27,17 @@ export class ProgressBar {
   }
 }
 
+/** Start-up stages, one line each with the time since the command started. */
+export class StageLog {
+  private readonly started = Date.now();
+
+  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {}
+
+  readonly stage = (name: string): void => {
+    this.out.write(`[${formatDuration((Date.now() - this.started) / 1000).padStart(6)}] ${name}\n`);
+  };
+}
+
 function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);

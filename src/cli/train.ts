@@ -7,7 +7,7 @@ import { latestCheckpoint } from '../rl/checkpoint.js';
 import { DEFAULT_CONFIG, GRPO_SETTINGS, validateConfig, type GrpoConfig } from '../rl/grpo-config.js';
 import { GraderFailed, GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
 import { parseCommand, refuseOnError } from './options.js';
-import { ProgressBar } from './progress.js';
+import { ProgressBar, StageLog } from './progress.js';
 
 const HELP: Record<keyof GrpoConfig, string> = {
   model: 'registered model (small, tiny) or a checkpoint path',
@@ -82,9 +82,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const startup = new StageLog();
+startup.stage('opening the WebGPU adapter');
 const gpu = await Gpu.create();
 console.error(`adapter: ${gpu.adapterName}`);
-trainer = await refuseOnError(() => GrpoTrainer.create(gpu, config, repositoryRoot(), given));
+trainer = await refuseOnError(() => GrpoTrainer.create(gpu, config, repositoryRoot(), given, startup.stage));
 trainer.stopRequested = stopSignal !== undefined;
 console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${trainer.config.loraRank} alpha ${trainer.config.loraAlpha}${config.initAdapter ? ` from ${config.initAdapter}` : ''} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
 
@@ -105,7 +107,7 @@ try {
     }
     if (m.frac_reward_zero_std === 1) console.error(`\nstep ${m.step}: every group's completions got the same reward — no learning signal this step (loss 0 is expected)`);
     progress.update(m.step, show(m));
-  });
+  }, startup.stage);
   if (stopSignal && trainer.step < config.steps) {
     console.error(`stopped by ${stopSignal} after step ${trainer.step}; ${newestCheckpoint()}`);
     process.exitCode = 128 + SIGNAL_NUMBERS[stopSignal];

@@ -33,6 +33,9 @@ import { loadTask, type TaskData } from '../tasks/load.js';
 
 export type StepMetrics = Record<string, number>;
 
+/** Told the name of each start-up stage as it begins, so a long start shows where it is. */
+export type StageReporter = (stage: string) => void;
+
 export class TrainingDiverged extends Error {}
 
 /** A reward component failed (threw, hung, gave no valid score) on every completion of the run's first step. */
@@ -74,19 +77,25 @@ export class GrpoTrainer {
    * `given` names the settings the user chose (the rest are defaults); by default every setting
    * counts as chosen. It decides what an --init-adapter may override (see adoptAdapterSettings).
    */
-  static async create(gpu: Gpu, requested: GrpoConfig, root: string, given: ReadonlySet<string> = new Set(Object.keys(requested))): Promise<GrpoTrainer> {
+  static async create(
+    gpu: Gpu,
+    requested: GrpoConfig,
+    root: string,
+    given: ReadonlySet<string> = new Set(Object.keys(requested)),
+    onStage: StageReporter = () => {},
+  ): Promise<GrpoTrainer> {
     validateConfig(requested);
     const config = requested.initAdapter ? adoptAdapterSettings(requested, requested.initAdapter, given) : requested;
     const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
     try {
-      return await GrpoTrainer.load(gpu, config, root, releaseRunFolder);
+      return await GrpoTrainer.load(gpu, config, root, releaseRunFolder, onStage);
     } catch (error) {
       releaseRunFolder();
       throw error;
     }
   }
 
-  private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void): Promise<GrpoTrainer> {
+  private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void, onStage: StageReporter): Promise<GrpoTrainer> {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir} (a run there stopped before its first save); start afresh with --overwrite`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
@@ -101,9 +110,12 @@ export class GrpoTrainer {
       typeof rewardSource === 'string'
         ? loadRewardConfig(rewardSource, { tritonRunner, textGenerator })
         : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
+    onStage('probing the reward graders');
     await reward.check({ prompt: listedTask.train[0].prompt, completion: '', example: listedTask.train[0] });
+    onStage(`loading model ${config.model}`);
     const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
     checkChatTemplate(loaded.tokenizer, config.model, listedTask);
+    onStage(`checking that ${listedTask.train.length + listedTask.eval.length} data rows fit the context`);
     const { task, longestPrompt } = fitTaskToContext(listedTask, loaded.tokenizer, {
       contextLength: loaded.model.config.max_position_embeddings,
       maxNewTokens: config.maxNewTokens,
@@ -112,7 +124,10 @@ export class GrpoTrainer {
     });
     checkGenerationBatch('--generation-batch-size', config.generationBatchSize, loaded.model.config, gpu.device.limits, longestPrompt, config.maxNewTokens);
     if (saved) restoreMatmulVariantChoices(gpu, saved.state.matmulVariants);
-    else await tuneMatmul(gpu);
+    else {
+      onStage('choosing matmul kernels for this adapter (cached after the first run)');
+      await tuneMatmul(gpu);
+    }
     const adapterDir = checkpoint ?? config.initAdapter;
     const lora = adapterDir
       ? loadLora(loaded.model, adapterDir, { seed: config.seed, dropout: config.loraDropout })
@@ -178,9 +193,13 @@ export class GrpoTrainer {
   }
 
   /** Runs steps until config.steps (or a stop request); calls onStep after each optimizer step. */
-  async train(onStep: (metrics: StepMetrics) => void = () => {}): Promise<void> {
+  async train(onStep: (metrics: StepMetrics) => void = () => {}, onStage: StageReporter = () => {}): Promise<void> {
     const c = this.config;
-    if (this.step === 0) this.log.metrics(this.recordEval(await this.evaluate()));
+    if (this.step === 0) {
+      onStage(`held-out evaluation before training (${Math.min(c.evalPrompts, this.task.eval.length)} prompts; the first dispatches compile the shaders)`);
+      this.log.metrics(this.recordEval(await this.evaluate()));
+    }
+    onStage('training');
     let firstStep = true;
     while (this.step < c.steps && !this.stopRequested) {
       const rolloutIndex = Math.floor(this.step / c.numIterations);
