@@ -3,7 +3,7 @@ import { generate, leftPad } from '../src/generate/generate.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { useGpu } from './helpers/gpu.js';
 

@@ -1,5 +1,6 @@
-import type { HfModelConfig } from '../io/hf-config.js';
-import type { TensorsToWrite } from '../io/safetensors-writer.js';
+import type { HfModelConfig } from './hf-config.js';
+import type { TensorsToWrite } from './safetensors-writer.js';
+import type { TensorInfo, TensorReader } from './tensor-reader.js';
 
 /**
  * Fresh weights for a Llama-family config, as transformers initialises them: matrices from
@@ -39,4 +40,41 @@ export function initialLlamaWeights(config: HfModelConfig, seed: number, std = 0
   }
   if (!c.tie_word_embeddings) weights['lm_head.weight'] = normal([c.vocab_size, h]);
   return weights;
+}
+
+/**
+ * The weights of initialLlamaWeights(config, seed) as a TensorReader: a model of a real model's
+ * shape without its weights (timing runs on machines that do not hold the checkpoint).
+ */
+export class RandomLlamaWeights implements TensorReader {
+  readonly name: string;
+  private readonly tensors: TensorsToWrite;
+
+  constructor(config: HfModelConfig, readonly seed: number) {
+    this.name = `random weights (seed ${seed})`;
+    this.tensors = initialLlamaWeights(config, seed);
+  }
+
+  tensorNames(): string[] {
+    return Object.keys(this.tensors);
+  }
+
+  has(name: string): boolean {
+    return Object.hasOwn(this.tensors, name);
+  }
+
+  info(name: string): TensorInfo {
+    return { name, shape: this.tensor(name).shape, dtype: 'F32' };
+  }
+
+  readFloat32(name: string): Float32Array {
+    return this.tensor(name).data as Float32Array;
+  }
+
+  close(): void {}
+
+  private tensor(name: string): TensorsToWrite[string] {
+    if (!this.has(name)) throw new Error(`${this.name}: no tensor "${name}"`);
+    return this.tensors[name];
+  }
 }
