@@ -47,6 +47,7 @@ interface ProjectStep {
 interface TrlStep {
   torch: string;
   threads: number;
+  gradient_checkpointing: boolean;
   step_s: number;
   generation_s: number;
   reward_s: number;
@@ -127,7 +128,7 @@ const rows: [string, number, number][] = [
 const cell = (x: number) => `${x.toFixed(1)} s`.padStart(10);
 console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct f32, LoRA r ${s.loraRank}`);
 console.log(`machine: ${cpuModel}, ${cpus().length} logical CPUs; load average ${loadBefore[0].toFixed(1)} before, ${loadBetween[0].toFixed(1)} between, ${loadAfter[0].toFixed(1)} after; started ${started.toISOString()}`);
-console.log(`this project: ${project.adapter}; TRL: torch ${trl.torch}, ${trl.threads} threads\n`);
+console.log(`this project: ${project.adapter}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
 console.log(`${''.padEnd(30)} ${'project'.padStart(10)} ${'TRL'.padStart(10)}   project / TRL`);
 for (const [label, ours, theirs] of rows) {
   console.log(`${label.padEnd(30)} ${cell(ours)} ${cell(theirs)}   ${theirs > 0 && ours > 0 ? `${(ours / theirs).toFixed(2)}×` : '–'}`);

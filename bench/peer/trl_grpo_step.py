@@ -3,7 +3,7 @@ same work (the prompts, model, LoRA, sampling and loss settings the project's st
 bench/peer/run.ts passes in as JSON). Prints one JSON object with the timings and token counts.
 
   python bench/peer/trl_grpo_step.py --case case.json --model-dir .cache/peer/smollm2-135m-f32 \
-      [--gguf .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf] [--threads N]
+      [--gguf .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf] [--threads N] [--gradient-checkpointing]
 
 --model-dir is created from --gguf when it does not exist: transformers' Trainer refuses a model
 loaded from GGUF ("quantized with GGUF ... do not support training") and save_pretrained refuses to
@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--gguf")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    # TRL turns activation recomputation on by default; the project does not recompute the decoder.
+    parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
     case = json.load(open(args.case))
 
@@ -120,6 +122,7 @@ def main() -> None:
         report_to=[],
         seed=0,
         dataloader_num_workers=0,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     lora = case["lora"]
     peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora["targets"], task_type="CAUSAL_LM")
@@ -152,6 +155,7 @@ def main() -> None:
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "gradient_checkpointing": args.gradient_checkpointing,
         "step_s": step,
         "generation_s": seconds["generation"],
         "reward_s": seconds["reward"],
