@@ -11,7 +11,7 @@
 # each stage under its own time limit so the whole fits in 8 minutes. Logs go to $OUT when it is set
 # (else to the work folder); the exit code is the number of stages that failed.
 # Overrides: DEVICE_GRPO_ARGS (arguments of bench/grpo-step.js), DEVICE_KERNEL_ARGS (of
-# bench/kernels.js), DEVICE_LIMITS="check kernels grpo" seconds.
+# bench/kernels.js), DEVICE_LIMITS="check kernels grpo" seconds, DEVICE_VULKAN=bundled.
 set -uo pipefail
 BUNDLE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=${DEVICE_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/webgpu-rft-device.XXXXXX")}
@@ -32,8 +32,10 @@ mkdir -p "$WORK/app" && xz -dc "$BUNDLE/app.tar.xz" | tar -C "$WORK/app" -xf -
 NODE="$WORK/node"
 say "node $("$NODE" --version)"
 
-# Vulkan loader: the system's, else the bundled .deb unpacked into the work folder (never into /).
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+# Vulkan loader: the system's, else (or with DEVICE_VULKAN=bundled) the bundled .deb unpacked into
+# the work folder (never into /).
+LDCONFIG=$(command -v ldconfig || echo /sbin/ldconfig)
+if [ "${DEVICE_VULKAN:-}" = bundled ] || ! "$LDCONFIG" -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
   for deb in "$BUNDLE"/debs/*.deb; do
     if command -v dpkg-deb >/dev/null; then
       dpkg-deb -x "$deb" "$WORK/vulkan"
@@ -44,7 +46,7 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
   export LD_LIBRARY_PATH="$WORK/vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   say "Vulkan loader: bundled ($(ls "$BUNDLE"/debs))"
 else
-  say "Vulkan loader: the system's ($(ldconfig -p | grep -m1 'libvulkan\.so\.1 ' | sed 's/.*=> //'))"
+  say "Vulkan loader: the system's ($("$LDCONFIG" -p | grep -m1 'libvulkan\.so\.1 ' | sed 's/.*=> //'))"
 fi
 # NVIDIA's user-space libraries (libGLX_nvidia, which its ICD names) sometimes sit outside ldconfig's paths.
 [ -d /usr/local/nvidia/lib64 ] && export LD_LIBRARY_PATH="/usr/local/nvidia/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
