@@ -33,12 +33,17 @@ const options = { maxNewTokens: Number(args.new), temperature: DEFAULT_CONFIG.te
 console.log(`${args.model} on ${gpu.adapterName}: ${rows.length} prompts × ${args.generations} samples, ≤ ${args.new} new tokens, temperature ${options.temperature}`);
 await noGrad(() => generate(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 })); // compile pipelines
 
-const runs: Record<'kept' | 'dropped', { ms: number[]; out: Completion[] }> = { kept: { ms: [], out: [] }, dropped: { ms: [], out: [] } };
+const runs: Record<'kept' | 'dropped', { ms: number[]; out: Completion[]; poolGrowth: number }> = {
+  kept: { ms: [], out: [], poolGrowth: 0 },
+  dropped: { ms: [], out: [], poolGrowth: 0 },
+};
 for (let round = 0; round < Number(args.rounds); round++) {
   for (const mode of ['kept', 'dropped'] as const) {
+    const allocated = gpu.pool.allocatedBytes;
     const start = performance.now();
     const out = await noGrad(() => generate(model, prompts, { ...options, dropFinishedRows: mode === 'dropped' }));
     runs[mode].ms.push(performance.now() - start);
+    runs[mode].poolGrowth = Math.max(runs[mode].poolGrowth, gpu.pool.allocatedBytes - allocated);
     runs[mode].out = out;
   }
 }
@@ -49,6 +54,8 @@ const best = (ms: number[]) => Math.min(...ms) / 1000;
 console.log(`generated ${generated} tokens in ${steps} decode steps; ${same} of ${prompts.length} sequences identical in both modes`);
 console.log(`finished rows kept:    ${best(runs.kept.ms).toFixed(1)} s (${prompts.length * steps} row-steps decoded), ${(generated / best(runs.kept.ms)).toFixed(1)} tokens/s`);
 console.log(`finished rows dropped: ${best(runs.dropped.ms).toFixed(1)} s (${generated} row-steps decoded), ${(generated / best(runs.dropped.ms)).toFixed(1)} tokens/s`);
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+console.log(`GPU buffer pool growth: kept ${mib(runs.kept.poolGrowth)} MiB, dropped ${mib(runs.dropped.poolGrowth)} MiB (the cache gathered to fewer rows reuses buffers of the first size)`);
 console.log(`speed-up ${(best(runs.kept.ms) / best(runs.dropped.ms)).toFixed(2)}× (best of ${args.rounds} round(s) each, alternated)`);
 console.log(`reproduce: npm run build && node dist/bench/live-rows.js ${process.argv.slice(2).join(' ')}`);
 gpu.destroy();

@@ -12,6 +12,8 @@ export class KVCache {
   keys: Tensor[];
   values: Tensor[];
   length = 0;
+  /** Rows the buffers were made for; keepRows leaves fewer in use. */
+  private readonly allocatedRows: number;
 
   constructor(
     gpu: Gpu,
@@ -19,6 +21,7 @@ export class KVCache {
     public batch: number,
     readonly capacity: number,
   ) {
+    this.allocatedRows = batch;
     const shape = [batch, capacity, config.num_key_value_heads, config.head_dim];
     this.keys = Array.from({ length: config.num_hidden_layers }, () => gpu.keep(gpu.zeros(shape)));
     this.values = Array.from({ length: config.num_hidden_layers }, () => gpu.keep(gpu.zeros(shape)));
@@ -36,17 +39,24 @@ export class KVCache {
     });
   }
 
-  /** Keeps only these rows, in this order: every layer's keys and values are gathered into new buffers. */
+  /**
+   * Keeps only these rows, in this order: every layer's keys and values are gathered into new
+   * buffers. The new buffers are as large as the first ones (the rows past the kept ones are zero
+   * and unused), so repeated calls reuse the buffers the previous call freed instead of leaving a
+   * pooled buffer of every intermediate size behind.
+   */
   keepRows(rows: readonly number[]): void {
     if (rows.some((r) => !Number.isInteger(r) || r < 0 || r >= this.batch)) throw new Error(`KVCache.keepRows: rows [${rows.join(', ')}] outside 0..${this.batch - 1}`);
     const gpu = this.keys[0].gpu;
-    const index = gpu.tensor(rows, [rows.length], 'u32');
+    // Indices past the table read as zero rows (see embedding): they pad the result to the first size.
+    const index = gpu.tensor([...rows, ...Array<number>(this.allocatedRows - rows.length).fill(this.batch)], [this.allocatedRows], 'u32');
     const gather = (t: Tensor): Tensor => {
       const [, capacity, heads, dim] = t.shape;
-      const rowsOnly = t.view([this.batch, capacity * heads * dim]);
-      const kept = embedding(index, rowsOnly);
-      const out = gpu.keep(kept.view([rows.length, capacity, heads, dim]));
-      for (const x of [t, rowsOnly, kept]) x.dispose();
+      const table = t.view([this.batch, capacity * heads * dim]);
+      const padded = embedding(index, table);
+      const full = padded.view([this.allocatedRows, capacity, heads, dim]);
+      const out = gpu.keep(full.leadingRows(rows.length));
+      for (const x of [t, table, padded, full]) x.dispose();
       return out;
     };
     this.keys = this.keys.map(gather);
