@@ -1,8 +1,10 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated]
-import { mkdtempSync } from 'node:fs';
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
+// --json writes the timings, token counts, settings and the first step's prompts (what
+// bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,6 +12,7 @@ import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
+import { encodePrompt, promptMessages } from '../src/rl/evaluate.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
 
 const { values: args } = parseArgs({
@@ -22,37 +25,37 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '2' },
     micro: { type: 'string', default: '4' },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
+    'skip-profile': { type: 'boolean', default: false },
+    json: { type: 'string' },
   },
 });
 const steps = Number(args.steps);
+const profiled = !args['skip-profile'];
 const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
-const trainer = await GrpoTrainer.create(
-  gpu,
-  {
-    ...DEFAULT_CONFIG,
-    model: args.model!,
-    task: args.task!,
-    promptsPerStep: Number(args.prompts),
-    numGenerations: Number(args.generations),
-    generationBatchSize: Number(args.prompts) * Number(args.generations),
-    microBatchSize: Number(args.micro),
-    promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
-    maxNewTokens: Number(args.new),
-    beta: 0,
-    steps: steps + 1,
-    evalEvery: 1_000_000,
-    saveEvery: 1_000_000,
-    evalPrompts: 0,
-    outDir: mkdtempSync(join(tmpdir(), 'bench-grpo-')),
-  },
-  repositoryRoot(),
-);
+const settings: GrpoConfig = {
+  ...DEFAULT_CONFIG,
+  model: args.model!,
+  task: args.task!,
+  promptsPerStep: Number(args.prompts),
+  numGenerations: Number(args.generations),
+  generationBatchSize: Number(args.prompts) * Number(args.generations),
+  microBatchSize: Number(args.micro),
+  promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
+  maxNewTokens: Number(args.new),
+  beta: 0,
+  steps: profiled ? steps + 1 : steps,
+  evalEvery: 1_000_000,
+  saveEvery: 1_000_000,
+  evalPrompts: 0,
+  outDir: mkdtempSync(join(tmpdir(), 'bench-grpo-')),
+};
+const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot());
 const rows: StepMetrics[] = [];
 const profiler = new KernelProfiler(gpu.device);
 await trainer.train((m) => {
   rows.push(m);
   // Profile the last step only: per-dispatch timestamps add their own overhead.
-  gpu.commands.profiler = rows.length === steps ? profiler : null;
+  gpu.commands.profiler = profiled && rows.length === steps ? profiler : null;
 });
 const kernels = await profiler.collect();
 await trainer.close();
@@ -75,7 +78,14 @@ const matmulMs = kernels.filter((k) => k.label.startsWith('matmul')).reduce((s, 
 console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0`);
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
 console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
-console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained; matmul kernels ${(100 * matmulMs / gpuMs).toFixed(0)}% of profiled GPU time`);
+console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained${profiled ? `; matmul kernels ${((100 * matmulMs) / gpuMs).toFixed(0)}% of profiled GPU time` : ''}`);
 for (const k of kernels.slice(0, 8)) console.log(`  ${k.label.padEnd(60)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / gpuMs).toFixed(1).padStart(5)}%`);
+if (args.json) {
+  const tokenizer = trainer.loaded.tokenizer;
+  const prompts = trainer.promptRows(0).map((row) => ({ messages: promptMessages(row), prompt_ids: encodePrompt(tokenizer, row), example: row }));
+  const timings = { step_s: total, generation_s: avg('time/generation_s'), reward_s: avg('time/reward_s'), train_s: avg('time/train_s'), optimizer_s: avg('time/optimizer_s') };
+  const tokens = { completion_tokens: completionTokens, trained_tokens: trainTokens, mean_completion_length: avg('completions/mean_length'), reward: avg('reward') };
+  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, prompts }, null, 1));
+}
 console.log(`reproduce: npm run build && node dist/bench/grpo-step.js ${process.argv.slice(2).join(' ')}`);
 gpu.destroy();

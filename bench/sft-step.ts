@@ -8,7 +8,7 @@ import { KernelProfiler } from '../src/gpu/profiler.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { clipGradNorm } from '../src/optim/grad-norm.js';

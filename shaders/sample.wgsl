@@ -16,6 +16,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> tokens: array<u32>;
+// The row number each row's random draw is keyed by: a sequence keeps its draws when the rows
+// around it leave the batch (generation drops finished sequences).
+@group(0) @binding(3) var<storage, read> draw_rows: array<u32>;
 
 const WG: u32 = 256u;
 
@@ -160,7 +163,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   if (lid == 0u) {
     var total = 0.0;
     for (var l = 0u; l < WG; l++) { total += red_f[l]; }
-    let u = f32(pcg(pcg(p.seed ^ pcg(row)) ^ p.step) >> 8u) / 16777216.0 * total;
+    let u = f32(pcg(pcg(p.seed ^ pcg(draw_rows[row])) ^ p.step) >> 8u) / 16777216.0 * total;
     var acc = 0.0;
     var lane = 0u;
     for (; lane < WG - 1u; lane++) {

@@ -3,7 +3,7 @@ import { backward } from '../src/autograd/backward.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { sequenceBatch } from '../src/rl/completion-logprobs.js';
 import { sftLoss } from '../src/train/sft.js';

@@ -3,7 +3,7 @@ import { generate, leftPad } from '../src/generate/generate.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { useGpu } from './helpers/gpu.js';
 
@@ -68,6 +68,25 @@ describe('generate', () => {
       const cut = free[i].tokens.indexOf(eos);
       expect(c.tokens).toEqual(cut < 0 ? free[i].tokens : free[i].tokens.slice(0, cut + 1));
     }
+  });
+
+  it('finished rows leave the batch without changing what any row samples (same tokens as keeping them)', async () => {
+    const batch = [...prompts, [1, 2, 3, 4], [200], [55, 66], [9, 9, 9, 9, 9]];
+    const options = { maxNewTokens: 14, temperature: 1.2, topK: 40, topP: 0.95, seed: 3 };
+    const free = await generate(model, batch, { ...options, eosTokenIds: [] });
+    // EOS ids taken from three rows' samples at different steps, so rows finish at different times.
+    const eos = [free[0].tokens[2], free[2].tokens[6], free[4].tokens[9]];
+    const kept = await generate(model, batch, { ...options, eosTokenIds: eos, dropFinishedRows: false });
+    const dropped = await generate(model, batch, { ...options, eosTokenIds: eos });
+    const expected = free.map((c) => {
+      const cut = c.tokens.findIndex((t) => eos.includes(t));
+      return cut < 0 ? c.tokens : c.tokens.slice(0, cut + 1);
+    });
+    expect(kept.map((c) => c.tokens)).toEqual(expected);
+    expect(dropped).toEqual(kept);
+    // The rows did leave at different steps, and at least one ran to the end alone or with few others.
+    expect(new Set(dropped.map((c) => c.tokens.length)).size).toBeGreaterThanOrEqual(3);
+    expect(dropped.some((c) => c.finishReason === 'length')).toBe(true);
   });
 
   it('stops on a stop string once the decoded text contains it', async () => {

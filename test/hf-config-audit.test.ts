@@ -7,8 +7,8 @@ import { auditHfConfig, parseHfConfig } from '../src/io/hf-config.js';
 import { resolveModel } from '../src/io/model-registry.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { writeSafetensors } from '../src/io/safetensors-writer.js';
-import { checkCheckpointTensors } from '../src/model/checkpoint-layout.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { checkCheckpointTensors } from '../src/io/checkpoint-layout.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { useGpu } from './helpers/gpu.js';
 

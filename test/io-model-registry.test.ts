@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { smallModelPath } from '../src/io/fetch-small-model.js';
 import { resolveModel } from '../src/io/model-registry.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { openWeights } from '../src/io/weight-source.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { runPython } from './python/run-python.js';
@@ -71,6 +72,24 @@ describe('resolveModel on a Hugging Face checkpoint directory', () => {
     rmSync(join(noWeights, 'model.safetensors'));
     expect(() => resolveModel(noWeights)).toThrow(/has neither model\.safetensors\.index\.json nor model\.safetensors/);
     expect(() => resolveModel('medium')).toThrow(/unknown model "medium": not in models\/registry\.json \(small, tiny\) and no such path/);
+    expect(() => resolveModel('random:medium')).toThrow(/unknown model "medium"/);
+  });
+
+  it('`random:<directory>` needs only config.json and the tokenizer, and opens initialLlamaWeights(config, 0)', () => {
+    const shapeOnly = join(workDir, 'shape-only');
+    cpSync(checkpoint, shapeOnly, { recursive: true });
+    rmSync(join(shapeOnly, 'model.safetensors'));
+    const model = resolveModel(`random:${shapeOnly}`);
+    expect(model.name).toBe(`random:${shapeOnly}`);
+    expect(model.config).toEqual(resolveModel(checkpoint).config);
+    expect(model.tokenizer).toEqual({ format: 'hf-directory', path: shapeOnly });
+    expect(model.weights).toEqual({ format: 'random', config: model.config, seed: 0 });
+    const expected = initialLlamaWeights(model.config, 0);
+    const weights = openWeights(model.weights);
+    expect(weights.tensorNames().sort()).toEqual(Object.keys(expected).sort());
+    expect(weights.info('model.layers.0.mlp.up_proj.weight').shape).toEqual([model.config.intermediate_size, model.config.hidden_size]);
+    expect(weights.readFloat32('model.layers.1.self_attn.q_proj.weight')).toEqual(expected['model.layers.1.self_attn.q_proj.weight'].data);
+    expect(() => weights.readFloat32('lm_head.weight')).toThrow(/random weights \(seed 0\): no tensor "lm_head.weight"/);
   });
 });
 
@@ -80,6 +99,11 @@ describe('registered models', () => {
     expect(tiny.config).toMatchObject({ architectures: ['LlamaForCausalLM'], vocab_size: 259, hidden_size: 128, num_hidden_layers: 4 });
     expect(tiny.weights).toEqual({ format: 'safetensors', path: join(repositoryRoot(), 'models', 'tiny', 'model.safetensors') });
     expect(tiny.tokenizer).toEqual({ format: 'hf-directory', path: join(repositoryRoot(), 'models', 'tiny') });
+  });
+
+  it('`random:tiny` is tiny\'s architecture and tokenizer with fresh weights', () => {
+    const tiny = resolveModel('tiny');
+    expect(resolveModel('random:tiny')).toEqual({ ...tiny, name: 'random:tiny', weights: { format: 'random', config: tiny.config, seed: 0 } });
   });
 
   it('`small` and a .gguf path resolve to the same GGUF', () => {

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors, writeSafetensors, type TensorsToWrite } from '../src/io/safetensors-writer.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, loadLora } from '../src/nn/lora.js';
 import { parsePeftAdapterConfig } from '../src/nn/lora-peft.js';

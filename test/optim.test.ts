@@ -6,6 +6,7 @@ import { learningRate, lrMultiplier, type LrSchedule } from '../src/optim/lr-sch
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
+import { adamwReference } from './helpers/reference-optim.js';
 import { runPython } from './python/run-python.js';
 
 const gpu = useGpu();
@@ -59,32 +60,6 @@ async function runAdamW(c: AdamWCase) {
   return { history, state };
 }
 
-/** torch.optim.AdamW in float64. */
-function adamwReference(c: AdamWCase) {
-  const [beta1, beta2] = HYPER.betas;
-  const params = c.params.map((p) => Float64Array.from(p));
-  const m = params.map((p) => new Float64Array(p.length));
-  const v = params.map((p) => new Float64Array(p.length));
-  const steps = params.map(() => 0);
-  const history: Float64Array[][] = [];
-  for (const [step, grads] of c.grads.entries()) {
-    const lr = LRS[step];
-    params.forEach((p, i) => {
-      const g = grads[i];
-      if (!g) return;
-      const t = ++steps[i];
-      for (let j = 0; j < p.length; j++) {
-        p[j] *= 1 - lr * HYPER.weightDecay;
-        m[i][j] = beta1 * m[i][j] + (1 - beta1) * g[j];
-        v[i][j] = beta2 * v[i][j] + (1 - beta2) * g[j] * g[j];
-        const denom = Math.sqrt(v[i][j]) / Math.sqrt(1 - beta2 ** t) + HYPER.eps;
-        p[j] -= (lr / (1 - beta1 ** t)) * (m[i][j] / denom);
-      }
-    });
-    history.push(params.map((p) => p.slice()));
-  }
-  return { history, m, v, steps };
-}
 
 const ADAMW_CASE = adamwCase();
 // Sizes around the 4,096-element first-pass chunk of the norm, a single element and an empty tensor.
@@ -168,7 +143,7 @@ describe('AdamW', () => {
   it('matches a float64 reference', async () => {
     const c = ADAMW_CASE;
     const ours = await runAdamW(c);
-    const ref = adamwReference(c);
+    const ref = adamwReference(c.params, c.grads, LRS, HYPER);
     // f32 against exact arithmetic: each step rounds the parameter (ulp 1.2e-7 near 1) and the
     // update; over five steps that stays within a few ulps.
     for (let step = 0; step < STEPS; step++) {

@@ -99,6 +99,19 @@ describe('sampleTokens', () => {
     expect(Array.from(a)).not.toEqual(Array.from(d));
   });
 
+  it('keys each draw by drawRows: a subset of rows samples what those rows sampled in the full batch', async () => {
+    const g = gpu();
+    const logits = randn(16 * 100, 10);
+    const full = await g.readU32(sampleTokens(g.tensor(logits, [16, 100]), base, 4));
+    const picked = [13, 2, 7];
+    const subset = g.tensor(picked.flatMap((r) => Array.from(logits.subarray(r * 100, (r + 1) * 100))), [3, 100]);
+    const drawn = await g.readU32(sampleTokens(subset, base, 4, g.tensor(picked, [3], 'u32')));
+    expect(Array.from(drawn)).toEqual(picked.map((r) => full[r]));
+    const unkeyed = await g.readU32(sampleTokens(subset, base, 4));
+    expect(Array.from(unkeyed)).not.toEqual(Array.from(drawn));
+    expect(() => sampleTokens(subset, base, 4, g.tensor([1, 2], [2], 'u32'))).toThrow(/drawRows must be u32 \[3\]/);
+  });
+
   it('rejects invalid options', () => {
     expect(() => sampleTokens(gpu().empty([1, 4]), { ...base, topP: 0 }, 0)).toThrow(/invalid options/);
     expect(() => sampleTokens(gpu().empty([4]), base, 0)).toThrow(/sampleTokens: logits must have rank 2/);

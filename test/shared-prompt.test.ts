@@ -8,7 +8,7 @@ import { repositoryRoot } from '../src/io/repository-root.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { openWeights } from '../src/io/weight-source.js';
-import { initialLlamaWeights } from '../src/model/init.js';
+import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { repeatRows } from '../src/ops/layout.js';

@@ -13,7 +13,7 @@ import { repositoryRoot } from '../io/repository-root.js';
 import { describeRope } from '../io/rope-scaling.js';
 import { elementCount } from '../io/tensor-reader.js';
 import { openWeights } from '../io/weight-source.js';
-import { expectedParameterShapes } from '../model/checkpoint-layout.js';
+import { expectedParameterShapes } from '../io/checkpoint-layout.js';
 import { LlamaModel } from '../model/llama.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -150,6 +150,11 @@ const ourGreedy = newTokens ? (await generate(model, prompts, { maxNewTokens: ne
 const python = join(repositoryRoot(), '.venv', 'bin', 'python');
 if (!existsSync(python)) {
   console.log(`transformers comparison skipped: ${python} not found (scripts/setup.sh creates it)`);
+  gpu.destroy();
+  process.exit(0);
+}
+if (resolved.weights.format === 'random') {
+  console.log('transformers comparison skipped: random weights exist only here (made from the seed), transformers has none to load');
   gpu.destroy();
   process.exit(0);
 }

@@ -13,7 +13,7 @@ import { Gpu } from '../gpu/gpu.js';
 import { parseHfConfig } from '../io/hf-config.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { serializeSafetensors } from '../io/safetensors-writer.js';
-import { initialLlamaWeights } from '../model/init.js';
+import { initialLlamaWeights } from '../io/random-weights.js';
 import { TINY_CONFIG } from '../model/tiny-config.js';
 import { LlamaModel } from '../model/llama.js';
 import { saveModelWeights } from '../model/save.js';

@@ -1,10 +1,8 @@
 import { noGrad } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
-import type { Tensor } from '../gpu/tensor.js';
 import { KVCache } from '../model/kv-cache.js';
 import type { LlamaModel } from '../model/llama.js';
 import { embedding } from '../ops/embedding.js';
-import { view } from '../ops/layout.js';
 import { DEFAULT_SAMPLING, sampleTokens, type SamplingOptions } from './sampler.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
@@ -18,6 +16,12 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
   decode?: (ids: readonly number[]) => string;
   /** Called after each decode step with the number of tokens generated so far per sequence. */
   onStep?: (step: number, generated: number) => void;
+  /**
+   * Finished sequences leave the batch (default true): the cache is compacted to the live rows, so
+   * decoding costs what the live sequences need. False keeps every row to the end (the samples are
+   * the same either way); it is there to measure what dropping saves.
+   */
+  dropFinishedRows?: boolean;
 }
 
 export interface Completion {
@@ -63,7 +67,10 @@ function stopIndex(text: string, stops: readonly string[]): number {
 /**
  * Batched autoregressive sampling with a KV cache. Prompts of different lengths share one batch
  * (left padding masked by keyStart); each row stops on its own (eos, stop string, length) and the
- * loop ends when all have. One small read-back per step: the sampled ids the host must check.
+ * loop ends when all have. Finished rows leave the batch (the cache keeps only the live rows), so
+ * decoding costs what the live sequences need; each row's random draws are keyed by its place in
+ * the original batch, so the samples do not depend on when other rows finish. One small read-back
+ * per step: the sampled ids the host must check.
  */
 export async function generate(model: LlamaModel, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Completion[]> {
   const gpu: Gpu = model.gpu;
@@ -71,56 +78,61 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
   const eos = new Set(options.eosTokenIds ?? eosIds(model.config.eos_token_id));
   const stops = options.stop ?? [];
   if (stops.length && !options.decode) throw new Error('generate: stop strings need a decode function');
-  const batch = prompts.length;
   const { width, ids, positions, keyStart } = leftPad(prompts);
   if (width + options.maxNewTokens > model.config.max_position_embeddings) {
     throw new Error(`generate: ${width} prompt + ${options.maxNewTokens} new tokens exceed the model's ${model.config.max_position_embeddings} positions`);
   }
-  const cache = new KVCache(gpu, model.config, batch, width + options.maxNewTokens);
-  const keyStartTensor = gpu.keep(gpu.tensor(keyStart, [batch], 'u32'));
+  const cache = new KVCache(gpu, model.config, prompts.length, width + options.maxNewTokens);
   const results: Completion[] = prompts.map(() => ({ tokens: [], finishReason: 'length' }));
-  const done = new Array<boolean>(batch).fill(false);
-  let input: Tensor = gpu.keep(gpu.tensor(ids, [batch, width], 'u32'));
-  let position = gpu.keep(gpu.tensor(positions, [batch, width], 'u32'));
-  const nextPosition = prompts.map((p) => p.length);
+  const finished = prompts.map(() => false);
+  /** The original row of each row in the batch. */
+  let rows = prompts.map((_, b) => b);
+  const upload = (values: readonly number[], shape: number[]) => gpu.keep(gpu.tensor(values, shape, 'u32'));
+  let keyStartTensor = upload(keyStart, [rows.length]);
+  let drawRows = upload(rows, [rows.length]);
+  let input = upload(ids, [rows.length, width]);
+  let position = upload(positions, [rows.length, width]);
   try {
-    for (let step = 0; step < options.maxNewTokens && done.includes(false); step++) {
+    for (let step = 0; step < options.maxNewTokens; step++) {
       const tokens = noGrad(() =>
         gpu.tidy(() => {
-          const steps = input.shape[1];
+          const [batch, steps] = input.shape;
           const hidden = model.forward(input, { positions: position, keyStart: keyStartTensor, cache });
           // Left padding puts every row's newest token in the last column.
           const lastRows = gpu.tensor(Array.from({ length: batch }, (_, b) => b * steps + steps - 1), [batch], 'u32');
-          return sampleTokens(model.logits(embedding(lastRows, hidden)), sampling, step);
+          return sampleTokens(model.logits(embedding(lastRows, hidden)), sampling, step, drawRows);
         }),
       );
       const sampled = await gpu.readU32(tokens);
+      tokens.dispose();
+      rows.forEach((b, row) => {
+        if (finished[b]) return;
+        const r = results[b];
+        r.tokens.push(sampled[row]);
+        if (eos.has(sampled[row])) r.finishReason = 'eos';
+        else if (stops.length && stopIndex(options.decode!(r.tokens), stops) >= 0) r.finishReason = 'stop';
+        else return;
+        finished[b] = true;
+      });
+      options.onStep?.(step + 1, results.reduce((n, r) => n + r.tokens.length, 0));
+      if (finished.every(Boolean)) break;
+      let next = rows.map((_, row) => row);
+      if (options.dropFinishedRows !== false && rows.some((b) => finished[b])) {
+        next = next.filter((row) => !finished[rows[row]]);
+        cache.keepRows(next);
+        rows = next.map((row) => rows[row]);
+        keyStartTensor.dispose();
+        keyStartTensor = upload(rows.map((b) => keyStart[b]), [rows.length]);
+        drawRows.dispose();
+        drawRows = upload(rows, [rows.length]);
+      }
       input.dispose();
       position.dispose();
-      input = view(tokens, [batch, 1]);
-      tokens.dispose();
-      position = gpu.keep(gpu.tensor(nextPosition.map((p) => p + step), [batch, 1], 'u32'));
-      for (let b = 0; b < batch; b++) {
-        if (done[b]) continue;
-        const r = results[b];
-        r.tokens.push(sampled[b]);
-        if (eos.has(sampled[b])) {
-          r.finishReason = 'eos';
-          done[b] = true;
-        } else if (stops.length) {
-          const text = options.decode!(r.tokens);
-          if (stopIndex(text, stops) >= 0) {
-            r.finishReason = 'stop';
-            done[b] = true;
-          }
-        }
-      }
-      options.onStep?.(step + 1, results.reduce((n, r) => n + r.tokens.length, 0));
+      input = upload(next.map((row) => sampled[row]), [rows.length, 1]);
+      position = upload(rows.map((b) => prompts[b].length + step), [rows.length, 1]);
     }
   } finally {
-    input.dispose();
-    position.dispose();
-    keyStartTensor.dispose();
+    for (const t of [input, position, keyStartTensor, drawRows]) t.dispose();
     cache.dispose();
   }
   return results;

@@ -17,9 +17,11 @@ export const DEFAULT_SAMPLING: SamplingOptions = { temperature: 1, topK: 0, topP
 
 /**
  * Draws one token id per row of logits [rows, V] on the GPU, into a u32 tensor [rows]. The draw
- * depends only on (seed, row, step), so a run with the same seed reproduces its samples.
+ * depends only on (seed, row, step), so a run with the same seed reproduces its samples. `drawRows`
+ * (u32 [rows]) gives the row number each row's draw is keyed by (default: its own index), so a
+ * sequence draws the same numbers after other rows have left the batch.
  */
-export function sampleTokens(logits: Tensor, options: SamplingOptions, step: number): Tensor {
+export function sampleTokens(logits: Tensor, options: SamplingOptions, step: number, drawRows?: Tensor): Tensor {
   assertRank('sampleTokens', logits, 2, 'logits');
   assertF32('sampleTokens', logits);
   const { temperature, topK, topP, minP, seed } = options;
@@ -28,10 +30,13 @@ export function sampleTokens(logits: Tensor, options: SamplingOptions, step: num
   }
   const [rows, vocab] = logits.shape;
   const gpu = logits.gpu;
+  if (drawRows && (drawRows.dtype !== 'u32' || drawRows.size !== rows)) throw new Error(`sampleTokens: drawRows must be u32 [${rows}], got ${drawRows}`);
+  const rowKeys = drawRows ?? gpu.tensor(Array.from({ length: rows }, (_, i) => i), [rows], 'u32');
   const tokens = gpu.empty([rows], 'u32');
-  gpu.run(gpu.kernel('sample'), [logits, tokens], [rows], {
+  gpu.run(gpu.kernel('sample'), [logits, tokens, rowKeys], [rows], {
     u32: [vocab, topK, seed >>> 0, step >>> 0],
     f32: [temperature, topP, minP],
   });
+  if (!drawRows) rowKeys.dispose();
   return tokens;
 }

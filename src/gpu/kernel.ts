@@ -16,6 +16,7 @@ export interface Kernel {
 export class KernelCache {
   private readonly kernels = new Map<string, Kernel>();
   private readonly pendingChecks: Promise<string | null>[] = [];
+  private readonly compiledNames = new Set<string>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -25,6 +26,7 @@ export class KernelCache {
     if (!kernel) {
       kernel = this.compile(name, specialise(name, loadShader(name), values), values);
       this.kernels.set(key, kernel);
+      this.compiledNames.add(name);
     }
     return kernel;
   }
@@ -47,6 +49,11 @@ export class KernelCache {
     if (lines.length) return `WGSL compile error in shader '${label}':\n  ${lines.join('\n  ')}`;
     if (error) return `pipeline creation failed for shader '${label}' (${shaderPath(name)}): ${error.message}`;
     return null;
+  }
+
+  /** Names of the shaders compiled so far (any specialisation). */
+  compiledShaders(): ReadonlySet<string> {
+    return this.compiledNames;
   }
 
   /** Resolves to the errors of every compilation started since the last call. */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repositoryRoot } from '../io/repository-root.js';
 
@@ -10,6 +10,14 @@ const rawSources = new Map<string, string>();
 
 export function shaderPath(name: string): string {
   return join(shaderDir, `${name}.wgsl`);
+}
+
+/** Every shader in shaders/, by name (file name without .wgsl). */
+export function shaderNames(): string[] {
+  return readdirSync(shaderDir)
+    .filter((file) => file.endsWith('.wgsl'))
+    .map((file) => file.slice(0, -'.wgsl'.length))
+    .sort();
 }
 
 export function loadShader(name: string): string {

@@ -72,6 +72,17 @@ export class Tensor {
     return { buffer: this.buffer, offset: 0, size: Math.max(4, Math.ceil(this.byteLength / 4) * 4) };
   }
 
+  /**
+   * The first `rows` entries along the outermost axis, sharing this tensor's storage (a buffer
+   * larger than the shape needs; nothing is copied). Not differentiable.
+   */
+  leadingRows(rows: number): Tensor {
+    if (!Number.isInteger(rows) || rows < 0 || rows > this.shape[0]) {
+      throw new Error(`leadingRows: cannot take ${rows} rows of ${formatShape(this.shape)}`);
+    }
+    return this.gpu.adopt(new Tensor(this.gpu, this.buffer, [rows, ...this.shape.slice(1)], this.dtype), this);
+  }
+
   dispose(): void {
     if (this.released) return;
     this.released = true;

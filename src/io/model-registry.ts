@@ -73,12 +73,25 @@ function resolveDirectory(name: string, directory: string, fallbackTokenizer: To
   return { name, config, warnings, weights: weights ?? { format: 'safetensors', path: join(directory, 'model.safetensors') }, tokenizer };
 }
 
+/** Prefix of a model whose weights are freshly initialised: `random:<model>` takes <model>'s config and tokenizer. */
+export const RANDOM_MODEL_PREFIX = 'random:';
+
 /**
  * Resolves a model name from models/registry.json ("small", "tiny") or a path (a Hugging Face
  * checkpoint directory, or a .gguf file) to its config, weights and tokenizer. Only headers and
  * config files are read; the weights are opened later with openWeights().
+ * `random:<model>` is <model>'s architecture and tokenizer with randomly initialised weights (seed
+ * 0); its directory then needs only config.json and the tokenizer files.
  */
 export function resolveModel(nameOrPath: string, root = repositoryRoot()): ResolvedModel {
+  if (nameOrPath.startsWith(RANDOM_MODEL_PREFIX)) {
+    const shape = resolveNamedOrPath(nameOrPath.slice(RANDOM_MODEL_PREFIX.length), root, true);
+    return { ...shape, name: nameOrPath, weights: { format: 'random', config: shape.config, seed: 0 } };
+  }
+  return resolveNamedOrPath(nameOrPath, root, false);
+}
+
+function resolveNamedOrPath(nameOrPath: string, root: string, weightsOptional: boolean): ResolvedModel {
   const registry = readRegistry(root);
   const entry = Object.hasOwn(registry, nameOrPath) ? registry[nameOrPath] : undefined;
   if (entry) {
@@ -96,7 +109,7 @@ export function resolveModel(nameOrPath: string, root = repositoryRoot()): Resol
   if (!existsSync(path)) {
     throw new Error(`unknown model "${nameOrPath}": not in ${REGISTRY_FILE} (${Object.keys(registry).join(', ')}) and no such path`);
   }
-  if (statSync(path).isDirectory()) return resolveDirectory(nameOrPath, path, null, false);
+  if (statSync(path).isDirectory()) return resolveDirectory(nameOrPath, path, null, weightsOptional);
   if (path.endsWith('.gguf')) return resolveGguf(nameOrPath, path, '');
   throw new Error(`model "${nameOrPath}": ${path} is neither a checkpoint directory nor a .gguf file`);
 }

@@ -1,22 +1,28 @@
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
 import type { HfModelConfig } from '../io/hf-config.js';
+import { embedding } from '../ops/embedding.js';
+import { view } from '../ops/layout.js';
 
 /**
  * Keys and values of every layer for a batch of sequences, [B, capacity, Hkv, D] per layer, filled
- * from position 0 up to `length`. All rows advance together (prompts are left-padded).
+ * from position 0 up to `length`. All rows advance together (prompts are left-padded); rows can
+ * leave (keepRows), e.g. sequences that finished generating.
  */
 export class KVCache {
-  readonly keys: Tensor[];
-  readonly values: Tensor[];
+  keys: Tensor[];
+  values: Tensor[];
   length = 0;
+  /** Rows the buffers were made for; keepRows leaves fewer in use. */
+  private readonly allocatedRows: number;
 
   constructor(
     gpu: Gpu,
     config: HfModelConfig,
-    readonly batch: number,
+    public batch: number,
     readonly capacity: number,
   ) {
+    this.allocatedRows = batch;
     const shape = [batch, capacity, config.num_key_value_heads, config.head_dim];
     this.keys = Array.from({ length: config.num_hidden_layers }, () => gpu.keep(gpu.zeros(shape)));
     this.values = Array.from({ length: config.num_hidden_layers }, () => gpu.keep(gpu.zeros(shape)));
@@ -32,6 +38,32 @@ export class KVCache {
     gpu.run(gpu.kernel('kv_cache_write'), [k, v, this.keys[layer], this.values[layer]], gpu.grid1d(k.size, 256), {
       u32: [batch, steps, heads * dim, this.capacity, this.length],
     });
+  }
+
+  /**
+   * Keeps only these rows, in this order: every layer's keys and values are gathered into new
+   * buffers. The new buffers are as large as the first ones (the rows past the kept ones are zero
+   * and unused), so repeated calls reuse the buffers the previous call freed instead of leaving a
+   * pooled buffer of every intermediate size behind.
+   */
+  keepRows(rows: readonly number[]): void {
+    if (rows.some((r) => !Number.isInteger(r) || r < 0 || r >= this.batch)) throw new Error(`KVCache.keepRows: rows [${rows.join(', ')}] outside 0..${this.batch - 1}`);
+    const gpu = this.keys[0].gpu;
+    // Indices past the table read as zero rows (see embedding): they pad the result to the first size.
+    const index = gpu.tensor([...rows, ...Array<number>(this.allocatedRows - rows.length).fill(this.batch)], [this.allocatedRows], 'u32');
+    const gather = (t: Tensor): Tensor => {
+      const [, capacity, heads, dim] = t.shape;
+      const table = view(t, [this.batch, capacity * heads * dim]);
+      const padded = embedding(index, table);
+      const full = view(padded, [this.allocatedRows, capacity, heads, dim]);
+      const out = gpu.keep(full.leadingRows(rows.length));
+      for (const x of [t, table, padded, full]) x.dispose();
+      return out;
+    };
+    this.keys = this.keys.map(gather);
+    this.values = this.values.map(gather);
+    index.dispose();
+    this.batch = rows.length;
   }
 
   dispose(): void {

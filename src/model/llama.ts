@@ -11,7 +11,7 @@ import { rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
 import type { HfModelConfig } from '../io/hf-config.js';
-import { checkCheckpointTensors, expectedParameterShapes } from './checkpoint-layout.js';
+import { checkCheckpointTensors, expectedParameterShapes } from '../io/checkpoint-layout.js';
 import type { KVCache } from './kv-cache.js';
 
 interface DecoderLayer {

@@ -1,6 +1,7 @@
 import type { PromptRow } from '../data/jsonl.js';
 import type { LoadedModel } from '../model/load.js';
 import type { CompletionScore, RewardFunction } from '../rewards/types.js';
+import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { rollout, type Completion } from './rollout.js';
 
@@ -11,10 +12,14 @@ export interface EvalResult {
   passAt1: number;
 }
 
+/** The chat a row stands for: its system message, if any, then the prompt as the user's turn. */
+export function promptMessages(row: PromptRow): ChatMessage[] {
+  return [...(row.system ? [{ role: 'system', content: row.system }] : []), { role: 'user', content: row.prompt }];
+}
+
 /** The prompt as the model sees it: chat template (with the row's system message) when the tokenizer has one. */
 export function encodePrompt(tokenizer: Tokenizer, row: PromptRow): number[] {
-  const messages = [...(row.system ? [{ role: 'system', content: row.system }] : []), { role: 'user', content: row.prompt }];
-  return tokenizer.chatTemplate ? tokenizer.encodeChat(messages, { addGenerationPrompt: true }) : tokenizer.encode(row.prompt);
+  return tokenizer.chatTemplate ? tokenizer.encodeChat(promptMessages(row), { addGenerationPrompt: true }) : tokenizer.encode(row.prompt);
 }
 
 export function scoreCompletions(reward: RewardFunction, rows: readonly PromptRow[], completions: readonly Completion[]): Promise<CompletionScore[]> {

@@ -158,7 +158,7 @@ export class GrpoTrainer {
   }
 
   /** The prompts of rollout r: consecutive rows of per-epoch seeded shuffles of the training set. */
-  private promptRows(rolloutIndex: number): PromptRow[] {
+  promptRows(rolloutIndex: number): PromptRow[] {
     const rows = this.task.train;
     const per = this.config.promptsPerStep;
     const orders = new Map<number, number[]>();

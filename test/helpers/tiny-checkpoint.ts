@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseHfConfig } from '../../src/io/hf-config.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
-import { initialLlamaWeights } from '../../src/model/init.js';
+import { initialLlamaWeights } from '../../src/io/random-weights.js';
 import { byteTokenizerFiles } from '../../src/tokenizer/byte-tokenizer.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { HfModelConfig } from '../io/hf-config.js';
-import type { TensorReader } from '../io/tensor-reader.js';
+import type { HfModelConfig } from './hf-config.js';
+import type { TensorReader } from './tensor-reader.js';
 
 /**
  * Every parameter the decoder a config describes has, by Hugging Face name, with its shape —

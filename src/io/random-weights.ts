@@ -1,6 +1,7 @@
-import type { HfModelConfig } from '../io/hf-config.js';
-import type { TensorsToWrite } from '../io/safetensors-writer.js';
 import { expectedParameterShapes } from './checkpoint-layout.js';
+import type { HfModelConfig } from './hf-config.js';
+import type { TensorsToWrite } from './safetensors-writer.js';
+import type { TensorInfo, TensorReader } from './tensor-reader.js';
 
 /**
  * Fresh weights for a Llama-family config, as transformers initialises them: matrices from
@@ -26,4 +27,41 @@ export function initialLlamaWeights(config: HfModelConfig, seed: number, std = 0
     weights[name] = name.endsWith('norm.weight') ? filled(shape, 1) : name.endsWith('.bias') ? filled(shape, 0) : normal(shape);
   }
   return weights;
+}
+
+/**
+ * The weights of initialLlamaWeights(config, seed) as a TensorReader: a model of a real model's
+ * shape without its weights (timing runs on machines that do not hold the checkpoint).
+ */
+export class RandomLlamaWeights implements TensorReader {
+  readonly name: string;
+  private readonly tensors: TensorsToWrite;
+
+  constructor(config: HfModelConfig, readonly seed: number) {
+    this.name = `random weights (seed ${seed})`;
+    this.tensors = initialLlamaWeights(config, seed);
+  }
+
+  tensorNames(): string[] {
+    return Object.keys(this.tensors);
+  }
+
+  has(name: string): boolean {
+    return Object.hasOwn(this.tensors, name);
+  }
+
+  info(name: string): TensorInfo {
+    return { name, shape: this.tensor(name).shape, dtype: 'F32' };
+  }
+
+  readFloat32(name: string): Float32Array {
+    return this.tensor(name).data as Float32Array;
+  }
+
+  close(): void {}
+
+  private tensor(name: string): TensorsToWrite[string] {
+    if (!this.has(name)) throw new Error(`${this.name}: no tensor "${name}"`);
+    return this.tensors[name];
+  }
 }

@@ -1,0 +1,142 @@
+/**
+ * The peer benchmark: one GRPO step of this project and then the same step in TRL (GRPOTrainer +
+ * PEFT, torch on the CPU), back to back on this machine, with generation / training / step for
+ * both, their ratios and the token counts that make them comparable.
+ *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
+ * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
+ * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
+ * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
+ * that its tokenisation gives the same ids), the project's sampling and loss settings, and the
+ * project's grader scoring TRL's completions. Sampling differs, so completion lengths differ a
+ * little; both are printed. Needs the Python venv (scripts/setup.sh).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { resolveModel } from '../../src/io/model-registry.js';
+import { repositoryRoot } from '../../src/io/repository-root.js';
+import type { GrpoConfig } from '../../src/rl/grpo-config.js';
+
+const { values: args } = parseArgs({
+  options: {
+    task: { type: 'string', default: 'arithmetic' },
+    prompts: { type: 'string', default: '8' },
+    generations: { type: 'string', default: '4' },
+    new: { type: 'string', default: '128' },
+    micro: { type: 'string', default: '4' },
+    threads: { type: 'string', default: String(cpus().length) },
+  },
+});
+
+interface ProjectStep {
+  adapter: string;
+  settings: GrpoConfig;
+  step_s: number;
+  generation_s: number;
+  reward_s: number;
+  train_s: number;
+  optimizer_s: number;
+  completion_tokens: number;
+  trained_tokens: number;
+  mean_completion_length: number;
+  prompts: { messages: unknown[]; prompt_ids: number[]; example: unknown }[];
+}
+
+interface TrlStep {
+  torch: string;
+  threads: number;
+  gradient_checkpointing: boolean;
+  step_s: number;
+  generation_s: number;
+  reward_s: number;
+  rollout_other_s: number;
+  train_s: number;
+  completion_tokens: number;
+  trained_tokens: number;
+  mean_completion_length: number;
+}
+
+const root = repositoryRoot();
+const work = mkdtempSync(join(tmpdir(), 'bench-peer-'));
+const small = resolveModel('small');
+if (small.weights.format !== 'gguf') throw new Error('the peer benchmark expects the `small` model as a GGUF file');
+
+function run(command: string, argv: string[]): void {
+  const result = spawnSync(command, argv, { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`${command} ${argv.join(' ')} failed (exit ${result.status ?? result.signal})`);
+}
+
+const lscpu = spawnSync('lscpu', [], { encoding: 'utf8' }).stdout ?? '';
+const cpuModel = /^Model name:\s*(.+)$/m.exec(lscpu)?.[1] ?? cpus()[0]?.model ?? 'unknown CPU';
+const loadBefore = loadavg();
+const started = new Date();
+
+console.log('== this project');
+const projectJson = join(work, 'project.json');
+run(process.execPath, [
+  join(root, 'dist', 'bench', 'grpo-step.js'),
+  ...['--model', 'small', '--task', args.task!, '--prompts', args.prompts!, '--generations', args.generations!],
+  ...['--new', args.new!, '--micro', args.micro!, '--steps', '1', '--skip-profile', '--json', projectJson],
+]);
+const project = JSON.parse(readFileSync(projectJson, 'utf8')) as ProjectStep;
+const loadBetween = loadavg();
+
+console.log('\n== TRL');
+const s = project.settings;
+const casePath = join(work, 'case.json');
+writeFileSync(
+  casePath,
+  JSON.stringify({
+    prompts: project.prompts,
+    num_generations: s.numGenerations,
+    max_new_tokens: s.maxNewTokens,
+    micro_batch_size: s.microBatchSize,
+    temperature: s.temperature,
+    top_p: s.topP,
+    top_k: s.topK,
+    beta: s.beta,
+    epsilon: s.epsilon,
+    loss_type: s.lossType,
+    scale_rewards: s.scaleRewards,
+    learning_rate: s.learningRate,
+    adam_betas: s.adamBetas,
+    weight_decay: s.weightDecay,
+    max_grad_norm: s.maxGradNorm,
+    lora: { r: s.loraRank, alpha: s.loraAlpha, dropout: s.loraDropout, targets: s.loraTargets },
+    score_command: [process.execPath, join(root, 'dist', 'src', 'rewards', 'cli.js'), '--config', s.task, '--input'],
+  }),
+);
+const python = spawnSync(
+  join(root, '.venv', 'bin', 'python'),
+  [join(root, 'bench', 'peer', 'trl_grpo_step.py'), '--case', casePath, '--model-dir', join(root, '.cache', 'peer', 'smollm2-135m-f32'), '--gguf', small.weights.path, '--threads', args.threads!],
+  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
+);
+if (python.status !== 0) throw new Error(`bench/peer/trl_grpo_step.py failed (exit ${python.status ?? python.signal})`);
+const trl = JSON.parse(python.stdout.trim().split('\n').at(-1)!) as TrlStep;
+const loadAfter = loadavg();
+
+const projectTrain = project.train_s + project.optimizer_s;
+const rows: [string, number, number][] = [
+  ['generation', project.generation_s, trl.generation_s],
+  ['reward', project.reward_s, trl.reward_s],
+  ['other rollout work', 0, trl.rollout_other_s],
+  ['forward/backward + optimizer', projectTrain, trl.train_s],
+  ['step', project.step_s, trl.step_s],
+];
+const cell = (x: number) => `${x.toFixed(1)} s`.padStart(10);
+console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct f32, LoRA r ${s.loraRank}`);
+console.log(`machine: ${cpuModel}, ${cpus().length} logical CPUs; load average ${loadBefore[0].toFixed(1)} before, ${loadBetween[0].toFixed(1)} between, ${loadAfter[0].toFixed(1)} after; started ${started.toISOString()}`);
+console.log(`this project: ${project.adapter}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
+console.log(`${''.padEnd(30)} ${'project'.padStart(10)} ${'TRL'.padStart(10)}   project / TRL`);
+for (const [label, ours, theirs] of rows) {
+  console.log(`${label.padEnd(30)} ${cell(ours)} ${cell(theirs)}   ${theirs > 0 && ours > 0 ? `${(ours / theirs).toFixed(2)}×` : '–'}`);
+}
+console.log(`${'completion tokens'.padEnd(30)} ${project.completion_tokens.toFixed(0).padStart(10)} ${trl.completion_tokens.toFixed(0).padStart(10)}   (mean length ${project.mean_completion_length.toFixed(1)} / ${trl.mean_completion_length.toFixed(1)})`);
+console.log(`${'trained tokens'.padEnd(30)} ${project.trained_tokens.toFixed(0).padStart(10)} ${trl.trained_tokens.toFixed(0).padStart(10)}`);
+const perToken = (x: number, tokens: number) => (1000 * x) / tokens;
+console.log(
+  `per token: generation ${perToken(project.generation_s, project.completion_tokens).toFixed(0)} / ${perToken(trl.generation_s, trl.completion_tokens).toFixed(0)} ms per completion token, ` +
+    `training ${perToken(projectTrain, project.trained_tokens).toFixed(1)} / ${perToken(trl.train_s, trl.trained_tokens).toFixed(1)} ms per trained token (project / TRL)`,
+);
