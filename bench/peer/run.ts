@@ -105,7 +105,7 @@ writeFileSync(
     weight_decay: s.weightDecay,
     max_grad_norm: s.maxGradNorm,
     lora: { r: s.loraRank, alpha: s.loraAlpha, dropout: s.loraDropout, targets: s.loraTargets },
-    score_command: [process.execPath, join(root, 'dist', 'src', 'rewards', 'cli.js'), '--config', s.task, '--input'],
+    score_command: [process.execPath, join(root, 'dist', 'src', 'cli', 'score.js'), '--config', s.task, '--input'],
   }),
 );
 const python = spawnSync(
