@@ -101,20 +101,23 @@ def signature_mismatches(found: dict[str, Parameters | None]) -> list[str]:
     return problems
 
 
-def _installed(name: str) -> Callable[..., Any] | None:
-    module_name, qualified = name.split(":")
-    value: Any = {"triton.runtime.jit": jit, "triton.runtime.interpreter": interpreter,
-                  "triton.compiler.compiler": compiler}[module_name]
-    for part in qualified.split("."):
-        value = getattr(value, part, None)
-    return value if callable(value) else None
+def installed_signatures() -> dict[str, Parameters | None]:
+    """The parameters of each required function in the installed Triton (None where it is missing)."""
+    modules = {"triton.runtime.jit": jit, "triton.runtime.interpreter": interpreter, "triton.compiler.compiler": compiler}
+    found: dict[str, Parameters | None] = {}
+    for name in REQUIRED_SIGNATURES:
+        module_name, qualified = name.split(":")
+        value: Any = modules[module_name]
+        for part in qualified.split("."):
+            value = getattr(value, part, None)
+        found[name] = parameters_of(value) if callable(value) else None
+    return found
 
 
 def check_installed() -> None:
     check_version("triton", triton.__version__, TESTED_TRITON)
     check_version("torch", torch.__version__, TESTED_TORCH)
-    found = {name: None if (f := _installed(name)) is None else parameters_of(f) for name in REQUIRED_SIGNATURES}
-    problems = signature_mismatches(found)
+    problems = signature_mismatches(installed_signatures())
     if problems:
         raise UnsupportedVersion(f"triton {triton.__version__}'s internals differ from what the runner uses: " + "; ".join(problems))
 
