@@ -3,7 +3,8 @@
 Three sweeps through the real runner process, with the runtime reward timed on the GPU:
 1. every data-set solution: formatting, compilation and correctness 1, no hack, a runtime score in (0, 1);
 2. the hack catalogue: correctness 0 and runtime 0 for each, with the findings the catalogue expects;
-3. one kernel (relu) launched 1, 4 and 16 times in its wrapper: the runtime scores must fall in that order.
+3. one kernel (relu) launched 1, 4 and 16 times in its wrapper, graded one at a time: the runtime scores must
+   fall in that order.
 
 On a machine without a GPU the runner has no default runtime device: sweeps 1 and 2 then run with runtime
 "off" (the timing checks are reported as not run, never as passed) and sweep 3 times the interpreter on the
@@ -49,7 +50,10 @@ def main() -> int:
     runner = RunnerProcess("--workers", str(args.workers), "--time-limit", str(args.time_limit))
     device = runner.hello["runtime_device"]  # "cuda" where the runner sees a GPU, else None
     sweep_device = device or "off"
-    report: dict[str, Any] = {"environment": _environment(), "runner": runner.hello, "runtime_device": sweep_device, "checks": {}}
+    # The solutions and hacks are graded --workers at a time, so their runtime scores were timed while other
+    # candidates ran; the ordering variants are graded one at a time.
+    report: dict[str, Any] = {"environment": _environment(), "runner": runner.hello, "runtime_device": sweep_device,
+                              "concurrent_workers": args.workers, "checks": {}}
 
     def save() -> None:
         report["wall_s"] = round(time.perf_counter() - started, 2)
@@ -66,7 +70,8 @@ def main() -> int:
         save()
         order_device = device or "cpu"
         variants = [_relu_launched(n) for n in LAUNCH_COUNTS]
-        results = runner.evaluate_many([("relu", tagged(code)) for code in variants], runtime_device=order_device)
+        # One at a time: candidates timed side by side on one device would share it.
+        results = [runner.evaluate("relu", tagged(code), runtime_device=order_device) for code in variants]
         report["checks"]["ordering"] = _ordering(results, order_device)
         save()
     finally:
