@@ -49,7 +49,8 @@ def evaluate(
     problem = get_problem(problem_name)
     code = extract_triton_code(completion)
     facts, parse_error = _parse(code)
-    inputs = [problem.inputs(trial, settings.seed if seed is None else seed) for trial in range(settings.trials)]
+    seed = settings.seed if seed is None else seed
+    inputs = [problem.inputs(trial, seed) for trial in range(settings.trials)]
     hacks: list[Violation] = []
     if facts is not None:
         try:
@@ -76,7 +77,7 @@ def evaluate(
     device = runtime_device or settings.runtime_device
     if device == "cuda" and settings.runtime_device != "cuda":
         device = None  # asked for a GPU the runner does not have
-    rewards["runtime"] = runtime_reward(problem, code, inputs, rewards["correctness"], hacks, device, settings.limits, settings.temp_root)
+    rewards["runtime"] = runtime_reward(problem, code, inputs, rewards["correctness"], hacks, device, seed, settings.limits, settings.temp_root)
     return {
         "problem": problem.name,
         "rewards": {name: rewards[name].as_json() for name in REWARD_NAMES},

@@ -13,11 +13,12 @@ import importlib
 import triton.language
 import triton.language.random
 import triton.language.standard
-from triton import knobs
+
+from .triton_internals import set_interpreter
 
 
 def switch_to_interpreter() -> None:
-    knobs.runtime.interpret = True
+    set_interpreter(True)
     # Order matters: the package re-exports names from its submodules, so they are reloaded first.
     for module in (triton.language.standard, triton.language.random, triton.language):
         importlib.reload(module)

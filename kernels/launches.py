@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from triton.runtime.interpreter import InterpretedFunction
-from triton.runtime.jit import JITFunction
+
+from .triton_internals import KERNEL_CLASSES
 
 # aten ops a wrapper may run: allocation, views and metadata. Anything else computes on values.
 ALLOWED_WRAPPER_OPS = {
@@ -87,7 +87,7 @@ RECORDER = LaunchRecorder()
 
 def install() -> None:
     """Patch the launch path of both kernel classes (idempotent: the sandbox is a fresh fork each time)."""
-    for cls in (InterpretedFunction, JITFunction):
+    for cls in KERNEL_CLASSES:
         original = cls.run
 
         def run(self: Any, *args: Any, grid: Any, warmup: bool, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:

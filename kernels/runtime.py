@@ -1,8 +1,9 @@
 """The runtime reward: the candidate's speedup over the PyTorch reference, mapped onto [0, 1].
 
 Only a candidate that passed every correctness trial with no hack found is timed, in a second sandbox (the
-first one's verdict is known only after it exits), on the correctness inputs with the most elements. The
-reference is then timed here, in the trusted evaluator, on the same inputs and device with the same clock.
+first one's verdict is known only after it exits): on a GPU on the problem's benchmark case (large enough that
+a kernel's time is not just launch overhead), in the CPU test mode on the correctness inputs with the most
+elements. The reference is then timed here, in the trusted evaluator, on the same inputs and device with the same clock.
 
 Devices: "cuda" times the compiled kernels on the GPU (the default where the runner sees one); "cpu" times
 the Triton interpreter against torch on the CPU, which says nothing about kernel speed but exercises the
@@ -58,6 +59,7 @@ def runtime_reward(
     correctness: Reward,
     hacks: list[Violation],
     device: str | None,
+    seed: int,
     limits: Limits,
     temp_root: str | None,
 ) -> Reward:
@@ -70,7 +72,7 @@ def runtime_reward(
         return Reward(0.0, "not measured: reward hacking was detected")
     if code is None or correctness.score < 1.0:
         return Reward(0.0, "not measured: only a candidate that passes every correctness trial is timed")
-    args = max(inputs, key=lambda a: sum(t.numel() for t in a if isinstance(t, torch.Tensor)))
+    args = timed_inputs(problem, inputs, device, seed)
     plan = PLANS[device]
     measured = _read_report(*_time_sandboxed(code, problem.name, args, device, plan, limits, temp_root))
     if isinstance(measured, str):
@@ -88,6 +90,14 @@ def runtime_reward(
         f"speedup {speedup:.3g}x on {device}{caveat}: reference {reference}, candidate {candidate}; "
         f"medians of {plan.trials} trials after {plan.warmup} warm-up calls",
     )
+
+
+def timed_inputs(problem: Problem, inputs: list[Args], device: str, seed: int) -> Args:
+    """On a GPU, the problem's benchmark case; in the CPU test mode the interpreter could not run it in time,
+    so the correctness inputs with the most elements."""
+    if device == "cuda":
+        return problem.benchmark_inputs(seed)
+    return max(inputs, key=lambda a: sum(t.numel() for t in a if isinstance(t, torch.Tensor)))
 
 
 def _time_sandboxed(

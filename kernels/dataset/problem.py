@@ -65,6 +65,9 @@ class Problem:
     shapes: Sequence[tuple[int, ...]]
     split: str
     category: str
+    # The case the runtime reward times on a GPU: large enough that a kernel's time is not just launch
+    # overhead. Correctness keeps the small, awkward `shapes` (the interpreter runs them).
+    benchmark_shape: tuple[int, ...]
     tolerance: float | None = None
 
     @property
@@ -75,6 +78,10 @@ class Problem:
         """Arguments for one correctness trial: shape cases cycle, every trial gets its own seed."""
         generator = torch.Generator().manual_seed(seed * 1_000_003 + trial)
         return self.make_inputs(tuple(self.shapes[trial % len(self.shapes)]), generator)
+
+    def benchmark_inputs(self, seed: int) -> Args:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + 999_983)  # apart from every trial's seed
+        return self.make_inputs(tuple(self.benchmark_shape), generator)
 
     def tolerance_for(self, dtype: torch.dtype) -> float:
         if self.tolerance is not None:

@@ -10,8 +10,8 @@ from typing import Callable
 import pytest
 import torch
 
-from kernels.dataset import get_problem
-from kernels.runtime import speedup_score
+from kernels.dataset import ALL_PROBLEMS, get_problem
+from kernels.runtime import speedup_score, timed_inputs
 from kernels.timing import CudaClock, WallClock, measure
 
 from .runner_process import RunnerProcess, tagged
@@ -63,6 +63,26 @@ def test_the_cuda_clock_times_host_waits_between_its_events() -> None:
     fast = measure(lambda: time.sleep(0.005), CudaClock(), warmup=1, trials=7)
     slow = measure(lambda: time.sleep(0.025), CudaClock(), warmup=1, trials=7)
     assert 4.0 < slow.median_s / fast.median_s < 5.5, (fast, slow)
+
+
+def _elements(args: tuple[object, ...]) -> int:
+    return sum(a.numel() for a in args if isinstance(a, torch.Tensor))
+
+
+def test_on_a_gpu_each_problem_is_timed_on_its_benchmark_case_and_on_the_cpu_on_its_largest_trial() -> None:
+    for problem in ALL_PROBLEMS.values():
+        trials = [problem.inputs(trial, seed=3) for trial in range(4)]
+        on_gpu = timed_inputs(problem, trials, "cuda", seed=3)
+        benchmark = problem.benchmark_inputs(seed=3)
+        assert len(on_gpu) == len(benchmark) and all(
+            a.shape == b.shape and torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(on_gpu, benchmark)
+        ), problem.name
+        # At least a million elements and far beyond the interpreter's shapes, so launch overhead is not all
+        # that is timed; sizes that are not powers of two, so the masked tails are timed too.
+        assert _elements(on_gpu) >= max(2**20, 100 * max(_elements(t) for t in trials)), problem.name
+        assert any(d & (d - 1) for d in problem.benchmark_shape), problem.name
+        on_cpu = timed_inputs(problem, trials, "cpu", seed=3)
+        assert _elements(on_cpu) == max(_elements(t) for t in trials), problem.name
 
 
 def test_the_score_is_half_at_parity_and_rises_with_the_speedup() -> None:
