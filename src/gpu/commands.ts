@@ -25,6 +25,10 @@ export class CommandBatch {
   private arena: GPUBuffer;
   private slotsUsed = 0;
   private readonly stagingToDestroy: GPUBuffer[] = [];
+  /** Bytes in host-visible staging buffers (uploads not yet submitted, read-backs not yet mapped). */
+  stagingBytes = 0;
+  /** High-water mark of stagingBytes since the last resetPeak(). */
+  peakStagingBytes = 0;
   /** Dispatches recorded since creation; a cheap counter for tests and benchmarks. */
   dispatchCount = 0;
   submitCount = 0;
@@ -86,7 +90,7 @@ export class CommandBatch {
   /** Copies host data into a buffer in stream order (queue.writeBuffer would jump ahead of recorded work). */
   upload(target: GPUBuffer, targetOffset: number, data: ArrayBufferView): void {
     const bytes = Math.ceil(data.byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    const staging = this.createStaging(bytes, GPUBufferUsage.COPY_SRC, true);
     new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
     this.copy(staging, 0, target, targetOffset, bytes);
@@ -133,6 +137,23 @@ export class CommandBatch {
     this.device.queue.submit([commands]);
     this.submitCount++;
     afterSubmit?.();
-    for (const staging of this.stagingToDestroy.splice(0)) staging.destroy();
+    for (const staging of this.stagingToDestroy.splice(0)) this.destroyStaging(staging);
+  }
+
+  /** A host-visible buffer counted in stagingBytes until destroyStaging(). */
+  createStaging(size: number, usage: GPUBufferUsageFlags, mappedAtCreation = false): GPUBuffer {
+    const buffer = this.device.createBuffer({ size, usage, mappedAtCreation });
+    this.stagingBytes += size;
+    this.peakStagingBytes = Math.max(this.peakStagingBytes, this.stagingBytes);
+    return buffer;
+  }
+
+  destroyStaging(buffer: GPUBuffer): void {
+    this.stagingBytes -= buffer.size;
+    buffer.destroy();
+  }
+
+  resetPeak(): void {
+    this.peakStagingBytes = this.stagingBytes;
   }
 }

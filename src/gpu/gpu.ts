@@ -223,7 +223,7 @@ export class Gpu {
     const sizes = tensors.map((t) => Math.ceil(t.byteLength / 4) * 4);
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total === 0) return tensors.map(() => new ArrayBuffer(0));
-    const staging = this.device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.commands.createStaging(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     let offset = 0;
     tensors.forEach((t, i) => {
       if (sizes[i]) this.commands.copy(t.buffer, 0, staging, offset, sizes[i]);
@@ -233,13 +233,14 @@ export class Gpu {
     try {
       await this.waitFor(staging.mapAsync(GPUMapMode.READ));
     } catch (e) {
+      this.commands.destroyStaging(staging);
       await this.throwErrors();
       throw e;
     }
     const mapped = staging.getMappedRange();
     offset = 0;
     const raws = sizes.map((size) => mapped.slice(offset, (offset += size)));
-    staging.destroy();
+    this.commands.destroyStaging(staging);
     await this.throwErrors();
     return raws;
   }

@@ -189,6 +189,8 @@ export class GrpoTrainer {
       const t0 = performance.now();
       const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
       const t1 = performance.now();
+      // Generation's shapes are not training's: its cached free buffers would only add to the peak.
+      this.gpu.pool.trim();
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
       const names = this.reward.componentNames;
