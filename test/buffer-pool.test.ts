@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BufferPool, sizeClass } from '../src/gpu/buffer-pool.js';
+import { add } from '../src/ops/binary.js';
 import { useGpu } from './helpers/gpu.js';
 
 const KiB = 1024;
@@ -81,5 +82,28 @@ describe('buffer pool cache cap', () => {
     p.trim();
     expect(p.allocatedBytes).toBe(0);
     expect(p.peakAllocatedBytes).toBe(12 * KiB);
+  });
+});
+
+describe('buffer pool eviction with recorded work', () => {
+  const gpu = useGpu();
+
+  it('submits recorded commands before destroying a buffer they use', async () => {
+    const g = gpu();
+    g.pool.trim();
+    const keep = g.pool.maxCachedBytes;
+    g.pool.maxCachedBytes = 0;
+    try {
+      const result = g.tidy(() => {
+        const a = g.tensor([1, 2, 3], [3]);
+        // `a` is released (and, with no cache, destroyed) while the copy into `b` is still only recorded.
+        return g.keep(add(a, a));
+      });
+      expect(Array.from(await result.toArray())).toEqual([2, 4, 6]);
+      result.dispose();
+      await g.sync();
+    } finally {
+      g.pool.maxCachedBytes = keep;
+    }
   });
 });

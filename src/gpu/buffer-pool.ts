@@ -36,6 +36,11 @@ export class BufferPool {
     private readonly maxBufferSize: number,
     /** Cap on cachedBytes; releasing past it destroys free buffers of the least recently used size classes. */
     public maxCachedBytes = DEFAULT_MAX_CACHED_BYTES,
+    /**
+     * Called before buffers are destroyed: a released buffer may still be bound by recorded,
+     * unsubmitted commands, and WebGPU refuses to submit work that uses a destroyed buffer.
+     */
+    private readonly beforeDestroy: () => void = () => {},
   ) {
     if (!(maxCachedBytes >= 0)) throw new Error(`buffer pool: maxCachedBytes must be ≥ 0, got ${maxCachedBytes}`);
   }
@@ -76,6 +81,10 @@ export class BufferPool {
     return this.live.has(buffer);
   }
 
+  liveBuffers(): ReadonlySet<GPUBuffer> {
+    return this.live;
+  }
+
   /** Size classes with cached free buffers, least recently used first (for tests and reports). */
   cachedClasses(): number[] {
     return [...this.free.entries()].filter(([, list]) => list.length > 0).map(([size]) => size);
@@ -88,6 +97,8 @@ export class BufferPool {
 
   /** Gives cached free buffers back to the device, least recently used size classes first, until at most keepBytes stay cached. */
   trim(keepBytes = 0): void {
+    if (this.cachedBytes <= keepBytes) return;
+    this.beforeDestroy();
     for (const [size, list] of this.free) {
       while (this.cachedBytes > keepBytes && list.length) {
         list.pop()!.destroy();

@@ -1,4 +1,4 @@
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, DEFAULT_MAX_CACHED_BYTES } from './buffer-pool.js';
 import { CommandBatch, type Params, type Workgroups } from './commands.js';
 import { acquireDevice, type DeviceOptions } from './device.js';
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/half-precision.js';
@@ -27,9 +27,9 @@ export class Gpu {
     readonly features: ReadonlySet<string>,
     private readonly instance: GPU,
   ) {
-    this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.kernels = new KernelCache(device);
     this.commands = new CommandBatch(device);
+    this.pool = new BufferPool(device, device.limits.maxBufferSize, DEFAULT_MAX_CACHED_BYTES, () => this.commands.submit());
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
     });
@@ -248,6 +248,12 @@ export class Gpu {
   async readScalar(t: Tensor): Promise<number> {
     if (t.size !== 1) throw new Error(`readScalar: ${t} is not a scalar`);
     return (await this.read(t))[0];
+  }
+
+  /** Starts new high-water marks of pool and staging bytes (e.g. per training step). */
+  resetMemoryPeaks(): void {
+    this.pool.resetPeak();
+    this.commands.resetPeak();
   }
 
   destroy(): void {
