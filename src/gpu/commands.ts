@@ -10,6 +10,8 @@ export interface Params {
 }
 
 const ARENA_SLOTS = 4096;
+/** Uploads recorded past this many bytes are submitted, so their staging buffers can be freed. */
+const MAX_PENDING_UPLOAD_BYTES = 64 * 2 ** 20;
 
 /**
  * Records dispatches into one open compute pass and submits them in batches, so a training step
@@ -25,6 +27,8 @@ export class CommandBatch {
   private arena: GPUBuffer;
   private slotsUsed = 0;
   private readonly stagingToDestroy: GPUBuffer[] = [];
+  /** Bytes of uploads recorded since the last submit. */
+  private uploadBytes = 0;
   /** Bytes in host-visible staging buffers (uploads not yet submitted, read-backs not yet mapped). */
   stagingBytes = 0;
   /** High-water mark of stagingBytes since the last resetPeak(). */
@@ -95,6 +99,9 @@ export class CommandBatch {
     staging.unmap();
     this.copy(staging, 0, target, targetOffset, bytes);
     this.stagingToDestroy.push(staging);
+    this.uploadBytes += bytes;
+    // Loading a model uploads every weight before any submit; without this its staging copies would all be held at once.
+    if (this.uploadBytes >= MAX_PENDING_UPLOAD_BYTES) this.submit();
   }
 
   copy(source: GPUBuffer, sourceOffset: number, target: GPUBuffer, targetOffset: number, bytes: number): void {
@@ -138,6 +145,7 @@ export class CommandBatch {
     this.submitCount++;
     afterSubmit?.();
     for (const staging of this.stagingToDestroy.splice(0)) this.destroyStaging(staging);
+    this.uploadBytes = 0;
   }
 
   /** A host-visible buffer counted in stagingBytes until destroyStaging(). */
