@@ -1,5 +1,5 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
-// buffer memory, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
+// buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
 //        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
 // --json writes the timings, token counts, settings and the first step's prompts (what
@@ -79,6 +79,16 @@ console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${a
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
 console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
 console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained${profiled ? `; matmul kernels ${((100 * matmulMs) / gpuMs).toFixed(0)}% of profiled GPU time` : ''}`);
+const last = measured.at(-1)!;
+const mib = (key: string) => `${last[`memory/${key}`].toFixed(0)} MiB`;
+console.log(
+  `device memory at the end of the last step: frozen ${mib('frozen_mib')} + trainable ${mib('trainable_mib')} + pool cache ${mib('pool_cache_mib')} + live other ${mib('live_other_mib')} = ${mib('device_mib')}; ` +
+    `its peaks: live ${mib('peak_gpu_mib')}, device ${mib('peak_device_mib')}, staging ${mib('peak_staging_mib')}`,
+);
+const usage = process.memoryUsage();
+console.log(
+  `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}); JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,
+);
 for (const k of kernels.slice(0, 8)) console.log(`  ${k.label.padEnd(60)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / gpuMs).toFixed(1).padStart(5)}%`);
 if (args.json) {
   const tokenizer = trainer.loaded.tokenizer;

@@ -15,7 +15,7 @@ describe('command-line and config settings', () => {
     tiny = prepareTinyRun();
   });
 
-  it('train.js refuses wrong types and ranges, naming each flag', () => {
+  it('train.js refuses wrong types and ranges, naming each flag', async () => {
     const cases: [string[], string][] = [
       [['--steps', 'abc'], '--steps must be integer, got "abc"'],
       [['--steps', '2.5'], '--steps must be integer, got "2.5"'],
@@ -29,36 +29,36 @@ describe('command-line and config settings', () => {
       [['--resume', '--overwrite'], '--resume and --overwrite contradict each other'],
     ];
     for (const [flags, message] of cases) {
-      const result = runNode([TRAIN, '--out-dir', newDir('grpo-flags-'), ...flags]);
+      const result = await runNode([TRAIN, '--out-dir', newDir('grpo-flags-'), ...flags]);
       expect(result.status, flags.join(' ')).toBe(EXIT_USAGE);
       expect(result.stderr).toContain(message);
     }
   });
 
-  it('a config file must hold the right types (a string is not a boolean), named by file and key', () => {
+  it('a config file must hold the right types (a string is not a boolean), named by file and key', async () => {
     const config = join(newDir('grpo-config-'), 'run.json');
     writeFileSync(config, JSON.stringify({ resume: 'yes', 'max-new-tokens': '12', steps: 3 }));
-    const result = runNode([TRAIN, '--config', config]);
+    const result = await runNode([TRAIN, '--config', config]);
     expect(result.status).toBe(EXIT_USAGE);
     expect(result.stderr).toContain(`${config}: "resume" must be boolean, got "yes"`);
     expect(result.stderr).toContain(`${config}: "max-new-tokens" must be integer, got "12"`);
     writeFileSync(config, JSON.stringify({ stepz: 3 }));
-    expect(runNode([TRAIN, '--config', config]).stderr).toContain(`${config}: unknown setting "stepz"`);
+    expect((await runNode([TRAIN, '--config', config])).stderr).toContain(`${config}: unknown setting "stepz"`);
   });
 
-  it('sft.js and generate.js check their numbers too, and --batch against the device limits', () => {
-    const sft = runNode([SFT, '--data', join(tiny.model, 'none.jsonl'), '--steps', 'abc']);
+  it('sft.js and generate.js check their numbers too, and --batch against the device limits', async () => {
+    const sft = await runNode([SFT, '--data', join(tiny.model, 'none.jsonl'), '--steps', 'abc']);
     expect(sft.status).toBe(EXIT_USAGE);
     expect(sft.stderr).toContain('--steps must be integer, got "abc"');
-    const text = runNode([GENERATE, '--model', tiny.model, '--batch', 'abc']);
+    const text = await runNode([GENERATE, '--model', tiny.model, '--batch', 'abc']);
     expect(text.status).toBe(EXIT_USAGE);
     expect(text.stderr).toContain('--batch must be integer, got "abc"');
-    const huge = runNode([GENERATE, '--model', tiny.model, '--prompt', '1+2=', '--batch', '100000', '--max-new-tokens', '4']);
+    const huge = await runNode([GENERATE, '--model', tiny.model, '--prompt', '1+2=', '--batch', '100000', '--max-new-tokens', '4']);
     expect(huge.status).toBe(EXIT_USAGE);
     expect(huge.stderr).toMatch(/--batch 100000 does not fit this device: at most \d+ sequences of \d+ prompt \+ 4 new tokens/);
   });
 
-  it('the generation batch limit names the binding limit', () => {
+  it('the generation batch limit names the binding limit', async () => {
     const config = parseHfConfig(
       { architectures: ['LlamaForCausalLM'], hidden_size: 64, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 1000, max_position_embeddings: 512 },
       'test',

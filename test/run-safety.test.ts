@@ -14,20 +14,20 @@ describe('run safety', () => {
     tiny = prepareTinyRun();
   });
 
-  it('refuses a second run in a folder that holds one; --overwrite replaces it as a whole', () => {
+  it('refuses a second run in a folder that holds one; --overwrite replaces it as a whole', async () => {
     const dir = newDir('grpo-twice-');
-    const first = runTrain(tiny, dir, short);
+    const first = await runTrain(tiny, dir, short);
     expect(first.status, first.stderr).toBe(0);
     writeFileSync(join(dir, 'notes.txt'), 'mine');
     const before = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
 
-    const second = runTrain(tiny, dir, short);
+    const second = await runTrain(tiny, dir, short);
     expect(second.status).not.toBe(0);
     expect(second.stderr).toMatch(/already holds a run \(checkpoint-2, completions\.jsonl, curves\.svg, metrics\.jsonl\)/);
     expect(second.stderr).toMatch(/--resume.*--overwrite/);
     expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).toBe(before);
 
-    const replaced = runTrain(tiny, dir, ['--steps', '1', '--overwrite']);
+    const replaced = await runTrain(tiny, dir, ['--steps', '1', '--overwrite']);
     expect(replaced.status, replaced.stderr).toBe(0);
     expect(metrics(dir).map((r) => r.step)).toEqual([0, 1]);
     expect(existsSync(join(dir, 'checkpoint-2'))).toBe(false);
@@ -37,8 +37,8 @@ describe('run safety', () => {
     const data = join(tiny.model, 'pairs.jsonl');
     writeFileSync(data, '{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}\n');
     const sft = (extra: string[] = []) => runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '1', '--batch', '1', '--lora-rank', '2', '--out-dir', dir, ...extra]);
-    expect(sft().stderr).toMatch(/already holds a run \(checkpoint-1, completions\.jsonl, curves\.svg, metrics\.jsonl\)\. Replace it with --overwrite/);
-    expect(sft(['--overwrite']).status).toBe(0);
+    expect((await sft()).stderr).toMatch(/already holds a run \(checkpoint-1, completions\.jsonl, curves\.svg, metrics\.jsonl\)\. Replace it with --overwrite/);
+    expect((await sft(['--overwrite'])).status).toBe(0);
     expect(existsSync(join(dir, 'adapter', 'adapter_config.json'))).toBe(true);
     expect(existsSync(join(dir, 'checkpoint-1'))).toBe(false);
   });
@@ -61,7 +61,7 @@ describe('run safety', () => {
     const leftover = join(dir, '.checkpoint-9.4242.tmp');
     mkdirSync(leftover);
     writeFileSync(join(leftover, 'adapter_model.safetensors'), 'half');
-    const resumed = runTrain(tiny, dir, ['--steps', '8', '--save-every', '100', '--resume']);
+    const resumed = await runTrain(tiny, dir, ['--steps', '8', '--save-every', '100', '--resume']);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`resuming at step ${step}`);
     expect(existsSync(leftover)).toBe(false);
@@ -72,23 +72,23 @@ describe('run safety', () => {
     const dir = newDir('grpo-lock-');
     const first = startTrain(tiny, dir, ['--steps', '8', '--save-every', '1']);
     await waitFor(() => existsSync(join(dir, 'checkpoint-1', 'trainer_state.json')));
-    const second = runTrain(tiny, dir, ['--steps', '8', '--overwrite']);
+    const second = await runTrain(tiny, dir, ['--steps', '8', '--overwrite']);
     expect(second.status).not.toBe(0);
     expect(second.stderr).toContain(`--out-dir ${dir} is in use by process ${first.child.pid}`);
     expect(existsSync(join(dir, 'checkpoint-1'))).toBe(true);
     first.child.kill('SIGKILL');
     await first.exited;
 
-    const resumed = runTrain(tiny, dir, ['--steps', '8', '--save-every', '1', '--resume']);
+    const resumed = await runTrain(tiny, dir, ['--steps', '8', '--save-every', '1', '--resume']);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain(`removing a stale lock (process ${first.child.pid} is gone)`);
     expect(existsSync(join(dir, '.run.lock'))).toBe(false);
   });
 
-  it('resume is exact or refused: --steps with a decaying schedule, changed data files', () => {
+  it('resume is exact or refused: --steps with a decaying schedule, changed data files', async () => {
     const cosine = newDir('grpo-cosine-');
-    expect(runTrain(tiny, cosine, short).status).toBe(0);
-    const longer = runTrain(tiny, cosine, ['--steps', '4', '--resume']);
+    expect((await runTrain(tiny, cosine, short)).status).toBe(0);
+    const longer = await runTrain(tiny, cosine, ['--steps', '4', '--resume']);
     expect(longer.status).not.toBe(0);
     expect(longer.stderr).toContain('--steps 2 vs 4 (the cosine learning-rate schedule decays over --steps)');
 
@@ -96,8 +96,8 @@ describe('run safety', () => {
     const data = join(constant, 'sums.jsonl');
     writeFileSync(data, '{"prompt": "1+2="}\n{"prompt": "3+4="}\n');
     const rows = ['--lr-schedule', 'constant', '--task', data];
-    expect(runTrain(tiny, constant, [...short, ...rows]).status).toBe(0);
-    const extended = runTrain(tiny, constant, ['--steps', '3', '--resume', ...rows]);
+    expect((await runTrain(tiny, constant, [...short, ...rows])).status).toBe(0);
+    const extended = await runTrain(tiny, constant, ['--steps', '3', '--resume', ...rows]);
     expect(extended.status, extended.stderr).toBe(0);
     expect(metrics(constant).map((r) => r.step)).toEqual([0, 1, 2, 3]);
 
@@ -106,24 +106,24 @@ describe('run safety', () => {
     const state = JSON.parse(readFileSync(statePath, 'utf8')) as { config: Record<string, unknown> };
     delete state.config.skipLongRows;
     writeFileSync(statePath, JSON.stringify(state));
-    const older = runTrain(tiny, constant, ['--steps', '4', '--resume', ...rows]);
+    const older = await runTrain(tiny, constant, ['--steps', '4', '--resume', ...rows]);
     expect(older.status, older.stderr).toBe(0);
 
     writeFileSync(data, '{"prompt": "1+2="}\n{"prompt": "5+4="}\n');
-    const changed = runTrain(tiny, constant, ['--steps', '5', '--resume', ...rows]);
+    const changed = await runTrain(tiny, constant, ['--steps', '5', '--resume', ...rows]);
     expect(changed.status).not.toBe(0);
     expect(changed.stderr).toContain(`${data} changed since the checkpoint`);
   });
 
-  it('checks rows and graders before the first step; a grader failing on every completion stops the run', () => {
+  it('checks rows and graders before the first step; a grader failing on every completion stops the run', async () => {
     const dir = newDir('grpo-preflight-');
     const data = join(dir, 'rows.jsonl');
     writeFileSync(data, `{"prompt": "1+2="}\n{"prompt": "${'7'.repeat(300)}"}\n{"prompt": "3+4="}\n`);
-    const long = runTrain(tiny, newDir('grpo-long-'), ['--task', data]);
+    const long = await runTrain(tiny, newDir('grpo-long-'), ['--task', data]);
     expect(long.status).not.toBe(0);
     expect(long.stderr).toContain(`1 data row does not fit the model's context of 256 tokens with --max-new-tokens 12:\n  ${data}:2 (`);
     expect(long.stderr).toContain('--skip-long-rows');
-    const skipped = runTrain(tiny, newDir('grpo-skip-'), ['--task', data, '--skip-long-rows', '--steps', '1']);
+    const skipped = await runTrain(tiny, newDir('grpo-skip-'), ['--task', data, '--skip-long-rows', '--steps', '1']);
     expect(skipped.status, skipped.stderr).toBe(0);
     expect(skipped.stderr).toContain(`${data}:2 (`);
 
@@ -132,61 +132,61 @@ describe('run safety', () => {
       writeFileSync(path, JSON.stringify({ components: [{ name, grader, timeoutMs: 5000 }] }));
       return ['--reward-config', path, '--steps', '1'];
     };
-    const missing = runTrain(tiny, newDir('grpo-missing-'), reward('gone', { type: 'programmatic', module: './nowhere.mjs' }));
+    const missing = await runTrain(tiny, newDir('grpo-missing-'), reward('gone', { type: 'programmatic', module: './nowhere.mjs' }));
     expect(missing.status).not.toBe(0);
     expect(missing.stderr).toMatch(/reward component 'gone': .*nowhere\.mjs/);
     expect(missing.stderr).not.toMatch(/step 1/);
 
-    const absent = runTrain(tiny, newDir('grpo-absent-'), reward('absent', { type: 'external', command: join(dir, 'no-such-grader') }));
+    const absent = await runTrain(tiny, newDir('grpo-absent-'), reward('absent', { type: 'external', command: join(dir, 'no-such-grader') }));
     expect(absent.stderr).toMatch(/reward component 'absent': .*no-such-grader failed to start: .*ENOENT/);
 
-    const chatty = runTrain(tiny, newDir('grpo-chatty-'), reward('chatty', { type: 'external', command: process.execPath, args: ['-e', "process.stdin.on('data', () => console.log('hello'))"] }));
+    const chatty = await runTrain(tiny, newDir('grpo-chatty-'), reward('chatty', { type: 'external', command: process.execPath, args: ['-e', "process.stdin.on('data', () => console.log('hello'))"] }));
     expect(chatty.stderr).toContain(`reward component 'chatty': ${process.execPath} printed non-JSON output: "hello"`);
 
     writeFileSync(join(dir, 'throws.mjs'), "export default () => { throw new Error('no answer key'); };\n");
-    const throwing = runTrain(tiny, newDir('grpo-throws-'), reward('throws', { type: 'programmatic', module: './throws.mjs' }));
+    const throwing = await runTrain(tiny, newDir('grpo-throws-'), reward('throws', { type: 'programmatic', module: './throws.mjs' }));
     expect(throwing.status, throwing.stderr).toBe(3);
     expect(throwing.stderr).toContain("step 1: reward component 'throws' (grader failed: no answer key) failed on every completion");
   });
 
-  it('--init-adapter: conflicting LoRA flags are refused, the adapter\'s own settings are reported', () => {
+  it('--init-adapter: conflicting LoRA flags are refused, the adapter\'s own settings are reported', async () => {
     const dir = newDir('grpo-init-');
     const data = join(dir, 'pairs.jsonl');
     writeFileSync(data, '{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}\n');
-    const sft = runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '1', '--batch', '1', '--lora-rank', '4', '--lora-alpha', '8', '--out-dir', join(dir, 'sft')]);
+    const sft = await runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '1', '--batch', '1', '--lora-rank', '4', '--lora-alpha', '8', '--out-dir', join(dir, 'sft')]);
     expect(sft.status, sft.stderr).toBe(0);
     const adapter = join(dir, 'sft', 'adapter');
-    const conflict = runTrain(tiny, join(dir, 'a'), ['--steps', '1', '--init-adapter', adapter, '--lora-alpha', '32']);
+    const conflict = await runTrain(tiny, join(dir, 'a'), ['--steps', '1', '--init-adapter', adapter, '--lora-alpha', '32']);
     expect(conflict.status).not.toBe(0);
     expect(conflict.stderr).toContain(`--init-adapter ${adapter}: --lora-alpha 32 conflicts with the adapter's 8`);
-    const adopted = runTrain(tiny, join(dir, 'b'), ['--steps', '1', '--init-adapter', adapter]);
+    const adopted = await runTrain(tiny, join(dir, 'b'), ['--steps', '1', '--init-adapter', adapter]);
     expect(adopted.status, adopted.stderr).toBe(0);
     expect(adopted.stderr).toContain(`LoRA r=4 alpha 8 from ${adapter}`);
     const state = JSON.parse(readFileSync(join(dir, 'b', 'checkpoint-1', 'trainer_state.json'), 'utf8')) as { config: Record<string, unknown> };
     expect(state.config).toMatchObject({ loraRank: 4, loraAlpha: 8, loraDropout: 0.1 });
   });
 
-  it('says what it falls back on, and refuses what it cannot do: no chat template, non-UTF-8 rows, NaN weights', () => {
+  it('says what it falls back on, and refuses what it cannot do: no chat template, non-UTF-8 rows, NaN weights', async () => {
     const plain = newDir('plain-model-');
     cpSync(tiny.model, plain, { recursive: true });
     rmSync(join(plain, 'tokenizer_config.json'));
-    const warned = runTrain(tiny, newDir('grpo-plain-'), ['--model', plain, '--steps', '1']);
+    const warned = await runTrain(tiny, newDir('grpo-plain-'), ['--model', plain, '--steps', '1']);
     expect(warned.status, warned.stderr).toBe(0);
     expect(warned.stderr).toContain(`warning: ${plain}: the tokenizer has no chat template`);
     const withSystem = join(plain, 'system.jsonl');
     writeFileSync(withSystem, '{"prompt": "1+2="}\n{"prompt": "3+4=", "system": "Be brief."}\n');
-    const refused = runTrain(tiny, newDir('grpo-plain-'), ['--model', plain, '--task', withSystem]);
+    const refused = await runTrain(tiny, newDir('grpo-plain-'), ['--model', plain, '--task', withSystem]);
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain(`but ${withSystem}:2 has a system message, which only a chat template can place`);
 
     const latin1 = join(plain, 'latin1.jsonl');
     writeFileSync(latin1, Buffer.concat([Buffer.from('{"prompt": "1+2="}\n{"prompt": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
-    const encoding = runTrain(tiny, newDir('grpo-latin1-'), ['--task', latin1]);
+    const encoding = await runTrain(tiny, newDir('grpo-latin1-'), ['--task', latin1]);
     expect(encoding.status).not.toBe(0);
     expect(encoding.stderr).toContain(`${latin1}:2: not valid UTF-8`);
 
     const poisoned = writeRandomCheckpoint(1, { nanWeights: true });
-    const diverged = runTrain(tiny, newDir('grpo-nan-'), ['--model', poisoned, '--steps', '2']);
+    const diverged = await runTrain(tiny, newDir('grpo-nan-'), ['--model', poisoned, '--steps', '2']);
     expect(diverged.status, diverged.stderr).toBe(2);
     expect(diverged.stderr).toMatch(/step 1: loss \S+, grad norm NaN — training diverged; no checkpoint was saved before it/);
     expect(diverged.stderr).not.toContain('last good checkpoint');

@@ -17,9 +17,9 @@ describe('train.js', () => {
   });
 
   let straight = '';
-  it('trains, logs TRL-named metrics, writes checkpoints and a plot', () => {
+  it('trains, logs TRL-named metrics, writes checkpoints and a plot', async () => {
     straight = newDir('grpo-');
-    const { status, stderr } = run(straight);
+    const { status, stderr } = await run(straight);
     expect(status, stderr).toBe(0);
     // Start-up shows each stage as it begins, with the time since the command started.
     const stages = [...stderr.matchAll(/^\[\s*\d+[smh0-9]*\] (.+)$/gm)].map((m) => m[1]);
@@ -52,33 +52,34 @@ describe('train.js', () => {
       });
     });
     expect(existsSync(join(dir, 'checkpoint-4'))).toBe(false);
-    const { status, stderr } = run(dir, ['--resume']);
+    const { status, stderr } = await run(dir, ['--resume']);
     expect(status, stderr).toBe(0);
     expect(stderr).toContain('resuming at step 2');
     expect(adapterBytes(dir, 4).equals(adapterBytes(straight, 4))).toBe(true);
     expect(metrics(dir).map((r) => r.loss)).toEqual(metrics(straight).map((r) => r.loss));
   });
 
-  it('refuses to resume with different settings, and stops cleanly when training diverges', () => {
-    const changed = run(straight, ['--resume', '--learning-rate', '0.5']);
+  it('refuses to resume with different settings, and stops cleanly when training diverges', async () => {
+    const changed = await run(straight, ['--resume', '--learning-rate', '0.5']);
     expect(changed.status).not.toBe(0);
     expect(changed.stderr).toMatch(/different settings \(--learning-rate 0.02 vs 0.5\)/);
     const dir = newDir('grpo-diverge-');
-    const diverged = run(dir, ['--learning-rate', '1e30', '--max-grad-norm', '1e30', '--steps', '4']);
+    const diverged = await run(dir, ['--learning-rate', '1e30', '--max-grad-norm', '1e30', '--steps', '4']);
     expect(diverged.status, diverged.stderr).toBe(2);
     expect(diverged.stderr).toMatch(/training diverged/);
   });
 
-  it('shared and repeated prompt forwards give the same step, with less work shared (micro-batches split groups)', () => {
+  it('shared and repeated prompt forwards give the same step, with less work shared (micro-batches split groups)', async () => {
     // Learning rate 0: both steps of the rollout see the same weights, so the second one's ratio
     // against the cached old log-probs and the KL against the cached reference log-probs must match too.
     const same = ['--steps', '2', '--num-iterations', '2', '--beta', '0.1', '--learning-rate', '0', '--lora-dropout', '0', '--eval-every', '100', '--eval-prompts', '1', '--save-every', '100'];
-    const rows = (['shared', 'repeated'] as const).map((mode) => {
+    const rows = [];
+    for (const mode of ['shared', 'repeated'] as const) {
       const dir = newDir(`grpo-${mode}-`);
-      const { status, stderr } = run(dir, [...same, '--prompt-forward', mode]);
+      const { status, stderr } = await run(dir, [...same, '--prompt-forward', mode]);
       expect(status, stderr).toBe(0);
-      return metrics(dir).filter((r) => r.step > 0 && 'loss' in r);
-    });
+      rows.push(metrics(dir).filter((r) => r.step > 0 && 'loss' in r));
+    }
     const [shared, repeated] = rows;
     expect(shared).toHaveLength(2);
     for (const [i, row] of repeated.entries()) {
@@ -90,22 +91,22 @@ describe('train.js', () => {
     }
   });
 
-  it('sft.js trains a LoRA warm-up whose adapter train.js continues from', () => {
+  it('sft.js trains a LoRA warm-up whose adapter train.js continues from', async () => {
     const data = join(tiny.model, 'pairs.jsonl');
     writeFileSync(data, ['{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}', '{"prompt": "What is 4 * 3?", "completion": "<answer>12</answer>"}'].join('\n'));
     const out = newDir('sft-');
-    const sft = runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '6', '--batch', '2', '--learning-rate', '0.01', '--lora-rank', '4', '--out-dir', out]);
+    const sft = await runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '6', '--batch', '2', '--learning-rate', '0.01', '--lora-rank', '4', '--out-dir', out]);
     expect(sft.status, sft.stderr).toBe(0);
     const losses = metrics(out).map((r) => r.loss);
     expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
-    const rl = run(newDir('grpo-warm-'), ['--steps', '1', '--init-adapter', join(out, 'adapter')]);
+    const rl = await run(newDir('grpo-warm-'), ['--steps', '1', '--init-adapter', join(out, 'adapter')]);
     expect(rl.status, rl.stderr).toBe(0);
   });
 
-  it('names the file and line of a malformed data row', () => {
+  it('names the file and line of a malformed data row', async () => {
     const data = join(tiny.model, 'bad.jsonl');
     writeFileSync(data, '{"prompt": "ok"}\n{"prompt": \n');
-    const result = runNode([...args(newDir('grpo-bad-')), '--task', data]);
+    const result = await runNode([...args(newDir('grpo-bad-')), '--task', data]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(`${data}:2: not valid JSON`);
   });

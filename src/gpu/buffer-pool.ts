@@ -1,6 +1,9 @@
 /**
  * Reuses GPU buffers by size class. Training allocates the same shapes every step, so after the
  * first step nearly every allocation is a free-list hit and the device sees no new buffers.
+ * Generation and training use different shapes, so free buffers cached by one phase are dead
+ * weight in the other: the cache can be capped (`maxCachedBytes`; least recently used size classes
+ * go first) and trim() empties it.
  */
 /** Size classes: powers of two up to 1 MiB, then steps of 1/8 of the power of two (≤ 12.5% waste). */
 export function sizeClass(bytes: number): number {
@@ -10,51 +13,111 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(n / step) * step;
 }
 
+/**
+ * Default cap on free bytes kept for reuse: none. With Dawn's default resource sub-allocation the
+ * memory of destroyed buffers stays with the process, so evicting and re-creating buffers raised a
+ * GRPO step's peak RSS on lavapipe (4.15 → 6.23 GiB, bench/README "Memory"); a cap pays only with
+ * WEBGPU_TOGGLES=disable_resource_suballocation.
+ */
+export const DEFAULT_MAX_CACHED_BYTES = Number.POSITIVE_INFINITY;
+
 export class BufferPool {
+  /** Free buffers per size class; Map order is use order, least recently used class first. */
   private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly live = new Set<GPUBuffer>();
   /** Bytes in buffers handed out and not yet returned. */
   liveBytes = 0;
   /** High-water mark of liveBytes since the last resetPeak(). */
   peakBytes = 0;
   /** Bytes held by the device: live plus cached free buffers. */
   allocatedBytes = 0;
+  /** High-water mark of allocatedBytes since the last resetPeak(). */
+  peakAllocatedBytes = 0;
+  /** Bytes in free buffers kept for reuse. */
+  cachedBytes = 0;
 
-  constructor(private readonly device: GPUDevice, private readonly maxBufferSize: number) {}
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxBufferSize: number,
+    /** Cap on cachedBytes; releasing past it destroys free buffers of the least recently used size classes. */
+    public maxCachedBytes = DEFAULT_MAX_CACHED_BYTES,
+    /**
+     * Called before buffers are destroyed: a released buffer may still be bound by recorded,
+     * unsubmitted commands, and WebGPU refuses to submit work that uses a destroyed buffer.
+     */
+    private readonly beforeDestroy: () => void = () => {},
+  ) {
+    if (!(maxCachedBytes >= 0)) throw new Error(`buffer pool: maxCachedBytes must be ≥ 0, got ${maxCachedBytes}`);
+  }
 
   acquire(bytes: number): GPUBuffer {
     const size = sizeClass(bytes);
     if (size > this.maxBufferSize) {
       throw new Error(`buffer of ${bytes} bytes exceeds the device's maxBufferSize (${this.maxBufferSize})`);
     }
-    let buffer = this.free.get(size)?.pop();
-    if (!buffer) {
+    const list = this.free.get(size);
+    let buffer = list?.pop();
+    if (buffer) {
+      this.cachedBytes -= size;
+      this.touch(size, list!);
+    } else {
       buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.allocatedBytes += size;
+      this.peakAllocatedBytes = Math.max(this.peakAllocatedBytes, this.allocatedBytes);
     }
+    this.live.add(buffer);
     this.liveBytes += size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
     return buffer;
   }
 
   release(buffer: GPUBuffer): void {
+    if (!this.live.delete(buffer)) throw new Error(`buffer pool: a buffer of ${buffer.size} bytes was released twice or never acquired`);
     this.liveBytes -= buffer.size;
-    let list = this.free.get(buffer.size);
-    if (!list) this.free.set(buffer.size, (list = []));
+    const list = this.free.get(buffer.size) ?? [];
     list.push(buffer);
+    this.cachedBytes += buffer.size;
+    this.touch(buffer.size, list);
+    this.trim(this.maxCachedBytes);
+  }
+
+  /** Whether the buffer is handed out by this pool and not yet returned. */
+  isLive(buffer: GPUBuffer): boolean {
+    return this.live.has(buffer);
+  }
+
+  liveBuffers(): ReadonlySet<GPUBuffer> {
+    return this.live;
+  }
+
+  /** Size classes with cached free buffers, least recently used first (for tests and reports). */
+  cachedClasses(): number[] {
+    return [...this.free.entries()].filter(([, list]) => list.length > 0).map(([size]) => size);
   }
 
   resetPeak(): void {
     this.peakBytes = this.liveBytes;
+    this.peakAllocatedBytes = this.allocatedBytes;
   }
 
-  /** Gives cached free buffers back to the device. */
-  trim(): void {
-    for (const list of this.free.values()) {
-      for (const buffer of list) {
-        this.allocatedBytes -= buffer.size;
-        buffer.destroy();
+  /** Gives cached free buffers back to the device, least recently used size classes first, until at most keepBytes stay cached. */
+  trim(keepBytes = 0): void {
+    if (this.cachedBytes <= keepBytes) return;
+    this.beforeDestroy();
+    for (const [size, list] of this.free) {
+      while (this.cachedBytes > keepBytes && list.length) {
+        list.pop()!.destroy();
+        this.cachedBytes -= size;
+        this.allocatedBytes -= size;
       }
+      if (!list.length) this.free.delete(size);
+      if (this.cachedBytes <= keepBytes) return;
     }
-    this.free.clear();
+  }
+
+  /** Moves a size class to the most recently used end. */
+  private touch(size: number, list: GPUBuffer[]): void {
+    this.free.delete(size);
+    this.free.set(size, list);
   }
 }

@@ -10,6 +10,8 @@ export interface Params {
 }
 
 const ARENA_SLOTS = 4096;
+/** Uploads recorded past this many bytes are submitted, so their staging buffers can be freed. */
+const MAX_PENDING_UPLOAD_BYTES = 64 * 2 ** 20;
 
 /**
  * Records dispatches into one open compute pass and submits them in batches, so a training step
@@ -25,6 +27,12 @@ export class CommandBatch {
   private arena: GPUBuffer;
   private slotsUsed = 0;
   private readonly stagingToDestroy: GPUBuffer[] = [];
+  /** Bytes of uploads recorded since the last submit. */
+  private uploadBytes = 0;
+  /** Bytes in host-visible staging buffers (uploads not yet submitted, read-backs not yet mapped). */
+  stagingBytes = 0;
+  /** High-water mark of stagingBytes since the last resetPeak(). */
+  peakStagingBytes = 0;
   /** Dispatches recorded since creation; a cheap counter for tests and benchmarks. */
   dispatchCount = 0;
   submitCount = 0;
@@ -86,11 +94,14 @@ export class CommandBatch {
   /** Copies host data into a buffer in stream order (queue.writeBuffer would jump ahead of recorded work). */
   upload(target: GPUBuffer, targetOffset: number, data: ArrayBufferView): void {
     const bytes = Math.ceil(data.byteLength / 4) * 4;
-    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    const staging = this.createStaging(bytes, GPUBufferUsage.COPY_SRC, true);
     new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
     this.copy(staging, 0, target, targetOffset, bytes);
     this.stagingToDestroy.push(staging);
+    this.uploadBytes += bytes;
+    // Loading a model uploads every weight before any submit; without this its staging copies would all be held at once.
+    if (this.uploadBytes >= MAX_PENDING_UPLOAD_BYTES) this.submit();
   }
 
   copy(source: GPUBuffer, sourceOffset: number, target: GPUBuffer, targetOffset: number, bytes: number): void {
@@ -133,6 +144,24 @@ export class CommandBatch {
     this.device.queue.submit([commands]);
     this.submitCount++;
     afterSubmit?.();
-    for (const staging of this.stagingToDestroy.splice(0)) staging.destroy();
+    for (const staging of this.stagingToDestroy.splice(0)) this.destroyStaging(staging);
+    this.uploadBytes = 0;
+  }
+
+  /** A host-visible buffer counted in stagingBytes until destroyStaging(). */
+  createStaging(size: number, usage: GPUBufferUsageFlags, mappedAtCreation = false): GPUBuffer {
+    const buffer = this.device.createBuffer({ size, usage, mappedAtCreation });
+    this.stagingBytes += size;
+    this.peakStagingBytes = Math.max(this.peakStagingBytes, this.stagingBytes);
+    return buffer;
+  }
+
+  destroyStaging(buffer: GPUBuffer): void {
+    this.stagingBytes -= buffer.size;
+    buffer.destroy();
+  }
+
+  resetPeak(): void {
+    this.peakStagingBytes = this.stagingBytes;
   }
 }

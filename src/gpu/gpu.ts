@@ -1,4 +1,4 @@
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, DEFAULT_MAX_CACHED_BYTES } from './buffer-pool.js';
 import { CommandBatch, type Params, type Workgroups } from './commands.js';
 import { acquireDevice, type DeviceOptions } from './device.js';
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/half-precision.js';
@@ -27,9 +27,9 @@ export class Gpu {
     readonly features: ReadonlySet<string>,
     private readonly instance: GPU,
   ) {
-    this.pool = new BufferPool(device, device.limits.maxBufferSize);
     this.kernels = new KernelCache(device);
     this.commands = new CommandBatch(device);
+    this.pool = new BufferPool(device, device.limits.maxBufferSize, DEFAULT_MAX_CACHED_BYTES, () => this.commands.submit());
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
     });
@@ -223,7 +223,7 @@ export class Gpu {
     const sizes = tensors.map((t) => Math.ceil(t.byteLength / 4) * 4);
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total === 0) return tensors.map(() => new ArrayBuffer(0));
-    const staging = this.device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.commands.createStaging(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     let offset = 0;
     tensors.forEach((t, i) => {
       if (sizes[i]) this.commands.copy(t.buffer, 0, staging, offset, sizes[i]);
@@ -233,13 +233,14 @@ export class Gpu {
     try {
       await this.waitFor(staging.mapAsync(GPUMapMode.READ));
     } catch (e) {
+      this.commands.destroyStaging(staging);
       await this.throwErrors();
       throw e;
     }
     const mapped = staging.getMappedRange();
     offset = 0;
     const raws = sizes.map((size) => mapped.slice(offset, (offset += size)));
-    staging.destroy();
+    this.commands.destroyStaging(staging);
     await this.throwErrors();
     return raws;
   }
@@ -247,6 +248,12 @@ export class Gpu {
   async readScalar(t: Tensor): Promise<number> {
     if (t.size !== 1) throw new Error(`readScalar: ${t} is not a scalar`);
     return (await this.read(t))[0];
+  }
+
+  /** Starts new high-water marks of pool and staging bytes (e.g. per training step). */
+  resetMemoryPeaks(): void {
+    this.pool.resetPeak();
+    this.commands.resetPeak();
   }
 
   destroy(): void {

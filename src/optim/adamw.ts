@@ -76,6 +76,11 @@ export class AdamW {
     });
   }
 
+  /** The moment tensors (for memory accounting). */
+  stateTensors(): Tensor[] {
+    return [...this.m, ...this.v];
+  }
+
   /** Drops every parameter's gradient (torch's zero_grad(set_to_none=True)). */
   zeroGrad(): void {
     for (const p of this.params) {

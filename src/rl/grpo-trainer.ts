@@ -2,6 +2,7 @@ import { backward } from '../autograd/backward.js';
 import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
+import { maxRssBytes, memoryBreakdown } from '../gpu/memory.js';
 import type { Tensor } from '../gpu/tensor.js';
 import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
@@ -204,7 +205,7 @@ export class GrpoTrainer {
     while (this.step < c.steps && !this.stopRequested) {
       const rolloutIndex = Math.floor(this.step / c.numIterations);
       const rows = this.promptRows(rolloutIndex);
-      this.gpu.pool.resetPeak();
+      this.gpu.resetMemoryPeaks();
       const t0 = performance.now();
       const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
       const t1 = performance.now();
@@ -261,7 +262,7 @@ export class GrpoTrainer {
             step: this.step,
             ...metrics,
             ...(iteration === 0 ? generationMetrics : {}),
-            'memory/peak_gpu_mib': this.gpu.pool.peakBytes / 2 ** 20,
+            ...this.memoryMetrics(),
           };
           if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.evaluate()));
           this.log.metrics(row);
@@ -437,6 +438,27 @@ export class GrpoTrainer {
       history: this.history,
     };
     return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
+  }
+
+  /** Device bytes by kind now, the step's peaks and the process's resident set, in MiB. */
+  memoryMetrics(): StepMetrics {
+    const m = memoryBreakdown(this.gpu, {
+      frozen: this.loaded.model.parameters.values(),
+      trainable: [...this.lora.parameters().flatMap((p) => (p.grad ? [p, p.grad] : [p])), ...this.optimizer.stateTensors()],
+    });
+    const MiB = 2 ** 20;
+    return {
+      'memory/peak_gpu_mib': this.gpu.pool.peakBytes / MiB,
+      'memory/peak_device_mib': this.gpu.pool.peakAllocatedBytes / MiB,
+      'memory/peak_staging_mib': this.gpu.commands.peakStagingBytes / MiB,
+      'memory/frozen_mib': m.frozenBytes / MiB,
+      'memory/trainable_mib': m.trainableBytes / MiB,
+      'memory/pool_cache_mib': m.poolCacheBytes / MiB,
+      'memory/live_other_mib': m.liveOtherBytes / MiB,
+      'memory/device_mib': m.allocatedBytes / MiB,
+      'memory/rss_mib': m.rssBytes / MiB,
+      'memory/max_rss_mib': maxRssBytes() / MiB,
+    };
   }
 
   async close(): Promise<void> {

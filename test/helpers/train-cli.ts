@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,13 +44,23 @@ export interface Finished {
   readonly stderr: string;
 }
 
-export function runTrain(run: TinyRun, outDir: string, extra: readonly string[] = []): Finished {
+export function runTrain(run: TinyRun, outDir: string, extra: readonly string[] = []): Promise<Finished> {
   return runNode(trainArgs(run, outDir, extra));
 }
 
-export function runNode(args: readonly string[]): Finished {
-  const result = spawnSync(process.execPath, args, { encoding: 'utf8', env: ENV });
-  return { status: result.status, stderr: result.stderr };
+/**
+ * Runs a node script to its end. Asynchronously: a worker blocked in spawnSync for longer than
+ * vitest's 60 s RPC timeout (a loaded machine) fails the whole run with "Timeout calling onTaskUpdate".
+ */
+export function runNode(args: readonly string[]): Promise<Finished> {
+  const child = spawn(process.execPath, args, { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
 }
 
 /** Starts train.js in the background; its stderr collects in `stderr()`. */

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { BufferPool, sizeClass } from '../src/gpu/buffer-pool.js';
+import { add } from '../src/ops/binary.js';
+import { useGpu } from './helpers/gpu.js';
+
+const KiB = 1024;
+
+describe('buffer pool cache cap', () => {
+  const gpu = useGpu();
+  const pool = (maxCachedBytes: number) => {
+    const g = gpu();
+    return new BufferPool(g.device, g.device.limits.maxBufferSize, maxCachedBytes);
+  };
+
+  it('keeps released buffers for reuse while under the cap', () => {
+    const p = pool(64 * KiB);
+    const a = p.acquire(4 * KiB);
+    p.release(a);
+    expect(p.cachedBytes).toBe(4 * KiB);
+    expect(p.acquire(4 * KiB)).toBe(a);
+    expect(p.cachedBytes).toBe(0);
+    expect(p.allocatedBytes).toBe(4 * KiB);
+    expect(p.liveBytes).toBe(4 * KiB);
+  });
+
+  it('destroys the least recently used size classes first when the cap is passed', () => {
+    const p = pool(12 * KiB);
+    const small = p.acquire(2 * KiB);
+    const medium = p.acquire(4 * KiB);
+    const large = p.acquire(8 * KiB);
+    p.release(small); // classes by use: 2K
+    p.release(medium); // 2K, 4K
+    // Reusing the 2 KiB class makes it the most recent: 4K, 2K.
+    p.release(p.acquire(2 * KiB));
+    expect(p.cachedClasses()).toEqual([4 * KiB, 2 * KiB]);
+    p.release(large); // 14 KiB cached > 12: the 4 KiB class goes, 2K and 8K stay.
+    expect(p.cachedClasses()).toEqual([2 * KiB, 8 * KiB]);
+    expect(p.cachedBytes).toBe(10 * KiB);
+    expect(p.allocatedBytes).toBe(10 * KiB);
+    // The destroyed class allocates afresh; the kept ones are reused.
+    const before = p.allocatedBytes;
+    const again = p.acquire(4 * KiB);
+    expect(again).not.toBe(medium);
+    expect(p.allocatedBytes).toBe(before + 4 * KiB);
+    expect(p.acquire(8 * KiB)).toBe(large);
+  });
+
+  it('evicts a buffer larger than the cap at once', () => {
+    const p = pool(4 * KiB);
+    p.release(p.acquire(16 * KiB));
+    expect(p.cachedBytes).toBe(0);
+    expect(p.allocatedBytes).toBe(0);
+  });
+
+  it('trim() keeps at most the given bytes, oldest classes going first', () => {
+    const p = pool(1 << 30);
+    const buffers = [1, 2, 4, 8].map((k) => p.acquire(k * KiB));
+    for (const b of buffers) p.release(b);
+    expect(p.cachedBytes).toBe(15 * KiB);
+    p.trim(12 * KiB);
+    expect(p.cachedClasses()).toEqual([4 * KiB, 8 * KiB].map(sizeClass));
+    p.trim();
+    expect(p.cachedBytes).toBe(0);
+    expect(p.allocatedBytes).toBe(0);
+    expect(p.cachedClasses()).toEqual([]);
+  });
+
+  it('refuses a buffer released twice', () => {
+    const p = pool(1 << 30);
+    const b = p.acquire(KiB);
+    p.release(b);
+    expect(() => p.release(b)).toThrow(/released twice/);
+  });
+
+  it('counts the peak of device bytes, cache included, since resetPeak()', () => {
+    const p = pool(1 << 30);
+    p.release(p.acquire(8 * KiB));
+    p.resetPeak();
+    const b = p.acquire(4 * KiB);
+    expect(p.peakAllocatedBytes).toBe(12 * KiB);
+    p.release(b);
+    p.trim();
+    expect(p.allocatedBytes).toBe(0);
+    expect(p.peakAllocatedBytes).toBe(12 * KiB);
+  });
+});
+
+describe('buffer pool eviction with recorded work', () => {
+  const gpu = useGpu();
+
+  it('submits recorded commands before destroying a buffer they use', async () => {
+    const g = gpu();
+    g.pool.trim();
+    const keep = g.pool.maxCachedBytes;
+    g.pool.maxCachedBytes = 0;
+    try {
+      const result = g.tidy(() => {
+        const a = g.tensor([1, 2, 3], [3]);
+        // `a` is released (and, with no cache, destroyed) while the copy into `b` is still only recorded.
+        return g.keep(add(a, a));
+      });
+      expect(Array.from(await result.toArray())).toEqual([2, 4, 6]);
+      result.dispose();
+      await g.sync();
+    } finally {
+      g.pool.maxCachedBytes = keep;
+    }
+  });
+});
