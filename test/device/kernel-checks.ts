@@ -12,7 +12,7 @@ import { noGrad } from '../../src/autograd/grad-node.js';
 import { sampleTokens } from '../../src/generate/sampler.js';
 import type { Gpu } from '../../src/gpu/gpu.js';
 import { shaderNames } from '../../src/gpu/shader-source.js';
-import type { Tensor } from '../../src/gpu/tensor.js';
+import { numel, type Tensor } from '../../src/gpu/tensor.js';
 import { parseHfConfig } from '../../src/io/hf-config.js';
 import { KVCache } from '../../src/model/kv-cache.js';
 import { TINY_CONFIG } from '../../src/model/tiny-config.js';
@@ -129,7 +129,6 @@ async function checkOp(gpu: Gpu, label: string, inputs: Input[], f: (t: Tensor[]
   return out;
 }
 
-const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 /** Values at least 0.1 away from 0, so kinks (relu, max ties) sit outside the finite-difference steps. */
 const awayFromZero = (data: Float32Array) => data.map((v) => v + Math.sign(v) * 0.1);
 
