@@ -14,14 +14,12 @@ import { repositoryRoot } from '../src/io/repository-root.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
 import { encodePrompt, promptMessages } from '../src/rl/evaluate.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { ROLLOUT_OPTIONS } from './rollout-options.js';
 
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'small' },
-    task: { type: 'string', default: 'arithmetic' },
-    prompts: { type: 'string', default: '8' },
-    generations: { type: 'string', default: '4' },
-    new: { type: 'string', default: '128' },
+    ...ROLLOUT_OPTIONS,
     steps: { type: 'string', default: '2' },
     micro: { type: 'string', default: '4' },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },

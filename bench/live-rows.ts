@@ -13,14 +13,12 @@ import { loadModel } from '../src/model/load.js';
 import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
 import { loadTask } from '../src/tasks/load.js';
+import { ROLLOUT_OPTIONS } from './rollout-options.js';
 
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'small' },
-    task: { type: 'string', default: 'arithmetic' },
-    prompts: { type: 'string', default: '8' },
-    generations: { type: 'string', default: '4' },
-    new: { type: 'string', default: '128' },
+    ...ROLLOUT_OPTIONS,
     rounds: { type: 'string', default: '1' },
   },
 });

@@ -18,13 +18,11 @@ import { parseArgs } from 'node:util';
 import { resolveModel } from '../../src/io/model-registry.js';
 import { repositoryRoot } from '../../src/io/repository-root.js';
 import type { GrpoConfig } from '../../src/rl/grpo-config.js';
+import { ROLLOUT_OPTIONS } from '../rollout-options.js';
 
 const { values: args } = parseArgs({
   options: {
-    task: { type: 'string', default: 'arithmetic' },
-    prompts: { type: 'string', default: '8' },
-    generations: { type: 'string', default: '4' },
-    new: { type: 'string', default: '128' },
+    ...ROLLOUT_OPTIONS,
     micro: { type: 'string', default: '4' },
     threads: { type: 'string', default: String(cpus().length) },
   },
