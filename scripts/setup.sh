@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian 12 machine (and in CI):
 #   1. a Vulkan driver for Dawn: Mesa 25 lavapipe from bookworm-backports (bookworm's own 22.3 is too old),
+#      and Debian's chromium, which the browser tests drive headless (WebGPU through SwiftShader),
 #   2. the npm dependencies (and the TypeScript build, through npm's prepare script),
 #   3. the Python venv .venv/ for the Triton runner and the reference checks (torch, triton, transformers, …).
 # Safe to run again: each step is skipped when already done.
@@ -58,6 +59,13 @@ SRC
   fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1
+fi
+
+if ! command -v chromium >/dev/null; then
+  log "Installing chromium (headless browser for the web page's tests)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
 fi
 
 log "npm dependencies and TypeScript build"
