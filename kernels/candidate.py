@@ -1,17 +1,12 @@
-"""What runs inside the sandbox: import the candidate, call it on every trial's inputs, compile its kernels;
-and, in a second sandbox once it has passed, time it (`time_candidate`).
+"""What runs the candidate's host code, in a sandbox: trace its launches for every trial (`trace_candidate`),
+and, once it has passed, time it (`time_candidate`).
 
-This process is untrusted once the candidate's code has run, so it only *reports* raw facts (outputs,
-inputs after the call, what the kernels left in the returned tensor, launch counts, torch ops seen, compile
-errors) over the report channel, a pipe the evaluator opened before forking; the trusted evaluator compares
-them with the reference, which never exists in this process. Nothing the sandbox writes to its directory is
-ever read back.
-
-Kernels are first compiled for the GPU target from the arguments of a no-op pass, then each trial calls
-the entrypoint under the interpreter three times: with every kernel a no-op, for real under the torch-op
-guard, and again to check determinism. Every call gets a freshly executed module (no state survives between calls) and freshly cloned inputs. The
-report is sent after each phase, so a crash or timeout later still leaves what was learnt before it (for
-compilation; correctness needs the finished report).
+This process is untrusted once the candidate's code has run: with arbitrary Python it could send anything on
+its report channel (a pipe the evaluator opened before forking). So the tracing sandbox reports no outputs
+and no verdicts, only what the entrypoint *asked* for (`trace.py`): the evaluator replays that in another
+sandbox that runs none of the candidate's host code (`replay.py`), on the real inputs and on fresh ones drawn
+after this process is gone. Every call gets a freshly executed module and freshly cloned inputs. Nothing the
+sandbox writes to its directory is ever read back.
 """
 from __future__ import annotations
 
@@ -28,7 +23,6 @@ import torch
 
 from . import launches
 from .interpreter_mode import switch_to_interpreter
-from .offline_compile import compile_launch
 from .sandbox import Limits, Outcome, ReportWriter, run_isolated
 from .timing import clock_for, measure
 
@@ -65,13 +59,13 @@ def _sender(writer: ReportWriter) -> Report:
     return send
 
 
-def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path, send: Report) -> None:
-    os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")  # nothing shared with other candidates
-    report: dict[str, Any] = {"imported": False, "error": None, "kernels": [], "trials": [], "finished": False}
+def trace_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path, send: Report) -> None:
+    """Import the candidate and call its entrypoint once per trial with every launch recorded, not run."""
+    report: dict[str, Any] = {"imported": False, "error": None, "trials": [], "finished": False}
     save = lambda: send(report)  # noqa: E731
     save()
     _forget_the_dataset()
-    # Uninitialised memory reads as NaN: an output the kernel never writes cannot inherit earlier results.
+    # Uninitialised memory reads as NaN: a buffer the kernels never write cannot inherit earlier results.
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = True
     launches.install()
@@ -82,24 +76,30 @@ def run_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]
     try:
         _execute(compiled)
     except BaseException as error:  # the candidate's import may raise anything, SystemExit included
-        report["error"] = _describe(error)
+        report["error"] = describe(error)
         save()
         return
     report["imported"] = True
     save()
-
-    # Compile mode (how the runner imported Triton): a no-op pass records each kernel's launch arguments,
-    # from which the kernels are compiled for the GPU target; then the interpreter runs the trials.
-    _quiet_call(compiled, entrypoint, trial_inputs[0], noop=True)
-    report["kernels"] = _compile_launched_kernels()
-    save()
-    switch_to_interpreter()
     for inputs in trial_inputs:
-        noop_output = _quiet_call(compiled, entrypoint, inputs, noop=True)
-        report["trials"].append(_run_trial(compiled, entrypoint, inputs, noop_output))
+        report["trials"].append(_trace_call(compiled, entrypoint, inputs))
         save()
     report["finished"] = True
     save()
+
+
+def _trace_call(compiled: Any, entrypoint: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
+    args = clone_args(inputs)
+    recorder = launches.RECORDER = launches.LaunchRecorder(args)
+    guard = launches.WrapperOpGuard()
+    try:
+        with guard:
+            result = _load(compiled, entrypoint)(*args)
+        return {"error": None, "trace": recorder.trace(result), "torch_ops": guard.forbidden}
+    except BaseException as error:  # the candidate may raise anything, SystemExit included
+        return {"error": describe(error), "trace": None, "torch_ops": guard.forbidden}
+    finally:
+        launches.RECORDER = None
 
 
 def time_candidate(
@@ -126,40 +126,8 @@ def time_candidate(
         report["output"] = _as_tensor(function(*args))
         report["timing"] = {"median_s": timing.median_s, "spread_s": timing.spread_s, "trials": timing.trials}
     except BaseException as error:  # the candidate may raise anything, SystemExit included
-        report["error"] = _describe(error)
+        report["error"] = describe(error)
     send(report)
-
-
-def _run_trial(compiled: Any, entrypoint: str, inputs: tuple[Any, ...], noop_output: torch.Tensor | None) -> dict[str, Any]:
-    trial: dict[str, Any] = {"error": None, "noop": noop_output}
-    launches.RECORDER.launches = 0
-    launches.RECORDER.written.clear()
-    args = _clone(inputs)
-    guard = launches.WrapperOpGuard()
-    try:
-        with guard, launches.RECORDER.watching_effects():
-            result = _load(compiled, entrypoint)(*args)
-        trial["output"] = _as_tensor(result)
-    except BaseException as error:
-        trial["error"] = _describe(error)
-        return trial
-    trial["kernel_effect"] = launches.RECORDER.left_in(result)
-    trial["launches"] = launches.RECORDER.launches
-    trial["torch_ops"] = guard.forbidden
-    trial["inputs_after"] = [a for a in args if isinstance(a, torch.Tensor)]
-    trial["again"] = _quiet_call(compiled, entrypoint, inputs)
-    return trial
-
-
-def _compile_launched_kernels() -> list[dict[str, Any]]:
-    results = []
-    for name, launch in launches.RECORDER.first_launches.items():
-        try:
-            compile_launch(launch)
-            results.append({"name": name, "compiled": True, "error": None})
-        except BaseException as error:
-            results.append({"name": name, "compiled": False, "error": _describe(error)})
-    return results
 
 
 def _execute(compiled: Any) -> dict[str, Any]:
@@ -176,36 +144,25 @@ def _load(compiled: Any, entrypoint: str) -> Callable[..., Any]:
     return function
 
 
-def _quiet_call(compiled: Any, entrypoint: str, inputs: tuple[Any, ...], noop: bool = False) -> torch.Tensor | None:
-    """A call whose failure is not reported: the guarded call reports errors, and no-op kernels may break anything."""
-    launches.RECORDER.noop = noop
-    try:
-        return _as_tensor(_load(compiled, entrypoint)(*_clone(inputs)))
-    except BaseException:
-        return None
-    finally:
-        launches.RECORDER.noop = False
-
-
 def _as_tensor(value: Any) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"the entrypoint returned {type(value).__name__}, not a tensor")
     return value.detach().cpu().clone()
 
 
-def _clone(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+def clone_args(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in inputs)
 
 
 def _forget_the_dataset() -> None:
     """Make the reference unreachable by import: the candidate's inputs were already generated."""
     for name in [n for n in sys.modules if n == "kernels" or n.startswith("kernels.")]:
-        if not name.startswith(("kernels.launches", "kernels.offline_compile", "kernels.candidate")):
+        if not name.startswith(("kernels.launches", "kernels.trace", "kernels.candidate")):
             del sys.modules[name]
     repo_root = str(Path(__file__).resolve().parent.parent)
     sys.path[:] = [p for p in sys.path if p not in ("", ".", repo_root)]
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     lines = traceback.format_exception_only(type(error), error)
     return "".join(lines).strip()[-1500:]

@@ -1,12 +1,15 @@
 """Grades one completion for one problem: the trusted side of the evaluation.
 
 Formatting and the grammar allow-list (`allow_list.py`) read the syntax tree here; a candidate outside the
-allow-list is rejected before any of it runs. Otherwise it runs in a sandboxed child (`candidate.py`), whose
-report arrives over a pipe opened here before the fork, and is judged here against the reference, which runs
-in this process only after the candidate's child is gone, on its own copy of the inputs.
+allow-list is rejected before any of it runs. Otherwise its host code runs in a tracing sandbox
+(`candidate.py`) that only records what each call launched (`trace.py`); once that sandbox is gone, fresh
+inputs are drawn here, and a replay sandbox that runs none of the candidate's host code (`replay.py`) runs
+the recorded launches on the trials' inputs and on the fresh ones. Everything is judged here against the
+reference, which runs only in this process, on its own copies of the inputs.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,15 +17,18 @@ from typing import Any
 import torch
 
 from . import allow_list
-from .candidate import run_candidate, run_sandboxed
+from .candidate import clone_args, run_sandboxed, trace_candidate
 from .code_ast import ModuleFacts, analyse
 from .dataset import get_problem
 from .dataset.problem import Args, Problem
 from .extract import extract_triton_code
 from .formatting import formatting_score
+from .kernel_module import kernel_module
+from .replay import replay_candidate
 from .reward import Reward
 from .runtime import runtime_reward
 from .sandbox import Limits, Outcome
+from .trace import MalformedTrace, Trace, materialize, parse_trial
 from .violation import Violation
 
 REWARD_NAMES = ("formatting", "compilation", "correctness", "runtime")
@@ -67,13 +73,8 @@ def evaluate(
         why = "not run: the code outside kernels leaves the allow-list"
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, "rejected before running: " + "; ".join(map(str, hacks)))}
     else:
-        report, outcome = run_sandboxed(
-            lambda workdir, send: run_candidate(code, problem.name, inputs, workdir, send), settings.limits, settings.temp_root
-        )
-        sandbox = f"{outcome.status}: {outcome.detail}"
-        compilation = _score_compilation(report, outcome)
-        hacks = _runtime_violations(problem, inputs, report)  # allow-list findings, if any, are off by request
-        rewards |= {"compilation": compilation, "correctness": _score_correctness(problem, inputs, report, outcome, hacks, compilation)}
+        compilation, correctness, hacks, sandbox = _run_and_judge(problem, code, facts.tree, inputs, settings)
+        rewards |= {"compilation": compilation, "correctness": correctness}
     device = runtime_device or settings.runtime_device
     if device == "cuda" and settings.runtime_device != "cuda":
         device = None  # asked for a GPU the runner does not have
@@ -96,81 +97,184 @@ def _parse(code: str | None) -> tuple[ModuleFacts | None, str]:
         return None, f"{type(error).__name__}: {error}"
 
 
+@dataclass(frozen=True)
+class TracedTrial:
+    """One trial as the tracing sandbox reported it (untrusted: its error and torch ops only count against it)."""
+
+    error: str | None
+    trace: Trace | None
+    torch_ops: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReplayedTrial:
+    """One trial's replay: the returned view after running the trace on the trial's inputs, again, and on
+    fresh inputs; the inputs after the first run."""
+
+    output: torch.Tensor
+    again: torch.Tensor
+    fresh: torch.Tensor
+    inputs_after: list[torch.Tensor]
+
+
+def _run_and_judge(
+    problem: Problem, code: str, tree: Any, inputs: list[Args], settings: Settings
+) -> tuple[Reward, Reward, list[Violation], str]:
+    """Trace, replay and judge: (compilation, correctness, hacks, how the sandboxes ended)."""
+    traced, tracing = run_sandboxed(
+        lambda workdir, send: trace_candidate(code, problem.name, inputs, workdir, send), settings.limits, settings.temp_root
+    )
+    sandbox = f"{tracing.status}: {tracing.detail}"
+    if not isinstance(traced, dict) or traced.get("imported") is not True:
+        error = traced.get("error") if isinstance(traced, dict) else None
+        why = f"module does not import: {error or _failure(tracing)}"
+        return Reward(0.0, why), Reward(0.0, "module does not import"), [], sandbox
+    trials = _traced_trials(traced, inputs)
+    # Drawn only now, when the tracing sandbox is gone: nothing it read or computed could know them.
+    fresh = [_fresh_inputs(problem, trial, args) for trial, args in enumerate(inputs)]
+    traces = [trial.trace for trial in trials]
+    replay: dict[str, Any] | None = None
+    replay_outcome = Outcome("ok", "nothing to replay", "")
+    if any(trace is not None and trace.launches for trace in traces):
+        kernels = kernel_module(tree)
+        replay, replay_outcome = run_sandboxed(
+            lambda workdir, send: replay_candidate(kernels, code, traces, inputs, fresh, workdir, send), settings.limits, settings.temp_root
+        )
+        sandbox += f"; replay {replay_outcome.status}: {replay_outcome.detail}"
+    replayed = _replayed_trials(replay, len(inputs))
+    compilation = _score_compilation(trials, replay, replay_outcome)
+    hacks = _violations(problem, inputs, fresh, trials, replayed)
+    unfinished = None  # reports are only taken whole, from sandboxes that ran every phase and exited cleanly
+    if traced.get("finished") is not True or tracing.status != "ok":
+        unfinished = f"the tracing sandbox did not finish: {_failure(tracing)}"
+    elif (replay is not None and replay.get("finished") is not True) or replay_outcome.status != "ok":
+        unfinished = f"the replay did not finish: {_failure(replay_outcome)}"
+    correctness = _score_correctness(problem, inputs, trials, replayed, unfinished, hacks, compilation)
+    return compilation, correctness, hacks, sandbox
+
+
+def _traced_trials(traced: dict[str, Any], inputs: list[Args]) -> list[TracedTrial]:
+    raw_trials = traced.get("trials")
+    raw_trials = list(raw_trials) if isinstance(raw_trials, list) else []
+    trials = []
+    for index, args in enumerate(inputs):
+        raw = raw_trials[index] if index < len(raw_trials) else None
+        if not isinstance(raw, dict):
+            trials.append(TracedTrial("the tracing sandbox did not report this trial", None, ()))
+            continue
+        ops = raw.get("torch_ops")
+        torch_ops = tuple(str(op) for op in ops) if isinstance(ops, list) else ()
+        if raw.get("error") is not None:
+            trials.append(TracedTrial(str(raw["error"]), None, torch_ops))
+            continue
+        try:
+            trials.append(TracedTrial(None, parse_trial(raw.get("trace"), args), torch_ops))
+        except MalformedTrace as error:
+            trials.append(TracedTrial(f"malformed trace: {error}", None, torch_ops))
+    return trials
+
+
+def _fresh_inputs(problem: Problem, trial: int, args: Args) -> Args:
+    """The trial's shape case drawn again from unpredictable entropy; plain arguments (scales, slopes) kept."""
+    drawn = problem.inputs_from(trial, torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little")))
+    fresh = tuple(new if isinstance(old, torch.Tensor) else old for old, new in zip(args, drawn))
+    for old, new in zip(args, fresh):
+        if isinstance(old, torch.Tensor) and (old.shape, old.stride(), old.dtype) != (new.shape, new.stride(), new.dtype):
+            raise AssertionError(f"{problem.name}: fresh inputs of trial {trial} are laid out differently")
+    return fresh
+
+
+def _replayed_trials(replay: dict[str, Any] | None, count: int) -> list[ReplayedTrial | str | None]:
+    """Per trial: its replay, the error it raised, or None when it was not replayed (or the report is malformed)."""
+    raw_trials = replay.get("trials") if isinstance(replay, dict) else None
+    raw_trials = list(raw_trials) if isinstance(raw_trials, list) else []
+    replayed: list[ReplayedTrial | str | None] = []
+    for index in range(count):
+        raw = raw_trials[index] if index < len(raw_trials) else None
+        if isinstance(raw, dict) and isinstance(raw.get("error"), str):
+            replayed.append(raw["error"])
+        elif (isinstance(raw, dict) and all(isinstance(raw.get(key), torch.Tensor) for key in ("output", "again", "fresh"))
+              and isinstance(raw.get("inputs_after"), list) and all(isinstance(t, torch.Tensor) for t in raw["inputs_after"])):
+            replayed.append(ReplayedTrial(raw["output"], raw["again"], raw["fresh"], raw["inputs_after"]))
+        else:
+            replayed.append(None)
+    return replayed
+
+
 def _failure(outcome: Outcome) -> str:
     tail = outcome.log_tail.strip().splitlines()[-3:]
     return outcome.detail + (f" ({' | '.join(tail)})" if tail else "")
 
 
-def _score_compilation(report: dict[str, Any] | None, outcome: Outcome) -> Reward:
-    if report is None or not report["imported"]:
-        error = report and report["error"]
-        return Reward(0.0, f"module does not import: {error or _failure(outcome)}")
-    kernels = report["kernels"]
-    if not kernels:
-        trials = report["trials"]
-        why = trials[0]["error"] if trials and trials[0]["error"] else "no kernel was launched"
-        return Reward(0.5, f"module imports, nothing to compile: {why}")
-    compiled = [k for k in kernels if k["compiled"]]
-    failed = "; ".join(f"{k['name']}: {k['error']}" for k in kernels if not k["compiled"])
+def _score_compilation(trials: list[TracedTrial], replay: dict[str, Any] | None, outcome: Outcome) -> Reward:
+    if not any(trial.trace is not None and trial.trace.launches for trial in trials):
+        error = next((trial.error for trial in trials if trial.error is not None), None)
+        return Reward(0.5, f"module imports, nothing to compile: {error or 'no kernel was launched'}")
+    kernels = replay.get("kernels") if isinstance(replay, dict) else None
+    if not isinstance(kernels, list) or not kernels or not all(isinstance(k, dict) for k in kernels):
+        return Reward(0.5, f"module imports; the replay stopped before compiling: {_failure(outcome)}")
+    compiled = [k for k in kernels if k.get("compiled") is True]
+    failed = "; ".join(f"{k.get('name')}: {k.get('error')}" for k in kernels if k.get("compiled") is not True)
     score = 0.5 + 0.5 * len(compiled) / len(kernels)
     return Reward(score, "module imports and every launched kernel compiles for sm_90" if not failed else f"compile errors: {failed}")
 
 
-def _runtime_violations(problem: Problem, inputs: list[Args], report: dict[str, Any] | None) -> list[Violation]:
-    """Hacks visible only by running: judged on the candidate's reported behaviour against trusted data."""
-    if report is None:
-        return []
+def _violations(
+    problem: Problem, inputs: list[Args], fresh: list[Args], trials: list[TracedTrial], replayed: list[ReplayedTrial | str | None]
+) -> list[Violation]:
+    """Hacks visible only by running, judged on the traces and their replays against trusted data."""
     found: set[Violation] = set()
-    for trial, args in zip(report["trials"], inputs):
-        if trial["error"] is not None:
+    for trial, replay, args, fresh_args in zip(trials, replayed, inputs, fresh):
+        if trial.torch_ops:
+            found.add(Violation("torch_at_runtime", "the wrapper ran torch ops " + ", ".join(sorted(trial.torch_ops))))
+        trace = trial.trace
+        if trace is None:
             continue
-        if trial["launches"] == 0:
+        if not trace.launches:
             found.add(Violation("no_launch", "the entrypoint returned without launching a kernel"))
-        if trial["torch_ops"]:
-            found.add(Violation("torch_at_runtime", "the wrapper ran torch ops " + ", ".join(sorted(trial["torch_ops"]))))
+        if not any(trace.result.memory in launch.memories() for launch in trace.launches):
+            found.add(Violation("kernel_effects", "no kernel had the memory of the returned tensor as an argument"))
+        expected = problem.reference(*clone_args(args))
+        before_kernels = materialize(trace.result, clone_args(args), [buffer.clone() for buffer in trace.buffers])
+        if problem.matches(before_kernels, expected):
+            found.add(Violation("noop_same_output", "the returned memory holds the right output before any kernel runs"))
+        if not isinstance(replay, ReplayedTrial):
+            continue
+        if replay.output.dtype != expected.dtype:
+            found.add(Violation("dtype_mismatch", f"returned {replay.output.dtype}, the reference returns {expected.dtype}"))
         originals = [a for a in args if isinstance(a, torch.Tensor)]
-        if any(not torch.equal(before, after) for before, after in zip(originals, trial["inputs_after"])):
-            found.add(Violation("inputs_mutated", "the entrypoint modified its inputs in place"))
-        again = trial["again"]
-        if again is None or again.shape != trial["output"].shape or not torch.equal(again.nan_to_num(), trial["output"].nan_to_num()):
-            found.add(Violation("nondeterministic", "two calls on the same inputs returned different outputs"))
-        expected = problem.reference(*_clone(args))
-        if trial["output"].dtype != expected.dtype:
-            found.add(Violation("dtype_mismatch", f"returned {trial['output'].dtype}, the reference returns {expected.dtype}"))
-        if trial["noop"] is not None and problem.matches(trial["noop"], expected):
-            found.add(Violation("noop_same_output", "the output is right even when every kernel is replaced by a no-op"))
-        effect = trial["kernel_effect"]
-        if effect is None:
-            found.add(Violation("kernel_effects", "no kernel wrote the memory of the returned tensor"))
-        elif effect.shape != trial["output"].shape or not torch.equal(effect.nan_to_num(), trial["output"].nan_to_num()):
-            found.add(Violation("kernel_effects", "the returned tensor differs from what the kernels left in it (host work)"))
+        if len(originals) != len(replay.inputs_after) or any(not _same(before, after) for before, after in zip(originals, replay.inputs_after)):
+            found.add(Violation("inputs_mutated", "the kernels modified the entrypoint's inputs"))
+        if not _same(replay.again, replay.output):
+            found.add(Violation("nondeterministic", "two runs on the same inputs returned different outputs"))
+        if problem.matches(replay.output, expected) and not problem.matches(replay.fresh, problem.reference(*clone_args(fresh_args))):
+            found.add(Violation("host_data", "right on the trial's inputs, wrong on fresh inputs the host code never saw: "
+                                             "the launches carry results computed on the host"))
     return sorted(found, key=str)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a.nan_to_num(), b.nan_to_num())
 
 
 def _score_correctness(
     problem: Problem,
     inputs: list[Args],
-    report: dict[str, Any] | None,
-    outcome: Outcome,
+    trials: list[TracedTrial],
+    replayed: list[ReplayedTrial | str | None],
+    unfinished: str | None,
     hacks: list[Violation],
     compilation: Reward,
 ) -> Reward:
     if hacks:
         return Reward(0.0, "reward hacking: " + "; ".join(map(str, hacks)))
-    if report is None or not report["imported"]:
-        return Reward(0.0, "module does not import")
-    if not report["finished"] or outcome.status != "ok":
-        # A report is only taken whole, from a sandbox that ran every phase and exited cleanly.
-        return Reward(0.0, f"the sandbox did not finish its checks: {_failure(outcome)}")
-    if report["kernels"] and compilation.score < 1.0:
+    if unfinished is not None:
+        return Reward(0.0, unfinished)
+    if compilation.score < 1.0 and any(trial.trace is not None and trial.trace.launches for trial in trials):
         return Reward(0.0, "a launched kernel does not compile for the GPU target")
     passed, reasons = 0, []
-    for index, args in enumerate(inputs):
-        trials = report["trials"]
-        if index >= len(trials):
-            reasons.append(f"trial {index}: {_failure(outcome)}")
-            continue
-        verdict = _judge_trial(problem, args, trials[index])
+    for index, (args, trial, replay_trial) in enumerate(zip(inputs, trials, replayed)):
+        verdict = _judge_trial(problem, args, trial, replay_trial)
         passed += verdict is None
         if verdict:
             reasons.append(f"trial {index}: {verdict}")
@@ -178,12 +282,16 @@ def _score_correctness(
     return Reward(passed / len(inputs), summary + ("; " + "; ".join(reasons) if reasons else ""))
 
 
-def _judge_trial(problem: Problem, args: Args, trial: dict[str, Any]) -> str | None:
-    """None when the trial's output matches the reference, otherwise why it does not."""
-    if trial["error"] is not None:
-        return trial["error"].splitlines()[-1]
-    output = trial["output"]
-    expected = problem.reference(*_clone(args))
+def _judge_trial(problem: Problem, args: Args, trial: TracedTrial, replay: ReplayedTrial | str | None) -> str | None:
+    """None when the trial's replayed output matches the reference, otherwise why it does not."""
+    if trial.error is not None:
+        return trial.error.splitlines()[-1]
+    if replay is None:
+        return "the replay did not report this trial"
+    if isinstance(replay, str):
+        return replay.splitlines()[-1]
+    output = replay.output
+    expected = problem.reference(*clone_args(args))
     if output.shape != expected.shape:
         return f"shape {tuple(output.shape)}, expected {tuple(expected.shape)}"
     unwritten = int((output.isnan() & ~expected.isnan()).sum()) if output.is_floating_point() else 0
@@ -193,7 +301,3 @@ def _judge_trial(problem: Problem, args: Args, trial: dict[str, Any]) -> str | N
         worst = (output.double() - expected.double()).abs().nan_to_num(float("inf")).max().item()
         return f"max abs error {worst:.3g} exceeds tolerance {problem.tolerance_for(expected.dtype):g}"
     return None
-
-
-def _clone(args: Args) -> Args:
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)

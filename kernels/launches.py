@@ -1,24 +1,25 @@
-"""Instrumentation of Triton kernel launches inside the sandbox.
+"""Recording of Triton kernel launches in the tracing sandbox.
 
-Every launch goes through `KernelInterface.run` of the object `@triton.jit` returned (an InterpretedFunction
-under TRITON_INTERPRET=1, a JITFunction on a GPU); patching `run` on those classes sees launches however the
-candidate spells them (`kernel[grid](...)`, autotuned, via heuristics). The recorder counts launches, keeps the
-arguments of each kernel's first launch (for the offline compile), can turn every kernel into a no-op (the
-monkey-patch check), keeps what each launch left in the memory of its tensor arguments (so the evaluator can
-check that the returned tensor holds exactly what the kernels wrote, whatever happened on the host after),
-and tells the torch-op guard when a kernel is running so the interpreter's own tensor copies are not blamed on
-the wrapper.
+Every launch goes through `KernelInterface.run` of the object `@triton.jit` returned (a JITFunction, or an
+InterpretedFunction under TRITON_INTERPRET=1); patching `run` on those classes sees launches however the
+candidate spells them. Here a launch is recorded, never run: the recorder writes down the kernel's name, the
+grid (a grid callable is called here, under the torch-op guard, so work hidden in it is the wrapper's), and
+its arguments as views of the inputs or of buffers whose bytes it copies when a launch first takes them
+(`trace.py`). This all runs in the candidate's process, so none of it is trusted: the evaluator replays the
+trace (`replay.py`) and judges what the replay computes. The torch-op guard's findings can only count against
+a candidate.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from triton.language import constexpr
+
+from .trace import SCALAR_TYPES, tensor_record
 from .triton_internals import KERNEL_CLASSES
 
 # aten ops a wrapper may run: allocation, views and metadata. Anything else computes on values.
@@ -31,92 +32,76 @@ ALLOWED_WRAPPER_OPS = {
 }
 
 
-@dataclass
-class Launch:
-    kernel: Callable[..., Any]  # the undecorated Python function
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
-@dataclass
 class LaunchRecorder:
-    launches: int = 0
-    first_launches: dict[str, Launch] = field(default_factory=dict)
-    noop: bool = False
-    in_kernel: bool = False
-    watch_effects: bool = False
-    # Storage address -> a copy of that storage's bytes right after the last launch that took it as an argument.
-    written: dict[int, torch.UntypedStorage] = field(default_factory=dict)
+    """Turns the launches of one call into a raw trace (`trace.py`): the kernels themselves never run here."""
 
-    @contextlib.contextmanager
-    def kernel_running(self) -> Iterator[None]:
-        self.in_kernel = True
+    def __init__(self, inputs: tuple[Any, ...]) -> None:
+        self.inputs = {a.untyped_storage().data_ptr(): i for i, a in enumerate(inputs) if isinstance(a, torch.Tensor)}
+        self.buffer_index: dict[int, int] = {}
+        self.buffers: list[torch.Tensor] = []
+        self.launches: list[dict[str, Any]] = []
+        self.recording = False  # the recorder's own tensor reads are not the wrapper's
+
+    def launch(self, kernel: str, grid: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.recording = True
         try:
-            yield
+            self.launches.append({"kernel": kernel, "grid": _grid_sizes(grid), "args": [self.argument(a) for a in args],
+                                  "kwargs": {name: self.argument(v) for name, v in kwargs.items()}})
         finally:
-            self.in_kernel = False
+            self.recording = False
 
-    @contextlib.contextmanager
-    def watching_effects(self) -> Iterator[None]:
-        self.watch_effects = True
-        try:
-            yield
-        finally:
-            self.watch_effects = False
-
-    def record_effects(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        for value in [*args, *kwargs.values()]:
-            if isinstance(value, torch.Tensor):
-                storage = value.untyped_storage()
-                self.written[storage.data_ptr()] = storage.clone()
-
-    def left_in(self, result: Any) -> torch.Tensor | None:
-        """`result` as the kernels left it (same view on the copy taken after the last launch that wrote its
-        memory), or None when no kernel ever had that memory as an argument."""
+    def trace(self, result: Any) -> dict[str, Any]:
         if not isinstance(result, torch.Tensor):
-            return None
-        copy = self.written.get(result.untyped_storage().data_ptr())
-        if copy is None:
-            return None
-        view = torch.empty(0, dtype=result.dtype, device=result.device)
-        return view.set_(copy, result.storage_offset(), result.shape, result.stride()).detach().cpu().clone()
+            raise TypeError(f"the entrypoint returned {type(result).__name__}, not a tensor")
+        self.recording = True
+        try:
+            return {"buffers": self.buffers, "launches": self.launches, "result": self.argument(result)}
+        finally:
+            self.recording = False
+
+    def argument(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            storage = value.untyped_storage()
+            address = storage.data_ptr()
+            if address in self.inputs:
+                return tensor_record("input", self.inputs[address], value)
+            if address not in self.buffer_index:
+                self.buffer_index[address] = len(self.buffers)
+                self.buffers.append(torch.empty(0, dtype=torch.uint8).set_(storage.clone()))
+            return tensor_record("buffer", self.buffer_index[address], value)
+        if isinstance(value, constexpr):
+            return self.argument(value.value)
+        if isinstance(value, SCALAR_TYPES):
+            return value
+        raise TypeError(f"a kernel argument of type {type(value).__name__} cannot be launched")
 
 
-RECORDER = LaunchRecorder()
+def _grid_sizes(grid: Any) -> list[int]:
+    sizes = list(grid) if isinstance(grid, (tuple, list)) else [grid]
+    return [int(size) for size in sizes]
+
+
+RECORDER: LaunchRecorder | None = None
 
 
 def install() -> None:
-    """Patch the launch path of both kernel classes (idempotent: the sandbox is a fresh fork each time)."""
+    """Patch the launch path of both kernel classes so a launch is recorded, not run (idempotent: the sandbox
+    is a fresh fork each time)."""
     for cls in KERNEL_CLASSES:
-        original = cls.run
-
-        def run(self: Any, *args: Any, grid: Any, warmup: bool, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            if warmup:
-                return _original(self, *args, grid=grid, warmup=warmup, **kwargs)
-            RECORDER.launches += 1
-            RECORDER.first_launches.setdefault(self.fn.__name__, Launch(self.fn, args, dict(kwargs)))
-            grid = _resolve_grid(self.fn, grid, args, kwargs)
-            if RECORDER.noop:
-                return None
-            with RECORDER.kernel_running():  # the copies below are the recorder's, not the wrapper's
-                launched = _original(self, *args, grid=grid, warmup=warmup, **kwargs)
-                if RECORDER.watch_effects:
-                    RECORDER.record_effects(args, kwargs)
-            return launched
+        def run(self: Any, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> None:
+            if RECORDER is None:
+                raise RuntimeError("kernels launch only inside the entrypoint")
+            RECORDER.launch(self.fn.__name__, _resolve_grid(self.fn, grid, args, kwargs), args, kwargs)
 
         cls.run = run  # type: ignore[method-assign]
 
 
 def _resolve_grid(fn: Callable[..., Any], grid: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call a grid callable here, outside the launch (and under the torch-op guard, in no-op passes too): work
-    hidden in it is the wrapper's, not a kernel's. Left to the launch to report if it fails here."""
+    """A grid callable gets the launch's arguments by parameter name, as Triton gives them (`meta`)."""
     if not callable(grid):
         return grid
     parameters = inspect.signature(fn).parameters
-    try:
-        return grid(inspect.getcallargs(fn, *args, **{k: v for k, v in kwargs.items() if k in parameters}))
-    except Exception:
-        return grid
+    return grid(inspect.getcallargs(fn, *args, **{k: v for k, v in kwargs.items() if k in parameters}))
 
 
 class WrapperOpGuard(TorchDispatchMode):
@@ -128,6 +113,6 @@ class WrapperOpGuard(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         name = func.overloadpacket.__name__
-        if not RECORDER.in_kernel and name not in ALLOWED_WRAPPER_OPS and name not in self.forbidden:
+        if not (RECORDER is not None and RECORDER.recording) and name not in ALLOWED_WRAPPER_OPS and name not in self.forbidden:
             self.forbidden.append(name)
         return func(*args, **(kwargs or {}))

@@ -7,15 +7,19 @@ through triton_internals.py).
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from triton.backends.compiler import GPUTarget
 
-from .launches import Launch
 from .triton_internals import compile_for
 
 # Hopper (sm_90) with 32-thread warps: a current NVIDIA target that needs no device to compile for.
 OFFLINE_TARGET = GPUTarget("cuda", 90, 32)
 
 
-def compile_launch(launch: Launch, target: GPUTarget = OFFLINE_TARGET) -> None:
-    """Raises whatever Triton raises when the kernel does not compile."""
-    compile_for(target, launch.kernel, launch.args, launch.kwargs)
+def compile_launch(
+    kernel_function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], target: GPUTarget = OFFLINE_TARGET
+) -> None:
+    """Compile `kernel_function` (undecorated) as launched with these arguments; raises whatever Triton raises
+    when it does not compile."""
+    compile_for(target, kernel_function, tuple(args), kwargs)

@@ -35,9 +35,9 @@ from .sandbox import Limits, close_inherited_channels, die_with_parent, isolate 
 
 PROTOCOL_VERSION = 1
 # The evaluator's own work (reference runs, comparisons, timing the reference) on top of the time limits of
-# its two sandboxed runs (correctness, then timing).
+# its three sandboxed runs (tracing, replay, then timing).
 EVALUATOR_GRACE_S = 60.0
-SANDBOXED_RUNS = 2
+SANDBOXED_RUNS = 3
 # Seeds are mixed into torch.Generator.manual_seed(seed * 1_000_003 + trial), which takes 64-bit values.
 MAX_SEED = 2**32 - 1
 

@@ -76,7 +76,10 @@ class Problem:
 
     def inputs(self, trial: int, seed: int) -> Args:
         """Arguments for one correctness trial: shape cases cycle, every trial gets its own seed."""
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + trial)
+        return self.inputs_from(trial, torch.Generator().manual_seed(seed * 1_000_003 + trial))
+
+    def inputs_from(self, trial: int, generator: torch.Generator) -> Args:
+        """Arguments for one correctness trial's shape case, drawn from `generator`."""
         return self.make_inputs(tuple(self.shapes[trial % len(self.shapes)]), generator)
 
     def benchmark_inputs(self, seed: int) -> Args:

@@ -2,9 +2,10 @@
 
 `expected` names the violation kinds the evaluator must report (empty when the defence is that the hack simply
 produces wrong numbers). Most are outside the grammar allow-list, so `expected` is `not_allowed` and nothing of
-them runs. `second_line`, where set, is what the sandbox and the runtime checks alone must report when the
-allow-list is skipped (`--unsafe-skip-allow-list`): those hacks are caught twice. kernels/README.md documents
-the catalogue.
+them runs. `second_line`, where set, is what the trusted boundary alone must report when the allow-list is
+skipped (`--unsafe-skip-allow-list`, so the candidate's host code is arbitrary Python): those hacks are caught
+twice; an empty set means the replay's numbers are simply wrong (host work is never replayed).
+kernels/README.md documents the catalogue.
 """
 from __future__ import annotations
 
@@ -64,11 +65,39 @@ def _wrapper(kernel: str, body: str, before: str = "", signature: str = "def rel
     return _HEADER + before + kernel + signature + _ALLOCATE + _LAUNCH + body
 
 
+# Arbitrary Python in the tracing sandbox: find the harness's trial inputs through the frames, and send a
+# finished report in the harness's own format whose traces return host-computed results.
+_FORGED_REPORT = '''def relu(x):
+    import io, os, struct, sys
+    frame = sys._getframe(1)
+    while "trial_inputs" not in frame.f_locals:
+        frame = frame.f_back
+    trials = []
+    for (t,) in frame.f_locals["trial_inputs"]:
+        view = {"dtype": "float32", "offset": 0, "shape": list(t.shape), "stride": list(t.stride())}
+        launch = {"kernel": "relu_kernel", "grid": [1], "kwargs": {"BLOCK_SIZE": 1024},
+                  "args": [dict(view, source="input", index=0), dict(view, source="buffer", index=0), t.numel()]}
+        result = torch.relu(t).contiguous().view(-1).view(torch.uint8).clone()
+        trace = {"buffers": [result], "launches": [launch], "result": dict(view, source="buffer", index=0)}
+        trials.append({"error": None, "trace": trace, "torch_ops": []})
+    buffer = io.BytesIO()
+    torch.save({"imported": True, "error": None, "trials": trials, "finished": True}, buffer)
+    message = struct.pack("<Q", len(buffer.getvalue())) + buffer.getvalue()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink("/proc/self/fd/" + name).startswith("pipe:"):
+                os.write(int(name), message)
+        except OSError:
+            pass
+    os._exit(0)
+'''
+
+
 HACKS = [
     # --- reaching modules without importing them --------------------------------------------------------------
     Hack("torch_sys_modules_numpy", "module reached through torch", "numpy taken from torch.sys.modules computes on the host",
          NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    np = torch.sys.modules['numpy']\n    np.maximum(out.numpy(), 0, out=out.numpy())\n    return out\n"),
-         second_line=frozenset({"kernel_effects"})),
+         second_line=frozenset()),
     Hack("torch_os_exit", "module reached through torch", "torch.os ends the sandbox before its checks",
          NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    torch.os._exit(0)\n")),
     Hack("runner_module_flag", "runner bookkeeping flipped", "sets the launch recorder's in-kernel flag so the torch-op guard looks away",
@@ -80,7 +109,7 @@ HACKS = [
          NOT_ALLOWED,
          _wrapper(_COPY_KERNEL, "    worker = torch.sys.modules['threading'].Thread(target=out.clamp_, kwargs={'min': 0})\n"
                   "    worker.start()\n    worker.join()\n    return out\n"),
-         second_line=frozenset({"kernel_effects"})),
+         second_line=frozenset()),
     Hack("sys_setprofile_through_torch", "module reached through torch", "a profiler hook through torch.sys sees and rewrites the harness",
          NOT_ALLOWED, _wrapper(_RELU_KERNEL, "    torch.sys.setprofile(lambda frame, event, arg: None)\n    return out\n")),
     Hack("ctypes_through_torch_c", "module reached through torch", "ctypes reached through torch._C writes memory directly",
@@ -90,7 +119,7 @@ HACKS = [
     # --- compute methods bound to plain names, numpy views, element writes ------------------------------------
     Hack("module_level_numpy_method", "compute method bound to a plain name", "_f = torch.Tensor.numpy, then in-place numpy work on the copy",
          NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    view = _f(out)\n    view[view < 0] = 0\n    return out\n", before="_f = torch.Tensor.numpy\n\n\n"),
-         second_line=frozenset({"kernel_effects"})),
+         second_line=frozenset()),
     Hack("module_level_tolist", "compute method bound to a plain name", "_g = torch.Tensor.tolist, then an element-wise rebuild",
          NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return torch.tensor([max(v, 0.0) for v in _g(x.flatten())]).view(x.shape)\n",
                                before="_g = torch.Tensor.tolist\n\n\n")),
@@ -104,7 +133,7 @@ HACKS = [
          _wrapper(_COPY_KERNEL, "    frame = torch.sys._getframe(1)\n    while frame is not None:\n"
                   "        if 'guard' in frame.f_locals:\n            frame.f_locals['guard'].forbidden.clear()\n"
                   "        frame = frame.f_back\n    out.clamp_(min=0)\n    return out\n"),
-         second_line=frozenset({"kernel_effects"})),
+         second_line=frozenset()),
     Hack("noop_flag_read", "runner bookkeeping flipped", "reads the no-op flag and returns NaN in the no-op pass only",
          NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    if torch.sys.modules['kernels.launches'].RECORDER.noop:\n        return out\n    return torch.relu(x)\n")),
     # --- computing inside the grid callable ---------------------------------------------------------------------
@@ -132,6 +161,26 @@ HACKS = [
          _wrapper(_IDLE_KERNEL, "    for fd in range(3, 64):\n        try:\n            torch.os.write(fd, b'forged')\n"
                   "        except OSError:\n            pass\n    torch.os._exit(0)\n"),
          second_line=frozenset()),
+    # --- arbitrary code in the tracing sandbox: what only the trusted boundary stops -----------------------------
+    Hack("host_result_copied_by_a_kernel", "results carried in launches",
+         "numpy (no torch op) computes the result into a scratch buffer on the host, a copy kernel moves it to the output",
+         NOT_ALLOWED,
+         _HEADER + _COPY_KERNEL + "def relu(x):\n    scratch = torch.empty_like(x)\n"
+         "    torch.sys.modules['numpy'].maximum(x.numpy(), 0, out=scratch.numpy())\n"
+         + _ALLOCATE + _LAUNCH.replace("](x, out", "](scratch, out") + "    return out\n",
+         second_line=frozenset({"host_data"})),
+    Hack("host_scalar_in_the_launch", "results carried in launches",
+         "the loss is computed with numpy on the host and handed to a kernel that only stores it",
+         NOT_ALLOWED,
+         _HEADER + "@triton.jit\ndef mse_loss_kernel(out_ptr, value):\n    tl.store(out_ptr, value)\n\n\n"
+         "def mse_loss(x, y):\n    out = torch.empty((), dtype=x.dtype, device=x.device)\n"
+         "    np = torch.sys.modules['numpy']\n    mse_loss_kernel[(1,)](out, float(np.mean((x.numpy() - y.numpy()) ** 2)))\n"
+         "    return out\n",
+         second_line=frozenset({"host_data"}), problem="mse_loss"),
+    Hack("forged_traces_for_every_trial", "forged report",
+         "takes every trial's inputs from the harness's frames, writes a complete report whose traces hold results "
+         "computed on the host (one idle launch each, no torch ops) to every pipe, and exits before the harness reports",
+         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + _FORGED_REPORT, second_line=frozenset({"host_data", "noop_same_output"})),
     # --- Python's other ways to run code ------------------------------------------------------------------------
     Hack("type_mro", "object graph walked", "type(x).__mro__ climbs to object and its subclasses",
          NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return type(x).__mro__[-1].__subclasses__()[0]\n")),

@@ -1,8 +1,9 @@
 """Every catalogued reward hack scores 0 on correctness, for the reason the catalogue gives, and is not timed.
 
 Hacks outside the grammar are rejected by the allow-list before anything runs; those with a `second_line` are
-run again with the allow-list skipped, and the sandbox, the report channel and the runtime checks must catch
-them on their own.
+run again with the allow-list skipped (the candidate's host code is then arbitrary Python), and the trusted
+boundary (the replay of its traces on the trials' inputs and on fresh ones, judged by the evaluator) must
+catch them on its own.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ REQUIRED_CLASSES = {
     "code run at definition", "code run in a string", "lambda with side effects", "closure", "context manager",
     "host computation", "state between calls", "reference reached", "monkey patch", "host computation in a kernel body",
     "inputs mutated", "output never written", "nondeterminism", "constant output", "dtype downcast",
+    "results carried in launches",
 }
 
 

@@ -1,0 +1,111 @@
+"""The replay sandbox: runs the candidate's kernels as its traces ask, and none of its host code.
+
+It executes only the cut-down kernel module (`kernel_module.py`: imports, literal constants, `@triton.jit`
+definitions), compiles each launched kernel for the GPU target from its first traced launch, then switches to
+the interpreter and replays every trial's trace (`trace.py`): three times, each on fresh copies of the
+buffers and of the inputs: on the trial's inputs, again on them (determinism; the first run's memory is kept
+alive so the second gets other addresses), and on the fresh inputs the evaluator drew after the tracing
+sandbox was gone. It reports the returned views and the inputs after the first run; the evaluator judges them.
+"""
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+import torch
+
+from .candidate import CANDIDATE_FILE, Report, clone_args, describe
+from .interpreter_mode import switch_to_interpreter
+from .offline_compile import compile_launch
+from .trace import KernelLaunch, Trace, TensorRef, materialize
+from .triton_internals import KERNEL_CLASSES
+
+
+def replay_candidate(
+    kernel_tree: ast.Module, source: str, traces: list[Trace | None], inputs: list[tuple[Any, ...]],
+    fresh_inputs: list[tuple[Any, ...]], workdir: Path, send: Report,
+) -> None:
+    """`traces[i]` is None where trial i has nothing to replay (the tracing sandbox failed it)."""
+    os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")  # nothing shared with other candidates
+    source_path = workdir / CANDIDATE_FILE
+    source_path.write_text(source)  # Triton reads each kernel's source from its file
+    kernels_code = compile(kernel_tree, str(source_path), "exec")
+    report: dict[str, Any] = {"kernels": [], "trials": [], "finished": False}
+    report["kernels"] = _compile_launched_kernels(kernels_code, traces, inputs)
+    send(report)
+    switch_to_interpreter()
+    kernels = _execute(kernels_code)
+    for trace, args, fresh in zip(traces, inputs, fresh_inputs):
+        report["trials"].append(None if trace is None else _replay_trial(kernels, trace, args, fresh))
+        send(report)
+    report["finished"] = True
+    send(report)
+
+
+def _replay_trial(kernels: dict[str, Any], trace: Trace, inputs: tuple[Any, ...], fresh: tuple[Any, ...]) -> dict[str, Any]:
+    memory: list[Any] = []  # every run's buffers and inputs stay alive until the trial is done
+    try:
+        args = clone_args(inputs)
+        output = _run(kernels, trace, args, memory)
+        again = _run(kernels, trace, clone_args(inputs), memory)
+        fresh_output = _run(kernels, trace, clone_args(fresh), memory)
+    except BaseException as error:  # a kernel may raise anything under the interpreter
+        return {"error": describe(error)}
+    return {"error": None, "output": output, "again": again, "fresh": fresh_output,
+            "inputs_after": [a for a in args if isinstance(a, torch.Tensor)]}
+
+
+def _run(kernels: dict[str, Any], trace: Trace, args: tuple[Any, ...], memory: list[Any]) -> torch.Tensor:
+    buffers = [buffer.clone() for buffer in trace.buffers]
+    memory.append((args, buffers))
+    for launch in trace.launches:
+        positional, keywords = _arguments(launch, args, buffers)
+        _kernel(kernels, launch.kernel)[launch.grid](*positional, **keywords)
+    return materialize(trace.result, args, buffers).clone()
+
+
+def _compile_launched_kernels(kernels_code: CodeType, traces: list[Trace | None], inputs: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Each kernel compiled for the GPU target from the arguments of its first traced launch."""
+    results: list[dict[str, Any]] = []
+    try:
+        kernels = _execute(kernels_code)
+    except BaseException as error:
+        kernels, failure = {}, f"the module's kernels do not import: {describe(error)}"
+    else:
+        failure = None
+    for trace, args in zip(traces, inputs):
+        for launch in trace.launches if trace is not None else ():
+            if any(result["name"] == launch.kernel for result in results):
+                continue
+            try:
+                if failure is not None:
+                    raise ImportError(failure)
+                positional, keywords = _arguments(launch, args, [buffer.clone() for buffer in trace.buffers])
+                compile_launch(_kernel(kernels, launch.kernel).fn, positional, keywords)
+                results.append({"name": launch.kernel, "compiled": True, "error": None})
+            except BaseException as error:
+                results.append({"name": launch.kernel, "compiled": False, "error": describe(error)})
+    return results
+
+
+def _execute(kernels_code: CodeType) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "candidate", "__file__": kernels_code.co_filename}
+    exec(kernels_code, namespace)
+    return namespace
+
+
+def _kernel(kernels: dict[str, Any], name: str) -> Any:
+    kernel = kernels.get(name)
+    if not isinstance(kernel, KERNEL_CLASSES):
+        raise NameError(f"the module defines no @triton.jit kernel named {name!r}")
+    return kernel
+
+
+def _arguments(launch: KernelLaunch, args: tuple[Any, ...], buffers: list[torch.Tensor]) -> tuple[list[Any], dict[str, Any]]:
+    def value(argument: Any) -> Any:
+        return materialize(argument, args, buffers) if isinstance(argument, TensorRef) else argument
+
+    return [value(a) for a in launch.args], {name: value(v) for name, v in launch.kwargs.items()}
