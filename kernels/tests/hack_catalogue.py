@@ -66,22 +66,17 @@ def _wrapper(kernel: str, body: str, before: str = "", signature: str = "def rel
 
 
 # Arbitrary Python in the tracing sandbox: find the harness's trial inputs through the frames, and send a
-# finished report in the harness's own format whose traces return host-computed results.
-_FORGED_REPORT = '''def relu(x):
+# finished report to every pipe it holds, then exit before the harness sends its own.
+def _forged_report(make_trial: str, extra: str) -> str:
+    return '''def relu(x):
     import io, os, struct, sys
     frame = sys._getframe(1)
     while "trial_inputs" not in frame.f_locals:
         frame = frame.f_back
     trials = []
     for (t,) in frame.f_locals["trial_inputs"]:
-        view = {"dtype": "float32", "offset": 0, "shape": list(t.shape), "stride": list(t.stride())}
-        launch = {"kernel": "relu_kernel", "grid": [1], "kwargs": {"BLOCK_SIZE": 1024},
-                  "args": [dict(view, source="input", index=0), dict(view, source="buffer", index=0), t.numel()]}
-        result = torch.relu(t).contiguous().view(-1).view(torch.uint8).clone()
-        trace = {"buffers": [result], "launches": [launch], "result": dict(view, source="buffer", index=0)}
-        trials.append({"error": None, "trace": trace, "torch_ops": []})
-    buffer = io.BytesIO()
-    torch.save({"imported": True, "error": None, "trials": trials, "finished": True}, buffer)
+''' + make_trial + '''    buffer = io.BytesIO()
+    torch.save({"imported": True, "error": None, "trials": trials, "finished": True''' + extra + '''}, buffer)
     message = struct.pack("<Q", len(buffer.getvalue())) + buffer.getvalue()
     for name in os.listdir("/proc/self/fd"):
         try:
@@ -91,6 +86,22 @@ _FORGED_REPORT = '''def relu(x):
             pass
     os._exit(0)
 '''
+
+
+# Traces in the harness's format whose launches return host-computed results.
+_FORGED_TRACES = _forged_report('''        view = {"dtype": "float32", "offset": 0, "shape": list(t.shape), "stride": list(t.stride())}
+        launch = {"kernel": "relu_kernel", "grid": [1], "kwargs": {"BLOCK_SIZE": 1024},
+                  "args": [dict(view, source="input", index=0), dict(view, source="buffer", index=0), t.numel()]}
+        result = torch.relu(t).contiguous().view(-1).view(torch.uint8).clone()
+        trace = {"buffers": [result], "launches": [launch], "result": dict(view, source="buffer", index=0)}
+        trials.append({"error": None, "trace": trace, "torch_ops": []})
+''', "")
+
+# What an in-process harness would report: outputs, launch counts, no-op outputs, kernel effects, compile results.
+_FORGED_RESULTS = _forged_report('''        result = torch.relu(t)
+        trials.append({"error": None, "noop": None, "output": result, "kernel_effect": result, "launches": 1,
+                       "torch_ops": [], "inputs_after": [t], "again": result})
+''', ', "kernels": [{"name": "relu_kernel", "compiled": True, "error": None}]')
 
 
 HACKS = [
@@ -180,7 +191,11 @@ HACKS = [
     Hack("forged_traces_for_every_trial", "forged report",
          "takes every trial's inputs from the harness's frames, writes a complete report whose traces hold results "
          "computed on the host (one idle launch each, no torch ops) to every pipe, and exits before the harness reports",
-         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + _FORGED_REPORT, second_line=frozenset({"host_data", "noop_same_output"})),
+         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + _FORGED_TRACES, second_line=frozenset({"host_data", "noop_same_output"})),
+    Hack("forged_outputs_counts_and_noop", "forged report",
+         "sends a finished report of host-computed outputs, one launch per call, no no-op output and kernels that compile, "
+         "then exits: results an in-process harness would have reported",
+         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + _FORGED_RESULTS, second_line=frozenset()),
     # --- Python's other ways to run code ------------------------------------------------------------------------
     Hack("type_mro", "object graph walked", "type(x).__mro__ climbs to object and its subclasses",
          NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return type(x).__mro__[-1].__subclasses__()[0]\n")),
