@@ -1,6 +1,6 @@
 """Grades one completion for one problem: the trusted side of the evaluation.
 
-Formatting and the grammar allow-list (`allow_list.py`) read the syntax tree here; a candidate outside the
+Formatting and the grammar allow-list (`allow_list/`) read the syntax tree here; a candidate outside the
 allow-list is rejected before any of it runs. Otherwise its host code runs in a tracing sandbox
 (`candidate.py`) that only records what each call launched (`trace.py`); once that sandbox is gone, fresh
 inputs are drawn here, and a replay sandbox that runs none of the candidate's host code (`replay.py`) runs

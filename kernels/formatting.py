@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .allow_list import ALLOCATORS
+from .allow_list.vocabulary import ALLOCATORS
 from .code_ast import ModuleFacts, keyword_or_position, launched_kernels
 
 

@@ -12,7 +12,7 @@ from kernels.allow_list import INPUT, META, argument_kinds, check
 from kernels.dataset import ALL_PROBLEMS, get_problem
 
 from .hack_catalogue import HACKS
-from .honest_solutions import HONEST
+from .honest import HONEST
 
 HEADER = "import torch\nimport triton\nimport triton.language as tl\n\n\n"
 KERNEL = '''@triton.jit

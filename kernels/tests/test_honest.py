@@ -1,7 +1,7 @@
 """Honest solutions in many styles score full correctness under the allow-list: no false rejections."""
 from __future__ import annotations
 
-from .honest_solutions import HONEST
+from .honest import HONEST
 from .runner_process import RunnerProcess, tagged
 
 
