@@ -9,6 +9,7 @@ reference, which runs only in this process, on its own copies of the inputs.
 """
 from __future__ import annotations
 
+import ast
 import os
 import time
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class ReplayedTrial:
 
 
 def _run_and_judge(
-    problem: Problem, code: str, tree: Any, inputs: list[Args], settings: Settings
+    problem: Problem, code: str, tree: ast.Module, inputs: list[Args], settings: Settings
 ) -> tuple[Reward, Reward, list[Violation], str]:
     """Trace, replay and judge: (compilation, correctness, hacks, how the sandboxes ended)."""
     traced, tracing = run_sandboxed(

@@ -20,7 +20,10 @@ export interface TritonEvaluation {
   readonly rewards: Readonly<Record<TritonReward, GradeResult>>;
   /** Anti-reward-hacking findings, e.g. "noop_same_output: …"; any of them zeroes correctness. */
   readonly hacks: readonly string[];
-  /** How the sandboxed candidate ended: "ok: …", "timeout: …", "crashed: …". */
+  /**
+   * How the sandboxes ended: the tracing one ("ok: …", "timeout: …", "crashed: …"), then, when the
+   * candidate launched kernels, "; replay ok: …"; "not run" when the allow-list rejected the code.
+   */
   readonly sandbox: string;
   readonly seconds: number;
 }
