@@ -8,7 +8,7 @@ import { readHfConfig } from '../src/io/hf-config.js';
 import { openWeights } from '../src/io/weight-source.js';
 import { LlamaModel, type LoadOptions } from '../src/model/llama.js';
 import { attachLora, loadLora, mergeLora, saveMergedModel, type LoraAdapters } from '../src/nn/lora.js';
-import { sequenceBatch } from '../src/rl/completion-logprobs.js';
+import { sequenceBatch } from '../src/train/completion-logprobs.js';
 import { sftLoss } from '../src/train/sft.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
