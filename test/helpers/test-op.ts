@@ -30,11 +30,16 @@ const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b
  * - 'gpu': differences of the GPU forward (helpers/gradcheck.ts), for an op whose reference is not
  *   the function being differentiated (e.g. one that only reproduces rounding), or to reach what
  *   a float64 reference cannot: the backward's consistency with the f32 forward actually run.
+ * With `backwardReference` (a float64 backward written out), every element of every gradient is
+ * compared with it as well: differences probe a subset, which on large inputs can miss a wrong
+ * region.
  */
 export interface GradientCheck<C> {
   cases: readonly C[];
   via?: 'reference' | 'gpu';
-  /** For 'reference'; default { atol: 1e-4, rtol: 1e-3 }. */
+  /** The float64 gradients of Σ w·reference with respect to each input (null for those not differentiated). */
+  backwardReference?: (values: readonly Float64Array[], outputGrad: Float64Array, c: C) => readonly (ArrayLike<number> | null)[];
+  /** For 'reference' and backwardReference; default { atol: 1e-4, rtol: 1e-3 }. */
   tol?: Tolerance;
   /** Elements probed per input: all of them up to this many, else a seeded random subset (default 64). */
   probes?: number;
@@ -158,10 +163,14 @@ async function referenceGradcheck<C>(
     return sum;
   };
   const pick = rng(outputSize + 5);
+  const written = check.backwardReference?.(values, Float64Array.from(weights), c);
   for (const [k, grad] of analytic.entries()) {
     if (!grad) continue;
     const full = await grad.toArray();
     grad.dispose();
+    const label = `${name} gradient of input ${k} [${inputs[k].shape}]`;
+    const expected = written?.[k];
+    if (expected) expectClose(full, expected, tol, `${label} against the float64 backward`);
     const x = values[k];
     const indices = x.length <= probes ? [...x.keys()] : Array.from({ length: probes }, () => Math.floor(pick() * x.length));
     const numeric = indices.map((i) => {
@@ -174,6 +183,6 @@ async function referenceGradcheck<C>(
       x[i] = at;
       return (plus - minus) / (2 * h);
     });
-    expectClose(indices.map((i) => full[i]), numeric, tol, `${name} gradient of input ${k} [${inputs[k].shape}]`);
+    expectClose(indices.map((i) => full[i]), numeric, tol, `${label} against finite differences`);
   }
 }
