@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import { argmax, max, maxAll, mean, meanAll, sum, sumAll } from '../src/ops/reduce.js';
-import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
 import { distinctValues, numelOf, rowAbsSums, rowsOf } from './helpers/reference-rows.js';
 import { randnInput, testOp } from './helpers/test-op.js';
