@@ -57,8 +57,8 @@ export interface OpTest<C> {
 
 /** The values an input holds on the GPU, in float64. */
 function deviceValues(input: OpInput): Float64Array {
-  const values = input.dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(Float32Array.from(input.data))) : Float32Array.from(input.data);
-  return Float64Array.from(values);
+  if (input.dtype === 'u32') return Float64Array.from(input.data);
+  return Float64Array.from(input.dtype === 'f16' ? f16ArrayToF32(f32ArrayToF16(Float32Array.from(input.data))) : Float32Array.from(input.data));
 }
 
 const isDifferentiable = (input: OpInput): boolean => input.differentiable ?? (input.dtype ?? 'f32') === 'f32';
