@@ -1,8 +1,8 @@
-// Time of one full-parameter SFT step (forward, backward, clip, AdamW) of a model built from a
-// config, with the GPU time per kernel from timestamp queries:
+// Time of one full-parameter SFT step (src/train/step.ts: forward, backward, clip, AdamW, the
+// read-back of loss and gradient norm) of a model built from a config, with the GPU time per
+// kernel from timestamp queries:
 //   npm run build && node dist/bench/sft-step.js [--batch 32] [--seq 64] [--steps 3]
 import { parseArgs } from 'node:util';
-import { backward } from '../src/autograd/backward.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
@@ -11,9 +11,9 @@ import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { AdamW } from '../src/optim/adamw.js';
-import { clipGradNorm } from '../src/optim/grad-norm.js';
-import { sequenceBatch } from '../src/rl/completion-logprobs.js';
+import { sequenceBatch } from '../src/train/completion-logprobs.js';
 import { sftLoss } from '../src/train/sft.js';
+import { trainingStep } from '../src/train/step.js';
 import { TINY_CONFIG } from '../src/model/tiny-config.js';
 
 const { values: args } = parseArgs({ options: { batch: { type: 'string', default: '32' }, seq: { type: 'string', default: '64' }, steps: { type: 'string', default: '3' } } });
@@ -28,23 +28,17 @@ const examples = Array.from({ length: batch }, (_, b) => ({
   promptIds: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 7 + t * 13) % 250)),
   completionIds: Array.from({ length: seq / 2 }, (_, t) => 3 + ((b * 5 + t * 11) % 250)),
 }));
+const schedule = { kind: 'constant' as const, lr: 1e-3 };
+let stepIndex = 0;
 const step = () =>
-  gpu.tidy(() => {
-    backward(sftLoss(model, sequenceBatch(gpu, examples)));
-    clipGradNorm(params.map((p) => p.grad!), 1);
-    optimizer.step();
-    optimizer.zeroGrad();
-  });
-step();
-await gpu.sync();
+  trainingStep(gpu, { optimizer, microBatches: [examples], loss: (batch) => ({ loss: sftLoss(model, sequenceBatch(gpu, batch)) }), maxGradNorm: 1, schedule, step: stepIndex++ });
+await step();
 const t0 = performance.now();
-for (let i = 0; i < Number(args.steps); i++) step();
-await gpu.sync();
+for (let i = 0; i < Number(args.steps); i++) await step();
 const wall = (performance.now() - t0) / Number(args.steps);
 const profiler = new KernelProfiler(gpu.device);
 gpu.commands.profiler = profiler;
-step();
-await gpu.sync();
+await step();
 const kernels = await profiler.collect();
 const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
 console.log(`adapter: ${gpu.adapterName}`);

@@ -3,8 +3,7 @@ import { backward } from '../src/autograd/backward.js';
 import { attention, type AttentionOptions } from '../src/ops/attention.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
-import { randn } from './helpers/random.js';
+import { randnInput, testOp, type OpInput } from './helpers/test-op.js';
 import { attentionBackwardReference, attentionReference, type AttentionMask, type AttentionShape } from './helpers/reference-attention.js';
 
 const gpu = useGpu();
@@ -17,19 +16,18 @@ const FORWARD_TOL = { atol: 1e-5, rtol: 1e-4 };
 const BACKWARD_TOL = { atol: 3e-5, rtol: 1e-4 };
 
 interface Case extends AttentionShape {
+  title: string;
   seed: number;
   mask?: AttentionMask;
 }
 
-function inputs(c: Case) {
+function inputs(c: Case): OpInput[] {
   const { batch, queries, keys, qHeads, kvHeads, headDim } = c;
-  return {
-    q: randn(batch * queries * qHeads * headDim, c.seed),
-    k: randn(batch * keys * kvHeads * headDim, c.seed + 1),
-    v: randn(batch * keys * kvHeads * headDim, c.seed + 2),
-    qShape: [batch, queries, qHeads, headDim],
-    kvShape: [batch, keys, kvHeads, headDim],
-  };
+  return [
+    randnInput([batch, queries, qHeads, headDim], c.seed),
+    randnInput([batch, keys, kvHeads, headDim], c.seed + 1),
+    randnInput([batch, keys, kvHeads, headDim], c.seed + 2),
+  ];
 }
 
 function gpuOptions(c: Case): AttentionOptions {
@@ -42,125 +40,92 @@ function gpuOptions(c: Case): AttentionOptions {
   };
 }
 
-async function checkForward(c: Case): Promise<void> {
-  const g = gpu();
-  const x = inputs(c);
-  const out = await g.tidy(() => g.keep(attention(g.tensor(x.q, x.qShape), g.tensor(x.k, x.kvShape), g.tensor(x.v, x.kvShape), gpuOptions(c)))).toArray();
-  expect(out.every(Number.isFinite), 'finite outputs').toBe(true);
-  expectClose(out, attentionReference(c, x.q, x.k, x.v, c.mask), FORWARD_TOL, 'attention forward');
-}
-
-async function checkBackward(c: Case): Promise<void> {
-  const g = gpu();
-  const x = inputs(c);
-  const gradOut = randn(x.q.length, c.seed + 3);
-  const grads = await g.tidy(() => {
-    const [q, k, v] = [g.tensor(x.q, x.qShape), g.tensor(x.k, x.kvShape), g.tensor(x.v, x.kvShape)];
-    for (const t of [q, k, v]) t.requiresGrad = true;
-    backward(attention(q, k, v, gpuOptions(c)), g.tensor(gradOut, x.qShape));
-    return [q.grad!, k.grad!, v.grad!].map((t) => g.keep(t));
-  });
-  const [gradQ, gradK, gradV] = await Promise.all(grads.map((t) => t.toArray()));
-  const ref = attentionBackwardReference(c, x.q, x.k, x.v, gradOut, c.mask);
-  expectClose(gradQ, ref.gradQ, BACKWARD_TOL, 'dq');
-  expectClose(gradK, ref.gradK, BACKWARD_TOL, 'dk');
-  expectClose(gradV, ref.gradV, BACKWARD_TOL, 'dv');
-}
-
 const shape = (batch: number, queries: number, keys: number, qHeads: number, kvHeads: number, headDim: number): AttentionShape => ({ batch, queries, keys, qHeads, kvHeads, headDim });
 
+/** attention against the float64 reference, forward and (for `backward`) dq, dk, dv. */
+function testAttention(name: string, forward: Case[], backward: Case[]): void {
+  testOp(name, ([q, k, v], c) => attention(q, k, v, gpuOptions(c)), ([q, k, v], c) => attentionReference(c, q, k, v, c.mask), forward, {
+    gpu,
+    inputs,
+    tol: FORWARD_TOL,
+    outShape: (c) => [c.batch, c.queries, c.qHeads, c.headDim],
+    label: (c) => c.title,
+    gradient: {
+      cases: backward,
+      tol: BACKWARD_TOL,
+      // Every element is compared with the written-out backward; the differences cross-check it on a few
+      // (the float64 reference costs O(B·T·S·H·D) per probe).
+      probes: 16,
+      backwardReference: ([q, k, v], gradOut, c) => {
+        const ref = attentionBackwardReference(c, q, k, v, gradOut, c.mask);
+        return [ref.gradQ, ref.gradK, ref.gradV];
+      },
+    },
+  });
+}
+
 describe('attention forward vs float64 reference', () => {
-  it('a single query and key', () => checkForward({ ...shape(1, 1, 1, 1, 1, 4), seed: 1 }));
-  it('T = S = 17, GQA 6/2 heads, D = 16', () => checkForward({ ...shape(1, 17, 17, 6, 2, 16), seed: 2 }));
-  it('T = S = 33, D = 64, 4 heads (MHA), batch 2', () => checkForward({ ...shape(2, 33, 33, 4, 4, 64), seed: 3 }));
-  it('D = 128 with a custom scale', () => checkForward({ ...shape(1, 9, 9, 2, 1, 128), seed: 4, mask: { scale: 0.3 } }));
-  it('decode: one query over a partly filled cache', () => checkForward({ ...shape(3, 1, 40, 9, 3, 32), seed: 5, mask: { kvLength: 29 } }));
-  it('several new queries over a cache (chunked prefill)', () => checkForward({ ...shape(2, 5, 24, 4, 2, 16), seed: 6, mask: { kvLength: 19 } }));
+  testAttention(
+    'attention',
+    [
+      { title: 'a single query and key', ...shape(1, 1, 1, 1, 1, 4), seed: 1 },
+      { title: 'T = S = 17, GQA 6/2 heads, D = 16', ...shape(1, 17, 17, 6, 2, 16), seed: 2 },
+      { title: 'T = S = 33, D = 64, 4 heads (MHA), batch 2', ...shape(2, 33, 33, 4, 4, 64), seed: 3 },
+      { title: 'D = 128 with a custom scale', ...shape(1, 9, 9, 2, 1, 128), seed: 4, mask: { scale: 0.3 } },
+      { title: 'decode: one query over a partly filled cache', ...shape(3, 1, 40, 9, 3, 32), seed: 5, mask: { kvLength: 29 } },
+      { title: 'several new queries over a cache (chunked prefill)', ...shape(2, 5, 24, 4, 2, 16), seed: 6, mask: { kvLength: 19 } },
+      { title: 'decode with keyStart and kvLength < S, batch 8', ...shape(8, 1, 64, 6, 2, 16), seed: 8, mask: { kvLength: 50, keyStart: [0, 3, 49, 50, 10, 0, 1, 20] } },
+      { title: 'larger: B = 2, T = S = 200, 9/3 heads, D = 64', ...shape(2, 200, 200, 9, 3, 64), seed: 9 },
+      { title: 'sliding window 5 over T = S = 23, GQA 6/2, with left padding', ...shape(2, 23, 23, 6, 2, 16), seed: 21, mask: { window: 5, keyStart: [0, 9] } },
+      { title: 'sliding window of 1 (each query sees only itself)', ...shape(1, 11, 11, 3, 3, 8), seed: 22, mask: { window: 1 } },
+      { title: 'sliding window in decode over a partly filled cache, batch 4', ...shape(4, 1, 48, 4, 1, 32), seed: 23, mask: { window: 7, kvLength: 41, keyStart: [0, 3, 36, 40] } },
+      { title: 'sliding window 9 in chunked prefill', ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 9, kvLength: 25 } },
+      { title: 'sliding window wider than the cache (changes nothing)', ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 1000, kvLength: 25 } },
+    ],
+    [],
+  );
   it('left padding: keyStart masks keys, a fully masked row gives 0', async () => {
     // Batch 1 starts at key 7, so its queries at positions 0..6 see nothing; batch 2 masks all.
-    const c = { ...shape(3, 12, 12, 4, 2, 16), seed: 7, mask: { keyStart: [0, 7, 12] } };
-    await checkForward(c);
+    const c: Case = { title: 'left padding', ...shape(3, 12, 12, 4, 2, 16), seed: 7, mask: { keyStart: [0, 7, 12] } };
     const g = gpu();
-    const x = inputs(c);
-    const out = await g.tidy(() => g.keep(attention(g.tensor(x.q, x.qShape), g.tensor(x.k, x.kvShape), g.tensor(x.v, x.kvShape), gpuOptions(c)))).toArray();
+    const [q, k, v] = inputs(c).map((x) => Float32Array.from(x.data));
+    const [qShape, kvShape] = [[3, 12, 4, 16], [3, 12, 2, 16]];
+    const out = await g.tidy(() => g.keep(attention(g.tensor(q, qShape), g.tensor(k, kvShape), g.tensor(v, kvShape), gpuOptions(c)))).toArray();
+    expect(out.every(Number.isFinite), 'finite outputs').toBe(true);
+    expectClose(out, attentionReference(c, q, k, v, c.mask), FORWARD_TOL, 'attention forward');
     const rowSize = 4 * 16;
     expect(out.slice(12 * rowSize, 19 * rowSize).every((value) => value === 0)).toBe(true);
     expect(out.slice(24 * rowSize).every((value) => value === 0)).toBe(true);
   });
-  it('decode with keyStart and kvLength < S, batch 8', () => checkForward({ ...shape(8, 1, 64, 6, 2, 16), seed: 8, mask: { kvLength: 50, keyStart: [0, 3, 49, 50, 10, 0, 1, 20] } }));
-  it('larger: B = 2, T = S = 200, 9/3 heads, D = 64', () => checkForward({ ...shape(2, 200, 200, 9, 3, 64), seed: 9 }));
-  it('sliding window 5 over T = S = 23, GQA 6/2, with left padding', () =>
-    checkForward({ ...shape(2, 23, 23, 6, 2, 16), seed: 21, mask: { window: 5, keyStart: [0, 9] } }));
-  it('sliding window of 1 (each query sees only itself)', () => checkForward({ ...shape(1, 11, 11, 3, 3, 8), seed: 22, mask: { window: 1 } }));
-  it('sliding window in decode over a partly filled cache, batch 4', () =>
-    checkForward({ ...shape(4, 1, 48, 4, 1, 32), seed: 23, mask: { window: 7, kvLength: 41, keyStart: [0, 3, 36, 40] } }));
-  it('sliding window in chunked prefill, window wider than the cache changes nothing', async () => {
-    await checkForward({ ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 9, kvLength: 25 } });
-    await checkForward({ ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 1000, kvLength: 25 } });
-  });
 });
-
 describe('attention backward', () => {
-  it('gradcheck q, k, v on a small causal GQA shape', async () => {
-    const c = { ...shape(2, 5, 5, 4, 2, 8), seed: 11 };
-    const x = inputs(c);
-    await gradcheck(gpu(), ([q, k, v]) => attention(q, k, v), [
-      { data: x.q, shape: x.qShape },
-      { data: x.k, shape: x.kvShape },
-      { data: x.v, shape: x.kvShape },
-    ]);
-  });
-  it('gradcheck with kvLength < S and keyStart', async () => {
-    const c = { ...shape(2, 3, 9, 3, 1, 4), seed: 12 };
-    const x = inputs(c);
-    const keyStart = gpu().tensor([2, 0], [2], 'u32');
-    await gradcheck(gpu(), ([q, k, v]) => attention(q, k, v, { kvLength: 7, keyStart }), [
-      { data: x.q, shape: x.qShape },
-      { data: x.k, shape: x.kvShape },
-      { data: x.v, shape: x.kvShape },
-    ]);
-  });
-  it('dq, dk, dv vs float64 reference: T = S = 17, 6/2 heads, D = 16', () => checkBackward({ ...shape(1, 17, 17, 6, 2, 16), seed: 13 }));
-  it('dq, dk, dv vs float64 reference: T = S = 33, 9/3 heads, D = 64, batch 2', () => checkBackward({ ...shape(2, 33, 33, 9, 3, 64), seed: 14 }));
-  it('dq, dk, dv vs float64 reference with padding and a fully masked row', () =>
-    checkBackward({ ...shape(3, 10, 10, 4, 1, 32), seed: 15, mask: { keyStart: [0, 4, 10] } }));
-  it('dq, dk, dv vs float64 reference over a partly filled cache', () => checkBackward({ ...shape(2, 6, 20, 2, 2, 16), seed: 16, mask: { kvLength: 15 } }));
-  it('dq, dk, dv vs float64 reference: completions after a shared prompt (T < S = kvLength, left-padded prompts)', () =>
-    checkBackward({ ...shape(4, 7, 19, 4, 2, 16), seed: 18, mask: { kvLength: 19, keyStart: [0, 5, 12, 3] } }));
-  it('gradcheck: queries at the end of a longer key range with keyStart', async () => {
-    const c = { ...shape(2, 3, 8, 2, 1, 4), seed: 19 };
-    const x = inputs(c);
-    const keyStart = gpu().tensor([4, 1], [2], 'u32');
-    await gradcheck(gpu(), ([q, k, v]) => attention(q, k, v, { keyStart }), [
-      { data: x.q, shape: x.qShape },
-      { data: x.k, shape: x.kvShape },
-      { data: x.v, shape: x.kvShape },
-    ]);
-  });
-  it('gradcheck with a sliding window, kvLength < S and keyStart', async () => {
-    const c = { ...shape(2, 7, 11, 4, 2, 4), seed: 25 };
-    const x = inputs(c);
-    const keyStart = gpu().tensor([0, 3], [2], 'u32');
-    await gradcheck(gpu(), ([q, k, v]) => attention(q, k, v, { kvLength: 10, keyStart, window: 3 }), [
-      { data: x.q, shape: x.qShape },
-      { data: x.k, shape: x.kvShape },
-      { data: x.v, shape: x.kvShape },
-    ]);
-  });
-  it('dq, dk, dv vs float64 reference with sliding window 6: T = S = 37, 6/2 heads, D = 16, padding', () =>
-    checkBackward({ ...shape(2, 37, 37, 6, 2, 16), seed: 26, mask: { window: 6, keyStart: [0, 5] } }));
-  it('dq, dk, dv vs float64 reference with window 4 over a partly filled cache, MHA D = 64', () =>
-    checkBackward({ ...shape(2, 9, 21, 3, 3, 64), seed: 27, mask: { window: 4, kvLength: 18 } }));
+  testAttention(
+    'attention',
+    [],
+    [
+      { title: 'a small causal GQA shape', ...shape(2, 5, 5, 4, 2, 8), seed: 11 },
+      { title: 'kvLength < S and keyStart', ...shape(2, 3, 9, 3, 1, 4), seed: 12, mask: { kvLength: 7, keyStart: [2, 0] } },
+      { title: 'T = S = 17, 6/2 heads, D = 16', ...shape(1, 17, 17, 6, 2, 16), seed: 13 },
+      { title: 'T = S = 33, 9/3 heads, D = 64, batch 2', ...shape(2, 33, 33, 9, 3, 64), seed: 14 },
+      { title: 'padding and a fully masked row', ...shape(3, 10, 10, 4, 1, 32), seed: 15, mask: { keyStart: [0, 4, 10] } },
+      { title: 'a partly filled cache', ...shape(2, 6, 20, 2, 2, 16), seed: 16, mask: { kvLength: 15 } },
+      { title: 'completions after a shared prompt (T < S = kvLength, left-padded prompts)', ...shape(4, 7, 19, 4, 2, 16), seed: 18, mask: { kvLength: 19, keyStart: [0, 5, 12, 3] } },
+      { title: 'queries at the end of a longer key range with keyStart', ...shape(2, 3, 8, 2, 1, 4), seed: 19, mask: { keyStart: [4, 1] } },
+      { title: 'a sliding window, kvLength < S and keyStart', ...shape(2, 7, 11, 4, 2, 4), seed: 25, mask: { kvLength: 10, keyStart: [0, 3], window: 3 } },
+      { title: 'sliding window 6: T = S = 37, 6/2 heads, D = 16, padding', ...shape(2, 37, 37, 6, 2, 16), seed: 26, mask: { window: 6, keyStart: [0, 5] } },
+      { title: 'window 4 over a partly filled cache, MHA D = 64', ...shape(2, 9, 21, 3, 3, 64), seed: 27, mask: { window: 4, kvLength: 18 } },
+    ],
+  );
   it('only the inputs that need gradients get them', async () => {
     const g = gpu();
-    const c = shape(1, 4, 4, 2, 1, 8);
-    const x = inputs({ ...c, seed: 17 });
-    const [q, k, v] = [g.tensor(x.q, x.qShape), g.tensor(x.k, x.kvShape), g.tensor(x.v, x.kvShape)];
+    const c: Case = { title: 'v only', ...shape(1, 4, 4, 2, 1, 8), seed: 17 };
+    const [qData, kData, vData] = inputs(c).map((x) => Float32Array.from(x.data));
+    const [q, k, v] = [g.tensor(qData, [1, 4, 2, 8]), g.tensor(kData, [1, 4, 1, 8]), g.tensor(vData, [1, 4, 1, 8])];
     v.requiresGrad = true;
     g.tidy(() => backward(attention(q, k, v)));
     expect(q.grad).toBeNull();
     expect(k.grad).toBeNull();
-    expectClose(await v.grad!.toArray(), attentionBackwardReference(c, x.q, x.k, x.v, new Float32Array(x.q.length).fill(1)).gradV, BACKWARD_TOL, 'dv');
+    expectClose(await v.grad!.toArray(), attentionBackwardReference(c, qData, kData, vData, new Float32Array(qData.length).fill(1)).gradV, BACKWARD_TOL, 'dv');
   });
 });
 

@@ -5,7 +5,7 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { sequenceBatch } from '../src/rl/completion-logprobs.js';
+import { sequenceBatch } from '../src/train/completion-logprobs.js';
 import { sftLoss } from '../src/train/sft.js';
 import { useGpu } from './helpers/gpu.js';
 import { checkParameterGradient } from './helpers/parameter-gradcheck.js';

@@ -9,7 +9,7 @@ import { openWeights } from '../src/io/weight-source.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { peftTensorName } from '../src/nn/lora-peft.js';
 import { loadLora, type LoraAdapters } from '../src/nn/lora.js';
-import { completionLogprobs, sequenceBatch, sharedPromptBatch } from '../src/rl/completion-logprobs.js';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch } from '../src/train/completion-logprobs.js';
 import { grpoLoss, type GrpoLossOptions } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';

@@ -9,8 +9,8 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
 
 const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
-  ['train'],
   ['rl'],
+  ['train'],
   ['tasks'],
   ['generate'],
   ['nn'],

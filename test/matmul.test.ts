@@ -14,9 +14,9 @@ import {
 } from '../src/ops/matmul-variants.js';
 import { expectClose, type Tolerance } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
 import { randn } from './helpers/random.js';
 import { matmulReference, roundToF16 } from './helpers/reference-matmul.js';
+import { randnInput, testOp } from './helpers/test-op.js';
 
 const gpu = useGpu();
 
@@ -215,31 +215,35 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
   }
 });
 
-describe('gradients (finite differences of the GPU forward)', () => {
-  const input = (shape: number[], seed: number) => ({ data: randn(shape.reduce((x, y) => x * y, 1), seed), shape });
-
-  it('for every transpose combination', async () => {
-    for (const [i, [transA, transB]] of TRANSPOSES.entries()) {
-      const { aShape, bShape } = stored(5, 7, 6, transA, transB);
-      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(aShape, 10 + i), input(bShape, 20 + i)]);
-    }
-  });
-
-  it('with b shared across a batch (its gradient sums over the batch)', async () => {
-    for (const [i, [transA, transB]] of TRANSPOSES.entries()) {
-      const { aShape, bShape } = stored(4, 6, 5, transA, transB, [3], []);
-      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(aShape, 30 + i), input(bShape, 40 + i)]);
-    }
-  });
-
-  it('with a shared across a batch and with per-batch operands', async () => {
-    for (const [i, [transA, transB]] of TRANSPOSES.entries()) {
-      const shared = stored(4, 6, 5, transA, transB, [], [2]);
-      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(shared.aShape, 50 + i), input(shared.bShape, 60 + i)]);
-      const batched = stored(3, 4, 5, transA, transB, [2], [2]);
-      await gradcheck(gpu(), ([a, b]) => matmul(a, b, { transA, transB }), [input(batched.aShape, 70 + i), input(batched.bShape, 80 + i)]);
-    }
-  });
+describe('gradients', () => {
+  interface GradientCase extends Case {
+    transA: boolean;
+    transB: boolean;
+    title: string;
+    seed: number;
+  }
+  const cases = (title: string, m: number, k: number, n: number, batchA: number[], batchB: number[], seed: number): GradientCase[] =>
+    TRANSPOSES.map(([transA, transB], i) => ({ ...stored(m, k, n, transA, transB, batchA, batchB), transA, transB, title, seed: seed + i }));
+  testOp(
+    'matmul',
+    ([a, b], c) => matmul(a, b, c),
+    ([a, b], c) => matmulReference(a, c.aShape, b, c.bShape, c.transA, c.transB),
+    [],
+    {
+      gpu,
+      inputs: (c) => [randnInput(c.aShape, c.seed), randnInput(c.bShape, c.seed + 10)],
+      tol: TOL,
+      label: (c) => `${c.title}, a ${c.aShape}${c.transA ? 'ᵀ' : ''} · b ${c.bShape}${c.transB ? 'ᵀ' : ''}`,
+      gradient: {
+        cases: [
+          ...cases('every transpose combination', 5, 7, 6, [], [], 10),
+          ...cases('b shared across a batch (its gradient sums over the batch)', 4, 6, 5, [3], [], 30),
+          ...cases('a shared across a batch', 4, 6, 5, [], [2], 50),
+          ...cases('per-batch operands', 3, 4, 5, [2], [2], 70),
+        ],
+      },
+    },
+  );
 
   itNeeding({ f16: true }, 'gives a gradient to the f32 operand only when the other is frozen f16', async () => {
     const g = gpu();
@@ -298,9 +302,11 @@ describe('variant choice', () => {
     expect(defaultMatmulVariant(g, 2)).toBe('rows16x2');
     expect(defaultMatmulVariant(g, 300)).toBe('rows16x2');
     // Unforced: whatever chooseMatmulVariant picks for a decode step gives the right numbers.
-    const cases: Case[] = [{ ...stored(1, 576, 1537, false, true), transA: false, transB: true, aScale: 1 / 24 }];
-    if (g.hasF16) cases.push({ ...stored(1, 576, 1537, false, true), transA: false, transB: true, bDtype: 'f16', aScale: 1 / 24 });
-    await checkCases(cases, 800);
+    await checkCases([{ ...stored(1, 576, 1537, false, true), transA: false, transB: true, aScale: 1 / 24 }], 800);
+  });
+
+  itNeeding({ f16: true }, 'computes the same for a decode step against an f16 W, unforced', async () => {
+    await checkCases([{ ...stored(1, 576, 1537, false, true), transA: false, transB: true, bDtype: 'f16', aScale: 1 / 24 }], 801);
   });
 
   it('uses the tuned winner unless a variant is forced', async () => {

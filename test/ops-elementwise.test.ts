@@ -4,9 +4,9 @@ import { swiglu } from '../src/ops/swiglu.js';
 import { unary, type UnaryOp } from '../src/ops/unary.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
 import { randn, uniform } from './helpers/random.js';
 import { numelOf } from './helpers/reference-rows.js';
+import { randnInput, testOp } from './helpers/test-op.js';
 
 const gpu = useGpu();
 
@@ -32,16 +32,17 @@ const UNARY_TOL = { atol: 1e-6, rtol: 2e-6 };
 
 const shapes = [[1], [7, 13], [3, 5, 257], [300007]];
 
+const gradShapes = [[1], [7, 13], [3, 5, 257]];
+const sameShape = (shape: number[]) => shape;
+
 describe('unary ops', () => {
-  for (const shape of shapes) {
-    it(`match float64 for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      for (const [op, { ref, input }] of Object.entries(UNARY) as [UnaryOp, (typeof UNARY)[UnaryOp]][]) {
-        const data = input(n, n + 3);
-        const y = unary(op, gpu().tensor(data, shape));
-        expect(y.shape).toEqual(shape);
-        expectClose(await y.toArray(), Array.from(data, ref), UNARY_TOL, op);
-      }
+  for (const [op, { ref, input }] of Object.entries(UNARY) as [UnaryOp, (typeof UNARY)[UnaryOp]][]) {
+    testOp(op, ([x]) => unary(op, x), ([x]) => x.map(ref), shapes, {
+      gpu,
+      inputs: (shape) => [{ data: input(numelOf(shape), numelOf(shape) + 3), shape }],
+      tol: UNARY_TOL,
+      outShape: sameShape,
+      gradient: { cases: gradShapes },
     });
   }
 
@@ -58,41 +59,20 @@ describe('unary ops', () => {
     expect(() => unary('exp', gpu().empty([3], 'f16'))).toThrow('exp: expected f32, got f16 [3]');
   });
 
-  for (const shape of [[1], [7, 13], [3, 5, 257]]) {
-    it(`backward matches finite differences for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      for (const [op, { input }] of Object.entries(UNARY) as [UnaryOp, (typeof UNARY)[UnaryOp]][]) {
-        await gradcheck(gpu(), ([x]) => unary(op, x), [{ data: input(n, 5), shape }], { eps: 1e-3 });
-      }
-    });
-  }
 });
 
 describe('swiglu', () => {
-  for (const shape of shapes) {
-    it(`matches float64 for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      const gate = randn(n, 11, 3);
-      const up = randn(n, 12);
-      const y = swiglu(gpu().tensor(gate, shape), gpu().tensor(up, shape));
-      expect(y.shape).toEqual(shape);
-      expectClose(await y.toArray(), Array.from(gate, (g, i) => siluRef(g) * up[i]), UNARY_TOL, 'swiglu');
-    });
-  }
+  const reference = ([gate, up]: readonly Float64Array[]) => gate.map((g, i) => siluRef(g) * up[i]);
+  const inputs = (shape: number[], seed: number, upTrainable = true) => [randnInput(shape, seed, 3), { ...randnInput(shape, seed + 1), differentiable: upTrainable }];
+  testOp('swiglu', ([g, u]) => swiglu(g, u), reference, shapes, { gpu, inputs, tol: UNARY_TOL, outShape: sameShape, gradient: { cases: gradShapes } });
+  // Only one side trainable: the other gradient is neither returned nor required.
+  testOp('swiglu with a frozen up', ([g, u]) => swiglu(g, u), reference, [], { gpu, inputs: (shape, seed) => inputs(shape, seed, false), tol: UNARY_TOL, gradient: { cases: gradShapes } });
 
   it('names the op and both shapes when they differ', () => {
     expect(() => swiglu(gpu().empty([2, 3]), gpu().empty([2, 4]))).toThrow('swiglu: shapes differ: [2, 3] vs [2, 4]');
     expect(() => swiglu(gpu().empty([2], 'f16'), gpu().empty([2]))).toThrow('swiglu: expected f32, got f16 [2]');
   });
 
-  for (const shape of [[1], [7, 13], [3, 5, 257]]) {
-    it(`backward matches finite differences for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      await gradcheck(gpu(), ([g, u]) => swiglu(g, u), [{ data: randn(n, 13, 3), shape }, { data: randn(n, 14), shape }], { eps: 1e-3 });
-      // Only one side trainable: the other gradient is neither returned nor required.
-      await gradcheck(gpu(), ([g, u]) => swiglu(g, u), [{ data: randn(n, 15, 3), shape }, { data: randn(n, 16), shape, differentiable: false }], { eps: 1e-3 });
-    });
-  }
 });
 
 /** Row-major index of `idx` in `shape`. */
@@ -117,17 +97,21 @@ describe('layout ops', () => {
     [[2, 3, 4, 5], [0, 2, 1, 3]],
     [[2, 3, 4, 5], [3, 1, 0, 2]],
   ];
-  for (const [shape, dims] of cases) {
-    it(`permute ${JSON.stringify(shape)} by ${JSON.stringify(dims)} moves every element exactly`, async () => {
-      const data = randn(numelOf(shape), 21);
-      const y = permute(gpu().tensor(data, shape), dims);
-      const outShape = dims.map((d) => shape[d]);
-      expect(y.shape).toEqual(outShape);
-      const ref = indices(outShape).map((o) => data[flat(dims.map((_, i) => o[dims.indexOf(i)]), shape)]);
-      expect(Array.from(await y.toArray())).toEqual(ref);
-      await gradcheck(gpu(), ([x]) => permute(x, dims), [{ data, shape }], { eps: 1e-2 });
-    });
-  }
+  testOp(
+    'permute',
+    ([x], [, dims]) => permute(x, dims),
+    ([x], [shape, dims]) => indices(dims.map((d) => shape[d])).map((o) => x[flat(dims.map((_, i) => o[dims.indexOf(i)]), shape)]),
+    cases,
+    {
+      gpu,
+      inputs: ([shape]) => [randnInput(shape, 21)],
+      // Moves every element exactly.
+      tol: 'exact',
+      outShape: ([shape, dims]) => dims.map((d) => shape[d]),
+      label: ([shape, dims]) => `${JSON.stringify(shape)} by ${JSON.stringify(dims)}`,
+      gradient: { cases },
+    },
+  );
 
   it('transpose swaps the last two axes', async () => {
     const data = randn(3 * 5 * 7, 22);
@@ -153,20 +137,29 @@ describe('layout ops', () => {
     }
   });
 
-  it('slice and concat backward match finite differences', async () => {
-    const shape = [3, 4, 5];
-    await gradcheck(gpu(), ([x]) => slice(x, 1, 1, 3), [{ data: randn(60, 24), shape }], { eps: 1e-2 });
-    await gradcheck(
-      gpu(),
-      ([a, b, c]) => concat([a, b, c], 2),
-      [
-        { data: randn(24, 25), shape: [3, 4, 2] },
-        { data: randn(12, 26), shape: [3, 4, 1], differentiable: false },
-        { data: randn(36, 27), shape: [3, 4, 3] },
-      ],
-      { eps: 1e-2 },
-    );
+  testOp('slice', ([x]) => slice(x, 1, 1, 3), ([x]) => indices([3, 2, 5]).map(([i, j, k]) => x[flat([i, j + 1, k], [3, 4, 5])]), [[3, 4, 5]], {
+    gpu,
+    inputs: (shape) => [randnInput(shape, 24)],
+    tol: 'exact',
+    outShape: () => [3, 2, 5],
+    label: () => '[1, 3) of axis 1 of [3, 4, 5]',
+    gradient: { cases: [[3, 4, 5]] },
   });
+  const concatCase = '[3, 4, 2], [3, 4, 1] (not trained) and [3, 4, 3] along axis 2';
+  testOp(
+    'concat',
+    ([a, b, c]) => concat([a, b, c], 2),
+    ([a, b, c]) => indices([3, 4, 6]).map(([i, j, k]) => (k < 2 ? a[(i * 4 + j) * 2 + k] : k < 3 ? b[i * 4 + j] : c[(i * 4 + j) * 3 + k - 3])),
+    [concatCase],
+    {
+      gpu,
+      inputs: () => [randnInput([3, 4, 2], 25), { ...randnInput([3, 4, 1], 26), differentiable: false }, randnInput([3, 4, 3], 27)],
+      tol: 'exact',
+      outShape: () => [3, 4, 6],
+      label: (c) => c,
+      gradient: { cases: [concatCase] },
+    },
+  );
 
   it('name the op and shapes for bad arguments', () => {
     const x = gpu().empty([2, 3, 4]);

@@ -7,8 +7,8 @@ import { crossEntropy, maskedMean } from '../src/ops/cross-entropy.js';
 import { tokenLogprobs, tokenLogprobsGradInto, tokenLogprobsInto } from '../src/ops/token-logprobs.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
 import { randn, rng, uniform } from './helpers/random.js';
+import { randnInput, testOp } from './helpers/test-op.js';
 import { runPython } from './python/run-python.js';
 
 const gpu = useGpu();
@@ -29,13 +29,13 @@ function makeCase(n: number, v: number, seed: number): Case {
   return { n, v, logits, targets };
 }
 
-/** float64 log-softmax statistics of each row. */
-function reference({ n, v, logits, targets }: Case) {
+/** float64 log-softmax statistics of each row (of float64 logits too: finite differences perturb them below f32's resolution). */
+function reference({ n, v, logits, targets }: { n: number; v: number; logits: ArrayLike<number>; targets: ArrayLike<number> }) {
   const logprobs = new Float64Array(n);
   const entropy = new Float64Array(n);
   const softmax = new Float64Array(n * v);
   for (let r = 0; r < n; r++) {
-    const row = logits.subarray(r * v, (r + 1) * v);
+    const row = Array.from({ length: v }, (_, j) => logits[r * v + j]);
     let max = -Infinity;
     for (const x of row) max = Math.max(max, x);
     let sum = 0;
@@ -168,11 +168,12 @@ describe('tokenLogprobs forward', () => {
 });
 
 describe('tokenLogprobs backward', () => {
-  it('matches finite differences of the forward', async () => {
-    const c = makeCase(5, 37, 11);
-    const targets = gpu().tensor(c.targets, [c.n], 'u32');
-    await gradcheck(gpu(), ([logits]) => tokenLogprobs(logits, targets), [{ data: randn(c.n * c.v, 12, 2), shape: [c.n, c.v] }], { probes: 40 });
-    targets.dispose();
+  testOp('tokenLogprobs', ([logits, targets]) => tokenLogprobs(logits, targets), ([logits, targets], [n, v]) => reference({ n, v, logits, targets }).logprobs, [], {
+    gpu,
+    inputs: ([n, v], seed) => [{ data: randn(n * v, seed, 2), shape: [n, v] }, { data: makeCase(n, v, 11).targets, shape: [n], dtype: 'u32' }],
+    tol: LOGPROB_TOL,
+    label: ([n, v]) => `logits [${n}, ${v}]`,
+    gradient: { cases: [[5, 37]] },
   });
 
   for (const [n, v] of [[1, 1], [7, 1000], [3, 49152]]) {
@@ -247,18 +248,23 @@ describe('crossEntropy', () => {
     });
   }
 
-  it('matches finite differences with and without a mask', async () => {
-    const c = makeCase(6, 19, 31);
-    const targets = gpu().tensor(c.targets, [c.n], 'u32');
-    const weights = gpu().tensor(mask(c.n, 32), [c.n]);
-    const logits = { data: randn(c.n * c.v, 33, 2), shape: [c.n, c.v] };
-    await gradcheck(gpu(), ([x]) => crossEntropy(x, targets, weights), [logits], { probes: 40 });
-    await gradcheck(gpu(), ([x]) => crossEntropy(x, targets), [logits], { probes: 40 });
-    targets.dispose();
-    weights.dispose();
+  const nll = ([logits, targets, weights]: readonly Float64Array[], [n, v]: number[]) => {
+    const { logprobs } = reference({ n, v, logits, targets });
+    const w = weights ?? new Float64Array(n).fill(1);
+    return [-logprobs.reduce((s, lp, r) => s + w[r] * lp, 0) / w.reduce((a, b) => a + b, 0)];
+  };
+  const logitsAndTargets = ([n, v]: number[], seed: number) => [
+    { data: randn(n * v, seed, 2), shape: [n, v] },
+    { data: makeCase(n, v, 31).targets, shape: [n], dtype: 'u32' as const },
+  ];
+  const forLoss = { gpu, tol: SHIFTED_LOGPROB_TOL, label: ([n, v]: number[]) => `logits [${n}, ${v}]`, gradient: { cases: [[6, 19]] } };
+  testOp('crossEntropy with a mask', ([x, t, m]) => crossEntropy(x, t, m), nll, [], {
+    ...forLoss,
+    inputs: (c, seed) => [...logitsAndTargets(c, seed), { data: mask(c[0], 32), shape: [c[0]], differentiable: false }],
   });
+  testOp('crossEntropy', ([x, t]) => crossEntropy(x, t), nll, [], { ...forLoss, inputs: logitsAndTargets });
 
-  it('maskedMean weights values, ignores NaN where the mask is 0, and differentiates in x', async () => {
+  it('maskedMean weights values and ignores NaN where the mask is 0', async () => {
     const g = gpu();
     const x = randn(300, 41);
     const m = uniform(300, 42, 0, 2);
@@ -269,11 +275,24 @@ describe('crossEntropy', () => {
     for (let i = 0; i < x.length; i++) if (m[i] !== 0) (num += m[i] * x[i]), (den += m[i]);
     const out = await g.tidy(() => maskedMean(g.tensor(x, [300]), g.tensor(m, [300]))).toArray();
     expectClose(out, [num / den], { atol: 1e-6, rtol: 1e-5 }, 'masked mean');
-    const weights = g.tensor(m, [300]);
-    x[7] = 0.5;
-    await gradcheck(g, ([t]) => maskedMean(t, weights), [{ data: x, shape: [300] }]);
-    weights.dispose();
   });
+  testOp(
+    'maskedMean',
+    ([x, m]) => maskedMean(x, m),
+    ([x, m]) => [x.reduce((s, v, i) => s + m[i] * v, 0) / m.reduce((a, b) => a + b, 0)],
+    [],
+    {
+      gpu,
+      inputs: () => {
+        const m = uniform(300, 42, 0, 2);
+        m[7] = 0;
+        return [randnInput([300], 41), { data: m, shape: [300], differentiable: false }];
+      },
+      tol: { atol: 1e-6, rtol: 1e-5 },
+      label: () => '[300] with a zero weight',
+      gradient: { cases: [null] },
+    },
+  );
 });
 
 describe('against torch', () => {

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { f16ArrayToF32 as fromF16Array, f32ArrayToF16 as toF16Array } from '../src/io/half-precision.js';
 import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
-import { randn, uniform } from './helpers/random.js';
+import { uniform } from './helpers/random.js';
 import { numelOf, rmsnormRef, rowsOf } from './helpers/reference-rows.js';
+import { randnInput, testOp } from './helpers/test-op.js';
 
 const gpu = useGpu();
 const EPS = 1e-5;
@@ -16,25 +15,17 @@ const EPS = 1e-5;
 const TOL = { atol: 1e-6, rtol: 2e-5 };
 
 describe('rmsnorm', () => {
-  for (const shape of [[1], [1, 1], [7, 13], [3, 5, 257], [2, 49152], [3000, 5]]) {
-    it(`matches float64 with an f32, an f16 and no weight for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      const cols = shape[shape.length - 1];
-      const data = randn(n, n + 31, 3);
-      const w = uniform(cols, cols + 7, 0.5, 1.5);
-      // An f16 weight is compared with a reference that uses its f16-rounded values.
-      const wHalf = fromF16Array(toF16Array(w));
-      const x = gpu().tensor(data, shape);
-      const rows = rowsOf(data, cols);
-
-      const y = rmsnorm(x, gpu().tensor(w, [cols]), EPS);
-      expect(y.shape).toEqual(shape);
-      expectClose(await y.toArray(), rows.flatMap((r) => rmsnormRef(r, w, EPS)), TOL, 'f32 weight');
-      const yHalf = rmsnorm(x, gpu().tensor(w, [cols], 'f16'), EPS);
-      expectClose(await yHalf.toArray(), rows.flatMap((r) => rmsnormRef(r, wHalf, EPS)), TOL, 'f16 weight');
-      expectClose(await rmsnorm(x, null, EPS).toArray(), rows.flatMap((r) => rmsnormRef(r, null, EPS)), TOL, 'no weight');
-    });
-  }
+  const shapes = [[1], [1, 1], [7, 13], [3, 5, 257], [2, 49152], [3000, 5]];
+  const gradShapes = [[1], [7, 13], [3, 5, 257], [300, 6]];
+  const cols = (shape: readonly number[]) => shape[shape.length - 1];
+  const x = (shape: number[]) => randnInput(shape, numelOf(shape) + 31, 3);
+  const weight = (shape: number[], dtype: 'f32' | 'f16') => ({ data: uniform(cols(shape), cols(shape) + 7, 0.5, 1.5), shape: [cols(shape)], dtype });
+  const common = { gpu, tol: TOL, outShape: (shape: number[]) => shape, gradient: { cases: gradShapes } };
+  const reference = ([xs, w]: readonly Float64Array[], shape: number[]) => rowsOf(xs, cols(shape)).flatMap((r) => rmsnormRef(r, w ?? null, EPS));
+  testOp('rmsnorm with an f32 weight', ([xt, wt]) => rmsnorm(xt, wt, EPS), reference, shapes, { ...common, inputs: (shape) => [x(shape), weight(shape, 'f32')] });
+  // An f16 weight is compared with a reference that uses its f16-rounded values.
+  testOp('rmsnorm with an f16 weight', ([xt, wt]) => rmsnorm(xt, wt, EPS), reference, shapes, { ...common, inputs: (shape) => [x(shape), weight(shape, 'f16')] });
+  testOp('rmsnorm without a weight', ([xt]) => rmsnorm(xt, null, EPS), reference, shapes, { ...common, inputs: (shape) => [x(shape)] });
 
   it('gives eps-limited output for an all-zero row', async () => {
     const y = await rmsnorm(gpu().tensor([0, 0, 0, 1, 2, 3], [2, 3]), null, EPS).toArray();
@@ -53,18 +44,4 @@ describe('rmsnorm', () => {
     frozen.requiresGrad = true;
     expect(() => rmsnorm(x, frozen, EPS)).toThrow('rmsnorm: an f16 weight [8] is frozen and cannot require grad');
   });
-
-  for (const shape of [[1], [7, 13], [3, 5, 257], [300, 6]]) {
-    it(`backward matches finite differences for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      const cols = shape[shape.length - 1];
-      const x = { data: randn(n, 41), shape };
-      const w = { data: uniform(cols, 42, 0.5, 1.5), shape: [cols] };
-      await gradcheck(gpu(), ([xt, wt]) => rmsnorm(xt, wt, EPS), [x, w], { eps: 1e-3 });
-      await gradcheck(gpu(), ([xt]) => rmsnorm(xt, null, EPS), [x], { eps: 1e-3 });
-      const half = gpu().tensor(w.data, [cols], 'f16');
-      await gradcheck(gpu(), ([xt]) => rmsnorm(xt, half, EPS), [x], { eps: 1e-3 });
-      half.dispose();
-    });
-  }
 });

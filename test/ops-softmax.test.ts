@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { logSoftmax, softmax } from '../src/ops/softmax.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
-import { randn } from './helpers/random.js';
+import { randnInput, testOp } from './helpers/test-op.js';
 import { logSoftmaxRef, numelOf, rowsOf, softmaxRef } from './helpers/reference-rows.js';
 
 const gpu = useGpu();
@@ -14,20 +13,14 @@ const SOFTMAX_TOL = { atol: 1e-9, rtol: 4e-6 };
 // log-softmax values reach ~−15 on the long rows; an absolute error of a few ULP of that magnitude.
 const LOG_SOFTMAX_TOL = { atol: 4e-6, rtol: 1e-6 };
 
+const rowwise = (ref: (row: readonly number[]) => number[]) => ([x]: readonly Float64Array[], shape: number[]) => rowsOf(x, shape[shape.length - 1]).flatMap(ref);
+
 describe('softmax and logSoftmax', () => {
-  for (const shape of [[1], [1, 1], [7, 13], [3, 5, 257], [2, 49152], [3000, 5]]) {
-    it(`match float64 for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      const cols = shape[shape.length - 1];
-      const data = randn(n, n + 11, 2);
-      const rows = rowsOf(data, cols);
-      const x = gpu().tensor(data, shape);
-      const y = softmax(x);
-      expect(y.shape).toEqual(shape);
-      expectClose(await y.toArray(), rows.flatMap(softmaxRef), SOFTMAX_TOL, 'softmax');
-      expectClose(await logSoftmax(x).toArray(), rows.flatMap(logSoftmaxRef), LOG_SOFTMAX_TOL, 'logSoftmax');
-    });
-  }
+  const forward = { gpu, inputs: (shape: number[]) => [randnInput(shape, numelOf(shape) + 11, 2)], outShape: (shape: number[]) => shape };
+  const gradient = { cases: [[1], [7, 13], [3, 5, 257]] };
+  const shapes = [[1], [1, 1], [7, 13], [3, 5, 257], [2, 49152], [3000, 5]];
+  testOp('softmax', ([x]) => softmax(x), rowwise(softmaxRef), shapes, { ...forward, tol: SOFTMAX_TOL, gradient });
+  testOp('logSoftmax', ([x]) => logSoftmax(x), rowwise(logSoftmaxRef), shapes, { ...forward, tol: LOG_SOFTMAX_TOL, gradient });
 
   it('stay finite for huge logits and masked (-inf) entries', async () => {
     const data = [1000, 999, -1000, 0, 5e37, -5e37, 3e38, 3e38, 2, -Infinity, 1, -Infinity];
@@ -44,12 +37,4 @@ describe('softmax and logSoftmax', () => {
     expect(() => softmax(gpu().empty([4, 0]))).toThrow('softmax: the last axis is empty in [4, 0]');
     expect(() => logSoftmax(gpu().empty([2], 'f16'))).toThrow('logSoftmax: expected f32, got f16 [2]');
   });
-
-  for (const shape of [[1], [7, 13], [3, 5, 257]]) {
-    it(`backward matches finite differences for ${JSON.stringify(shape)}`, async () => {
-      const n = numelOf(shape);
-      await gradcheck(gpu(), ([x]) => softmax(x), [{ data: randn(n, 21), shape }], { eps: 1e-2 });
-      await gradcheck(gpu(), ([x]) => logSoftmax(x), [{ data: randn(n, 22), shape }], { eps: 1e-2 });
-    });
-  }
 });

@@ -3,9 +3,9 @@ import { backward } from '../src/autograd/backward.js';
 import { rope } from '../src/ops/rope.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
 import { randn, rng } from './helpers/random.js';
 import { ropeReference } from './helpers/reference-attention.js';
+import { randnInput, testOp } from './helpers/test-op.js';
 import { parseRopeScaling, ropeInverseFrequencies, type RopeScaling } from '../src/io/rope-scaling.js';
 import { runPython } from './python/run-python.js';
 
@@ -36,20 +36,43 @@ function transformersRope(request: { shape: number[]; theta: number; positions: 
   return JSON.parse(runPython('rope_reference.py', [], JSON.stringify({ ...request, x: Array.from(request.x) }))) as TransformersRope;
 }
 
+interface RopeCase {
+  name: string;
+  shape: number[];
+  theta: number;
+  positionSeed: number;
+  scaling?: RopeScaling;
+}
+
+/** rope against ropeReference (f32 frequencies and angles, as the op computes them, rotated in float64). */
+function testRope(name: string, forward: RopeCase[], gradient: RopeCase[]): void {
+  testOp(
+    name,
+    ([x, positions], c) => rope(x, positions, { theta: c.theta, scaling: c.scaling }),
+    ([x, positions], c) => ropeReference(x, c.shape, positions, c.theta, 1, c.scaling && ropeInverseFrequencies(c.shape[3], c.theta, c.scaling)),
+    forward,
+    {
+      gpu,
+      inputs: (c) => [randnInput(c.shape, c.shape[3]), { data: positionIds(c.shape[0], c.shape[1], c.positionSeed), shape: c.shape.slice(0, 2), dtype: 'u32' }],
+      tol: TOL,
+      outShape: (c) => c.shape,
+      label: (c) => c.name,
+      gradient: { cases: gradient },
+    },
+  );
+}
+
 describe('rope forward', () => {
-  const cases: [string, number[], number][] = [
-    ['theta 10000, odd T, 3 heads, D 16', [2, 7, 3, 16], 10000],
-    ['theta 100000, D 64, 9 heads', [1, 13, 9, 64], 100000],
-    ['one token, one head, D 2', [1, 1, 1, 2], 10000],
-    ['D 128, 5 heads', [3, 5, 5, 128], 500000],
-  ];
-  for (const [name, shape, theta] of cases) {
-    it(`matches the float64 reference: ${name}`, async () => {
-      const x = randn(shape.reduce((a, b) => a * b), shape[3]);
-      const positions = positionIds(shape[0], shape[1], shape[1]);
-      expectClose(await runRope(x, shape, positions, theta), ropeReference(x, shape, positions, theta), TOL, 'rope');
-    });
-  }
+  testRope(
+    'rope',
+    [
+      { name: 'theta 10000, odd T, 3 heads, D 16', shape: [2, 7, 3, 16], theta: 10000, positionSeed: 7 },
+      { name: 'theta 100000, D 64, 9 heads', shape: [1, 13, 9, 64], theta: 100000, positionSeed: 13 },
+      { name: 'one token, one head, D 2', shape: [1, 1, 1, 2], theta: 10000, positionSeed: 1 },
+      { name: 'D 128, 5 heads', shape: [3, 5, 5, 128], theta: 500000, positionSeed: 5 },
+    ],
+    [],
+  );
 
   it('matches transformers (LlamaRotaryEmbedding + apply_rotary_pos_emb) including large positions', async () => {
     for (const theta of [10000, 100000]) {
@@ -106,18 +129,11 @@ describe('scaled rope against transformers', () => {
 });
 
 describe('rope backward', () => {
-  it('gradcheck with yarn scaling (attention factor ≠ 1)', async () => {
-    const shape = [2, 3, 2, 8];
-    const positions = gpu().tensor(positionIds(2, 3, 7), [2, 3], 'u32');
-    const { scaling } = parseRopeScaling({ rope_parameters: { rope_type: 'yarn', factor: 8, original_max_position_embeddings: 64 } }, { source: 'c', maxPositions: 512 });
-    await gradcheck(gpu(), ([x]) => rope(x, positions, { theta: 10000, scaling }), [{ data: randn(96, 27), shape }]);
-  });
-
-  it('gradcheck', async () => {
-    const shape = [2, 3, 2, 8];
-    const positions = gpu().tensor(positionIds(2, 3, 5), [2, 3], 'u32');
-    await gradcheck(gpu(), ([x]) => rope(x, positions, { theta: 10000 }), [{ data: randn(96, 21), shape }]);
-  });
+  const { scaling } = parseRopeScaling({ rope_parameters: { rope_type: 'yarn', factor: 8, original_max_position_embeddings: 64 } }, { source: 'c', maxPositions: 512 });
+  testRope('rope', [], [
+    { name: 'theta 10000, [2, 3, 2, 8]', shape: [2, 3, 2, 8], theta: 10000, positionSeed: 5 },
+    { name: 'yarn scaling (attention factor ≠ 1), [2, 3, 2, 8]', shape: [2, 3, 2, 8], theta: 10000, positionSeed: 7, scaling },
+  ]);
 
   it('is the rotation by the negative angle (an exact inverse of the forward)', async () => {
     const g = gpu();

@@ -12,7 +12,7 @@ import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { repeatRows } from '../src/ops/layout.js';
-import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/rl/completion-logprobs.js';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { grpoLoss, type GrpoLossOptions } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';

@@ -1,12 +1,11 @@
 // Supervised fine-tuning on prompt/completion pairs — the warm-up before RFT (pass the adapter to
 // train.js --init-adapter) and the baseline of the RFT-vs-SFT comparison:
-//   node sft.js --model small --data pairs.jsonl [--lora-rank 8 | --full] [--steps 100] [--batch 8]
+//   node sft.js --model small --data pairs.jsonl [--lora-rank 8 | --full] [--steps 100] [--batch 8 [--micro-batch-size 4]]
 //        [--learning-rate 2e-4] [--task arithmetic] [--out-dir runs/sft [--overwrite]] [--seed 0]
 // Rows: {"prompt": ..., "completion": ..., "system"?: ...}. The loss covers the completion and the
 // end-of-turn token. With --task, the held-out prompts are scored before and after training.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { backward } from '../autograd/backward.js';
 import { readPromptRows, rowSource } from '../data/jsonl.js';
 import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
@@ -16,8 +15,6 @@ import { saveModelWeights } from '../model/save.js';
 import { attachLora } from '../nn/lora.js';
 import { tuneMatmul } from '../ops/matmul-variants.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/grad-norm.js';
-import { learningRate } from '../optim/lr-schedule.js';
 import { buildReward, loadRewardConfig } from '../rewards/config.js';
 import { seededRandom } from '../data/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
@@ -25,8 +22,9 @@ import { encodePrompt, evaluateHeldOut } from '../rl/evaluate.js';
 import { prepareRunFolder } from '../rl/run-folder.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../tasks/load.js';
-import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
+import { sequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
+import { splitMicroBatches, trainingStep } from '../train/step.js';
 import { GRPO_SETTINGS } from '../rl/grpo-config.js';
 import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
@@ -39,6 +37,7 @@ interface SftSettings {
   loraAlpha: number;
   steps: number;
   batch: number;
+  microBatchSize?: number;
   learningRate: number;
   maxGradNorm: number;
   task?: string;
@@ -58,6 +57,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
   loraAlpha: GRPO_SETTINGS.loraAlpha,
   steps: GRPO_SETTINGS.steps,
   batch: { type: 'integer', minimum: 1 },
+  microBatchSize: GRPO_SETTINGS.microBatchSize,
   learningRate: GRPO_SETTINGS.learningRate,
   maxGradNorm: GRPO_SETTINGS.maxGradNorm,
   task: GRPO_SETTINGS.task,
@@ -81,6 +81,7 @@ const { values: args } = parseCommand<SftSettings>({
     loraAlpha: 'LoRA alpha (scale alpha/r)',
     steps: 'optimizer steps',
     batch: 'sequences per step',
+    microBatchSize: 'sequences per forward/backward (gradient accumulation); default: the whole batch',
     learningRate: 'peak learning rate (cosine decay, 5% warmup)',
     maxGradNorm: 'clip the global gradient norm to this',
     task: 'score the task’s held-out prompts before and after training',
@@ -131,23 +132,23 @@ await evaluate(0);
 const random = seededRandom(args.seed);
 const progress = new ProgressBar(steps, 'SFT ', 1);
 const schedule = { kind: 'cosine' as const, lr: args.learningRate, warmupSteps: Math.round(steps / 20), totalSteps: steps };
+const completionTokens = (batch: readonly SequenceInput[]) => batch.reduce((n, s) => n + s.completionIds.length, 0);
 for (let step = 0; step < steps; step++) {
   if (lora) lora.training = true;
   const picked = Array.from({ length: batchSize }, () => examples[Math.floor(random() * examples.length)]);
-  const loss = gpu.tidy(() => {
-    const batch = sequenceBatch(gpu, picked);
-    const l = sftLoss(model, batch);
-    backward(l);
-    clipGradNorm(params.map((p) => p.grad!), args.maxGradNorm);
-    optimizer.step(learningRate(schedule, step));
-    optimizer.zeroGrad();
-    return l;
+  const stepTokens = completionTokens(picked);
+  const result = await trainingStep(gpu, {
+    optimizer,
+    microBatches: splitMicroBatches(picked, args.microBatchSize ?? batchSize),
+    loss: (micro) => ({ loss: sftLoss(model, sequenceBatch(gpu, micro), completionTokens(micro) / stepTokens) }),
+    maxGradNorm: args.maxGradNorm,
+    schedule,
+    step,
+    parameterNames: lora ? undefined : [...model.parameters.keys()],
+    divergedAdvice: () => 'lower --learning-rate',
   });
-  const value = (await loss.toArray())[0];
-  loss.dispose();
-  if (!Number.isFinite(value)) throw new Error(`SFT step ${step + 1}: loss ${value}; training diverged (lower --learning-rate)`);
-  log.metrics({ step: step + 1, loss: value });
-  progress.update(step + 1, { loss: value });
+  log.metrics({ step: step + 1, loss: result.loss, grad_norm: result.gradNorm, learning_rate: result.learningRate });
+  progress.update(step + 1, { loss: result.loss });
 }
 await evaluate(steps);
 mkdirSync(outDir, { recursive: true });

@@ -5,7 +5,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backward } from '../autograd/backward.js';
 import { noGrad } from '../autograd/grad-node.js';
 import { syntheticProblem, formatAnswer, type SyntheticProblem } from '../tasks/synthetic.js';
 import { generate } from '../generate/generate.js';
@@ -18,12 +17,11 @@ import { TINY_CONFIG } from '../model/tiny-config.js';
 import { LlamaModel } from '../model/llama.js';
 import { saveModelWeights } from '../model/save.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/grad-norm.js';
-import { learningRate } from '../optim/lr-schedule.js';
 import { byteTokenizerFiles } from '../tokenizer/byte-tokenizer.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import { sequenceBatch, type SequenceInput } from '../rl/completion-logprobs.js';
+import { sequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
+import { trainingStep } from '../train/step.js';
 import { seededRandom } from '../data/random.js';
 import { ProgressBar } from './progress.js';
 
@@ -39,8 +37,6 @@ const { values: args } = parseArgs({
 const steps = Number(args.steps);
 const batchSize = Number(args.batch);
 const seed = Number(args.seed);
-
-
 
 mkdirSync(args.out, { recursive: true });
 const { tokenizerJson, tokenizerConfig } = byteTokenizerFiles();
@@ -69,22 +65,21 @@ let lastLoss = NaN;
 const started = Date.now();
 let tokens = 0;
 for (let step = 0; step < steps; step++) {
-  const loss = gpu.tidy(() => {
-    const batch = sequenceBatch(gpu, Array.from({ length: batchSize }, () => example(syntheticProblem(train))), 0);
-    tokens += batch.ids.size;
-    const l = sftLoss(model, batch);
-    backward(l);
-    const missing = [...model.parameters].filter(([, p]) => !p.grad).map(([n]) => n);
-    if (missing.length) throw new Error(`no gradient for ${missing.join(", ")}`);
-    clipGradNorm(params.map((p) => p.grad!), 1.0);
-    optimizer.step(learningRate(schedule, step));
-    optimizer.zeroGrad();
-    return l;
+  const result = await trainingStep(gpu, {
+    optimizer,
+    microBatches: [Array.from({ length: batchSize }, () => example(syntheticProblem(train)))],
+    loss: (sequences) => {
+      const batch = sequenceBatch(gpu, sequences, 0);
+      tokens += batch.ids.size;
+      return { loss: sftLoss(model, batch) };
+    },
+    maxGradNorm: 1.0,
+    schedule,
+    step,
+    parameterNames: [...model.parameters.keys()],
+    divergedAdvice: () => 'lower --lr',
   });
-  if (step % 10 === 9 || step === steps - 1) lastLoss = await loss.toArray().then((a) => a[0]);
-  else await gpu.sync();
-  loss.dispose();
-  if (!Number.isFinite(lastLoss) && step > 10) throw new Error(`tiny SFT: loss became ${lastLoss} at step ${step}`);
+  lastLoss = result.loss;
   progress.update(step + 1, { loss: lastLoss, 'tok/s': (tokens / (Date.now() - started)) * 1000 });
 }
 

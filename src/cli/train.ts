@@ -5,7 +5,8 @@ import { Gpu } from '../gpu/gpu.js';
 import { repositoryRoot } from '../io/repository-root.js';
 import { latestCheckpoint } from '../rl/checkpoint.js';
 import { DEFAULT_CONFIG, GRPO_SETTINGS, validateConfig, type GrpoConfig } from '../rl/grpo-config.js';
-import { GraderFailed, GrpoTrainer, TrainingDiverged, type StepMetrics } from '../rl/grpo-trainer.js';
+import { GraderFailed, GrpoTrainer, type StepMetrics } from '../rl/grpo-trainer.js';
+import { TrainingDiverged } from '../train/step.js';
 import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar, StageLog } from './progress.js';
 

@@ -1,4 +1,3 @@
-import { backward } from '../autograd/backward.js';
 import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
@@ -12,15 +11,14 @@ import { matmulVariantChoices, restoreMatmulVariantChoices, tuneMatmul } from '.
 import { maskedMean } from '../ops/cross-entropy.js';
 import { view } from '../ops/layout.js';
 import { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/grad-norm.js';
-import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
+import type { LrSchedule } from '../optim/lr-schedule.js';
 import { buildReward, loadRewardConfig } from '../rewards/config.js';
 import { seededRandom } from '../data/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
 import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from './completion-logprobs.js';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
@@ -31,13 +29,12 @@ import { checkChatTemplate, fitTaskToContext } from './preflight.js';
 import { RunLog } from './run-log.js';
 import { checkSameRun, inputFingerprints } from './same-run.js';
 import { loadTask, type TaskData } from '../tasks/load.js';
+import { splitMicroBatches, trainingStep } from '../train/step.js';
 
 export type StepMetrics = Record<string, number>;
 
 /** Told the name of each start-up stage as it begins, so a long start shows where it is. */
 export type StageReporter = (stage: string) => void;
-
-export class TrainingDiverged extends Error {}
 
 /** A reward component failed (threw, hung, gave no valid score) on every completion of the run's first step. */
 export class GraderFailed extends Error {}
@@ -312,12 +309,10 @@ export class GrpoTrainer {
   }
 
   private microBatches<T>(items: readonly T[]): T[][] {
-    const out: T[][] = [];
-    for (let i = 0; i < items.length; i += this.config.microBatchSize) out.push(items.slice(i, i + this.config.microBatchSize));
-    return out;
+    return splitMicroBatches(items, this.config.microBatchSize);
   }
 
-  /** Forward/backward over every micro-batch (gradient accumulation), clip, AdamW; one read-back. */
+  /** One trainingStep over the micro-batches of the rollout with GRPO's loss; its metrics under TRL's names. */
   private async optimizerStep(
     sequences: readonly SequenceInput[],
     advantages: Float64Array,
@@ -326,12 +321,21 @@ export class GrpoTrainer {
     const c = this.config;
     const gpu = this.gpu;
     const micro = this.microBatches(sequences);
-    const tokensInBatch = sequences.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
+    const unmaskedTokens = (batch: readonly SequenceInput[]) => batch.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
+    const tokensInBatch = unmaskedTokens(sequences);
+    const computed = { tokens: 0, positions: 0 };
     const start = performance.now();
     this.lora.training = true;
-    const perMicro = micro.map((batchSequences, m) =>
-      gpu.tidy(() => {
+    const step = await trainingStep(gpu, {
+      optimizer: this.optimizer,
+      microBatches: micro,
+      maxGradNorm: c.maxGradNorm,
+      schedule: this.schedule,
+      step: this.step,
+      loss: (batchSequences, m) => {
         const batch = this.layout(batchSequences);
+        computed.tokens += batch.computedTokens;
+        computed.positions += batch.computedPositions;
         const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
         const first = m * c.microBatchSize;
         const { loss, metrics } = grpoLoss(
@@ -355,62 +359,43 @@ export class GrpoTrainer {
             gradientAccumulationSteps: micro.length,
           },
         );
-        backward(loss);
-        const tokens = batchSequences.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
-        const computed = { tokens: batch.computedTokens, positions: batch.computedPositions };
-        return { loss, metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])), tokens, computed };
-      }),
-    );
-    await gpu.sync();
-    const trained = performance.now();
-    const lr = learningRate(this.schedule, this.step);
-    const params = this.lora.parameters();
-    const gradNorm = gpu.tidy(() => {
-      const norm = clipGradNorm(params.map((p) => p.grad!), c.maxGradNorm);
-      this.optimizer.step(lr);
-      this.optimizer.zeroGrad();
-      return norm;
+        return { loss, readBack: { metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])) } };
+      },
+      divergedAdvice: () => {
+        const lastGood = latestCheckpoint(this.config.outDir);
+        return (
+          (lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was saved before it') +
+          ' (lower --learning-rate or --max-grad-norm; a loss or gradient that is not finite at the first step points at the model’s weights)'
+        );
+      },
     });
-    // The step's only read-back: gradient norm, then loss, metrics and entropy of each micro-batch.
-    const readBack = [gradNorm, ...perMicro.flatMap((p) => [p.loss, p.metrics, p.entropy])];
-    const read = await gpu.readAll(readBack);
     const end = performance.now();
-    const values = { grad_norm: read[0][0], loss: 0, entropy: 0 };
-    const lossMetrics: StepMetrics[] = [];
+    let entropy = 0;
     let entropyTokens = 0;
-    perMicro.forEach((p, m) => {
-      const [loss, metrics, entropy] = read.slice(1 + 3 * m, 4 + 3 * m);
-      values.loss += loss[0];
-      lossMetrics.push(namedGrpoMetrics(metrics, { beta: c.beta, lossType: c.lossType }));
-      if (p.tokens > 0) {
-        values.entropy += entropy[0] * p.tokens;
-        entropyTokens += p.tokens;
+    step.microBatches.forEach(({ values }, m) => {
+      const tokens = unmaskedTokens(micro[m]);
+      if (tokens > 0) {
+        entropy += values.entropy[0] * tokens;
+        entropyTokens += tokens;
       }
     });
-    for (const t of readBack) t.dispose();
-    values.entropy /= Math.max(1, entropyTokens);
-    if (!Number.isFinite(values.loss) || !Number.isFinite(values.grad_norm)) {
-      const lastGood = latestCheckpoint(this.config.outDir);
-      throw new TrainingDiverged(
-        `step ${this.step + 1}: loss ${values.loss}, grad norm ${values.grad_norm} — training diverged; ` +
-          (lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was saved before it') +
-          ' (lower --learning-rate or --max-grad-norm; a loss or gradient that is not finite at the first step points at the model’s weights)',
-      );
-    }
+    const lossMetrics = step.microBatches.map(({ values }) => namedGrpoMetrics(values.metrics, { beta: c.beta, lossType: c.lossType }));
     const merged: StepMetrics = {};
     for (const key of Object.keys(lossMetrics[0] ?? {})) {
       const xs = lossMetrics.map((m) => m[key]);
       merged[key] = key.endsWith('_min') ? Math.min(...xs) : key.endsWith('_max') ? Math.max(...xs) : mean(xs);
     }
     return {
-      ...values,
+      grad_norm: step.gradNorm,
+      loss: step.loss,
+      entropy: entropy / Math.max(1, entropyTokens),
       ...merged,
-      learning_rate: lr,
-      'time/train_s': (trained - start) / 1000,
-      'time/optimizer_s': (end - trained) / 1000,
+      learning_rate: step.learningRate,
+      'time/train_s': step.trainSeconds,
+      'time/optimizer_s': step.optimizerSeconds,
       // What the forward/backward ran: real tokens, and positions with padding.
-      'tokens/computed': perMicro.reduce((n, p) => n + p.computed.tokens, 0),
-      'tokens/computed_positions': perMicro.reduce((n, p) => n + p.computed.positions, 0),
+      'tokens/computed': computed.tokens,
+      'tokens/computed_positions': computed.positions,
       'tokens_per_second/train': sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0) / ((end - start) / 1000),
     };
   }

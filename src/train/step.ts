@@ -1,0 +1,127 @@
+import { backward } from '../autograd/backward.js';
+import type { Gpu } from '../gpu/gpu.js';
+import type { Tensor } from '../gpu/tensor.js';
+import type { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/grad-norm.js';
+import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
+
+/** The loss or the gradient norm of a step is not finite. */
+export class TrainingDiverged extends Error {}
+
+/** What a loss function gives for one micro-batch. */
+export interface MicroBatchLoss {
+  /**
+   * A scalar already weighted by the micro-batch's share of the step (e.g. its tokens over the
+   * step's tokens): the step's loss is the sum over micro-batches, and so is its gradient.
+   */
+  loss: Tensor;
+  /** Further tensors to read back with the step (loss terms, entropy, …), by name. */
+  readBack?: Readonly<Record<string, Tensor>>;
+}
+
+export interface TrainingStepOptions<T> {
+  /** Holds the trainable parameters; every one of them must get a gradient. */
+  optimizer: AdamW;
+  /** Each is laid out, run forward and backward in turn; gradients accumulate across them. */
+  microBatches: readonly T[];
+  /** Builds the micro-batch's tensors and its loss; runs inside a tidy scope that ends before the next one. */
+  loss: (microBatch: T, index: number) => MicroBatchLoss;
+  /** The global gradient norm is clipped to this before the update. */
+  maxGradNorm: number;
+  schedule: LrSchedule;
+  /** 0-based index of this optimizer step (the schedule's step; errors name step + 1). */
+  step: number;
+  /** Names of optimizer.params, in order, for the error about a parameter without a gradient. */
+  parameterNames?: readonly string[];
+  /** What the divergence error says after the values, e.g. where the last good checkpoint is. */
+  divergedAdvice?: () => string;
+}
+
+export interface MicroBatchValues {
+  loss: number;
+  /** The micro-batch's readBack tensors, read. */
+  values: Record<string, Float32Array>;
+}
+
+export interface TrainingStepResult {
+  /** Sum of the micro-batches' losses. */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  learningRate: number;
+  microBatches: MicroBatchValues[];
+  /** Forward and backward of every micro-batch, waited for. */
+  trainSeconds: number;
+  /** Clipping, the AdamW update and the read-back. */
+  optimizerSeconds: number;
+}
+
+/**
+ * One optimizer step: forward and backward of each micro-batch (gradients accumulate in the
+ * parameters' .grad), clip the global gradient norm, AdamW at the schedule's learning rate, clear
+ * the gradients, then a single read-back of the norm, each micro-batch's loss and its readBack
+ * tensors. Throws TrainingDiverged when the loss or the norm is not finite (the parameters have
+ * then been updated with it; resume from a checkpoint).
+ */
+export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>): Promise<TrainingStepResult> {
+  const { optimizer, microBatches } = options;
+  if (microBatches.length === 0) throw new Error(`step ${options.step + 1}: no micro-batches to train on`);
+  const start = performance.now();
+  const perMicro: Required<MicroBatchLoss>[] = [];
+  const readBack: Tensor[] = [];
+  try {
+    microBatches.forEach((microBatch, m) => {
+      const result = gpu.tidy(() => {
+        const { loss, readBack: extra = {} } = options.loss(microBatch, m);
+        if (loss.size !== 1) throw new Error(`step ${options.step + 1}: the loss of micro-batch ${m} has ${loss.size} elements, not 1`);
+        backward(loss);
+        return { loss, readBack: extra };
+      });
+      perMicro.push(result);
+      readBack.push(result.loss, ...Object.values(result.readBack));
+    });
+    const missing = optimizer.params.flatMap((p, i) => (p.grad ? [] : [options.parameterNames?.[i] ?? `parameter ${i} (${p})`]));
+    if (missing.length) throw new Error(`step ${options.step + 1}: the loss gives no gradient to ${missing.join(', ')}`);
+    await gpu.sync();
+    const trained = performance.now();
+    const lr = learningRate(options.schedule, options.step);
+    const gradNorm = gpu.tidy(() => {
+      const norm = clipGradNorm(optimizer.params.map((p) => p.grad!), options.maxGradNorm);
+      optimizer.step(lr);
+      optimizer.zeroGrad();
+      return norm;
+    });
+    readBack.unshift(gradNorm);
+    const read = await gpu.readAll(readBack);
+    const end = performance.now();
+    let next = 1;
+    const values = perMicro.map((p) => ({
+      loss: read[next++][0],
+      values: Object.fromEntries(Object.keys(p.readBack).map((name) => [name, read[next++]])),
+    }));
+    const result: TrainingStepResult = {
+      loss: values.reduce((sum, v) => sum + v.loss, 0),
+      gradNorm: read[0][0],
+      learningRate: lr,
+      microBatches: values,
+      trainSeconds: (trained - start) / 1000,
+      optimizerSeconds: (end - trained) / 1000,
+    };
+    if (!Number.isFinite(result.loss) || !Number.isFinite(result.gradNorm)) {
+      throw new TrainingDiverged(
+        `step ${options.step + 1}: loss ${result.loss}, grad norm ${result.gradNorm} — training diverged; ${options.divergedAdvice?.() ?? 'lower the learning rate'}`,
+      );
+    }
+    return result;
+  } finally {
+    for (const t of readBack) t.dispose();
+  }
+}
+
+/** Consecutive slices of `size` items (the last may be shorter): the micro-batches of a step. */
+export function splitMicroBatches<T>(items: readonly T[], size: number): T[][] {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`micro-batch size must be a positive integer, got ${size}`);
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
