@@ -14,12 +14,16 @@ export function sizeClass(bytes: number): number {
 }
 
 /**
- * Default cap on free bytes kept for reuse: none. With Dawn's default resource sub-allocation the
- * memory of destroyed buffers stays with the process, so evicting and re-creating buffers raised a
- * GRPO step's peak RSS on lavapipe (4.15 → 6.23 GiB, bench/README "Memory"); a cap pays only with
- * WEBGPU_TOGGLES=disable_resource_suballocation.
+ * Cap on free bytes kept for reuse. With Dawn's resource sub-allocation the memory of destroyed
+ * buffers stays with the process, so evicting and re-creating buffers raised a GRPO step's peak RSS
+ * on lavapipe (4.15 → 6.23 GiB, bench/README "Memory"): no cap there. Without it, destroyed
+ * buffers' memory goes back, and the cap bounds what one phase's shapes hold in the next.
  */
-export const DEFAULT_MAX_CACHED_BYTES = Number.POSITIVE_INFINITY;
+export function cacheCap(suballocation: boolean): number {
+  return suballocation ? Number.POSITIVE_INFINITY : CACHE_CAP_WITHOUT_SUBALLOCATION;
+}
+
+export const CACHE_CAP_WITHOUT_SUBALLOCATION = 512 * 2 ** 20;
 
 export class BufferPool {
   /** Free buffers per size class; Map order is use order, least recently used class first. */
@@ -40,7 +44,7 @@ export class BufferPool {
     private readonly device: GPUDevice,
     private readonly maxBufferSize: number,
     /** Cap on cachedBytes; releasing past it destroys free buffers of the least recently used size classes. */
-    public maxCachedBytes = DEFAULT_MAX_CACHED_BYTES,
+    public maxCachedBytes = Number.POSITIVE_INFINITY,
     /**
      * Called before buffers are destroyed: a released buffer may still be bound by recorded,
      * unsubmitted commands, and WebGPU refuses to submit work that uses a destroyed buffer.
