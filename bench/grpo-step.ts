@@ -2,6 +2,9 @@
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
 //        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
+//        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off]
+// The last three override the device's memory defaults (Dawn's sub-allocation off on CPU adapters,
+// and then a capped pool trimmed between generation and training) to compare them in one sitting.
 // --json writes the timings, token counts, settings and the first step's prompts (what
 // bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -25,11 +28,27 @@ const { values: args } = parseArgs({
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
     'skip-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
+    suballocation: { type: 'string' },
+    'pool-cap': { type: 'string' },
+    'trim-between-phases': { type: 'string' },
   },
 });
+const onOff = (flag: string): boolean | undefined => {
+  const value = args[flag as keyof typeof args];
+  if (value === undefined) return undefined;
+  if (value !== 'on' && value !== 'off') throw new Error(`--${flag}: expected on or off, got ${String(value)}`);
+  return value === 'on';
+};
 const steps = Number(args.steps);
 const profiled = !args['skip-profile'];
-const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
+const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'], suballocation: onOff('suballocation') });
+if (args['pool-cap'] !== undefined) {
+  const cap = args['pool-cap'] === 'none' ? Number.POSITIVE_INFINITY : Number(args['pool-cap']) * 2 ** 20;
+  if (!(cap >= 0)) throw new Error(`--pool-cap: expected MiB or none, got ${args['pool-cap']}`);
+  gpu.pool.maxCachedBytes = cap;
+}
+gpu.trimBetweenPhases = onOff('trim-between-phases') ?? gpu.trimBetweenPhases;
+const memoryDefaults = `sub-allocation ${gpu.suballocation ? 'on' : 'off'}, pool cap ${Number.isFinite(gpu.pool.maxCachedBytes) ? `${gpu.pool.maxCachedBytes / 2 ** 20} MiB` : 'none'}, trim between phases ${gpu.trimBetweenPhases ? 'on' : 'off'}`;
 const settings: GrpoConfig = {
   ...DEFAULT_CONFIG,
   model: args.model!,
@@ -73,7 +92,7 @@ const trainTokens = avg('tokens/computed');
 const flops = 2 * baseParams * completionTokens + 4 * baseParams * trainTokens;
 const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
 const matmulMs = kernels.filter((k) => k.label.startsWith('matmul')).reduce((s, k) => s + k.ms, 0);
-console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0`);
+console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0; ${memoryDefaults}`);
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
 console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
 console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained${profiled ? `; matmul kernels ${((100 * matmulMs) / gpuMs).toFixed(0)}% of profiled GPU time` : ''}`);

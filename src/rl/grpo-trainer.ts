@@ -208,6 +208,7 @@ export class GrpoTrainer {
       this.gpu.resetMemoryPeaks();
       const t0 = performance.now();
       const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
+      this.gpu.endPhase();
       const t1 = performance.now();
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
@@ -271,6 +272,7 @@ export class GrpoTrainer {
       } finally {
         for (const t of Object.values(cached).flat()) t?.dispose();
       }
+      this.gpu.endPhase();
       if (this.step % c.saveEvery === 0 || this.step === c.steps || this.stopRequested) await this.save();
     }
     this.log.plot();
