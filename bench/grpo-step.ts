@@ -3,6 +3,8 @@
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
 //        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off]
+//        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off]
+// Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
 // The last three override the device's memory defaults (Dawn's sub-allocation off on CPU adapters,
 // and then a capped pool trimmed between generation and training) to compare them in one sitting.
 // --json writes the timings, token counts, settings and the first step's prompts (what
@@ -17,6 +19,7 @@ import { repositoryRoot } from '../src/io/repository-root.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
 import { encodePrompt, promptMessages } from '../src/rl/evaluate.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { describeEstimate } from '../src/rl/memory-plan.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
 
 const { values: args } = parseArgs({
@@ -24,7 +27,10 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'small' },
     ...ROLLOUT_OPTIONS,
     steps: { type: 'string', default: '2' },
-    micro: { type: 'string', default: '4' },
+    micro: { type: 'string' },
+    'base-dtype': { type: 'string', default: DEFAULT_CONFIG.baseDtype },
+    'max-memory': { type: 'string' },
+    recompute: { type: 'string', default: DEFAULT_CONFIG.recompute },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
     'skip-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -56,7 +62,10 @@ const settings: GrpoConfig = {
   promptsPerStep: Number(args.prompts),
   numGenerations: Number(args.generations),
   generationBatchSize: Number(args.prompts) * Number(args.generations),
-  microBatchSize: Number(args.micro),
+  microBatchSize: args.micro === undefined ? DEFAULT_CONFIG.microBatchSize : Number(args.micro),
+  baseDtype: args['base-dtype'] as GrpoConfig['baseDtype'],
+  maxMemory: args['max-memory'] === undefined ? undefined : Number(args['max-memory']),
+  recompute: args.recompute as GrpoConfig['recompute'],
   promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
   maxNewTokens: Number(args.new),
   beta: 0,
@@ -66,7 +75,8 @@ const settings: GrpoConfig = {
   evalPrompts: 0,
   outDir: mkdtempSync(join(tmpdir(), 'bench-grpo-')),
 };
-const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot());
+const given = new Set(Object.keys(settings).filter((key) => key !== 'microBatchSize' || args.micro !== undefined));
+const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot(), given);
 const rows: StepMetrics[] = [];
 const profiler = new KernelProfiler(gpu.device);
 await trainer.train((m) => {
@@ -102,6 +112,8 @@ console.log(
   `device memory at the end of the last step: frozen ${mib('frozen_mib')} + trainable ${mib('trainable_mib')} + pool cache ${mib('pool_cache_mib')} + live other ${mib('live_other_mib')} = ${mib('device_mib')}; ` +
     `its peaks: live ${mib('peak_gpu_mib')}, device ${mib('peak_device_mib')}, staging ${mib('peak_staging_mib')}`,
 );
+const plan = trainer.memoryPlan;
+console.log(`memory plan: micro-batch ${plan.microBatchSize}, recomputation ${plan.recompute ? 'on' : 'off'}; estimated ${describeEstimate(plan.estimate)}`);
 const usage = process.memoryUsage();
 console.log(
   `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}); JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,

@@ -24,6 +24,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
+import { describeEstimate, planMemory, type MemoryPlan } from './memory-plan.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
@@ -67,6 +68,8 @@ export class GrpoTrainer {
     state: TrainerState | null,
     private readonly inputs: Record<string, string>,
     private readonly releaseRunFolder: () => void,
+    /** Micro-batch size and activation recomputation, chosen for --max-memory (or as given). */
+    readonly memoryPlan: MemoryPlan,
   ) {
     this.log = new RunLog(config.outDir);
     this.step = state?.step ?? 0;
@@ -89,14 +92,14 @@ export class GrpoTrainer {
     const config = requested.initAdapter ? adoptAdapterSettings(requested, requested.initAdapter, given) : requested;
     const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
     try {
-      return await GrpoTrainer.load(gpu, config, root, releaseRunFolder, onStage);
+      return await GrpoTrainer.load(gpu, config, root, given, releaseRunFolder, onStage);
     } catch (error) {
       releaseRunFolder();
       throw error;
     }
   }
 
-  private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void, onStage: StageReporter): Promise<GrpoTrainer> {
+  private static async load(gpu: Gpu, config: GrpoConfig, root: string, given: ReadonlySet<string>, releaseRunFolder: () => void, onStage: StageReporter): Promise<GrpoTrainer> {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir} (a run there stopped before its first save); start afresh with --overwrite`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
@@ -149,7 +152,28 @@ export class GrpoTrainer {
       optimizer.importState(saved.optimizer);
       lora.dropoutStream = saved.state.dropoutStream;
     }
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder);
+    const memoryPlan = planMemory(
+      loaded.model,
+      lora,
+      {
+        promptTokens: longestPrompt,
+        maxNewTokens: config.maxNewTokens,
+        numGenerations: config.numGenerations,
+        generationBatchSize: config.generationBatchSize,
+        microBatchSize: config.microBatchSize,
+        sharedPrompts: config.promptForward === 'shared',
+        poolCacheCap: gpu.pool.maxCachedBytes,
+      },
+      {
+        maxBytes: config.maxMemory === undefined ? undefined : config.maxMemory * 2 ** 30,
+        recompute: config.recompute,
+        microBatchGiven: given.has('microBatchSize'),
+        sequencesPerStep: config.promptsPerStep * config.numGenerations,
+      },
+    );
+    loaded.model.recomputeLayers = memoryPlan.recompute;
+    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan);
   }
 
   private get schedule(): LrSchedule {
@@ -315,7 +339,8 @@ export class GrpoTrainer {
 
   private microBatches<T>(items: readonly T[]): T[][] {
     const out: T[][] = [];
-    for (let i = 0; i < items.length; i += this.config.microBatchSize) out.push(items.slice(i, i + this.config.microBatchSize));
+    const size = this.memoryPlan.microBatchSize;
+    for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
     return out;
   }
 
@@ -335,7 +360,7 @@ export class GrpoTrainer {
       gpu.tidy(() => {
         const batch = this.layout(batchSequences);
         const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
-        const first = m * c.microBatchSize;
+        const first = m * this.memoryPlan.microBatchSize;
         const { loss, metrics } = grpoLoss(
           {
             logprobs,

@@ -1,0 +1,165 @@
+import { sizeClass } from '../gpu/buffer-pool.js';
+import type { Linear } from '../model/linear.js';
+import type { LlamaModel } from '../model/llama.js';
+import type { LoraAdapters } from '../nn/lora.js';
+
+const F32 = 4;
+const GiB = 2 ** 30;
+/** Rows of logits the LM head holds at once in training (lmHeadLogprobs' default chunk). */
+const LOGIT_CHUNK_ROWS = 256;
+
+/** What a GRPO step's device memory is made of, in bytes, as estimated before it runs. */
+export interface StepMemoryEstimate {
+  /** The frozen base's weights (as loaded). */
+  frozen: number;
+  /** Adapters, their gradients and AdamW's two moments. */
+  trainable: number;
+  /** Generation: every layer's keys and values for the generation batch (twice while finished rows are dropped), and one layer of the prompts' prefill. */
+  generation: number;
+  /** Training: what the forward of one micro-batch keeps for backward, plus one layer's backward at a time. */
+  activations: number;
+  /** Free buffers the pool may keep (its cap; 0 when uncapped, which the estimate cannot bound). */
+  poolCache: number;
+  /** The larger of the two phases: frozen + trainable + pool cache + max(generation, activations). */
+  peak: number;
+}
+
+export interface StepShape {
+  /** Longest prompt, in tokens. */
+  promptTokens: number;
+  maxNewTokens: number;
+  numGenerations: number;
+  generationBatchSize: number;
+  microBatchSize: number;
+  /** Whether completions of one prompt attend to one forward of it (see sharedPromptBatch). */
+  sharedPrompts: boolean;
+  recompute: boolean;
+  /** The pool's cap on cached free bytes. */
+  poolCacheCap: number;
+}
+
+/** Widths (f32 elements per position) of the tensors a Linear's forward allocates: the product, its bias sum, LoRA's terms. */
+function linearTensors(linear: Linear, rank: number | null, dropout: boolean): number[] {
+  const out = linear.outFeatures;
+  const widths = linear.bias ? [out, out] : [out];
+  // Dropout's copy of the input, x·Aᵀ, its scale, ·Bᵀ and the sum with the base product.
+  if (rank !== null) widths.push(...(dropout ? [linear.inFeatures] : []), rank, rank, out, out);
+  return widths;
+}
+
+/**
+ * Widths (f32 elements per position) of the tensors a recorded forward of one decoder layer
+ * allocates (llama.ts decoderLayer: every op's output lives until the micro-batch ends).
+ */
+function layerTensors(model: LlamaModel, lora: LoraAdapters): number[] {
+  const c = model.config;
+  const adapted = new Set(lora.modules.map((m) => m.linear));
+  const dropout = lora.config.dropout > 0;
+  const lin = (linear: Linear) => linearTensors(linear, adapted.has(linear) ? lora.config.rank : null, dropout);
+  const layer = model.layers[0];
+  const h = c.hidden_size;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  return [
+    h, 1, // RMSNorm and its saved 1/rms
+    ...lin(layer.q), ...lin(layer.k), ...lin(layer.v),
+    ...(c.qk_norm ? [q, c.num_attention_heads, kv, c.num_key_value_heads] : []),
+    q, kv, // rotated q and k
+    q, c.num_attention_heads, // attention output and its log-sum-exp
+    ...lin(layer.o), h, // o_proj and the residual sum
+    h, 1,
+    ...lin(layer.gate), ...lin(layer.up), c.intermediate_size, ...lin(layer.down), h, // MLP, SwiGLU, residual sum
+  ];
+}
+
+/** Device bytes of the loaded weights, each buffer once (tied embeddings share one). */
+function frozenBytes(model: LlamaModel): number {
+  return [...new Set([...model.parameters.values()].map((t) => t.buffer))].reduce((n, b) => n + b.size, 0);
+}
+
+/** The estimate of a step's device memory for this model, adapters and shape (see StepMemoryEstimate). */
+export function estimateStepMemory(model: LlamaModel, lora: LoraAdapters, shape: StepShape): StepMemoryEstimate {
+  const c = model.config;
+  const layers = c.num_hidden_layers;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const micro = shape.microBatchSize;
+  const completion = shape.maxNewTokens;
+  const prompt = shape.promptTokens;
+  // Positions of one micro-batch: shared, each prompt (at most one per group touched) once and
+  // each row its completion; otherwise every row its whole prompt and completion.
+  const promptRows = shape.sharedPrompts ? Math.min(micro, Math.ceil(micro / shape.numGenerations) + 1) : 0;
+  const positions = shape.sharedPrompts ? promptRows * prompt + micro * completion : micro * (prompt + completion);
+  // Pool buffers are rounded up to their size class.
+  const bytes = (positionCount: number, widths: readonly number[]) => widths.reduce((n, w) => n + (positionCount ? sizeClass(positionCount * w * F32) : 0), 0);
+  const widths = layerTensors(model, lora);
+  const promptPositions = shape.sharedPrompts ? promptRows * prompt : 0;
+  const rowPositions = shape.sharedPrompts ? micro * completion : micro * (prompt + completion);
+  // Continuation rows gather their prompt's keys and values, then join them with their own.
+  const gathered = shape.sharedPrompts ? 2 * (sizeClass(micro * prompt * kv * F32) + sizeClass(micro * (prompt + completion) * kv * F32)) : 0;
+  const oneLayer = bytes(promptPositions, widths) + bytes(rowPositions, widths) + gathered;
+  // Kept across layers: everything, or (recomputing) each layer's input and the prompts' keys and values.
+  const kept = shape.recompute ? layers * (bytes(promptPositions, [c.hidden_size, kv, kv]) + bytes(rowPositions, [c.hidden_size])) : layers * oneLayer;
+  // The backward of one layer holds about another layer's worth: its gradients, or (recomputing) the layer run again.
+  const inFlight = oneLayer;
+  const logits = 3 * sizeClass(Math.min(positions, LOGIT_CHUNK_ROWS) * c.vocab_size * F32) + bytes(positions, [c.hidden_size, c.hidden_size]);
+  const activations = kept + inFlight + logits;
+  const kvCache = 2 * layers * shape.generationBatchSize * (prompt + completion) * kv * F32;
+  const generation = 2 * kvCache + bytes(shape.generationBatchSize * prompt, widths) + bytes(shape.generationBatchSize, [c.vocab_size]);
+  const frozen = frozenBytes(model);
+  // Parameters, gradients and two moments.
+  const trainable = 4 * lora.parameters().reduce((n, p) => n + p.byteLength, 0);
+  const poolCache = Number.isFinite(shape.poolCacheCap) ? shape.poolCacheCap : 0;
+  return { frozen, trainable, generation, activations, poolCache, peak: frozen + trainable + poolCache + Math.max(generation, activations) };
+}
+
+export interface MemoryPlan {
+  microBatchSize: number;
+  recompute: boolean;
+  estimate: StepMemoryEstimate;
+}
+
+export interface MemoryBudget {
+  /** Bytes a step may use; undefined: no budget (the settings are taken as given). */
+  maxBytes?: number;
+  /** 'auto': recompute only when the budget needs it. */
+  recompute: 'auto' | 'on' | 'off';
+  /** Whether the micro-batch size was chosen by the user (otherwise the plan picks the largest that fits). */
+  microBatchGiven: boolean;
+  /** Sequences per step: the largest micro-batch worth having. */
+  sequencesPerStep: number;
+}
+
+export const formatGiB = (bytes: number): string => `${(bytes / GiB).toFixed(2)} GiB`;
+
+export function describeEstimate(e: StepMemoryEstimate): string {
+  return `frozen ${formatGiB(e.frozen)} + adapters and optimizer ${formatGiB(e.trainable)} + pool cache ${formatGiB(e.poolCache)} + max(generation ${formatGiB(e.generation)}, activations ${formatGiB(e.activations)}) = ${formatGiB(e.peak)}`;
+}
+
+/**
+ * Chooses the micro-batch size and activation recomputation for a budget: without recomputation
+ * (it costs one more forward of every layer) at the largest micro-batch that fits, else with it;
+ * a micro-batch the user gave is kept. Throws, naming the flags, when nothing fits.
+ */
+export function planMemory(model: LlamaModel, lora: LoraAdapters, shape: Omit<StepShape, 'recompute'>, budget: MemoryBudget): MemoryPlan {
+  const plan = (microBatchSize: number, recompute: boolean): MemoryPlan => ({
+    microBatchSize,
+    recompute,
+    estimate: estimateStepMemory(model, lora, { ...shape, microBatchSize, recompute }),
+  });
+  const recomputeChoices = budget.recompute === 'auto' ? [false, true] : [budget.recompute === 'on'];
+  if (budget.maxBytes === undefined) return plan(shape.microBatchSize, recomputeChoices.at(0)!);
+  const micros = budget.microBatchGiven ? [shape.microBatchSize] : Array.from({ length: budget.sequencesPerStep }, (_, i) => budget.sequencesPerStep - i);
+  for (const recompute of recomputeChoices) {
+    for (const micro of micros) {
+      const candidate = plan(micro, recompute);
+      if (candidate.estimate.peak <= budget.maxBytes) return candidate;
+    }
+  }
+  const smallest = plan(micros.at(-1)!, recomputeChoices.at(-1)!);
+  const phase = smallest.estimate.generation >= smallest.estimate.activations ? 'generation (lower --generation-batch-size or --max-new-tokens)' : 'training (lower --max-new-tokens, or shorter prompts)';
+  throw new Error(
+    `--max-memory ${formatGiB(budget.maxBytes)}: a step does not fit even at micro-batch ${smallest.microBatchSize}` +
+      `${smallest.recompute ? ' with activation recomputation' : ' (--recompute off)'}: estimated ${describeEstimate(smallest.estimate)}; ` +
+      `the larger phase is ${phase}${model.parameters.values().next().value?.dtype === 'f32' ? '; --base-dtype f16 halves the frozen weights' : ''}`,
+  );
+}
