@@ -2,7 +2,7 @@
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
 //        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
-//        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off]
+//        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off]
 // Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
 // The last three override the device's memory defaults (Dawn's sub-allocation off on CPU adapters,
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     suballocation: { type: 'string' },
     'pool-cap': { type: 'string' },
     'trim-between-phases': { type: 'string' },
+    'pool-reuse-slack': { type: 'string' },
   },
 });
 const onOff = (flag: string): boolean | undefined => {
@@ -54,7 +55,11 @@ if (args['pool-cap'] !== undefined) {
   gpu.pool.maxCachedBytes = cap;
 }
 gpu.trimBetweenPhases = onOff('trim-between-phases') ?? gpu.trimBetweenPhases;
-const memoryDefaults = `sub-allocation ${gpu.suballocation ? 'on' : 'off'}, pool cap ${Number.isFinite(gpu.pool.maxCachedBytes) ? `${gpu.pool.maxCachedBytes / 2 ** 20} MiB` : 'none'}, trim between phases ${gpu.trimBetweenPhases ? 'on' : 'off'}`;
+if (args['pool-reuse-slack'] !== undefined) {
+  gpu.pool.reuseSlack = Number(args['pool-reuse-slack']);
+  if (!(gpu.pool.reuseSlack >= 0)) throw new Error(`--pool-reuse-slack: expected a fraction ≥ 0, got ${args['pool-reuse-slack']}`);
+}
+const memoryDefaults = `sub-allocation ${gpu.suballocation ? 'on' : 'off'}, pool cap ${Number.isFinite(gpu.pool.maxCachedBytes) ? `${gpu.pool.maxCachedBytes / 2 ** 20} MiB` : 'none'}, trim between phases ${gpu.trimBetweenPhases ? 'on' : 'off'}, reuse slack ${gpu.pool.reuseSlack}`;
 const settings: GrpoConfig = {
   ...DEFAULT_CONFIG,
   model: args.model!,
@@ -110,7 +115,7 @@ const last = measured.at(-1)!;
 const mib = (key: string) => `${last[`memory/${key}`].toFixed(0)} MiB`;
 console.log(
   `device memory at the end of the last step: frozen ${mib('frozen_mib')} + trainable ${mib('trainable_mib')} + pool cache ${mib('pool_cache_mib')} + live other ${mib('live_other_mib')} = ${mib('device_mib')}; ` +
-    `its peaks: live ${mib('peak_gpu_mib')}, device ${mib('peak_device_mib')}, staging ${mib('peak_staging_mib')}`,
+    `its peaks: live ${mib('peak_gpu_mib')} (generation ${mib('peak_generation_mib')}, training ${mib('peak_training_mib')}), device ${mib('peak_device_mib')}, staging ${mib('peak_staging_mib')}`,
 );
 const plan = trainer.memoryPlan;
 console.log(`memory plan: micro-batch ${plan.microBatchSize}, recomputation ${plan.recompute ? 'on' : 'off'}; estimated ${describeEstimate(plan.estimate)}`);

@@ -232,7 +232,10 @@ export class GrpoTrainer {
       this.gpu.resetMemoryPeaks();
       const t0 = performance.now();
       const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
+      // The phases' peaks apart: generation (KV cache) and training (activations) bound different settings.
+      const generationPeaks = { live: this.gpu.pool.peakBytes, device: this.gpu.pool.peakAllocatedBytes };
       this.gpu.endPhase();
+      this.gpu.pool.resetPeak();
       const t1 = performance.now();
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
@@ -287,7 +290,7 @@ export class GrpoTrainer {
             step: this.step,
             ...metrics,
             ...(iteration === 0 ? generationMetrics : {}),
-            ...this.memoryMetrics(),
+            ...this.memoryMetrics(generationPeaks),
           };
           if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.evaluate()));
           this.log.metrics(row);
@@ -467,16 +470,18 @@ export class GrpoTrainer {
     return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
   }
 
-  /** Device bytes by kind now, the step's peaks and the process's resident set, in MiB. */
-  memoryMetrics(): StepMetrics {
+  /** Device bytes by kind now, the step's peaks (and those of its generation) and the process's resident set, in MiB. */
+  memoryMetrics(generationPeaks = { live: 0, device: 0 }): StepMetrics {
     const m = memoryBreakdown(this.gpu, {
       frozen: this.loaded.model.parameters.values(),
       trainable: [...this.lora.parameters().flatMap((p) => (p.grad ? [p, p.grad] : [p])), ...this.optimizer.stateTensors()],
     });
     const MiB = 2 ** 20;
     return {
-      'memory/peak_gpu_mib': this.gpu.pool.peakBytes / MiB,
-      'memory/peak_device_mib': this.gpu.pool.peakAllocatedBytes / MiB,
+      'memory/peak_gpu_mib': Math.max(generationPeaks.live, this.gpu.pool.peakBytes) / MiB,
+      'memory/peak_generation_mib': generationPeaks.live / MiB,
+      'memory/peak_training_mib': this.gpu.pool.peakBytes / MiB,
+      'memory/peak_device_mib': Math.max(generationPeaks.device, this.gpu.pool.peakAllocatedBytes) / MiB,
       'memory/peak_staging_mib': this.gpu.commands.peakStagingBytes / MiB,
       'memory/frozen_mib': m.frozenBytes / MiB,
       'memory/trainable_mib': m.trainableBytes / MiB,
