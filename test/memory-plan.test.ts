@@ -9,7 +9,7 @@ import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { completionLogprobs, sharedPromptBatch, type SequenceInput } from '../src/rl/completion-logprobs.js';
 import { grpoLoss } from '../src/rl/grpo-loss.js';
-import { estimateStepMemory, planMemory, type StepShape } from '../src/rl/memory-plan.js';
+import { configModelShape, estimateStepMemory, loadedModelShape, planMemory, type StepShape } from '../src/rl/memory-plan.js';
 import { useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
 
@@ -76,11 +76,21 @@ describe('memory plan', () => {
     const lora = attachLora(model, { rank: 8, alpha: 16, seed: 1 });
     for (const recompute of [false, true]) {
       const measured = measuredActivations(g, model, lora, G, recompute);
-      const estimated = estimateStepMemory(model, lora, shape(G, recompute)).activations;
+      const estimated = estimateStepMemory(loadedModelShape(model, lora), shape(G, recompute)).activations;
       expect(estimated / measured, `recompute ${recompute}: estimated ${estimated}, measured ${measured}`).toBeGreaterThan(0.85);
       expect(estimated / measured, `recompute ${recompute}: estimated ${estimated}, measured ${measured}`).toBeLessThan(1.15);
     }
     await g.sync();
+    lora.dispose();
+  });
+
+  it('the shape from a config alone is the loaded model’s (weights by size class, adapters, projections)', () => {
+    const g = gpu();
+    const model = tinyModel(g);
+    const lora = attachLora(model, { rank: 8, alpha: 16, seed: 1, targetModules: ['q_proj', 'v_proj', 'down_proj'] });
+    const loaded = loadedModelShape(model, lora);
+    expect(configModelShape(model.config, 'f32', { rank: 8, targets: ['q_proj', 'v_proj', 'down_proj'], dropout: 0 })).toEqual(loaded);
+    expect(loaded.linears.map((l) => l.adapted)).toEqual([true, false, true, false, false, false, true]);
     lora.dispose();
   });
 
@@ -90,24 +100,24 @@ describe('memory plan', () => {
     const lora = attachLora(model, { rank: 8, alpha: 16, seed: 1 });
     const budget = { recompute: 'auto' as const, microBatchGiven: false, sequencesPerStep: 2 * G };
     const { microBatchSize: _, recompute: __, ...base } = shape(G, false);
-    const peak = (micro: number, recompute: boolean) => estimateStepMemory(model, lora, shape(micro, recompute)).peak;
+    const peak = (micro: number, recompute: boolean) => estimateStepMemory(loadedModelShape(model, lora), shape(micro, recompute)).peak;
 
-    expect(planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, maxBytes: GiB })).toMatchObject({ microBatchSize: 2 * G, recompute: false });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, maxBytes: GiB })).toMatchObject({ microBatchSize: 2 * G, recompute: false });
     // Room for 3 sequences without recomputation: 3, not 8 with it.
-    expect(planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, maxBytes: peak(3, false) })).toMatchObject({ microBatchSize: 3, recompute: false });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, maxBytes: peak(3, false) })).toMatchObject({ microBatchSize: 3, recompute: false });
     // Not even one sequence without recomputation: the largest micro-batch with it.
     const oneWith = peak(1, false) - 1;
-    const recomputed = planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, maxBytes: oneWith });
+    const recomputed = planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, maxBytes: oneWith });
     expect(recomputed.recompute).toBe(true);
     expect(peak(recomputed.microBatchSize, true)).toBeLessThanOrEqual(oneWith);
     // A given micro-batch is kept; recomputation is turned on for it.
-    expect(planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, microBatchGiven: true, maxBytes: peak(4, true) })).toMatchObject({ microBatchSize: 4, recompute: true });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, microBatchGiven: true, maxBytes: peak(4, true) })).toMatchObject({ microBatchSize: 4, recompute: true });
     // Without a budget the settings stand.
-    expect(planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, recompute: 'on', maxBytes: undefined })).toMatchObject({ microBatchSize: 4, recompute: true });
-    expect(() => planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, maxBytes: 1e6 })).toThrow(
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, recompute: 'on', maxBytes: undefined })).toMatchObject({ microBatchSize: 4, recompute: true });
+    expect(() => planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, maxBytes: 1e6 })).toThrow(
       /--max-memory 0\.00 GiB: a step does not fit even at micro-batch 1 with activation recomputation: estimated frozen .* activations .*--base-dtype f16/,
     );
-    expect(() => planMemory(model, lora, { ...base, microBatchSize: 4 }, { ...budget, recompute: 'off', maxBytes: oneWith })).toThrow(/micro-batch 1 \(--recompute off\)/);
+    expect(() => planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, recompute: 'off', maxBytes: oneWith })).toThrow(/micro-batch 1 \(--recompute off\)/);
     lora.dispose();
   });
 });

@@ -24,7 +24,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
-import { describeEstimate, planMemory, type MemoryPlan } from './memory-plan.js';
+import { describeEstimate, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
@@ -153,8 +153,7 @@ export class GrpoTrainer {
       lora.dropoutStream = saved.state.dropoutStream;
     }
     const memoryPlan = planMemory(
-      loaded.model,
-      lora,
+      loadedModelShape(loaded.model, lora),
       {
         promptTokens: longestPrompt,
         maxNewTokens: config.maxNewTokens,

@@ -1,4 +1,7 @@
 import { sizeClass } from '../gpu/buffer-pool.js';
+import { bytesPerElement, type DType } from '../gpu/tensor.js';
+import { expectedParameterShapes } from '../io/checkpoint-layout.js';
+import type { HfModelConfig } from '../io/hf-config.js';
 import type { Linear } from '../model/linear.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { LoraAdapters } from '../nn/lora.js';
@@ -38,12 +41,77 @@ export interface StepShape {
   poolCacheCap: number;
 }
 
+/** One projection of a decoder layer, as far as memory goes. */
+export interface LinearShape {
+  inFeatures: number;
+  outFeatures: number;
+  bias: boolean;
+  /** Whether a LoRA adapter is attached. */
+  adapted: boolean;
+}
+
+/** What the estimate needs of a model and its adapters: from a loaded one (loadedModelShape) or from a config alone (configModelShape). */
+export interface TrainedModelShape {
+  config: HfModelConfig;
+  /** Device bytes of the frozen weights. */
+  frozenBytes: number;
+  /** Bytes of the adapters' A and B matrices (f32). */
+  adapterBytes: number;
+  /** One decoder layer's projections: q, k, v, o, gate, up, down. */
+  linears: [LinearShape, LinearShape, LinearShape, LinearShape, LinearShape, LinearShape, LinearShape];
+  rank: number;
+  dropout: boolean;
+  /** Storage of the frozen matrices. */
+  matrixDtype: DType;
+}
+
+export function loadedModelShape(model: LlamaModel, lora: LoraAdapters): TrainedModelShape {
+  const adapted = new Set(lora.modules.map((m) => m.linear));
+  const layer = model.layers[0];
+  const shape = (linear: Linear): LinearShape => ({ inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, bias: linear.bias !== null, adapted: adapted.has(linear) });
+  return {
+    config: model.config,
+    // Each buffer once: tied embeddings share one.
+    frozenBytes: [...new Set([...model.parameters.values()].map((t) => t.buffer))].reduce((n, b) => n + b.size, 0),
+    adapterBytes: lora.parameters().reduce((n, p) => n + p.byteLength, 0),
+    linears: [shape(layer.q), shape(layer.k), shape(layer.v), shape(layer.o), shape(layer.gate), shape(layer.up), shape(layer.down)],
+    rank: lora.config.rank,
+    dropout: lora.config.dropout > 0,
+    matrixDtype: model.embedTokens.dtype,
+  };
+}
+
+/** The shape of a config's model with LoRA on the named projections (PEFT's suffixes: q_proj, …), without loading it. */
+export function configModelShape(config: HfModelConfig, matrixDtype: DType, lora: { rank: number; targets: readonly string[]; dropout: number }): TrainedModelShape {
+  const c = config;
+  const h = c.hidden_size;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const linear = (name: string, inFeatures: number, outFeatures: number, bias: boolean): LinearShape => ({ inFeatures, outFeatures, bias, adapted: lora.targets.includes(name) });
+  const linears: TrainedModelShape['linears'] = [
+    linear('q_proj', h, q, c.attention_bias),
+    linear('k_proj', h, kv, c.attention_bias),
+    linear('v_proj', h, kv, c.attention_bias),
+    linear('o_proj', q, h, c.o_proj_bias),
+    linear('gate_proj', h, c.intermediate_size, c.mlp_bias),
+    linear('up_proj', h, c.intermediate_size, c.mlp_bias),
+    linear('down_proj', c.intermediate_size, h, c.mlp_bias),
+  ];
+  let frozenBytes = 0;
+  for (const shape of expectedParameterShapes(c).values()) {
+    const elements = shape.reduce((a, b) => a * b, 1);
+    frozenBytes += sizeClass(elements * (shape.length === 2 ? bytesPerElement(matrixDtype) : F32));
+  }
+  const adapterElements = linears.filter((l) => l.adapted).reduce((n, l) => n + lora.rank * (l.inFeatures + l.outFeatures), 0);
+  return { config, frozenBytes, adapterBytes: c.num_hidden_layers * adapterElements * F32, linears, rank: lora.rank, dropout: lora.dropout > 0, matrixDtype };
+}
+
 /** Widths (f32 elements per position) of the tensors a Linear's forward allocates: the product, its bias sum, LoRA's terms. */
-function linearTensors(linear: Linear, rank: number | null, dropout: boolean): number[] {
+function linearTensors(linear: LinearShape, rank: number, dropout: boolean): number[] {
   const out = linear.outFeatures;
   const widths = linear.bias ? [out, out] : [out];
   // Dropout's copy of the input, x·Aᵀ, its scale, ·Bᵀ and the sum with the base product.
-  if (rank !== null) widths.push(...(dropout ? [linear.inFeatures] : []), rank, rank, out, out);
+  if (linear.adapted) widths.push(...(dropout ? [linear.inFeatures] : []), rank, rank, out, out);
   return widths;
 }
 
@@ -51,34 +119,26 @@ function linearTensors(linear: Linear, rank: number | null, dropout: boolean): n
  * Widths (f32 elements per position) of the tensors a recorded forward of one decoder layer
  * allocates (llama.ts decoderLayer: every op's output lives until the micro-batch ends).
  */
-function layerTensors(model: LlamaModel, lora: LoraAdapters): number[] {
+function layerTensors(model: TrainedModelShape): number[] {
   const c = model.config;
-  const adapted = new Set(lora.modules.map((m) => m.linear));
-  const dropout = lora.config.dropout > 0;
-  const lin = (linear: Linear) => linearTensors(linear, adapted.has(linear) ? lora.config.rank : null, dropout);
-  const layer = model.layers[0];
+  const [lq, lk, lv, lo, gate, up, down] = model.linears.map((l) => linearTensors(l, model.rank, model.dropout));
   const h = c.hidden_size;
   const q = c.num_attention_heads * c.head_dim;
   const kv = c.num_key_value_heads * c.head_dim;
   return [
     h, 1, // RMSNorm and its saved 1/rms
-    ...lin(layer.q), ...lin(layer.k), ...lin(layer.v),
+    ...lq, ...lk, ...lv,
     ...(c.qk_norm ? [q, c.num_attention_heads, kv, c.num_key_value_heads] : []),
     q, kv, // rotated q and k
     q, c.num_attention_heads, // attention output and its log-sum-exp
-    ...lin(layer.o), h, // o_proj and the residual sum
+    ...lo, h, // o_proj and the residual sum
     h, 1,
-    ...lin(layer.gate), ...lin(layer.up), c.intermediate_size, ...lin(layer.down), h, // MLP, SwiGLU, residual sum
+    ...gate, ...up, c.intermediate_size, ...down, h, // MLP, SwiGLU, residual sum
   ];
 }
 
-/** Device bytes of the loaded weights, each buffer once (tied embeddings share one). */
-function frozenBytes(model: LlamaModel): number {
-  return [...new Set([...model.parameters.values()].map((t) => t.buffer))].reduce((n, b) => n + b.size, 0);
-}
-
 /** The estimate of a step's device memory for this model, adapters and shape (see StepMemoryEstimate). */
-export function estimateStepMemory(model: LlamaModel, lora: LoraAdapters, shape: StepShape): StepMemoryEstimate {
+export function estimateStepMemory(model: TrainedModelShape, shape: StepShape): StepMemoryEstimate {
   const c = model.config;
   const layers = c.num_hidden_layers;
   const kv = c.num_key_value_heads * c.head_dim;
@@ -91,7 +151,7 @@ export function estimateStepMemory(model: LlamaModel, lora: LoraAdapters, shape:
   const positions = shape.sharedPrompts ? promptRows * prompt + micro * completion : micro * (prompt + completion);
   // Pool buffers are rounded up to their size class.
   const bytes = (positionCount: number, widths: readonly number[]) => widths.reduce((n, w) => n + (positionCount ? sizeClass(positionCount * w * F32) : 0), 0);
-  const widths = layerTensors(model, lora);
+  const widths = layerTensors(model);
   const promptPositions = shape.sharedPrompts ? promptRows * prompt : 0;
   const rowPositions = shape.sharedPrompts ? micro * completion : micro * (prompt + completion);
   // Continuation rows gather their prompt's keys and values, then join them with their own.
@@ -105,9 +165,9 @@ export function estimateStepMemory(model: LlamaModel, lora: LoraAdapters, shape:
   const activations = kept + inFlight + logits;
   const kvCache = 2 * layers * shape.generationBatchSize * (prompt + completion) * kv * F32;
   const generation = 2 * kvCache + bytes(shape.generationBatchSize * prompt, widths) + bytes(shape.generationBatchSize, [c.vocab_size]);
-  const frozen = frozenBytes(model);
+  const frozen = model.frozenBytes;
   // Parameters, gradients and two moments.
-  const trainable = 4 * lora.parameters().reduce((n, p) => n + p.byteLength, 0);
+  const trainable = 4 * model.adapterBytes;
   const poolCache = Number.isFinite(shape.poolCacheCap) ? shape.poolCacheCap : 0;
   return { frozen, trainable, generation, activations, poolCache, peak: frozen + trainable + poolCache + Math.max(generation, activations) };
 }
@@ -140,11 +200,11 @@ export function describeEstimate(e: StepMemoryEstimate): string {
  * (it costs one more forward of every layer) at the largest micro-batch that fits, else with it;
  * a micro-batch the user gave is kept. Throws, naming the flags, when nothing fits.
  */
-export function planMemory(model: LlamaModel, lora: LoraAdapters, shape: Omit<StepShape, 'recompute'>, budget: MemoryBudget): MemoryPlan {
+export function planMemory(model: TrainedModelShape, shape: Omit<StepShape, 'recompute'>, budget: MemoryBudget): MemoryPlan {
   const plan = (microBatchSize: number, recompute: boolean): MemoryPlan => ({
     microBatchSize,
     recompute,
-    estimate: estimateStepMemory(model, lora, { ...shape, microBatchSize, recompute }),
+    estimate: estimateStepMemory(model, { ...shape, microBatchSize, recompute }),
   });
   const recomputeChoices = budget.recompute === 'auto' ? [false, true] : [budget.recompute === 'on'];
   if (budget.maxBytes === undefined) return plan(shape.microBatchSize, recomputeChoices.at(0)!);
@@ -160,6 +220,6 @@ export function planMemory(model: LlamaModel, lora: LoraAdapters, shape: Omit<St
   throw new Error(
     `--max-memory ${formatGiB(budget.maxBytes)}: a step does not fit even at micro-batch ${smallest.microBatchSize}` +
       `${smallest.recompute ? ' with activation recomputation' : ' (--recompute off)'}: estimated ${describeEstimate(smallest.estimate)}; ` +
-      `the larger phase is ${phase}${model.parameters.values().next().value?.dtype === 'f32' ? '; --base-dtype f16 halves the frozen weights' : ''}`,
+      `the larger phase is ${phase}${model.matrixDtype === 'f32' ? '; --base-dtype f16 halves the frozen weights' : ''}`,
   );
 }
