@@ -1,30 +1,20 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import type { Gpu } from '../src/gpu/gpu.js';
-import { readHfConfig } from '../src/io/hf-config.js';
-import { repositoryRoot } from '../src/io/repository-root.js';
-import { openWeights } from '../src/io/weight-source.js';
+import { parseHfConfig } from '../src/io/hf-config.js';
+import { RandomLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { completionLogprobs, sharedPromptBatch, type SequenceInput } from '../src/rl/completion-logprobs.js';
 import { grpoLoss } from '../src/rl/grpo-loss.js';
 import { configModelShape, estimateStepMemory, loadedModelShape, planMemory, type StepShape } from '../src/rl/memory-plan.js';
 import { useGpu } from './helpers/gpu.js';
+import { tinyModel } from './helpers/tiny-checkpoint.js';
 import { randn } from './helpers/random.js';
 
 const gpu = useGpu();
 const GiB = 2 ** 30;
 
-function tinyModel(g: Gpu): LlamaModel {
-  const dir = join(repositoryRoot(), 'models', 'tiny');
-  const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
-  try {
-    return new LlamaModel(g, readHfConfig(join(dir, 'config.json')), reader);
-  } finally {
-    reader.close();
-  }
-}
 
 const PROMPT = 40;
 const COMPLETION = 48;
@@ -68,6 +58,29 @@ function measuredActivations(g: Gpu, model: LlamaModel, lora: LoraAdapters, micr
   }
   return g.pool.peakBytes - before;
 }
+
+describe('weights larger than one storage binding', () => {
+  it('are refused by name before any weight is read', () => {
+    const g = gpu();
+    const limit = g.device.limits.maxStorageBufferBindingSize;
+    const hidden = 64;
+    const config = parseHfConfig(
+      {
+        architectures: ['LlamaForCausalLM'], hidden_size: hidden, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4,
+        num_key_value_heads: 4, vocab_size: Math.floor(limit / (hidden * 4)) + 1, rms_norm_eps: 1e-5, rope_theta: 10000,
+        max_position_embeddings: 64, tie_word_embeddings: true,
+      },
+      'oversized vocabulary',
+    );
+    const reader = new RandomLlamaWeights(config, 0);
+    let reads = 0;
+    const counting = Object.assign(Object.create(reader) as RandomLlamaWeights, { readFloat32: (name: string) => (reads++, reader.readFloat32(name)) });
+    expect(() => new LlamaModel(g, config, counting)).toThrow(/model\.embed_tokens\.weight \[\d+, 64\] f32 takes \d+ MiB, more than one storage binding of this adapter holds \(maxStorageBufferBindingSize \d+ MiB\)/);
+    expect(reads).toBe(0);
+    // In f16 the same table takes half and fits (generated only where the limit keeps it small: lavapipe's 128 MiB).
+    if (limit <= 2 ** 28 && g.hasF16) expect(() => new LlamaModel(g, config, counting, { dtype: 'f16' }).parameters.forEach((t) => t.dispose())).not.toThrow();
+  });
+});
 
 describe('memory plan', () => {
   it('estimates the activations of a micro-batch within 15% of what the pool measures, with and without recomputation', async () => {

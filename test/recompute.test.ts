@@ -1,12 +1,8 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import { checkpoint } from '../src/autograd/checkpoint.js';
 import type { Gpu } from '../src/gpu/gpu.js';
 import type { Tensor } from '../src/gpu/tensor.js';
-import { readHfConfig } from '../src/io/hf-config.js';
-import { repositoryRoot } from '../src/io/repository-root.js';
-import { openWeights } from '../src/io/weight-source.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { mul } from '../src/ops/binary.js';
@@ -15,19 +11,11 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { grpoLoss } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
+import { tinyModel } from './helpers/tiny-checkpoint.js';
 import { randn } from './helpers/random.js';
 
 const gpu = useGpu();
 
-function tinyModel(g: Gpu): LlamaModel {
-  const dir = join(repositoryRoot(), 'models', 'tiny');
-  const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
-  try {
-    return new LlamaModel(g, readHfConfig(join(dir, 'config.json')), reader);
-  } finally {
-    reader.close();
-  }
-}
 
 /** Two groups of ragged completions of ragged prompts, one masked. */
 function sequences(): SequenceInput[] {

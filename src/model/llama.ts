@@ -1,7 +1,7 @@
 import { checkpoint, type ReplayableState } from '../autograd/checkpoint.js';
 import { isGradEnabled } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
-import type { DType, Tensor } from '../gpu/tensor.js';
+import { bytesPerElement, type DType, type Tensor } from '../gpu/tensor.js';
 import type { TensorReader } from '../io/tensor-reader.js';
 import { Linear } from './linear.js';
 import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attention.js';
@@ -70,6 +70,23 @@ export interface SharedPrefix extends LayerKeyValues {
   rows: Tensor;
 }
 
+/**
+ * Every op binds a weight whole, so each must fit one storage binding: refused before any weight is
+ * read (lavapipe binds at most 128 MiB, less than a 1.7B model's f16 embedding of 192 MiB).
+ */
+function checkBindingSize(source: string, config: HfModelConfig, matrixDtype: DType, limit: number): void {
+  const MiB = 2 ** 20;
+  for (const [name, shape] of expectedParameterShapes(config)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * bytesPerElement(shape.length === 2 ? matrixDtype : 'f32');
+    if (bytes > limit) {
+      throw new Error(
+        `${source}: ${name} [${shape.join(', ')}] ${shape.length === 2 ? matrixDtype : 'f32'} takes ${(bytes / MiB).toFixed(0)} MiB, more than one storage binding of this adapter holds ` +
+          `(maxStorageBufferBindingSize ${(limit / MiB).toFixed(0)} MiB); weights that large are not split across bindings yet`,
+      );
+    }
+  }
+}
+
 /** A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) built from the core ops. Weights use HF names. */
 export class LlamaModel {
   readonly layers: DecoderLayer[] = [];
@@ -98,6 +115,7 @@ export class LlamaModel {
       throw new Error(`${reader.name}: head_dim ${config.head_dim} is not supported: the attention kernels take ${ATTENTION_HEAD_DIMS}`);
     }
     checkCheckpointTensors(config, reader);
+    checkBindingSize(reader.name, config, matrixDtype, gpu.device.limits.maxStorageBufferBindingSize);
     // A tied checkpoint may still hold its own lm_head (see tiedHead).
     const shapes = expectedParameterShapes(config).set('lm_head.weight', [config.vocab_size, config.hidden_size]);
     const load = (name: string, dtype: DType): Tensor => {
