@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, sizeClass } from '../src/gpu/buffer-pool.js';
+import { BufferPool, CACHE_CAP_WITHOUT_SUBALLOCATION, sizeClass } from '../src/gpu/buffer-pool.js';
+import { Gpu } from '../src/gpu/gpu.js';
 import { add } from '../src/ops/binary.js';
 import { useGpu } from './helpers/gpu.js';
 
@@ -109,6 +110,27 @@ describe('buffer pool cache cap', () => {
     p.trim();
     expect(p.allocatedBytes).toBe(0);
     expect(p.peakAllocatedBytes).toBe(12 * KiB);
+  });
+});
+
+describe('memory defaults of the device', () => {
+  const gpu = useGpu();
+
+  it('a CPU adapter opens without Dawn’s sub-allocation, with a capped pool trimmed between phases; a GPU keeps both', async ({ skip }) => {
+    const g = gpu();
+    expect(g.suballocation).toBe(!g.isCpuAdapter);
+    expect(g.trimBetweenPhases).toBe(g.isCpuAdapter);
+    expect(g.pool.maxCachedBytes).toBe(g.isCpuAdapter ? CACHE_CAP_WITHOUT_SUBALLOCATION : Number.POSITIVE_INFINITY);
+    if (!g.isCpuAdapter) skip('the choice to keep sub-allocation is only made on CPU adapters');
+    const kept = await Gpu.create({ suballocation: true });
+    try {
+      expect(kept.suballocation).toBe(true);
+      expect(kept.pool.maxCachedBytes).toBe(Number.POSITIVE_INFINITY);
+      expect(kept.trimBetweenPhases).toBe(false);
+    } finally {
+      kept.destroy();
+    }
+    await expect(Gpu.create({ suballocation: true, toggles: ['disable_resource_suballocation'] })).rejects.toThrow(/contradicts suballocation: true/);
   });
 });
 
