@@ -125,6 +125,11 @@ describe('memory plan', () => {
     expect(peak(recomputed.microBatchSize, true)).toBeLessThanOrEqual(oneWith);
     // A given micro-batch is kept; recomputation is turned on for it.
     expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, microBatchGiven: true, maxBytes: peak(4, true) })).toMatchObject({ microBatchSize: 4, recompute: true });
+    // The pool's cache gets what the step leaves of the budget, at most its cap; an uncapped pool is capped there.
+    const MiB = 2 ** 20;
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4, poolCacheCap: 512 * MiB }, { ...budget, microBatchGiven: true, maxBytes: peak(4, false) + 100 * MiB })).toMatchObject({ poolCacheCap: 100 * MiB, recompute: false });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4, poolCacheCap: 512 * MiB }, { ...budget, microBatchGiven: true, maxBytes: GiB })).toMatchObject({ poolCacheCap: 512 * MiB });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4, poolCacheCap: Infinity }, { ...budget, microBatchGiven: true, maxBytes: GiB }).poolCacheCap).toBe(GiB - peak(4, false));
     // Without a budget the settings stand.
     expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, recompute: 'on', maxBytes: undefined })).toMatchObject({ microBatchSize: 4, recompute: true });
     expect(() => planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, maxBytes: 1e6 })).toThrow(

@@ -24,7 +24,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
-import { describeEstimate, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
+import { describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
@@ -171,7 +171,8 @@ export class GrpoTrainer {
       },
     );
     loaded.model.recomputeLayers = memoryPlan.recompute;
-    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
+    gpu.pool.maxCachedBytes = memoryPlan.poolCacheCap;
+    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
     return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan);
   }
 

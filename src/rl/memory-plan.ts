@@ -175,6 +175,8 @@ export function estimateStepMemory(model: TrainedModelShape, shape: StepShape): 
 export interface MemoryPlan {
   microBatchSize: number;
   recompute: boolean;
+  /** Cap on the pool's cached free bytes: the shape's, or less when a budget leaves less room. */
+  poolCacheCap: number;
   estimate: StepMemoryEstimate;
 }
 
@@ -201,21 +203,23 @@ export function describeEstimate(e: StepMemoryEstimate): string {
  * a micro-batch the user gave is kept. Throws, naming the flags, when nothing fits.
  */
 export function planMemory(model: TrainedModelShape, shape: Omit<StepShape, 'recompute'>, budget: MemoryBudget): MemoryPlan {
-  const plan = (microBatchSize: number, recompute: boolean): MemoryPlan => ({
+  const plan = (microBatchSize: number, recompute: boolean, poolCacheCap = shape.poolCacheCap): MemoryPlan => ({
     microBatchSize,
     recompute,
-    estimate: estimateStepMemory(model, { ...shape, microBatchSize, recompute }),
+    poolCacheCap,
+    estimate: estimateStepMemory(model, { ...shape, microBatchSize, recompute, poolCacheCap }),
   });
   const recomputeChoices = budget.recompute === 'auto' ? [false, true] : [budget.recompute === 'on'];
   if (budget.maxBytes === undefined) return plan(shape.microBatchSize, recomputeChoices.at(0)!);
   const micros = budget.microBatchGiven ? [shape.microBatchSize] : Array.from({ length: budget.sequencesPerStep }, (_, i) => budget.sequencesPerStep - i);
   for (const recompute of recomputeChoices) {
     for (const micro of micros) {
-      const candidate = plan(micro, recompute);
-      if (candidate.estimate.peak <= budget.maxBytes) return candidate;
+      // The pool's cache gets what the step leaves of the budget (up to its own cap; an uncapped pool is capped there).
+      const room = budget.maxBytes - plan(micro, recompute, 0).estimate.peak;
+      if (room >= 0) return plan(micro, recompute, Math.min(shape.poolCacheCap, room));
     }
   }
-  const smallest = plan(micros.at(-1)!, recomputeChoices.at(-1)!);
+  const smallest = plan(micros.at(-1)!, recomputeChoices.at(-1)!, 0);
   const phase = smallest.estimate.generation >= smallest.estimate.activations ? 'generation (lower --generation-batch-size or --max-new-tokens)' : 'training (lower --max-new-tokens, or shorter prompts)';
   throw new Error(
     `--max-memory ${formatGiB(budget.maxBytes)}: a step does not fit even at micro-batch ${smallest.microBatchSize}` +
