@@ -5,8 +5,9 @@
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off]
 // Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
-// The last three override the device's memory defaults (Dawn's sub-allocation off on CPU adapters,
-// and then a capped pool trimmed between generation and training) to compare them in one sitting.
+// --suballocation, --pool-cap, --trim-between-phases and --pool-reuse-slack override the device's memory
+// defaults (Dawn sub-allocates; without it the pool is capped and trimmed between generation and
+// training) to compare them in one sitting.
 // --json writes the timings, token counts, settings and the first step's prompts (what
 // bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -116,19 +116,18 @@ describe('buffer pool cache cap', () => {
 describe('memory defaults of the device', () => {
   const gpu = useGpu();
 
-  it('a CPU adapter opens without Dawn’s sub-allocation, with a capped pool trimmed between phases; a GPU keeps both', async ({ skip }) => {
+  it('Dawn sub-allocates by default with an uncapped pool; without sub-allocation the pool is capped and trimmed between phases', async () => {
     const g = gpu();
-    expect(g.suballocation).toBe(!g.isCpuAdapter);
-    expect(g.trimBetweenPhases).toBe(g.isCpuAdapter);
-    expect(g.pool.maxCachedBytes).toBe(g.isCpuAdapter ? CACHE_CAP_WITHOUT_SUBALLOCATION : Number.POSITIVE_INFINITY);
-    if (!g.isCpuAdapter) skip('the choice to keep sub-allocation is only made on CPU adapters');
-    const kept = await Gpu.create({ suballocation: true });
+    expect(g.suballocation).toBe(true);
+    expect(g.trimBetweenPhases).toBe(false);
+    expect(g.pool.maxCachedBytes).toBe(Number.POSITIVE_INFINITY);
+    const own = await Gpu.create({ suballocation: false });
     try {
-      expect(kept.suballocation).toBe(true);
-      expect(kept.pool.maxCachedBytes).toBe(Number.POSITIVE_INFINITY);
-      expect(kept.trimBetweenPhases).toBe(false);
+      expect(own.suballocation).toBe(false);
+      expect(own.pool.maxCachedBytes).toBe(CACHE_CAP_WITHOUT_SUBALLOCATION);
+      expect(own.trimBetweenPhases).toBe(true);
     } finally {
-      kept.destroy();
+      own.destroy();
     }
     await expect(Gpu.create({ suballocation: true, toggles: ['disable_resource_suballocation'] })).rejects.toThrow(/contradicts suballocation: true/);
   });

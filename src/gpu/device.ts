@@ -11,9 +11,10 @@ export interface DeviceOptions {
   /** Dawn toggles to turn off, e.g. ['timestamp_quantization'] for precise timings (env WEBGPU_DISABLE_TOGGLES). */
   disabledToggles?: string[];
   /**
-   * Whether Dawn sub-allocates small buffers from shared heaps. Default: yes on GPUs, no on CPU
-   * adapters, where device memory is the process's memory and the sub-allocator keeps what destroyed
-   * buffers held (bench/README "Memory"). WEBGPU_TOGGLES=disable_resource_suballocation turns it off anywhere.
+   * Whether Dawn sub-allocates small buffers from shared heaps (default: yes; also off with
+   * WEBGPU_TOGGLES=disable_resource_suballocation). Off, destroyed buffers give their memory back,
+   * but on lavapipe every buffer is then one mapping of the process, and past vm.max_map_count
+   * (65 530 by default) the process dies: a GRPO step of `small` at 8 × 4 × 128 did (bench/README "Memory").
    */
   suballocation?: boolean;
 }
@@ -59,37 +60,27 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   const backend = options.backend ?? process.env.WEBGPU_BACKEND;
   const adapterName = options.adapter ?? process.env.WEBGPU_ADAPTER;
   const toggles = [...(options.toggles ?? (process.env.WEBGPU_TOGGLES?.split(',').filter(Boolean) ?? []))];
-  const disabled = options.disabledToggles ?? (process.env.WEBGPU_DISABLE_TOGGLES?.split(',').filter(Boolean) ?? []);
   if (options.suballocation === true && toggles.includes(NO_SUBALLOCATION)) throw new Error(`Dawn toggle ${NO_SUBALLOCATION} contradicts suballocation: true`);
   if (options.suballocation === false && !toggles.includes(NO_SUBALLOCATION)) toggles.push(NO_SUBALLOCATION);
-  const open = async (enabled: readonly string[]) => {
-    const dawnOptions: string[] = [];
-    if (backend) dawnOptions.push(`backend=${backend}`);
-    if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
-    if (enabled.length) dawnOptions.push(`enable-dawn-features=${enabled.join(',')}`);
-    if (disabled.length) dawnOptions.push(`disable-dawn-features=${disabled.join(',')}`);
-    const instance = create(dawnOptions);
-    const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
-    if (!adapter) throw new Error(NO_ADAPTER_HELP + (dawnOptions.length ? `\n(Dawn options: ${dawnOptions.join(' ')})` : ''));
-    const info = adapter.info;
-    const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
-    const isCpuAdapter = /llvmpipe|lavapipe|swiftshader|warp/i.test(name) || info.isFallbackAdapter === true;
-    return { instance, adapter, name, isCpuAdapter };
-  };
+  const dawnOptions: string[] = [];
+  if (backend) dawnOptions.push(`backend=${backend}`);
+  if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
+  const disabled = options.disabledToggles ?? (process.env.WEBGPU_DISABLE_TOGGLES?.split(',').filter(Boolean) ?? []);
+  if (toggles.length) dawnOptions.push(`enable-dawn-features=${toggles.join(',')}`);
+  if (disabled.length) dawnOptions.push(`disable-dawn-features=${disabled.join(',')}`);
 
-  let opened = await open(toggles);
-  // Dawn fixes its toggles when the instance is created, before the adapter is known: on a CPU
-  // adapter the instance is created again without sub-allocation, unless the caller chose.
-  if (opened.isCpuAdapter && options.suballocation === undefined && !toggles.includes(NO_SUBALLOCATION)) {
-    toggles.push(NO_SUBALLOCATION);
-    opened = await open(toggles);
-  }
-  const { instance, adapter, name, isCpuAdapter } = opened;
+  const instance = create(dawnOptions);
+  const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error(NO_ADAPTER_HELP + (dawnOptions.length ? `\n(Dawn options: ${dawnOptions.join(' ')})` : ''));
 
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+  const isCpuAdapter = /llvmpipe|lavapipe|swiftshader|warp/i.test(name) || info.isFallbackAdapter === true;
   const suballocation = !toggles.includes(NO_SUBALLOCATION);
   return { device, adapterName: name, isCpuAdapter, suballocation, features: new Set(requiredFeatures), instance };
 }
