@@ -2,6 +2,12 @@
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
 //        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
+//        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
+//        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off]
+// Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
+// --suballocation, --pool-cap, --trim-between-phases and --pool-reuse-slack override the device's memory
+// defaults (Dawn sub-allocates; without it the pool is capped and trimmed between generation and
+// training) to compare them in one sitting.
 // --json writes the timings, token counts, settings and the first step's prompts (what
 // bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,6 +20,7 @@ import { repositoryRoot } from '../src/io/repository-root.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
 import { encodePrompt, promptMessages } from '../src/rl/evaluate.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { describeEstimate } from '../src/rl/memory-plan.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
 
 const { values: args } = parseArgs({
@@ -21,15 +28,39 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'small' },
     ...ROLLOUT_OPTIONS,
     steps: { type: 'string', default: '2' },
-    micro: { type: 'string', default: '4' },
+    micro: { type: 'string' },
+    'base-dtype': { type: 'string', default: DEFAULT_CONFIG.baseDtype },
+    'max-memory': { type: 'string' },
+    recompute: { type: 'string', default: DEFAULT_CONFIG.recompute },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
     'skip-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
+    suballocation: { type: 'string' },
+    'pool-cap': { type: 'string' },
+    'trim-between-phases': { type: 'string' },
+    'pool-reuse-slack': { type: 'string' },
   },
 });
+const onOff = (flag: string): boolean | undefined => {
+  const value = args[flag as keyof typeof args];
+  if (value === undefined) return undefined;
+  if (value !== 'on' && value !== 'off') throw new Error(`--${flag}: expected on or off, got ${String(value)}`);
+  return value === 'on';
+};
 const steps = Number(args.steps);
 const profiled = !args['skip-profile'];
-const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
+const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'], suballocation: onOff('suballocation') });
+if (args['pool-cap'] !== undefined) {
+  const cap = args['pool-cap'] === 'none' ? Number.POSITIVE_INFINITY : Number(args['pool-cap']) * 2 ** 20;
+  if (!(cap >= 0)) throw new Error(`--pool-cap: expected MiB or none, got ${args['pool-cap']}`);
+  gpu.pool.maxCachedBytes = cap;
+}
+gpu.trimBetweenPhases = onOff('trim-between-phases') ?? gpu.trimBetweenPhases;
+if (args['pool-reuse-slack'] !== undefined) {
+  gpu.pool.reuseSlack = Number(args['pool-reuse-slack']);
+  if (!(gpu.pool.reuseSlack >= 0)) throw new Error(`--pool-reuse-slack: expected a fraction ≥ 0, got ${args['pool-reuse-slack']}`);
+}
+const memoryDefaults = `sub-allocation ${gpu.suballocation ? 'on' : 'off'}, pool cap ${Number.isFinite(gpu.pool.maxCachedBytes) ? `${gpu.pool.maxCachedBytes / 2 ** 20} MiB` : 'none'}, trim between phases ${gpu.trimBetweenPhases ? 'on' : 'off'}, reuse slack ${gpu.pool.reuseSlack}`;
 const settings: GrpoConfig = {
   ...DEFAULT_CONFIG,
   model: args.model!,
@@ -37,7 +68,10 @@ const settings: GrpoConfig = {
   promptsPerStep: Number(args.prompts),
   numGenerations: Number(args.generations),
   generationBatchSize: Number(args.prompts) * Number(args.generations),
-  microBatchSize: Number(args.micro),
+  microBatchSize: args.micro === undefined ? DEFAULT_CONFIG.microBatchSize : Number(args.micro),
+  baseDtype: args['base-dtype'] as GrpoConfig['baseDtype'],
+  maxMemory: args['max-memory'] === undefined ? undefined : Number(args['max-memory']),
+  recompute: args.recompute as GrpoConfig['recompute'],
   promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
   maxNewTokens: Number(args.new),
   beta: 0,
@@ -47,7 +81,8 @@ const settings: GrpoConfig = {
   evalPrompts: 0,
   outDir: mkdtempSync(join(tmpdir(), 'bench-grpo-')),
 };
-const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot());
+const given = new Set(Object.keys(settings).filter((key) => key !== 'microBatchSize' || args.micro !== undefined));
+const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot(), given);
 const rows: StepMetrics[] = [];
 const profiler = new KernelProfiler(gpu.device);
 await trainer.train((m) => {
@@ -73,7 +108,7 @@ const trainTokens = avg('tokens/computed');
 const flops = 2 * baseParams * completionTokens + 4 * baseParams * trainTokens;
 const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
 const matmulMs = kernels.filter((k) => k.label.startsWith('matmul')).reduce((s, k) => s + k.ms, 0);
-console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0`);
+console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0; ${memoryDefaults}`);
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
 console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
 console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained${profiled ? `; matmul kernels ${((100 * matmulMs) / gpuMs).toFixed(0)}% of profiled GPU time` : ''}`);
@@ -81,8 +116,10 @@ const last = measured.at(-1)!;
 const mib = (key: string) => `${last[`memory/${key}`].toFixed(0)} MiB`;
 console.log(
   `device memory at the end of the last step: frozen ${mib('frozen_mib')} + trainable ${mib('trainable_mib')} + pool cache ${mib('pool_cache_mib')} + live other ${mib('live_other_mib')} = ${mib('device_mib')}; ` +
-    `its peaks: live ${mib('peak_gpu_mib')}, device ${mib('peak_device_mib')}, staging ${mib('peak_staging_mib')}`,
+    `its peaks: live ${mib('peak_gpu_mib')} (generation ${mib('peak_generation_mib')}, training ${mib('peak_training_mib')}), device ${mib('peak_device_mib')}, staging ${mib('peak_staging_mib')}`,
 );
+const plan = trainer.memoryPlan;
+console.log(`memory plan: micro-batch ${plan.microBatchSize}, recomputation ${plan.recompute ? 'on' : 'off'}; estimated ${describeEstimate(plan.estimate)}`);
 const usage = process.memoryUsage();
 console.log(
   `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}); JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,

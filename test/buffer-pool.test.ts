@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, sizeClass } from '../src/gpu/buffer-pool.js';
+import { BufferPool, CACHE_CAP_WITHOUT_SUBALLOCATION, sizeClass } from '../src/gpu/buffer-pool.js';
+import { Gpu } from '../src/gpu/gpu.js';
 import { add } from '../src/ops/binary.js';
 import { useGpu } from './helpers/gpu.js';
 
@@ -65,6 +66,33 @@ describe('buffer pool cache cap', () => {
     expect(p.cachedClasses()).toEqual([]);
   });
 
+  it('serves a request from a cached class at most reuseSlack larger when its own class is empty', () => {
+    const MiB = 1024 * KiB;
+    const p = pool(1 << 30);
+    p.reuseSlack = 0.25;
+    // Classes above 1 MiB step by 1/8 of the power of two: 8 MiB, 9 MiB, 10 MiB, …
+    const nine = p.acquire(9 * MiB);
+    const twelve = p.acquire(12 * MiB);
+    p.release(nine);
+    p.release(twelve);
+    const allocated = p.allocatedBytes;
+    // 8 MiB: 9 MiB is within 25% (12 is not); the buffer keeps its size in the accounting.
+    expect(p.acquire(8 * MiB)).toBe(nine);
+    expect(p.liveBytes).toBe(9 * MiB);
+    // 7 MiB: 12 MiB is 71% larger, so a new buffer.
+    const seven = p.acquire(7 * MiB);
+    expect(seven).not.toBe(twelve);
+    expect(p.allocatedBytes).toBe(allocated + 7 * MiB);
+    p.release(nine);
+    expect(p.cachedClasses()).toContain(9 * MiB);
+    p.reuseSlack = 0;
+    expect(p.acquire(8 * MiB)).not.toBe(nine);
+    // Powers of two up to 1 MiB are twice apart: never shared at the default slack.
+    const q = pool(1 << 30);
+    q.release(q.acquire(512 * KiB));
+    expect(q.acquire(256 * KiB).size).toBe(256 * KiB);
+  });
+
   it('refuses a buffer released twice', () => {
     const p = pool(1 << 30);
     const b = p.acquire(KiB);
@@ -82,6 +110,26 @@ describe('buffer pool cache cap', () => {
     p.trim();
     expect(p.allocatedBytes).toBe(0);
     expect(p.peakAllocatedBytes).toBe(12 * KiB);
+  });
+});
+
+describe('memory defaults of the device', () => {
+  const gpu = useGpu();
+
+  it('Dawn sub-allocates by default with an uncapped pool; without sub-allocation the pool is capped and trimmed between phases', async () => {
+    const g = gpu();
+    expect(g.suballocation).toBe(true);
+    expect(g.trimBetweenPhases).toBe(false);
+    expect(g.pool.maxCachedBytes).toBe(Number.POSITIVE_INFINITY);
+    const own = await Gpu.create({ suballocation: false });
+    try {
+      expect(own.suballocation).toBe(false);
+      expect(own.pool.maxCachedBytes).toBe(CACHE_CAP_WITHOUT_SUBALLOCATION);
+      expect(own.trimBetweenPhases).toBe(true);
+    } finally {
+      own.destroy();
+    }
+    await expect(Gpu.create({ suballocation: true, toggles: ['disable_resource_suballocation'] })).rejects.toThrow(/contradicts suballocation: true/);
   });
 });
 

@@ -71,7 +71,7 @@ describe('resolveModel on a Hugging Face checkpoint directory', () => {
     cpSync(checkpoint, noWeights, { recursive: true });
     rmSync(join(noWeights, 'model.safetensors'));
     expect(() => resolveModel(noWeights)).toThrow(/has neither model\.safetensors\.index\.json nor model\.safetensors/);
-    expect(() => resolveModel('medium')).toThrow(/unknown model "medium": not in models\/registry\.json \(small, tiny\) and no such path/);
+    expect(() => resolveModel('medium')).toThrow(/unknown model "medium": not in models\/registry\.json \(small, tiny, smollm2-1\.7b\) and no such path/);
     expect(() => resolveModel('random:medium')).toThrow(/unknown model "medium"/);
   });
 
@@ -88,7 +88,8 @@ describe('resolveModel on a Hugging Face checkpoint directory', () => {
     const weights = openWeights(model.weights);
     expect(weights.tensorNames().sort()).toEqual(Object.keys(expected).sort());
     expect(weights.info('model.layers.0.mlp.up_proj.weight').shape).toEqual([model.config.intermediate_size, model.config.hidden_size]);
-    expect(weights.readFloat32('model.layers.1.self_attn.q_proj.weight')).toEqual(expected['model.layers.1.self_attn.q_proj.weight'].data);
+    // Generated tensor by tensor when read, each from where the ones before it leave the generator.
+    for (const name of Object.keys(expected)) expect(weights.readFloat32(name), name).toEqual(expected[name].data);
     expect(() => weights.readFloat32('lm_head.weight')).toThrow(/random weights \(seed 0\): no tensor "lm_head.weight"/);
   });
 });
@@ -104,6 +105,15 @@ describe('registered models', () => {
   it('`random:tiny` is tiny\'s architecture and tokenizer with fresh weights', () => {
     const tiny = resolveModel('tiny');
     expect(resolveModel('random:tiny')).toEqual({ ...tiny, name: 'random:tiny', weights: { format: 'random', config: tiny.config, seed: 0 } });
+  });
+
+  it('`smollm2-1.7b` is SmolLM2-1.7B’s shape (1.71 B parameters) with small’s tokenizer, for random:smollm2-1.7b', () => {
+    const model = resolveModel('random:smollm2-1.7b');
+    expect(model.config).toMatchObject({ hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 24, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 49152, tie_word_embeddings: true });
+    expect(model.tokenizer).toEqual(resolveModel('small').tokenizer);
+    const weights = openWeights(model.weights);
+    const parameters = weights.tensorNames().reduce((n, name) => n + weights.info(name).shape.reduce((a, b) => a * b, 1), 0);
+    expect(parameters / 1e9).toBeCloseTo(1.71, 2);
   });
 
   it('`small` and a .gguf path resolve to the same GGUF', () => {

@@ -66,6 +66,10 @@ describe('memory accounting on tiny', () => {
         expect(kinds).toBeCloseTo(row['memory/device_mib'], 9);
         expect(row['memory/peak_device_mib']).toBeGreaterThanOrEqual(row['memory/peak_gpu_mib']);
         expect(row['memory/peak_gpu_mib']).toBeGreaterThan((frozen + trainable) / MiB);
+        // Each phase holds the weights and adapters; the step's peak is the larger phase's.
+        expect(row['memory/peak_generation_mib']).toBeGreaterThan((frozen + trainable) / MiB);
+        expect(row['memory/peak_training_mib']).toBeGreaterThan((frozen + trainable) / MiB);
+        expect(row['memory/peak_gpu_mib']).toBe(Math.max(row['memory/peak_generation_mib'], row['memory/peak_training_mib']));
         expect(row['memory/max_rss_mib']).toBeGreaterThanOrEqual(row['memory/rss_mib']);
       }
       expect(t.gpu.pool.cachedBytes).toBeLessThanOrEqual(t.gpu.pool.maxCachedBytes);

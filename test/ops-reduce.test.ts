@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
+import type { GradNode } from '../src/gpu/tensor.js';
 import { argmax, max, maxAll, mean, meanAll, sum, sumAll } from '../src/ops/reduce.js';
 import { useGpu } from './helpers/gpu.js';
 import { distinctValues, numelOf, rowAbsSums, rowsOf } from './helpers/reference-rows.js';
@@ -53,7 +54,7 @@ describe('reductions along the last axis', () => {
     expect(() => sumAll(gpu().empty([0, 4]))).toThrow('sumAll: cannot reduce the empty tensor [0, 4]');
     const x = gpu().empty([3, 4]);
     x.requiresGrad = true;
-    expect(() => max(x).node!.backward(gpu().empty([5]))).toThrow('max backward: gradient [5] f32 for output [3] f32');
+    expect(() => (max(x).node as GradNode).backward(gpu().empty([5]))).toThrow('max backward: gradient [5] f32 for output [3] f32');
   });
 });
 

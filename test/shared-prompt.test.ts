@@ -1,13 +1,10 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/grad-node.js';
 import type { Gpu } from '../src/gpu/gpu.js';
-import { parseHfConfig, readHfConfig } from '../src/io/hf-config.js';
-import { repositoryRoot } from '../src/io/repository-root.js';
+import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
-import { openWeights } from '../src/io/weight-source.js';
 import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
@@ -16,6 +13,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { grpoLoss, type GrpoLossOptions } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
+import { tinyModel } from './helpers/tiny-checkpoint.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { randn } from './helpers/random.js';
 
@@ -160,15 +158,6 @@ async function expectSameTraining(model: LlamaModel, sequences: SequenceInput[])
   expect(shared.computedTokens).toBeLessThan(repeated.computedTokens);
 }
 
-function tinyModel(g: Gpu): LlamaModel {
-  const dir = join(repositoryRoot(), 'models', 'tiny');
-  const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
-  try {
-    return new LlamaModel(g, readHfConfig(join(dir, 'config.json')), reader);
-  } finally {
-    reader.close();
-  }
-}
 
 /** Three query heads per kv head (tiny has two), head dim 8, random weights; `fields` change the config. */
 function randomGqaModel(g: Gpu, fields: Record<string, unknown> = {}): LlamaModel {

@@ -17,6 +17,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn recording, also inside a noGrad section (a recomputation during the backward pass). */
+export function withGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
 /**
  * Attaches a backward function to an op's output when any input needs a gradient. Ops call this
  * after recording their forward dispatches; `backward` closes over what it saved.

@@ -28,6 +28,8 @@ const HELP: Record<keyof GrpoConfig, string> = {
   generationBatchSize: 'sequences generated together',
   microBatchSize: 'sequences per forward/backward (gradient accumulation)',
   promptForward: 'shared: a prompt runs once per micro-batch and its completions attend to it (same gradients, less work; with LoRA dropout the group shares the prompt’s mask); repeated: once per completion',
+  maxMemory: 'GiB a step may use (device memory; on a CPU adapter the process adds ~0.3 GiB): picks --micro-batch-size when not given and turns on --recompute when needed, or refuses',
+  recompute: 'auto, on or off: recompute each decoder layer in the backward instead of keeping its activations (auto: when --max-memory needs it)',
   maxNewTokens: 'maximum completion length',
   temperature: 'sampling temperature',
   topK: 'top-k sampling (0 = off)',

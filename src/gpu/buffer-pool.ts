@@ -14,12 +14,19 @@ export function sizeClass(bytes: number): number {
 }
 
 /**
- * Default cap on free bytes kept for reuse: none. With Dawn's default resource sub-allocation the
- * memory of destroyed buffers stays with the process, so evicting and re-creating buffers raised a
- * GRPO step's peak RSS on lavapipe (4.15 → 6.23 GiB, bench/README "Memory"); a cap pays only with
- * WEBGPU_TOGGLES=disable_resource_suballocation.
+ * Cap on free bytes kept for reuse. With Dawn's resource sub-allocation the memory of destroyed
+ * buffers stays with the process, so evicting and re-creating buffers raised a GRPO step's peak RSS
+ * on lavapipe (4.15 → 6.23 GiB, bench/README "Memory"): no cap there. Without it, destroyed
+ * buffers' memory goes back, and the cap bounds what one phase's shapes hold in the next.
  */
-export const DEFAULT_MAX_CACHED_BYTES = Number.POSITIVE_INFINITY;
+export function cacheCap(suballocation: boolean): number {
+  return suballocation ? Number.POSITIVE_INFINITY : CACHE_CAP_WITHOUT_SUBALLOCATION;
+}
+
+export const CACHE_CAP_WITHOUT_SUBALLOCATION = 512 * 2 ** 20;
+
+/** Above 1 MiB classes are 1/8 of a power of two apart: a request may take a buffer up to two classes larger. */
+export const DEFAULT_REUSE_SLACK = 0.25;
 
 export class BufferPool {
   /** Free buffers per size class; Map order is use order, least recently used class first. */
@@ -35,12 +42,14 @@ export class BufferPool {
   peakAllocatedBytes = 0;
   /** Bytes in free buffers kept for reuse. */
   cachedBytes = 0;
+  /** How much larger (a fraction) a cached buffer may be than a request it serves when its own class has none. */
+  reuseSlack = DEFAULT_REUSE_SLACK;
 
   constructor(
     private readonly device: GPUDevice,
     private readonly maxBufferSize: number,
     /** Cap on cachedBytes; releasing past it destroys free buffers of the least recently used size classes. */
-    public maxCachedBytes = DEFAULT_MAX_CACHED_BYTES,
+    public maxCachedBytes = Number.POSITIVE_INFINITY,
     /**
      * Called before buffers are destroyed: a released buffer may still be bound by recorded,
      * unsubmitted commands, and WebGPU refuses to submit work that uses a destroyed buffer.
@@ -55,20 +64,36 @@ export class BufferPool {
     if (size > this.maxBufferSize) {
       throw new Error(`buffer of ${bytes} bytes exceeds the device's maxBufferSize (${this.maxBufferSize})`);
     }
-    const list = this.free.get(size);
-    let buffer = list?.pop();
-    if (buffer) {
-      this.cachedBytes -= size;
-      this.touch(size, list!);
-    } else {
+    let buffer = this.takeCached(size) ?? this.takeCachedLarger(size);
+    if (!buffer) {
       buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.allocatedBytes += size;
       this.peakAllocatedBytes = Math.max(this.peakAllocatedBytes, this.allocatedBytes);
     }
     this.live.add(buffer);
-    this.liveBytes += size;
+    this.liveBytes += buffer.size;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
     return buffer;
+  }
+
+  private takeCached(size: number): GPUBuffer | undefined {
+    const list = this.free.get(size);
+    const buffer = list?.pop();
+    if (buffer) {
+      this.cachedBytes -= size;
+      this.touch(size, list!);
+    }
+    return buffer;
+  }
+
+  /**
+   * A free buffer of the smallest cached class at most reuseSlack larger: tensors bind their own
+   * byte length, never the buffer's size, so a larger buffer serves as well and one less is created.
+   */
+  private takeCachedLarger(size: number): GPUBuffer | undefined {
+    let best = 0;
+    for (const [cached, list] of this.free) if (cached > size && cached <= size * (1 + this.reuseSlack) && list.length && (!best || cached < best)) best = cached;
+    return best ? this.takeCached(best) : undefined;
   }
 
   release(buffer: GPUBuffer): void {

@@ -10,12 +10,21 @@ export interface DeviceOptions {
   toggles?: string[];
   /** Dawn toggles to turn off, e.g. ['timestamp_quantization'] for precise timings (env WEBGPU_DISABLE_TOGGLES). */
   disabledToggles?: string[];
+  /**
+   * Whether Dawn sub-allocates small buffers from shared heaps (default: yes; also off with
+   * WEBGPU_TOGGLES=disable_resource_suballocation). Off, destroyed buffers give their memory back,
+   * but on lavapipe every buffer is then one mapping of the process, and past vm.max_map_count
+   * (65 530 by default) the process dies: a GRPO step of `small` at 8 × 4 × 128 did (bench/README "Memory").
+   */
+  suballocation?: boolean;
 }
 
 export interface AcquiredDevice {
   device: GPUDevice;
   adapterName: string;
   isCpuAdapter: boolean;
+  /** Whether Dawn sub-allocates buffers (destroyed buffers' memory then stays with the process). */
+  suballocation: boolean;
   features: ReadonlySet<string>;
   /** Keeps Dawn's instance reachable for the device's lifetime. */
   instance: GPU;
@@ -44,11 +53,15 @@ This project runs WebGPU through Dawn (npm 'webgpu'), which needs a Vulkan drive
     (scripts/setup.sh does this). Set XDG_RUNTIME_DIR=/tmp if Mesa complains.
   - Check with: vulkaninfo --summary`;
 
+const NO_SUBALLOCATION = 'disable_resource_suballocation';
+
 export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const backend = options.backend ?? process.env.WEBGPU_BACKEND;
   const adapterName = options.adapter ?? process.env.WEBGPU_ADAPTER;
-  const toggles = options.toggles ?? (process.env.WEBGPU_TOGGLES?.split(',').filter(Boolean) ?? []);
+  const toggles = [...(options.toggles ?? (process.env.WEBGPU_TOGGLES?.split(',').filter(Boolean) ?? []))];
+  if (options.suballocation === true && toggles.includes(NO_SUBALLOCATION)) throw new Error(`Dawn toggle ${NO_SUBALLOCATION} contradicts suballocation: true`);
+  if (options.suballocation === false && !toggles.includes(NO_SUBALLOCATION)) toggles.push(NO_SUBALLOCATION);
   const dawnOptions: string[] = [];
   if (backend) dawnOptions.push(`backend=${backend}`);
   if (adapterName) dawnOptions.push(`adapter=${adapterName}`);
@@ -68,5 +81,6 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   const info = adapter.info;
   const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
   const isCpuAdapter = /llvmpipe|lavapipe|swiftshader|warp/i.test(name) || info.isFallbackAdapter === true;
-  return { device, adapterName: name, isCpuAdapter, features: new Set(requiredFeatures), instance };
+  const suballocation = !toggles.includes(NO_SUBALLOCATION);
+  return { device, adapterName: name, isCpuAdapter, suballocation, features: new Set(requiredFeatures), instance };
 }

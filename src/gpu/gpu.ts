@@ -1,4 +1,4 @@
-import { BufferPool, DEFAULT_MAX_CACHED_BYTES } from './buffer-pool.js';
+import { BufferPool, cacheCap } from './buffer-pool.js';
 import { CommandBatch, type Params, type Workgroups } from './commands.js';
 import { acquireDevice, type DeviceOptions } from './device.js';
 import { f16ArrayToF32, f32ArrayToF16 } from '../io/half-precision.js';
@@ -19,17 +19,24 @@ export class Gpu {
   private readonly scopes: Set<Tensor>[] = [];
   private readonly errors: string[] = [];
   private lostMessage: string | null = null;
+  /**
+   * Whether endPhase() gives the pool's free buffers back. Only without Dawn's sub-allocation does
+   * that lower the process's memory; with it, re-creating them raised the peak (bench/README "Memory").
+   */
+  trimBetweenPhases: boolean;
 
   private constructor(
     readonly device: GPUDevice,
     readonly adapterName: string,
     readonly isCpuAdapter: boolean,
+    readonly suballocation: boolean,
     readonly features: ReadonlySet<string>,
     private readonly instance: GPU,
   ) {
     this.kernels = new KernelCache(device);
     this.commands = new CommandBatch(device);
-    this.pool = new BufferPool(device, device.limits.maxBufferSize, DEFAULT_MAX_CACHED_BYTES, () => this.commands.submit());
+    this.pool = new BufferPool(device, device.limits.maxBufferSize, cacheCap(suballocation), () => this.commands.submit());
+    this.trimBetweenPhases = !suballocation;
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
     });
@@ -41,8 +48,8 @@ export class Gpu {
   }
 
   static async create(options: DeviceOptions = {}): Promise<Gpu> {
-    const { device, adapterName, isCpuAdapter, features, instance } = await acquireDevice(options);
-    return new Gpu(device, adapterName, isCpuAdapter, features, instance);
+    const { device, adapterName, isCpuAdapter, suballocation, features, instance } = await acquireDevice(options);
+    return new Gpu(device, adapterName, isCpuAdapter, suballocation, features, instance);
   }
 
   get hasF16(): boolean {
@@ -254,6 +261,11 @@ export class Gpu {
   resetMemoryPeaks(): void {
     this.pool.resetPeak();
     this.commands.resetPeak();
+  }
+
+  /** Between phases that allocate different shapes (generation, training): the cache of one is dead weight in the other. */
+  endPhase(): void {
+    if (this.trimBetweenPhases) this.pool.trim();
   }
 
   destroy(): void {

@@ -24,6 +24,15 @@ export interface GradNode {
   backward(gradOutput: Tensor): readonly (Tensor | null)[];
 }
 
+/** The node shared by the several outputs of one op (a recomputed decoder layer: hidden states, keys, values). */
+export interface MultiOutputGradNode {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+  /** Given dL/d(output) for each output (null where none reached it), returns dL/d(input) for each input. */
+  backwardAll(gradOutputs: readonly (Tensor | null)[]): readonly (Tensor | null)[];
+}
+
 let nextId = 0;
 
 /**
@@ -36,7 +45,7 @@ export class Tensor {
   requiresGrad = false;
   grad: Tensor | null = null;
   /** The op that produced this tensor, when autograd recorded it. */
-  node: GradNode | null = null;
+  node: GradNode | MultiOutputGradNode | null = null;
   private released = false;
 
   constructor(

@@ -1,6 +1,7 @@
+import { checkpoint, type ReplayableState } from '../autograd/checkpoint.js';
 import { isGradEnabled } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
-import type { DType, Tensor } from '../gpu/tensor.js';
+import { bytesPerElement, type DType, type Tensor } from '../gpu/tensor.js';
 import type { TensorReader } from '../io/tensor-reader.js';
 import { Linear } from './linear.js';
 import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attention.js';
@@ -69,6 +70,23 @@ export interface SharedPrefix extends LayerKeyValues {
   rows: Tensor;
 }
 
+/**
+ * Every op binds a weight whole, so each must fit one storage binding: refused before any weight is
+ * read (lavapipe binds at most 128 MiB, less than a 1.7B model's f16 embedding of 192 MiB).
+ */
+function checkBindingSize(source: string, config: HfModelConfig, matrixDtype: DType, limit: number): void {
+  const MiB = 2 ** 20;
+  for (const [name, shape] of expectedParameterShapes(config)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * bytesPerElement(shape.length === 2 ? matrixDtype : 'f32');
+    if (bytes > limit) {
+      throw new Error(
+        `${source}: ${name} [${shape.join(', ')}] ${shape.length === 2 ? matrixDtype : 'f32'} takes ${(bytes / MiB).toFixed(0)} MiB, more than one storage binding of this adapter holds ` +
+          `(maxStorageBufferBindingSize ${(limit / MiB).toFixed(0)} MiB); weights that large are not split across bindings yet`,
+      );
+    }
+  }
+}
+
 /** A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) built from the core ops. Weights use HF names. */
 export class LlamaModel {
   readonly layers: DecoderLayer[] = [];
@@ -77,6 +95,13 @@ export class LlamaModel {
   readonly lmHead: Linear;
   /** Every weight by its Hugging Face name. */
   readonly parameters = new Map<string, Tensor>();
+  /**
+   * Activation recomputation: a recorded forward keeps only each decoder layer's input (and the
+   * keys and values a shared prompt hands on); the backward runs the layer again.
+   */
+  recomputeLayers = false;
+  /** Counters a training forward advances (LoRA's dropout stream): a recomputed layer replays them from where it first ran. */
+  readonly replayable: ReplayableState[] = [];
 
   constructor(
     readonly gpu: Gpu,
@@ -90,6 +115,7 @@ export class LlamaModel {
       throw new Error(`${reader.name}: head_dim ${config.head_dim} is not supported: the attention kernels take ${ATTENTION_HEAD_DIMS}`);
     }
     checkCheckpointTensors(config, reader);
+    checkBindingSize(reader.name, config, matrixDtype, gpu.device.limits.maxStorageBufferBindingSize);
     // A tied checkpoint may still hold its own lm_head (see tiedHead).
     const shapes = expectedParameterShapes(config).set('lm_head.weight', [config.vocab_size, config.hidden_size]);
     const load = (name: string, dtype: DType): Tensor => {
@@ -158,16 +184,42 @@ export class LlamaModel {
     if (options.prefix && options.cache) throw new Error('LlamaModel.forward: a shared prefix is for training; generation reads its KV cache');
     this.layers.forEach((layer, i) => {
       const input = x;
-      // Collected keys and values are returned from the layer so that its tidy lets them live.
-      const run = () => ({ out: this.decoderLayer(layer, i, input, batch, steps, options), k: collected?.keys[i], v: collected?.values[i] });
-      x = (inference ? this.gpu.tidy(run) : run()).out;
-      if (inference) input.dispose();
+      const prefix = options.prefix && { keys: options.prefix.keys[i], values: options.prefix.values[i], rows: options.prefix.rows };
+      // The layer's output, then its keys and values when they are collected.
+      const run = (layerInput: Tensor, layerPrefix = prefix): Tensor[] => {
+        const { out, k, v } = this.decoderLayer(layer, i, layerInput, batch, steps, options, layerPrefix);
+        return collected ? [out, k, v] : [out];
+      };
+      let outputs: Tensor[];
+      if (inference) {
+        outputs = this.gpu.tidy(() => run(input));
+        input.dispose();
+      } else if (this.recomputeLayers && !options.cache) {
+        const prefixInputs = prefix ? [prefix.keys, prefix.values] : [];
+        outputs = checkpoint(`decoder layer ${i}`, [input, ...prefixInputs], ([layerInput, keys, values]) => run(layerInput, prefix && { keys, values, rows: prefix.rows }), this.replayable);
+      } else {
+        outputs = run(input);
+      }
+      x = outputs[0];
+      if (collected) {
+        collected.keys.push(outputs[1]);
+        collected.values.push(outputs[2]);
+      }
     });
     if (options.cache) options.cache.length += steps;
     return rmsnorm(x, this.finalNorm, this.config.rms_norm_eps);
   }
 
-  private decoderLayer(layer: DecoderLayer, i: number, x: Tensor, batch: number, steps: number, options: ForwardOptions): Tensor {
+  /** One decoder layer: its output and its rotated keys and values. `prefix`: this layer's keys and values of the shared prompts. */
+  private decoderLayer(
+    layer: DecoderLayer,
+    i: number,
+    x: Tensor,
+    batch: number,
+    steps: number,
+    options: ForwardOptions,
+    prefix?: { keys: Tensor; values: Tensor; rows: Tensor },
+  ): { out: Tensor; k: Tensor; v: Tensor } {
     const c = this.config;
     const rows = batch * steps;
     const { cache } = options;
@@ -181,24 +233,21 @@ export class LlamaModel {
     const k = rope(heads(layer.k, c.num_key_value_heads, layer.kNorm), options.positions, ropeOptions);
     const v = heads(layer.v, c.num_key_value_heads, null);
     const window = layer.window ?? undefined;
-    options.keyValuesOut?.keys.push(k);
-    options.keyValuesOut?.values.push(v);
     let attended: Tensor;
-    const { prefix } = options;
     if (cache) {
       cache.write(i, k, v);
       attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window });
     } else if (prefix) {
       // The window counts slots of the prompt + completion row, as the unshared forward would.
-      const keys = concat([repeatRows(prefix.keys[i], prefix.rows), k], 1);
-      const values = concat([repeatRows(prefix.values[i], prefix.rows), v], 1);
+      const keys = concat([repeatRows(prefix.keys, prefix.rows), k], 1);
+      const values = concat([repeatRows(prefix.values, prefix.rows), v], 1);
       attended = attention(q, keys, values, { keyStart: options.keyStart, window });
     } else {
       attended = attention(q, k, v, { keyStart: options.keyStart, window });
     }
     const afterAttention = add(x, layer.o.forward(view(attended, [rows, c.num_attention_heads * c.head_dim])));
     const m = rmsnorm(afterAttention, layer.postAttentionNorm, c.rms_norm_eps);
-    return add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m))));
+    return { out: add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m)))), k, v };
   }
 
   /** Hidden states [N, hidden] → logits [N, vocab]. Training computes these chunk by chunk. */

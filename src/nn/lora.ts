@@ -63,6 +63,8 @@ export class LoraAdapters {
    * same seed and the same sequence of calls gets the same masks. Set it to replay a step.
    */
   dropoutStream = 0;
+  /** A recomputed decoder layer draws the same dropout streams as its first forward. */
+  private readonly dropoutReplay = { get: () => this.dropoutStream, set: (stream: number) => (this.dropoutStream = stream) };
   private active = true;
   private disposed = false;
 
@@ -84,6 +86,7 @@ export class LoraAdapters {
     });
     // With LoRA only A and B train.
     for (const p of model.parameters.values()) p.requiresGrad = false;
+    model.replayable.push(this.dropoutReplay);
   }
 
   /** A then B of every adapted module, in the model's layer order (the optimizer's order). */
@@ -122,6 +125,7 @@ export class LoraAdapters {
   dispose(): void {
     this.enabled = false;
     this.disposed = true;
+    this.model.replayable.splice(this.model.replayable.indexOf(this.dropoutReplay), 1);
     for (const t of this.parameters()) {
       t.grad?.dispose();
       t.dispose();

@@ -37,6 +37,13 @@ export interface GrpoConfig {
    * (same loss and gradients, less work); repeated: each completion runs its own copy.
    */
   promptForward: 'shared' | 'repeated';
+  /**
+   * Device memory a step may use, in GiB (on a CPU adapter, of the process's memory). With it the
+   * micro-batch size (unless given) and activation recomputation are chosen to fit, or the run is refused.
+   */
+  maxMemory?: number;
+  /** Activation recomputation per decoder layer: auto turns it on only when --max-memory needs it. */
+  recompute: 'auto' | 'on' | 'off';
   maxNewTokens: number;
   temperature: number;
   topK: number;
@@ -92,6 +99,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   generationBatchSize: 16,
   microBatchSize: 4,
   promptForward: 'shared',
+  recompute: 'auto',
   maxNewTokens: 32,
   temperature: 0.7,
   topK: 0,
@@ -144,6 +152,8 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   useRslora: flag,
   baseDtype: { type: 'string', enum: ['f32', 'f16'] },
   promptForward: { type: 'string', enum: ['shared', 'repeated'] },
+  maxMemory: { type: 'number', exclusiveMinimum: 0 },
+  recompute: { type: 'string', enum: ['auto', 'on', 'off'] },
   // GRPO compares completions within a group: one alone has no advantage.
   numGenerations: { type: 'integer', minimum: 2 },
   promptsPerStep: positiveInteger,

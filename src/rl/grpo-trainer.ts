@@ -22,6 +22,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
+import { describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
@@ -64,6 +65,8 @@ export class GrpoTrainer {
     state: TrainerState | null,
     private readonly inputs: Record<string, string>,
     private readonly releaseRunFolder: () => void,
+    /** Micro-batch size and activation recomputation, chosen for --max-memory (or as given). */
+    readonly memoryPlan: MemoryPlan,
   ) {
     this.log = new RunLog(config.outDir);
     this.step = state?.step ?? 0;
@@ -86,14 +89,14 @@ export class GrpoTrainer {
     const config = requested.initAdapter ? adoptAdapterSettings(requested, requested.initAdapter, given) : requested;
     const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
     try {
-      return await GrpoTrainer.load(gpu, config, root, releaseRunFolder, onStage);
+      return await GrpoTrainer.load(gpu, config, root, given, releaseRunFolder, onStage);
     } catch (error) {
       releaseRunFolder();
       throw error;
     }
   }
 
-  private static async load(gpu: Gpu, config: GrpoConfig, root: string, releaseRunFolder: () => void, onStage: StageReporter): Promise<GrpoTrainer> {
+  private static async load(gpu: Gpu, config: GrpoConfig, root: string, given: ReadonlySet<string>, releaseRunFolder: () => void, onStage: StageReporter): Promise<GrpoTrainer> {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir} (a run there stopped before its first save); start afresh with --overwrite`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
@@ -146,7 +149,28 @@ export class GrpoTrainer {
       optimizer.importState(saved.optimizer);
       lora.dropoutStream = saved.state.dropoutStream;
     }
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder);
+    const memoryPlan = planMemory(
+      loadedModelShape(loaded.model, lora),
+      {
+        promptTokens: longestPrompt,
+        maxNewTokens: config.maxNewTokens,
+        numGenerations: config.numGenerations,
+        generationBatchSize: config.generationBatchSize,
+        microBatchSize: config.microBatchSize,
+        sharedPrompts: config.promptForward === 'shared',
+        poolCacheCap: gpu.pool.maxCachedBytes,
+      },
+      {
+        maxBytes: config.maxMemory === undefined ? undefined : config.maxMemory * 2 ** 30,
+        recompute: config.recompute,
+        microBatchGiven: given.has('microBatchSize'),
+        sequencesPerStep: config.promptsPerStep * config.numGenerations,
+      },
+    );
+    loaded.model.recomputeLayers = memoryPlan.recompute;
+    gpu.pool.maxCachedBytes = memoryPlan.poolCacheCap;
+    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan);
   }
 
   private get schedule(): LrSchedule {
@@ -205,6 +229,10 @@ export class GrpoTrainer {
       this.gpu.resetMemoryPeaks();
       const t0 = performance.now();
       const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
+      // The phases' peaks apart: generation (KV cache) and training (activations) bound different settings.
+      const generationPeaks = { live: this.gpu.pool.peakBytes, device: this.gpu.pool.peakAllocatedBytes };
+      this.gpu.endPhase();
+      this.gpu.pool.resetPeak();
       const t1 = performance.now();
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
@@ -259,7 +287,7 @@ export class GrpoTrainer {
             step: this.step,
             ...metrics,
             ...(iteration === 0 ? generationMetrics : {}),
-            ...this.memoryMetrics(),
+            ...this.memoryMetrics(generationPeaks),
           };
           if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.evaluate()));
           this.log.metrics(row);
@@ -268,6 +296,7 @@ export class GrpoTrainer {
       } finally {
         for (const t of Object.values(cached).flat()) t?.dispose();
       }
+      this.gpu.endPhase();
       if (this.step % c.saveEvery === 0 || this.step === c.steps || this.stopRequested) await this.save();
     }
     this.log.plot();
@@ -309,7 +338,7 @@ export class GrpoTrainer {
   }
 
   private microBatches<T>(items: readonly T[]): T[][] {
-    return splitMicroBatches(items, this.config.microBatchSize);
+    return splitMicroBatches(items, this.memoryPlan.microBatchSize);
   }
 
   /** One trainingStep over the micro-batches of the rollout with GRPO's loss; its metrics under TRL's names. */
@@ -337,7 +366,7 @@ export class GrpoTrainer {
         computed.tokens += batch.computedTokens;
         computed.positions += batch.computedPositions;
         const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
-        const first = m * c.microBatchSize;
+        const first = m * this.memoryPlan.microBatchSize;
         const { loss, metrics } = grpoLoss(
           {
             logprobs,
@@ -425,16 +454,18 @@ export class GrpoTrainer {
     return saveCheckpoint(this.config.outDir, state, await this.optimizer.exportState(), (dir) => this.lora.save(dir, this.config.model));
   }
 
-  /** Device bytes by kind now, the step's peaks and the process's resident set, in MiB. */
-  memoryMetrics(): StepMetrics {
+  /** Device bytes by kind now, the step's peaks (and those of its generation) and the process's resident set, in MiB. */
+  memoryMetrics(generationPeaks = { live: 0, device: 0 }): StepMetrics {
     const m = memoryBreakdown(this.gpu, {
       frozen: this.loaded.model.parameters.values(),
       trainable: [...this.lora.parameters().flatMap((p) => (p.grad ? [p, p.grad] : [p])), ...this.optimizer.stateTensors()],
     });
     const MiB = 2 ** 20;
     return {
-      'memory/peak_gpu_mib': this.gpu.pool.peakBytes / MiB,
-      'memory/peak_device_mib': this.gpu.pool.peakAllocatedBytes / MiB,
+      'memory/peak_gpu_mib': Math.max(generationPeaks.live, this.gpu.pool.peakBytes) / MiB,
+      'memory/peak_generation_mib': generationPeaks.live / MiB,
+      'memory/peak_training_mib': this.gpu.pool.peakBytes / MiB,
+      'memory/peak_device_mib': Math.max(generationPeaks.device, this.gpu.pool.peakAllocatedBytes) / MiB,
       'memory/peak_staging_mib': this.gpu.commands.peakStagingBytes / MiB,
       'memory/frozen_mib': m.frozenBytes / MiB,
       'memory/trainable_mib': m.trainableBytes / MiB,

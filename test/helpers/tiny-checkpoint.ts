@@ -1,7 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseHfConfig } from '../../src/io/hf-config.js';
+import type { Gpu } from '../../src/gpu/gpu.js';
+import { parseHfConfig, readHfConfig } from '../../src/io/hf-config.js';
+import { repositoryRoot } from '../../src/io/repository-root.js';
+import { openWeights } from '../../src/io/weight-source.js';
+import { LlamaModel } from '../../src/model/llama.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
 import { initialLlamaWeights } from '../../src/io/random-weights.js';
 import { byteTokenizerFiles } from '../../src/tokenizer/byte-tokenizer.js';
@@ -27,4 +31,15 @@ export function writeRandomCheckpoint(seed = 1, { nanWeights = false } = {}): st
   if (nanWeights) (weights['model.layers.0.mlp.down_proj.weight'].data as Float32Array).fill(NaN);
   writeSafetensors(join(dir, 'model.safetensors'), weights);
   return dir;
+}
+
+/** The committed models/tiny (f32), loaded straight from its safetensors. */
+export function tinyModel(g: Gpu): LlamaModel {
+  const dir = join(repositoryRoot(), 'models', 'tiny');
+  const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
+  try {
+    return new LlamaModel(g, readHfConfig(join(dir, 'config.json')), reader);
+  } finally {
+    reader.close();
+  }
 }
