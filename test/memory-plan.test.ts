@@ -5,7 +5,7 @@ import { parseHfConfig } from '../src/io/hf-config.js';
 import { RandomLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
-import { completionLogprobs, sharedPromptBatch, type SequenceInput } from '../src/rl/completion-logprobs.js';
+import { completionLogprobs, sharedPromptBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { grpoLoss } from '../src/rl/grpo-loss.js';
 import { configModelShape, estimateStepMemory, loadedModelShape, planMemory, type StepShape } from '../src/rl/memory-plan.js';
 import { useGpu } from './helpers/gpu.js';

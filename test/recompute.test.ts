@@ -7,7 +7,7 @@ import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { mul } from '../src/ops/binary.js';
 import { sumAll } from '../src/ops/reduce.js';
-import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/rl/completion-logprobs.js';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { grpoLoss } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
