@@ -8,6 +8,7 @@ export function fileURLToPath(url: string | URL): string {
   return decodeURIComponent(new URL(url).pathname);
 }
 
+/** The fragment (ignored when the module is fetched) keeps the file's path in messages that name the URL. */
 export function pathToFileURL(path: string): URL {
-  return new URL(URL.createObjectURL(new Blob([readFileSync(path) as BlobPart], { type: 'text/javascript' })));
+  return new URL(`${URL.createObjectURL(new Blob([readFileSync(path) as BlobPart], { type: 'text/javascript' }))}#${path}`);
 }

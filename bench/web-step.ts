@@ -1,0 +1,83 @@
+// GRPO step time of the same run in Chromium (the page, on the browser's WebGPU adapter) and in
+// train.js (Dawn in Node), back to back on this machine:
+//   npm run build && node dist/bench/web-step.js [--model tiny|small] [--task tiny-arithmetic]
+//        [--prompts 2] [--generations 4] [--new 20] [--steps 3]
+// `small` in the page is the GGUF file that scripts/setup.sh fetched, picked as a user would.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { resolveModel } from '../src/io/model-registry.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
+import { chooseRun, chromiumPath, jsonlRows, openPage, pageDownloads, pageError, waitForRunEnd } from '../web/page-driver.js';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'tiny' },
+    task: { type: 'string', default: 'tiny-arithmetic' },
+    prompts: { type: 'string', default: '2' },
+    generations: { type: 'string', default: '4' },
+    new: { type: 'string', default: '20' },
+    steps: { type: 'string', default: '3' },
+  },
+  strict: true,
+});
+const settings: Record<string, string> = {
+  steps: args.steps!,
+  promptsPerStep: args.prompts!,
+  numGenerations: args.generations!,
+  maxNewTokens: args.new!,
+  generationBatchSize: String(Number(args.prompts) * Number(args.generations)),
+  evalPrompts: '0',
+  saveEvery: args.steps!,
+  lrSchedule: 'constant',
+};
+const MINUTES = 60_000;
+
+/** Seconds of each step (generation, reward, forward/backward, optimizer; no evaluation) from metrics rows. */
+function stepSeconds(rows: Record<string, number>[]): number[] {
+  return rows.filter((r) => r.step > 0 && 'time/train_s' in r).map((r) => r['time/generation_s'] + r['time/reward_s'] + r['time/train_s'] + r['time/optimizer_s']);
+}
+
+async function inBrowser(): Promise<{ adapter: string; seconds: number[] }> {
+  const chromium = chromiumPath();
+  if (!chromium) throw new Error('no chromium (scripts/setup.sh installs it; CHROMIUM_PATH names another)');
+  const opened = await openPage(chromium, mkdtempSync(join(tmpdir(), 'web-bench-')), 120 * MINUTES);
+  try {
+    const { page } = opened;
+    const adapter = await page.$eval('#adapter', (e) => e.textContent ?? '');
+    if (args.model === 'tiny') await chooseRun(page, 'tiny', args.task!, settings);
+    else {
+      const resolved = resolveModel(args.model!);
+      if (resolved.weights.format !== 'gguf') throw new Error(`--model ${args.model}: the bench picks a .gguf file in the page`);
+      await chooseRun(page, 'files', args.task!, settings);
+      const input = await page.$('input#model-files');
+      await input!.uploadFile(resolved.weights.path);
+    }
+    await page.click('#start');
+    const end = await waitForRunEnd(page, 120 * MINUTES);
+    if (end !== 'done') throw new Error(`the page's run ended ${end}: ${await pageError(page)}`);
+    return { adapter, seconds: stepSeconds(jsonlRows((await pageDownloads(page)).get('metrics.jsonl')!)) };
+  } finally {
+    await opened.close();
+  }
+}
+
+function inNode(): number[] {
+  const out = join(mkdtempSync(join(tmpdir(), 'web-bench-node-')), 'run');
+  const flags = Object.entries(settings).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`, v]);
+  const train = join(repositoryRoot(), 'dist', 'src', 'cli', 'train.js');
+  const run = spawnSync(process.execPath, [train, '--model', args.model!, '--task', args.task!, ...flags, '--out-dir', out], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+  if (run.status !== 0) throw new Error(`train.js failed:\n${run.stderr}`);
+  return stepSeconds(jsonlRows(readFileSync(join(out, 'metrics.jsonl'))));
+}
+
+const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(', ');
+const later = (xs: number[]) => (xs.length > 1 ? xs.slice(1).reduce((a, b) => a + b, 0) / (xs.length - 1) : NaN);
+console.log(`${args.model}, ${args.task}: ${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} tokens, ${args.steps} steps; load average ${loadavg()[0].toFixed(1)}`);
+const node = inNode();
+console.log(`train.js (Dawn):   steps ${fmt(node)} s; after the first ${later(node).toFixed(1)} s/step`);
+const browser = await inBrowser();
+console.log(`page (${browser.adapter.replace(/^adapter: /, '').split(';')[0]}): steps ${fmt(browser.seconds)} s; after the first ${later(browser.seconds).toFixed(1)} s/step`);
+console.log(`ratio after the first step: ${(later(browser.seconds) / later(node)).toFixed(1)}×`);
