@@ -371,7 +371,6 @@ async function train(resume: boolean): Promise<void> {
     await trainer?.close().catch(showError);
     trainer = undefined;
     gpu?.destroy();
-    if (document.body.dataset.state === 'failed') setState('failed');
   }
 }
 
