@@ -35,12 +35,24 @@ const settings: Record<string, string> = {
 };
 const MINUTES = 60_000;
 
-/** Seconds of each step (generation, reward, forward/backward, optimizer; no evaluation) from metrics rows. */
-function stepSeconds(rows: Record<string, number>[]): number[] {
-  return rows.filter((r) => r.step > 0 && 'time/train_s' in r).map((r) => r['time/generation_s'] + r['time/reward_s'] + r['time/train_s'] + r['time/optimizer_s']);
+interface StepTimes {
+  /** Seconds of each step: generation, reward, forward/backward and optimizer (no evaluation). */
+  total: number[];
+  generation: number[];
+  /** Forward/backward and optimizer. */
+  training: number[];
 }
 
-async function inBrowser(): Promise<{ adapter: string; seconds: number[] }> {
+function stepTimes(rows: Record<string, number>[]): StepTimes {
+  const steps = rows.filter((r) => r.step > 0 && 'time/train_s' in r);
+  return {
+    total: steps.map((r) => r['time/generation_s'] + r['time/reward_s'] + r['time/train_s'] + r['time/optimizer_s']),
+    generation: steps.map((r) => r['time/generation_s']),
+    training: steps.map((r) => r['time/train_s'] + r['time/optimizer_s']),
+  };
+}
+
+async function inBrowser(): Promise<{ adapter: string; times: StepTimes }> {
   const chromium = chromiumPath();
   if (!chromium) throw new Error('no chromium (scripts/setup.sh installs it; CHROMIUM_PATH names another)');
   const opened = await openPage(chromium, mkdtempSync(join(tmpdir(), 'web-bench-')), 120 * MINUTES);
@@ -58,26 +70,28 @@ async function inBrowser(): Promise<{ adapter: string; seconds: number[] }> {
     await page.click('#start');
     const end = await waitForRunEnd(page, 120 * MINUTES);
     if (end !== 'done') throw new Error(`the page's run ended ${end}: ${await pageError(page)}`);
-    return { adapter, seconds: stepSeconds(jsonlRows((await pageDownloads(page)).get('metrics.jsonl')!)) };
+    return { adapter, times: stepTimes(jsonlRows((await pageDownloads(page)).get('metrics.jsonl')!)) };
   } finally {
     await opened.close();
   }
 }
 
-function inNode(): number[] {
+function inNode(): StepTimes {
   const out = join(mkdtempSync(join(tmpdir(), 'web-bench-node-')), 'run');
   const flags = Object.entries(settings).flatMap(([k, v]) => [`--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`, v]);
   const train = join(repositoryRoot(), 'dist', 'src', 'cli', 'train.js');
   const run = spawnSync(process.execPath, [train, '--model', args.model!, '--task', args.task!, ...flags, '--out-dir', out], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
   if (run.status !== 0) throw new Error(`train.js failed:\n${run.stderr}`);
-  return stepSeconds(jsonlRows(readFileSync(join(out, 'metrics.jsonl'))));
+  return stepTimes(jsonlRows(readFileSync(join(out, 'metrics.jsonl'))));
 }
 
 const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(', ');
 const later = (xs: number[]) => (xs.length > 1 ? xs.slice(1).reduce((a, b) => a + b, 0) / (xs.length - 1) : NaN);
+const report = (host: string, t: StepTimes) =>
+  console.log(`${host}: steps ${fmt(t.total)} s; after the first ${later(t.total).toFixed(1)} s/step (generation ${later(t.generation).toFixed(1)}, forward/backward + optimizer ${later(t.training).toFixed(1)})`);
 console.log(`${args.model}, ${args.task}: ${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} tokens, ${args.steps} steps; load average ${loadavg()[0].toFixed(1)}`);
 const node = inNode();
-console.log(`train.js (Dawn):   steps ${fmt(node)} s; after the first ${later(node).toFixed(1)} s/step`);
+report('train.js (Dawn)', node);
 const browser = await inBrowser();
-console.log(`page (${browser.adapter.replace(/^adapter: /, '').split(';')[0]}): steps ${fmt(browser.seconds)} s; after the first ${later(browser.seconds).toFixed(1)} s/step`);
-console.log(`ratio after the first step: ${(later(browser.seconds) / later(node)).toFixed(1)}×`);
+report(`page (${browser.adapter.replace(/^adapter: /, '').split(';')[0]})`, browser.times);
+console.log(`page / train.js after the first step: ${(later(browser.times.total) / later(node.total)).toFixed(1)}×; load average now ${loadavg()[0].toFixed(1)}`);
