@@ -2,8 +2,6 @@
 // directory is the root. Only what src/ uses; no library here because the ones that exist
 // (path-browserify, pathe) are not dependencies of this project and these few functions are short.
 
-export const sep = '/';
-
 export function isAbsolute(path: string): boolean {
   return path.startsWith('/');
 }
@@ -45,5 +43,3 @@ export function basename(path: string, suffix?: string): string {
   const base = normal.slice(normal.lastIndexOf('/') + 1);
   return suffix && base.endsWith(suffix) && base !== suffix ? base.slice(0, -suffix.length) : base;
 }
-
-export default { sep, isAbsolute, normalize, join, resolve, dirname, basename };

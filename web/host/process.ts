@@ -18,7 +18,6 @@ function heapUsed(): number {
 export const process = {
   env: {} as Record<string, string | undefined>,
   pid: PAGE_PID,
-  platform: 'browser',
   cwd: (): string => '/',
   memoryUsage: () => ({ rss: NaN, heapUsed: heapUsed(), arrayBuffers: NaN }),
   resourceUsage: () => ({ maxRSS: NaN }),
