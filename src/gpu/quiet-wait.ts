@@ -11,7 +11,10 @@
  */
 const SLEEP_MS = 1;
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+// Browsers learn of finished GPU work without a busy loop, and their main thread may not block:
+// there (no setImmediate) a wait is the plain promise.
+const pollsBusily = typeof setImmediate === 'function';
+const sleeper = pollsBusily ? new Int32Array(new SharedArrayBuffer(4)) : new Int32Array(1);
 let pendingWaits = 0;
 let sleeping = false;
 
@@ -26,6 +29,7 @@ function sleepBetweenPolls(): void {
 
 /** Resolves as `pending` does, sleeping between Dawn's completion polls meanwhile. */
 export async function quietWait<T>(pending: Promise<T>): Promise<T> {
+  if (!pollsBusily) return pending;
   pendingWaits++;
   if (!sleeping) {
     sleeping = true;

@@ -63,9 +63,11 @@ export function specialise(name: string, source: string, values: Specialisation 
     out = out.replace(decl, `${indent}${kind} ${key}${typed} = ${literal(value, type)};`);
   }
   // Extensions go on the first line so compiler line numbers still match the file.
+  // Only code counts: a comment that mentions f16 must not make an f32 kernel need shader-f16.
+  const code = out.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/[^\n]*/g, '');
   const enables: string[] = [];
-  if (/\bf16\b/.test(out) && !/enable\s+f16/.test(out)) enables.push('enable f16;');
-  if (/\bsubgroup[A-Z]\w*\s*\(|subgroup_size|subgroup_invocation_id/.test(out) && !/enable\s+subgroups/.test(out)) {
+  if (/\bf16\b/.test(code) && !/enable\s+f16/.test(code)) enables.push('enable f16;');
+  if (/\bsubgroup[A-Z]\w*\s*\(|subgroup_size|subgroup_invocation_id/.test(code) && !/enable\s+subgroups/.test(code)) {
     enables.push('enable subgroups;');
   }
   return enables.length ? enables.join(' ') + ' ' + out : out;
