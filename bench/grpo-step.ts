@@ -1,7 +1,8 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated]
+//        [--base-dtype f32|f16] [--skip-profile] [--json FILE]
 // --json writes the timings, token counts, settings and the first step's prompts (what
 // bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '2' },
     micro: { type: 'string', default: '4' },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
+    'base-dtype': { type: 'string', default: DEFAULT_CONFIG.baseDtype },
     'skip-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
@@ -39,6 +41,7 @@ const settings: GrpoConfig = {
   generationBatchSize: Number(args.prompts) * Number(args.generations),
   microBatchSize: Number(args.micro),
   promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
+  baseDtype: args['base-dtype'] as GrpoConfig['baseDtype'],
   maxNewTokens: Number(args.new),
   beta: 0,
   steps: profiled ? steps + 1 : steps,
@@ -73,7 +76,7 @@ const trainTokens = avg('tokens/computed');
 const flops = 2 * baseParams * completionTokens + 4 * baseParams * trainTokens;
 const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
 const matmulMs = kernels.filter((k) => k.label.startsWith('matmul')).reduce((s, k) => s + k.ms, 0);
-console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0`);
+console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0, base weights ${args['base-dtype']}`);
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
 console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
 console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained${profiled ? `; matmul kernels ${((100 * matmulMs) / gpuMs).toFixed(0)}% of profiled GPU time` : ''}`);
