@@ -3,6 +3,7 @@
  * attention and RMSNorm on the current adapter. Reproduce with
  *   npm run bench                                  (build, then node dist/bench/kernels.js)
  *   node dist/bench/kernels.js --variants          (every matmul variant on 1024³ and decode shapes)
+ *   node dist/bench/kernels.js --decode-batch      (only decode shapes, M = 1 … 32, every CPU variant)
  *   WEBGPU_TOGGLES=disable_robustness,skip_validation node dist/bench/kernels.js
  * On a CPU adapter set XDG_RUNTIME_DIR=/tmp. Numbers are the fastest of a few samples: other
  * processes sharing the CPU only ever make a run slower.
@@ -47,6 +48,8 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<vo
   const t = await measure(gpu, () => matmulInto(out, a, b, { transA, transB, accumulate: false }), { samples, reps });
   const label = `${c.label} [${chooseMatmulVariant(gpu, m)}]`;
   console.log(c.bandwidth ? row(label, t, b.byteLength, 'GB/s') : row(label, t, 2 * m * n * k, 'GFLOP/s'));
+  // A batch of decode rows is bound by arithmetic as much as by the weights: show both rates.
+  if (c.bandwidth && m > 1) console.log(row('', t, 2 * m * n * k, 'GFLOP/s'));
   for (const x of [a, b, out]) x.dispose();
 }
 
@@ -85,6 +88,23 @@ console.log(`date: ${new Date().toISOString()}`);
 console.log(`toggles: ${process.env.WEBGPU_TOGGLES ?? '(none)'}`);
 console.log(`timing: ${timingMethod(gpu)}`);
 console.log(`command: ${['node', ...process.argv.slice(1).map((p, i) => (i === 0 ? 'dist/bench/kernels.js' : p))].join(' ')}\n`);
+
+if (args.has('--decode-batch')) {
+  // Batched decoding (M = 2–32 after finished rows leave): which variant streams the weights best.
+  const variants = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v) && !v.startsWith('tiled'));
+  console.log(`matmul, decode x·Wᵀ M×576 · [1536×576]ᵀ, variants ${variants.join(', ')} (rate: weight bytes read, then FLOP/s)`);
+  for (const m of [1, 2, 4, 8, 16, 32]) {
+    for (const bDtype of ['f32', 'f16'] as const) {
+      for (const name of variants) {
+        forceMatmulVariant(gpu, name);
+        await benchMatmul(gpu, { label: `${m}×576 ${bDtype} W ${name}`, m, k: 576, n: 1536, transB: true, bDtype, bandwidth: true }, 3);
+      }
+    }
+  }
+  forceMatmulVariant(gpu, undefined);
+  gpu.destroy();
+  process.exit(0);
+}
 
 console.log('memory (storage-buffer streaming ceiling)');
 await benchStreaming(gpu);

@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generationBatchLimit } from '../src/generate/batch-limit.js';
 import { EXIT_USAGE } from '../src/cli/options.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
+import { resolveBaseDtype } from '../src/rl/grpo-config.js';
 import { GENERATE, newDir, prepareTinyRun, runNode, SFT, TRAIN, type TinyRun } from './helpers/train-cli.js';
 
 // One schema checks every command's flags and config files: types, integers, ranges, choices and
@@ -25,6 +26,7 @@ describe('command-line and config settings', () => {
       [['--delta', '0.5'], '--delta must be > 1, got 0.5'],
       [['--temperature=-1'], '--temperature must be >= 0, got -1'],
       [['--loss-type', 'ppo'], '--loss-type must be equal to one of the allowed values: grpo, bnpo, dr_grpo, dapo, got "ppo"'],
+      [['--base-dtype', 'bf16'], '--base-dtype must be equal to one of the allowed values: auto, f32, f16, got "bf16"'],
       [['--adam-betas', '0.9,x'], '--adam-betas (item 2) must be number, got "x"'],
       [['--resume', '--overwrite'], '--resume and --overwrite contradict each other'],
     ];
@@ -56,6 +58,16 @@ describe('command-line and config settings', () => {
     const huge = await runNode([GENERATE, '--model', tiny.model, '--prompt', '1+2=', '--batch', '100000', '--max-new-tokens', '4']);
     expect(huge.status).toBe(EXIT_USAGE);
     expect(huge.stderr).toMatch(/--batch 100000 does not fit this device: at most \d+ sequences of \d+ prompt \+ 4 new tokens/);
+  });
+
+  it('the frozen base is f16 on a CPU adapter and f32 on a GPU unless a run says which', () => {
+    expect(resolveBaseDtype('auto', { isCpuAdapter: true, hasF16: true })).toBe('f16');
+    expect(resolveBaseDtype('auto', { isCpuAdapter: true, hasF16: false })).toBe('f32');
+    expect(resolveBaseDtype('auto', { isCpuAdapter: false, hasF16: true })).toBe('f32');
+    for (const isCpuAdapter of [true, false]) {
+      expect(resolveBaseDtype('f32', { isCpuAdapter, hasF16: true })).toBe('f32');
+      expect(resolveBaseDtype('f16', { isCpuAdapter, hasF16: true })).toBe('f16');
+    }
   });
 
   it('the generation batch limit names the binding limit', async () => {

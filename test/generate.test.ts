@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generate, leftPad } from '../src/generate/generate.js';
+import { noGrad } from '../src/autograd/grad-node.js';
+import { distinctPrompts, generate, leftPad } from '../src/generate/generate.js';
+import { KVCache } from '../src/model/kv-cache.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
@@ -87,6 +89,57 @@ describe('generate', () => {
     // The rows did leave at different steps, and at least one ran to the end alone or with few others.
     expect(new Set(dropped.map((c) => c.tokens.length)).size).toBeGreaterThanOrEqual(3);
     expect(dropped.some((c) => c.finishReason === 'length')).toBe(true);
+  });
+
+  it('finds the distinct prompts of a batch and the prompt of every row', () => {
+    expect(distinctPrompts([[1, 2], [3], [1, 2], [3], [1, 2, 3]])).toEqual({ distinct: [[1, 2], [3], [1, 2, 3]], promptOf: [0, 1, 0, 1, 2] });
+    // Prompts are compared by their ids, not by their string joins of adjacent digits.
+    expect(distinctPrompts([[1, 23], [12, 3]]).promptOf).toEqual([0, 1]);
+  });
+
+  // Groups of G rows per prompt as a GRPO rollout makes them, with ragged prompt lengths.
+  const groups = [[10, 20, 30, 40, 50, 60], [7], [100, 101, 102]].flatMap((p) => [p, p, p]);
+
+  it('a prompt prefilled once and copied to its rows gives the logits of prefilling every row', async () => {
+    const logitsAfterOneStep = (share: boolean) =>
+      noGrad(async () => {
+        const { distinct, promptOf } = share ? distinctPrompts(groups) : { distinct: groups, promptOf: groups.map((_, i) => i) };
+        const { width, ids, positions, keyStart } = leftPad(distinct);
+        const cache = new KVCache(gpu(), config, distinct.length, width + 1, groups.length);
+        const u32 = (values: readonly number[], shape: number[]) => gpu().tensor(values, shape, 'u32');
+        model.forward(u32(ids, [distinct.length, width]), { positions: u32(positions, [distinct.length, width]), keyStart: u32(keyStart, [distinct.length]), cache });
+        if (share) cache.gatherRows(promptOf);
+        const rowKeyStart = promptOf.map((p) => keyStart[p]);
+        const next = groups.map((_, i) => 1 + i * 17);
+        const hidden = model.forward(u32(next, [groups.length, 1]), {
+          positions: u32(groups.map((p) => p.length), [groups.length, 1]),
+          keyStart: u32(rowKeyStart, [groups.length]),
+          cache,
+        });
+        const logits = await model.logits(hidden).toArray();
+        cache.dispose();
+        return logits;
+      });
+    const shared = await logitsAfterOneStep(true);
+    const unshared = await logitsAfterOneStep(false);
+    expect(shared.length).toBe(groups.length * config.vocab_size);
+    const largest = unshared.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const worst = shared.reduce((m, x, i) => Math.max(m, Math.abs(x - unshared[i])), 0);
+    expect(worst).toBeLessThanOrEqual(1e-6 * largest);
+  });
+
+  it('sharing each prompt’s prefill samples the same tokens as prefilling every row, also as rows finish', async () => {
+    const options = { maxNewTokens: 14, temperature: 1.2, topK: 40, topP: 0.95, seed: 4 };
+    const free = await generate(model, groups, { ...options, eosTokenIds: [], sharePrompts: false });
+    // The rows of a group draw different samples (their draws are keyed by row).
+    expect(new Set(free.slice(0, 3).map((c) => c.tokens.join())).size).toBeGreaterThan(1);
+    const eos = [free[1].tokens[3], free[5].tokens[8]];
+    for (const dropFinishedRows of [true, false]) {
+      const unshared = await generate(model, groups, { ...options, eosTokenIds: eos, dropFinishedRows, sharePrompts: false });
+      const shared = await generate(model, groups, { ...options, eosTokenIds: eos, dropFinishedRows });
+      expect(shared).toEqual(unshared);
+      expect(new Set(shared.map((c) => c.tokens.length)).size).toBeGreaterThanOrEqual(2);
+    }
   });
 
   it('stops on a stop string once the decoded text contains it', async () => {

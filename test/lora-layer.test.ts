@@ -6,7 +6,7 @@ import type { DType, Tensor } from '../src/gpu/tensor.js';
 import { dropout, dropoutThreshold, streamBits, streamKey } from '../src/nn/dropout.js';
 import { Linear } from '../src/model/linear.js';
 import { loraScaling } from '../src/nn/lora-config.js';
-import { loraDelta } from '../src/nn/lora.js';
+import { loraProject } from '../src/nn/lora.js';
 import { expectClose } from './helpers/check.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { useGpu } from './helpers/gpu.js';
@@ -29,7 +29,7 @@ const data = {
 /** The Linear as the model runs it, with the LoRA term plugged into its delta slot. */
 function loraLinear(w0: Tensor, bias: Tensor, a: Tensor, b: Tensor): Linear {
   const linear = new Linear('model.layers.0.self_attn.q_proj', w0, bias);
-  linear.delta = { forward: (x) => loraDelta(x, a, b, SCALE) };
+  linear.delta = { project: (x, weight) => loraProject(x, x, weight, a, b, SCALE) };
   return linear;
 }
 
@@ -97,6 +97,20 @@ for (const dtype of ['f32', 'f16'] as const satisfies readonly DType[]) {
       w0.dispose();
       bias.dispose();
     });
+
+    if (dtype === 'f32') {
+      it('a trainable base weight gets its gradient too (finite differences)', async () => {
+        const g = gpu();
+        const bias = g.keep(g.tensor(data.bias, [OUT]));
+        await gradcheck(g, ([x, w0, a, b]) => loraLinear(w0, bias, a, b).forward(x), [
+          { data: data.x, shape: [N, IN] },
+          { data: data.w0, shape: [OUT, IN] },
+          { data: data.a, shape: [R, IN] },
+          { data: data.b, shape: [OUT, R] },
+        ]);
+        bias.dispose();
+      });
+    }
   });
 }
 

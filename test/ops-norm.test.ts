@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { rmsnorm } from '../src/ops/rmsnorm.js';
+import { f16ArrayToF32 as fromF16Array, f32ArrayToF16 as toF16Array } from '../src/io/half-precision.js';
+import { backward } from '../src/autograd/backward.js';
+import { add } from '../src/ops/binary.js';
+import { addRmsnorm, rmsnorm } from '../src/ops/rmsnorm.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { uniform } from './helpers/random.js';
+import { gradcheck } from './helpers/gradcheck.js';
+import { randn, uniform } from './helpers/random.js';
 import { numelOf, rmsnormRef, rowsOf } from './helpers/reference-rows.js';
 import { randnInput, testOp } from './helpers/test-op.js';
 
@@ -43,5 +47,62 @@ describe('rmsnorm', () => {
     const frozen = gpu().empty([8], 'f16');
     frozen.requiresGrad = true;
     expect(() => rmsnorm(x, frozen, EPS)).toThrow('rmsnorm: an f16 weight [8] is frozen and cannot require grad');
+  });
+});
+
+describe('addRmsnorm (residual add and RMSNorm in one dispatch)', () => {
+  for (const shape of [[1], [7, 13], [3, 5, 257], [2, 49152], [3000, 5]]) {
+    it(`both outputs match float64 with an f32, an f16 and no weight for ${JSON.stringify(shape)}`, async () => {
+      const n = numelOf(shape);
+      const cols = shape[shape.length - 1];
+      const [a, b] = [randn(n, n + 3, 2), randn(n, n + 4, 2)];
+      const w = uniform(cols, cols + 5, 0.5, 1.5);
+      const sum = Float64Array.from(a, (v, i) => v + b[i]);
+      const sumRows = rowsOf(sum, cols);
+      for (const [label, weight, ref] of [
+        ['f32 weight', gpu().tensor(w, [cols]), w],
+        ['f16 weight', gpu().tensor(w, [cols], 'f16'), fromF16Array(toF16Array(w))],
+        ['no weight', null, null],
+      ] as const) {
+        const out = addRmsnorm(gpu().tensor(a, shape), gpu().tensor(b, shape), weight, EPS);
+        expect(out.sum.shape).toEqual(shape);
+        expect(out.normed.shape).toEqual(shape);
+        // One f32 add, as the add op does: the sum is exact up to its single rounding.
+        expect(Array.from(await out.sum.toArray())).toEqual(Array.from(Float32Array.from(sum)));
+        expectClose(await out.normed.toArray(), sumRows.flatMap((r) => rmsnormRef(r, ref, EPS)), TOL, label);
+      }
+    });
+  }
+
+  it('gives the gradients of add then rmsnorm, which match finite differences', async () => {
+    const shape = [6, 37];
+    const n = numelOf(shape);
+    const inputs = [
+      { data: randn(n, 51), shape },
+      { data: randn(n, 52), shape },
+      { data: uniform(37, 53, 0.5, 1.5), shape: [37] },
+    ];
+    // Both outputs feed the loss, as in a decoder (the sum continues the residual stream).
+    await gradcheck(gpu(), ([a, b, w]) => {
+      const { sum, normed } = addRmsnorm(a, b, w, EPS);
+      return add(sum, normed);
+    }, inputs, { eps: 1e-3 });
+    const g = gpu();
+    const gradOut = randn(n, 54);
+    const grads = (fused: boolean) =>
+      g.tidy(() => {
+        const [a, b, w] = inputs.map((t) => g.tensor(t.data, t.shape));
+        for (const t of [a, b, w]) t.requiresGrad = true;
+        const sum = fused ? null : add(a, b);
+        const out = fused ? addRmsnorm(a, b, w, EPS) : { sum: sum!, normed: rmsnorm(sum!, w, EPS) };
+        backward(add(out.sum, out.normed), g.tensor(gradOut, shape));
+        return [a.grad!, b.grad!, w.grad!];
+      });
+    const [fused, unfused] = [grads(true), grads(false)];
+    for (const [i, t] of fused.entries()) expect(Array.from(await t.toArray())).toEqual(Array.from(await unfused[i].toArray()));
+  });
+
+  it('refuses operands of different shapes', () => {
+    expect(() => addRmsnorm(gpu().empty([4, 8]), gpu().empty([8]), null, EPS)).toThrow('addRmsnorm: a [4, 8] and b [8] differ (no broadcasting here)');
   });
 });

@@ -26,6 +26,8 @@ const SETTINGS: Record<string, string> = {
   evalPrompts: '2',
   saveEvery: '1',
   seed: '0',
+  // SwiftShader has no shader-f16 and train.js's default base on a CPU adapter is f16: both hosts use f32.
+  baseDtype: 'f32',
 };
 const flags = (settings: Record<string, string>) => Object.entries(settings).flatMap(([key, value]) => [`--${key.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`, value]);
 const TINY = ['--model', 'tiny', '--task', 'tiny-arithmetic'];

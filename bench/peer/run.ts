@@ -3,12 +3,15 @@
  * PEFT, torch on the CPU), back to back on this machine, with generation / training / step for
  * both, their ratios and the token counts that make them comparable.
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
+ *        [--base-dtype f32|f16]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
  * that its tokenisation gives the same ids), the project's sampling and loss settings, and the
  * project's grader scoring TRL's completions. Sampling differs, so completion lengths differ a
- * little; both are printed. Needs the Python venv (scripts/setup.sh).
+ * little; both are printed. `--base-dtype f16` times the project with its CPU default (the frozen
+ * base in f16; TRL stays f32), f32 (the default here) keeps the work the same on both sides.
+ * Needs the Python venv (scripts/setup.sh).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +27,7 @@ const { values: args } = parseArgs({
   options: {
     ...ROLLOUT_OPTIONS,
     micro: { type: 'string', default: '4' },
+    'base-dtype': { type: 'string', default: 'f32' },
     threads: { type: 'string', default: String(cpus().length) },
   },
 });
@@ -76,7 +80,7 @@ const projectJson = join(work, 'project.json');
 run(process.execPath, [
   join(root, 'dist', 'bench', 'grpo-step.js'),
   ...['--model', 'small', '--task', args.task!, '--prompts', args.prompts!, '--generations', args.generations!],
-  ...['--new', args.new!, '--micro', args.micro!, '--steps', '1', '--skip-profile', '--json', projectJson],
+  ...['--new', args.new!, '--micro', args.micro!, '--base-dtype', args['base-dtype']!, '--steps', '1', '--skip-profile', '--json', projectJson],
 ]);
 const project = JSON.parse(readFileSync(projectJson, 'utf8')) as ProjectStep;
 const loadBetween = loadavg();
@@ -124,7 +128,7 @@ const rows: [string, number, number][] = [
   ['step', project.step_s, trl.step_s],
 ];
 const cell = (x: number) => `${x.toFixed(1)} s`.padStart(10);
-console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct f32, LoRA r ${s.loraRank}`);
+console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct (frozen base: project ${args['base-dtype']}, TRL f32), LoRA r ${s.loraRank}`);
 console.log(`machine: ${cpuModel}, ${cpus().length} logical CPUs; load average ${loadBefore[0].toFixed(1)} before, ${loadBetween[0].toFixed(1)} between, ${loadAfter[0].toFixed(1)} after; started ${started.toISOString()}`);
 console.log(`this project: ${project.adapter}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
 console.log(`${''.padEnd(30)} ${'project'.padStart(10)} ${'TRL'.padStart(10)}   project / TRL`);

@@ -41,7 +41,7 @@ const GENERATE_SETTINGS: Readonly<Record<keyof GenerateSettings, SettingSchema>>
   minP: GRPO_SETTINGS.minP,
   seed: GRPO_SETTINGS.seed,
   stop: text,
-  dtype: GRPO_SETTINGS.baseDtype,
+  dtype: { type: 'string', enum: ['f32', 'f16'] },
 };
 
 const { values: args } = parseCommand<GenerateSettings>({

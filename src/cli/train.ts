@@ -22,7 +22,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   loraDropout: 'dropout on the adapters’ input while training',
   loraTargets: 'comma-separated module names to adapt',
   useRslora: 'rank-stabilised scaling alpha/√r',
-  baseDtype: 'f32 or f16 storage of the frozen base matrices',
+  baseDtype: 'storage of the frozen base matrices: f32, f16, or auto (f16 on a CPU adapter, f32 on a GPU)',
   numGenerations: 'completions per prompt (G)',
   promptsPerStep: 'prompts per step (a step trains on prompts × G completions)',
   generationBatchSize: 'sequences generated together',

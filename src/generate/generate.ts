@@ -22,6 +22,12 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
    * the same either way); it is there to measure what dropping saves.
    */
   dropFinishedRows?: boolean;
+  /**
+   * Rows with the same prompt share its prefill (default true): each distinct prompt runs once and
+   * its keys and values are copied to every row that continues it. False prefills every row (the
+   * samples are the same either way); it is there to measure what sharing saves.
+   */
+  sharePrompts?: boolean;
 }
 
 export interface Completion {
@@ -65,12 +71,32 @@ function stopIndex(text: string, stops: readonly string[]): number {
 }
 
 /**
+ * The distinct prompts of a batch and, for every row, the index of its prompt among them (in order
+ * of first appearance): a GRPO rollout samples G sequences from each prompt.
+ */
+export function distinctPrompts(prompts: readonly (readonly number[])[]): { distinct: (readonly number[])[]; promptOf: number[] } {
+  const index = new Map<string, number>();
+  const distinct: (readonly number[])[] = [];
+  const promptOf = prompts.map((prompt) => {
+    const key = prompt.join(',');
+    let i = index.get(key);
+    if (i === undefined) {
+      i = distinct.push(prompt) - 1;
+      index.set(key, i);
+    }
+    return i;
+  });
+  return { distinct, promptOf };
+}
+
+/**
  * Batched autoregressive sampling with a KV cache. Prompts of different lengths share one batch
  * (left padding masked by keyStart); each row stops on its own (eos, stop string, length) and the
- * loop ends when all have. Finished rows leave the batch (the cache keeps only the live rows), so
- * decoding costs what the live sequences need; each row's random draws are keyed by its place in
- * the original batch, so the samples do not depend on when other rows finish. One small read-back
- * per step: the sampled ids the host must check.
+ * loop ends when all have. A prompt that several rows share is prefilled once and its cache copied
+ * to each of them. Finished rows leave the batch (the cache keeps only the live rows), so decoding
+ * costs what the live sequences need; each row's random draws are keyed by its place in the
+ * original batch, so the samples do not depend on when other rows finish. One small read-back per
+ * step: the sampled ids the host must check.
  */
 export async function generate(model: LlamaModel, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Completion[]> {
   const gpu: Gpu = model.gpu;
@@ -78,28 +104,34 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
   const eos = new Set(options.eosTokenIds ?? eosIds(model.config.eos_token_id));
   const stops = options.stop ?? [];
   if (stops.length && !options.decode) throw new Error('generate: stop strings need a decode function');
-  const { width, ids, positions, keyStart } = leftPad(prompts);
+  const identity = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const shared = options.sharePrompts === false ? { distinct: prompts, promptOf: identity(prompts.length) } : distinctPrompts(prompts);
+  const { width, ids, positions, keyStart: prefillKeyStart } = leftPad(shared.distinct);
   if (width + options.maxNewTokens > model.config.max_position_embeddings) {
     throw new Error(`generate: ${width} prompt + ${options.maxNewTokens} new tokens exceed the model's ${model.config.max_position_embeddings} positions`);
   }
-  const cache = new KVCache(gpu, model.config, prompts.length, width + options.maxNewTokens);
+  // Every distinct prompt has the width of the longest, so a row keeps its prompt's padding.
+  const keyStart = shared.promptOf.map((p) => prefillKeyStart[p]);
+  const cache = new KVCache(gpu, model.config, shared.distinct.length, width + options.maxNewTokens, prompts.length);
   const results: Completion[] = prompts.map(() => ({ tokens: [], finishReason: 'length' }));
   const finished = prompts.map(() => false);
   /** The original row of each row in the batch. */
-  let rows = prompts.map((_, b) => b);
+  let rows = identity(prompts.length);
+  /** The row of the forward's output (and of the cache) that holds each batch row's latest state. */
+  let stateRow = shared.promptOf;
   const upload = (values: readonly number[], shape: number[]) => gpu.keep(gpu.tensor(values, shape, 'u32'));
-  let keyStartTensor = upload(keyStart, [rows.length]);
+  let keyStartTensor = upload(prefillKeyStart, [shared.distinct.length]);
   let drawRows = upload(rows, [rows.length]);
-  let input = upload(ids, [rows.length, width]);
-  let position = upload(positions, [rows.length, width]);
+  let input = upload(ids, [shared.distinct.length, width]);
+  let position = upload(positions, [shared.distinct.length, width]);
   try {
     for (let step = 0; step < options.maxNewTokens; step++) {
       const tokens = noGrad(() =>
         gpu.tidy(() => {
-          const [batch, steps] = input.shape;
+          const steps = input.shape[1];
           const hidden = model.forward(input, { positions: position, keyStart: keyStartTensor, cache });
           // Left padding puts every row's newest token in the last column.
-          const lastRows = gpu.tensor(Array.from({ length: batch }, (_, b) => b * steps + steps - 1), [batch], 'u32');
+          const lastRows = gpu.tensor(stateRow.map((r) => r * steps + steps - 1), [stateRow.length], 'u32');
           return sampleTokens(model.logits(embedding(lastRows, hidden)), sampling, step, drawRows);
         }),
       );
@@ -117,15 +149,17 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
       options.onStep?.(step + 1, results.reduce((n, r) => n + r.tokens.length, 0));
       if (finished.every(Boolean)) break;
       let next = rows.map((_, row) => row);
-      if (options.dropFinishedRows !== false && rows.some((b) => finished[b])) {
-        next = next.filter((row) => !finished[rows[row]]);
-        cache.keepRows(next);
+      if (options.dropFinishedRows !== false) next = next.filter((row) => !finished[rows[row]]);
+      const gather = next.map((row) => stateRow[row]);
+      if (gather.length !== cache.batch || gather.some((r, i) => r !== i)) {
+        cache.gatherRows(gather);
         rows = next.map((row) => rows[row]);
         keyStartTensor.dispose();
         keyStartTensor = upload(rows.map((b) => keyStart[b]), [rows.length]);
         drawRows.dispose();
         drawRows = upload(rows, [rows.length]);
       }
+      stateRow = identity(rows.length);
       input.dispose();
       position.dispose();
       input = upload(next.map((row) => sampled[row]), [rows.length, 1]);

@@ -6,26 +6,36 @@ import { view } from '../ops/layout.js';
 
 /**
  * Keys and values of every layer for a batch of sequences, [B, capacity, Hkv, D] per layer, filled
- * from position 0 up to `length`. All rows advance together (prompts are left-padded); rows can
- * leave (keepRows), e.g. sequences that finished generating.
+ * from position 0 up to `length`. All rows advance together (prompts are left-padded); rows can be
+ * regathered (gatherRows): sequences that finished generating leave, a prompt prefilled once is
+ * copied to every sequence that continues it.
  */
 export class KVCache {
   keys: Tensor[];
   values: Tensor[];
   length = 0;
-  /** Rows the buffers were made for; keepRows leaves fewer in use. */
+  /** Rows the buffers were made for: at most this many rows are ever in use. */
   private readonly allocatedRows: number;
 
+  /** `allocatedRows` (default `batch`): the most rows a later gatherRows may ask for. */
   constructor(
     gpu: Gpu,
     config: HfModelConfig,
     public batch: number,
     readonly capacity: number,
+    allocatedRows = batch,
   ) {
-    this.allocatedRows = batch;
-    const shape = [batch, capacity, config.num_key_value_heads, config.head_dim];
-    this.keys = Array.from({ length: config.num_hidden_layers }, () => gpu.keep(gpu.zeros(shape)));
-    this.values = Array.from({ length: config.num_hidden_layers }, () => gpu.keep(gpu.zeros(shape)));
+    if (!(Number.isInteger(allocatedRows) && allocatedRows >= batch)) throw new Error(`KVCache: ${allocatedRows} allocated rows cannot hold a batch of ${batch}`);
+    this.allocatedRows = allocatedRows;
+    const shape = [allocatedRows, capacity, config.num_key_value_heads, config.head_dim];
+    const buffer = () => {
+      const full = gpu.zeros(shape);
+      const used = gpu.keep(full.leadingRows(batch));
+      full.dispose();
+      return used;
+    };
+    this.keys = Array.from({ length: config.num_hidden_layers }, buffer);
+    this.values = Array.from({ length: config.num_hidden_layers }, buffer);
   }
 
   /** Writes this step's k, v ([B, T, Hkv, D]) into positions length … length+T−1 of a layer. */
@@ -41,13 +51,14 @@ export class KVCache {
   }
 
   /**
-   * Keeps only these rows, in this order: every layer's keys and values are gathered into new
-   * buffers. The new buffers are as large as the first ones (the rows past the kept ones are zero
-   * and unused), so repeated calls reuse the buffers the previous call freed instead of leaving a
-   * pooled buffer of every intermediate size behind.
+   * Row i becomes old row rows[i] (rows may repeat or leave some out; at most the allocated rows):
+   * every layer's keys and values are gathered into new buffers. The new buffers are as large as
+   * the first ones (the rows past the used ones are zero and unused), so repeated calls reuse the
+   * buffers the previous call freed instead of leaving a pooled buffer of every intermediate size behind.
    */
-  keepRows(rows: readonly number[]): void {
-    if (rows.some((r) => !Number.isInteger(r) || r < 0 || r >= this.batch)) throw new Error(`KVCache.keepRows: rows [${rows.join(', ')}] outside 0..${this.batch - 1}`);
+  gatherRows(rows: readonly number[]): void {
+    if (rows.some((r) => !Number.isInteger(r) || r < 0 || r >= this.batch)) throw new Error(`KVCache.gatherRows: rows [${rows.join(', ')}] outside 0..${this.batch - 1}`);
+    if (rows.length > this.allocatedRows) throw new Error(`KVCache.gatherRows: ${rows.length} rows exceed the ${this.allocatedRows} the cache was made for`);
     const gpu = this.keys[0].gpu;
     // Indices past the table read as zero rows (see embedding): they pad the result to the first size.
     const index = gpu.tensor([...rows, ...Array<number>(this.allocatedRows - rows.length).fill(this.batch)], [this.allocatedRows], 'u32');

@@ -4,7 +4,8 @@ import { matmul } from '../ops/matmul.js';
 
 /** Extra term added to a linear layer's output (LoRA plugs in here). */
 export interface LinearDelta {
-  forward(x: Tensor): Tensor;
+  /** x·Wᵀ plus the term, computed together (so the term can ride on the base product's dispatch). */
+  project(x: Tensor, weight: Tensor): Tensor;
 }
 
 /** y = x·Wᵀ + b with W stored as [out, in] like PyTorch's nn.Linear. */
@@ -27,9 +28,7 @@ export class Linear {
 
   /** x: [N, in] → [N, out]. */
   forward(x: Tensor): Tensor {
-    let y = matmul(x, this.weight, { transB: true });
-    if (this.bias) y = add(y, this.bias);
-    if (this.delta) y = add(y, this.delta.forward(x));
-    return y;
+    const y = this.delta ? this.delta.project(x, this.weight) : matmul(x, this.weight, { transB: true });
+    return this.bias ? add(y, this.bias) : y;
   }
 }

@@ -8,7 +8,7 @@ import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attentio
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
 import { concat, repeatRows, view } from '../ops/layout.js';
-import { rmsnorm } from '../ops/rmsnorm.js';
+import { addRmsnorm, rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
 import type { HfModelConfig } from '../io/hf-config.js';
@@ -245,8 +245,7 @@ export class LlamaModel {
     } else {
       attended = attention(q, k, v, { keyStart: options.keyStart, window });
     }
-    const afterAttention = add(x, layer.o.forward(view(attended, [rows, c.num_attention_heads * c.head_dim])));
-    const m = rmsnorm(afterAttention, layer.postAttentionNorm, c.rms_norm_eps);
+    const { sum: afterAttention, normed: m } = addRmsnorm(x, layer.o.forward(view(attended, [rows, c.num_attention_heads * c.head_dim])), layer.postAttentionNorm, c.rms_norm_eps);
     return { out: add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m)))), k, v };
   }
 

@@ -2,7 +2,7 @@ import type { Tensor } from '../gpu/tensor.js';
 import { writeSafetensors, type TensorsToWrite } from '../io/safetensors-writer.js';
 import type { LlamaModel } from '../model/llama.js';
 import { clone } from '../autograd/accumulate.js';
-import { scale } from '../ops/binary.js';
+import { projectPlusLowRank } from '../ops/low-rank.js';
 import { matmul, matmulInto } from '../ops/matmul.js';
 import { dropout, streamBits, streamKey } from './dropout.js';
 import type { Linear, LinearDelta } from '../model/linear.js';
@@ -27,10 +27,12 @@ export interface LoraWeights {
 /** Streams for A's initialisation start here, far above the dropout streams (which count from 0). */
 const INIT_STREAM_BASE = 0x8000_0000;
 
-/** The LoRA term scale·x·Aᵀ·Bᵀ as two skinny matmuls: B·A ([out, in]) is never formed. */
-export function loraDelta(x: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
-  // Scaling the [N, r] intermediate costs r/out of scaling the output.
-  return matmul(scale(matmul(x, a, { transB: true }), scaling), b, { transB: true });
+/**
+ * x·W0ᵀ + scale·x'·Aᵀ·Bᵀ (x' = x, or x after LoRA's dropout): B·A ([out, in]) is never formed, and
+ * the rank-r term is accumulated into the base product's output with the scale folded in.
+ */
+export function loraProject(x: Tensor, loraInput: Tensor, weight: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
+  return projectPlusLowRank(x, weight, matmul(loraInput, a, { transB: true }), b, scaling);
 }
 
 /** One adapted Linear: the term it adds to the frozen layer's output. */
@@ -44,11 +46,11 @@ export class LoraModule implements LinearDelta {
     private readonly adapters: LoraAdapters,
   ) {}
 
-  forward(x: Tensor): Tensor {
+  project(x: Tensor, weight: Tensor): Tensor {
     const { config, scaling } = this.adapters;
     const input =
       this.adapters.training && config.dropout > 0 ? dropout(x, { p: config.dropout, seed: config.seed, stream: this.adapters.dropoutStream++ }) : x;
-    return loraDelta(input, this.a, this.b, scaling);
+    return loraProject(x, input, weight, this.a, this.b, scaling);
   }
 }
 

@@ -1,7 +1,7 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { lastAxis, rowGrid, rowWorkgroupSize } from './rows.js';
-import { assertF32 } from './shape.js';
+import { assertF32, sameShape } from './shape.js';
 import { assertGradientFits } from './gradient.js';
 
 const WEIGHT_GRAD_WG = 64;
@@ -11,41 +11,67 @@ const WEIGHT_GRAD_WG = 64;
  * `weight` [D] may be f32 (trainable) or f16 (frozen, so it takes no gradient); null means none.
  */
 export function rmsnorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
-  assertF32('rmsnorm', x);
-  const { rows, cols } = lastAxis('rmsnorm', x);
+  return normalise('rmsnorm', x, null, weight, eps).normed;
+}
+
+/**
+ * a + b and rmsnorm(a + b) in one dispatch: a decoder's residual add and the norm that follows it.
+ * The autograd graph is that of add then rmsnorm, so the gradients are exactly theirs.
+ */
+export function addRmsnorm(a: Tensor, b: Tensor, weight: Tensor | null, eps: number): { sum: Tensor; normed: Tensor } {
+  if (!sameShape(a.shape, b.shape)) throw new Error(`addRmsnorm: a ${formatShape(a.shape)} and b ${formatShape(b.shape)} differ (no broadcasting here)`);
+  assertF32('addRmsnorm', b);
+  return normalise('addRmsnorm', a, b, weight, eps);
+}
+
+function normalise(op: string, x: Tensor, residual: Tensor | null, weight: Tensor | null, eps: number): { sum: Tensor; normed: Tensor } {
+  assertF32(op, x);
+  const { rows, cols } = lastAxis(op, x);
   if (weight) {
     if (weight.shape.length !== 1 || weight.shape[0] !== cols) {
-      throw new Error(`rmsnorm: weight ${formatShape(weight.shape)} does not match the last axis of x ${formatShape(x.shape)}`);
+      throw new Error(`${op}: weight ${formatShape(weight.shape)} does not match the last axis of x ${formatShape(x.shape)}`);
     }
-    if (weight.dtype === 'u32') throw new Error(`rmsnorm: weight must be f32 or f16, got u32 ${formatShape(weight.shape)}`);
+    if (weight.dtype === 'u32') throw new Error(`${op}: weight must be f32 or f16, got u32 ${formatShape(weight.shape)}`);
     if (weight.dtype === 'f16' && weight.requiresGrad) {
-      throw new Error(`rmsnorm: an f16 weight ${formatShape(weight.shape)} is frozen and cannot require grad`);
+      throw new Error(`${op}: an f16 weight ${formatShape(weight.shape)} is frozen and cannot require grad`);
     }
   }
-  if (!(eps >= 0)) throw new Error(`rmsnorm: eps must be ≥ 0, got ${eps}`);
+  if (!(eps >= 0)) throw new Error(`${op}: eps must be ≥ 0, got ${eps}`);
   const gpu = x.gpu;
   const wg = rowWorkgroupSize(gpu, cols);
   const variant = { W: weight?.dtype ?? 'f32', HAS_WEIGHT: weight !== null, WG: wg };
   // Without a weight the shaders never read their weight binding; x fills the slot.
   const weightSlot = weight ?? x;
+  // The sum is created before the normed output: backward takes tensors in decreasing creation
+  // order as its topological order, and the normed output is computed from the sum.
+  let sum = residual ? gpu.empty(x.shape) : x;
   const out = gpu.empty(x.shape);
   const rstd = gpu.empty([rows]);
-  gpu.run(gpu.kernel('rmsnorm', variant), [x, weightSlot, out, rstd], rowGrid(gpu, rows), { u32: [rows, cols], f32: [eps] });
-
-  const result = recordOp('rmsnorm', weight ? [x, weight] : [x], out, (g) => {
+  if (residual) {
+    gpu.run(gpu.kernel('rmsnorm', { ...variant, RESIDUAL: true }), [x, weightSlot, out, rstd, residual, sum], rowGrid(gpu, rows), { u32: [rows, cols], f32: [eps] });
+    sum = recordOp('add', [x, residual], sum, (g) => [g, g]);
+  } else {
+    // The residual slots are never touched: the read one takes a buffer already bound read-only, the
+    // writable one a spare element (WebGPU refuses two writable bindings of one buffer).
+    const unused = gpu.empty([1]);
+    gpu.run(gpu.kernel('rmsnorm', variant), [x, weightSlot, out, rstd, weightSlot, unused], rowGrid(gpu, rows), { u32: [rows, cols], f32: [eps] });
+    unused.dispose();
+  }
+  const normed = sum;
+  const result = recordOp('rmsnorm', weight ? [normed, weight] : [normed], out, (g) => {
     assertGradientFits('rmsnorm', g, out);
     let dx: Tensor | null = null;
-    if (x.requiresGrad) {
-      dx = gpu.empty(x.shape);
-      gpu.run(gpu.kernel('rmsnorm_backward', variant), [x, weightSlot, rstd, g, dx], rowGrid(gpu, rows), { u32: [rows, cols] });
+    if (normed.requiresGrad) {
+      dx = gpu.empty(normed.shape);
+      gpu.run(gpu.kernel('rmsnorm_backward', variant), [normed, weightSlot, rstd, g, dx], rowGrid(gpu, rows), { u32: [rows, cols] });
     }
     let dWeight: Tensor | null = null;
     if (weight?.requiresGrad) {
       dWeight = gpu.empty(weight.shape);
-      gpu.run(gpu.kernel('rmsnorm_weight_grad'), [x, rstd, g, dWeight], gpu.grid1d(cols, WEIGHT_GRAD_WG), { u32: [rows, cols] });
+      gpu.run(gpu.kernel('rmsnorm_weight_grad'), [normed, rstd, g, dWeight], gpu.grid1d(cols, WEIGHT_GRAD_WG), { u32: [rows, cols] });
     }
     return [dx, dWeight];
   });
   if (!result.node) rstd.dispose();
-  return result;
+  return { sum, normed: result };
 }

@@ -1,3 +1,4 @@
+import type { Gpu } from '../gpu/gpu.js';
 import { checkSettings, kebab, type SettingSchema } from '../io/settings-schema.js';
 
 /**
@@ -22,8 +23,11 @@ export interface GrpoConfig {
   loraDropout: number;
   loraTargets: string[];
   useRslora: boolean;
-  /** Storage of the frozen base's matrices. */
-  baseDtype: 'f32' | 'f16';
+  /**
+   * Storage of the frozen base's matrices; auto: f16 on a CPU adapter, where it made a GRPO step
+   * faster (bench/README.md), f32 on a GPU (see resolveBaseDtype).
+   */
+  baseDtype: 'auto' | 'f32' | 'f16';
   /** G: completions sampled per prompt (TRL num_generations). */
   numGenerations: number;
   /** Prompts per step; a step trains on promptsPerStep × G completions. */
@@ -93,7 +97,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   loraDropout: 0,
   loraTargets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
   useRslora: false,
-  baseDtype: 'f32',
+  baseDtype: 'auto',
   numGenerations: 4,
   promptsPerStep: 4,
   generationBatchSize: 16,
@@ -150,7 +154,7 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   loraDropout: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
   loraTargets: { type: 'array', items: name, minItems: 1 },
   useRslora: flag,
-  baseDtype: { type: 'string', enum: ['f32', 'f16'] },
+  baseDtype: { type: 'string', enum: ['auto', 'f32', 'f16'] },
   promptForward: { type: 'string', enum: ['shared', 'repeated'] },
   maxMemory: { type: 'number', exclusiveMinimum: 0 },
   recompute: { type: 'string', enum: ['auto', 'on', 'off'] },
@@ -198,4 +202,14 @@ export function validateConfig(c: GrpoConfig): GrpoConfig {
   checkSettings(GRPO_SETTINGS, { ...c }, { coerce: false, name: (key) => `--${kebab(key)}` });
   if (c.resume && c.overwrite) throw new Error('--resume and --overwrite contradict each other: continue the run in --out-dir, or replace it');
   return c;
+}
+
+/**
+ * The storage a run's frozen base gets: `auto` is f16 on a CPU adapter (lavapipe streams half the
+ * bytes per weight; the small model's weights come from a 4-bit GGUF, far coarser than f16's
+ * rounding) when it has shader-f16 (SwiftShader has not), and f32 elsewhere, until a GPU has been measured.
+ */
+export function resolveBaseDtype(setting: GrpoConfig['baseDtype'], gpu: Pick<Gpu, 'isCpuAdapter' | 'hasF16'>): 'f32' | 'f16' {
+  if (setting !== 'auto') return setting;
+  return gpu.isCpuAdapter && gpu.hasF16 ? 'f16' : 'f32';
 }

@@ -20,7 +20,7 @@ import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
-import { validateConfig, type GrpoConfig } from './grpo-config.js';
+import { resolveBaseDtype, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
 import { rollout, type Completion } from './rollout.js';
@@ -114,7 +114,7 @@ export class GrpoTrainer {
     onStage('probing the reward graders');
     await reward.check({ prompt: listedTask.train[0].prompt, completion: '', example: listedTask.train[0] });
     onStage(`loading model ${config.model}`);
-    const loaded = loadModel(gpu, config.model, { dtype: config.baseDtype });
+    const loaded = loadModel(gpu, config.model, { dtype: resolveBaseDtype(config.baseDtype, gpu) });
     checkChatTemplate(loaded.tokenizer, config.model, listedTask);
     onStage(`checking that ${listedTask.train.length + listedTask.eval.length} data rows fit the context`);
     const { task, longestPrompt } = fitTaskToContext(listedTask, loaded.tokenizer, {

@@ -26,7 +26,7 @@ import { concat, permute, slice } from '../../src/ops/layout.js';
 import { matmulInto } from '../../src/ops/matmul.js';
 import { forceMatmulVariant, MATMUL_VARIANTS, variantSupported } from '../../src/ops/matmul-variants.js';
 import { argmax, max, mean, sum, sumAll } from '../../src/ops/reduce.js';
-import { rmsnorm } from '../../src/ops/rmsnorm.js';
+import { addRmsnorm, rmsnorm } from '../../src/ops/rmsnorm.js';
 import { rope } from '../../src/ops/rope.js';
 import { logSoftmax, softmax } from '../../src/ops/softmax.js';
 import { swiglu } from '../../src/ops/swiglu.js';
@@ -247,6 +247,15 @@ const rowOpsCheck: KernelCheck = {
         [x(), { data: uniform(cols, 7, 0.5, 1.5), shape: [cols], grad: true }],
         ([t, w]) => rmsnorm(t, w, 1e-5),
         ([t, w]) => byRows(t, cols, (row) => rmsnormRef(row, w, 1e-5)),
+        F32,
+        F32_SUM,
+      )),
+      ...(await checkOp(
+        gpu,
+        'addRmsnorm [7, 67] (normed output)',
+        [x(), { data: randn(rows * cols, 8), shape: [rows, cols], grad: true }, { data: uniform(cols, 7, 0.5, 1.5), shape: [cols], grad: true }],
+        ([a, b, w]) => addRmsnorm(a, b, w, 1e-5).normed,
+        ([a, b, w]) => byRows(a.map((v, i) => v + b[i]), cols, (row) => rmsnormRef(row, w, 1e-5)),
         F32,
         F32_SUM,
       )),

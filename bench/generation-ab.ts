@@ -1,0 +1,76 @@
+// One of generate's exact speed-ups off, then on, alternated in one process on a GRPO step's
+// rollout: the task's first prompts × G samples, sampled at the trainer's temperature until EOS or
+// --new tokens. Both must give the same tokens (checked); printed are wall time, the time to the first
+// sampled token (the prefill), generated tokens, the rows decoded and the buffer pool's growth.
+//   --toggle drop-finished   finished rows kept in the batch vs leaving it (dropFinishedRows)
+//   --toggle share-prompts   every row prefilled vs each distinct prompt once (sharePrompts)
+//   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
+//        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1]
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { noGrad } from '../src/autograd/grad-node.js';
+import { generate, type Completion, type GenerateOptions } from '../src/generate/generate.js';
+import { Gpu } from '../src/gpu/gpu.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
+import { loadModel } from '../src/model/load.js';
+import { encodePrompt } from '../src/rl/evaluate.js';
+import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
+import { loadTask } from '../src/tasks/load.js';
+import { ROLLOUT_OPTIONS } from './rollout-options.js';
+
+const TOGGLES = {
+  'drop-finished': (on: boolean): Partial<GenerateOptions> => ({ dropFinishedRows: on }),
+  'share-prompts': (on: boolean): Partial<GenerateOptions> => ({ sharePrompts: on }),
+};
+
+const { values: args } = parseArgs({
+  options: {
+    toggle: { type: 'string', default: 'drop-finished' },
+    model: { type: 'string', default: 'small' },
+    ...ROLLOUT_OPTIONS,
+    rounds: { type: 'string', default: '1' },
+  },
+});
+if (!(args.toggle! in TOGGLES)) throw new Error(`--toggle: expected one of ${Object.keys(TOGGLES).join(', ')}, got '${args.toggle}'`);
+const toggle = TOGGLES[args.toggle as keyof typeof TOGGLES];
+const gpu = await Gpu.create();
+const { model, tokenizer } = loadModel(gpu, args.model!);
+const rows = loadTask(args.task!, repositoryRoot(), 0).train.slice(0, Number(args.prompts));
+const prompts = rows.flatMap((row) => Array.from({ length: Number(args.generations) }, () => encodePrompt(tokenizer, row)));
+const eos = tokenizer.eosTokenId;
+const options = { maxNewTokens: Number(args.new), temperature: DEFAULT_CONFIG.temperature, seed: 1, eosTokenIds: eos === undefined ? [] : [eos] };
+console.log(`${args.model} on ${gpu.adapterName}: ${rows.length} prompts × ${args.generations} samples, ≤ ${args.new} new tokens, temperature ${options.temperature}; --toggle ${args.toggle}`);
+await noGrad(() => generate(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 })); // compile pipelines
+
+const runs: Record<'off' | 'on', { ms: number[]; prefillMs: number[]; load: number[]; out: Completion[]; poolGrowth: number }> = {
+  off: { ms: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
+  on: { ms: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
+};
+for (let round = 0; round < Number(args.rounds); round++) {
+  for (const mode of ['off', 'on'] as const) {
+    runs[mode].load.push(loadavg()[0]);
+    const allocated = gpu.pool.allocatedBytes;
+    const start = performance.now();
+    let prefillMs = 0;
+    const onStep = (step: number) => void (step === 1 && (prefillMs = performance.now() - start));
+    const out = await noGrad(() => generate(model, prompts, { ...options, ...toggle(mode === 'on'), onStep }));
+    runs[mode].ms.push(performance.now() - start);
+    runs[mode].prefillMs.push(prefillMs);
+    runs[mode].poolGrowth = Math.max(runs[mode].poolGrowth, gpu.pool.allocatedBytes - allocated);
+    runs[mode].out = out;
+    console.log(`round ${round + 1} ${args.toggle} ${mode}: ${(runs[mode].ms.at(-1)! / 1000).toFixed(1)} s, to the first token ${(prefillMs / 1000).toFixed(1)} s (load average ${runs[mode].load.at(-1)!.toFixed(1)} at start)`);
+  }
+}
+const generated = runs.on.out.reduce((n, c) => n + c.tokens.length, 0);
+const steps = Math.max(...runs.on.out.map((c) => c.tokens.length));
+const same = runs.off.out.filter((c, i) => c.tokens.join() === runs.on.out[i].tokens.join()).length;
+const best = (ms: number[]) => Math.min(...ms) / 1000;
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+console.log(`generated ${generated} tokens in ${steps} decode steps (${prompts.length * steps} row-steps if no row left early); ${same} of ${prompts.length} sequences identical in both modes`);
+for (const mode of ['off', 'on'] as const) {
+  const r = runs[mode];
+  console.log(`${args.toggle} ${mode}: best ${best(r.ms).toFixed(1)} s, ${(generated / best(r.ms)).toFixed(1)} tokens/s, to the first token best ${best(r.prefillMs).toFixed(1)} s; pool growth ${mib(r.poolGrowth)} MiB`);
+}
+console.log(`speed-up ${(best(runs.off.ms) / best(runs.on.ms)).toFixed(2)}× (best of ${args.rounds} round(s) each, alternated)`);
+console.log(`reproduce: npm run build && node dist/bench/generation-ab.js ${process.argv.slice(2).join(' ')}`);
+gpu.destroy();
