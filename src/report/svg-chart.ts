@@ -68,7 +68,8 @@ function panelSvg(panel: Panel, x0: number, y0: number): string {
     }
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.6" points="${pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
     if (pts.length === 1) parts.push(`<circle cx="${sx(pts[0][0])}" cy="${sy(pts[0][1])}" r="2.5" fill="${color}"/>`);
-    if (panel.series.length > 1) parts.push(`<text x="${M.left + 6}" y="${M.top + 14 + 13 * i}" font-size="10" fill="${color}">${escape(s.name)}</text>`);
+    // A lone line needs no legend, unless its name says what its band spans.
+    if (panel.series.length > 1 || s.band) parts.push(`<text x="${M.left + 6}" y="${M.top + 14 + 13 * i}" font-size="10" fill="${color}">${escape(s.name)}</text>`);
   });
   parts.push('</g>');
   return parts.join('');
