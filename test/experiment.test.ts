@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { collect, RESULTS_BEGIN, RESULTS_END } from '../src/experiments/collect.js';
 import { readArmRecord, readExperiment, type Arm } from '../src/experiments/experiment.js';
 import { runArms, settingsFlags } from '../src/experiments/run-arms.js';
+import { HACKS_MARKER } from '../src/rewards/graders/triton.js';
 import { REPO_ROOT } from './python/run-python.js';
 import { metrics, newDir, prepareTinyRun, runNode, TRAIN, type TinyRun } from './helpers/train-cli.js';
 
@@ -52,6 +53,12 @@ describe('experiment collector', () => {
       writeFileSync(join(runDir, 'metrics.jsonl'), row({ step: 0, 'eval/pass@1': 0.25, 'eval/reward': 0.3 }) + row({ step: 1, reward: 0.2, loss: 0.1 }) + row({ step: 2, reward: final, loss: 0.05, 'eval/pass@1': final, 'eval/reward': final }));
       if (done) writeFileSync(join(runDir, 'arm.json'), JSON.stringify(finished));
     }
+    const completion = (step: number, reward: number, reason: string) =>
+      JSON.stringify({ step, prompt: 'p', completion: `kernel ${reward}`, reward, components: { correctness: { score: reward, reason } } }) + '\n';
+    writeFileSync(
+      join(dir, 'demo', 'runs', 'rft-seed0', 'completions.jsonl'),
+      completion(1, 0, `wrong output${HACKS_MARKER}noop_same_output: kernel does nothing]`) + completion(1, 1, 'matches') + completion(2, 0.5, 'close') + '{"step": 2, "pro',
+    );
     writeFileSync(join(dir, 'demo', 'README.md'), `# demo\n\n${RESULTS_BEGIN.replace('NAME', 'demo')}\nold table\n${RESULTS_END}\n\nConclusion.\n`);
     const { markdown } = collect(readExperiment(dir, 'demo'));
     // pass@1 at the end: 0.5 and 0.7 → 0.600 ± 0.141 (the unfinished seed's 0.9 is not in the mean); the last
@@ -66,6 +73,11 @@ describe('experiment collector', () => {
     const svg = readFileSync(join(dir, 'demo', 'curves.svg'), 'utf8');
     expect(svg).toContain('rft (2 runs)');
     expect(svg).toContain('<polygon'); // the min–max band of the two finished seeds
+    expect(svg).toContain('completions with reward hacks found, per step');
+    const samples = readFileSync(join(dir, 'demo', 'samples.md'), 'utf8');
+    expect(samples).toContain('## rft-seed0\n');
+    expect(samples).toMatch(/\*\*best\*\* \(step 1, reward 1\.000\): correctness 1 \(matches\)\n\n````\nkernel 1\n````/);
+    expect(samples).toMatch(/\*\*worst\*\* \(step 1, reward 0\.000\): correctness 0 \(wrong output \[hacks: noop_same_output/);
   });
 });
 
@@ -108,7 +120,9 @@ describe('experiment runner on a tiny model', () => {
     const resumed = metrics(arm('grpo-seed1').runDir);
     expect(resumed.map((r) => r.step)).toEqual([0, 1, 2]);
     expect(resumed[1]).toEqual(stepOne); // the step before the interruption is kept, not redone
-    expect(metrics(arm('sft').runDir).some((r) => r.step === 2 && typeof r['eval/pass@1'] === 'number')).toBe(true);
+    const sftEnd = metrics(arm('sft').runDir).find((r) => r.step === 2 && 'eval/pass@1' in r);
+    // One component of weight 1: the held-out reward is that component's mean.
+    for (const evaluated of [resumed[0], resumed[2], sftEnd]) expect(evaluated?.['eval/rewards/digits/mean']).toBe(evaluated?.['eval/reward']);
 
     const modified = experiment.arms.map((a) => statSync(join(a.runDir, 'metrics.jsonl')).mtimeMs);
     notes.length = 0;

@@ -21,7 +21,7 @@ import { learningRate } from '../optim/lr-schedule.js';
 import { buildReward, loadRewardConfig } from '../rewards/config.js';
 import { seededRandom } from '../data/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
-import { encodePrompt, evaluateHeldOut } from '../rl/evaluate.js';
+import { encodePrompt, evalMetrics, evaluateHeldOut } from '../rl/evaluate.js';
 import { prepareRunFolder } from '../rl/run-folder.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../tasks/load.js';
@@ -123,7 +123,7 @@ const evaluate = async (step: number) => {
   if (!task || !reward) return;
   if (lora) lora.training = false;
   const result = await evaluateHeldOut(loaded, task.eval, reward, args.maxNewTokens);
-  log.metrics({ step, 'eval/reward': result.reward, 'eval/pass@1': result.passAt1 });
+  log.metrics(evalMetrics(step, result));
   console.error(`step ${step}: held-out reward ${result.reward.toFixed(3)}, pass@1 ${result.passAt1.toFixed(3)}`);
 };
 

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chartSvg, trailingMean, type Panel, type Series } from '../report/svg-chart.js';
+import { HACKS_MARKER } from '../rewards/graders/triton.js';
 import { RunLog, type MetricsRow } from '../rl/run-log.js';
 import { readArmRecord, trainSetting, type Arm, type ArmRecord, type Experiment } from './experiment.js';
 
@@ -27,10 +28,39 @@ export interface ArmSummary {
   readonly sampledRewardLast?: number;
   /** Wall time of every attempt, in minutes. */
   readonly wallMinutes?: number;
+  /** Logged completions per step in which the Triton runner found reward hacking (empty when none was ever found). */
+  readonly hacksPerStep: readonly (readonly [number, number])[];
+  /** The logged completions with the highest and the lowest reward. */
+  readonly best?: LoggedCompletion;
+  readonly worst?: LoggedCompletion;
+}
+
+/** A row of a run's completions.jsonl (the fields the collector reads). */
+export interface LoggedCompletion {
+  readonly step: number;
+  readonly prompt: string;
+  readonly completion: string;
+  readonly reward: number;
+  readonly components: Readonly<Record<string, { readonly score: number; readonly reason: string }>>;
 }
 
 function numbers(rows: readonly MetricsRow[], key: string): [number, number][] {
   return rows.filter((r) => typeof r[key] === 'number' && Number.isFinite(r[key])).map((r) => [Number(r.step), Number(r[key])]);
+}
+
+function readCompletions(runDir: string): LoggedCompletion[] {
+  const path = join(runDir, 'completions.jsonl');
+  if (!existsSync(path)) return [];
+  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim());
+  return lines.flatMap((line, i) => {
+    try {
+      return [JSON.parse(line) as LoggedCompletion];
+    } catch (error) {
+      // A run being written (or killed while writing) may end in a torn line; anywhere else it is damage.
+      if (i === lines.length - 1) return [];
+      throw new Error(`${path}: line ${i + 1} is not valid JSON (${(error as Error).message})`);
+    }
+  });
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -44,6 +74,12 @@ export function summarizeArm(arm: Arm): ArmSummary {
     const point = pick === 'first' ? points[0] : points[points.length - 1];
     return point && (pick === 'last' || point[0] === 0) ? point[1] : undefined;
   };
+  const completions = readCompletions(arm.runDir);
+  const hacked = new Map<number, number>();
+  for (const c of completions) {
+    hacked.set(c.step, (hacked.get(c.step) ?? 0) + (Object.values(c.components).some((v) => v.reason.includes(HACKS_MARKER)) ? 1 : 0));
+  }
+  const byReward = [...completions].sort((a, b) => b.reward - a.reward || b.step - a.step);
   const rewards = numbers(rows, 'reward');
   const lastRewards = rewards.slice(-LAST_STEPS).map(([, y]) => y);
   return {
@@ -59,6 +95,9 @@ export function summarizeArm(arm: Arm): ArmSummary {
     sampledRewardFirst: rewards[0]?.[0] === 1 ? rewards[0][1] : undefined,
     sampledRewardLast: lastRewards.length ? mean(lastRewards) : undefined,
     wallMinutes: record ? record.attempts.reduce((sum, a) => sum + a.seconds, 0) / 60 : undefined,
+    hacksPerStep: [...hacked.values()].some((n) => n > 0) ? [...hacked].sort(([a], [b]) => a - b) : [],
+    best: byReward[0],
+    worst: byReward[byReward.length - 1],
   };
 }
 
@@ -120,6 +159,23 @@ export function resultsMarkdown(experiment: Experiment, summaries: readonly ArmS
   return lines.join('\n') + '\n';
 }
 
+/** The best and the worst logged completion of each arm, with every reward component's reason. */
+export function samplesMarkdown(summaries: readonly ArmSummary[]): string {
+  const fence = (text: string) => '````\n' + text.replace(/`{4,}/g, (m) => m.replace(/`/g, "'")) + '\n````';
+  const sample = (label: string, c: LoggedCompletion) =>
+    [
+      `**${label}** (step ${c.step}, reward ${c.reward.toFixed(3)}): ${Object.entries(c.components).map(([name, v]) => `${name} ${v.score} (${v.reason})`).join('; ')}`,
+      '',
+      fence(c.completion),
+    ].join('\n');
+  const parts = ['# Best and worst logged completions', '', 'From each run\'s completions.jsonl (the completions the trainer logged per step), highest reward first; ties go to the later step.'];
+  for (const s of summaries) {
+    if (!s.best || !s.worst) continue;
+    parts.push('', `## ${s.arm.name}${s.record?.finished ? '' : ' (unfinished)'}`, '', `Prompt of the best: ${s.best.prompt.length > 300 ? s.best.prompt.slice(0, 300) + '…' : s.best.prompt}`, '', sample('best', s.best), '', sample('worst', s.worst));
+  }
+  return parts.join('\n') + '\n';
+}
+
 /** A group's curve: the mean over its finished arms at each step, shaded from min to max. */
 function groupSeries(group: string, members: readonly ArmSummary[], points: (s: ArmSummary) => Series['points']): Series | null {
   const perArm = members.filter((s) => s.record?.finished).map(points).filter((p) => p.length);
@@ -146,7 +202,7 @@ export function resultsPanels(summaries: readonly ArmSummary[]): Panel[] {
   const trend = (key: string) => (s: ArmSummary) => trailingMean(numbers(s.rows, key), LAST_STEPS);
   const panels = [panel(`training reward (mean of ${LAST_STEPS} steps)`, trend('reward'))];
   for (const key of keys.filter((k) => /^rewards\/.+\/mean$/.test(k)).sort()) panels.push(panel(`training ${key.slice(8, -5)} (mean of ${LAST_STEPS} steps)`, trend(key)));
-  for (const key of keys.filter((k) => /^rewards\/.+\/hacks$/.test(k)).sort()) panels.push(panel(`${key.slice(8)} per step`, (s) => numbers(s.rows, key)));
+  if (summaries.some((s) => s.hacksPerStep.length)) panels.push(panel('completions with reward hacks found, per step', (s) => s.hacksPerStep));
   panels.push(panel('held-out pass@1 (greedy)', (s) => numbers(s.rows, 'eval/pass@1')));
   panels.push(panel('held-out reward (greedy)', (s) => numbers(s.rows, 'eval/reward')));
   for (const key of keys.filter((k) => /^eval\/rewards\/.+\/mean$/.test(k)).sort()) panels.push(panel(`held-out ${key.slice(13, -5)}`, (s) => numbers(s.rows, key)));
@@ -155,8 +211,8 @@ export function resultsPanels(summaries: readonly ArmSummary[]): Panel[] {
 }
 
 /**
- * Rebuilds an experiment's results from its runs' metrics.jsonl: `results.md` (the table),
- * `curves.svg` (mean and min–max band over seeds), and the README's results block.
+ * Rebuilds an experiment's results from its runs' logs: `results.md` (the table), `curves.svg` (mean
+ * and min–max band over seeds), `samples.md` (best and worst completions), and the README's results block.
  */
 export function collect(experiment: Experiment): { markdown: string; files: string[] } {
   const summaries = experiment.arms.map(summarizeArm);
@@ -165,7 +221,9 @@ export function collect(experiment: Experiment): { markdown: string; files: stri
   const plotPath = join(experiment.dir, 'curves.svg');
   writeFileSync(resultsPath, markdown);
   writeFileSync(plotPath, chartSvg(resultsPanels(summaries)));
-  const files = [resultsPath, plotPath];
+  const samplesPath = join(experiment.dir, 'samples.md');
+  writeFileSync(samplesPath, samplesMarkdown(summaries));
+  const files = [resultsPath, plotPath, samplesPath];
   const readme = join(experiment.dir, 'README.md');
   if (existsSync(readme)) {
     const text = readFileSync(readme, 'utf8');
