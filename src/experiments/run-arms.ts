@@ -48,7 +48,7 @@ export async function runArms(arms: readonly Arm[], options: RunnerOptions): Pro
   const onSignal = (signal: NodeJS.Signals) => {
     stopping = true;
     current?.kill(signal);
-    options.say(`${signal}: stopping after the current arm (it saves a checkpoint; run the same command again to resume)`);
+    options.say(`${signal}: stopping the current arm (train.js saves a checkpoint first) and running no further arm; the same command resumes`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
