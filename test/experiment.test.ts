@@ -97,6 +97,7 @@ describe('experiment runner on a tiny model', () => {
         evalEvery: 1, evalPrompts: 2, saveEvery: 1, lrSchedule: 'constant', learningRate: 0.02, loraRank: 4, seed,
       },
     });
+    writeArm(dir, 'demo', 'base', { command: 'train', settings: { ...grpo(0).settings, steps: 0 } });
     writeArm(dir, 'demo', 'grpo-seed0', grpo(0));
     writeArm(dir, 'demo', 'grpo-seed1', grpo(1));
     const pairs = join(dir, 'pairs.jsonl');
@@ -120,6 +121,9 @@ describe('experiment runner on a tiny model', () => {
     const resumed = metrics(arm('grpo-seed1').runDir);
     expect(resumed.map((r) => r.step)).toEqual([0, 1, 2]);
     expect(resumed[1]).toEqual(stepOne); // the step before the interruption is kept, not redone
+    // steps 0: the run is the starting model's held-out evaluation, equal to a trained arm's step 0.
+    const base = metrics(arm('base').runDir);
+    expect(base).toEqual([metrics(arm('grpo-seed0').runDir)[0]]);
     const sftEnd = metrics(arm('sft').runDir).find((r) => r.step === 2 && 'eval/pass@1' in r);
     // One component of weight 1: the held-out reward is that component's mean.
     for (const evaluated of [resumed[0], resumed[2], sftEnd]) expect(evaluated?.['eval/rewards/digits/mean']).toBe(evaluated?.['eval/reward']);

@@ -56,7 +56,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
   full: { type: 'boolean' },
   loraRank: GRPO_SETTINGS.loraRank,
   loraAlpha: GRPO_SETTINGS.loraAlpha,
-  steps: GRPO_SETTINGS.steps,
+  steps: { type: 'integer', minimum: 1 },
   batch: { type: 'integer', minimum: 1 },
   learningRate: GRPO_SETTINGS.learningRate,
   maxGradNorm: GRPO_SETTINGS.maxGradNorm,
