@@ -33,6 +33,7 @@ export interface Experiment {
 
 /** What the runner records about an arm in `runs/<arm>/arm.json`. */
 export interface ArmRecord {
+  /** The last attempt's command line (script and flags, paths relative to the repository). */
   readonly argv: readonly string[];
   /** Every time the runner started the arm's command (a resumed arm has several). */
   readonly attempts: readonly { readonly started: string; readonly seconds: number; readonly exitCode: number | null; readonly resumed: boolean }[];

@@ -78,7 +78,7 @@ export async function runArms(arms: readonly Arm[], options: RunnerOptions): Pro
         await new Promise<void>((resolve) => log.end(resolve));
         const seconds = (Date.now() - started.getTime()) / 1000;
         const attempt = { started: started.toISOString(), seconds, exitCode, resumed };
-        const next: ArmRecord = { argv: argv.slice(1).map((a) => a.replace(options.root + '/', '')), attempts: [...(record?.attempts ?? []), attempt], finished: exitCode === 0 };
+        const next: ArmRecord = { argv: argv.map((a) => a.replace(options.root + '/', '')), attempts: [...(record?.attempts ?? []), attempt], finished: exitCode === 0 };
         writeArmRecord(arm, next);
         if (exitCode === 0) options.say(`${arm.name}: finished in ${(seconds / 60).toFixed(1)} min`);
         else {
