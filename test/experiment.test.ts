@@ -137,6 +137,7 @@ describe('experiment runner on a tiny model', () => {
     const { markdown } = collect(experiment);
     expect(markdown).toMatch(/\| grpo \| 2\/2 \| 2 steps × 2 prompts × 2 samples ≤ 6 tokens \|/);
     expect(markdown).toMatch(/\| sft \| 1\/1 \| 2 steps × 2 labelled sequences \|/);
+    expect(markdown).toMatch(/\| base \| 1\/1 \| held-out evaluation only \(≤ 6 tokens\) \|/);
     expect(markdown).toContain('Every arm finished.');
     expect(readFileSync(join(dir, 'demo', 'curves.svg'), 'utf8')).toContain('grpo (2 runs)');
   });

@@ -105,6 +105,7 @@ export function summarizeArm(arm: Arm): ArmSummary {
 export function armBudget(arm: Arm): string {
   if (arm.command === 'sft') return `${arm.settings.steps} steps × ${arm.settings.batch} labelled sequences`;
   const steps = trainSetting(arm, 'steps');
+  if (steps === 0) return `held-out evaluation only (≤ ${trainSetting(arm, 'maxNewTokens')} tokens)`;
   const prompts = trainSetting(arm, 'promptsPerStep');
   const generations = trainSetting(arm, 'numGenerations');
   return `${steps} steps × ${prompts} prompts × ${generations} samples ≤ ${trainSetting(arm, 'maxNewTokens')} tokens`;
