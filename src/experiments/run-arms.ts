@@ -60,9 +60,9 @@ export async function runArms(arms: readonly Arm[], options: RunnerOptions): Pro
         options.say(`${arm.name}: finished already, skipped`);
         continue;
       }
-      const release = await takeQueue(options, arm.name);
+      const release = await takeQueue(options, arm.name, () => stopping);
+      if (!release) break;
       try {
-        if (stopping) break;
         const { flags, resumed } = continuation(arm);
         const argv = [join(options.root, `${arm.command}.js`), ...settingsFlags(arm.settings), '--out-dir', arm.runDir, ...flags];
         options.say(`${arm.name}: ${resumed ? 'resuming' : 'starting'} (log ${arm.runDir}.log)`);
@@ -100,8 +100,9 @@ export async function runArms(arms: readonly Arm[], options: RunnerOptions): Pro
  * Waits for this runner's turn, then takes the queue lock. Runners take turns in the order they
  * started waiting (each waiter leaves a `<lock>.waiting.<pid>` file), so one with many arms does not
  * starve another between its arms. A lock or a waiter whose process is gone (killed) is stale and ignored.
+ * Returns null, without the lock, when the runner is told to stop while it waits.
  */
-async function takeQueue(options: RunnerOptions, armName: string): Promise<() => void> {
+async function takeQueue(options: RunnerOptions, armName: string, stopping: () => boolean): Promise<(() => void) | null> {
   const dir = dirname(options.queueLock);
   const waiterPrefix = `${basename(options.queueLock)}.waiting.`;
   const mine = join(dir, `${waiterPrefix}${process.pid}`);
@@ -109,6 +110,7 @@ async function takeQueue(options: RunnerOptions, armName: string): Promise<() =>
   let said = false;
   try {
     for (;;) {
+      if (stopping()) return null;
       const waiters = readdirSync(dir)
         .filter((name) => name.startsWith(waiterPrefix))
         .map((name) => ({ pid: Number(name.slice(waiterPrefix.length)), since: Number(readText(join(dir, name)) ?? Infinity) }))
