@@ -105,7 +105,7 @@ describe('Countdown data for scarce-data experiments', () => {
     expect(() => countdownDataFiles({ ...style, maxNumber: 3, think: false }, { trainSizes: [10], heldOut: 200, seed: 0 })).toThrow(/only \d+ distinct puzzles after \d+ draws/);
   });
 
-  it('keeps the built-in countdown reward: TinyZero's tags 0.1, the equation 1 gated on them', () => {
+  it('keeps the built-in countdown reward: the tags 0.1, the equation 1 gated on them (TinyZero)', () => {
     expect(REWARD_CONFIGS.countdown).toEqual({
       components: [
         { name: 'format', grader: { type: 'tags', tags: ['think', 'answer'], ordered: true }, weight: 0.1, timeoutMs: 1000 },
