@@ -9,6 +9,7 @@ const SRC = resolve(import.meta.dirname, '..', 'src');
 
 const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
+  ['experiments'],
   ['rl'],
   ['train'],
   ['tasks'],

@@ -9,6 +9,7 @@ import { repositoryRoot } from '../src/io/repository-root.js';
 import { evaluateExpression, fractionToString } from '../src/rewards/graders/arithmetic-expression.js';
 import { REWARD_CONFIGS, taskDataText } from '../src/tasks/builtin.js';
 import { CountdownGrader } from '../src/rewards/graders/countdown.js';
+import { countdownDataFiles } from '../src/tasks/countdown.js';
 import type { GradingInput } from '../src/rewards/types.js';
 
 const root = repositoryRoot();
@@ -70,6 +71,47 @@ describe('built-in task data', () => {
       expect(failures, task).toEqual([]);
       expect(new Set(inputs.map((i) => i.prompt)).size, task).toBeGreaterThan(900);
     }
+  });
+});
+
+describe('Countdown data for scarce-data experiments', () => {
+  const style = { numbers: [2, 2] as const, maxNumber: 20, operators: ['+', '-', '*', '/'], maxTarget: 100 };
+  const parse = (text: string) => text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  const puzzle = (row: Record<string, unknown>) => `${[...(row.numbers as number[])].sort((a, b) => a - b)}→${row.target}`;
+
+  it('nests the training sets, keeps held-out puzzles apart, and its SFT answers score full marks', async () => {
+    for (const think of [false, true]) {
+      const files = countdownDataFiles({ ...style, think }, { trainSizes: [10, 100], heldOut: 200, seed: 1 });
+      expect(Object.keys(files).sort()).toEqual(['heldout.jsonl', 'reward.json', 'sft-10.jsonl', 'sft-100.jsonl', 'train-10.jsonl', 'train-100.jsonl']);
+      const [train10, train100, sft100, held] = ['train-10.jsonl', 'train-100.jsonl', 'sft-100.jsonl', 'heldout.jsonl'].map((f) => parse(files[f]));
+      expect([train10.length, train100.length, held.length]).toEqual([10, 100, 200]);
+      expect(train100.slice(0, 10)).toEqual(train10);
+      expect(sft100.map(({ completion, ...row }) => row)).toEqual(train100);
+      expect(new Set([...train100, ...held].map(puzzle)).size).toBe(300);
+      for (const row of [...train100, ...held]) {
+        expect((row.numbers as number[]).every((n) => n >= 1 && n <= 20) && (row.numbers as number[]).length === 2).toBe(true);
+        expect(row.target as number).toBeLessThanOrEqual(100);
+        expect(String(row.prompt).includes('<think>')).toBe(think);
+      }
+      const reward = buildReward(JSON.parse(files['reward.json']), { baseDir: root });
+      const scores = await reward.score(sft100.map((row) => ({ prompt: String(row.prompt), completion: String(row.completion), example: row })));
+      expect(scores.filter((s) => Math.abs(s.total - 1.1) > 1e-9)).toEqual([]);
+      // Without the tags the answer earns nothing, even when the equation is right.
+      expect((await reward.score([{ prompt: String(held[0].prompt), completion: String(held[0].solution), example: held[0] }]))[0].total).toBe(0);
+    }
+  });
+
+  it('says so when the puzzle space is too small for the rows asked for', () => {
+    expect(() => countdownDataFiles({ ...style, maxNumber: 3, think: false }, { trainSizes: [10], heldOut: 200, seed: 0 })).toThrow(/only \d+ distinct puzzles after \d+ draws/);
+  });
+
+  it('keeps the built-in countdown reward: the tags 0.1, the equation 1 gated on them (TinyZero)', () => {
+    expect(REWARD_CONFIGS.countdown).toEqual({
+      components: [
+        { name: 'format', grader: { type: 'tags', tags: ['think', 'answer'], ordered: true }, weight: 0.1, timeoutMs: 1000 },
+        { name: 'equation', grader: { type: 'countdown' }, weight: 1, gate: { component: 'format' }, timeoutMs: 1000 },
+      ],
+    });
   });
 });
 

@@ -18,7 +18,7 @@ import { AdamW } from '../optim/adamw.js';
 import { buildReward, loadRewardConfig } from '../rewards/config.js';
 import { seededRandom } from '../data/random.js';
 import { TritonRunner } from '../rewards/triton-runner.js';
-import { encodePrompt, evaluateHeldOut } from '../rl/evaluate.js';
+import { encodePrompt, evalMetrics, evaluateHeldOut } from '../rl/evaluate.js';
 import { prepareRunFolder } from '../rl/run-folder.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../tasks/load.js';
@@ -55,7 +55,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
   full: { type: 'boolean' },
   loraRank: GRPO_SETTINGS.loraRank,
   loraAlpha: GRPO_SETTINGS.loraAlpha,
-  steps: GRPO_SETTINGS.steps,
+  steps: { type: 'integer', minimum: 1 },
   batch: { type: 'integer', minimum: 1 },
   microBatchSize: GRPO_SETTINGS.microBatchSize,
   learningRate: GRPO_SETTINGS.learningRate,
@@ -124,7 +124,7 @@ const evaluate = async (step: number) => {
   if (!task || !reward) return;
   if (lora) lora.training = false;
   const result = await evaluateHeldOut(loaded, task.eval, reward, args.maxNewTokens);
-  log.metrics({ step, 'eval/reward': result.reward, 'eval/pass@1': result.passAt1 });
+  log.metrics(evalMetrics(step, result));
   console.error(`step ${step}: held-out reward ${result.reward.toFixed(3)}, pass@1 ${result.passAt1.toFixed(3)}`);
 };
 

@@ -51,7 +51,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   weightDecay: 'AdamW weight decay',
   adamBetas: 'AdamW betas, e.g. 0.9,0.99',
   maxGradNorm: 'clip the global gradient norm to this',
-  steps: 'optimizer steps to train',
+  steps: 'optimizer steps to train (0: only evaluate the starting model on the held-out prompts)',
   evalEvery: 'evaluate held-out prompts every N steps',
   evalPrompts: 'held-out prompts per evaluation',
   saveEvery: 'checkpoint every N steps (and at the end)',

@@ -3,6 +3,8 @@
 export interface Series {
   name: string;
   points: readonly (readonly [number, number])[];
+  /** A shaded range around the line, as [x, low, high] (the spread over seeds of a mean). */
+  band?: readonly (readonly [number, number, number])[];
 }
 
 export interface Panel {
@@ -37,7 +39,8 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 function panelSvg(panel: Panel, x0: number, y0: number): string {
-  const all = panel.series.flatMap((s) => s.points.filter(([, y]) => Number.isFinite(y)));
+  const bandPoints = panel.series.flatMap((s) => (s.band ?? []).flatMap(([x, low, high]) => [[x, low], [x, high]] as const));
+  const all = [...panel.series.flatMap((s) => s.points), ...bandPoints].filter(([, y]) => Number.isFinite(y));
   const parts = [`<g transform="translate(${x0},${y0})">`, `<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${escape(panel.title)}</text>`];
   if (!all.length) return parts.concat(['<text x="40" y="120" font-size="12">no data</text>', '</g>']).join('');
   let [xmin, xmax] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
@@ -58,9 +61,15 @@ function panelSvg(panel: Panel, x0: number, y0: number): string {
   panel.series.forEach((s, i) => {
     const pts = s.points.filter(([, y]) => Number.isFinite(y));
     const color = COLORS[i % COLORS.length];
+    const band = (s.band ?? []).filter(([, low, high]) => Number.isFinite(low) && Number.isFinite(high));
+    if (band.length > 1) {
+      const outline = [...band.map(([x, , high]) => [x, high] as const), ...band.map(([x, low]) => [x, low] as const).reverse()];
+      parts.push(`<polygon fill="${color}" fill-opacity="0.18" stroke="none" points="${outline.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
+    }
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.6" points="${pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
     if (pts.length === 1) parts.push(`<circle cx="${sx(pts[0][0])}" cy="${sy(pts[0][1])}" r="2.5" fill="${color}"/>`);
-    if (panel.series.length > 1) parts.push(`<text x="${M.left + 6}" y="${M.top + 14 + 13 * i}" font-size="10" fill="${color}">${escape(s.name)}</text>`);
+    // A lone line needs no legend, unless its name says what its band spans.
+    if (panel.series.length > 1 || s.band) parts.push(`<text x="${M.left + 6}" y="${M.top + 14 + 13 * i}" font-size="10" fill="${color}">${escape(s.name)}</text>`);
   });
   parts.push('</g>');
   return parts.join('');

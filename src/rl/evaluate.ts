@@ -10,6 +10,8 @@ export interface EvalResult {
   reward: number;
   /** Share of prompts whose greedy answer gets full marks from every reward component. */
   passAt1: number;
+  /** Each component's mean score (0 where a gate kept it from counting), as the training metrics `rewards/<name>/mean`. */
+  components: Readonly<Record<string, number>>;
 }
 
 /** The chat a row stands for: its system message, if any, then the prompt as the user's turn. */
@@ -28,7 +30,7 @@ export function scoreCompletions(reward: RewardFunction, rows: readonly PromptRo
 
 /** Greedy decoding of each held-out prompt, scored by the task's reward. */
 export async function evaluateHeldOut(loaded: LoadedModel, rows: readonly PromptRow[], reward: RewardFunction, maxNewTokens: number): Promise<EvalResult> {
-  if (!rows.length) return { reward: NaN, passAt1: NaN };
+  if (!rows.length) return { reward: NaN, passAt1: NaN, components: {} };
   const eos = loaded.tokenizer.eosTokenId;
   const completions = await rollout(loaded.model, loaded.tokenizer, rows.map((r) => encodePrompt(loaded.tokenizer, r)), {
     numGenerations: 1,
@@ -40,5 +42,20 @@ export async function evaluateHeldOut(loaded: LoadedModel, rows: readonly Prompt
   const scores = await scoreCompletions(reward, rows, completions);
   const fullMarks = (s: CompletionScore) => Object.values(s.components).reduce((n, c) => n + Math.max(0, c.weight), 0);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { reward: mean(scores.map((s) => s.total)), passAt1: mean(scores.map((s) => (s.total >= fullMarks(s) - 1e-9 ? 1 : 0))) };
+  const names = Object.keys(scores[0].components);
+  return {
+    reward: mean(scores.map((s) => s.total)),
+    passAt1: mean(scores.map((s) => (s.total >= fullMarks(s) - 1e-9 ? 1 : 0))),
+    components: Object.fromEntries(names.map((name) => [name, mean(scores.map((s) => (s.components[name].counted ? s.components[name].score : 0)))])),
+  };
+}
+
+/** A held-out evaluation as a metrics row: `eval/reward`, `eval/pass@1` and `eval/rewards/<name>/mean`. */
+export function evalMetrics(step: number, result: EvalResult): Record<string, number> {
+  return {
+    step,
+    'eval/reward': result.reward,
+    'eval/pass@1': result.passAt1,
+    ...Object.fromEntries(Object.entries(result.components).map(([name, value]) => [`eval/rewards/${name}/mean`, value])),
+  };
 }

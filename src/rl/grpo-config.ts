@@ -185,7 +185,8 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   weightDecay: nonNegative,
   adamBetas: { type: 'array', items: { type: 'number', minimum: 0, exclusiveMaximum: 1 }, minItems: 2, maxItems: 2 },
   maxGradNorm: { type: 'number', exclusiveMinimum: 0 },
-  steps: positiveInteger,
+  // 0 trains nothing: the run is the held-out evaluation of the starting model (the base, or --init-adapter).
+  steps: nonNegativeInteger,
   evalEvery: positiveInteger,
   evalPrompts: nonNegativeInteger,
   saveEvery: positiveInteger,

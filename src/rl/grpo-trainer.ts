@@ -19,7 +19,7 @@ import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
-import { encodePrompt, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
+import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
 import { resolveBaseDtype, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
@@ -436,7 +436,7 @@ export class GrpoTrainer {
   }
 
   private recordEval(result: EvalResult): StepMetrics {
-    const row = { step: this.step, 'eval/reward': result.reward, 'eval/pass@1': result.passAt1 };
+    const row = evalMetrics(this.step, result);
     this.history.push(row);
     return row;
   }

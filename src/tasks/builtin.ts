@@ -1,5 +1,5 @@
 import type { RewardConfig } from '../rewards/config.js';
-import { COUNTDOWN_SYSTEM_PROMPT, countdownPrompt, countdownRow } from './countdown.js';
+import { COUNTDOWN_STYLE, COUNTDOWN_SYSTEM_PROMPT, countdownPrompt, countdownReward, countdownRow } from './countdown.js';
 import { WORD_PROBLEM_SYSTEM_PROMPT, wordProblemPrompt, wordProblemRow } from './arithmetic-word-problems.js';
 import { seededRandom } from '../data/random.js';
 
@@ -18,12 +18,7 @@ export type BuiltinTask = (typeof BUILTIN_TASKS)[number];
 const THINK_ANSWER = { type: 'tags', tags: ['think', 'answer'], ordered: true };
 
 export const REWARD_CONFIGS: Readonly<Record<BuiltinTask, RewardConfig>> = {
-  countdown: {
-    components: [
-      { name: 'format', grader: THINK_ANSWER, weight: 0.1, timeoutMs: 1000 },
-      { name: 'equation', grader: { type: 'countdown' }, weight: 1, gate: { component: 'format' }, timeoutMs: 1000 },
-    ],
-  },
+  countdown: countdownReward(COUNTDOWN_STYLE),
   arithmetic: {
     components: [
       { name: 'format', grader: THINK_ANSWER, weight: 0.1, timeoutMs: 1000 },

@@ -30,6 +30,9 @@ export class TritonEvaluations {
   }
 }
 
+/** What the correctness reason says before the runner's anti-reward-hacking findings (which zero it). */
+export const HACKS_MARKER = ' [hacks: ';
+
 /** One of the Triton runner's rewards (formatting, compilation, correctness, runtime) as a grader. */
 export class TritonGrader implements Grader {
   constructor(private readonly options: TritonGraderOptions) {}
@@ -40,7 +43,7 @@ export class TritonGrader implements Grader {
     if (typeof problem !== 'string') throw new Error(`the example has no kernel problem name in '${field}'`);
     const evaluation = await this.options.evaluations.get(this.options.runner, problem, input);
     const reward = evaluation.rewards[this.options.reward];
-    const hacks = evaluation.hacks.length ? ` [hacks: ${evaluation.hacks.join('; ')}]` : '';
+    const hacks = evaluation.hacks.length ? `${HACKS_MARKER}${evaluation.hacks.join('; ')}]` : '';
     return { score: reward.score, reason: reward.reason + (this.options.reward === 'correctness' ? hacks : '') };
   }
 }
