@@ -10,14 +10,13 @@ import { CACHE_CAP_WITHOUT_SUBALLOCATION } from '../src/gpu/buffer-pool.js';
 import { resolveModel } from '../src/io/model-registry.js';
 import { DEFAULT_LORA_TARGETS } from '../src/nn/lora-config.js';
 import { configModelShape, estimateStepMemory, formatGiB } from '../src/rl/memory-plan.js';
+import { ROLLOUT_OPTIONS } from './rollout-options.js';
 
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: 'small,random:smollm2-1.7b' },
     prompt: { type: 'string', default: '150' },
-    prompts: { type: 'string', default: '8' },
-    generations: { type: 'string', default: '4' },
-    new: { type: 'string', default: '128' },
+    ...ROLLOUT_OPTIONS,
     micro: { type: 'string', default: '4' },
     rank: { type: 'string', default: '8' },
   },
