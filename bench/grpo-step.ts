@@ -130,7 +130,9 @@ if (args.json) {
   const prompts = trainer.promptRows(0).map((row) => ({ messages: promptMessages(row), prompt_ids: encodePrompt(tokenizer, row), example: row }));
   const timings = { step_s: total, generation_s: avg('time/generation_s'), reward_s: avg('time/reward_s'), train_s: avg('time/train_s'), optimizer_s: avg('time/optimizer_s') };
   const tokens = { completion_tokens: completionTokens, trained_tokens: trainTokens, mean_completion_length: avg('completions/mean_length'), reward: avg('reward') };
-  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, prompts }, null, 1));
+  // Peak resident set of the whole process, start-up included: what the peer benchmark compares.
+  const peak_rss_mib = process.resourceUsage().maxRSS / 1024;
+  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, peak_rss_mib, prompts }, null, 1));
 }
 console.log(`reproduce: npm run build && node dist/bench/grpo-step.js ${process.argv.slice(2).join(' ')}`);
 gpu.destroy();

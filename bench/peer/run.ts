@@ -43,6 +43,7 @@ interface ProjectStep {
   completion_tokens: number;
   trained_tokens: number;
   mean_completion_length: number;
+  peak_rss_mib: number;
   prompts: { messages: unknown[]; prompt_ids: number[]; example: unknown }[];
 }
 
@@ -58,6 +59,7 @@ interface TrlStep {
   completion_tokens: number;
   trained_tokens: number;
   mean_completion_length: number;
+  peak_rss_mib: number;
 }
 
 const root = repositoryRoot();
@@ -137,6 +139,7 @@ for (const [label, ours, theirs] of rows) {
 }
 console.log(`${'completion tokens'.padEnd(30)} ${project.completion_tokens.toFixed(0).padStart(10)} ${trl.completion_tokens.toFixed(0).padStart(10)}   (mean length ${project.mean_completion_length.toFixed(1)} / ${trl.mean_completion_length.toFixed(1)})`);
 console.log(`${'trained tokens'.padEnd(30)} ${project.trained_tokens.toFixed(0).padStart(10)} ${trl.trained_tokens.toFixed(0).padStart(10)}`);
+console.log(`${'peak RSS of the process'.padEnd(30)} ${`${(project.peak_rss_mib / 1024).toFixed(2)} GiB`.padStart(10)} ${`${(trl.peak_rss_mib / 1024).toFixed(2)} GiB`.padStart(10)}   ${(project.peak_rss_mib / trl.peak_rss_mib).toFixed(2)}×`);
 const perToken = (x: number, tokens: number) => (1000 * x) / tokens;
 console.log(
   `per token: generation ${perToken(project.generation_s, project.completion_tokens).toFixed(0)} / ${perToken(trl.generation_s, trl.completion_tokens).toFixed(0)} ms per completion token, ` +

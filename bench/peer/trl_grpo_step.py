@@ -20,6 +20,7 @@ case.json: {"prompts": [{"messages": [...], "prompt_ids": [...], "example": {...
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -166,6 +167,8 @@ def main() -> None:
         "trained_tokens": prompt_tokens + completion_tokens,
         "mean_completion_length": logged["completions/mean_length"],
         "reward": logged.get("reward"),
+        # Peak resident set of the whole process (ru_maxrss is in KiB on Linux), start-up included.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 
 
