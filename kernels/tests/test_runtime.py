@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kernels.dataset import ALL_PROBLEMS, get_problem
-from kernels.runtime import speedup_score, timed_inputs
+from kernels.runtime import TimedCase, speedup_score
 from kernels.timing import CudaClock, WallClock, measure
 
 from .runner_process import RunnerProcess, tagged
@@ -72,7 +72,7 @@ def _elements(args: tuple[object, ...]) -> int:
 def test_on_a_gpu_each_problem_is_timed_on_its_benchmark_case_and_on_the_cpu_on_its_largest_trial() -> None:
     for problem in ALL_PROBLEMS.values():
         trials = [problem.inputs(trial, seed=3) for trial in range(4)]
-        on_gpu = timed_inputs(problem, trials, "cuda", seed=3)
+        on_gpu = TimedCase.of(problem, trials, "cuda", seed=3).inputs
         benchmark = problem.benchmark_inputs(seed=3)
         assert len(on_gpu) == len(benchmark) and all(
             a.shape == b.shape and torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(on_gpu, benchmark)
@@ -81,8 +81,9 @@ def test_on_a_gpu_each_problem_is_timed_on_its_benchmark_case_and_on_the_cpu_on_
         # that is timed; sizes that are not powers of two, so the masked tails are timed too.
         assert _elements(on_gpu) >= max(2**20, 100 * max(_elements(t) for t in trials)), problem.name
         assert any(d & (d - 1) for d in problem.benchmark_shape), problem.name
-        on_cpu = timed_inputs(problem, trials, "cpu", seed=3)
-        assert _elements(on_cpu) == max(_elements(t) for t in trials), problem.name
+        on_cpu = TimedCase.of(problem, trials, "cpu", seed=3)
+        assert _elements(on_cpu.inputs) == max(_elements(t) for t in trials), problem.name
+        assert on_cpu.inputs in trials and on_cpu.shape == problem.shape_of(trials.index(on_cpu.inputs)), problem.name
 
 
 def test_the_score_is_half_at_parity_and_rises_with_the_speedup() -> None:
