@@ -106,11 +106,8 @@ def runtime_reward(
     measured = _read_report(*_time_sandboxed(problem, code, tree, call.trace, fresh, device, plan, limits, temp_root))
     if isinstance(measured, str):
         return Reward(0.0, f"timing run failed: {measured}")
-    candidate, output = measured
+    candidate = measured
     on_device = copy_args(fresh, device)
-    expected = problem.reference(*on_device).cpu()
-    if not problem.matches(output, expected):
-        return Reward(0.0, "the output of the timed run does not match the reference")
     reference = measure(lambda: problem.reference(*on_device), clock_for(device), plan.warmup, plan.trials)
     speedup = reference.median_s / candidate.median_s
     caveat = " (CPU test mode: the Triton interpreter against torch, not a kernel speed)" if device == "cpu" else ""
@@ -134,9 +131,8 @@ def _time_sandboxed(
     return run_sandboxed(child, limits, temp_root)
 
 
-def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> tuple[Timing, torch.Tensor] | str:
-    """The replay's timing and its last call's output, or why there are none; anything but a positive, finite
-    time and a tensor output is a failure."""
+def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> Timing | str:
+    """The replay's timing, or why there is none; anything but a positive, finite time is a failure."""
     if report is None:
         tail = outcome.log_tail.strip().splitlines()[-1:]
         return f"{outcome.status}: {outcome.detail}" + (f" ({tail[0]})" if tail else "")
@@ -144,12 +140,12 @@ def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> tuple[Timin
         return str(report["error"]).splitlines()[-1]
     if outcome.status != "ok":
         return f"{outcome.status}: {outcome.detail}"
-    timing, output = report.get("timing"), report.get("output")
-    if not isinstance(timing, dict) or not isinstance(output, torch.Tensor):
+    timing = report.get("timing")
+    if not isinstance(timing, dict):
         return "the timing report is incomplete"
     median, spread, trials = timing.get("median_s"), timing.get("spread_s"), timing.get("trials")
     if not (isinstance(median, float) and isinstance(spread, float) and isinstance(trials, int)):
         return f"the timing report is malformed: {timing}"
     if not (math.isfinite(median) and math.isfinite(spread) and median > 0.0):
         return f"the timing report holds no valid time: {timing}"
-    return Timing(median, spread, trials), output
+    return Timing(median, spread, trials)

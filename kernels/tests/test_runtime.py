@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 import torch
@@ -15,17 +15,24 @@ from kernels.runtime import TimedCase, speedup_score
 from kernels.timing import CudaClock, WallClock, measure
 
 from .runner_process import RunnerProcess, tagged
+from .timing_attacks import HONEST as TIMING_HONEST
+from .timing_attacks import TIMING_ATTACKS
 
 RELU = get_problem("relu").solution()
 RELU_LAUNCH = "    relu_kernel[grid](x, out, n_elements, BLOCK_SIZE=1024)\n"
 # Correct, but launches the same kernel five times over, writing the same output each time.
 RELU_FIVE_TIMES = RELU.replace(RELU_LAUNCH, "    for _ in range(5):\n    " + RELU_LAUNCH)
-# Computes relu only where its output buffer was NaN before the kernel ran, as it is in the correctness run
-# (uninitialised memory is poisoned there) but not in the timing run: right when checked, wrong when timed.
-RELU_ONLY_WHEN_CHECKED = RELU.replace(
+# Computes relu only where its output buffer was NaN before the kernel ran (the tracing sandbox poisons
+# uninitialised memory with NaN), and writes 0 elsewhere: right only on the memory the trace recorded.
+RELU_ONLY_ON_POISON = RELU.replace(
     "tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)",
     "prior = tl.load(out_ptr + offsets, mask=mask)\n"
     "    tl.store(out_ptr + offsets, tl.where(prior != prior, tl.maximum(x, 0.0), 0.0), mask=mask)",
+)
+# Adds into a zeroed output: right once, twice the answer if a second call found the first one's output.
+RELU_ACCUMULATING = RELU.replace("torch.empty_like(x)", "torch.zeros_like(x)").replace(
+    "tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)",
+    "tl.store(out_ptr + offsets, tl.load(out_ptr + offsets, mask=mask) + tl.maximum(x, 0.0), mask=mask)",
 )
 
 
@@ -120,13 +127,51 @@ def test_cpu_mode_scores_a_solution_and_scores_a_redundant_one_lower(runner: Run
 def test_incorrect_and_hacked_candidates_are_not_timed(runner: RunnerProcess) -> None:
     wrong = tagged(RELU.replace("tl.maximum(x, 0.0)", "tl.maximum(x, 1.0)"))
     hacked = tagged(RELU.replace("    return out\n", "    return torch.relu(x)\n"))
-    wrong_result, hacked_result, checked_only = runner.evaluate_many(
-        [("relu", wrong), ("relu", hacked), ("relu", tagged(RELU_ONLY_WHEN_CHECKED))], runtime_device="cpu"
-    )
+    wrong_result, hacked_result = runner.evaluate_many([("relu", wrong), ("relu", hacked)], runtime_device="cpu")
     assert wrong_result["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: only a candidate that passes every correctness trial is timed"}
     assert hacked_result["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: reward hacking was detected"}
-    assert checked_only["rewards"]["correctness"]["score"] == 1.0, checked_only["rewards"]
-    assert checked_only["rewards"]["runtime"] == {"score": 0.0, "reason": "the output of the timed run does not match the reference"}
+
+
+def test_every_timed_call_starts_from_the_memory_the_trace_recorded(runner: RunnerProcess) -> None:
+    # Both are right on every call only if each starts from the traced bytes (NaN, zeros), not from the last
+    # call's output: the timed replay restores its memory before each call and checks each call's output.
+    for result in runner.evaluate_many([("relu", tagged(RELU_ONLY_ON_POISON)), ("relu", tagged(RELU_ACCUMULATING))], runtime_device="cpu"):
+        assert result["rewards"]["correctness"]["score"] == 1.0, result["rewards"]
+        assert result["rewards"]["runtime"]["score"] > 0.0 and "speedup" in result["rewards"]["runtime"]["reason"], result["rewards"]
+
+
+@pytest.fixture(scope="module")
+def unguarded_runner() -> Iterator[RunnerProcess]:
+    # One worker: the candidates are timed one at a time, so their speedups are comparable.
+    process = RunnerProcess("--workers", "1", "--time-limit", "20", "--memory-mb", "512", "--unsafe-skip-allow-list")
+    yield process
+    process.close()
+
+
+def _speedup(result: dict[str, Any]) -> float:
+    match = re.match(r"speedup (\S+)x on ", result["rewards"]["runtime"]["reason"])
+    assert match, result["rewards"]["runtime"]
+    return float(match.group(1))
+
+
+def test_the_speedup_cannot_be_forged_from_the_candidates_process(unguarded_runner: RunnerProcess) -> None:
+    """With the candidate's host code unrestricted: rebound clocks, a slowed reference, forged reports and a
+    cheaper call when timed neither raise the speedup nor get timed."""
+    honest = _speedup(unguarded_runner.evaluate("relu", tagged(TIMING_HONEST), runtime_device="cpu"))
+    problems = {}
+    for attack in TIMING_ATTACKS:
+        result = unguarded_runner.evaluate("relu", tagged(attack.code), runtime_device="cpu")
+        runtime = result["rewards"]["runtime"]
+        if attack.caught is not None:
+            if runtime["score"] != 0.0 or attack.caught not in runtime["reason"]:
+                problems[attack.name] = result["rewards"]
+        elif result["rewards"]["correctness"]["score"] != 1.0 or not runtime["reason"].startswith("speedup"):
+            problems[attack.name] = result["rewards"]
+        # Interpreter timings on a busy machine vary by a few times between candidates; a forged clock or a
+        # slowed reference would raise the speedup by orders of magnitude.
+        elif _speedup(result) > 10 * honest:
+            problems[attack.name] = {"honest speedup": honest, "runtime": runtime}
+    assert not problems, problems
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the default on a machine without a GPU")
