@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -16,7 +16,7 @@ from kernels.timing import CudaClock, WallClock, measure
 
 from .runner_process import RunnerProcess, tagged
 from .timing_attacks import HONEST as TIMING_HONEST
-from .timing_attacks import TIMING_ATTACKS
+from .timing_attacks import TIMING_ATTACKS, forgery, speedup_of
 
 RELU = get_problem("relu").solution()
 RELU_LAUNCH = "    relu_kernel[grid](x, out, n_elements, BLOCK_SIZE=1024)\n"
@@ -90,7 +90,8 @@ def test_on_a_gpu_each_problem_is_timed_on_its_benchmark_case_and_on_the_cpu_on_
         assert any(d & (d - 1) for d in problem.benchmark_shape), problem.name
         on_cpu = TimedCase.of(problem, trials, "cpu", seed=3)
         assert _elements(on_cpu.inputs) == max(_elements(t) for t in trials), problem.name
-        assert on_cpu.inputs in trials and on_cpu.shape == problem.shape_of(trials.index(on_cpu.inputs)), problem.name
+        (trial,) = [t for t, inputs in enumerate(trials) if inputs is on_cpu.inputs]
+        assert on_cpu.shape == problem.shape_of(trial), problem.name
 
 
 def test_the_score_is_half_at_parity_and_rises_with_the_speedup() -> None:
@@ -148,29 +149,16 @@ def unguarded_runner() -> Iterator[RunnerProcess]:
     process.close()
 
 
-def _speedup(result: dict[str, Any]) -> float:
-    match = re.match(r"speedup (\S+)x on ", result["rewards"]["runtime"]["reason"])
-    assert match, result["rewards"]["runtime"]
-    return float(match.group(1))
-
-
 def test_the_speedup_cannot_be_forged_from_the_candidates_process(unguarded_runner: RunnerProcess) -> None:
     """With the candidate's host code unrestricted: rebound clocks, a slowed reference, forged reports and a
     cheaper call when timed neither raise the speedup nor get timed."""
-    honest = _speedup(unguarded_runner.evaluate("relu", tagged(TIMING_HONEST), runtime_device="cpu"))
+    honest = speedup_of(unguarded_runner.evaluate("relu", tagged(TIMING_HONEST), runtime_device="cpu"))
+    assert honest is not None and honest > 0.0
     problems = {}
     for attack in TIMING_ATTACKS:
-        result = unguarded_runner.evaluate("relu", tagged(attack.code), runtime_device="cpu")
-        runtime = result["rewards"]["runtime"]
-        if attack.caught is not None:
-            if runtime["score"] != 0.0 or attack.caught not in runtime["reason"]:
-                problems[attack.name] = result["rewards"]
-        elif result["rewards"]["correctness"]["score"] != 1.0 or not runtime["reason"].startswith("speedup"):
-            problems[attack.name] = result["rewards"]
-        # Interpreter timings on a busy machine vary by a few times between candidates; a forged clock or a
-        # slowed reference would raise the speedup by orders of magnitude.
-        elif _speedup(result) > 10 * honest:
-            problems[attack.name] = {"honest speedup": honest, "runtime": runtime}
+        problem = forgery(attack, unguarded_runner.evaluate("relu", tagged(attack.code), runtime_device="cpu"), honest)
+        if problem is not None:
+            problems[attack.name] = problem
     assert not problems, problems
 
 

@@ -9,7 +9,9 @@ attack passes correctness and is timed, and its speedup must not be inflated ove
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from kernels.dataset import get_problem
 
@@ -114,3 +116,28 @@ TIMING_ATTACKS = [
                  _when_timed("        relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, x, x.numel(), BLOCK_SIZE=1024)\n        return x\n"),
                  "modified its inputs"),
 ]
+
+
+# Timings vary by a few times between candidates on a busy machine (and under the interpreter); a forged clock
+# or a slowed reference moves the speedup by orders of magnitude.
+INFLATION_LIMIT = 10.0
+
+
+def speedup_of(result: dict[str, Any]) -> float | None:
+    match = re.match(r"speedup (\S+)x on ", result["rewards"]["runtime"]["reason"])
+    return float(match.group(1)) if match else None
+
+
+def forgery(attack: TimingAttack, result: dict[str, Any], honest_speedup: float) -> str | None:
+    """Why `result` shows the attack influencing the runtime reward, or None when it did not."""
+    runtime = result["rewards"]["runtime"]
+    if attack.caught is not None:
+        if runtime["score"] != 0.0 or attack.caught not in runtime["reason"]:
+            return f"expected runtime 0 with '{attack.caught}', got {runtime}"
+        return None
+    speedup = speedup_of(result)
+    if result["rewards"]["correctness"]["score"] != 1.0 or speedup is None:
+        return f"expected correctness 1 and a timed speedup, got {result['rewards']}"
+    if speedup > INFLATION_LIMIT * honest_speedup:
+        return f"speedup {speedup:.3g}x against the honest solution's {honest_speedup:.3g}x"
+    return None
