@@ -15,6 +15,8 @@ from typing import Any
 
 from kernels.dataset import get_problem
 
+from .hack_catalogue import send_on_every_pipe
+
 HONEST = get_problem("relu").solution()
 TRIALS = 4  # the runner's --trials: calls after these are the timed one(s)
 _SIGNATURE = "def relu(x: torch.Tensor) -> torch.Tensor:\n"
@@ -77,19 +79,9 @@ def _slow_relu(*args, **kwargs):
 torch.relu = torch.relu_ = torch.nn.functional.relu = torch.Tensor.relu = _slow_relu
 '''
 
-_FORGED_TIMING_REPORT = '''        import io, os, struct
-        buffer = io.BytesIO()
-        torch.save({"error": None, "timing": {"median_s": 1e-9, "spread_s": 0.0, "trials": 10},
-                    "output": torch.clamp(x, min=0).cpu()}, buffer)
-        message = struct.pack("<Q", len(buffer.getvalue())) + buffer.getvalue()
-        for name in os.listdir("/proc/self/fd"):
-            try:
-                if os.readlink("/proc/self/fd/" + name).startswith("pipe:"):
-                    os.write(int(name), message)
-            except OSError:
-                pass
-        os._exit(0)
-'''
+_FORGED_TIMING_REPORT = send_on_every_pipe(
+    '{"error": None, "timing": {"median_s": 1e-9, "spread_s": 0.0, "trials": 10}, "output": torch.clamp(x, min=0).cpu()}', " " * 8
+)
 
 _OTHER_KERNEL = HONEST[HONEST.index("@triton.jit"):HONEST.index("\n\ndef relu(")].replace("def relu_kernel(", "def other_kernel(")
 
