@@ -5,7 +5,8 @@ allow-list is rejected before any of it runs. Otherwise its host code runs in a 
 (`candidate.py`) that only records what each call launched (`trace.py`); once that sandbox is gone, fresh
 inputs are drawn here, and a replay sandbox that runs none of the candidate's host code (`replay.py`) runs
 the recorded launches on the trials' inputs and on the fresh ones. Everything is judged here against the
-reference, which runs only in this process, on its own copies of the inputs.
+reference, which runs only in this process, on its own copies of the inputs. The call the runtime reward times
+is traced with the trials, and its replay is what gets timed (`runtime.py`).
 """
 from __future__ import annotations
 
@@ -128,10 +129,11 @@ def _run_and_judge(
         return Reward(0.0, why), Reward(0.0, "module does not import"), [], sandbox, None
     trials = _traced_calls(traced, calls)
     timed_call = trials.pop() if timed is not None else None
-    # Only kernels the trials launched were compiled for the GPU target and checked on their outputs.
-    unchecked = sorted(timed_call.kernels().difference(*(trial.kernels() for trial in trials))) if timed_call else []
-    if timed_call is not None and unchecked:
-        timed_call = TracedCall(f"it launches kernels no trial launched: {', '.join(unchecked)}", None, timed_call.torch_ops)
+    if timed_call is not None:
+        # Only kernels the trials launched were compiled for the GPU target and checked on their outputs.
+        unchecked = sorted(timed_call.kernels().difference(*(trial.kernels() for trial in trials)))
+        if unchecked:
+            timed_call = TracedCall(f"it launches kernels no trial launched: {', '.join(unchecked)}", None, timed_call.torch_ops)
     # Drawn only now, when the tracing sandbox is gone: nothing it read or computed could know them.
     fresh = [problem.fresh_inputs(problem.shape_of(trial), args) for trial, args in enumerate(inputs)]
     traces = [trial.trace for trial in trials]
