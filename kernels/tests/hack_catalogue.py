@@ -101,7 +101,7 @@ _FORGED_TRACES = _forged_report('''        view = {"dtype": "float32", "offset":
         launch = {"kernel": "relu_kernel", "grid": [1], "kwargs": {"BLOCK_SIZE": 1024},
                   "args": [dict(view, source="input", index=0), dict(view, source="buffer", index=0), t.numel()]}
         result = torch.relu(t).contiguous().view(-1).view(torch.uint8).clone()
-        trace = {"buffers": [result], "launches": [launch], "result": dict(view, source="buffer", index=0)}
+        trace = {"buffers": [result], "launches": [launch], "copies": [], "result": dict(view, source="buffer", index=0)}
         trials.append({"error": None, "trace": trace, "torch_ops": []})
 ''', "")
 
