@@ -1,17 +1,16 @@
-"""What runs the candidate's host code, in a sandbox: trace its launches for every trial (`trace_candidate`),
-and, once it has passed, time it (`time_candidate`).
+"""What runs the candidate's host code, in a sandbox: trace its launches for every call (`trace_candidate`):
+one per trial, and one on the timed inputs when runtime is measured.
 
 This process is untrusted once the candidate's code has run: with arbitrary Python it could send anything on
 its report channel (a pipe the evaluator opened before forking). So the tracing sandbox reports no outputs
 and no verdicts, only what the entrypoint *asked* for (`trace.py`): the evaluator replays that in another
 sandbox that runs none of the candidate's host code (`replay.py`), on the real inputs and on fresh ones drawn
-after this process is gone. Every call gets a freshly executed module and freshly cloned inputs. Nothing the
+after this process is gone; the runtime reward times that replay too (`timed_replay.py`), never this process. Every call gets a freshly executed module and freshly cloned inputs. Nothing the
 sandbox writes to its directory is ever read back.
 """
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import sys
 import tempfile
@@ -22,9 +21,8 @@ from typing import Any, Callable
 import torch
 
 from . import launches
-from .interpreter_mode import switch_to_interpreter
 from .sandbox import Limits, Outcome, ReportWriter, run_isolated
-from .timing import clock_for, measure
+from .trace import copy_args
 
 CANDIDATE_FILE = "candidate.py"
 Report = Callable[[dict[str, Any]], None]
@@ -81,15 +79,15 @@ def trace_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ..
         return
     report["imported"] = True
     save()
-    for inputs in trial_inputs:
+    for index, inputs in enumerate(trial_inputs):
         report["trials"].append(_trace_call(compiled, entrypoint, inputs))
+        # Marked finished with the last call, so a large trace (the GPU's timed call) is sent only once.
+        report["finished"] = index == len(trial_inputs) - 1
         save()
-    report["finished"] = True
-    save()
 
 
 def _trace_call(compiled: Any, entrypoint: str, inputs: tuple[Any, ...]) -> dict[str, Any]:
-    args = clone_args(inputs)
+    args = copy_args(inputs)
     recorder = launches.RECORDER = launches.LaunchRecorder(args)
     guard = launches.WrapperOpGuard()
     try:
@@ -100,34 +98,6 @@ def _trace_call(compiled: Any, entrypoint: str, inputs: tuple[Any, ...]) -> dict
         return {"error": describe(error), "trace": None, "torch_ops": guard.forbidden}
     finally:
         launches.RECORDER = None
-
-
-def time_candidate(
-    code: str, entrypoint: str, inputs: tuple[Any, ...], device: str, warmup: int, trials: int, workdir: Path, send: Report
-) -> None:
-    """Time the entrypoint on one set of inputs on `device` ("cuda": compiled kernels; "cpu": the interpreter).
-
-    The same inputs serve every call (the allow-list leaves no state that could cache a result between calls);
-    the output of a call after the timed ones is reported so the evaluator can check that what was timed still
-    computes the right thing (a candidate could branch on the device it runs on).
-    """
-    os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")
-    report: dict[str, Any] = {"error": None, "timing": None, "output": None}
-    clock = clock_for(device)  # bound before the candidate's code runs
-    _forget_the_dataset()
-    if device == "cpu":
-        switch_to_interpreter()
-    source_path = workdir / CANDIDATE_FILE
-    source_path.write_text(code)
-    try:
-        function = _load(compile(code, str(source_path), "exec"), entrypoint)
-        args = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in inputs)
-        timing = measure(lambda: function(*args), clock, warmup, trials)
-        report["output"] = _as_tensor(function(*args))
-        report["timing"] = {"median_s": timing.median_s, "spread_s": timing.spread_s, "trials": timing.trials}
-    except BaseException as error:  # the candidate may raise anything, SystemExit included
-        report["error"] = describe(error)
-    send(report)
 
 
 def _execute(compiled: Any) -> dict[str, Any]:
@@ -142,16 +112,6 @@ def _load(compiled: Any, entrypoint: str) -> Callable[..., Any]:
     if not callable(function):
         raise NameError(f"the module defines no function named {entrypoint!r}")
     return function
-
-
-def _as_tensor(value: Any) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"the entrypoint returned {type(value).__name__}, not a tensor")
-    return value.detach().cpu().clone()
-
-
-def clone_args(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in inputs)
 
 
 def _forget_the_dataset() -> None:

@@ -5,12 +5,12 @@ allow-list is rejected before any of it runs. Otherwise its host code runs in a 
 (`candidate.py`) that only records what each call launched (`trace.py`); once that sandbox is gone, fresh
 inputs are drawn here, and a replay sandbox that runs none of the candidate's host code (`replay.py`) runs
 the recorded launches on the trials' inputs and on the fresh ones. Everything is judged here against the
-reference, which runs only in this process, on its own copies of the inputs.
+reference, which runs only in this process, on its own copies of the inputs. The call the runtime reward times
+is traced with the trials, and its replay is what gets timed (`runtime.py`).
 """
 from __future__ import annotations
 
 import ast
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from . import allow_list
-from .candidate import clone_args, run_sandboxed, trace_candidate
+from .candidate import run_sandboxed, trace_candidate
 from .code_ast import ModuleFacts, analyse
 from .dataset import get_problem
 from .dataset.problem import Args, Problem
@@ -27,9 +27,9 @@ from .formatting import formatting_score
 from .kernel_module import kernel_module
 from .replay import replay_candidate
 from .reward import Reward
-from .runtime import runtime_reward
+from .runtime import PLANS, TimedCase, runtime_reward
 from .sandbox import Limits, Outcome
-from .trace import MalformedTrace, Trace, materialize, parse_trial
+from .trace import MalformedTrace, TracedCall, copy_args, materialize, parse_trial
 from .violation import Violation
 
 REWARD_NAMES = ("formatting", "compilation", "correctness", "runtime")
@@ -66,7 +66,12 @@ def evaluate(
             hacks = [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
     formatting = formatting_score(code, facts, problem.name, outside_kernels_allowed=not hacks)
     rewards = {"formatting": Reward(formatting.score, formatting.reason())}
-    sandbox = "not run"
+    device = runtime_device or settings.runtime_device
+    if device == "cuda" and settings.runtime_device != "cuda":
+        device = None  # asked for a GPU the runner does not have
+    # The call the runtime reward times is traced with the trials, so nothing of the candidate runs later.
+    timed = TimedCase.of(problem, inputs, device, seed) if device in PLANS else None
+    sandbox, timed_call = "not run", None
     if code is None or facts is None:
         why = "no <triton_code> block" if code is None else f"does not parse: {parse_error}"
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, why)}
@@ -74,12 +79,12 @@ def evaluate(
         why = "not run: the code outside kernels leaves the allow-list"
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, "rejected before running: " + "; ".join(map(str, hacks)))}
     else:
-        compilation, correctness, hacks, sandbox = _run_and_judge(problem, code, facts.tree, inputs, settings)
+        compilation, correctness, hacks, sandbox, timed_call = _run_and_judge(problem, code, facts.tree, inputs, timed, settings)
         rewards |= {"compilation": compilation, "correctness": correctness}
-    device = runtime_device or settings.runtime_device
-    if device == "cuda" and settings.runtime_device != "cuda":
-        device = None  # asked for a GPU the runner does not have
-    rewards["runtime"] = runtime_reward(problem, code, inputs, rewards["correctness"], hacks, device, seed, settings.limits, settings.temp_root)
+    rewards["runtime"] = runtime_reward(
+        problem, code, facts.tree if facts is not None else None, timed, timed_call, rewards["correctness"], hacks, device,
+        settings.limits, settings.temp_root,
+    )
     return {
         "problem": problem.name,
         "rewards": {name: rewards[name].as_json() for name in REWARD_NAMES},
@@ -99,15 +104,6 @@ def _parse(code: str | None) -> tuple[ModuleFacts | None, str]:
 
 
 @dataclass(frozen=True)
-class TracedTrial:
-    """One trial as the tracing sandbox reported it (untrusted: its error and torch ops only count against it)."""
-
-    error: str | None
-    trace: Trace | None
-    torch_ops: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class ReplayedTrial:
     """One trial's replay: the returned view after running the trace on the trial's inputs, again, and on
     fresh inputs; the inputs after the first run."""
@@ -119,20 +115,27 @@ class ReplayedTrial:
 
 
 def _run_and_judge(
-    problem: Problem, code: str, tree: ast.Module, inputs: list[Args], settings: Settings
-) -> tuple[Reward, Reward, list[Violation], str]:
-    """Trace, replay and judge: (compilation, correctness, hacks, how the sandboxes ended)."""
+    problem: Problem, code: str, tree: ast.Module, inputs: list[Args], timed: TimedCase | None, settings: Settings
+) -> tuple[Reward, Reward, list[Violation], str, TracedCall | None]:
+    """Trace, replay and judge: (compilation, correctness, hacks, how the sandboxes ended, the timed call's trace)."""
+    calls = inputs + ([timed.inputs] if timed is not None else [])
     traced, tracing = run_sandboxed(
-        lambda workdir, send: trace_candidate(code, problem.name, inputs, workdir, send), settings.limits, settings.temp_root
+        lambda workdir, send: trace_candidate(code, problem.name, calls, workdir, send), settings.limits, settings.temp_root
     )
     sandbox = f"{tracing.status}: {tracing.detail}"
     if not isinstance(traced, dict) or traced.get("imported") is not True:
         error = traced.get("error") if isinstance(traced, dict) else None
         why = f"module does not import: {error or _failure(tracing)}"
-        return Reward(0.0, why), Reward(0.0, "module does not import"), [], sandbox
-    trials = _traced_trials(traced, inputs)
+        return Reward(0.0, why), Reward(0.0, "module does not import"), [], sandbox, None
+    trials = _traced_calls(traced, calls)
+    timed_call = trials.pop() if timed is not None else None
+    if timed_call is not None:
+        # Only kernels the trials launched were compiled for the GPU target and checked on their outputs.
+        unchecked = sorted(timed_call.kernels().difference(*(trial.kernels() for trial in trials)))
+        if unchecked:
+            timed_call = TracedCall(f"it launches kernels no trial launched: {', '.join(unchecked)}", None, timed_call.torch_ops)
     # Drawn only now, when the tracing sandbox is gone: nothing it read or computed could know them.
-    fresh = [_fresh_inputs(problem, trial, args) for trial, args in enumerate(inputs)]
+    fresh = [problem.fresh_inputs(problem.shape_of(trial), args) for trial, args in enumerate(inputs)]
     traces = [trial.trace for trial in trials]
     replay: dict[str, Any] | None = None
     replay_outcome = Outcome("ok", "nothing to replay", "")
@@ -144,45 +147,35 @@ def _run_and_judge(
         sandbox += f"; replay {replay_outcome.status}: {replay_outcome.detail}"
     replayed = _replayed_trials(replay, len(inputs))
     compilation = _score_compilation(trials, replay, replay_outcome)
-    hacks = _violations(problem, inputs, fresh, trials, replayed)
+    hacks = _violations(problem, inputs, fresh, trials, replayed, timed_call)
     unfinished = None  # reports are only taken whole, from sandboxes that ran every phase and exited cleanly
     if traced.get("finished") is not True or tracing.status != "ok":
         unfinished = f"the tracing sandbox did not finish: {_failure(tracing)}"
     elif (replay is not None and replay.get("finished") is not True) or replay_outcome.status != "ok":
         unfinished = f"the replay did not finish: {_failure(replay_outcome)}"
     correctness = _score_correctness(problem, inputs, trials, replayed, unfinished, hacks, compilation)
-    return compilation, correctness, hacks, sandbox
+    return compilation, correctness, hacks, sandbox, timed_call
 
 
-def _traced_trials(traced: dict[str, Any], inputs: list[Args]) -> list[TracedTrial]:
+def _traced_calls(traced: dict[str, Any], inputs: list[Args]) -> list[TracedCall]:
     raw_trials = traced.get("trials")
     raw_trials = list(raw_trials) if isinstance(raw_trials, list) else []
     trials = []
     for index, args in enumerate(inputs):
         raw = raw_trials[index] if index < len(raw_trials) else None
         if not isinstance(raw, dict):
-            trials.append(TracedTrial("the tracing sandbox did not report this trial", None, ()))
+            trials.append(TracedCall("the tracing sandbox did not report this call", None, ()))
             continue
         ops = raw.get("torch_ops")
         torch_ops = tuple(str(op) for op in ops) if isinstance(ops, list) else ()
         if raw.get("error") is not None:
-            trials.append(TracedTrial(str(raw["error"]), None, torch_ops))
+            trials.append(TracedCall(str(raw["error"]), None, torch_ops))
             continue
         try:
-            trials.append(TracedTrial(None, parse_trial(raw.get("trace"), args), torch_ops))
+            trials.append(TracedCall(None, parse_trial(raw.get("trace"), args), torch_ops))
         except MalformedTrace as error:
-            trials.append(TracedTrial(f"malformed trace: {error}", None, torch_ops))
+            trials.append(TracedCall(f"malformed trace: {error}", None, torch_ops))
     return trials
-
-
-def _fresh_inputs(problem: Problem, trial: int, args: Args) -> Args:
-    """The trial's shape case drawn again from unpredictable entropy; plain arguments (scales, slopes) kept."""
-    drawn = problem.inputs_from(trial, torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little")))
-    fresh = tuple(new if isinstance(old, torch.Tensor) else old for old, new in zip(args, drawn))
-    for old, new in zip(args, fresh):
-        if isinstance(old, torch.Tensor) and (old.shape, old.stride(), old.dtype) != (new.shape, new.stride(), new.dtype):
-            raise AssertionError(f"{problem.name}: fresh inputs of trial {trial} are laid out differently")
-    return fresh
 
 
 def _replayed_trials(replay: dict[str, Any] | None, count: int) -> list[ReplayedTrial | str | None]:
@@ -207,7 +200,7 @@ def _failure(outcome: Outcome) -> str:
     return outcome.detail + (f" ({' | '.join(tail)})" if tail else "")
 
 
-def _score_compilation(trials: list[TracedTrial], replay: dict[str, Any] | None, outcome: Outcome) -> Reward:
+def _score_compilation(trials: list[TracedCall], replay: dict[str, Any] | None, outcome: Outcome) -> Reward:
     if not any(trial.trace is not None and trial.trace.launches for trial in trials):
         error = next((trial.error for trial in trials if trial.error is not None), None)
         return Reward(0.5, f"module imports, nothing to compile: {error or 'no kernel was launched'}")
@@ -221,22 +214,20 @@ def _score_compilation(trials: list[TracedTrial], replay: dict[str, Any] | None,
 
 
 def _violations(
-    problem: Problem, inputs: list[Args], fresh: list[Args], trials: list[TracedTrial], replayed: list[ReplayedTrial | str | None]
+    problem: Problem, inputs: list[Args], fresh: list[Args], trials: list[TracedCall], replayed: list[ReplayedTrial | str | None],
+    timed_call: TracedCall | None,
 ) -> list[Violation]:
-    """Hacks visible only by running, judged on the traces and their replays against trusted data."""
+    """Hacks visible only by running, judged on the traces and their replays against trusted data (the timed
+    call's trace is judged on its shape here, on its values when it is timed)."""
     found: set[Violation] = set()
+    for call in [*trials, *([timed_call] if timed_call is not None else [])]:
+        _add_trace_violations(call, found)
     for trial, replay, args, fresh_args in zip(trials, replayed, inputs, fresh):
-        if trial.torch_ops:
-            found.add(Violation("torch_at_runtime", "the wrapper ran torch ops " + ", ".join(sorted(trial.torch_ops))))
         trace = trial.trace
         if trace is None:
             continue
-        if not trace.launches:
-            found.add(Violation("no_launch", "the entrypoint returned without launching a kernel"))
-        if not any(trace.result.memory in launch.memories() for launch in trace.launches):
-            found.add(Violation("kernel_effects", "no kernel had the memory of the returned tensor as an argument"))
-        expected = problem.reference(*clone_args(args))
-        before_kernels = materialize(trace.result, clone_args(args), [buffer.clone() for buffer in trace.buffers])
+        expected = problem.reference(*copy_args(args))
+        before_kernels = materialize(trace.result, copy_args(args), [buffer.clone() for buffer in trace.buffers])
         if problem.matches(before_kernels, expected):
             found.add(Violation("noop_same_output", "the returned memory holds the right output before any kernel runs"))
         if not isinstance(replay, ReplayedTrial):
@@ -248,10 +239,22 @@ def _violations(
             found.add(Violation("inputs_mutated", "the kernels modified the entrypoint's inputs"))
         if not _same(replay.again, replay.output):
             found.add(Violation("nondeterministic", "two runs on the same inputs returned different outputs"))
-        if problem.matches(replay.output, expected) and not problem.matches(replay.fresh, problem.reference(*clone_args(fresh_args))):
+        if problem.matches(replay.output, expected) and not problem.matches(replay.fresh, problem.reference(*copy_args(fresh_args))):
             found.add(Violation("host_data", "right on the trial's inputs, wrong on fresh inputs the host code never saw: "
                                              "the launches carry results computed on the host"))
     return sorted(found, key=str)
+
+
+def _add_trace_violations(call: TracedCall, found: set[Violation]) -> None:
+    if call.torch_ops:
+        found.add(Violation("torch_at_runtime", "the wrapper ran torch ops " + ", ".join(sorted(call.torch_ops))))
+    trace = call.trace
+    if trace is None:
+        return
+    if not trace.launches:
+        found.add(Violation("no_launch", "the entrypoint returned without launching a kernel"))
+    if not any(trace.result.memory in launch.memories() for launch in trace.launches):
+        found.add(Violation("kernel_effects", "no kernel had the memory of the returned tensor as an argument"))
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -261,7 +264,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def _score_correctness(
     problem: Problem,
     inputs: list[Args],
-    trials: list[TracedTrial],
+    trials: list[TracedCall],
     replayed: list[ReplayedTrial | str | None],
     unfinished: str | None,
     hacks: list[Violation],
@@ -283,7 +286,7 @@ def _score_correctness(
     return Reward(passed / len(inputs), summary + ("; " + "; ".join(reasons) if reasons else ""))
 
 
-def _judge_trial(problem: Problem, args: Args, trial: TracedTrial, replay: ReplayedTrial | str | None) -> str | None:
+def _judge_trial(problem: Problem, args: Args, trial: TracedCall, replay: ReplayedTrial | str | None) -> str | None:
     """None when the trial's replayed output matches the reference, otherwise why it does not."""
     if trial.error is not None:
         return trial.error.splitlines()[-1]
@@ -292,7 +295,7 @@ def _judge_trial(problem: Problem, args: Args, trial: TracedTrial, replay: Repla
     if isinstance(replay, str):
         return replay.splitlines()[-1]
     output = replay.output
-    expected = problem.reference(*clone_args(args))
+    expected = problem.reference(*copy_args(args))
     if output.shape != expected.shape:
         return f"shape {tuple(output.shape)}, expected {tuple(expected.shape)}"
     unwritten = int((output.isnan() & ~expected.isnan()).sum()) if output.is_floating_point() else 0

@@ -5,7 +5,9 @@ InterpretedFunction under TRITON_INTERPRET=1); patching `run` on those classes s
 candidate spells them. Here a launch is recorded, never run: the recorder writes down the kernel's name, the
 grid (a grid callable is called here, under the torch-op guard, so work hidden in it is the wrapper's), and
 its arguments as views of the inputs or of buffers whose bytes it copies when a launch first takes them
-(`trace.py`). This all runs in the candidate's process, so none of it is trusted: the evaluator replays the
+(`trace.py`). A host copy the wrapper makes (`contiguous()` or `reshape` of a strided input dispatch to aten's
+`clone`) is recorded as such, so the replay redoes it from the inputs it runs on instead of carrying the
+trial's values in the copy's bytes. This all runs in the candidate's process, so none of it is trusted: the evaluator replays the
 trace (`replay.py`) and judges what the replay computes. The torch-op guard's findings can only count against
 a candidate.
 """
@@ -40,6 +42,7 @@ class LaunchRecorder:
         self.buffer_index: dict[int, int] = {}
         self.buffers: list[torch.Tensor] = []
         self.launches: list[dict[str, Any]] = []
+        self.copies: list[dict[str, Any]] = []
         self.recording = False  # the recorder's own tensor reads are not the wrapper's
 
     def launch(self, kernel: str, grid: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -50,12 +53,19 @@ class LaunchRecorder:
         finally:
             self.recording = False
 
+    def copy(self, source: torch.Tensor, target: torch.Tensor) -> None:
+        self.recording = True
+        try:
+            self.copies.append({"source": self.argument(source), "target": self.argument(target), "before_launch": len(self.launches)})
+        finally:
+            self.recording = False
+
     def trace(self, result: Any) -> dict[str, Any]:
         if not isinstance(result, torch.Tensor):
             raise TypeError(f"the entrypoint returned {type(result).__name__}, not a tensor")
         self.recording = True
         try:
-            return {"buffers": self.buffers, "launches": self.launches, "result": self.argument(result)}
+            return {"buffers": self.buffers, "launches": self.launches, "copies": self.copies, "result": self.argument(result)}
         finally:
             self.recording = False
 
@@ -105,7 +115,8 @@ def _resolve_grid(fn: Callable[..., Any], grid: Any, args: tuple[Any, ...], kwar
 
 
 class WrapperOpGuard(TorchDispatchMode):
-    """Records the aten ops the wrapper runs outside kernels that are not allocation, views or metadata."""
+    """Records the aten ops the wrapper runs outside kernels that are not allocation, views or metadata, and
+    hands the recorder the copies it makes."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +124,10 @@ class WrapperOpGuard(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         name = func.overloadpacket.__name__
-        if not (RECORDER is not None and RECORDER.recording) and name not in ALLOWED_WRAPPER_OPS and name not in self.forbidden:
+        wrapper = RECORDER is not None and not RECORDER.recording
+        if wrapper and name not in ALLOWED_WRAPPER_OPS and name not in self.forbidden:
             self.forbidden.append(name)
-        return func(*args, **(kwargs or {}))
+        result = func(*args, **(kwargs or {}))
+        if wrapper and name == "clone" and RECORDER is not None:
+            RECORDER.copy(args[0], result)
+        return result

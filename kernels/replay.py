@@ -2,7 +2,7 @@
 
 It executes only the cut-down kernel module (`kernel_module.py`: imports, literal constants, `@triton.jit`
 definitions), compiles each launched kernel for the GPU target from its first traced launch, then switches to
-the interpreter and replays every trial's trace (`trace.py`): three times, each on fresh copies of the
+the interpreter and replays every trial's trace (`trace.py`: its host copies and launches): three times, each on fresh copies of the
 buffers and of the inputs: on the trial's inputs, again on them (determinism; the first run's memory is kept
 alive so the second gets other addresses), and on the fresh inputs the evaluator drew after the tracing
 sandbox was gone. It reports the returned views and the inputs after the first run; the evaluator judges them.
@@ -10,17 +10,18 @@ sandbox was gone. It reports the returned views and the inputs after the first r
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .candidate import CANDIDATE_FILE, Report, clone_args, describe
+from .candidate import CANDIDATE_FILE, Report, describe
 from .interpreter_mode import switch_to_interpreter
 from .offline_compile import compile_launch
-from .trace import KernelLaunch, Trace, TensorRef, materialize
+from .trace import KernelLaunch, Trace, TensorRef, copy_args, materialize
 from .triton_internals import KERNEL_CLASSES
 
 
@@ -37,7 +38,7 @@ def replay_candidate(
     report["kernels"] = _compile_launched_kernels(kernels_code, traces, inputs)
     send(report)
     switch_to_interpreter()
-    kernels = _execute(kernels_code)
+    kernels = execute_kernels(kernels_code)
     for trace, args, fresh in zip(traces, inputs, fresh_inputs):
         report["trials"].append(None if trace is None else _replay_trial(kernels, trace, args, fresh))
         send(report)
@@ -48,10 +49,10 @@ def replay_candidate(
 def _replay_trial(kernels: dict[str, Any], trace: Trace, inputs: tuple[Any, ...], fresh: tuple[Any, ...]) -> dict[str, Any]:
     memory: list[Any] = []  # every run's buffers and inputs stay alive until the trial is done
     try:
-        args = clone_args(inputs)
+        args = copy_args(inputs)
         output = _run(kernels, trace, args, memory)
-        again = _run(kernels, trace, clone_args(inputs), memory)
-        fresh_output = _run(kernels, trace, clone_args(fresh), memory)
+        again = _run(kernels, trace, copy_args(inputs), memory)
+        fresh_output = _run(kernels, trace, copy_args(fresh), memory)
     except BaseException as error:  # a kernel may raise anything under the interpreter
         return {"error": describe(error)}
     return {"error": None, "output": output, "again": again, "fresh": fresh_output,
@@ -61,17 +62,38 @@ def _replay_trial(kernels: dict[str, Any], trace: Trace, inputs: tuple[Any, ...]
 def _run(kernels: dict[str, Any], trace: Trace, args: tuple[Any, ...], memory: list[Any]) -> torch.Tensor:
     buffers = [buffer.clone() for buffer in trace.buffers]
     memory.append((args, buffers))
-    for launch in trace.launches:
-        positional, keywords = _arguments(launch, args, buffers)
-        _kernel(kernels, launch.kernel)[launch.grid](*positional, **keywords)
+    bind_trace(kernels, trace, args, buffers)()
     return materialize(trace.result, args, buffers).clone()
+
+
+def bind_trace(kernels: dict[str, Any], trace: Trace, args: tuple[Any, ...], buffers: list[torch.Tensor]) -> Callable[[], None]:
+    """The trace's copies and launches, in the wrapper's order, bound to these inputs and buffers: calling the
+    result runs them (every view is resolved here, so a timed call does only the work itself)."""
+    steps: list[Callable[[], object]] = []
+    copies = iter(trace.copies)
+    pending = next(copies, None)
+    for index in range(len(trace.launches) + 1):
+        while pending is not None and pending.before_launch == index:
+            target, source = materialize(pending.target, args, buffers), materialize(pending.source, args, buffers)
+            steps.append(functools.partial(target.copy_, source))
+            pending = next(copies, None)
+        if index < len(trace.launches):
+            launch = trace.launches[index]
+            positional, keywords = _arguments(launch, args, buffers)
+            steps.append(functools.partial(_kernel(kernels, launch.kernel)[launch.grid], *positional, **keywords))
+
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
 
 
 def _compile_launched_kernels(kernels_code: CodeType, traces: list[Trace | None], inputs: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Each kernel compiled for the GPU target from the arguments of its first traced launch."""
     results: list[dict[str, Any]] = []
     try:
-        kernels = _execute(kernels_code)
+        kernels = execute_kernels(kernels_code)
     except BaseException as error:
         kernels, failure = {}, f"the module's kernels do not import: {describe(error)}"
     else:
@@ -91,7 +113,8 @@ def _compile_launched_kernels(kernels_code: CodeType, traces: list[Trace | None]
     return results
 
 
-def _execute(kernels_code: CodeType) -> dict[str, Any]:
+def execute_kernels(kernels_code: CodeType) -> dict[str, Any]:
+    """The cut-down module's namespace (running it runs nothing of the candidate's: `kernel_module.py`)."""
     namespace: dict[str, Any] = {"__name__": "candidate", "__file__": kernels_code.co_filename}
     exec(kernels_code, namespace)
     return namespace

@@ -1,9 +1,12 @@
 """The runtime reward: the candidate's speedup over the PyTorch reference, mapped onto [0, 1].
 
-Only a candidate that passed every correctness trial with no hack found is timed, in a second sandbox (the
-first one's verdict is known only after it exits): on a GPU on the problem's benchmark case (large enough that
-a kernel's time is not just launch overhead), in the CPU test mode on the correctness inputs with the most
-elements. The reference is then timed here, in the trusted evaluator, on the same inputs and device with the same clock.
+Only a candidate that passed every correctness trial with no hack found is timed: on a GPU on the problem's
+benchmark case (large enough that a kernel's time is not just launch overhead), in the CPU test mode on the
+correctness inputs with the most elements. The candidate's process is never timed: its entrypoint was traced
+on the timed inputs together with the trials, and a sandbox that runs none of its host code replays that trace
+(its host copies and kernel launches) on fresh inputs of the same layout, drawn after the tracing sandbox is
+gone, and times the replay (`timed_replay.py`). The reference is timed here, in the trusted evaluator, on the
+same fresh inputs and device with the same clock.
 
 Devices: "cuda" times the compiled kernels on the GPU (the default where the runner sees one); "cpu" times
 the Triton interpreter against torch on the CPU, which says nothing about kernel speed but exercises the
@@ -11,6 +14,7 @@ whole mechanism on a machine without a GPU; "off" skips the measurement.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -18,12 +22,15 @@ from typing import Any
 
 import torch
 
-from .candidate import run_sandboxed, time_candidate
+from .candidate import run_sandboxed
 from .dataset.problem import Args, Problem
+from .kernel_module import kernel_module
 from .reward import Reward
 from .sandbox import Limits, Outcome
-from .violation import Violation
+from .timed_replay import time_replay
 from .timing import Timing, clock_for, measure
+from .trace import Trace, TracedCall, copy_args
+from .violation import Violation
 
 RUNTIME_DEVICES = ("cuda", "cpu", "off")
 NO_GPU = "not measured: runtime needs a GPU and the runner has none (request runtime_device 'cpu' to test the mechanism)"
@@ -52,36 +59,55 @@ def speedup_score(speedup: float) -> float:
     return 1.0 if math.isinf(speedup) else speedup / (1.0 + speedup)
 
 
+@dataclass(frozen=True)
+class TimedCase:
+    """The inputs the runtime reward times the candidate on, and the shape case they were drawn for."""
+
+    shape: tuple[int, ...]
+    inputs: Args
+
+    @staticmethod
+    def of(problem: Problem, trial_inputs: list[Args], device: str, seed: int) -> TimedCase:
+        """On a GPU, the problem's benchmark case; in the CPU test mode the interpreter could not run it in time,
+        so the correctness inputs with the most elements."""
+        if device == "cuda":
+            return TimedCase(tuple(problem.benchmark_shape), problem.benchmark_inputs(seed))
+        trial = max(range(len(trial_inputs)), key=lambda t: sum(a.numel() for a in trial_inputs[t] if isinstance(a, torch.Tensor)))
+        return TimedCase(problem.shape_of(trial), trial_inputs[trial])
+
+
 def runtime_reward(
     problem: Problem,
     code: str | None,
-    inputs: list[Args],
+    tree: ast.Module | None,
+    timed: TimedCase | None,
+    call: TracedCall | None,
     correctness: Reward,
     hacks: list[Violation],
     device: str | None,
-    seed: int,
     limits: Limits,
     temp_root: str | None,
 ) -> Reward:
-    """`device` None means the runner has no GPU and the request named none."""
+    """`device` None means the runner has no GPU and the request named none. `call` is the tracing sandbox's
+    trace of the entrypoint on `timed.inputs`; what is timed is its replay on fresh inputs of the same layout."""
     if device is None:
         return Reward(0.0, NO_GPU)
     if device == "off":
         return Reward(0.0, "not measured: runtime_device is 'off'")
     if hacks:
         return Reward(0.0, "not measured: reward hacking was detected")
-    if code is None or correctness.score < 1.0:
+    if code is None or tree is None or timed is None or correctness.score < 1.0:
         return Reward(0.0, "not measured: only a candidate that passes every correctness trial is timed")
-    args = timed_inputs(problem, inputs, device, seed)
+    if call is None or call.trace is None:
+        return Reward(0.0, f"not measured: the call on the timed inputs failed: {(call.error if call else None) or 'not traced'}")
     plan = PLANS[device]
-    measured = _read_report(*_time_sandboxed(code, problem.name, args, device, plan, limits, temp_root))
+    # Drawn now, when the tracing sandbox is gone: bytes it put in the trace cannot hold results for them.
+    fresh = problem.fresh_inputs(timed.shape, timed.inputs)
+    measured = _read_report(*_time_sandboxed(problem, code, tree, call.trace, fresh, device, plan, limits, temp_root))
     if isinstance(measured, str):
         return Reward(0.0, f"timing run failed: {measured}")
-    candidate, output = measured
-    on_device = tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
-    expected = problem.reference(*on_device).cpu()
-    if not problem.matches(output, expected):
-        return Reward(0.0, "the output of the timed run does not match the reference")
+    candidate = measured
+    on_device = copy_args(fresh, device)
     reference = measure(lambda: problem.reference(*on_device), clock_for(device), plan.warmup, plan.trials)
     speedup = reference.median_s / candidate.median_s
     caveat = " (CPU test mode: the Triton interpreter against torch, not a kernel speed)" if device == "cpu" else ""
@@ -92,37 +118,34 @@ def runtime_reward(
     )
 
 
-def timed_inputs(problem: Problem, inputs: list[Args], device: str, seed: int) -> Args:
-    """On a GPU, the problem's benchmark case; in the CPU test mode the interpreter could not run it in time,
-    so the correctness inputs with the most elements."""
-    if device == "cuda":
-        return problem.benchmark_inputs(seed)
-    return max(inputs, key=lambda a: sum(t.numel() for t in a if isinstance(t, torch.Tensor)))
-
-
 def _time_sandboxed(
-    code: str, entrypoint: str, args: Args, device: str, plan: TimingPlan, limits: Limits, temp_root: str | None
+    problem: Problem, code: str, tree: ast.Module, trace: Trace, inputs: Args, device: str, plan: TimingPlan, limits: Limits,
+    temp_root: str | None,
 ) -> tuple[dict[str, Any] | None, Outcome]:
     if device == "cuda":
         limits = dataclasses.replace(limits, cap_address_space=False)
-    child = lambda workdir, send: time_candidate(code, entrypoint, args, device, plan.warmup, plan.trials, workdir, send)  # noqa: E731
+    kernels = kernel_module(tree)
+    child = lambda workdir, send: time_replay(  # noqa: E731
+        problem, kernels, code, trace, inputs, device, plan.warmup, plan.trials, workdir, send
+    )
     return run_sandboxed(child, limits, temp_root)
 
 
-def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> tuple[Timing, torch.Tensor] | str:
-    """The candidate's timing and output, or why there are none. The sandbox's report is untrusted: anything
-    but a positive, finite time and a tensor output is a failure."""
+def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> Timing | str:
+    """The replay's timing, or why there is none; anything but a positive, finite time is a failure."""
     if report is None:
         tail = outcome.log_tail.strip().splitlines()[-1:]
         return f"{outcome.status}: {outcome.detail}" + (f" ({tail[0]})" if tail else "")
     if report.get("error"):
         return str(report["error"]).splitlines()[-1]
-    timing, output = report.get("timing"), report.get("output")
-    if not isinstance(timing, dict) or not isinstance(output, torch.Tensor):
+    if outcome.status != "ok":
+        return f"{outcome.status}: {outcome.detail}"
+    timing = report.get("timing")
+    if not isinstance(timing, dict):
         return "the timing report is incomplete"
     median, spread, trials = timing.get("median_s"), timing.get("spread_s"), timing.get("trials")
     if not (isinstance(median, float) and isinstance(spread, float) and isinstance(trials, int)):
         return f"the timing report is malformed: {timing}"
     if not (math.isfinite(median) and math.isfinite(spread) and median > 0.0):
         return f"the timing report holds no valid time: {timing}"
-    return Timing(median, spread, trials), output
+    return Timing(median, spread, trials)

@@ -5,9 +5,9 @@ by CUDA events read after the device catches up; the host's launch overhead coun
 caller waiting on the result. On the CPU the work is done when the call returns, so the wall clock around
 the call is the measure. Warm-up calls absorb one-off costs (JIT compilation, caches, allocator growth).
 
-The clocks are bound when this module is imported, which in the sandbox is before the candidate's code runs:
-a candidate that later rebinds `torch.cuda.Event` or `torch.cuda.synchronize` does not change what is read
-(the allow-list rejects any store into torch, and `time` cannot be imported).
+What is timed is never the candidate's process: the runtime reward replays the candidate's traced launches in
+a sandbox that runs none of its host code (`timed_replay.py`), and times the reference in the evaluator. The
+clocks are still bound when this module is imported, before any kernel module is executed there.
 """
 from __future__ import annotations
 
@@ -64,12 +64,24 @@ class Timing:
         return f"{_human(self.median_s)} (IQR {_human(self.spread_s)})"
 
 
-def measure(call: Callable[[], object], clock: Clock, warmup: int, trials: int) -> Timing:
+def measure(
+    call: Callable[[], object], clock: Clock, warmup: int, trials: int,
+    reset: Callable[[], object] = lambda: None, verify: Callable[[], object] = lambda: None,
+) -> Timing:
+    """`reset` runs before every call and `verify` after it (warm-up calls included), both outside the timed
+    region: a replay restores its memory in `reset` and checks each call's output in `verify`."""
     if trials < 2:
         raise ValueError("a spread needs at least 2 trials")
     for _ in range(warmup):
+        reset()
         call()
-    return Timing.of([clock.seconds(call) for _ in range(trials)])
+        verify()
+    samples = []
+    for _ in range(trials):
+        reset()
+        samples.append(clock.seconds(call))
+        verify()
+    return Timing.of(samples)
 
 
 def _human(seconds: float) -> str:

@@ -2,12 +2,13 @@
 
 The tracing sandbox runs the candidate's host code and records, per call, the memory it handed to kernels
 (each buffer's bytes when a launch first took it), the launches (kernel name, grid, arguments as views of the
-inputs or of those buffers, plain values) and which view it returned. That record comes from an untrusted
+inputs or of those buffers, plain values), the host copies between them (`x.contiguous()` of a strided
+input: which view was copied into which buffer, and before which launch) and which view it returned. That record comes from an untrusted
 process, so it arrives as plain data (`torch.save` with `weights_only` loading) and `parse_trial` checks every
 field before anything uses it: a malformed trace is a failed trial, never a crash of the evaluator.
 
-Whatever a trace says, replaying it (`replay.py`) can only allocate those buffers, run the module's own kernels
-on the real inputs and read the returned view: host computation is not replayed. Data computed on the host can
+Whatever a trace says, replaying it (`replay.py`) can only allocate those buffers, redo its copies, run the
+module's own kernels on the real inputs and read the returned view: host computation is not replayed. Data computed on the host can
 ride only in the trace's bytes and plain values, and those were fixed before the evaluator drew the fresh
 inputs it also replays the trace on (`evaluate.py`).
 """
@@ -25,6 +26,7 @@ DTYPES: dict[str, torch.dtype] = {
 }
 # Bounds on what a trace may ask for: far above any honest wrapper's, far below what would stall a replay.
 MAX_LAUNCHES = 4096
+MAX_COPIES = 256
 MAX_BUFFERS = 256
 MAX_DIMENSIONS = 8
 MAX_PROGRAMS = 1 << 24
@@ -63,10 +65,34 @@ class KernelLaunch:
 
 
 @dataclass(frozen=True)
+class HostCopy:
+    """The wrapper copied `source` into the buffer view `target` (a `contiguous()` or `reshape` that could not
+    be a view) before launch number `before_launch`: the replay redoes the copy from whatever `source` then holds."""
+
+    source: TensorRef
+    target: TensorRef
+    before_launch: int
+
+
+@dataclass(frozen=True)
 class Trace:
     buffers: tuple[torch.Tensor, ...]  # uint8, one per buffer: its bytes when first handed to a kernel (or returned)
     launches: tuple[KernelLaunch, ...]
+    copies: tuple[HostCopy, ...]  # in the order the wrapper made them
     result: TensorRef
+
+
+@dataclass(frozen=True)
+class TracedCall:
+    """One call of the entrypoint as the tracing sandbox reported it (untrusted: its error and torch ops only
+    count against it)."""
+
+    error: str | None
+    trace: Trace | None
+    torch_ops: tuple[str, ...]
+
+    def kernels(self) -> set[str]:
+        return {launch.kernel for launch in self.trace.launches} if self.trace is not None else set()
 
 
 class MalformedTrace(ValueError):
@@ -81,7 +107,7 @@ def tensor_record(source: str, index: int, tensor: torch.Tensor) -> dict[str, An
 
 def parse_trial(raw: Any, inputs: tuple[Any, ...]) -> Trace:
     """Check an untrusted trace against the real inputs' layout; raises MalformedTrace naming the field."""
-    record = _dict(raw, "trace", {"buffers", "launches", "result"})
+    record = _dict(raw, "trace", {"buffers", "launches", "copies", "result"})
     buffers = _list(record["buffers"], "buffers", MAX_BUFFERS)
     for index, buffer in enumerate(buffers):
         if not (isinstance(buffer, torch.Tensor) and buffer.dtype == torch.uint8 and buffer.dim() == 1 and buffer.layout == torch.strided
@@ -90,10 +116,32 @@ def parse_trial(raw: Any, inputs: tuple[Any, ...]) -> Trace:
     sizes = {("buffer", i): b.numel() for i, b in enumerate(buffers)}
     sizes |= {("input", i): a.untyped_storage().nbytes() for i, a in enumerate(inputs) if isinstance(a, torch.Tensor)}
     launches = tuple(_launch(raw_launch, f"launches[{i}]", sizes) for i, raw_launch in enumerate(_list(record["launches"], "launches", MAX_LAUNCHES)))
+    copies = tuple(_copy(raw_copy, f"copies[{i}]", sizes, len(launches)) for i, raw_copy in enumerate(_list(record["copies"], "copies", MAX_COPIES)))
+    if any(earlier.before_launch > later.before_launch for earlier, later in zip(copies, copies[1:])):
+        raise MalformedTrace("copies: not in the order of the launches")
     result = _argument(record["result"], "result", sizes)
     if not isinstance(result, TensorRef):
         raise MalformedTrace("result: not a tensor view")
-    return Trace(tuple(b.clone() for b in buffers), launches, result)
+    return Trace(tuple(b.clone() for b in buffers), launches, copies, result)
+
+
+def copy_of(tensor: torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:
+    """A copy of the tensor's whole storage, on `device`, viewed as the tensor is (same shape, strides and storage
+    offset). `clone()` and `to()` would make a view that is not dense contiguous, while a trace's views of an
+    input are in the coordinates of its storage."""
+    storage = torch.empty(0, dtype=torch.uint8, device=tensor.device).set_(tensor.untyped_storage())
+    copied = storage.to(device, copy=True) if device is not None else storage.clone()
+    return torch.empty(0, dtype=tensor.dtype, device=copied.device).set_(
+        copied.untyped_storage(), tensor.storage_offset(), tensor.shape, tensor.stride())
+
+
+def copy_args(args: tuple[Any, ...], device: str | torch.device | None = None) -> tuple[Any, ...]:
+    return tuple(copy_of(a, device) if isinstance(a, torch.Tensor) else a for a in args)
+
+
+def layout(tensor: torch.Tensor) -> tuple[Any, ...]:
+    """What a trace's views of an input depend on: all of it must match between inputs a trace is replayed on."""
+    return tensor.shape, tensor.stride(), tensor.storage_offset(), tensor.untyped_storage().nbytes(), tensor.dtype
 
 
 def materialize(ref: TensorRef, inputs: tuple[Any, ...], buffers: list[torch.Tensor]) -> torch.Tensor:
@@ -118,6 +166,19 @@ def _launch(raw: Any, where: str, sizes: dict[tuple[str, int], int]) -> KernelLa
         if not (isinstance(name, str) and name.isidentifier()):
             raise MalformedTrace(f"{where}.kwargs: {name!r} is not a parameter name")
     return KernelLaunch(kernel, tuple(grid), args, {name: _argument(v, f"{where}.kwargs.{name}", sizes) for name, v in kwargs.items()})
+
+
+def _copy(raw: Any, where: str, sizes: dict[tuple[str, int], int], launches: int) -> HostCopy:
+    record = _dict(raw, where, {"source", "target", "before_launch"})
+    source, target = (_argument(record[key], f"{where}.{key}", sizes) for key in ("source", "target"))
+    if not (isinstance(source, TensorRef) and isinstance(target, TensorRef)):
+        raise MalformedTrace(f"{where}: not a copy between tensor views")
+    if target.source != "buffer" or (source.shape, source.dtype) != (target.shape, target.dtype):
+        raise MalformedTrace(f"{where}.target: not a buffer view of the source's shape and dtype")
+    before_launch = _count(record["before_launch"], f"{where}.before_launch")
+    if before_launch > launches:
+        raise MalformedTrace(f"{where}.before_launch: {before_launch} is past the last of {launches} launches")
+    return HostCopy(source, target, before_launch)
 
 
 def _argument(raw: Any, where: str, sizes: dict[tuple[str, int], int]) -> Argument:

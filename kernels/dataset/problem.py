@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import inspect
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+
+from ..trace import layout
 
 # KernelBench's tolerances: fp32 results must agree to 1e-4, half-precision ones to 1e-2.
 DEFAULT_TOLERANCES: dict[torch.dtype, float] = {
@@ -80,7 +83,20 @@ class Problem:
 
     def inputs_from(self, trial: int, generator: torch.Generator) -> Args:
         """Arguments for one correctness trial's shape case, drawn from `generator`."""
-        return self.make_inputs(tuple(self.shapes[trial % len(self.shapes)]), generator)
+        return self.make_inputs(self.shape_of(trial), generator)
+
+    def shape_of(self, trial: int) -> tuple[int, ...]:
+        return tuple(self.shapes[trial % len(self.shapes)])
+
+    def fresh_inputs(self, shape: tuple[int, ...], like: Args) -> Args:
+        """The shape case of `like` drawn again from unpredictable entropy (`os.urandom`), with the same layout
+        (shapes, strides, storage offsets and sizes, dtypes); plain arguments (scales, slopes) are kept."""
+        drawn = self.make_inputs(shape, torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little")))
+        fresh = tuple(new if isinstance(old, torch.Tensor) else old for old, new in zip(like, drawn))
+        for old, new in zip(like, fresh):
+            if isinstance(old, torch.Tensor) and (not isinstance(new, torch.Tensor) or layout(old) != layout(new)):
+                raise AssertionError(f"{self.name}: inputs drawn again for shape {shape} are laid out differently")
+        return fresh
 
     def benchmark_inputs(self, seed: int) -> Args:
         generator = torch.Generator().manual_seed(seed * 1_000_003 + 999_983)  # apart from every trial's seed

@@ -1,14 +1,17 @@
 """The runner on this machine's GPU, end to end: `scripts/device-runner-check.sh` (run from the repository root).
 
-Three sweeps through the real runner process, with the runtime reward timed on the GPU:
+Four sweeps through the real runner process, with the runtime reward timed on the GPU (the replay of each
+candidate's traced call on fresh benchmark-size inputs, `timed_replay.py`):
 1. every data-set solution: formatting, compilation and correctness 1, no hack, a runtime score in (0, 1);
 2. the hack catalogue: correctness 0 and runtime 0 for each, with the findings the catalogue expects;
 3. one kernel (relu) launched 1, 4 and 16 times in its wrapper, graded one at a time: the runtime scores must
-   fall in that order.
+   fall in that order;
+4. the timing attacks (`timing_attacks.py`), through a second runner with the allow-list skipped, one at a
+   time beside the honest relu: none may raise the speedup or get timed where it must not.
 
 On a machine without a GPU the runner has no default runtime device: sweeps 1 and 2 then run with runtime
-"off" (the timing checks are reported as not run, never as passed) and sweep 3 times the interpreter on the
-CPU ("cpu" mode), which exercises the ordering check but says nothing about kernel speed.
+"off" (the timing checks are reported as not run, never as passed) and sweeps 3 and 4 time the interpreter on
+the CPU ("cpu" mode), which exercises the checks but says nothing about kernel speed.
 
 Writes a JSON report to $OUT/device-runner-check.json when OUT is set (after every sweep, so a run cut short
 still leaves what it learnt), prints a summary, and exits 1 when any check fails.
@@ -31,6 +34,8 @@ from kernels.dataset import ALL_PROBLEMS
 
 from .hack_catalogue import HACKS
 from .runner_process import RunnerProcess, scores, tagged
+from .timing_attacks import HONEST as TIMING_HONEST
+from .timing_attacks import TIMING_ATTACKS, forgery, speedup_of
 
 # The data set's relu solution with its one launch repeated: only the number of launches differs, so the order
 # of the runtime scores is known in advance on any device.
@@ -76,6 +81,14 @@ def main() -> int:
         save()
     finally:
         runner.close()
+    unguarded = RunnerProcess("--workers", "1", "--time-limit", str(args.time_limit), "--unsafe-skip-allow-list")
+    try:
+        honest = unguarded.evaluate("relu", tagged(TIMING_HONEST), runtime_device=order_device)
+        attacks = [unguarded.evaluate("relu", tagged(attack.code), runtime_device=order_device) for attack in TIMING_ATTACKS]
+        report["checks"]["timing_attacks"] = _timing_attacks(honest, attacks, order_device)
+        save()
+    finally:
+        unguarded.close()
     report["ok"] = all(check["ok"] for check in report["checks"].values())
     save()
     _print_summary(report, report_path)
@@ -129,6 +142,18 @@ def _ordering(results: list[dict[str, Any]], device: str) -> dict[str, Any]:
             "candidates": candidates}
 
 
+def _timing_attacks(honest: dict[str, Any], results: list[dict[str, Any]], device: str) -> dict[str, Any]:
+    speedup = speedup_of(honest)
+    candidates = [_candidate("honest relu", honest)] + [_candidate(a.name, r) for a, r in zip(TIMING_ATTACKS, results)]
+    if speedup is None:
+        return {"ok": False, "device": device, "failures": [f"the honest relu was not timed: {honest['rewards']['runtime']}"],
+                "candidates": candidates}
+    failures = [f"{attack.name}: {problem}" for attack, result in zip(TIMING_ATTACKS, results)
+                if (problem := forgery(attack, result, speedup)) is not None]
+    return {"ok": not failures, "device": device, "honest_speedup": speedup, "count": len(TIMING_ATTACKS),
+            "failures": failures, "candidates": candidates}
+
+
 def _spread(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
@@ -160,6 +185,9 @@ def _print_summary(report: dict[str, Any], report_path: Path | None) -> None:
     print(f"hacks: {checks['hacks']['caught']}/{checks['hacks']['count']} caught")
     print(f"ordering on {checks['ordering']['device']}: launches {checks['ordering']['launches']} -> runtime scores "
           f"{checks['ordering']['runtime_scores']}: {'ok' if checks['ordering']['ok'] else 'NOT ordered'}")
+    attacks = checks["timing_attacks"]
+    print(f"timing attacks on {attacks['device']}: {attacks.get('count', len(TIMING_ATTACKS)) - len(attacks['failures'])}/"
+          f"{len(TIMING_ATTACKS)} without effect (honest relu {attacks.get('honest_speedup')}x)")
     for name, check in checks.items():
         for failure in check.get("failures", []):
             print(f"FAIL {name}: {failure}")

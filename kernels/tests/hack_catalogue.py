@@ -9,6 +9,7 @@ kernels/README.md documents the catalogue.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 
@@ -65,27 +66,34 @@ def _wrapper(kernel: str, body: str, before: str = "", signature: str = "def rel
     return _HEADER + before + kernel + signature + _ALLOCATE + _LAUNCH + body
 
 
+def send_on_every_pipe(report: str, indent: str) -> str:
+    """Statements that `torch.save` the dict expression `report` in the harness's framing, write it to every
+    pipe the process holds and exit before the harness sends its own report."""
+    return textwrap.indent('''import io, os, struct
+buffer = io.BytesIO()
+torch.save(''' + report + ''', buffer)
+message = struct.pack("<Q", len(buffer.getvalue())) + buffer.getvalue()
+for name in os.listdir("/proc/self/fd"):
+    try:
+        if os.readlink("/proc/self/fd/" + name).startswith("pipe:"):
+            os.write(int(name), message)
+    except OSError:
+        pass
+os._exit(0)
+''', indent)
+
+
 # Arbitrary Python in the tracing sandbox: find the harness's trial inputs through the frames, and send a
 # finished report to every pipe it holds, then exit before the harness sends its own.
 def _forged_report(make_trial: str, extra: str) -> str:
     return '''def relu(x):
-    import io, os, struct, sys
+    import sys
     frame = sys._getframe(1)
     while "trial_inputs" not in frame.f_locals:
         frame = frame.f_back
     trials = []
     for (t,) in frame.f_locals["trial_inputs"]:
-''' + make_trial + '''    buffer = io.BytesIO()
-    torch.save({"imported": True, "error": None, "trials": trials, "finished": True''' + extra + '''}, buffer)
-    message = struct.pack("<Q", len(buffer.getvalue())) + buffer.getvalue()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink("/proc/self/fd/" + name).startswith("pipe:"):
-                os.write(int(name), message)
-        except OSError:
-            pass
-    os._exit(0)
-'''
+''' + make_trial + send_on_every_pipe('{"imported": True, "error": None, "trials": trials, "finished": True' + extra + "}", "    ")
 
 
 # Traces in the harness's format whose launches return host-computed results.
@@ -93,7 +101,7 @@ _FORGED_TRACES = _forged_report('''        view = {"dtype": "float32", "offset":
         launch = {"kernel": "relu_kernel", "grid": [1], "kwargs": {"BLOCK_SIZE": 1024},
                   "args": [dict(view, source="input", index=0), dict(view, source="buffer", index=0), t.numel()]}
         result = torch.relu(t).contiguous().view(-1).view(torch.uint8).clone()
-        trace = {"buffers": [result], "launches": [launch], "result": dict(view, source="buffer", index=0)}
+        trace = {"buffers": [result], "launches": [launch], "copies": [], "result": dict(view, source="buffer", index=0)}
         trials.append({"error": None, "trace": trace, "torch_ops": []})
 ''', "")
 

@@ -5,27 +5,34 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 import torch
 
 from kernels.dataset import ALL_PROBLEMS, get_problem
-from kernels.runtime import speedup_score, timed_inputs
+from kernels.runtime import TimedCase, speedup_score
 from kernels.timing import CudaClock, WallClock, measure
 
 from .runner_process import RunnerProcess, tagged
+from .timing_attacks import HONEST as TIMING_HONEST
+from .timing_attacks import TIMING_ATTACKS, forgery, speedup_of
 
 RELU = get_problem("relu").solution()
 RELU_LAUNCH = "    relu_kernel[grid](x, out, n_elements, BLOCK_SIZE=1024)\n"
 # Correct, but launches the same kernel five times over, writing the same output each time.
 RELU_FIVE_TIMES = RELU.replace(RELU_LAUNCH, "    for _ in range(5):\n    " + RELU_LAUNCH)
-# Computes relu only where its output buffer was NaN before the kernel ran, as it is in the correctness run
-# (uninitialised memory is poisoned there) but not in the timing run: right when checked, wrong when timed.
-RELU_ONLY_WHEN_CHECKED = RELU.replace(
+# Computes relu only where its output buffer was NaN before the kernel ran (the tracing sandbox poisons
+# uninitialised memory with NaN), and writes 0 elsewhere: right only on the memory the trace recorded.
+RELU_ONLY_ON_POISON = RELU.replace(
     "tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)",
     "prior = tl.load(out_ptr + offsets, mask=mask)\n"
     "    tl.store(out_ptr + offsets, tl.where(prior != prior, tl.maximum(x, 0.0), 0.0), mask=mask)",
+)
+# Adds into a zeroed output: right once, twice the answer if a second call found the first one's output.
+RELU_ACCUMULATING = RELU.replace("torch.empty_like(x)", "torch.zeros_like(x)").replace(
+    "tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)",
+    "tl.store(out_ptr + offsets, tl.load(out_ptr + offsets, mask=mask) + tl.maximum(x, 0.0), mask=mask)",
 )
 
 
@@ -72,7 +79,7 @@ def _elements(args: tuple[object, ...]) -> int:
 def test_on_a_gpu_each_problem_is_timed_on_its_benchmark_case_and_on_the_cpu_on_its_largest_trial() -> None:
     for problem in ALL_PROBLEMS.values():
         trials = [problem.inputs(trial, seed=3) for trial in range(4)]
-        on_gpu = timed_inputs(problem, trials, "cuda", seed=3)
+        on_gpu = TimedCase.of(problem, trials, "cuda", seed=3).inputs
         benchmark = problem.benchmark_inputs(seed=3)
         assert len(on_gpu) == len(benchmark) and all(
             a.shape == b.shape and torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(on_gpu, benchmark)
@@ -81,8 +88,10 @@ def test_on_a_gpu_each_problem_is_timed_on_its_benchmark_case_and_on_the_cpu_on_
         # that is timed; sizes that are not powers of two, so the masked tails are timed too.
         assert _elements(on_gpu) >= max(2**20, 100 * max(_elements(t) for t in trials)), problem.name
         assert any(d & (d - 1) for d in problem.benchmark_shape), problem.name
-        on_cpu = timed_inputs(problem, trials, "cpu", seed=3)
-        assert _elements(on_cpu) == max(_elements(t) for t in trials), problem.name
+        on_cpu = TimedCase.of(problem, trials, "cpu", seed=3)
+        assert _elements(on_cpu.inputs) == max(_elements(t) for t in trials), problem.name
+        (trial,) = [t for t, inputs in enumerate(trials) if inputs is on_cpu.inputs]
+        assert on_cpu.shape == problem.shape_of(trial), problem.name
 
 
 def test_the_score_is_half_at_parity_and_rises_with_the_speedup() -> None:
@@ -119,13 +128,38 @@ def test_cpu_mode_scores_a_solution_and_scores_a_redundant_one_lower(runner: Run
 def test_incorrect_and_hacked_candidates_are_not_timed(runner: RunnerProcess) -> None:
     wrong = tagged(RELU.replace("tl.maximum(x, 0.0)", "tl.maximum(x, 1.0)"))
     hacked = tagged(RELU.replace("    return out\n", "    return torch.relu(x)\n"))
-    wrong_result, hacked_result, checked_only = runner.evaluate_many(
-        [("relu", wrong), ("relu", hacked), ("relu", tagged(RELU_ONLY_WHEN_CHECKED))], runtime_device="cpu"
-    )
+    wrong_result, hacked_result = runner.evaluate_many([("relu", wrong), ("relu", hacked)], runtime_device="cpu")
     assert wrong_result["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: only a candidate that passes every correctness trial is timed"}
     assert hacked_result["rewards"]["runtime"] == {"score": 0.0, "reason": "not measured: reward hacking was detected"}
-    assert checked_only["rewards"]["correctness"]["score"] == 1.0, checked_only["rewards"]
-    assert checked_only["rewards"]["runtime"] == {"score": 0.0, "reason": "the output of the timed run does not match the reference"}
+
+
+def test_every_timed_call_starts_from_the_memory_the_trace_recorded(runner: RunnerProcess) -> None:
+    # Both are right on every call only if each starts from the traced bytes (NaN, zeros), not from the last
+    # call's output: the timed replay restores its memory before each call and checks each call's output.
+    for result in runner.evaluate_many([("relu", tagged(RELU_ONLY_ON_POISON)), ("relu", tagged(RELU_ACCUMULATING))], runtime_device="cpu"):
+        assert result["rewards"]["correctness"]["score"] == 1.0, result["rewards"]
+        assert result["rewards"]["runtime"]["score"] > 0.0 and "speedup" in result["rewards"]["runtime"]["reason"], result["rewards"]
+
+
+@pytest.fixture(scope="module")
+def unguarded_runner() -> Iterator[RunnerProcess]:
+    # One worker: the candidates are timed one at a time, so their speedups are comparable.
+    process = RunnerProcess("--workers", "1", "--time-limit", "20", "--memory-mb", "512", "--unsafe-skip-allow-list")
+    yield process
+    process.close()
+
+
+def test_the_speedup_cannot_be_forged_from_the_candidates_process(unguarded_runner: RunnerProcess) -> None:
+    """With the candidate's host code unrestricted: rebound clocks, a slowed reference, forged reports and a
+    cheaper call when timed neither raise the speedup nor get timed."""
+    honest = speedup_of(unguarded_runner.evaluate("relu", tagged(TIMING_HONEST), runtime_device="cpu"))
+    assert honest is not None and honest > 0.0
+    problems = {}
+    for attack in TIMING_ATTACKS:
+        problem = forgery(attack, unguarded_runner.evaluate("relu", tagged(attack.code), runtime_device="cpu"), honest)
+        if problem is not None:
+            problems[attack.name] = problem
+    assert not problems, problems
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the default on a machine without a GPU")

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from kernels.dataset import ALL_PROBLEMS, get_problem
-from kernels.evaluate import _fresh_inputs
 from kernels.kernel_module import kernel_module
-from kernels.trace import MalformedTrace, parse_trial, tensor_record
+from kernels.trace import MalformedTrace, layout, parse_trial, tensor_record
 
 MODULE = '''from __future__ import annotations
 import os
@@ -95,6 +94,7 @@ def _trace(**changes: Any) -> dict[str, Any]:
         "buffers": [buffer],
         "launches": [{"kernel": "k", "grid": [2], "args": [tensor_record("input", 0, x), tensor_record("buffer", 0, out), 20, 0.5, None],
                       "kwargs": {"BLOCK": 16}}],
+        "copies": [{"source": tensor_record("input", 0, x), "target": tensor_record("buffer", 0, out), "before_launch": 0}],
         "result": tensor_record("buffer", 0, out),
     }
     for path, value in changes.items():
@@ -111,6 +111,8 @@ def test_a_well_formed_trace_is_read() -> None:
     (launch,) = trace.launches
     assert launch.kernel == "k" and launch.grid == (2,) and launch.args[2:] == (20, 0.5, None) and launch.kwargs == {"BLOCK": 16}
     assert trace.result.memory == ("buffer", 0) and launch.memories() == {("input", 0), ("buffer", 0)}
+    (copy,) = trace.copies
+    assert copy.source.memory == ("input", 0) and copy.target.memory == ("buffer", 0) and copy.before_launch == 0
 
 
 @pytest.mark.parametrize(("changes", "field"), [
@@ -128,6 +130,13 @@ def test_a_well_formed_trace_is_read() -> None:
     ({"buffers": [torch.zeros(80)]}, "buffers[0]: not a flat uint8 tensor"),
     ({"result": 3}, "result: not a tensor view"),
     ({"launches": "everything"}, "launches: not a list"),
+    ({"copies__0__target": tensor_record("input", 0, INPUTS[0])}, "copies[0].target: not a buffer view"),
+    ({"copies__0__source": tensor_record("input", 0, INPUTS[0].view(5, 4))}, "copies[0].target: not a buffer view of the source's shape"),
+    ({"copies__0__before_launch": 2}, "copies[0].before_launch: 2 is past the last of 1 launches"),
+    ({"copies__0__source": 1.5}, "copies[0]: not a copy between tensor views"),
+    ({"copies": [{"source": tensor_record("input", 0, INPUTS[0]), "target": tensor_record("buffer", 0, torch.empty(4, 5)), "before_launch": 1},
+                 {"source": tensor_record("input", 0, INPUTS[0]), "target": tensor_record("buffer", 0, torch.empty(4, 5)), "before_launch": 0}]},
+     "copies: not in the order of the launches"),
 ])
 def test_a_malformed_trace_is_refused_naming_the_field(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(MalformedTrace, match=field.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
@@ -138,7 +147,7 @@ def test_a_trace_with_extra_or_missing_fields_is_refused() -> None:
     with pytest.raises(MalformedTrace, match="trace: not a record"):
         parse_trial({**_trace(), "outputs": [torch.zeros(4, 5)]}, INPUTS)
     with pytest.raises(MalformedTrace, match="trace: not a record"):
-        parse_trial({"launches": [], "result": None}, INPUTS)
+        parse_trial({"launches": [], "copies": [], "result": None}, INPUTS)
 
 
 @pytest.mark.parametrize("problem", sorted(ALL_PROBLEMS))
@@ -146,10 +155,10 @@ def test_fresh_inputs_keep_the_layout_and_plain_arguments_but_not_the_values(pro
     definition = get_problem(problem)
     for trial in range(2):
         seeded = definition.inputs(trial, 0)
-        fresh = _fresh_inputs(definition, trial, seeded)
+        fresh = definition.fresh_inputs(definition.shape_of(trial), seeded)
         for old, new in zip(seeded, fresh):
             if isinstance(old, torch.Tensor):
-                assert (old.shape, old.stride(), old.dtype) == (new.shape, new.stride(), new.dtype)
+                assert layout(old) == layout(new)
                 assert not torch.equal(old, new), "fresh inputs equal the seeded ones"
             else:
                 assert old == new
