@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
-import type { Tensor } from '../src/gpu/tensor.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { serializeSafetensors } from '../src/io/safetensors-writer.js';
@@ -13,7 +12,7 @@ import { sequenceBatch } from '../src/train/completion-logprobs.js';
 import { sftLoss } from '../src/train/sft.js';
 import { useGpu } from './helpers/gpu.js';
 import { expectClose } from './helpers/check.js';
-import { runPythonAsync } from './python/run-python.js';
+import { expectGradientClose, SFT_LOSS_TOL, torchSftGradients } from './helpers/torch-sft-gradients.js';
 
 const gpu = useGpu();
 
@@ -25,18 +24,6 @@ const rawConfig = {
   rope_theta: 10000, max_position_embeddings: 64, tie_word_embeddings: true,
 };
 const config = parseHfConfig(rawConfig, 'toy config');
-// f32 on the GPU against float64. The loss measured within 1e-7 relative. A gradient entry is a
-// sum of f32 products through both layers: its error follows the size of the largest terms, not of
-// the (often cancelling) entry, so the bound is relative to the tensor's largest entry: measured
-// ≤ 2e-6 of it for every weight, and a mistake in any block's backward is ≳ 1e-2 of it.
-const LOSS_TOL = { atol: 0, rtol: 1e-6 };
-const GRAD_ATOL = 1e-5;
-const GRAD_RTOL = 1e-5;
-
-interface TorchGradients {
-  loss: number;
-  grads: Record<string, number[]>;
-}
 
 describe('composite: 2-layer toy transformer', () => {
   it('the SFT loss and the gradient of every weight match transformers and torch autograd in float64', async () => {
@@ -65,20 +52,13 @@ describe('composite: 2-layer toy transformer', () => {
       backward(l);
       return g.keep(l);
     });
-    const rows = async (t: Tensor) => {
-      const values = Array.from(await t.toArray());
-      return Array.from({ length: examples.length }, (_, r) => values.slice(r * batch.width, (r + 1) * batch.width));
-    };
-    const request = { ids: await rows(batch.ids), targets: await rows(batch.targets), mask: await rows(batch.mask) };
-    const torch = JSON.parse(await runPythonAsync('sft_grad_reference.py', [dir], JSON.stringify(request))) as TorchGradients;
+    const torch = await torchSftGradients(batch, dir);
 
-    expectClose([await g.readScalar(loss)], [torch.loss], LOSS_TOL, 'loss');
+    expectClose([await g.readScalar(loss)], [torch.loss], SFT_LOSS_TOL, 'loss');
     expect([...model.parameters.keys()].sort()).toEqual(Object.keys(torch.grads).sort());
     for (const [name, p] of model.parameters) {
       expect(p.grad, `${name} has a gradient`).not.toBeNull();
-      const expected = torch.grads[name];
-      const largest = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      expectClose(await p.grad!.toArray(), expected, { atol: GRAD_ATOL * largest, rtol: GRAD_RTOL }, name);
+      expectGradientClose(await p.grad!.toArray(), torch.grads[name], name);
     }
     loss.dispose();
     for (const t of [batch.ids, batch.positions, batch.targets, batch.mask]) t.dispose();
