@@ -69,8 +69,10 @@ const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * Runs `node entry args` as a child with this process's stdin and stdout, its stderr through
  * DawnNoticeFilter, and ends this process the way the child ended: the same exit status, or the
  * same signal. The child stays in this process group, so a terminal's Ctrl-C and Ctrl-Z reach it
- * directly; signals sent to this process alone (kill PID, docker stop) are forwarded, and a child
- * that reacts to a repeated signal treats copies arriving together as one (see train.ts).
+ * directly. SIGINT, SIGTERM and SIGHUP that reach this process are forwarded, as `kill PID` and
+ * `docker stop` reach only this one; one sent to the whole group thus reaches the child twice, and
+ * train.ts, the one program that tells a second signal from the first, counts copies arriving
+ * together as one.
  */
 export function launchQuietly(entry: string, args: readonly string[]): void {
   const env = { ...process.env };
