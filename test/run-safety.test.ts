@@ -68,6 +68,18 @@ describe('run safety', () => {
     expect(metrics(dir).map((r) => r.step).filter((s) => s > 0)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it("Ctrl-C at a terminal reaches train.js's launcher and the trainer alike: one stop, a checkpoint, exit 130", async () => {
+    const dir = newDir('grpo-sigint-');
+    const run = startTrain(tiny, dir, ['--steps', '8', '--save-every', '100'], true);
+    await waitFor(() => existsSync(join(dir, 'metrics.jsonl')) && metrics(dir).some((r) => r.step >= 1));
+    // The terminal signals the whole foreground process group: the launcher forwards its copy too.
+    process.kill(-run.child.pid!, 'SIGINT');
+    const { status, stderr } = await run.exited;
+    expect(status, stderr).toBe(130);
+    expect(stderr).toMatch(/stopped by SIGINT after step \d+; newest checkpoint \S+; continue with --resume/);
+    expect(stderr).not.toContain('artificially reduced');
+  });
+
   it('locks the folder: a second writer is refused while the first lives; the lock of a killed run is stale', async () => {
     const dir = newDir('grpo-lock-');
     const first = startTrain(tiny, dir, ['--steps', '8', '--save-every', '1']);
