@@ -95,8 +95,8 @@ describe('launch.js runs a program without the notices and ends as it ended', ()
   });
 
   it("tells the program when its stderr ends on a terminal (a progress bar redraws in place)", async (ctx) => {
-    const script = spawnSync('script', ['--version'], { encoding: 'utf8' });
-    if (script.status !== 0) ctx.skip();
+    // Skipped where script(1) cannot give a command a pseudo-terminal.
+    if (spawnSync('script', ['-qec', 'test -t 2', '/dev/null']).status !== 0) ctx.skip();
     const path = program('terminal.mjs', `import { isTerminal } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist', 'src', 'cli', 'quiet-launch.js')).href)};\nconsole.log('stderr on a terminal: ' + isTerminal(process.stderr));\n`);
     // script(1) gives the launcher a pseudo-terminal; through a pipe the program is told it is not one.
     const onTerminal = spawnSync('script', ['-qec', `${process.execPath} ${launcher} ${path}`, '/dev/null'], { encoding: 'utf8' });
