@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Supervised fine-tuning (warm-up before RFT, and the SFT baseline). The TypeScript sources compile to dist/ on `npm install` (prepare script).
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 const entry = new URL('./dist/src/cli/sft.js', import.meta.url);
 if (!existsSync(entry)) {
   console.error('dist/ is missing: run `npm install` (or `npm run build`) first.');
   process.exit(1);
 }
-await import(entry.href);
+// Runs it as a child whose stderr leaves out Dawn's adapter-limit notices (src/cli/quiet-launch.ts).
+const { launchQuietly } = await import('./dist/src/cli/quiet-launch.js');
+launchQuietly(fileURLToPath(entry), process.argv.slice(2));

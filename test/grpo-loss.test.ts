@@ -5,9 +5,9 @@ import type { Tensor } from '../src/gpu/tensor.js';
 import { grpoLoss, grpoMetrics, type GrpoLossOptions, type GrpoLossType, type KlEstimator } from '../src/rl/grpo-loss.js';
 import { expectClose, type Tolerance } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
-import { gradcheck } from './helpers/gradcheck.js';
 import { randn, rng } from './helpers/random.js';
-import { referenceGrpo, type GrpoCase } from './helpers/reference-grpo.js';
+import { referenceGrpo, referenceGrpoLoss, type GrpoCase } from './helpers/reference-grpo.js';
+import { testOp, type OpInput } from './helpers/test-op.js';
 import { runPython } from './python/run-python.js';
 
 const gpu = useGpu();
@@ -175,7 +175,7 @@ const trlCases = SHAPES.flatMap(({ label, lengths, t }, s) => {
 });
 
 function trlRequest(c: GrpoCase, opts: GrpoLossOptions, dtype: 'float32' | 'float64'): unknown {
-  const rowsOf = (x: Float32Array): number[][] => Array.from({ length: c.b }, (_, r) => Array.from(x.subarray(r * c.t, (r + 1) * c.t)));
+  const rowsOf = (x: GrpoCase['logprobs']): number[][] => Array.from({ length: c.b }, (_, r) => Array.from(x.subarray(r * c.t, (r + 1) * c.t)));
   return {
     kind: 'loss',
     dtype,
@@ -250,55 +250,74 @@ describe('grpoLoss vs TRL GRPOTrainer._compute_loss', () => {
   }, 120_000);
 });
 
-// ---- gradients against finite differences of the GPU forward ---------------------------------
+// ---- the backward against float64: the written-out gradient and differences of the loss --------
 
-describe('grpoLoss gradcheck (dloss/dlogprobs vs central differences)', () => {
+describe('grpoLoss backward vs float64 (dual-number gradient and central differences of the float64 loss)', () => {
   // Log ratios chosen so every token ratio and every row's sequence ratio sits ≥ 5% away from the
   // kinks (1 − ε_low = 0.8, 1 + ε_high = 1.28, δ = 1.5): below, inside, between and above them.
   // Off-policy old log-probs are passed explicitly even "on-policy" (ratio 1), because finite
   // differences must hold them fixed while the log-probs move (TRL's detach).
   const SHIFTS = [-0.5, -0.12, 0.12, 0.35, 0.6];
   // CISPO and VESPO are left out by design: their coefficients are detached, so their gradient is
-  // not the derivative of their value (the float64 reference and TRL cover them).
+  // not the derivative of their value (the float64 reference and TRL cover them above).
   const SMOOTH: GrpoLossType[] = ['grpo', 'bnpo', 'dr_grpo', 'dapo', 'luspo', 'sapo'];
   const KLS: KlEstimator[] = ['k1', 'k2', 'k3'];
-  // β large enough that a wrong KL gradient shows. Central differences with h = 0.02 err by
-  // ~h²/6·|f'''| ≈ 1e-4·(ratio ≤ 1.8) relatively, and by the f32 forward's rounding (~3e-7 on
-  // losses ≲ 1) / h ≈ 1.5e-5 absolutely: tighter than gradcheck's defaults, which a missing
-  // β·K·w term (~1% of an entry) would pass.
+  // β large enough that a wrong KL gradient shows.
   const BETA = 0.3;
-  const FD_TOL = { atol: 1e-4, rtol: 1e-3 };
+  interface GradCase {
+    label: string;
+    lengths: number[];
+    t: number;
+    offPolicy: boolean;
+    opts: GrpoLossOptions;
+  }
+  const cases: GradCase[] = [];
   for (const { label, lengths, t } of [
     { label: 'B=1 T=1', lengths: [1], t: 1 },
     { label: 'B=3 T=5 ragged, one row masked out', lengths: [5, 2, 0], t: 5 },
   ]) {
-    it(label, async () => {
-      const tokens = lengths.reduce((a, n) => a + n, 0);
-      let k = 0;
-      for (const lossType of SMOOTH) {
-        for (const importanceSampling of ['token', 'sequence'] as const) {
-          for (const offPolicy of [false, true]) {
-            const c = makeCase(lengths, t, 500 + k, false);
-            const old = c.logprobs.map((x, i) => (offPolicy ? x - SHIFTS[i % SHIFTS.length] : x));
-            const opts = options(lossType, { importanceSampling, beta: BETA, klEstimator: KLS[k++ % 3], delta: CLIPPED.includes(lossType) ? 1.5 : undefined }, t, tokens);
-            const shape = [c.b, t];
-            await gradcheck(
-              gpu(),
-              ([logprobs, oldLogprobs, refLogprobs, advantages, mask]) => grpoLoss({ logprobs, oldLogprobs, refLogprobs, advantages, mask }, opts).loss,
-              [
-                { data: c.logprobs, shape },
-                { data: old, shape, differentiable: false },
-                { data: c.ref!, shape, differentiable: false },
-                { data: c.advantages, shape: [c.b], differentiable: false },
-                { data: c.mask, shape, differentiable: false },
-              ],
-              FD_TOL,
-            );
-          }
+    const tokens = lengths.reduce((a, n) => a + n, 0);
+    for (const lossType of SMOOTH) {
+      for (const importanceSampling of ['token', 'sequence'] as const) {
+        for (const offPolicy of [false, true]) {
+          const klEstimator = KLS[cases.length % KLS.length];
+          const opts = options(lossType, { importanceSampling, beta: BETA, klEstimator, delta: CLIPPED.includes(lossType) ? 1.5 : undefined }, t, tokens);
+          cases.push({ label: `${label}: ${lossType} ${importanceSampling} ${offPolicy ? 'off' : 'on'}-policy, β ${BETA} ${klEstimator}`, lengths, t, offPolicy, opts });
         }
       }
-    }, 120_000);
+    }
   }
+  /** The float64 inputs in the order the op takes them: log-probs, old, ref, advantages, mask. */
+  const caseOf = ([logprobs, old, ref, advantages, mask]: readonly Float64Array[], c: GradCase): GrpoCase => ({ b: c.lengths.length, t: c.t, logprobs, old, ref, advantages, mask });
+  testOp(
+    'grpoLoss',
+    ([logprobs, oldLogprobs, refLogprobs, advantages, mask], c) => grpoLoss({ logprobs, oldLogprobs, refLogprobs, advantages, mask }, c.opts).loss,
+    (values, c) => [referenceGrpoLoss(caseOf(values, c), c.opts)],
+    cases,
+    {
+      gpu,
+      inputs: (c, seed) => {
+        const k = makeCase(c.lengths, c.t, seed, false);
+        const shape = [k.b, k.t];
+        const fixed = (data: ArrayLike<number>, inputShape: number[]): OpInput => ({ data, shape: inputShape, differentiable: false });
+        return [
+          { data: k.logprobs, shape },
+          fixed(k.logprobs.map((x, i) => (c.offPolicy ? x - SHIFTS[i % SHIFTS.length] : x)), shape),
+          fixed(k.ref!, shape),
+          fixed(k.advantages, [k.b]),
+          fixed(k.mask, shape),
+        ];
+      },
+      tol: LOSS_TOL,
+      outShape: () => [1],
+      label: (c) => c.label,
+      gradient: {
+        cases,
+        tol: GRAD_TOL,
+        backwardReference: (values, outputGrad, c) => [referenceGrpo(caseOf(values, c), c.opts).grad.map((g) => g * outputGrad[0]), null, null, null, null],
+      },
+    },
+  );
 });
 
 // ---- accumulation, no-grad use, errors --------------------------------------------------------
@@ -313,7 +332,7 @@ describe('grpoLoss normalisers across micro-batches', () => {
       const tokens = lengths.reduce((a, n) => a + n, 0);
       const whole = makeCase(lengths, t, 77, true);
       const half = (r0: number): GrpoCase => {
-        const slice = (x: Float32Array): Float32Array => x.slice(r0 * t, (r0 + 3) * t);
+        const slice = (x: GrpoCase['logprobs']): GrpoCase['logprobs'] => x.slice(r0 * t, (r0 + 3) * t);
         return { b: 3, t, logprobs: slice(whole.logprobs), old: slice(whole.old!), ref: slice(whole.ref!), advantages: whole.advantages.slice(r0, r0 + 3), mask: slice(whole.mask) };
       };
       const common = { beta: 0.04, numItemsInBatch: tokens };

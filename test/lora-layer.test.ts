@@ -1,35 +1,62 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/grad-node.js';
-import type { Gpu } from '../src/gpu/gpu.js';
-import type { DType, Tensor } from '../src/gpu/tensor.js';
+import type { Tensor } from '../src/gpu/tensor.js';
 import { dropout, dropoutThreshold, streamBits, streamKey } from '../src/nn/dropout.js';
 import { Linear } from '../src/model/linear.js';
 import { loraScaling } from '../src/nn/lora-config.js';
 import { loraProject } from '../src/nn/lora.js';
-import { expectClose } from './helpers/check.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
-import { matmulReference, roundToF16 } from './helpers/reference-matmul.js';
+import { matmulReference } from './helpers/reference-matmul.js';
+import { testOp } from './helpers/test-op.js';
 
 const gpu = useGpu();
 
-// A LoRA'd linear of odd sizes (no dimension a multiple of a tile): y = x·W0ᵀ + b + s·x·Aᵀ·Bᵀ.
-const [N, IN, OUT, R] = [5, 13, 11, 3];
-const SCALE = loraScaling({ rank: R, alpha: 7, useRslora: false });
-const data = {
-  x: randn(N * IN, 1),
-  w0: randn(OUT * IN, 2, 0.3),
-  bias: randn(OUT, 3, 0.1),
-  a: randn(R * IN, 4, 0.3),
-  b: randn(OUT * R, 5, 0.3),
-};
+/**
+ * The host's copy of the dropout kernel's per-element factor: 0 where the counter-based hash drops
+ * the element, 1/(1−p) (as the kernel's f32 uniform holds it) elsewhere.
+ */
+function dropoutFactors(n: number, p: number, seed: number, stream: number): Float64Array {
+  const key = streamKey(seed, stream);
+  const keepScale = Math.fround(1 / (1 - p));
+  return Float64Array.from({ length: n }, (_, i) => ((streamBits(key, i) >>> 8) >= dropoutThreshold(p) ? keepScale : 0));
+}
 
-/** The Linear as the model runs it, with the LoRA term plugged into its delta slot. */
-function loraLinear(w0: Tensor, bias: Tensor, a: Tensor, b: Tensor): Linear {
+interface LoraCase {
+  rows: number;
+  inFeatures: number;
+  outFeatures: number;
+  rank: number;
+  base: 'f32' | 'f16';
+  /** Whether W0 and the bias are trained too (an f16 base is always frozen). */
+  trainableBase: boolean;
+  /** LoRA's dropout on the adapter's input (0: none). */
+  dropout: number;
+}
+
+const DROPOUT = { seed: 42, stream: 7 };
+const ALPHA = 7;
+const scalingOf = (c: LoraCase): number => loraScaling({ rank: c.rank, alpha: ALPHA, useRslora: false });
+
+// Odd sizes (no dimension a multiple of a tile), then sizes that span several tiles.
+const SMALL = { rows: 5, inFeatures: 13, outFeatures: 11, rank: 3 };
+const LARGE = { rows: 70, inFeatures: 67, outFeatures: 65, rank: 8 };
+const CASES: LoraCase[] = [
+  { ...SMALL, base: 'f32', trainableBase: false, dropout: 0 },
+  { ...SMALL, base: 'f32', trainableBase: true, dropout: 0 },
+  { ...SMALL, base: 'f16', trainableBase: false, dropout: 0 },
+  { ...SMALL, base: 'f32', trainableBase: false, dropout: 0.3 },
+  { ...SMALL, base: 'f16', trainableBase: false, dropout: 0.3 },
+  { ...LARGE, base: 'f32', trainableBase: true, dropout: 0.3 },
+  { ...LARGE, base: 'f16', trainableBase: false, dropout: 0.1 },
+];
+
+/** The Linear as the model runs it, with the LoRA term (after LoRA's dropout, as LoraModule applies it) in its delta slot. */
+function loraLinear(w0: Tensor, bias: Tensor, a: Tensor, b: Tensor, c: LoraCase): Linear {
   const linear = new Linear('model.layers.0.self_attn.q_proj', w0, bias);
-  linear.delta = { project: (x, weight) => loraProject(x, x, weight, a, b, SCALE) };
+  linear.delta = { project: (x, weight) => loraProject(x, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, weight, a, b, scalingOf(c)) };
   return linear;
 }
 
@@ -39,87 +66,74 @@ function transpose(m: ArrayLike<number>, rows: number, cols: number): Float64Arr
   return out;
 }
 
-/** float64 forward and backward of the same layer for dL/dy = g. */
-function reference(w0: ArrayLike<number>, g: ArrayLike<number>) {
-  const { x, bias, a, b } = data;
-  const h = matmulReference(x, [N, IN], a, [R, IN], false, true); // [N, r]
-  const base = matmulReference(x, [N, IN], w0, [OUT, IN], false, true);
-  const lora = matmulReference(h, [N, R], b, [OUT, R], false, true);
-  const y = base.map((v, i) => v + bias[i % OUT] + SCALE * lora[i]);
-  const dh = matmulReference(g, [N, OUT], b, [OUT, R]).map((v) => SCALE * v); // [N, r]
-  const gradB = matmulReference(transpose(g, N, OUT), [OUT, N], h, [N, R]).map((v) => SCALE * v);
-  const gradA = matmulReference(transpose(dh, N, R), [R, N], x, [N, IN]);
-  const gradXBase = matmulReference(g, [N, OUT], w0, [OUT, IN]);
-  const gradXLora = matmulReference(dh, [N, R], a, [R, IN]);
-  return { y, gradA, gradB, gradX: gradXBase.map((v, i) => v + gradXLora[i]) };
+/** LoRA's input: x after dropout, in float64. */
+function droppedInput(x: Float64Array, c: LoraCase): Float64Array {
+  if (!c.dropout) return x;
+  const factors = dropoutFactors(x.length, c.dropout, DROPOUT.seed, DROPOUT.stream);
+  return x.map((v, i) => v * factors[i]);
 }
 
-for (const dtype of ['f32', 'f16'] as const satisfies readonly DType[]) {
-  describe(`LoRA linear, ${dtype} base weight`, () => {
-    beforeEach((ctx) => {
-      if (dtype === 'f16' && !gpu().hasF16) ctx.skip();
-    });
-    // The f16 base holds the rounded weights; the reference uses exactly those values.
-    const w0Values = dtype === 'f16' ? roundToF16(data.w0) : data.w0;
-    const frozen = (g: Gpu) => g.tensor(data.w0, [OUT, IN], dtype);
-
-    it('forward and the gradients of x, A and B match a float64 reference', async () => {
-      const g = gpu();
-      const gradOut = randn(N * OUT, 6);
-      const result = g.tidy(() => {
-        const [x, a, b] = [g.tensor(data.x, [N, IN]), g.tensor(data.a, [R, IN]), g.tensor(data.b, [OUT, R])];
-        for (const t of [x, a, b]) t.requiresGrad = true;
-        const w0 = frozen(g);
-        const y = loraLinear(w0, g.tensor(data.bias, [OUT]), a, b).forward(x);
-        backward(y, g.tensor(gradOut, [N, OUT]));
-        expect(w0.grad).toBeNull();
-        return { y, gradX: x.grad!, gradA: a.grad!, gradB: b.grad! };
-      });
-      const ref = reference(w0Values, gradOut);
-      // f32 products of ≤ 13 terms of size ~1: a few ulps each; 1e-5 leaves room for the
-      // summation order and the two-step LoRA product, and is far below any layout mistake.
-      const tol = { atol: 1e-5, rtol: 1e-5 };
-      expectClose(await result.y.toArray(), ref.y, tol, 'y');
-      expectClose(await result.gradX.toArray(), ref.gradX, tol, 'dL/dx');
-      expectClose(await result.gradA.toArray(), ref.gradA, tol, 'dL/dA');
-      expectClose(await result.gradB.toArray(), ref.gradB, tol, 'dL/dB');
-    });
-
-    it('gradients of x, A and B match finite differences', async () => {
-      const g = gpu();
-      const w0 = g.keep(frozen(g));
-      const bias = g.keep(g.tensor(data.bias, [OUT]));
-      await gradcheck(g, ([x, a, b]) => loraLinear(w0, bias, a, b).forward(x), [
-        { data: data.x, shape: [N, IN] },
-        { data: data.a, shape: [R, IN] },
-        { data: data.b, shape: [OUT, R] },
-      ]);
-      w0.dispose();
-      bias.dispose();
-    });
-
-    if (dtype === 'f32') {
-      it('a trainable base weight gets its gradient too (finite differences)', async () => {
-        const g = gpu();
-        const bias = g.keep(g.tensor(data.bias, [OUT]));
-        await gradcheck(g, ([x, w0, a, b]) => loraLinear(w0, bias, a, b).forward(x), [
-          { data: data.x, shape: [N, IN] },
-          { data: data.w0, shape: [OUT, IN] },
-          { data: data.a, shape: [R, IN] },
-          { data: data.b, shape: [OUT, R] },
-        ]);
-        bias.dispose();
-      });
-    }
-  });
+/** float64 y = x·W0ᵀ + bias + scale·dropout(x)·Aᵀ·Bᵀ. */
+function loraReference([x, w0, bias, a, b]: readonly Float64Array[], c: LoraCase): Float64Array {
+  const { rows, inFeatures, outFeatures, rank } = c;
+  const h = matmulReference(droppedInput(x, c), [rows, inFeatures], a, [rank, inFeatures], false, true);
+  const base = matmulReference(x, [rows, inFeatures], w0, [outFeatures, inFeatures], false, true);
+  const low = matmulReference(h, [rows, rank], b, [outFeatures, rank], false, true);
+  return base.map((v, i) => v + bias[i % outFeatures] + scalingOf(c) * low[i]);
 }
+
+/** float64 gradients of Σ g·y with respect to x, W0, bias, A and B (the last two always; W0 and bias when trained). */
+function loraBackwardReference([x, w0, , a, b]: readonly Float64Array[], g: Float64Array, c: LoraCase): (Float64Array | null)[] {
+  const { rows, inFeatures, outFeatures, rank } = c;
+  const scale = scalingOf(c);
+  const xd = droppedInput(x, c);
+  const h = matmulReference(xd, [rows, inFeatures], a, [rank, inFeatures], false, true);
+  const dh = matmulReference(g, [rows, outFeatures], b, [outFeatures, rank]).map((v) => scale * v);
+  const gradB = matmulReference(transpose(g, rows, outFeatures), [outFeatures, rows], h, [rows, rank]).map((v) => scale * v);
+  const gradA = matmulReference(transpose(dh, rows, rank), [rank, rows], xd, [rows, inFeatures]);
+  // dropout's backward passes the gradient through the same factors.
+  const factors = c.dropout ? dropoutFactors(x.length, c.dropout, DROPOUT.seed, DROPOUT.stream) : null;
+  const gradXLow = matmulReference(dh, [rows, rank], a, [rank, inFeatures]);
+  const gradXBase = matmulReference(g, [rows, outFeatures], w0, [outFeatures, inFeatures]);
+  const gradX = gradXBase.map((v, i) => v + (factors ? factors[i] : 1) * gradXLow[i]);
+  const gradW0 = c.trainableBase ? matmulReference(transpose(g, rows, outFeatures), [outFeatures, rows], x, [rows, inFeatures]) : null;
+  const gradBias = c.trainableBase ? Float64Array.from({ length: outFeatures }, (_, j) => Array.from({ length: rows }, (_, i) => g[i * outFeatures + j]).reduce((s, v) => s + v, 0)) : null;
+  return [gradX, gradW0, gradBias, gradA, gradB];
+}
+
+describe('LoRA linear vs float64 (forward; gradients of x, A, B, and of W0 and the bias when trained)', () => {
+  // f32 sums of ≤ 67 products of size ≲ 1 (x ~ 1, weights ~ 0.3): a few ulps each, ~1e-6 at
+  // worst; 1e-5 leaves room for the summation order and the two-step LoRA product, and is far
+  // below any layout or dropout-mask mistake.
+  const TOL = { atol: 1e-5, rtol: 1e-5 };
+  testOp(
+    'LoRA linear',
+    ([x, w0, bias, a, b], c) => loraLinear(w0, bias, a, b, c).forward(x),
+    loraReference,
+    CASES,
+    {
+      gpu,
+      inputs: (c, seed) => [
+        { data: randn(c.rows * c.inFeatures, seed), shape: [c.rows, c.inFeatures] },
+        // An f16 base holds the rounded weights; the reference sees exactly those values.
+        { data: randn(c.outFeatures * c.inFeatures, seed + 1, 0.3), shape: [c.outFeatures, c.inFeatures], dtype: c.base, differentiable: c.trainableBase },
+        { data: randn(c.outFeatures, seed + 2, 0.1), shape: [c.outFeatures], differentiable: c.trainableBase },
+        { data: randn(c.rank * c.inFeatures, seed + 3, 0.3), shape: [c.rank, c.inFeatures] },
+        { data: randn(c.outFeatures * c.rank, seed + 4, 0.3), shape: [c.outFeatures, c.rank] },
+      ],
+      tol: TOL,
+      outShape: (c) => [c.rows, c.outFeatures],
+      label: (c) => `${c.rows}×${c.inFeatures} → ${c.outFeatures}, r ${c.rank}, ${c.base} ${c.trainableBase ? 'trained' : 'frozen'} base${c.dropout ? `, dropout ${c.dropout}` : ''}`,
+      gradient: { cases: CASES, tol: TOL, backwardReference: loraBackwardReference },
+    },
+  );
+});
 
 describe('dropout', () => {
   /** The host's copy of the kernel's mask: the same counter-based hash, so masks can be compared exactly. */
   function expectedDropout(x: Float32Array, p: number, seed: number, stream: number): Float32Array {
-    const key = streamKey(seed, stream);
-    const keepScale = Math.fround(1 / (1 - p));
-    return x.map((v, i) => ((streamBits(key, i) >>> 8) >= dropoutThreshold(p) ? Math.fround(v * keepScale) : 0));
+    const factors = dropoutFactors(x.length, p, seed, stream);
+    return x.map((v, i) => (factors[i] ? Math.fround(v * factors[i]) : 0));
   }
 
   async function run(x: Float32Array, p: number, seed: number, stream: number): Promise<Float32Array> {

@@ -43,11 +43,14 @@ describe('run safety', () => {
     expect(existsSync(join(dir, 'checkpoint-1'))).toBe(false);
   });
 
-  it('SIGTERM finishes the step, saves a checkpoint and exits 143; leftovers of killed writes go at the next start', async () => {
+  it('SIGTERM (twice at once counts once) finishes the step, saves a checkpoint and exits 143; leftovers of killed writes go at the next start', async () => {
     const dir = newDir('grpo-sigterm-');
     const run = startTrain(tiny, dir, ['--steps', '8', '--save-every', '100']);
     const trained = () => existsSync(join(dir, 'metrics.jsonl')) && metrics(dir).some((r) => r.step >= 1);
     await waitFor(trained);
+    run.child.kill('SIGTERM');
+    // A copy arriving together, as from whoever forwards a signal sent to the whole job, counts once.
+    await new Promise((resolve) => setTimeout(resolve, 50));
     run.child.kill('SIGTERM');
     const { status, stderr } = await run.exited;
     expect(status, stderr).toBe(143);
@@ -66,6 +69,18 @@ describe('run safety', () => {
     expect(resumed.stderr).toContain(`resuming at step ${step}`);
     expect(existsSync(leftover)).toBe(false);
     expect(metrics(dir).map((r) => r.step).filter((s) => s > 0)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it("Ctrl-C at a terminal reaches train.js's launcher and the trainer alike: one stop, a checkpoint, exit 130", async () => {
+    const dir = newDir('grpo-sigint-');
+    const run = startTrain(tiny, dir, ['--steps', '8', '--save-every', '100'], true);
+    await waitFor(() => existsSync(join(dir, 'metrics.jsonl')) && metrics(dir).some((r) => r.step >= 1));
+    // The terminal signals the whole foreground process group: the launcher forwards its copy too.
+    process.kill(-run.child.pid!, 'SIGINT');
+    const { status, stderr } = await run.exited;
+    expect(status, stderr).toBe(130);
+    expect(stderr).toMatch(/stopped by SIGINT after step \d+; newest checkpoint \S+; continue with --resume/);
+    expect(stderr).not.toContain('artificially reduced');
   });
 
   it('locks the folder: a second writer is refused while the first lives; the lock of a killed run is stale', async () => {

@@ -1,3 +1,5 @@
+import { isTerminal } from './quiet-launch.js';
+
 /**
  * A one-line progress bar with live metrics: redrawn in place on a terminal, printed as plain
  * lines (every `logEvery` updates) when output goes to a file or CI log.
@@ -22,7 +24,7 @@ export class ProgressBar {
     const filled = Math.round((width * done) / Math.max(1, this.total));
     const bar = `[${'='.repeat(filled)}${filled < width ? '>' : ''}${' '.repeat(Math.max(0, width - filled - 1))}]`;
     const line = `${this.label}${bar} ${done}/${this.total} ${fields.join(' | ')} | ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}`;
-    if (this.out.isTTY) this.out.write(`\r\x1b[2K${line}${done >= this.total ? '\n' : ''}`);
+    if (isTerminal(this.out)) this.out.write(`\r\x1b[2K${line}${done >= this.total ? '\n' : ''}`);
     else if (this.updates % this.logEvery === 0 || done >= this.total) this.out.write(line + '\n');
   }
 }

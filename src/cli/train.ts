@@ -72,14 +72,20 @@ const { values: config, given } = parseCommand<GrpoConfig>({
 });
 
 // SIGTERM (docker stop, kill, job schedulers) is treated like Ctrl-C: finish the step, save, exit.
-// Until the trainer exists there is nothing to save; a second signal quits at once.
+// Until the trainer exists there is nothing to save; a second signal quits at once. A signal sent
+// to the whole job (Ctrl-C in a terminal, timeout(1), systemd's stop) also reaches whoever forwards it
+// here (train.js's launcher, npm, the experiment runner): copies arriving together count once.
 const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
+const SAME_SIGNAL_MS = 250;
 let stopSignal: keyof typeof SIGNAL_NUMBERS | undefined;
+let stopSignalAt = 0;
 let trainer: GrpoTrainer | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
+    if (stopSignal && Date.now() - stopSignalAt < SAME_SIGNAL_MS) return;
     if (stopSignal) process.exit(128 + SIGNAL_NUMBERS[signal]);
     stopSignal = signal;
+    stopSignalAt = Date.now();
     if (trainer) trainer.stopRequested = true;
     console.error(`\n${signal}: stopping after this step to save a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'a signal'} again quits without saving)`);
   });

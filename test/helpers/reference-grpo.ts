@@ -8,14 +8,17 @@ import type { GrpoLossOptions } from '../../src/rl/grpo-loss.js';
  * gradient formulas.
  */
 
+/** f32 inputs as the GPU sees them, or float64 ones (finite differences perturb them below f32's resolution). */
+type Values = Float32Array | Float64Array;
+
 export interface GrpoCase {
   b: number;
   t: number;
-  logprobs: Float32Array;
-  old?: Float32Array;
-  ref?: Float32Array;
-  advantages: Float32Array;
-  mask: Float32Array;
+  logprobs: Values;
+  old?: Values;
+  ref?: Values;
+  advantages: Values;
+  mask: Values;
 }
 
 export interface GrpoReference {
@@ -216,6 +219,11 @@ function metricsOf(k: GrpoCase, options: GrpoLossOptions, f: Forward): Record<st
     out['vespo/phi_seq_mean'] = globalMean(f.phi.map((p) => [p]));
   }
   return out;
+}
+
+/** The loss alone (one forward, no derivatives). */
+export function referenceGrpoLoss(k: GrpoCase, options: GrpoLossOptions): number {
+  return forward(k, options, -1).loss.v;
 }
 
 export function referenceGrpo(k: GrpoCase, options: GrpoLossOptions): GrpoReference {

@@ -63,9 +63,14 @@ export function runNode(args: readonly string[]): Promise<Finished> {
   });
 }
 
-/** Starts train.js in the background; its stderr collects in `stderr()`. */
-export function startTrain(run: TinyRun, outDir: string, extra: readonly string[] = []): { child: ChildProcess; stderr: () => string; exited: Promise<Finished> } {
-  const child = spawn(process.execPath, trainArgs(run, outDir, extra), { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Starts train.js in the background, in a process group of its own (a test can signal the group,
+ * as a terminal's Ctrl-C does); its stderr collects in `stderr()`. `launched`: through the
+ * repository's train.js, which runs the program under the quiet launcher (src/cli/quiet-launch.ts).
+ */
+export function startTrain(run: TinyRun, outDir: string, extra: readonly string[] = [], launched = false): { child: ChildProcess; stderr: () => string; exited: Promise<Finished> } {
+  const [program, ...args] = trainArgs(run, outDir, extra);
+  const child = spawn(process.execPath, [launched ? join(REPO_ROOT, 'train.js') : program, ...args], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => (stderr += chunk));
