@@ -1,6 +1,6 @@
 import { noGrad, recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
-import { matmul } from '../ops/matmul.js';
+import { matmul, matmulInto } from '../ops/matmul.js';
 import { slice } from '../ops/layout.js';
 import { tokenLogprobsGradInto, tokenLogprobsInto } from '../ops/token-logprobs.js';
 import type { Linear } from '../model/linear.js';
@@ -25,7 +25,7 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   if (hidden.shape.length !== 2 || width !== head.inFeatures || targets.shape.length !== 1 || targets.size !== rows) {
     throw new Error(`${op}: hidden ${formatShape(hidden.shape)}, targets ${formatShape(targets.shape)} and head [${head.outFeatures}, ${head.inFeatures}] do not fit`);
   }
-  if (head.weight.requiresGrad || head.delta || head.bias?.requiresGrad) {
+  if (head.weightBlocks.some((w) => w.requiresGrad) || head.delta || head.bias?.requiresGrad) {
     throw new Error(`${op}: the chunked path needs a frozen LM head; train the head with model.logits + tokenLogprobs`);
   }
   const gpu = hidden.gpu;
@@ -43,8 +43,16 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
         const logits = chunkLogits(r0, r1);
         const dlogits = gpu.empty(logits.shape);
         tokenLogprobsGradInto(logits, targets, out.logsumexp, g, dlogits, { rowOffset: r0 });
-        // d(logits)/d(hidden) = W for logits = hidden·Wᵀ.
-        const dchunk = matmul(dlogits, head.weight);
+        // d(logits)/d(hidden) = W for logits = hidden·Wᵀ; a head split into blocks of rows sums
+        // each block's columns of dlogits times the block, in block order.
+        const blocks = head.weightBlocks;
+        const dchunk = matmul(blocks.length === 1 ? dlogits : slice(dlogits, 1, 0, blocks[0].shape[0]), blocks[0]);
+        let column = blocks[0].shape[0];
+        for (const block of blocks.slice(1)) {
+          const columns = slice(dlogits, 1, column, column + block.shape[0]);
+          matmulInto(dchunk, columns, block, { accumulate: true });
+          column += block.shape[0];
+        }
         gpu.commands.copy(dchunk.buffer, 0, dhidden.buffer, r0 * width * 4, (r1 - r0) * width * 4);
       });
     }
