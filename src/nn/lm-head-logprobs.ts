@@ -43,16 +43,9 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
         const logits = chunkLogits(r0, r1);
         const dlogits = gpu.empty(logits.shape);
         tokenLogprobsGradInto(logits, targets, out.logsumexp, g, dlogits, { rowOffset: r0 });
-        // d(logits)/d(hidden) = W for logits = hidden·Wᵀ; a head split into blocks of rows sums
-        // each block's columns of dlogits times the block, in block order.
+        // d(logits)/d(hidden) = W for logits = hidden·Wᵀ.
         const blocks = head.weightBlocks;
-        const dchunk = matmul(blocks.length === 1 ? dlogits : slice(dlogits, 1, 0, blocks[0].shape[0]), blocks[0]);
-        let column = blocks[0].shape[0];
-        for (const block of blocks.slice(1)) {
-          const columns = slice(dlogits, 1, column, column + block.shape[0]);
-          matmulInto(dchunk, columns, block, { accumulate: true });
-          column += block.shape[0];
-        }
+        const dchunk = blocks.length === 1 ? matmul(dlogits, blocks[0]) : blockwiseProduct(dlogits, blocks);
         gpu.commands.copy(dchunk.buffer, 0, dhidden.buffer, r0 * width * 4, (r1 - r0) * width * 4);
       });
     }
@@ -60,4 +53,20 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   });
   if (!logprobs.requiresGrad) out.logsumexp.dispose();
   return { logprobs, entropy: out.entropy };
+}
+
+/**
+ * dlogits·W for W given as blocks of rows: each block's columns of dlogits times the block, summed
+ * in block order (a reassociation of the sum over the vocabulary, so not bit-equal to one product).
+ */
+function blockwiseProduct(dlogits: Tensor, blocks: readonly Tensor[]): Tensor {
+  const out = dlogits.gpu.empty([dlogits.shape[0], blocks[0].shape[1]]);
+  let column = 0;
+  blocks.forEach((block, i) => {
+    const columns = slice(dlogits, 1, column, column + block.shape[0]);
+    matmulInto(out, columns, block, { accumulate: i > 0 });
+    columns.dispose();
+    column += block.shape[0];
+  });
+  return out;
 }
