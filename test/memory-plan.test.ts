@@ -1,16 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { backward } from '../src/autograd/backward.js';
-import type { Gpu } from '../src/gpu/gpu.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { RandomLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
-import { completionLogprobs, sharedPromptBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
-import { grpoLoss } from '../src/rl/grpo-loss.js';
+import { attachLora } from '../src/nn/lora.js';
+import type { SequenceInput } from '../src/train/completion-logprobs.js';
+import { measureActivations } from '../src/rl/measure-activations.js';
 import { configModelShape, estimateStepMemory, loadedModelShape, planMemory, type StepShape } from '../src/rl/memory-plan.js';
 import { useGpu } from './helpers/gpu.js';
 import { tinyModel } from './helpers/tiny-checkpoint.js';
-import { randn } from './helpers/random.js';
 
 const gpu = useGpu();
 const GiB = 2 ** 30;
@@ -35,29 +32,6 @@ const shape = (microBatchSize: number, recompute: boolean): StepShape => ({
   recompute,
   poolCacheCap: 0,
 });
-
-/** Peak pool bytes above those live before, over one micro-batch's forward and backward. */
-function measuredActivations(g: Gpu, model: LlamaModel, lora: LoraAdapters, micro: number, recompute: boolean): number {
-  model.recomputeLayers = recompute;
-  lora.training = true;
-  const before = g.pool.liveBytes;
-  g.pool.resetPeak();
-  g.tidy(() => {
-    const batch = sharedPromptBatch(g, sequences.slice(0, micro));
-    const { logprobs } = completionLogprobs(model, batch);
-    const { loss } = grpoLoss(
-      { logprobs, advantages: g.tensor(randn(micro, 1), [micro]), mask: batch.mask },
-      { beta: 0, epsilonLow: 0.2, epsilonHigh: 0.2, lossType: 'dapo', importanceSampling: 'token', klEstimator: 'k3', numItemsInBatch: 100 },
-    );
-    backward(loss);
-  });
-  model.recomputeLayers = false;
-  for (const p of lora.parameters()) {
-    p.grad?.dispose();
-    p.grad = null;
-  }
-  return g.pool.peakBytes - before;
-}
 
 describe('weights larger than one storage binding', () => {
   it('are refused by name before any weight is read, unless they are a frozen embedding or LM head (split instead)', () => {
@@ -91,7 +65,7 @@ describe('memory plan', () => {
     const model = tinyModel(g);
     const lora = attachLora(model, { rank: 8, alpha: 16, seed: 1 });
     for (const recompute of [false, true]) {
-      const measured = measuredActivations(g, model, lora, G, recompute);
+      const measured = measureActivations(model, lora, sequences.slice(0, G), recompute);
       const estimated = estimateStepMemory(loadedModelShape(model, lora), shape(G, recompute)).activations;
       expect(estimated / measured, `recompute ${recompute}: estimated ${estimated}, measured ${measured}`).toBeGreaterThan(0.85);
       expect(estimated / measured, `recompute ${recompute}: estimated ${estimated}, measured ${measured}`).toBeLessThan(1.15);
