@@ -95,7 +95,8 @@ await trainer.close();
 
 const config = trainer.loaded.model.config;
 let baseParams = 0;
-for (const [name, t] of trainer.loaded.model.parameters) if (name !== 'model.embed_tokens.weight' || config.tie_word_embeddings) baseParams += t.size;
+// An untied embedding (whole or its blocks of rows) is a lookup: no multiply-adds.
+for (const [name, t] of trainer.loaded.model.parameters) if (!name.startsWith('model.embed_tokens.weight') || config.tie_word_embeddings) baseParams += t.size;
 const measured = rows.slice(0, steps);
 const avg = (key: string) => measured.reduce((s, r) => s + (r[key] ?? 0), 0) / measured.length;
 const total = avg('time/generation_s') + avg('time/reward_s') + avg('time/train_s') + avg('time/optimizer_s');

@@ -57,6 +57,23 @@ describe('embedding', () => {
     expect(Array.from(await y.toArray())).toEqual([3, 4, 0, 0, 1, 2]);
   });
 
+  for (const dtype of ['f32', 'f16'] as const) {
+    it(`blocks of rows read as the whole table (${dtype}), ids past the last block as zero rows`, async (ctx) => {
+      const g = gpu();
+      if (dtype === 'f16' && !g.hasF16) ctx.skip();
+      const [vocab, dim] = [301, 7];
+      const table = randn(vocab * dim, 64);
+      const ids = g.tensor([...randomIds(500, vocab, 65), vocab, vocab + 100, 0, vocab - 1], [4, 126], 'u32');
+      const whole = await embedding(ids, g.tensor(table, [vocab, dim], dtype)).toArray();
+      const blocks = [[0, 100], [100, 101], [101, 250], [250, vocab]].map(([start, end]) => g.tensor(table.subarray(start * dim, end * dim), [end - start, dim], dtype));
+      expect(await embedding(ids, blocks).toArray()).toEqual(whole);
+      expect(Array.from(whole.subarray(500 * dim, 502 * dim)).every((v) => v === 0)).toBe(true);
+      const trained = g.tensor(table.subarray(0, 3 * dim), [3, dim]);
+      trained.requiresGrad = true;
+      expect(() => embedding(ids, [blocks[0], trained])).toThrow(/embedding: blocks of a table must be frozen \[rows, 7\], got Tensor#\d+\(\[3, 7\], f32\) requiring grad/);
+    });
+  }
+
   // [positions, vocab, dim]: many repeats of few ids, then a vocabulary-sized table.
   for (const [n, vocab, dim] of [[5000, 37, 19], [600, 49152, 4]]) {
     it(`scatter-adds the gradient deterministically for ${n} ids into a [${vocab}, ${dim}] table`, async () => {

@@ -37,6 +37,12 @@ export interface LoadOptions {
   dtype?: DType;
   /** Full-parameter training: every weight is f32 and requires grad. */
   trainable?: boolean;
+  /**
+   * Bytes one block of rows of the embedding or LM head may hold: what one binding of the adapter
+   * holds (the smaller of maxStorageBufferBindingSize and maxBufferSize) unless lowered here, which
+   * only tests and benches do, to split a small model's vocabulary.
+   */
+  vocabularyBlockBytes?: number;
 }
 
 export interface ForwardOptions {
@@ -70,18 +76,41 @@ export interface SharedPrefix extends LayerKeyValues {
   rows: Tensor;
 }
 
+/** The matrices indexed by the vocabulary: stored as blocks of rows when one binding cannot hold them. */
+const VOCABULARY_MATRICES = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
+
+/** A block of rows of a split weight appears in `parameters` under its weight's name and row range. */
+export const rowBlockName = (name: string, start: number, end: number): string => `${name}[${start}:${end}]`;
+
+/**
+ * Row ranges of a [rows, width] matrix of `bytesPerRow`-byte rows, as few as fit `limit` bytes
+ * each and as even as possible; one range when the whole fits.
+ */
+export function rowBlocks(rows: number, bytesPerRow: number, limit: number): [number, number][] {
+  if (bytesPerRow > limit) throw new Error(`one row of ${bytesPerRow} bytes exceeds a binding of ${limit} bytes`);
+  let count = Math.ceil((rows * bytesPerRow) / limit);
+  while (Math.ceil(rows / count) * bytesPerRow > limit) count++;
+  const per = Math.ceil(rows / count);
+  const ranges: [number, number][] = [];
+  for (let start = 0; start < rows; start += per) ranges.push([start, Math.min(rows, start + per)]);
+  return ranges;
+}
+
 /**
  * Every op binds a weight whole, so each must fit one storage binding: refused before any weight is
- * read (lavapipe binds at most 128 MiB, less than a 1.7B model's f16 embedding of 192 MiB).
+ * read. The vocabulary's matrices are split into blocks of rows instead (lavapipe binds at most
+ * 128 MiB, less than a 1.7B model's f16 embedding of 192 MiB), unless they train.
  */
-function checkBindingSize(source: string, config: HfModelConfig, matrixDtype: DType, limit: number): void {
+function checkBindingSize(source: string, config: HfModelConfig, matrixDtype: DType, limits: GPUSupportedLimits, trainable: boolean): void {
+  const [limitName, limit] = limits.maxBufferSize < limits.maxStorageBufferBindingSize ? ['maxBufferSize', limits.maxBufferSize] : ['maxStorageBufferBindingSize', limits.maxStorageBufferBindingSize];
   const MiB = 2 ** 20;
   for (const [name, shape] of expectedParameterShapes(config)) {
     const bytes = shape.reduce((a, b) => a * b, 1) * bytesPerElement(shape.length === 2 ? matrixDtype : 'f32');
-    if (bytes > limit) {
+    if (bytes > limit && (trainable || !VOCABULARY_MATRICES.has(name))) {
       throw new Error(
         `${source}: ${name} [${shape.join(', ')}] ${shape.length === 2 ? matrixDtype : 'f32'} takes ${(bytes / MiB).toFixed(0)} MiB, more than one storage binding of this adapter holds ` +
-          `(maxStorageBufferBindingSize ${(limit / MiB).toFixed(0)} MiB); weights that large are not split across bindings yet`,
+          `(${limitName} ${(limit / MiB).toFixed(0)} MiB); ` +
+          (trainable ? 'a trained weight is not split across bindings (train LoRA adapters instead)' : 'only the embedding and the LM head are split across bindings'),
       );
     }
   }
@@ -90,11 +119,14 @@ function checkBindingSize(source: string, config: HfModelConfig, matrixDtype: DT
 /** A Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) built from the core ops. Weights use HF names. */
 export class LlamaModel {
   readonly layers: DecoderLayer[] = [];
-  readonly embedTokens: Tensor;
+  /** The embedding's blocks of rows: one, the whole table, unless it is larger than one binding. */
+  readonly embedTokens: readonly Tensor[];
   readonly finalNorm: Tensor;
   readonly lmHead: Linear;
-  /** Every weight by its Hugging Face name. */
+  /** Every weight by its Hugging Face name; the blocks of a split one under rowBlockName. */
   readonly parameters = new Map<string, Tensor>();
+  /** The weights split into blocks of rows (larger than one binding), by Hugging Face name. */
+  readonly splitWeights = new Map<string, readonly Tensor[]>();
   /**
    * Activation recomputation: a recorded forward keeps only each decoder layer's input (and the
    * keys and values a shared prompt hands on); the backward runs the layer again.
@@ -115,7 +147,9 @@ export class LlamaModel {
       throw new Error(`${reader.name}: head_dim ${config.head_dim} is not supported: the attention kernels take ${ATTENTION_HEAD_DIMS}`);
     }
     checkCheckpointTensors(config, reader);
-    checkBindingSize(reader.name, config, matrixDtype, gpu.device.limits.maxStorageBufferBindingSize);
+    const limits = gpu.device.limits;
+    const bindingBytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    checkBindingSize(reader.name, config, matrixDtype, limits, trainable);
     // A tied checkpoint may still hold its own lm_head (see tiedHead).
     const shapes = expectedParameterShapes(config).set('lm_head.weight', [config.vocab_size, config.hidden_size]);
     const load = (name: string, dtype: DType): Tensor => {
@@ -129,8 +163,22 @@ export class LlamaModel {
       const bias = shapes.has(`${name}.bias`) ? load(`${name}.bias`, 'f32') : null;
       return new Linear(name, load(`${name}.weight`, matrixDtype), bias);
     };
+    // The vocabulary's matrices: whole when one binding holds them, else as blocks of rows.
+    const vocabularyMatrix = (name: string): Tensor[] => {
+      const [rows, width] = shapes.get(name)!;
+      const ranges = rowBlocks(rows, width * bytesPerElement(matrixDtype), Math.min(options.vocabularyBlockBytes ?? Infinity, bindingBytes));
+      if (ranges.length === 1) return [load(name, matrixDtype)];
+      const data = reader.readFloat32(name);
+      const blocks = ranges.map(([start, end]) => {
+        const t = gpu.keep(gpu.tensor(data.subarray(start * width, end * width), [end - start, width], matrixDtype));
+        this.parameters.set(rowBlockName(name, start, end), t);
+        return t;
+      });
+      this.splitWeights.set(name, blocks);
+      return blocks;
+    };
     const c = config;
-    this.embedTokens = load('model.embed_tokens.weight', matrixDtype);
+    this.embedTokens = vocabularyMatrix('model.embed_tokens.weight');
     for (let i = 0; i < c.num_hidden_layers; i++) {
       const p = `model.layers.${i}`;
       this.layers.push({
@@ -149,7 +197,7 @@ export class LlamaModel {
       });
     }
     this.finalNorm = norm('model.norm.weight');
-    this.lmHead = this.tiedHead(reader) ? new Linear('lm_head', this.embedTokens) : linear('lm_head');
+    this.lmHead = new Linear('lm_head', this.tiedHead(reader) ? this.embedTokens : vocabularyMatrix('lm_head.weight'));
   }
 
   /**

@@ -1,6 +1,6 @@
 import { noGrad, recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
-import { matmul } from '../ops/matmul.js';
+import { matmul, matmulInto } from '../ops/matmul.js';
 import { slice } from '../ops/layout.js';
 import { tokenLogprobsGradInto, tokenLogprobsInto } from '../ops/token-logprobs.js';
 import type { Linear } from '../model/linear.js';
@@ -25,7 +25,7 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   if (hidden.shape.length !== 2 || width !== head.inFeatures || targets.shape.length !== 1 || targets.size !== rows) {
     throw new Error(`${op}: hidden ${formatShape(hidden.shape)}, targets ${formatShape(targets.shape)} and head [${head.outFeatures}, ${head.inFeatures}] do not fit`);
   }
-  if (head.weight.requiresGrad || head.delta || head.bias?.requiresGrad) {
+  if (head.weightBlocks.some((w) => w.requiresGrad) || head.delta || head.bias?.requiresGrad) {
     throw new Error(`${op}: the chunked path needs a frozen LM head; train the head with model.logits + tokenLogprobs`);
   }
   const gpu = hidden.gpu;
@@ -44,7 +44,8 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
         const dlogits = gpu.empty(logits.shape);
         tokenLogprobsGradInto(logits, targets, out.logsumexp, g, dlogits, { rowOffset: r0 });
         // d(logits)/d(hidden) = W for logits = hidden·Wᵀ.
-        const dchunk = matmul(dlogits, head.weight);
+        const blocks = head.weightBlocks;
+        const dchunk = blocks.length === 1 ? matmul(dlogits, blocks[0]) : blockwiseProduct(dlogits, blocks);
         gpu.commands.copy(dchunk.buffer, 0, dhidden.buffer, r0 * width * 4, (r1 - r0) * width * 4);
       });
     }
@@ -52,4 +53,20 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   });
   if (!logprobs.requiresGrad) out.logsumexp.dispose();
   return { logprobs, entropy: out.entropy };
+}
+
+/**
+ * dlogits·W for W given as blocks of rows: each block's columns of dlogits times the block, summed
+ * in block order (a reassociation of the sum over the vocabulary, so not bit-equal to one product).
+ */
+function blockwiseProduct(dlogits: Tensor, blocks: readonly Tensor[]): Tensor {
+  const out = dlogits.gpu.empty([dlogits.shape[0], blocks[0].shape[1]]);
+  let column = 0;
+  blocks.forEach((block, i) => {
+    const columns = slice(dlogits, 1, column, column + block.shape[0]);
+    matmulInto(out, columns, block, { accumulate: i > 0 });
+    columns.dispose();
+    column += block.shape[0];
+  });
+  return out;
 }

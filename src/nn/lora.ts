@@ -1,5 +1,6 @@
 import type { Tensor } from '../gpu/tensor.js';
 import { writeSafetensors, type TensorsToWrite } from '../io/safetensors-writer.js';
+import { hfTensorsToWrite } from '../model/save.js';
 import type { LlamaModel } from '../model/llama.js';
 import { clone } from '../autograd/accumulate.js';
 import { projectPlusLowRank } from '../ops/low-rank.js';
@@ -253,11 +254,7 @@ export async function mergeLora(adapters: LoraAdapters): Promise<Map<string, Ten
 export async function saveMergedModel(adapters: LoraAdapters, path: string, metadata: Record<string, string> = {}): Promise<void> {
   const merged = await mergeLora(adapters);
   try {
-    const tensors: Record<string, TensorsToWrite[string]> = {};
-    for (const [name, t] of adapters.model.parameters) {
-      tensors[name] = { dtype: 'F32', shape: t.shape, data: await (merged.get(name) ?? t).toArray() };
-    }
-    writeSafetensors(path, tensors, { format: 'pt', ...metadata });
+    writeSafetensors(path, await hfTensorsToWrite(adapters.model, merged), { format: 'pt', ...metadata });
   } finally {
     for (const t of merged.values()) t.dispose();
   }

@@ -1,5 +1,5 @@
 import { recordOp } from '../autograd/grad-node.js';
-import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { formatShape, Tensor } from '../gpu/tensor.js';
 import { assertGradientFits } from './gradient.js';
 
 const WG = 256;
@@ -14,19 +14,16 @@ const LINKS_WG = 64;
  * float atomics would break): positions sharing an id are linked into lists in position order,
  * then each table element sums its list in that order. Cost O(positions² + vocab·dim +
  * positions·dim), where the per-(row, column) scan of all ids would be O(vocab·dim·positions).
+ * A table too large for one storage binding comes as consecutive blocks of its rows (frozen; see
+ * blockEmbedding); one block is the table itself.
  */
-export function embedding(ids: Tensor, table: Tensor): Tensor {
-  if (ids.dtype !== 'u32') throw new Error(`embedding: ids must be u32, got ${ids.dtype} ${formatShape(ids.shape)}`);
-  if (table.shape.length !== 2) throw new Error(`embedding: table must be [vocab, dim], got ${formatShape(table.shape)}`);
-  if (table.dtype === 'u32') throw new Error(`embedding: table must be f32 or f16, got u32 ${formatShape(table.shape)}`);
-  if (table.dtype === 'f16' && table.requiresGrad) {
-    throw new Error(`embedding: an f16 table ${formatShape(table.shape)} is frozen and cannot require grad`);
-  }
+export function embedding(ids: Tensor, table: Tensor | readonly Tensor[]): Tensor {
+  if (!(table instanceof Tensor)) return table.length === 1 ? embedding(ids, table[0]) : blockEmbedding(ids, table);
+  checkTable(ids, table);
   const [vocab, dim] = table.shape;
   const gpu = table.gpu;
   const out = gpu.empty([...ids.shape, dim]);
-  gpu.run(gpu.kernel('embedding', { T: table.dtype }), [ids, table, out], gpu.grid1d(out.size, WG), { u32: [out.size, dim, vocab] });
-
+  gpu.run(gpu.kernel('embedding', { T: table.dtype }), [ids, table, out], gpu.grid1d(out.size, WG), { u32: [out.size, dim, vocab, 0] });
   return recordOp('embedding', [table], out, (g) => {
     assertGradientFits('embedding', g, out);
     const positions = ids.size;
@@ -39,4 +36,34 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
     head.dispose();
     return [dTable];
   });
+}
+
+function checkTable(ids: Tensor, table: Tensor): void {
+  if (ids.dtype !== 'u32') throw new Error(`embedding: ids must be u32, got ${ids.dtype} ${formatShape(ids.shape)}`);
+  if (table.shape.length !== 2) throw new Error(`embedding: table must be [vocab, dim], got ${formatShape(table.shape)}`);
+  if (table.dtype === 'u32') throw new Error(`embedding: table must be f32 or f16, got u32 ${formatShape(table.shape)}`);
+  if (table.dtype === 'f16' && table.requiresGrad) {
+    throw new Error(`embedding: an f16 table ${formatShape(table.shape)} is frozen and cannot require grad`);
+  }
+}
+
+/**
+ * The rows of a table split into blocks of consecutive rows: every block writes the positions
+ * whose ids fall in its range (a copy, so the result is the whole table's bit for bit); ids past
+ * the last block read as zero rows. The blocks are frozen: no gradient.
+ */
+function blockEmbedding(ids: Tensor, blocks: readonly Tensor[]): Tensor {
+  const dim = blocks[0].shape[1];
+  for (const b of blocks) {
+    checkTable(ids, b);
+    if (b.requiresGrad || b.shape[1] !== dim) throw new Error(`embedding: blocks of a table must be frozen [rows, ${dim}], got ${b}${b.requiresGrad ? ' requiring grad' : ''}`);
+  }
+  const gpu = ids.gpu;
+  const out = gpu.zeros([...ids.shape, dim]);
+  let first = 0;
+  for (const b of blocks) {
+    gpu.run(gpu.kernel('embedding', { T: b.dtype, BLOCK: true }), [ids, b, out], gpu.grid1d(out.size, WG), { u32: [out.size, dim, b.shape[0], first] });
+    first += b.shape[0];
+  }
+  return out;
 }

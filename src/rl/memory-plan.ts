@@ -77,7 +77,7 @@ export function loadedModelShape(model: LlamaModel, lora: LoraAdapters): Trained
     linears: [shape(layer.q), shape(layer.k), shape(layer.v), shape(layer.o), shape(layer.gate), shape(layer.up), shape(layer.down)],
     rank: lora.config.rank,
     dropout: lora.config.dropout > 0,
-    matrixDtype: model.embedTokens.dtype,
+    matrixDtype: model.embedTokens[0].dtype,
   };
 }
 

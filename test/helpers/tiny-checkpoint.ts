@@ -5,7 +5,7 @@ import type { Gpu } from '../../src/gpu/gpu.js';
 import { parseHfConfig, readHfConfig } from '../../src/io/hf-config.js';
 import { repositoryRoot } from '../../src/io/repository-root.js';
 import { openWeights } from '../../src/io/weight-source.js';
-import { LlamaModel } from '../../src/model/llama.js';
+import { LlamaModel, type LoadOptions } from '../../src/model/llama.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
 import { initialLlamaWeights } from '../../src/io/random-weights.js';
 import { byteTokenizerFiles } from '../../src/tokenizer/byte-tokenizer.js';
@@ -34,11 +34,11 @@ export function writeRandomCheckpoint(seed = 1, { nanWeights = false } = {}): st
 }
 
 /** The committed models/tiny (f32), loaded straight from its safetensors. */
-export function tinyModel(g: Gpu): LlamaModel {
+export function tinyModel(g: Gpu, options: LoadOptions = {}): LlamaModel {
   const dir = join(repositoryRoot(), 'models', 'tiny');
   const reader = openWeights({ format: 'safetensors', path: join(dir, 'model.safetensors') });
   try {
-    return new LlamaModel(g, readHfConfig(join(dir, 'config.json')), reader);
+    return new LlamaModel(g, readHfConfig(join(dir, 'config.json')), reader, options);
   } finally {
     reader.close();
   }
