@@ -8,7 +8,7 @@ import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { initialLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
-import { repeatRows } from '../src/ops/layout.js';
+import { gatherRows, repeatRows } from '../src/ops/layout.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { grpoLoss, type GrpoLossOptions } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
@@ -54,6 +54,44 @@ describe('repeatRows', () => {
     const g = gpu();
     g.tidy(() => {
       expect(() => repeatRows(g.tensor(x, [3, 10]), g.tensor([0, 1], [2]))).toThrow(/repeatRows: rows must be u32 \[B\], got f32 \[2\]/);
+    });
+  });
+});
+
+describe('gatherRows', () => {
+  // 4 rows of x to 6 output rows: two padding rows (index 4 ≥ N) and one row of x (2) left out.
+  const x = randn(4 * 3, 3);
+  const index = [1, 4, 0, 3, 4, 4];
+  const inverse = [2, 0, 6, 3];
+
+  it('forward and backward vs reference: zero rows at padding, gradients copied back', async () => {
+    const g = gpu();
+    const gradOut = randn(index.length * 3, 4);
+    const { out, grad } = await g.tidy(() => {
+      const input = g.tensor(x, [4, 3]);
+      input.requiresGrad = true;
+      const y = gatherRows(input, g.tensor(index, [index.length], 'u32'), g.tensor(inverse, [4], 'u32'));
+      expect(y.shape).toEqual([index.length, 3]);
+      backward(y, g.tensor(gradOut, y.shape));
+      return { out: g.keep(y), grad: g.keep(input.grad!) };
+    });
+    const expectedOut = index.flatMap((r) => (r < 4 ? Array.from(x.slice(r * 3, r * 3 + 3)) : [0, 0, 0]));
+    const expectedGrad = inverse.flatMap((i) => (i < index.length ? Array.from(gradOut.slice(i * 3, i * 3 + 3)) : [0, 0, 0]));
+    expectClose(await out.toArray(), expectedOut, { atol: 0, rtol: 0 }, 'rows');
+    expectClose(await grad.toArray(), expectedGrad, { atol: 0, rtol: 0 }, 'gradient');
+  });
+
+  it('gradcheck against finite differences', async () => {
+    const g = gpu();
+    const rows = g.tensor(index, [index.length], 'u32');
+    const back = g.tensor(inverse, [4], 'u32');
+    await gradcheck(g, ([input]) => gatherRows(input, rows, back), [{ data: x, shape: [4, 3] }]);
+  });
+
+  it('rejects an inverse that does not match the rows of x', () => {
+    const g = gpu();
+    g.tidy(() => {
+      expect(() => gatherRows(g.tensor(x, [4, 3]), g.tensor(index, [6], 'u32'), g.tensor([0, 1], [2], 'u32'))).toThrow(/gatherRows: inverse must be u32 \[4\], got u32 \[2\]/);
     });
   });
 });
@@ -173,17 +211,51 @@ function randomGqaModel(g: Gpu, fields: Record<string, unknown> = {}): LlamaMode
 }
 
 describe('shared prompts train exactly like repeated prompts', () => {
-  it('the batch runs each group prompt once, without its last token', () => {
+  it('the batch runs each group prompt once, without its last token, and each row without its padding', async () => {
     const g = gpu();
     const sequences = groups(37);
+    const completion = sequences.reduce((n, s) => n + s.completionIds.length, 0);
+    const prompt = sequences.reduce((n, s) => n + s.promptIds.length, 0);
+    const distinct = [6, 2, 1, 9, 4].reduce((n, p) => n + p - 1, 0);
+    const batch = sharedPromptBatch(g, sequences);
+    try {
+      expect(batch.prompts!.ids.shape).toEqual([5, 8]);
+      // One position per completion token: the prompt's last token, then the completion but its last token.
+      expect(batch.ids.shape).toEqual([1, completion]);
+      expect(batch.mask.shape).toEqual([sequences.length, 8]);
+      expect(batch.packed!.shape).toEqual([sequences.length, 8]);
+      expect(batch.computedTokens).toBe(distinct + completion);
+      expect(batch.computedPositions).toBe(5 * 8 + completion);
+      const [ids, positions, slots, rows] = await g.readAll([batch.ids, batch.positions, batch.packed!.slots, batch.packed!.rows]);
+      let n = 0;
+      sequences.forEach((s, b) => {
+        const tokens = [s.promptIds.at(-1)!, ...s.completionIds.slice(0, -1)];
+        for (let t = 0; t < 8; t++) {
+          if (t >= tokens.length) {
+            expect(slots[b * 8 + t], `padding slot ${b}, ${t}`).toBe(completion);
+            continue;
+          }
+          expect([slots[b * 8 + t], rows[n], ids[n], positions[n]], `slot ${b}, ${t}`).toEqual([n, b * 8 + t, tokens[t], s.promptIds.length - 1 + t]);
+          n++;
+        }
+      });
+      expect(n).toBe(completion);
+      expect(sequenceBatch(g, sequences).computedTokens).toBe(prompt + completion);
+    } finally {
+      g.tidy(() => {
+        for (const t of [batch.ids, batch.positions, batch.targets, batch.mask, batch.packed!.slots, batch.packed!.rows]) t.dispose();
+        for (const t of Object.values(batch.prompts!)) t.dispose();
+      });
+    }
+  });
+
+  it('rows of equal length stay a [B, W] batch (nothing to pack)', () => {
+    const g = gpu();
+    const sequences = groups(37).filter((s) => s.completionIds.length === 2);
     g.tidy(() => {
       const batch = sharedPromptBatch(g, sequences);
-      expect(batch.prompts!.ids.shape).toEqual([5, 8]);
-      expect(batch.ids.shape).toEqual([sequences.length, 8]);
-      const prompt = sequences.reduce((n, s) => n + s.promptIds.length, 0);
-      const distinct = [6, 2, 1, 9, 4].reduce((n, p) => n + p - 1, 0);
-      expect(batch.computedTokens).toBe(distinct + sequences.reduce((n, s) => n + Math.min(8, 1 + s.completionIds.length), 0));
-      expect(sequenceBatch(g, sequences).computedTokens).toBe(prompt + sequences.reduce((n, s) => n + s.completionIds.length, 0));
+      expect(batch.packed).toBeUndefined();
+      expect(batch.ids.shape).toEqual([sequences.length, 2]);
     });
   });
 

@@ -81,7 +81,7 @@ export class CommandBatch {
     const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
     if (this.profiler) {
       this.endPass();
-      this.pass = this.currentEncoder().beginComputePass({ timestampWrites: this.profiler.next(kernel.label) });
+      this.pass = this.currentEncoder().beginComputePass({ timestampWrites: this.profiler.next(kernel.label, params) });
     }
     const pass = this.currentPass();
     pass.setPipeline(kernel.pipeline);

@@ -1,3 +1,5 @@
+import type { Params } from './commands.js';
+
 /**
  * Per-kernel GPU time from timestamp queries. While a profiler is attached, every dispatch gets a
  * compute pass of its own with timestamps at its start and end (which costs a little, so it is for
@@ -16,6 +18,8 @@ export class KernelProfiler {
   private labels: string[] = [];
   private readonly pending: Promise<void>[] = [];
   private readonly totals = new Map<string, { ns: number; count: number }>();
+  /** Names the total a dispatch counts under from its shader label and params (default: the label), e.g. a matmul by its role. */
+  classify: ((label: string, params: Params | undefined) => string) | null = null;
 
   constructor(private readonly device: GPUDevice) {
     if (!device.features.has('timestamp-query')) throw new Error('KernelProfiler: the device has no timestamp-query feature');
@@ -27,8 +31,8 @@ export class KernelProfiler {
   }
 
   /** Reserves the query pair of the next dispatch. */
-  next(label: string): GPUComputePassTimestampWrites {
-    const i = this.labels.push(label) - 1;
+  next(label: string, params?: Params): GPUComputePassTimestampWrites {
+    const i = this.labels.push(this.classify ? this.classify(label, params) : label) - 1;
     return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 

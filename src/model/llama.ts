@@ -7,7 +7,7 @@ import { Linear } from './linear.js';
 import { ATTENTION_HEAD_DIMS, attention, supportsHeadDim } from '../ops/attention.js';
 import { add } from '../ops/binary.js';
 import { embedding } from '../ops/embedding.js';
-import { concat, repeatRows, view } from '../ops/layout.js';
+import { concat, gatherRows, repeatRows, view } from '../ops/layout.js';
 import { addRmsnorm, rmsnorm } from '../ops/rmsnorm.js';
 import { rope } from '../ops/rope.js';
 import { swiglu } from '../ops/swiglu.js';
@@ -59,6 +59,21 @@ export interface ForwardOptions {
   prefix?: SharedPrefix;
   /** Filled with each layer's rotated keys and values [B, T, Hkv, D], to serve as a later forward's prefix. */
   keyValuesOut?: LayerKeyValues;
+  /**
+   * ids [1, N] are the real positions of a [B, W] batch packed one after another (training): every
+   * op but attention runs on them; attention sees them at their slots of the [B, W] layout.
+   */
+  packed?: PackedPositions;
+}
+
+/** Where packed positions sit in a [B, W] batch (see ForwardOptions.packed). */
+export interface PackedPositions {
+  /** u32 [B·W]: the packed position at each slot, N at padding (which reads as zeros). */
+  slots: Tensor;
+  /** u32 [N]: the slot of each packed position. */
+  rows: Tensor;
+  /** [B, W]. */
+  shape: readonly [number, number];
 }
 
 /** Rotated keys and values [B, T, Hkv, D], one of each per layer. */
@@ -230,6 +245,7 @@ export class LlamaModel {
     const collected = options.keyValuesOut;
     if (collected && (collected.keys.length || collected.values.length)) throw new Error('LlamaModel.forward: keyValuesOut must start empty');
     if (options.prefix && options.cache) throw new Error('LlamaModel.forward: a shared prefix is for training; generation reads its KV cache');
+    if (options.packed && (options.cache || batch !== 1)) throw new Error('LlamaModel.forward: packed positions are ids [1, N] of a training batch, not a generation step');
     this.layers.forEach((layer, i) => {
       const input = x;
       const prefix = options.prefix && { keys: options.prefix.keys[i], values: options.prefix.values[i], rows: options.prefix.rows };
@@ -280,6 +296,13 @@ export class LlamaModel {
     const q = rope(heads(layer.q, c.num_attention_heads, layer.qNorm), options.positions, ropeOptions);
     const k = rope(heads(layer.k, c.num_key_value_heads, layer.kNorm), options.positions, ropeOptions);
     const v = heads(layer.v, c.num_key_value_heads, null);
+    const { packed } = options;
+    // Packed positions go to their slots of the [B, W] batch for attention, and come back after it.
+    const slotted = (t: Tensor) => {
+      if (!packed) return t;
+      const [, , count, dim] = t.shape;
+      return view(gatherRows(view(t, [rows, count, dim]), packed.slots, packed.rows), [...packed.shape, count, dim]);
+    };
     const window = layer.window ?? undefined;
     let attended: Tensor;
     if (cache) {
@@ -287,13 +310,15 @@ export class LlamaModel {
       attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window });
     } else if (prefix) {
       // The window counts slots of the prompt + completion row, as the unshared forward would.
-      const keys = concat([repeatRows(prefix.keys, prefix.rows), k], 1);
-      const values = concat([repeatRows(prefix.values, prefix.rows), v], 1);
-      attended = attention(q, keys, values, { keyStart: options.keyStart, window });
+      const keys = concat([repeatRows(prefix.keys, prefix.rows), slotted(k)], 1);
+      const values = concat([repeatRows(prefix.values, prefix.rows), slotted(v)], 1);
+      attended = attention(slotted(q), keys, values, { keyStart: options.keyStart, window });
     } else {
-      attended = attention(q, k, v, { keyStart: options.keyStart, window });
+      attended = attention(slotted(q), slotted(k), slotted(v), { keyStart: options.keyStart, window });
     }
-    const { sum: afterAttention, normed: m } = addRmsnorm(x, layer.o.forward(view(attended, [rows, c.num_attention_heads * c.head_dim])), layer.postAttentionNorm, c.rms_norm_eps);
+    const width = c.num_attention_heads * c.head_dim;
+    const merged = packed ? gatherRows(view(attended, [attended.size / width, width]), packed.rows, packed.slots) : view(attended, [rows, width]);
+    const { sum: afterAttention, normed: m } = addRmsnorm(x, layer.o.forward(merged), layer.postAttentionNorm, c.rms_norm_eps);
     return { out: add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m)))), k, v };
   }
 

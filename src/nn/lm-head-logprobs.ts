@@ -1,7 +1,8 @@
-import { noGrad, recordOp } from '../autograd/grad-node.js';
+import { isGradEnabled, noGrad, recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { matmul, matmulInto } from '../ops/matmul.js';
-import { slice } from '../ops/layout.js';
+import { mul } from '../ops/binary.js';
+import { slice, view } from '../ops/layout.js';
 import { tokenLogprobsGradInto, tokenLogprobsInto } from '../ops/token-logprobs.js';
 import type { Linear } from '../model/linear.js';
 
@@ -14,10 +15,13 @@ export interface LmHeadLogprobs {
 
 /**
  * Per-token log-probs of the chosen tokens straight from the final hidden states, a chunk of rows
- * at a time: the LM head's [chunk, vocab] logits exist only while their chunk is processed, in the
- * forward and again (recomputed) in the backward, so N × vocab logits are never held at once.
- * The head must be frozen (LoRA training, or generation); full fine-tuning of the head uses
- * model.logits + tokenLogprobs instead.
+ * at a time: the LM head's [chunk, vocab] logits exist only while their chunk is processed, so
+ * N × vocab logits are never held at once. When a gradient will flow, each chunk also keeps
+ * d log π(target)/d hidden = (onehot(target) − softmax)·W [chunk, hidden] while its logits exist,
+ * and the backward only scales those rows by the incoming gradient: two vocabulary-wide products
+ * per row (logits, then that one) instead of three (the backward recomputing the logits before
+ * multiplying by W). The head must be frozen (LoRA training, or generation); full fine-tuning of
+ * the head uses model.logits + tokenLogprobs instead.
  */
 export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, chunkRows = 256): LmHeadLogprobs {
   const op = 'lmHeadLogprobs';
@@ -30,28 +34,28 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   }
   const gpu = hidden.gpu;
   const out = { logprobs: gpu.empty([rows]), logsumexp: gpu.empty([rows]), entropy: gpu.empty([rows]) };
-  const chunks: [number, number][] = [];
-  for (let r0 = 0; r0 < rows; r0 += chunkRows) chunks.push([r0, Math.min(rows, r0 + chunkRows)]);
-  const chunkLogits = (r0: number, r1: number) => head.forward(r0 === 0 && r1 === rows ? hidden : slice(hidden, 0, r0, r1));
+  const slope = isGradEnabled() && hidden.requiresGrad ? gpu.empty([rows, width]) : null;
+  const unit = slope && gpu.tensor(new Float32Array(rows).fill(1), [rows]);
   noGrad(() => {
-    for (const [r0, r1] of chunks) gpu.tidy(() => tokenLogprobsInto(chunkLogits(r0, r1), targets, out, r0));
-  });
-  const logprobs = recordOp(op, [hidden], out.logprobs, (g) => {
-    const dhidden = gpu.empty([rows, width]);
-    for (const [r0, r1] of chunks) {
+    for (let r0 = 0; r0 < rows; r0 += chunkRows) {
+      const r1 = Math.min(rows, r0 + chunkRows);
       gpu.tidy(() => {
-        const logits = chunkLogits(r0, r1);
+        const logits = head.forward(r0 === 0 && r1 === rows ? hidden : slice(hidden, 0, r0, r1));
+        tokenLogprobsInto(logits, targets, out, r0);
+        if (!slope || !unit) return;
         const dlogits = gpu.empty(logits.shape);
-        tokenLogprobsGradInto(logits, targets, out.logsumexp, g, dlogits, { rowOffset: r0 });
+        tokenLogprobsGradInto(logits, targets, out.logsumexp, unit, dlogits, { rowOffset: r0 });
         // d(logits)/d(hidden) = W for logits = hidden·Wᵀ.
         const blocks = head.weightBlocks;
         const dchunk = blocks.length === 1 ? matmul(dlogits, blocks[0]) : blockwiseProduct(dlogits, blocks);
-        gpu.commands.copy(dchunk.buffer, 0, dhidden.buffer, r0 * width * 4, (r1 - r0) * width * 4);
+        gpu.commands.copy(dchunk.buffer, 0, slope.buffer, r0 * width * 4, (r1 - r0) * width * 4);
       });
     }
-    return [dhidden];
   });
-  if (!logprobs.requiresGrad) out.logsumexp.dispose();
+  out.logsumexp.dispose();
+  unit?.dispose();
+  if (!slope) return { logprobs: out.logprobs, entropy: out.entropy };
+  const logprobs = recordOp(op, [hidden], out.logprobs, (g) => [mul(slope, view(g, [rows, 1]))]);
   return { logprobs, entropy: out.entropy };
 }
 

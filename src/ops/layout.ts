@@ -1,4 +1,4 @@
-import { recordOp } from '../autograd/grad-node.js';
+import { noGrad, recordOp } from '../autograd/grad-node.js';
 import { formatShape, numel, Tensor, type Shape } from '../gpu/tensor.js';
 import { embedding } from './embedding.js';
 import { assertGradientFits } from './gradient.js';
@@ -152,4 +152,28 @@ export function repeatRows(x: Tensor, rows: Tensor): Tensor {
   if (x.shape.length === 0 || x.shape[0] === 0) throw new Error(`repeatRows: x ${formatShape(x.shape)} has no rows`);
   const [count, ...inner] = x.shape;
   return view(embedding(rows, view(x, [count, numel(inner)])), [rows.shape[0], ...inner]);
+}
+
+/**
+ * Row index[i] of x [N, ...] as row i of the output [M, ...] (u32 index [M]), a zero row where
+ * index[i] ≥ N: padding a packed batch out to a rectangular one, or packing it back. Each row of x
+ * must be picked at most once, and inverse (u32 [N]) names the output row that picked it (≥ M for
+ * none), so the backward is the same gather the other way, a copy with no sums.
+ */
+export function gatherRows(x: Tensor, index: Tensor, inverse: Tensor): Tensor {
+  const op = 'gatherRows';
+  assertF32(op, x);
+  if (x.shape.length === 0 || x.shape[0] === 0) throw new Error(`${op}: x ${formatShape(x.shape)} has no rows`);
+  for (const [name, t, rows] of [['index', index, null], ['inverse', inverse, x.shape[0]]] as const) {
+    if (t.dtype !== 'u32' || t.shape.length !== 1 || (rows !== null && t.shape[0] !== rows)) {
+      throw new Error(`${op}: ${name} must be u32 [${rows ?? 'M'}], got ${t.dtype} ${formatShape(t.shape)} for x ${formatShape(x.shape)}`);
+    }
+  }
+  const [count, ...inner] = x.shape;
+  const width = numel(inner);
+  const out = view(noGrad(() => embedding(index, view(x, [count, width]))), [index.shape[0], ...inner]);
+  return recordOp(op, [x], out, (g) => {
+    assertGradientFits(op, g, out);
+    return [gatherRows(view(g, [index.shape[0], ...inner]), inverse, index)];
+  });
 }

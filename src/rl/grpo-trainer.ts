@@ -302,6 +302,16 @@ export class GrpoTrainer {
     this.log.plot();
   }
 
+  /** One optimizer step on a given rollout, without sampling or scoring it (benchmarks of the training time run this). */
+  async trainOn(sequences: readonly SequenceInput[], advantages: Float64Array): Promise<StepMetrics> {
+    const cached = this.cachedLogprobs(sequences);
+    try {
+      return await this.optimizerStep(sequences, advantages, cached);
+    } finally {
+      for (const t of Object.values(cached).flat()) t?.dispose();
+    }
+  }
+
   /** Old (num_iterations > 1) and reference (beta > 0) log-probs, per micro-batch, before any update. */
   private cachedLogprobs(sequences: readonly SequenceInput[]) {
     const c = this.config;

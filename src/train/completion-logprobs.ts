@@ -1,14 +1,17 @@
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
-import type { LayerKeyValues, LlamaModel } from '../model/llama.js';
+import type { LayerKeyValues, LlamaModel, PackedPositions } from '../model/llama.js';
 import { lmHeadLogprobs } from '../nn/lm-head-logprobs.js';
-import { view } from '../ops/layout.js';
+import { gatherRows, view } from '../ops/layout.js';
 
 export interface SequenceBatch {
-  /** [B, W] u32: prompt then completion, right-padded; with shared prompts, each row's continuation of its prompt. */
+  /**
+   * [B, W] u32: prompt then completion, right-padded; with shared prompts, each row's continuation
+   * of its prompt; [1, N] when `packed` (the rows' real positions one after another).
+   */
   ids: Tensor;
   positions: Tensor;
-  /** [B·W] u32: the token each position predicts. */
+  /** [B·W] u32 (or [N] when packed): the token each position predicts. */
   targets: Tensor;
   /** [B, W] f32: 1 where the position predicts a completion token. */
   mask: Tensor;
@@ -17,6 +20,11 @@ export interface SequenceBatch {
   lengths: number[];
   /** Prompts computed once for the rows that continue them (sharedPromptBatch); absent: every row holds its whole prompt. */
   prompts?: PromptBatch;
+  /**
+   * Where the real positions, packed one after another so that the products, norms and the LM head
+   * skip the padding, sit in the [B, W] layout; absent: ids are [B, W] with their padding.
+   */
+  packed?: PackedPositions;
   /** Token positions the forward computes, padding included. */
   computedPositions: number;
   /** Of those, real tokens (not padding). */
@@ -99,30 +107,47 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
   }
   const prefixWidth = Math.max(...prompts.map((p) => p.length - 1));
   const promptKeyStart = prompts.map((p) => prefixWidth - (p.length - 1));
-  const width = Math.max(1, ...sequences.map((s) => s.completionIds.length));
+  // A row predicts its completion: the prompt's last token, then every completion token but the
+  // last (which predicts nothing); an empty completion keeps one position, under a zero mask.
+  const real = sequences.map((s) => Math.max(1, s.completionIds.length));
+  const width = Math.max(...real);
+  const batch = sequences.length;
+  const packed = real.reduce((a, b) => a + b, 0);
   const ids: number[] = [];
   const positions: number[] = [];
   const targets: number[] = [];
   const mask: number[] = [];
-  sequences.forEach(({ promptIds, completionIds, masked }) => {
+  const slots: number[] = [];
+  const slotRows: number[] = [];
+  sequences.forEach(({ promptIds, completionIds, masked }, b) => {
     const tokens = [promptIds[promptIds.length - 1], ...completionIds];
     for (let t = 0; t < width; t++) {
+      mask.push(!masked && t < completionIds.length ? 1 : 0);
+      // Padding is left out of a packed batch (and points past its positions).
+      if (t >= real[b] && packed < batch * width) {
+        slots.push(packed);
+        continue;
+      }
+      slots.push(slotRows.length);
+      slotRows.push(b * width + t);
       ids.push(tokens[t] ?? padId);
       positions.push(promptIds.length - 1 + t);
       targets.push(tokens[t + 1] ?? padId);
-      mask.push(!masked && t < completionIds.length ? 1 : 0);
     }
   });
-  const batch = sequences.length;
+  const rowShape = packed < batch * width ? [1, packed] : [batch, width];
   const sequenceRows: Omit<SequenceBatch, 'prompts'> = {
-    ids: gpu.tensor(ids, [batch, width], 'u32'),
-    positions: gpu.tensor(positions, [batch, width], 'u32'),
-    targets: gpu.tensor(targets, [batch * width], 'u32'),
+    ids: gpu.tensor(ids, rowShape, 'u32'),
+    positions: gpu.tensor(positions, rowShape, 'u32'),
+    targets: gpu.tensor(targets, [ids.length], 'u32'),
     mask: gpu.tensor(mask, [batch, width]),
     width,
     lengths: sequences.map((s) => s.completionIds.length),
-    computedPositions: prompts.length * prefixWidth + batch * width,
-    computedTokens: prompts.reduce((n, p) => n + p.length - 1, 0) + sequences.reduce((n, s) => n + Math.min(width, 1 + s.completionIds.length), 0),
+    computedPositions: prompts.length * prefixWidth + ids.length,
+    computedTokens: prompts.reduce((n, p) => n + p.length - 1, 0) + packed,
+    ...(packed < batch * width && {
+      packed: { slots: gpu.tensor(slots, [batch * width], 'u32'), rows: gpu.tensor(slotRows, [packed], 'u32'), shape: [batch, width] },
+    }),
   };
   // Every prompt is a single token: the rows hold them whole and there is nothing to share.
   if (prefixWidth === 0) return sequenceRows;
@@ -141,17 +166,19 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
 
 /** Per-position log-probs [B, W] (recorded for autograd when the model has trainable weights) and entropy [B, W]. */
 export function completionLogprobs(model: LlamaModel, batch: SequenceBatch, chunkRows = 256): { logprobs: Tensor; entropy: Tensor } {
-  const [rows, width] = batch.ids.shape;
-  const { prompts } = batch;
+  const { prompts, packed } = batch;
+  const [rows, width] = packed?.shape ?? batch.ids.shape;
   let hidden: Tensor;
   if (prompts) {
     const prefix: LayerKeyValues = { keys: [], values: [] };
     // The prompts' own outputs are not needed, only every layer's keys and values.
     model.forward(prompts.ids, { positions: prompts.positions, keyStart: prompts.keyStart, keyValuesOut: prefix }).dispose();
-    hidden = model.forward(batch.ids, { positions: batch.positions, keyStart: prompts.rowKeyStart, prefix: { ...prefix, rows: prompts.rows } });
+    hidden = model.forward(batch.ids, { positions: batch.positions, keyStart: prompts.rowKeyStart, prefix: { ...prefix, rows: prompts.rows }, packed });
   } else {
-    hidden = model.forward(batch.ids, { positions: batch.positions });
+    hidden = model.forward(batch.ids, { positions: batch.positions, packed });
   }
   const { logprobs, entropy } = lmHeadLogprobs(hidden, model.lmHead, batch.targets, chunkRows);
-  return { logprobs: view(logprobs, [rows, width]), entropy: view(entropy, [rows, width]) };
+  // Padding slots read as log-prob and entropy 0 (the mask is 0 there).
+  const slotted = (t: Tensor) => (packed ? gatherRows(view(t, [t.size, 1]), packed.slots, packed.rows) : t);
+  return { logprobs: view(slotted(logprobs), [rows, width]), entropy: view(slotted(entropy), [rows, width]) };
 }
