@@ -3,7 +3,8 @@
  * PEFT, torch on the CPU), back to back on this machine, with generation / training / step for
  * both, their ratios and the token counts that make them comparable.
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
- *        [--base-dtype f32|f16]
+ *        [--base-dtype f32|f16] [--recompute auto|on|off] [--max-memory GiB] [--pool-cap MiB|none]
+ *        [--trim-between-phases on|off] [--trl-gradient-checkpointing]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
@@ -11,6 +12,10 @@
  * project's grader scoring TRL's completions. Sampling differs, so completion lengths differ a
  * little; both are printed. `--base-dtype f16` times the project with its CPU default (the frozen
  * base in f16; TRL stays f32), f32 (the default here) keeps the work the same on both sides.
+ * The memory flags go to the project's half as they are (bench/grpo-step.ts); without them it runs
+ * with the trainer's memory defaults. `--trl-gradient-checkpointing` turns TRL's activation
+ * recomputation on (its GRPOConfig default; off here so that neither side recomputes unless asked).
+ * Both halves report the peak resident set of their whole process (getrusage).
  * Needs the Python venv (scripts/setup.sh).
  */
 import { spawnSync } from 'node:child_process';
@@ -29,6 +34,11 @@ const { values: args } = parseArgs({
     micro: { type: 'string', default: '4' },
     'base-dtype': { type: 'string', default: 'f32' },
     threads: { type: 'string', default: String(cpus().length) },
+    recompute: { type: 'string' },
+    'max-memory': { type: 'string' },
+    'pool-cap': { type: 'string' },
+    'trim-between-phases': { type: 'string' },
+    'trl-gradient-checkpointing': { type: 'boolean', default: false },
   },
 });
 
@@ -62,6 +72,8 @@ interface TrlStep {
   peak_rss_mib: number;
 }
 
+const MEMORY_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases'] as const;
+const memoryFlags = MEMORY_FLAGS.flatMap((flag) => (args[flag] === undefined ? [] : [`--${flag}`, args[flag]!]));
 const root = repositoryRoot();
 const work = mkdtempSync(join(tmpdir(), 'bench-peer-'));
 const small = resolveModel('small');
@@ -83,6 +95,7 @@ run(process.execPath, [
   join(root, 'dist', 'bench', 'grpo-step.js'),
   ...['--model', 'small', '--task', args.task!, '--prompts', args.prompts!, '--generations', args.generations!],
   ...['--new', args.new!, '--micro', args.micro!, '--base-dtype', args['base-dtype']!, '--steps', '1', '--skip-profile', '--json', projectJson],
+  ...memoryFlags,
 ]);
 const project = JSON.parse(readFileSync(projectJson, 'utf8')) as ProjectStep;
 const loadBetween = loadavg();
@@ -114,7 +127,7 @@ writeFileSync(
 );
 const python = spawnSync(
   join(root, '.venv', 'bin', 'python'),
-  [join(root, 'bench', 'peer', 'trl_grpo_step.py'), '--case', casePath, '--model-dir', join(root, '.cache', 'peer', 'smollm2-135m-f32'), '--gguf', small.weights.path, '--threads', args.threads!],
+  [join(root, 'bench', 'peer', 'trl_grpo_step.py'), '--case', casePath, '--model-dir', join(root, '.cache', 'peer', 'smollm2-135m-f32'), '--gguf', small.weights.path, '--threads', args.threads!, ...(args['trl-gradient-checkpointing'] ? ['--gradient-checkpointing'] : [])],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
 );
 if (python.status !== 0) throw new Error(`bench/peer/trl_grpo_step.py failed (exit ${python.status ?? python.signal})`);
@@ -132,7 +145,7 @@ const rows: [string, number, number][] = [
 const cell = (x: number) => `${x.toFixed(1)} s`.padStart(10);
 console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct (frozen base: project ${args['base-dtype']}, TRL f32), LoRA r ${s.loraRank}`);
 console.log(`machine: ${cpuModel}, ${cpus().length} logical CPUs; load average ${loadBefore[0].toFixed(1)} before, ${loadBetween[0].toFixed(1)} between, ${loadAfter[0].toFixed(1)} after; started ${started.toISOString()}`);
-console.log(`this project: ${project.adapter}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
+console.log(`this project: ${project.adapter}${memoryFlags.length ? `, ${memoryFlags.join(' ')}` : ''}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
 console.log(`${''.padEnd(30)} ${'project'.padStart(10)} ${'TRL'.padStart(10)}   project / TRL`);
 for (const [label, ours, theirs] of rows) {
   console.log(`${label.padEnd(30)} ${cell(ours)} ${cell(theirs)}   ${theirs > 0 && ours > 0 ? `${(ours / theirs).toFixed(2)}×` : '–'}`);
