@@ -1,8 +1,9 @@
 // GRPO step time of the same run in Chromium (the page, on the browser's WebGPU adapter) and in
 // train.js (Dawn in Node), back to back on this machine:
 //   npm run build && node dist/bench/web-step.js [--model tiny|small] [--task tiny-arithmetic]
-//        [--prompts 2] [--generations 4] [--new 20] [--steps 3]
-// `small` in the page is the GGUF file that scripts/setup.sh fetched, picked as a user would.
+//        [--prompts 2] [--generations 4] [--new 20] [--steps 3] [--base-dtype f32]
+// `small` in the page is the GGUF file that scripts/setup.sh fetched, picked as a user would. Both
+// hosts keep the base in f32 unless told otherwise (a browser adapter without shader-f16 must).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ const { values: args } = parseArgs({
     generations: { type: 'string', default: '4' },
     new: { type: 'string', default: '20' },
     steps: { type: 'string', default: '3' },
+    'base-dtype': { type: 'string', default: 'f32' },
   },
   strict: true,
 });
@@ -32,6 +34,7 @@ const settings: Record<string, string> = {
   evalPrompts: '0',
   saveEvery: args.steps!,
   lrSchedule: 'constant',
+  baseDtype: args['base-dtype']!,
 };
 const MINUTES = 60_000;
 
@@ -89,7 +92,7 @@ const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(', ');
 const later = (xs: number[]) => (xs.length > 1 ? xs.slice(1).reduce((a, b) => a + b, 0) / (xs.length - 1) : NaN);
 const report = (host: string, t: StepTimes) =>
   console.log(`${host}: steps ${fmt(t.total)} s; after the first ${later(t.total).toFixed(1)} s/step (generation ${later(t.generation).toFixed(1)}, forward/backward + optimizer ${later(t.training).toFixed(1)})`);
-console.log(`${args.model}, ${args.task}: ${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} tokens, ${args.steps} steps; load average ${loadavg()[0].toFixed(1)}`);
+console.log(`${args.model}, ${args.task}: ${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} tokens, ${args.steps} steps, ${args['base-dtype']} base; load average ${loadavg()[0].toFixed(1)}`);
 const node = inNode();
 report('train.js (Dawn)', node);
 const browser = await inBrowser();

@@ -51,6 +51,8 @@ const ui = {
 
 type PageState = 'loading' | 'ready' | 'running' | 'done' | 'stopped' | 'failed' | 'unavailable';
 let trainer: GrpoTrainer | undefined;
+/** Stop was pressed during this run; a trainer still loading takes it up once it exists. */
+let stopPressed = false;
 let adapterHasF16 = false;
 
 function setState(state: PageState): void {
@@ -339,6 +341,7 @@ function chooseMatmulKernels(gpu: Gpu): void {
 async function train(resume: boolean): Promise<void> {
   clearError();
   let gpu: Gpu | undefined;
+  stopPressed = false;
   setState('running');
   try {
     const config = await runConfig(resume);
@@ -348,6 +351,7 @@ async function train(resume: boolean): Promise<void> {
     const stage = (text: string) => (ui.progress.textContent = text);
     trainer = await GrpoTrainer.create(gpu, config, '/', new Set(Object.keys(config)), stage);
     const run = trainer;
+    run.stopRequested = stopPressed;
     if (ui.tuneKernels.checked) localStorage.setItem(TUNED_KEY(gpu.adapterName), JSON.stringify(matmulVariantChoices(gpu)));
     const started = performance.now();
     const firstStep = run.step;
@@ -360,7 +364,9 @@ async function train(resume: boolean): Promise<void> {
       showDownloads();
     }, stage);
     const stopped = run.step < config.steps;
-    ui.progress.textContent += stopped ? ` — stopped after step ${run.step}; Resume continues from its checkpoint` : ' — done';
+    if (!stopped) ui.progress.textContent += ' — done';
+    else if (latestCheckpoint(RUN_DIR)) ui.progress.textContent += ` — stopped after step ${run.step}; Resume continues from its checkpoint`;
+    else ui.progress.textContent = 'stopped before the first step: nothing saved';
     showCurves(run);
     showDownloads();
     setState(stopped ? 'stopped' : 'done');
@@ -403,8 +409,8 @@ async function main(): Promise<void> {
   ui.start.onclick = () => void train(false);
   ui.resume.onclick = () => void train(true);
   ui.stop.onclick = () => {
-    if (!trainer) return;
-    trainer.stopRequested = true;
+    stopPressed = true;
+    if (trainer) trainer.stopRequested = true;
     ui.progress.textContent += ' — stopping after this step (it saves a checkpoint)';
   };
   ui.resumeFile.onchange = () => {

@@ -11,18 +11,33 @@ export function chromiumPath(): string | undefined {
   return [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p): p is string => !!p && existsSync(p));
 }
 
-export interface OpenPage {
+export interface PageTab {
   readonly page: Page;
   /** Uncaught errors of the page's scripts. */
   readonly pageErrors: string[];
+}
+
+export interface OpenPage extends PageTab {
+  /** Opens the page again in a new tab of the same browser: a fresh page with an empty volume. */
+  newTab(): Promise<PageTab>;
   close(): Promise<void>;
+}
+
+async function openTab(browser: Browser, url: string, timeoutMs: number): Promise<PageTab> {
+  const page = await browser.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  await page.setViewport({ width: 1200, height: 1500 });
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.state !== 'loading', { polling: 200, timeout: timeoutMs });
+  return { page, pageErrors };
 }
 
 /** Builds the page into `buildDir`, serves it on localhost and opens it; resolves once it is ready (or refused). */
 export async function openPage(chromium: string, buildDir: string, timeoutMs: number): Promise<OpenPage> {
   const server: Server = await serveDirectory(await buildWeb(buildDir), 0);
   const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
   let browser: Browser | undefined;
   try {
     browser = await puppeteer.launch({
@@ -31,16 +46,10 @@ export async function openPage(chromium: string, buildDir: string, timeoutMs: nu
       protocolTimeout: timeoutMs,
       args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu'],
     });
-    const page = await browser.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(String(error)));
-    await page.setViewport({ width: 1200, height: 1500 });
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForFunction(() => document.body.dataset.state !== 'loading', { polling: 200, timeout: timeoutMs });
     const opened = browser;
     return {
-      page,
-      pageErrors,
+      ...(await openTab(opened, url, timeoutMs)),
+      newTab: () => openTab(opened, url, timeoutMs),
       close: async () => {
         await opened.close();
         server.close();

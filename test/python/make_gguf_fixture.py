@@ -6,6 +6,9 @@ as JSON, what a correct reader must find in them (values dequantized by gguf-py 
               IQ2_XXS tensor we cannot dequantize, and a 64-byte alignment.
   llama DIR   DIR/llama.gguf: a tiny Llama checkpoint with llama.cpp's Q/K row permutation, plus
               the Hugging Face tensors and config transformers derives from it.
+  model DIR   DIR/model.gguf: a small Llama as llama.cpp writes a chat model (quantized weights,
+              tied output, a trained byte-level BPE tokenizer with SmolLM2's digit splitting and a
+              chat template) for loading and training end to end; prints its path.
 """
 
 import base64
@@ -98,13 +101,7 @@ def llama_cpp_permute(weights: np.ndarray, n_head: int) -> np.ndarray:
     return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 
 
-def write_llama(directory: str) -> dict:
-    from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor, load_gguf_checkpoint
-
-    c = LLAMA
-    head_dim = c["hidden"] // c["heads"]
-    path = f"{directory}/llama.gguf"
-    writer = GGUFWriter(path, "llama")
+def add_llama_hparams(writer: GGUFWriter, c: dict, vocab: int) -> None:
     writer.add_block_count(c["layers"])
     writer.add_context_length(2048)
     writer.add_embedding_length(c["hidden"])
@@ -113,8 +110,18 @@ def write_llama(directory: str) -> dict:
     writer.add_head_count_kv(c["kv_heads"])
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_vocab_size(c["vocab"])
+    writer.add_rope_dimension_count(c["hidden"] // c["heads"])
+    writer.add_vocab_size(vocab)
+
+
+def write_llama(directory: str) -> dict:
+    from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor, load_gguf_checkpoint
+
+    c = LLAMA
+    head_dim = c["hidden"] // c["heads"]
+    path = f"{directory}/llama.gguf"
+    writer = GGUFWriter(path, "llama")
+    add_llama_hparams(writer, c, c["vocab"])
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
 
@@ -157,9 +164,46 @@ def write_llama(directory: str) -> dict:
     return {"path": path, "tensors": hf, "config": config}
 
 
+def write_model(directory: str) -> dict:
+    from make_tokenizer_gguf import add_tokenizer, train
+
+    c = {"hidden": 64, "heads": 4, "kv_heads": 2, "layers": 2, "ffn": 96}
+    head_dim = c["hidden"] // c["heads"]
+    path = f"{directory}/model.gguf"
+    writer = GGUFWriter(path, "llama")
+    tokens = add_tokenizer(writer, train(split_digits=True), "smollm", add_bos=False)
+    add_llama_hparams(writer, c, len(tokens))
+
+    def add(name: str, shape: tuple[int, ...], qtype: Q, n_head: int | None = None) -> None:
+        # Norm weights near 1 and projections at an initialisation's scale keep the logits modest.
+        values = (1 + 0.1 * rng.standard_normal(shape) if len(shape) == 1 else 0.05 * rng.standard_normal(shape)).astype(np.float32)
+        writer.add_tensor(name, quantize(llama_cpp_permute(values, n_head) if n_head else values, qtype), raw_dtype=qtype)
+
+    # The quantization mix of a Q4_1 file: Q8_0 embedding (tied: no output.weight), Q4_1 projections, f32 norms.
+    add("token_embd.weight", (len(tokens), c["hidden"]), Q.Q8_0)
+    for i in range(c["layers"]):
+        p = f"blk.{i}."
+        add(p + "attn_norm.weight", (c["hidden"],), Q.F32)
+        add(p + "attn_q.weight", (c["hidden"], c["hidden"]), Q.Q4_1, c["heads"])
+        add(p + "attn_k.weight", (c["kv_heads"] * head_dim, c["hidden"]), Q.Q4_1, c["kv_heads"])
+        add(p + "attn_v.weight", (c["kv_heads"] * head_dim, c["hidden"]), Q.Q4_1)
+        add(p + "attn_output.weight", (c["hidden"], c["hidden"]), Q.Q4_1)
+        add(p + "ffn_norm.weight", (c["hidden"],), Q.F32)
+        add(p + "ffn_gate.weight", (c["ffn"], c["hidden"]), Q.Q4_1)
+        add(p + "ffn_up.weight", (c["ffn"], c["hidden"]), Q.Q4_1)
+        add(p + "ffn_down.weight", (c["hidden"], c["ffn"]), Q.Q4_1)
+    add("output_norm.weight", (c["hidden"],), Q.F32)
+
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return {"path": path}
+
+
 def main() -> None:
     command, directory = sys.argv[1], sys.argv[2]
-    result = {"quant": write_quant, "llama": write_llama}[command](directory)
+    result = {"quant": write_quant, "llama": write_llama, "model": write_model}[command](directory)
     print(json.dumps(result, default=float))
 
 

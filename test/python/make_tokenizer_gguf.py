@@ -45,12 +45,12 @@ def train(split_digits: bool) -> Tokenizer:
     return tokenizer
 
 
-def write(path: str, tokenizer: Tokenizer, pre: str, add_bos: bool, model_type: str = "gpt2") -> None:
+def add_tokenizer(writer: GGUFWriter, tokenizer: Tokenizer, pre: str, add_bos: bool, model_type: str = "gpt2") -> list[str]:
+    """Stores the tokenizer as llama.cpp's tokenizer metadata; returns its tokens by id."""
     model = json.loads(tokenizer.to_str())["model"]
     vocab = sorted(model["vocab"].items(), key=lambda item: item[1])
     tokens = [token for token, _ in vocab]
     merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
-    writer = GGUFWriter(path, "llama")
     writer.add_tokenizer_model(model_type)
     writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
@@ -62,18 +62,29 @@ def write(path: str, tokenizer: Tokenizer, pre: str, add_bos: bool, model_type: 
     writer.add_pad_token_id(tokens.index("<|im_end|>"))
     writer.add_add_bos_token(add_bos)
     writer.add_chat_template(CHAT_TEMPLATE)
+    return tokens
+
+
+def write(path: str, tokenizer: Tokenizer, pre: str, add_bos: bool, model_type: str = "gpt2") -> None:
+    writer = GGUFWriter(path, "llama")
+    add_tokenizer(writer, tokenizer, pre, add_bos, model_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
 
 
-directory = sys.argv[1]
-paths = {name: f"{directory}/bpe-{name}.gguf" for name in ("smollm", "gpt2", "llama-bpe", "sentencepiece")}
-write(paths["smollm"], train(split_digits=True), "smollm", add_bos=False)
-plain = train(split_digits=False)
-write(paths["gpt2"], plain, "gpt2", add_bos=True)
-# Kinds we do not implement, for the error tests: another pre-tokenizer, and a sentencepiece model.
-write(paths["llama-bpe"], plain, "llama-bpe", add_bos=False)
-write(paths["sentencepiece"], plain, "default", add_bos=False, model_type="llama")
-print(json.dumps(paths))
+def main() -> None:
+    directory = sys.argv[1]
+    paths = {name: f"{directory}/bpe-{name}.gguf" for name in ("smollm", "gpt2", "llama-bpe", "sentencepiece")}
+    write(paths["smollm"], train(split_digits=True), "smollm", add_bos=False)
+    plain = train(split_digits=False)
+    write(paths["gpt2"], plain, "gpt2", add_bos=True)
+    # Kinds we do not implement, for the error tests: another pre-tokenizer, and a sentencepiece model.
+    write(paths["llama-bpe"], plain, "llama-bpe", add_bos=False)
+    write(paths["sentencepiece"], plain, "default", add_bos=False, model_type="llama")
+    print(json.dumps(paths))
+
+
+if __name__ == "__main__":
+    main()
