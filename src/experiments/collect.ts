@@ -145,10 +145,16 @@ export function resultsMarkdown(experiment: Experiment, summaries: readonly ArmS
         ' |',
     );
   }
-  lines.push('', '| arm | state | steps logged | attempts |', '|---|---|---|---|');
+  lines.push('', '| arm | state | steps logged | attempts | wall min | load average (1 min: mean, max / CPUs) | commit |', '|---|---|---|---|---|---|---|');
   for (const s of summaries) {
     const state = s.record?.finished ? 'finished' : s.rows.length ? 'interrupted or running' : 'not run yet';
-    lines.push(`| ${s.arm.name} | ${state} | ${s.lastStep}/${s.plannedSteps} | ${s.record?.attempts.length ?? 0} |`);
+    const attempts = s.record?.attempts ?? [];
+    const loads = attempts.map((a) => (a.load ? `${a.load.mean.toFixed(1)}, ${a.load.max.toFixed(1)} / ${a.load.cpus}` : '—'));
+    const commits = [...new Set(attempts.map((a) => a.commit?.replace(/^([0-9a-f]{10})[0-9a-f]*/, '$1') ?? '—'))];
+    lines.push(
+      `| ${s.arm.name} | ${state} | ${s.lastStep}/${s.plannedSteps} | ${attempts.length} | ${s.wallMinutes === undefined ? '—' : s.wallMinutes.toFixed(1)} | ` +
+        `${loads.join('; ') || '—'} | ${commits.join(', ') || '—'} |`,
+    );
   }
   const missing = summaries.filter((s) => !s.record?.finished).map((s) => s.arm.name);
   lines.push(
