@@ -60,6 +60,11 @@ describe('experiment collector', () => {
       join(dir, 'demo', 'runs', 'rft-seed0', 'completions.jsonl'),
       completion(1, 0, `wrong output${HACKS_MARKER}noop_same_output: kernel does nothing]`) + completion(1, 1, 'matches') + completion(2, 0.5, 'close') + '{"step": 2, "pro',
     );
+    // Held-out greedy completions: the samples come from the last evaluation only.
+    writeFileSync(
+      join(dir, 'demo', 'runs', 'rft-seed1', 'eval-completions.jsonl'),
+      completion(0, 1, 'right at the start') + completion(2, 0, 'wrong at the end') + completion(2, 0.7, 'right at the end'),
+    );
     writeFileSync(join(dir, 'demo', 'README.md'), `# demo\n\n${RESULTS_BEGIN.replace('NAME', 'demo')}\nold table\n${RESULTS_END}\n\nConclusion.\n`);
     const { markdown } = collect(readExperiment(dir, 'demo'));
     // pass@1 at the end: 0.5 and 0.7 → 0.600 ± 0.141 (the unfinished seed's 0.9 is not in the mean); the last
@@ -80,6 +85,9 @@ describe('experiment collector', () => {
     expect(samples).toContain('## rft-seed0\n');
     expect(samples).toMatch(/\*\*best\*\* \(step 1, reward 1\.000\): correctness 1 \(matches\)\n\n````\nkernel 1\n````/);
     expect(samples).toMatch(/\*\*worst\*\* \(step 1, reward 0\.000\): correctness 0 \(wrong output \[hacks: noop_same_output/);
+    expect(samples).toContain('## rft-seed1\n\nHeld-out, greedy, after step 2. Prompt of the best: p\n\n**best held-out** (step 2, reward 0.700): correctness 0.7 (right at the end)');
+    expect(samples).toContain('**worst held-out** (step 2, reward 0.000): correctness 0 (wrong at the end)');
+    expect(samples).not.toContain('right at the start');
   });
 });
 
