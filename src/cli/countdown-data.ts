@@ -1,7 +1,7 @@
 // Writes the data of a Countdown experiment with scarce labelled data: held-out puzzles, nested training
 // sets of N prompts, the same prompts with solutions for SFT, and the reward config.
 //   node dist/src/cli/countdown-data.js --out-dir DIR [--numbers 2,3] [--max-number 10] [--operators +,-,*,/]
-//        [--max-target 100] [--think | --answer-format sentence] [--train-sizes 10,100] [--held-out 200] [--seed 0]
+//        [--max-target 100] [--think | --answer-format sentence|equation] [--train-sizes 10,100] [--held-out 200] [--seed 0]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COUNTDOWN_ANSWER_FORMATS, countdownDataFiles, COUNTDOWN_STYLE, type CountdownAnswerFormat } from '../tasks/countdown.js';
@@ -43,7 +43,7 @@ const { values } = parseCommand<CountdownDataSettings>({
     operators: 'operators of the expression each puzzle is built from',
     maxTarget: 'largest target kept',
     think: 'ask for reasoning in <think> tags before the <answer>',
-    answerFormat: 'tag: the equation in <answer> tags; sentence: the reply ends with "The answer is <equation>."',
+    answerFormat: 'tag: the equation in <answer> tags; sentence: the reply ends with "The answer is <equation>."; equation: the reply ends with the equation and its result ("13 + 6 = 19")',
     trainSizes: 'sizes N of the nested training sets',
     heldOut: 'held-out puzzles (never in a training set)',
     seed: 'seed of the training puzzles (held-out ones use another)',

@@ -17,7 +17,7 @@ import { CountdownGrader } from './graders/countdown.js';
 import { RUNTIME_DEVICES, TRITON_REWARDS, type RuntimeDevice, type TritonReward, type TritonRunner } from './triton-runner.js';
 import type { Grader } from './types.js';
 
-const location = { type: 'object', properties: { tag: { type: 'string', minLength: 1 }, after: { type: 'string', minLength: 1 } }, additionalProperties: false, maxProperties: 1 };
+const location = { type: 'object', properties: { tag: { type: 'string', minLength: 1 }, after: { type: 'string', minLength: 1 }, before: { type: 'string', minLength: 1 } }, additionalProperties: false, maxProperties: 1 };
 const expected = {
   oneOf: [
     { type: 'object', required: ['field'], properties: { field: { type: 'string' } }, additionalProperties: false },

@@ -1,6 +1,6 @@
 /**
- * Where in a completion a grader looks: the last `<tag>…</tag>` block, what follows the last
- * occurrence of a phrase on its line, or (neither given) the whole text.
+ * Where in a completion a grader looks: the last `<tag>…</tag>` block, what follows or precedes the
+ * last occurrence of a phrase on its line, or (none given) the whole text.
  */
 export interface AnswerLocation {
   /** Grade the content of the last `<tag>…</tag>`. */
@@ -10,6 +10,8 @@ export interface AnswerLocation {
    * a colon before it or a period after it: `{"after": "The answer is"}` reads "3 * 4" from "…The answer is: 3 * 4.".
    */
   readonly after?: string;
+  /** Grade what precedes the last occurrence of this phrase, from the start of its line: `{"before": "="}` reads the left side of the last equation. */
+  readonly before?: string;
 }
 
 /** The content of the last `<tag>…</tag>` block (models often mention the tags before answering). */
@@ -28,14 +30,22 @@ export function afterLastPhrase(text: string, phrase: string): string | undefine
   return rest.trim().replace(/^:\s*/, '').replace(/\.$/, '');
 }
 
+/** The line's text before the last occurrence of `phrase` (case-insensitive), or undefined when it does not occur. */
+export function beforeLastPhrase(text: string, phrase: string): string | undefined {
+  const at = text.toLowerCase().lastIndexOf(phrase.toLowerCase());
+  if (at < 0) return undefined;
+  return text.slice(text.lastIndexOf('\n', at) + 1, at);
+}
+
 /** The text a grader should judge, or undefined when the location is missing (see missingAnswer). */
 export function locateAnswer(completion: string, location: AnswerLocation | undefined): string | undefined {
   if (location?.tag) return lastTagged(completion, location.tag)?.trim();
   if (location?.after) return afterLastPhrase(completion, location.after)?.trim();
+  if (location?.before) return beforeLastPhrase(completion, location.before)?.trim();
   return completion.trim();
 }
 
 /** The grading reason when locateAnswer found nothing. */
 export function missingAnswer(location: AnswerLocation | undefined): string {
-  return location?.tag ? `no <${location.tag}> block` : `no "${location?.after}" in the reply`;
+  return location?.tag ? `no <${location.tag}> block` : `no "${location?.after ?? location?.before}" in the reply`;
 }
