@@ -60,6 +60,19 @@ describe('countdown', () => {
     expect(await gradeSentence('<answer>(3 + 7) * 25 - 50</answer>')).toEqual({ score: 0, reason: 'no "The answer is" in the reply' });
   });
 
+  it('reads the left side of the last equation when told to, without the words leading up to it', async () => {
+    const equation = new CountdownGrader({ from: { before: '=' } });
+    const two = { numbers: [13, 6], target: 19 };
+    const gradeEquation = (completion: string) => equation.grade({ prompt: '', completion, example: two });
+    expect(await gradeEquation('13 + 6 = 19')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('13 - 6 = 7\nSo the equation is 13 + 6 = 19.')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('The answer is: (13 + 6) = 19')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('13 + 6 = 19\n13 - 6 = 7')).toEqual({ score: 0, reason: 'evaluates to 7, target 19' });
+    expect(await gradeEquation('13 + 6 = 19\nThe answer is 19.')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('The answer is = 19')).toMatchObject({ score: 0, reason: expect.stringMatching(/invalid expression/) });
+    expect(await gradeEquation('The answer is 19.')).toEqual({ score: 0, reason: 'no "=" in the reply' });
+  });
+
   it('takes one location in the reward config: a tag or a phrase', () => {
     expect(() => buildReward({ components: [{ name: 'eq', grader: { type: 'countdown', from: { after: 'The answer is' } } }] }, { baseDir: root })).not.toThrow();
     expect(() => buildReward({ components: [{ name: 'eq', grader: { type: 'countdown', from: { tag: 'answer', after: 'The answer is' } } }] }, { baseDir: root })).toThrow(
@@ -133,6 +146,19 @@ describe('Countdown data for scarce-data experiments', () => {
     expect(await one(`The answer is ${held[0].target}.`)).toBeCloseTo(0.1, 12);
     expect(await one(String(held[0].solution))).toBe(0);
     expect(() => countdownDataFiles({ ...style, think: true, answerFormat: 'sentence' }, { trainSizes: [10], heldOut: 20, seed: 1 })).toThrow(/<think> reasoning is asked for with the <answer> tag format only/);
+  });
+
+  it('asks for the equation and its result in the equation format, and its SFT answers score full marks', async () => {
+    const files = countdownDataFiles({ ...style, think: false, answerFormat: 'equation' }, { trainSizes: [10], heldOut: 20, seed: 1 });
+    const [sft10, held] = ['sft-10.jsonl', 'heldout.jsonl'].map((f) => parse(files[f]));
+    expect(held[0]).toMatchObject({ system: 'Be brief.', prompt: expect.stringMatching(/exactly once\. End your reply with the equation and its result\.$/) });
+    expect(sft10[0].completion).toBe(`${sft10[0].solution} = ${sft10[0].target}`);
+    const reward = buildReward(JSON.parse(files['reward.json']), { baseDir: root });
+    const scores = await reward.score(sft10.map((row) => ({ prompt: String(row.prompt), completion: `Trying it:\n${row.completion}`, example: row })));
+    expect(scores.filter((s) => Math.abs(s.total - 1.1) > 1e-9)).toEqual([]);
+    const one = (completion: string) => reward.score([{ prompt: String(held[0].prompt), completion, example: held[0] }]).then((s) => s[0].total);
+    expect(await one(`${held[0].target} = ${held[0].target}`)).toBeCloseTo(0.1, 12);
+    expect(await one(`The answer is ${held[0].target}.`)).toBe(0);
   });
 
   it('says so when the puzzle space is too small for the rows asked for', () => {
