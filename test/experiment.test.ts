@@ -44,7 +44,8 @@ describe('experiment arms (config files)', () => {
 describe('experiment collector', () => {
   it('tabulates finished arms only (mean ± sample std over seeds), lists what is missing, and draws a band', () => {
     const dir = newDir('collect-');
-    const finished = { argv: [], attempts: [{ started: '', seconds: 120, exitCode: 0, resumed: false }], finished: true };
+    const load = { mean: 3.456, max: 5, samples: 4, cpus: 2 };
+    const finished = { argv: [], attempts: [{ started: '', seconds: 120, exitCode: 0, resumed: false, commit: '0123456789abcdef0123456789abcdef01234567', load }], finished: true };
     const arms: [string, number, boolean][] = [['rft-seed0', 0.5, true], ['rft-seed1', 0.7, true], ['rft-seed2', 0.9, false]];
     for (const [name, final, done] of arms) {
       writeArm(dir, 'demo', name, { command: 'train', settings: { steps: 2, promptsPerStep: 2, numGenerations: 4, maxNewTokens: 16 } });
@@ -59,12 +60,18 @@ describe('experiment collector', () => {
       join(dir, 'demo', 'runs', 'rft-seed0', 'completions.jsonl'),
       completion(1, 0, `wrong output${HACKS_MARKER}noop_same_output: kernel does nothing]`) + completion(1, 1, 'matches') + completion(2, 0.5, 'close') + '{"step": 2, "pro',
     );
+    // Held-out greedy completions: the samples come from the last evaluation only.
+    writeFileSync(
+      join(dir, 'demo', 'runs', 'rft-seed1', 'eval-completions.jsonl'),
+      completion(0, 1, 'right at the start') + completion(2, 0, 'wrong at the end') + completion(2, 0.7, 'right at the end'),
+    );
     writeFileSync(join(dir, 'demo', 'README.md'), `# demo\n\n${RESULTS_BEGIN.replace('NAME', 'demo')}\nold table\n${RESULTS_END}\n\nConclusion.\n`);
     const { markdown } = collect(readExperiment(dir, 'demo'));
     // pass@1 at the end: 0.5 and 0.7 → 0.600 ± 0.141 (the unfinished seed's 0.9 is not in the mean); the last
     // steps' training reward: (0.2 + 0.5) / 2 and (0.2 + 0.7) / 2 → 0.400 ± 0.071.
     expect(markdown).toContain('| rft | 2/3 | 2 steps × 2 prompts × 4 samples ≤ 16 tokens | 2.0 | 0.250 ± 0.000 | 0.600 ± 0.141 | 0.300 ± 0.000 | 0.600 ± 0.141 | 0.200 ± 0.000 | 0.400 ± 0.071 |');
-    expect(markdown).toContain('| rft-seed2 | interrupted or running | 2/2 | 0 |');
+    expect(markdown).toContain('| rft-seed0 | finished | 2/2 | 1 | 2.0 | 3.5, 5.0 / 2 | 0123456789 |');
+    expect(markdown).toContain('| rft-seed2 | interrupted or running | 2/2 | 0 | — | — | — |');
     expect(markdown).toContain('Not finished: rft-seed2.');
     const readme = readFileSync(join(dir, 'demo', 'README.md'), 'utf8');
     expect(readme).not.toContain('old table');
@@ -78,6 +85,9 @@ describe('experiment collector', () => {
     expect(samples).toContain('## rft-seed0\n');
     expect(samples).toMatch(/\*\*best\*\* \(step 1, reward 1\.000\): correctness 1 \(matches\)\n\n````\nkernel 1\n````/);
     expect(samples).toMatch(/\*\*worst\*\* \(step 1, reward 0\.000\): correctness 0 \(wrong output \[hacks: noop_same_output/);
+    expect(samples).toContain('## rft-seed1\n\nHeld-out, greedy, after step 2. Prompt of the best: p\n\n**best held-out** (step 2, reward 0.700): correctness 0.7 (right at the end)');
+    expect(samples).toContain('**worst held-out** (step 2, reward 0.000): correctness 0 (wrong at the end)');
+    expect(samples).not.toContain('right at the start');
   });
 });
 
@@ -118,8 +128,18 @@ describe('experiment runner on a tiny model', () => {
     expect(readArmRecord(arm('grpo-seed1'))?.attempts.map((t) => t.resumed)).toEqual([true]);
     expect(readArmRecord(arm('grpo-seed1'))?.argv).toContain('--resume');
     expect(readArmRecord(arm('grpo-seed0'))?.attempts.map((t) => t.resumed)).toEqual([false]);
+    // Each attempt names the code it ran and the load it ran under (sampled at least at its start and end).
+    for (const attempt of readArmRecord(arm('grpo-seed0'))?.attempts ?? []) {
+      expect(attempt.commit).toMatch(/^[0-9a-f]{40}(-dirty)?$/);
+      expect(attempt.load?.samples).toBeGreaterThanOrEqual(2);
+      expect(attempt.load?.max).toBeGreaterThanOrEqual(attempt.load?.mean ?? Infinity);
+    }
     const resumed = metrics(arm('grpo-seed1').runDir);
     expect(resumed.map((r) => r.step)).toEqual([0, 1, 2]);
+    // Every evaluation's greedy completions are logged under its step, once each although the run was resumed.
+    const evalCompletions = readFileSync(join(arm('grpo-seed1').runDir, 'eval-completions.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { step: number; reward: number; completion: string });
+    expect(evalCompletions.map((c) => c.step)).toEqual([0, 0, 1, 1, 2, 2]);
+    for (const r of resumed) expect(evalCompletions.filter((c) => c.step === r.step).reduce((sum, c) => sum + c.reward / 2, 0)).toBeCloseTo(Number(r['eval/reward']), 12);
     expect(resumed[1]).toEqual(stepOne); // the step before the interruption is kept, not redone
     // steps 0: the run is the starting model's held-out evaluation, equal to a trained arm's step 0.
     const base = metrics(arm('base').runDir);

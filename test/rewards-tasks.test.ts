@@ -49,6 +49,37 @@ describe('countdown', () => {
     expect(await grade('<answer>require("fs")</answer>')).toMatchObject({ score: 0, reason: expect.stringMatching(/invalid expression/) });
     expect(await grade('(3 + 7) * 25 - 50')).toEqual({ score: 0, reason: 'no <answer> block' });
   });
+
+  it('reads the equation after a phrase when told to: the last occurrence, to the end of its line', async () => {
+    const sentence = new CountdownGrader({ from: { after: 'The answer is' } });
+    const gradeSentence = (completion: string) => sentence.grade({ prompt: '', completion, example });
+    expect(await gradeSentence('(3 + 7) is 10, times 25 is 250.\nThe answer is: (3 + 7) * 25 - 50 = 200.')).toEqual({ score: 1, reason: 'evaluates to 200, target 200' });
+    expect(await gradeSentence('The answer is 3 * 7.\nOr rather, the answer is (3 + 7) * 25 - 50.\nDone.')).toEqual({ score: 1, reason: 'evaluates to 200, target 200' });
+    expect(await gradeSentence('The answer is (3 + 7) * 25 - 50.\nNo, the answer is 200.')).toMatchObject({ score: 0, reason: expect.stringMatching(/uses \[200\], must use each of \[3,7,25,50\] exactly once/) });
+    expect(await gradeSentence('The answer is\n(3 + 7) * 25 - 50')).toMatchObject({ score: 0, reason: expect.stringMatching(/invalid expression/) });
+    expect(await gradeSentence('<answer>(3 + 7) * 25 - 50</answer>')).toEqual({ score: 0, reason: 'no "The answer is" in the reply' });
+  });
+
+  it('reads the left side of the last equation when told to, without the words leading up to it', async () => {
+    const equation = new CountdownGrader({ from: { before: '=' } });
+    const two = { numbers: [13, 6], target: 19 };
+    const gradeEquation = (completion: string) => equation.grade({ prompt: '', completion, example: two });
+    expect(await gradeEquation('13 + 6 = 19')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('13 - 6 = 7\nSo the equation is 13 + 6 = 19.')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('The answer is: (13 + 6) = 19')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('13 + 6 = 19\n13 - 6 = 7')).toEqual({ score: 0, reason: 'evaluates to 7, target 19' });
+    expect(await gradeEquation('13 + 6 = 19\nThe answer is 19.')).toEqual({ score: 1, reason: 'evaluates to 19, target 19' });
+    expect(await gradeEquation('The answer is = 19')).toMatchObject({ score: 0, reason: expect.stringMatching(/invalid expression/) });
+    expect(await gradeEquation('The answer is 19.')).toEqual({ score: 0, reason: 'no "=" in the reply' });
+  });
+
+  it('takes one location in the reward config: a tag or a phrase', () => {
+    expect(() => buildReward({ components: [{ name: 'eq', grader: { type: 'countdown', from: { after: 'The answer is' } } }] }, { baseDir: root })).not.toThrow();
+    expect(() => buildReward({ components: [{ name: 'eq', grader: { type: 'countdown', from: { tag: 'answer', after: 'The answer is' } } }] }, { baseDir: root })).toThrow(
+      '/components/0/grader/from must NOT have more than 1 properties',
+    );
+    expect(() => buildReward({ components: [{ name: 'eq', grader: { type: 'countdown', from: { after: '' } } }] }, { baseDir: root })).toThrow('/components/0/grader/from/after must NOT have fewer than 1 characters');
+  });
 });
 
 describe('built-in task data', () => {
@@ -75,7 +106,7 @@ describe('built-in task data', () => {
 });
 
 describe('Countdown data for scarce-data experiments', () => {
-  const style = { numbers: [2, 2] as const, maxNumber: 20, operators: ['+', '-', '*', '/'], maxTarget: 100 };
+  const style = { numbers: [2, 2] as const, maxNumber: 20, operators: ['+', '-', '*', '/'], maxTarget: 100, answerFormat: 'tag' as const };
   const parse = (text: string) => text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
   const puzzle = (row: Record<string, unknown>) => `${[...(row.numbers as number[])].sort((a, b) => a - b)}→${row.target}`;
 
@@ -99,6 +130,35 @@ describe('Countdown data for scarce-data experiments', () => {
       // Without the tags the answer earns nothing, even when the equation is right.
       expect((await reward.score([{ prompt: String(held[0].prompt), completion: String(held[0].solution), example: held[0] }]))[0].total).toBe(0);
     }
+  });
+
+  it('asks for "The answer is <equation>." in the sentence format, and its SFT answers score full marks', async () => {
+    const files = countdownDataFiles({ ...style, think: false, answerFormat: 'sentence' }, { trainSizes: [10], heldOut: 20, seed: 1 });
+    const [sft10, held] = ['sft-10.jsonl', 'heldout.jsonl'].map((f) => parse(files[f]));
+    expect(held[0]).toMatchObject({ system: 'Be brief.', prompt: expect.stringMatching(/equals \d+\. .* End your reply with the equation, for example: The answer is \(1 \+ 2\) \/ 3\.$/) });
+    expect(String(held[0].prompt)).not.toContain('<answer>');
+    expect(sft10[0].completion).toBe(`The answer is ${sft10[0].solution}.`);
+    const reward = buildReward(JSON.parse(files['reward.json']), { baseDir: root });
+    const scores = await reward.score(sft10.map((row) => ({ prompt: String(row.prompt), completion: `Let me try.\n${row.completion}`, example: row })));
+    expect(scores.filter((s) => Math.abs(s.total - 1.1) > 1e-9)).toEqual([]);
+    // The phrase alone earns the format's 0.1; a wrong equation after it earns nothing more; no phrase, nothing.
+    const one = (completion: string) => reward.score([{ prompt: String(held[0].prompt), completion, example: held[0] }]).then((s) => s[0].total);
+    expect(await one(`The answer is ${held[0].target}.`)).toBeCloseTo(0.1, 12);
+    expect(await one(String(held[0].solution))).toBe(0);
+    expect(() => countdownDataFiles({ ...style, think: true, answerFormat: 'sentence' }, { trainSizes: [10], heldOut: 20, seed: 1 })).toThrow(/<think> reasoning is asked for with the <answer> tag format only/);
+  });
+
+  it('asks for the equation and its result in the equation format, and its SFT answers score full marks', async () => {
+    const files = countdownDataFiles({ ...style, think: false, answerFormat: 'equation' }, { trainSizes: [10], heldOut: 20, seed: 1 });
+    const [sft10, held] = ['sft-10.jsonl', 'heldout.jsonl'].map((f) => parse(files[f]));
+    expect(held[0]).toMatchObject({ system: 'Be brief.', prompt: expect.stringMatching(/exactly once\. End your reply with the equation and its result\.$/) });
+    expect(sft10[0].completion).toBe(`${sft10[0].solution} = ${sft10[0].target}`);
+    const reward = buildReward(JSON.parse(files['reward.json']), { baseDir: root });
+    const scores = await reward.score(sft10.map((row) => ({ prompt: String(row.prompt), completion: `Trying it:\n${row.completion}`, example: row })));
+    expect(scores.filter((s) => Math.abs(s.total - 1.1) > 1e-9)).toEqual([]);
+    const one = (completion: string) => reward.score([{ prompt: String(held[0].prompt), completion, example: held[0] }]).then((s) => s[0].total);
+    expect(await one(`${held[0].target} = ${held[0].target}`)).toBeCloseTo(0.1, 12);
+    expect(await one(`The answer is ${held[0].target}.`)).toBe(0);
   });
 
   it('says so when the puzzle space is too small for the rows asked for', () => {

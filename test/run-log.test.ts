@@ -36,6 +36,14 @@ describe('RunLog', () => {
     expect(readFileSync(log.metricsPath, 'utf8')).toBe(rows(3));
   });
 
+  it('logs each held-out evaluation\'s completions under its step and drops later ones with the metrics', () => {
+    const log = new RunLog(newDir('runlog-eval-'));
+    log.evalCompletions(0, [{ prompt: 'a', reward: 0 }, { prompt: 'b', reward: 1 }]);
+    log.evalCompletions(5, [{ prompt: 'a', reward: 1 }]);
+    log.truncateAfter(4);
+    expect(readFileSync(log.evalCompletionsPath, 'utf8')).toBe('{"step":0,"prompt":"a","reward":0}\n{"step":0,"prompt":"b","reward":1}\n');
+  });
+
   it('drops a torn last line with a warning naming file and line; a bad line elsewhere is an error', () => {
     const dir = newDir('runlog-torn-');
     const warnings: string[] = [];

@@ -23,7 +23,7 @@ describe('run safety', () => {
 
     const second = await runTrain(tiny, dir, short);
     expect(second.status).not.toBe(0);
-    expect(second.stderr).toMatch(/already holds a run \(checkpoint-2, completions\.jsonl, curves\.svg, metrics\.jsonl\)/);
+    expect(second.stderr).toMatch(/already holds a run \(checkpoint-2, completions\.jsonl, curves\.svg, eval-completions\.jsonl, metrics\.jsonl\)/);
     expect(second.stderr).toMatch(/--resume.*--overwrite/);
     expect(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).toBe(before);
 
@@ -37,7 +37,7 @@ describe('run safety', () => {
     const data = join(tiny.model, 'pairs.jsonl');
     writeFileSync(data, '{"prompt": "What is 2 + 3?", "completion": "<answer>5</answer>"}\n');
     const sft = (extra: string[] = []) => runNode([SFT, '--model', tiny.model, '--data', data, '--steps', '1', '--batch', '1', '--lora-rank', '2', '--out-dir', dir, ...extra]);
-    expect((await sft()).stderr).toMatch(/already holds a run \(checkpoint-1, completions\.jsonl, curves\.svg, metrics\.jsonl\)\. Replace it with --overwrite/);
+    expect((await sft()).stderr).toMatch(/already holds a run \(checkpoint-1, completions\.jsonl, curves\.svg, eval-completions\.jsonl, metrics\.jsonl\)\. Replace it with --overwrite/);
     expect((await sft(['--overwrite'])).status).toBe(0);
     expect(existsSync(join(dir, 'adapter', 'adapter_config.json'))).toBe(true);
     expect(existsSync(join(dir, 'checkpoint-1'))).toBe(false);

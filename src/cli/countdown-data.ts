@@ -1,10 +1,10 @@
 // Writes the data of a Countdown experiment with scarce labelled data: held-out puzzles, nested training
 // sets of N prompts, the same prompts with solutions for SFT, and the reward config.
 //   node dist/src/cli/countdown-data.js --out-dir DIR [--numbers 2,3] [--max-number 10] [--operators +,-,*,/]
-//        [--max-target 100] [--think] [--train-sizes 10,100] [--held-out 200] [--seed 0]
+//        [--max-target 100] [--think | --answer-format sentence|equation] [--train-sizes 10,100] [--held-out 200] [--seed 0]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { countdownDataFiles, COUNTDOWN_STYLE } from '../tasks/countdown.js';
+import { COUNTDOWN_ANSWER_FORMATS, countdownDataFiles, COUNTDOWN_STYLE, type CountdownAnswerFormat } from '../tasks/countdown.js';
 import { parseCommand } from './options.js';
 
 interface CountdownDataSettings {
@@ -14,6 +14,7 @@ interface CountdownDataSettings {
   operators: string[];
   maxTarget: number;
   think: boolean;
+  answerFormat: CountdownAnswerFormat;
   trainSizes: number[];
   heldOut: number;
   seed: number;
@@ -29,6 +30,7 @@ const { values } = parseCommand<CountdownDataSettings>({
     operators: { type: 'array', items: { type: 'string', enum: ['+', '-', '*', '/'] }, minItems: 1 },
     maxTarget: positive,
     think: { type: 'boolean' },
+    answerFormat: { type: 'string', enum: [...COUNTDOWN_ANSWER_FORMATS] },
     trainSizes: { type: 'array', items: positive, minItems: 1 },
     heldOut: positive,
     seed: { type: 'integer', minimum: 0 },
@@ -41,6 +43,7 @@ const { values } = parseCommand<CountdownDataSettings>({
     operators: 'operators of the expression each puzzle is built from',
     maxTarget: 'largest target kept',
     think: 'ask for reasoning in <think> tags before the <answer>',
+    answerFormat: 'tag: the equation in <answer> tags; sentence: the reply ends with "The answer is <equation>."; equation: the reply ends with the equation and its result ("13 + 6 = 19")',
     trainSizes: 'sizes N of the nested training sets',
     heldOut: 'held-out puzzles (never in a training set)',
     seed: 'seed of the training puzzles (held-out ones use another)',
@@ -48,9 +51,10 @@ const { values } = parseCommand<CountdownDataSettings>({
   required: ['outDir'],
   check: (v) => {
     if (v.numbers[0] > v.numbers[1]) throw new Error(`--numbers: the fewest (${v.numbers[0]}) exceeds the most (${v.numbers[1]})`);
+    if (v.think && v.answerFormat !== 'tag') throw new Error(`--think asks for <think> then <answer> tags; it does not go with --answer-format ${v.answerFormat}`);
   },
 });
-const files = countdownDataFiles({ numbers: [values.numbers[0], values.numbers[1]], maxNumber: values.maxNumber, operators: values.operators, maxTarget: values.maxTarget, think: values.think }, values);
+const files = countdownDataFiles({ numbers: [values.numbers[0], values.numbers[1]], maxNumber: values.maxNumber, operators: values.operators, maxTarget: values.maxTarget, think: values.think, answerFormat: values.answerFormat }, values);
 mkdirSync(values.outDir, { recursive: true });
 for (const [name, text] of Object.entries(files)) writeFileSync(join(values.outDir, name), text);
 console.error(`wrote ${Object.keys(files).join(', ')} to ${values.outDir}`);

@@ -125,6 +125,7 @@ const evaluate = async (step: number) => {
   if (lora) lora.training = false;
   const result = await evaluateHeldOut(loaded, task.eval, reward, args.maxNewTokens);
   log.metrics(evalMetrics(step, result));
+  log.evalCompletions(step, result.completions);
   console.error(`step ${step}: held-out reward ${result.reward.toFixed(3)}, pass@1 ${result.passAt1.toFixed(3)}`);
 };
 

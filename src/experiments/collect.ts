@@ -33,6 +33,9 @@ export interface ArmSummary {
   /** The logged completions with the highest and the lowest reward. */
   readonly best?: LoggedCompletion;
   readonly worst?: LoggedCompletion;
+  /** The last held-out evaluation's greedy completions with the highest and the lowest reward. */
+  readonly heldOutBest?: LoggedCompletion;
+  readonly heldOutWorst?: LoggedCompletion;
 }
 
 /** A row of a run's completions.jsonl (the fields the collector reads). */
@@ -48,8 +51,9 @@ function numbers(rows: readonly MetricsRow[], key: string): [number, number][] {
   return rows.filter((r) => typeof r[key] === 'number' && Number.isFinite(r[key])).map((r) => [Number(r.step), Number(r[key])]);
 }
 
-function readCompletions(runDir: string): LoggedCompletion[] {
-  const path = join(runDir, 'completions.jsonl');
+/** A run's completions.jsonl (sampled) or eval-completions.jsonl (held-out, greedy). */
+function readCompletions(runDir: string, file: 'completions.jsonl' | 'eval-completions.jsonl'): LoggedCompletion[] {
+  const path = join(runDir, file);
   if (!existsSync(path)) return [];
   const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim());
   return lines.flatMap((line, i) => {
@@ -74,12 +78,14 @@ export function summarizeArm(arm: Arm): ArmSummary {
     const point = pick === 'first' ? points[0] : points[points.length - 1];
     return point && (pick === 'last' || point[0] === 0) ? point[1] : undefined;
   };
-  const completions = readCompletions(arm.runDir);
+  const completions = readCompletions(arm.runDir, 'completions.jsonl');
+  const evaluated = readCompletions(arm.runDir, 'eval-completions.jsonl');
+  const lastEvaluation = byRewardDescending(evaluated.filter((c) => c.step === Math.max(...evaluated.map((e) => e.step))));
   const hacked = new Map<number, number>();
   for (const c of completions) {
     hacked.set(c.step, (hacked.get(c.step) ?? 0) + (Object.values(c.components).some((v) => v.reason.includes(HACKS_MARKER)) ? 1 : 0));
   }
-  const byReward = [...completions].sort((a, b) => b.reward - a.reward || b.step - a.step);
+  const byReward = byRewardDescending(completions);
   const rewards = numbers(rows, 'reward');
   const lastRewards = rewards.slice(-LAST_STEPS).map(([, y]) => y);
   return {
@@ -98,7 +104,14 @@ export function summarizeArm(arm: Arm): ArmSummary {
     hacksPerStep: [...hacked.values()].some((n) => n > 0) ? [...hacked].sort(([a], [b]) => a - b) : [],
     best: byReward[0],
     worst: byReward[byReward.length - 1],
+    heldOutBest: lastEvaluation[0],
+    heldOutWorst: lastEvaluation[lastEvaluation.length - 1],
   };
+}
+
+/** Highest reward first; ties go to the later step. */
+function byRewardDescending(completions: readonly LoggedCompletion[]): LoggedCompletion[] {
+  return [...completions].sort((a, b) => b.reward - a.reward || b.step - a.step);
 }
 
 /** The compute an arm is given, in words: what a row of the table is comparable on. */
@@ -145,10 +158,16 @@ export function resultsMarkdown(experiment: Experiment, summaries: readonly ArmS
         ' |',
     );
   }
-  lines.push('', '| arm | state | steps logged | attempts |', '|---|---|---|---|');
+  lines.push('', '| arm | state | steps logged | attempts | wall min | load average (1 min: mean, max / CPUs) | commit |', '|---|---|---|---|---|---|---|');
   for (const s of summaries) {
     const state = s.record?.finished ? 'finished' : s.rows.length ? 'interrupted or running' : 'not run yet';
-    lines.push(`| ${s.arm.name} | ${state} | ${s.lastStep}/${s.plannedSteps} | ${s.record?.attempts.length ?? 0} |`);
+    const attempts = s.record?.attempts ?? [];
+    const loads = attempts.map((a) => (a.load ? `${a.load.mean.toFixed(1)}, ${a.load.max.toFixed(1)} / ${a.load.cpus}` : '—'));
+    const commits = [...new Set(attempts.map((a) => a.commit?.replace(/^([0-9a-f]{10})[0-9a-f]*/, '$1') ?? '—'))];
+    lines.push(
+      `| ${s.arm.name} | ${state} | ${s.lastStep}/${s.plannedSteps} | ${attempts.length} | ${s.wallMinutes === undefined ? '—' : s.wallMinutes.toFixed(1)} | ` +
+        `${loads.join('; ') || '—'} | ${commits.join(', ') || '—'} |`,
+    );
   }
   const missing = summaries.filter((s) => !s.record?.finished).map((s) => s.arm.name);
   lines.push(
@@ -169,10 +188,19 @@ export function samplesMarkdown(summaries: readonly ArmSummary[]): string {
       '',
       fence(c.completion),
     ].join('\n');
-  const parts = ['# Best and worst logged completions', '', 'From each run\'s completions.jsonl (the completions the trainer logged per step), highest reward first; ties go to the later step.'];
+  const prompt = (c: LoggedCompletion) => (c.prompt.length > 300 ? c.prompt.slice(0, 300) + '…' : c.prompt);
+  const parts = [
+    '# Best and worst logged completions',
+    '',
+    "From each run's completions.jsonl (the sampled completions the trainer logged per step) and eval-completions.jsonl (the greedy completions of its last held-out evaluation), highest reward first; ties go to the later step.",
+  ];
   for (const s of summaries) {
-    if (!s.best || !s.worst) continue;
-    parts.push('', `## ${s.arm.name}${s.record?.finished ? '' : ' (unfinished)'}`, '', `Prompt of the best: ${s.best.prompt.length > 300 ? s.best.prompt.slice(0, 300) + '…' : s.best.prompt}`, '', sample('best', s.best), '', sample('worst', s.worst));
+    if (!s.best && !s.heldOutBest) continue;
+    parts.push('', `## ${s.arm.name}${s.record?.finished ? '' : ' (unfinished)'}`);
+    if (s.best && s.worst) parts.push('', `Sampled. Prompt of the best: ${prompt(s.best)}`, '', sample('best', s.best), '', sample('worst', s.worst));
+    if (s.heldOutBest && s.heldOutWorst) {
+      parts.push('', `Held-out, greedy, after step ${s.heldOutBest.step}. Prompt of the best: ${prompt(s.heldOutBest)}`, '', sample('best held-out', s.heldOutBest), '', `Prompt of the worst: ${prompt(s.heldOutWorst)}`, '', sample('worst held-out', s.heldOutWorst));
+    }
   }
   return parts.join('\n') + '\n';
 }

@@ -31,12 +31,24 @@ export interface Experiment {
   readonly arms: readonly Arm[];
 }
 
+/** One start of an arm's command. */
+export interface ArmAttempt {
+  readonly started: string;
+  readonly seconds: number;
+  readonly exitCode: number | null;
+  readonly resumed: boolean;
+  /** The code it ran: the commit, with `-dirty` when tracked files outside experiments/ differed from it (absent in older records). */
+  readonly commit?: string;
+  /** The machine's 1-minute load average sampled while it ran, and its CPU count: wall times mean little without them. */
+  readonly load?: { readonly mean: number; readonly max: number; readonly samples: number; readonly cpus: number };
+}
+
 /** What the runner records about an arm in `runs/<arm>/arm.json`. */
 export interface ArmRecord {
   /** The last attempt's command line (script and flags, paths relative to the repository). */
   readonly argv: readonly string[];
   /** Every time the runner started the arm's command (a resumed arm has several). */
-  readonly attempts: readonly { readonly started: string; readonly seconds: number; readonly exitCode: number | null; readonly resumed: boolean }[];
+  readonly attempts: readonly ArmAttempt[];
   /** The command exited 0: the arm is done and is never run again. */
   readonly finished: boolean;
 }

@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { kebab } from '../io/settings-schema.js';
 import { latestCheckpoint } from '../rl/checkpoint.js';
-import { readArmRecord, writeArmRecord, type Arm, type ArmRecord } from './experiment.js';
+import { readArmRecord, writeArmRecord, type Arm, type ArmAttempt, type ArmRecord } from './experiment.js';
 
 export interface RunnerOptions {
   /** The repository root: where train.js and sft.js are. */
@@ -15,6 +16,35 @@ export interface RunnerOptions {
   readonly say: (message: string) => void;
   /** How often a queued arm looks at the lock again. */
   readonly pollMs?: number;
+  /** How often the load average is sampled while an arm runs. */
+  readonly loadSampleMs?: number;
+}
+
+/**
+ * The commit the repository is at, with `-dirty` when a tracked file outside experiments/ differs from
+ * it (the runs' own logs under experiments/ change while they run); undefined outside a git checkout.
+ */
+export function codeVersion(root: string): string | undefined {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const changed = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)experiments');
+    return git('rev-parse', 'HEAD') + (changed ? '-dirty' : '');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Samples the 1-minute load average until stopped; returns their mean and maximum. */
+function sampleLoad(everyMs: number): () => NonNullable<ArmAttempt['load']> {
+  const samples = [loadavg()[0]];
+  const timer = setInterval(() => samples.push(loadavg()[0]), everyMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    samples.push(loadavg()[0]);
+    const round = (x: number) => Math.round(x * 100) / 100;
+    return { mean: round(samples.reduce((a, b) => a + b, 0) / samples.length), max: round(Math.max(...samples)), samples: samples.length, cpus: availableParallelism() };
+  };
 }
 
 /** The command line of an arm's settings: `--kebab-name value`, lists comma-separated, true booleans as bare flags. */
@@ -68,6 +98,8 @@ export async function runArms(arms: readonly Arm[], options: RunnerOptions): Pro
         options.say(`${arm.name}: ${resumed ? 'resuming' : 'starting'} (log ${arm.runDir}.log)`);
         mkdirSync(arm.runDir, { recursive: true });
         const started = new Date();
+        const commit = codeVersion(options.root);
+        const stopSampling = sampleLoad(options.loadSampleMs ?? 30_000);
         const log = createWriteStream(`${arm.runDir}.log`, { flags: 'a' });
         log.write(`\n# ${started.toISOString()} node ${argv.map((a) => a.replace(options.root + '/', '')).join(' ')}\n`);
         current = spawn(process.execPath, argv, { cwd: options.root, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -77,7 +109,7 @@ export async function runArms(arms: readonly Arm[], options: RunnerOptions): Pro
         current = undefined;
         await new Promise<void>((resolve) => log.end(resolve));
         const seconds = (Date.now() - started.getTime()) / 1000;
-        const attempt = { started: started.toISOString(), seconds, exitCode, resumed };
+        const attempt: ArmAttempt = { started: started.toISOString(), seconds, exitCode, resumed, ...(commit ? { commit } : {}), load: stopSampling() };
         const next: ArmRecord = { argv: argv.map((a) => a.replace(options.root + '/', '')), attempts: [...(record?.attempts ?? []), attempt], finished: exitCode === 0 };
         writeArmRecord(arm, next);
         if (exitCode === 0) options.say(`${arm.name}: finished in ${(seconds / 60).toFixed(1)} min`);

@@ -17,7 +17,7 @@ import { CountdownGrader } from './graders/countdown.js';
 import { RUNTIME_DEVICES, TRITON_REWARDS, type RuntimeDevice, type TritonReward, type TritonRunner } from './triton-runner.js';
 import type { Grader } from './types.js';
 
-const location = { type: 'object', properties: { tag: { type: 'string', minLength: 1 } }, additionalProperties: false };
+const location = { type: 'object', properties: { tag: { type: 'string', minLength: 1 }, after: { type: 'string', minLength: 1 }, before: { type: 'string', minLength: 1 } }, additionalProperties: false, maxProperties: 1 };
 const expected = {
   oneOf: [
     { type: 'object', required: ['field'], properties: { field: { type: 'string' } }, additionalProperties: false },
@@ -49,7 +49,7 @@ const GRADER_OPTIONS: Record<string, { properties: object; required: string[] }>
     },
     required: ['rubric'],
   },
-  countdown: { properties: {}, required: [] },
+  countdown: { properties: { from: location }, required: [] },
   triton: {
     properties: { reward: { enum: [...TRITON_REWARDS] }, problemField: { type: 'string' }, runtimeDevice: { enum: [...RUNTIME_DEVICES] } },
     required: ['reward'],
@@ -180,7 +180,7 @@ function buildGrader(config: GraderConfig, context: RewardContext, evaluations: 
       if (!context.textGenerator) throw new Error('an llm_judge grader needs a local model to ask (train.js --judge-model)');
       return new LlmJudgeGrader({ ...(config as unknown as Omit<LlmJudgeOptions, 'generator'>), generator: context.textGenerator });
     case 'countdown':
-      return new CountdownGrader();
+      return new CountdownGrader(options);
     case 'triton':
       if (!context.tritonRunner) throw new Error('a triton grader needs the Triton runner');
       return new TritonGrader({

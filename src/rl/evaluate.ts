@@ -12,6 +12,27 @@ export interface EvalResult {
   passAt1: number;
   /** Each component's mean score (0 where a gate kept it from counting), as the training metrics `rewards/<name>/mean`. */
   components: Readonly<Record<string, number>>;
+  /** Every held-out prompt's greedy completion with its score, in prompt order. */
+  completions: readonly ScoredCompletion[];
+}
+
+/** A completion as the run logs it (completions.jsonl, eval-completions.jsonl): text, how it ended, every component's score and reason. */
+export interface ScoredCompletion {
+  readonly prompt: string;
+  readonly completion: string;
+  readonly finish: Completion['finishReason'];
+  readonly reward: number;
+  readonly components: Readonly<Record<string, { readonly score: number; readonly counted: boolean; readonly reason: string }>>;
+}
+
+export function scoredCompletion(row: PromptRow, completion: Completion, score: CompletionScore): ScoredCompletion {
+  return {
+    prompt: row.prompt,
+    completion: completion.text,
+    finish: completion.finishReason,
+    reward: score.total,
+    components: Object.fromEntries(Object.entries(score.components).map(([k, v]) => [k, { score: v.score, counted: v.counted, reason: v.reason }])),
+  };
 }
 
 /** The chat a row stands for: its system message, if any, then the prompt as the user's turn. */
@@ -30,7 +51,7 @@ export function scoreCompletions(reward: RewardFunction, rows: readonly PromptRo
 
 /** Greedy decoding of each held-out prompt, scored by the task's reward. */
 export async function evaluateHeldOut(loaded: LoadedModel, rows: readonly PromptRow[], reward: RewardFunction, maxNewTokens: number): Promise<EvalResult> {
-  if (!rows.length) return { reward: NaN, passAt1: NaN, components: {} };
+  if (!rows.length) return { reward: NaN, passAt1: NaN, components: {}, completions: [] };
   const eos = loaded.tokenizer.eosTokenId;
   const completions = await rollout(loaded.model, loaded.tokenizer, rows.map((r) => encodePrompt(loaded.tokenizer, r)), {
     numGenerations: 1,
@@ -47,6 +68,7 @@ export async function evaluateHeldOut(loaded: LoadedModel, rows: readonly Prompt
     reward: mean(scores.map((s) => s.total)),
     passAt1: mean(scores.map((s) => (s.total >= fullMarks(s) - 1e-9 ? 1 : 0))),
     components: Object.fromEntries(names.map((name) => [name, mean(scores.map((s) => (s.components[name].counted ? s.components[name].score : 0)))])),
+    completions: completions.map((c, i) => scoredCompletion(rows[c.promptIndex], c, scores[i])),
   };
 }
 

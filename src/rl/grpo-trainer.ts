@@ -19,7 +19,7 @@ import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
-import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, type EvalResult } from './evaluate.js';
+import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, scoredCompletion, type EvalResult } from './evaluate.js';
 import { resolveBaseDtype, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
@@ -260,15 +260,7 @@ export class GrpoTrainer {
         ...Object.fromEntries(names.map((name, i) => [`rewards/${name}/failed`, failedShare[i]])),
       };
       this.log.completions(
-        completions.slice(0, c.logCompletions).map((comp, i) => ({
-          step: this.step + 1,
-          prompt: rows[comp.promptIndex].prompt,
-          completion: comp.text,
-          finish: comp.finishReason,
-          reward: scores[i].total,
-          advantage: adv.advantages[i],
-          components: Object.fromEntries(Object.entries(scores[i].components).map(([k, v]) => [k, { score: v.score, counted: v.counted, reason: v.reason }])),
-        })),
+        completions.slice(0, c.logCompletions).map((comp, i) => ({ step: this.step + 1, ...scoredCompletion(rows[comp.promptIndex], comp, scores[i]), advantage: adv.advantages[i] })),
       );
       // A grader that fails on every completion from the start is misconfigured: stop before training on its zeros.
       const broken = names.filter((_, i) => failedShare[i] === 1);
@@ -447,6 +439,7 @@ export class GrpoTrainer {
 
   private recordEval(result: EvalResult): StepMetrics {
     const row = evalMetrics(this.step, result);
+    this.log.evalCompletions(this.step, result.completions);
     this.history.push(row);
     return row;
   }

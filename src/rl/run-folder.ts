@@ -3,9 +3,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 /** What a run leaves in its output folder; anything else there (the user's own files) is never touched. */
-const RUN_ENTRY = /^(metrics\.jsonl|completions\.jsonl|curves\.svg|checkpoint-\d+|adapter|model)$/;
+const RUN_ENTRY = /^(metrics\.jsonl|completions\.jsonl|eval-completions\.jsonl|curves\.svg|checkpoint-\d+|adapter|model)$/;
 /** Temporary files and folders of writes a killed process left behind (checkpoints, log rewrites, --overwrite). */
-const LEFTOVER = /^\.(checkpoint-\d+|metrics\.jsonl|completions\.jsonl)\.\d+(\.\d+)?\.tmp$|^\.replaced-\d+$/;
+const LEFTOVER = /^\.(checkpoint-\d+|metrics\.jsonl|completions\.jsonl|eval-completions\.jsonl)\.\d+(\.\d+)?\.tmp$|^\.replaced-\d+$/;
 /** Where --overwrite gathers the old run before deleting it. */
 const REPLACED_PREFIX = '.replaced-';
 

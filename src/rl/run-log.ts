@@ -10,11 +10,13 @@ export type MetricsRow = Readonly<Record<string, number | string>>;
 
 /**
  * The run's files in outDir: metrics.jsonl (one row per step, TRL's metric names), completions.jsonl
- * (sampled completions with every reward component), and curves.svg (reward, KL, loss, eval).
+ * (sampled completions with every reward component), eval-completions.jsonl (each held-out
+ * evaluation's greedy completions, likewise), and curves.svg (reward, KL, loss, eval).
  */
 export class RunLog {
   readonly metricsPath: string;
   readonly completionsPath: string;
+  readonly evalCompletionsPath: string;
   readonly plotPath: string;
 
   constructor(
@@ -25,6 +27,7 @@ export class RunLog {
     mkdirSync(outDir, { recursive: true });
     this.metricsPath = join(outDir, 'metrics.jsonl');
     this.completionsPath = join(outDir, 'completions.jsonl');
+    this.evalCompletionsPath = join(outDir, 'eval-completions.jsonl');
     this.plotPath = join(outDir, 'curves.svg');
   }
 
@@ -33,7 +36,7 @@ export class RunLog {
    * The file is replaced atomically, so a kill here leaves the old log whole.
    */
   truncateAfter(step: number): void {
-    for (const path of [this.metricsPath, this.completionsPath]) {
+    for (const path of [this.metricsPath, this.completionsPath, this.evalCompletionsPath]) {
       if (!existsSync(path)) continue;
       const kept = this.readRows(path).filter((row) => Number(row.step) <= step);
       writeFileAtomically(path, kept.map((row) => JSON.stringify(row) + '\n').join(''));
@@ -46,6 +49,11 @@ export class RunLog {
 
   completions(rows: readonly Record<string, unknown>[]): void {
     appendFileSync(this.completionsPath, rows.map((r) => JSON.stringify(r) + '\n').join(''));
+  }
+
+  /** The greedy completions of the held-out evaluation after `step` optimizer steps. */
+  evalCompletions(step: number, rows: readonly object[]): void {
+    appendFileSync(this.evalCompletionsPath, rows.map((r) => JSON.stringify({ step, ...r }) + '\n').join(''));
   }
 
   readMetrics(): MetricsRow[] {

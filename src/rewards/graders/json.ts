@@ -1,6 +1,6 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 
-import { locateAnswer, type AnswerLocation } from '../extract.js';
+import { locateAnswer, missingAnswer, type AnswerLocation } from '../extract.js';
 import type { GradeResult, Grader, GradingInput } from '../types.js';
 
 export interface JsonOptions {
@@ -23,7 +23,7 @@ export class JsonGrader implements Grader {
 
   async grade(input: GradingInput): Promise<GradeResult> {
     const located = locateAnswer(input.completion, this.from);
-    if (located === undefined) return { score: 0, reason: `no <${this.from?.tag}> block` };
+    if (located === undefined) return { score: 0, reason: missingAnswer(this.from) };
     const text = FENCE.exec(located)?.[1] ?? located;
     let value: unknown;
     try {

@@ -1,5 +1,5 @@
 import { resolveExpected, type ExpectedValue } from '../expected.js';
-import { locateAnswer, type AnswerLocation } from '../extract.js';
+import { locateAnswer, missingAnswer, type AnswerLocation } from '../extract.js';
 import type { GradeResult, Grader, GradingInput } from '../types.js';
 
 export interface NumericMatchOptions {
@@ -25,7 +25,7 @@ export class NumericMatchGrader implements Grader {
 
   async grade(input: GradingInput): Promise<GradeResult> {
     const answer = locateAnswer(input.completion, this.options.from);
-    if (answer === undefined) return { score: 0, reason: `no <${this.options.from?.tag}> block` };
+    if (answer === undefined) return { score: 0, reason: missingAnswer(this.options.from) };
     const value = lastNumber(answer);
     if (value === undefined) return { score: 0, reason: 'no number in the answer' };
     const expected = Number(resolveExpected(this.options.expected, input.example));

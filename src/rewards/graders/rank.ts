@@ -1,5 +1,5 @@
 import { resolveExpected, type ExpectedValue } from '../expected.js';
-import { locateAnswer, type AnswerLocation } from '../extract.js';
+import { locateAnswer, missingAnswer, type AnswerLocation } from '../extract.js';
 import type { GradeResult, Grader, GradingInput } from '../types.js';
 
 export interface RankOptions {
@@ -30,7 +30,7 @@ export class RankGrader implements Grader {
 
   async grade(input: GradingInput): Promise<GradeResult> {
     const answer = locateAnswer(input.completion, this.options.from);
-    if (answer === undefined) return { score: 0, reason: `no <${this.options.from?.tag}> block` };
+    if (answer === undefined) return { score: 0, reason: missingAnswer(this.options.from) };
     const expected = normalize(String(resolveExpected(this.options.expected, input.example)));
     const rank = rankedItems(answer).indexOf(expected) + 1;
     const { topN } = this.options;

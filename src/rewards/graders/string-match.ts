@@ -1,5 +1,5 @@
 import { resolveExpected, type ExpectedValue } from '../expected.js';
-import { locateAnswer, type AnswerLocation } from '../extract.js';
+import { locateAnswer, missingAnswer, type AnswerLocation } from '../extract.js';
 import type { GradeResult, Grader, GradingInput } from '../types.js';
 
 export interface StringMatchOptions {
@@ -17,7 +17,7 @@ export class StringMatchGrader implements Grader {
 
   async grade(input: GradingInput): Promise<GradeResult> {
     const answer = locateAnswer(input.completion, this.options.from);
-    if (answer === undefined) return { score: 0, reason: `no <${this.options.from?.tag}> block` };
+    if (answer === undefined) return { score: 0, reason: missingAnswer(this.options.from) };
     const expected = String(resolveExpected(this.options.expected, input.example));
     const matched = this.matches(this.normalize(answer), expected);
     return { score: matched ? 1 : 0, reason: `${this.options.mode} match ${matched ? 'found' : 'not found'} for ${JSON.stringify(expected)}` };
