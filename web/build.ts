@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { dirname, join } from 'node:path';
 import { repositoryRoot } from '../src/io/repository-root.js';
 
-const HOSTED_MODULES = ['fs', 'path', 'os', 'url', 'crypto', 'child_process', 'readline', 'worker_threads'];
+const HOSTED_MODULES = ['fs', 'path', 'os', 'url', 'crypto', 'child_process', 'readline', 'worker_threads', 'v8', 'vm'];
 
 /** Files the page copies into its volume, relative to the repository root (Triton's data needs the Python runner). */
 const VOLUME_FILES = ['models/registry.json', 'models/tiny/config.json', 'models/tiny/model.safetensors', 'models/tiny/tokenizer.json', 'models/tiny/tokenizer_config.json', 'data/arithmetic.jsonl', 'data/countdown.jsonl'];

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { create, globals } from 'webgpu';
 
 /** How to pick the WebGPU implementation; environment variables fill in what is not given. */
@@ -28,6 +30,13 @@ export interface AcquiredDevice {
   features: ReadonlySet<string>;
   /** Keeps Dawn's instance reachable for the device's lifetime. */
   instance: GPU;
+  /**
+   * A full garbage collection of the JS heap. Dawn's Node bindings free a bind group's descriptor
+   * set only once its JS object is collected (and the device has passed the work that used it);
+   * on lavapipe each live descriptor set is one mapping of the process, so a step that records
+   * tens of thousands of dispatches without a collection crosses vm.max_map_count.
+   */
+  collectGarbage: () => void;
 }
 
 const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
@@ -82,5 +91,20 @@ export async function acquireDevice(options: DeviceOptions = {}): Promise<Acquir
   const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
   const isCpuAdapter = /llvmpipe|lavapipe|swiftshader|warp/i.test(name) || info.isFallbackAdapter === true;
   const suballocation = !toggles.includes(NO_SUBALLOCATION);
-  return { device, adapterName: name, isCpuAdapter, suballocation, features: new Set(requiredFeatures), instance };
+  return { device, adapterName: name, isCpuAdapter, suballocation, features: new Set(requiredFeatures), instance, collectGarbage: garbageCollector() };
+}
+
+let fullCollection: (() => void) | undefined;
+
+/** V8's gc(): the global one under --expose-gc, else one taken from a new context after setting the flag. */
+function garbageCollector(): () => void {
+  if (!fullCollection) {
+    const exposed = (globalThis as { gc?: () => void }).gc;
+    if (exposed) fullCollection = exposed;
+    else {
+      setFlagsFromString('--expose-gc');
+      fullCollection = runInNewContext('gc') as () => void;
+    }
+  }
+  return fullCollection;
 }

@@ -70,7 +70,7 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
   const perMicro: Required<MicroBatchLoss>[] = [];
   const readBack: Tensor[] = [];
   try {
-    microBatches.forEach((microBatch, m) => {
+    for (const [m, microBatch] of microBatches.entries()) {
       const result = gpu.tidy(() => {
         const { loss, readBack: extra = {} } = options.loss(microBatch, m);
         if (loss.size !== 1) throw new Error(`step ${options.step + 1}: the loss of micro-batch ${m} has ${loss.size} elements, not 1`);
@@ -79,7 +79,9 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
       });
       perMicro.push(result);
       readBack.push(result.loss, ...Object.values(result.readBack));
-    });
+      // Recording every micro-batch before any wait kept all their bind groups alive at once.
+      await gpu.reclaim();
+    }
     const missing = optimizer.params.flatMap((p, i) => (p.grad ? [] : [options.parameterNames?.[i] ?? `parameter ${i} (${p})`]));
     if (missing.length) throw new Error(`step ${options.step + 1}: the loss gives no gradient to ${missing.join(', ')}`);
     await gpu.sync();
