@@ -3,11 +3,12 @@
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
 //        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
-//        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off]
+//        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off] [--collect-every DISPATCHES|off]
 // Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
 // --suballocation, --pool-cap, --trim-between-phases and --pool-reuse-slack override the device's memory
 // defaults (Dawn sub-allocates; without it the pool is capped and trimmed between generation and
-// training) to compare them in one sitting.
+// training) to compare them in one sitting. --collect-every sets how many dispatches (bind groups)
+// may be recorded between garbage collections at the trainer's waits (Gpu.collectEvery; off: never).
 // --json writes the timings, token counts, settings and the first step's prompts (what
 // bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     'pool-cap': { type: 'string' },
     'trim-between-phases': { type: 'string' },
     'pool-reuse-slack': { type: 'string' },
+    'collect-every': { type: 'string' },
   },
 });
 const onOff = (flag: string): boolean | undefined => {
@@ -60,7 +62,11 @@ if (args['pool-reuse-slack'] !== undefined) {
   gpu.pool.reuseSlack = Number(args['pool-reuse-slack']);
   if (!(gpu.pool.reuseSlack >= 0)) throw new Error(`--pool-reuse-slack: expected a fraction ≥ 0, got ${args['pool-reuse-slack']}`);
 }
-const memoryDefaults = `sub-allocation ${gpu.suballocation ? 'on' : 'off'}, pool cap ${Number.isFinite(gpu.pool.maxCachedBytes) ? `${gpu.pool.maxCachedBytes / 2 ** 20} MiB` : 'none'}, trim between phases ${gpu.trimBetweenPhases ? 'on' : 'off'}, reuse slack ${gpu.pool.reuseSlack}`;
+if (args['collect-every'] !== undefined) {
+  gpu.collectEvery = args['collect-every'] === 'off' ? Number.POSITIVE_INFINITY : Number(args['collect-every']);
+  if (!(gpu.collectEvery >= 1)) throw new Error(`--collect-every: expected a number of dispatches ≥ 1 or off, got ${args['collect-every']}`);
+}
+const memoryDefaults = `sub-allocation ${gpu.suballocation ? 'on' : 'off'}, pool cap ${Number.isFinite(gpu.pool.maxCachedBytes) ? `${gpu.pool.maxCachedBytes / 2 ** 20} MiB` : 'none'}, trim between phases ${gpu.trimBetweenPhases ? 'on' : 'off'}, reuse slack ${gpu.pool.reuseSlack}, garbage collection every ${gpu.collectEvery} dispatches`;
 const settings: GrpoConfig = {
   ...DEFAULT_CONFIG,
   model: args.model!,
@@ -123,7 +129,7 @@ const plan = trainer.memoryPlan;
 console.log(`memory plan: micro-batch ${plan.microBatchSize}, recomputation ${plan.recompute ? 'on' : 'off'}; estimated ${describeEstimate(plan.estimate)}`);
 const usage = process.memoryUsage();
 console.log(
-  `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}); JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,
+  `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}), ${last['memory/mappings']} memory mappings; JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,
 );
 for (const k of kernels.slice(0, 8)) console.log(`  ${k.label.padEnd(60)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / gpuMs).toFixed(1).padStart(5)}%`);
 if (args.json) {
@@ -133,7 +139,7 @@ if (args.json) {
   const tokens = { completion_tokens: completionTokens, trained_tokens: trainTokens, mean_completion_length: avg('completions/mean_length'), reward: avg('reward') };
   // Peak resident set of the whole process, start-up included: what the peer benchmark compares.
   const peak_rss_mib = process.resourceUsage().maxRSS / 1024;
-  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, peak_rss_mib, prompts }, null, 1));
+  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, peak_rss_mib, mappings: last['memory/mappings'], prompts }, null, 1));
 }
 console.log(`reproduce: npm run build && node dist/bench/grpo-step.js ${process.argv.slice(2).join(' ')}`);
 gpu.destroy();

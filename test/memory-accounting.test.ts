@@ -71,6 +71,8 @@ describe('memory accounting on tiny', () => {
         expect(row['memory/peak_training_mib']).toBeGreaterThan((frozen + trainable) / MiB);
         expect(row['memory/peak_gpu_mib']).toBe(Math.max(row['memory/peak_generation_mib'], row['memory/peak_training_mib']));
         expect(row['memory/max_rss_mib']).toBeGreaterThanOrEqual(row['memory/rss_mib']);
+        if (process.platform === 'linux') expect(Number.isInteger(row['memory/mappings']) && row['memory/mappings'] > 0).toBe(true);
+        else expect(row['memory/mappings']).toBeNaN();
       }
       expect(t.gpu.pool.cachedBytes).toBeLessThanOrEqual(t.gpu.pool.maxCachedBytes);
     } finally {

@@ -4,7 +4,7 @@
  * both, their ratios and the token counts that make them comparable.
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
  *        [--base-dtype f32|f16] [--recompute auto|on|off] [--max-memory GiB] [--pool-cap MiB|none]
- *        [--trim-between-phases on|off] [--trl-gradient-checkpointing]
+ *        [--trim-between-phases on|off] [--suballocation on|off] [--trl-gradient-checkpointing]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     'max-memory': { type: 'string' },
     'pool-cap': { type: 'string' },
     'trim-between-phases': { type: 'string' },
+    suballocation: { type: 'string' },
     'trl-gradient-checkpointing': { type: 'boolean', default: false },
   },
 });
@@ -54,6 +55,8 @@ interface ProjectStep {
   trained_tokens: number;
   mean_completion_length: number;
   peak_rss_mib: number;
+  /** Lines of /proc/self/maps at the end of the step (NaN off Linux); the limit is vm.max_map_count. */
+  mappings: number;
   prompts: { messages: unknown[]; prompt_ids: number[]; example: unknown }[];
 }
 
@@ -72,7 +75,7 @@ interface TrlStep {
   peak_rss_mib: number;
 }
 
-const MEMORY_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases'] as const;
+const MEMORY_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation'] as const;
 const memoryFlags = MEMORY_FLAGS.flatMap((flag) => (args[flag] === undefined ? [] : [`--${flag}`, args[flag]!]));
 const root = repositoryRoot();
 const work = mkdtempSync(join(tmpdir(), 'bench-peer-'));
@@ -152,6 +155,7 @@ for (const [label, ours, theirs] of rows) {
 }
 console.log(`${'completion tokens'.padEnd(30)} ${project.completion_tokens.toFixed(0).padStart(10)} ${trl.completion_tokens.toFixed(0).padStart(10)}   (mean length ${project.mean_completion_length.toFixed(1)} / ${trl.mean_completion_length.toFixed(1)})`);
 console.log(`${'trained tokens'.padEnd(30)} ${project.trained_tokens.toFixed(0).padStart(10)} ${trl.trained_tokens.toFixed(0).padStart(10)}`);
+console.log(`${'memory mappings (project)'.padEnd(30)} ${String(project.mappings).padStart(10)}`);
 console.log(`${'peak RSS of the process'.padEnd(30)} ${`${(project.peak_rss_mib / 1024).toFixed(2)} GiB`.padStart(10)} ${`${(trl.peak_rss_mib / 1024).toFixed(2)} GiB`.padStart(10)}   ${(project.peak_rss_mib / trl.peak_rss_mib).toFixed(2)}×`);
 const perToken = (x: number, tokens: number) => (1000 * x) / tokens;
 console.log(

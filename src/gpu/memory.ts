@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import type { Gpu } from './gpu.js';
 import type { Tensor } from './tensor.js';
 
@@ -68,4 +69,19 @@ export function memoryBreakdown(gpu: Gpu, groups: MemoryGroups): MemoryBreakdown
 /** Peak resident set of the process since it started (what `/usr/bin/time -v` reports at exit). */
 export function maxRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+const PROCESS_MAPS = '/proc/self/maps';
+
+/**
+ * Memory mappings of the process (Linux; NaN elsewhere). On lavapipe every live descriptor set and,
+ * without Dawn's sub-allocation, every buffer is one; past vm.max_map_count (65 530 by default)
+ * the process dies with SIGSEGV.
+ */
+export function processMappings(): number {
+  if (!existsSync(PROCESS_MAPS)) return Number.NaN;
+  const maps = readFileSync(PROCESS_MAPS, 'utf8');
+  let lines = 0;
+  for (let i = maps.indexOf('\n'); i !== -1; i = maps.indexOf('\n', i + 1)) lines++;
+  return lines;
 }

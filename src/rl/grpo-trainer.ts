@@ -1,7 +1,7 @@
 import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
-import { maxRssBytes, memoryBreakdown } from '../gpu/memory.js';
+import { maxRssBytes, memoryBreakdown, processMappings } from '../gpu/memory.js';
 import type { Tensor } from '../gpu/tensor.js';
 import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
@@ -247,7 +247,7 @@ export class GrpoTrainer {
         completionIds: comp.completionIds,
         masked: c.maskTruncatedCompletions && comp.finishReason === 'length',
       }));
-      const cached = this.cachedLogprobs(sequences);
+      const cached = await this.cachedLogprobs(sequences);
       const generationMetrics = {
         ...adv.metrics,
         'completions/mean_length': mean(completions.map((x) => x.completionIds.length)),
@@ -296,7 +296,7 @@ export class GrpoTrainer {
 
   /** One optimizer step on a given rollout, without sampling or scoring it (benchmarks of the training time run this). */
   async trainOn(sequences: readonly SequenceInput[], advantages: Float64Array): Promise<StepMetrics> {
-    const cached = this.cachedLogprobs(sequences);
+    const cached = await this.cachedLogprobs(sequences);
     try {
       return await this.optimizerStep(sequences, advantages, cached);
     } finally {
@@ -305,14 +305,14 @@ export class GrpoTrainer {
   }
 
   /** Old (num_iterations > 1) and reference (beta > 0) log-probs, per micro-batch, before any update. */
-  private cachedLogprobs(sequences: readonly SequenceInput[]) {
+  private async cachedLogprobs(sequences: readonly SequenceInput[]) {
     const c = this.config;
     const old: Tensor[] = [];
     const ref: Tensor[] = [];
     if (c.numIterations === 1 && c.beta === 0) return { old, ref };
     this.lora.training = false;
-    noGrad(() => {
-      for (const micro of this.microBatches(sequences)) {
+    for (const micro of this.microBatches(sequences)) {
+      noGrad(() =>
         this.gpu.tidy(() => {
           const batch = this.layout(micro);
           if (c.numIterations > 1) old.push(this.gpu.keep(completionLogprobs(this.loaded.model, batch).logprobs));
@@ -324,9 +324,10 @@ export class GrpoTrainer {
               this.lora.enabled = true;
             }
           }
-        });
-      }
-    });
+        }),
+      );
+      await this.gpu.reclaim();
+    }
     return { old, ref };
   }
 
@@ -477,6 +478,7 @@ export class GrpoTrainer {
       'memory/device_mib': m.allocatedBytes / MiB,
       'memory/rss_mib': m.rssBytes / MiB,
       'memory/max_rss_mib': maxRssBytes() / MiB,
+      'memory/mappings': processMappings(),
     };
   }
 
