@@ -1,10 +1,11 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--skip-profile] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off] [--collect-every DISPATCHES|off]
-// Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
+// --generation-batch samples the step's completions in batches of N rows (default: all at once, as TRL does;
+// fewer rows hold less KV cache). Without --micro, --max-memory picks the micro-batch size; the estimate is printed next to the measured peaks.
 // --suballocation, --pool-cap, --trim-between-phases and --pool-reuse-slack override the device's memory
 // defaults (Dawn sub-allocates; without it the pool is capped and trimmed between generation and
 // training) to compare them in one sitting. --collect-every sets how many dispatches (bind groups)
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     ...ROLLOUT_OPTIONS,
     steps: { type: 'string', default: '2' },
     micro: { type: 'string' },
+    'generation-batch': { type: 'string' },
     'base-dtype': { type: 'string', default: DEFAULT_CONFIG.baseDtype },
     'max-memory': { type: 'string' },
     recompute: { type: 'string', default: DEFAULT_CONFIG.recompute },
@@ -73,7 +75,7 @@ const settings: GrpoConfig = {
   task: args.task!,
   promptsPerStep: Number(args.prompts),
   numGenerations: Number(args.generations),
-  generationBatchSize: Number(args.prompts) * Number(args.generations),
+  generationBatchSize: Number(args['generation-batch'] ?? Number(args.prompts) * Number(args.generations)),
   microBatchSize: args.micro === undefined ? DEFAULT_CONFIG.microBatchSize : Number(args.micro),
   baseDtype: args['base-dtype'] as GrpoConfig['baseDtype'],
   maxMemory: args['max-memory'] === undefined ? undefined : Number(args['max-memory']),

@@ -4,7 +4,7 @@
  * both, their ratios and the token counts that make them comparable.
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
  *        [--base-dtype f32|f16] [--recompute auto|on|off] [--max-memory GiB] [--pool-cap MiB|none]
- *        [--trim-between-phases on|off] [--suballocation on|off] [--trl-gradient-checkpointing]
+ *        [--trim-between-phases on|off] [--suballocation on|off] [--generation-batch N] [--trl-gradient-checkpointing]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     'pool-cap': { type: 'string' },
     'trim-between-phases': { type: 'string' },
     suballocation: { type: 'string' },
+    'generation-batch': { type: 'string' },
     'trl-gradient-checkpointing': { type: 'boolean', default: false },
   },
 });
@@ -75,7 +76,7 @@ interface TrlStep {
   peak_rss_mib: number;
 }
 
-const MEMORY_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation'] as const;
+const MEMORY_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation', 'generation-batch'] as const;
 const memoryFlags = MEMORY_FLAGS.flatMap((flag) => (args[flag] === undefined ? [] : [`--${flag}`, args[flag]!]));
 const root = repositoryRoot();
 const work = mkdtempSync(join(tmpdir(), 'bench-peer-'));
