@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../src/gpu/gpu.js';
+import { Gpu } from '../src/gpu/gpu.js';
 import { add, scale } from '../src/ops/binary.js';
 import { sumAll } from '../src/ops/reduce.js';
 import { AdamW } from '../src/optim/adamw.js';
@@ -8,6 +8,16 @@ import { trainingStep } from '../src/train/step.js';
 import { useGpu } from './helpers/gpu.js';
 
 const gpu = useGpu();
+
+/** Descriptor pools stay mapped once grown, so each measurement gets a device of its own. */
+async function onFreshDevice<T>(measure: (g: Gpu) => Promise<T>): Promise<T> {
+  const g = await Gpu.create();
+  try {
+    return await measure(g);
+  } finally {
+    g.destroy();
+  }
+}
 
 /** Mappings of lavapipe's device-memory file: one per live descriptor set (and per heap block). */
 function deviceMemoryMappings(): number {
@@ -54,12 +64,10 @@ describe('bind groups of a training step', () => {
 
   it('keeps lavapipe’s mappings within a few collection intervals, not one per dispatch of the step', async (ctx) => {
     if (!lavapipeOnLinux()) ctx.skip(`counts /proc/self/maps lines of lavapipe's memfd; adapter here: ${gpu().adapterName} on ${process.platform}`);
-    const g = gpu();
     const collectEvery = 1024;
-    const bounded = await stepMappingGrowth(g, collectEvery);
-    // The measurement must see the problem it guards against: without collections (run second,
-    // since descriptor pools stay mapped once grown) the step's dispatches stay mapped.
-    const unbounded = await stepMappingGrowth(g, Number.POSITIVE_INFINITY);
+    const bounded = await onFreshDevice((g) => stepMappingGrowth(g, collectEvery));
+    // The measurement must see the problem it guards against: without collections the step's dispatches stay mapped.
+    const unbounded = await onFreshDevice((g) => stepMappingGrowth(g, Number.POSITIVE_INFINITY));
     expect(bounded.dispatches).toBeGreaterThan(10 * collectEvery);
     expect(unbounded.growth, `${unbounded.dispatches} dispatches`).toBeGreaterThan(0.8 * unbounded.dispatches);
     expect(bounded.growth, `${bounded.dispatches} dispatches, ${unbounded.growth} mappings without collections`).toBeLessThan(4 * collectEvery);
