@@ -131,7 +131,7 @@ const plan = trainer.memoryPlan;
 console.log(`memory plan: micro-batch ${plan.microBatchSize}, recomputation ${plan.recompute ? 'on' : 'off'}; estimated ${describeEstimate(plan.estimate)}`);
 const usage = process.memoryUsage();
 console.log(
-  `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}), ${last['memory/mappings']} memory mappings; JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,
+  `process: RSS ${mib('rss_mib')} (peak ${mib('max_rss_mib')}), ${last['memory/mappings']} memory mappings, ${gpu.collections} garbage collections in ${gpu.collectionSeconds.toFixed(2)} s; JS heap ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, ArrayBuffers ${(usage.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,
 );
 for (const k of kernels.slice(0, 8)) console.log(`  ${k.label.padEnd(60)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / gpuMs).toFixed(1).padStart(5)}%`);
 if (args.json) {

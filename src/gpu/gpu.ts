@@ -31,6 +31,9 @@ export class Gpu {
    */
   collectEvery = DEFAULT_COLLECT_EVERY;
   private dispatchesAtCollection = 0;
+  /** Collections run by collectEvery, and the seconds they took (benchmarks report them). */
+  collections = 0;
+  collectionSeconds = 0;
 
   private constructor(
     readonly device: GPUDevice,
@@ -232,7 +235,10 @@ export class Gpu {
    */
   private collectIfDue(): void {
     if (!this.collectionDue) return;
+    const start = performance.now();
     this.collectGarbage();
+    this.collectionSeconds += (performance.now() - start) / 1000;
+    this.collections++;
     this.dispatchesAtCollection = this.commands.dispatchCount;
   }
 
