@@ -317,7 +317,7 @@ export class Gpu {
   }
 }
 
-/** Bind groups of a step of `small` number ~6 000 per micro-batch; a collection takes ~10 ms. */
+/** With it a step of `small` at 8 × 4 × 128 with recomputation held 25 650 mappings (limit 65 530); one collection takes 70–95 ms. */
 const DEFAULT_COLLECT_EVERY = 4096;
 
 function checkedU32(v: number): number {
