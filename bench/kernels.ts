@@ -4,6 +4,7 @@
  *   npm run bench                                  (build, then node dist/bench/kernels.js)
  *   node dist/bench/kernels.js --variants          (every matmul variant on 1024³ and decode shapes)
  *   node dist/bench/kernels.js --decode-batch      (only decode shapes, M = 1 … 32, every CPU variant)
+ *   node dist/bench/kernels.js --training          (only a training step's product shapes, every CPU variant)
  *   WEBGPU_TOGGLES=disable_robustness,skip_validation node dist/bench/kernels.js
  * On a CPU adapter set XDG_RUNTIME_DIR=/tmp. Numbers are the fastest of a few samples: other
  * processes sharing the CPU only ever make a run slower.
@@ -99,6 +100,41 @@ if (args.has('--decode-batch')) {
         forceMatmulVariant(gpu, name);
         await benchMatmul(gpu, { label: `${m}×576 ${bDtype} W ${name}`, m, k: 576, n: 1536, transB: true, bDtype, bandwidth: true }, 3);
       }
+    }
+  }
+  forceMatmulVariant(gpu, undefined);
+  gpu.destroy();
+  process.exit(0);
+}
+
+if (args.has('--training')) {
+  // A GRPO micro-batch of SmolLM2-135M (a group of 4 completions of ~87 tokens after its prompt):
+  // each projection's forward, dX and dW, LoRA's rank-side products and the LM head's two.
+  const variants = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v) && !v.startsWith('tiled') && v !== 'skinny');
+  const m = 352;
+  const cases: MatmulCase[] = [
+    ...[
+      ['q, o', 576, 576],
+      ['k, v', 576, 192],
+      ['gate, up', 576, 1536],
+      ['down', 1536, 576],
+    ].flatMap(([name, inF, outF]): MatmulCase[] => [
+      { label: `${name} x·Wᵀ ${m}×${inF}·[${outF}×${inF}]ᵀ`, m, k: Number(inF), n: Number(outF), transB: true },
+      { label: `${name} dX g·W ${m}×${outF}·${outF}×${inF}`, m, k: Number(outF), n: Number(inF) },
+      { label: `${name} dW gᵀ·x [${m}×${outF}]ᵀ·${m}×${inF}`, m: Number(outF), k: m, n: Number(inF), transA: true },
+    ]),
+    { label: `LoRA x·Aᵀ ${m}×576·[8×576]ᵀ`, m, k: 576, n: 8, transB: true },
+    { label: `LoRA h·Bᵀ ${m}×8·[1536×8]ᵀ`, m, k: 8, n: 1536, transB: true },
+    { label: `LoRA dh·A ${m}×8·8×576`, m, k: 8, n: 576 },
+    { label: `LM head logits 256×576·[49152×576]ᵀ`, m: 256, k: 576, n: 49152, transB: true },
+    { label: `LM head dX 256×49152·49152×576`, m: 256, k: 49152, n: 576 },
+    // The same product with dlogits' rows 32 bytes longer: rows 192 KiB apart all fall in one set of a 4 KiB-aliased L1.
+    { label: `LM head dX, K 49160 256×49160·49160×576`, m: 256, k: 49160, n: 576 },
+  ];
+  for (const c of cases) {
+    for (const name of variants) {
+      forceMatmulVariant(gpu, name);
+      await benchMatmul(gpu, c, c.k > 10000 || c.n > 10000 ? 2 : 3);
     }
   }
   forceMatmulVariant(gpu, undefined);
