@@ -5,7 +5,7 @@ import type { Tensor } from '../src/gpu/tensor.js';
 import { dropout, dropoutThreshold, streamBits, streamKey } from '../src/nn/dropout.js';
 import { Linear } from '../src/model/linear.js';
 import { loraScaling } from '../src/nn/lora-config.js';
-import { loraProject } from '../src/nn/lora.js';
+import { projectPlusLowRank } from '../src/ops/low-rank.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
@@ -56,7 +56,7 @@ const CASES: LoraCase[] = [
 /** The Linear as the model runs it, with the LoRA term (after LoRA's dropout, as LoraModule applies it) in its delta slot. */
 function loraLinear(w0: Tensor, bias: Tensor, a: Tensor, b: Tensor, c: LoraCase): Linear {
   const linear = new Linear('model.layers.0.self_attn.q_proj', w0, bias);
-  linear.delta = { project: (x, weight) => loraProject(x, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, weight, a, b, scalingOf(c)) };
+  linear.delta = { project: (x, weight) => projectPlusLowRank(x, weight, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, a, b, scalingOf(c)) };
   return linear;
 }
 
