@@ -14,7 +14,7 @@ import type { Kernel } from '../src/gpu/kernel.js';
 import type { DType, Tensor } from '../src/gpu/tensor.js';
 import { attention } from '../src/ops/attention.js';
 import { matmulInto } from '../src/ops/matmul.js';
-import { chooseMatmulVariant, forceMatmulVariant, MATMUL_VARIANTS, variantSupported } from '../src/ops/matmul-variants.js';
+import { chooseMatmulVariant, contiguousLayout, forceMatmulVariant, MATMUL_VARIANTS, recordMatmul, swappedLayout, variantSupported } from '../src/ops/matmul-variants.js';
 import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { measure, row, timingMethod } from './timing.js';
 
@@ -35,7 +35,10 @@ interface MatmulCase {
   bDtype?: DType;
   /** Report the rate at which B (the weights) is read rather than FLOP/s: decode is bound by it. */
   bandwidth?: boolean;
+  /** Compute it the other way round, (op(B)ᵀ·op(A)ᵀ)ᵀ written transposed (swappedLayout). */
+  swapped?: boolean;
 }
+
 
 /** Milliseconds per C = op(A)·op(B) into a preallocated C, so only the kernel is timed. */
 async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<void> {
@@ -46,8 +49,13 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<vo
   // Decode-sized products take ~1 ms: many per timed pass keep the timestamp and worker-CPU-time
   // resolution (10 ms ticks) small against them.
   const reps = m * n * k < 1e8 ? 100 : 1;
-  const t = await measure(gpu, () => matmulInto(out, a, b, { transA, transB, accumulate: false }), { samples, reps });
-  const label = `${c.label} [${chooseMatmulVariant(gpu, m)}]`;
+  const swapped = c.swapped ? swappedLayout(contiguousLayout(m, k, n, transA, transB)) : null;
+  const variant = chooseMatmulVariant(gpu, swapped ? swapped.m : m);
+  const record = swapped
+    ? () => recordMatmul(variant, out, b, a, swapped, false, 1)
+    : () => matmulInto(out, a, b, { transA, transB, accumulate: false });
+  const t = await measure(gpu, record, { samples, reps });
+  const label = `${c.label}${swapped ? ' swapped' : ''} [${variant}]`;
   console.log(c.bandwidth ? row(label, t, b.byteLength, 'GB/s') : row(label, t, 2 * m * n * k, 'GFLOP/s'));
   // A batch of decode rows is bound by arithmetic as much as by the weights: show both rates.
   if (c.bandwidth && m > 1) console.log(row('', t, 2 * m * n * k, 'GFLOP/s'));
@@ -132,9 +140,12 @@ if (args.has('--training')) {
     { label: `LM head dX, K 49160 256×49160·49160×576`, m: 256, k: 49160, n: 576 },
   ];
   for (const c of cases) {
-    for (const name of variants) {
-      forceMatmulVariant(gpu, name);
-      await benchMatmul(gpu, c, c.k > 10000 || c.n > 10000 ? 2 : 3);
+    // Products whose right operand is read along its rows (dX = g·W) also the other way round.
+    for (const swapped of c.transB || c.transA ? [false] : [false, true]) {
+      for (const name of variants) {
+        forceMatmulVariant(gpu, name);
+        await benchMatmul(gpu, { ...c, swapped }, c.k > 10000 || c.n > 10000 ? 2 : 3);
+      }
     }
   }
   forceMatmulVariant(gpu, undefined);

@@ -25,6 +25,9 @@ struct Params {
   b_col_stride: u32,
   a_batch_stride: u32,
   b_batch_stride: u32,
+  // Where C[row][col] lives: row · c_row_stride + col · c_col_stride (n, 1; or 1, m to write Cᵀ).
+  c_row_stride: u32,
+  c_col_stride: u32,
   accumulate: u32,
   alpha: f32,
 }
@@ -130,7 +133,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var j = 0u; j < TN; j++) {
       let col = col0 + j * WG;
       if (col < p.n) {
-        let at = c_base + row * p.n + col;
+        let at = c_base + row * p.c_row_stride + col * p.c_col_stride;
         var value = p.alpha * acc[i][j];
         if (p.accumulate != 0u) { value += c[at]; }
         c[at] = value;

@@ -4,10 +4,13 @@ import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
 import {
   chooseMatmulVariant,
+  contiguousLayout,
   defaultMatmulVariant,
   forceMatmulVariant,
   forgetMatmulTuning,
   MATMUL_VARIANTS,
+  recordMatmul,
+  swappedLayout,
   tuneMatmul,
   variantSupported,
   type MatmulVariantName,
@@ -126,6 +129,29 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
 
   itIfSupported('matches float64 on a large product (512×300·300×700)', async () => {
     await checkCases([{ ...stored(512, 300, 700, false, false), transA: false, transB: false }], 400);
+  });
+
+  itIfSupported('computed the other way round (swappedLayout, Cᵀ written in place) is the same to the bit', async () => {
+    const g = gpu();
+    const results = g.tidy(() =>
+      [...AWKWARD, [70, 45, 33] as [number, number, number]].flatMap(([m, k, n], i) =>
+        TRANSPOSES.map(([transA, transB], j) => {
+          const { aShape, bShape } = stored(m, k, n, transA, transB);
+          const a = g.tensor(randn(m * k, 500 + 8 * i + 2 * j), aShape);
+          const b = g.tensor(randn(k * n, 501 + 8 * i + 2 * j), bShape, j % 2 ? 'f16' : 'f32');
+          const layout = contiguousLayout(m, k, n, transA, transB);
+          const [plain, swapped] = [g.keep(g.empty([m, n])), g.keep(g.tensor(randn(m * n, 7), [m, n]))];
+          recordMatmul(variant, plain, a, b, layout, false, 0.75);
+          recordMatmul(variant, swapped, b, a, swappedLayout(layout), false, 0.75);
+          return { label: `${m}×${k}×${n}, ${transA ? 'aᵀ' : 'a'}·${transB ? 'bᵀ' : 'b'}`, plain, swapped };
+        }),
+      ),
+    );
+    for (const { label, plain, swapped } of results) {
+      expect(Array.from(await swapped.toArray()), label).toEqual(Array.from(await plain.toArray()));
+      plain.dispose();
+      swapped.dispose();
+    }
   });
 
   itIfSupported('writes into and accumulates into an existing tensor with alpha', async () => {

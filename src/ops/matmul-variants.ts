@@ -27,6 +27,50 @@ export interface MatmulLayout {
   bColStride: number;
   aBatchStride: number;
   bBatchStride: number;
+  /** C[row][col] is at row·cRowStride + col·cColStride in its batch's m·n block: n, 1 (or 1, m for Cᵀ). */
+  cRowStride: number;
+  cColStride: number;
+}
+
+/** The layout of op(A) [M, K] · op(B) [K, N] for contiguous A ([M, K], or [K, M] with transA) and B ([K, N], or [N, K] with transB), one batch. */
+export function contiguousLayout(m: number, k: number, n: number, transA: boolean, transB: boolean): MatmulLayout {
+  return {
+    m,
+    n,
+    k,
+    batch: 1,
+    aRowStride: transA ? 1 : k,
+    aKStride: transA ? m : 1,
+    bKStride: transB ? 1 : n,
+    bColStride: transB ? k : 1,
+    aBatchStride: 0,
+    bBatchStride: 0,
+    cRowStride: n,
+    cColStride: 1,
+  };
+}
+
+/**
+ * The same product computed the other way round: C = (op(B)ᵀ·op(A)ᵀ)ᵀ, with op(B)ᵀ as the left
+ * operand and the result written transposed into C's place. Every output element sums the same
+ * products in the same k order, so the result is bit for bit the same; what changes is which
+ * operand the kernel's lanes walk along k (pass the operands swapped: b as a, a as b).
+ */
+export function swappedLayout(l: MatmulLayout): MatmulLayout {
+  return {
+    m: l.n,
+    n: l.m,
+    k: l.k,
+    batch: l.batch,
+    aRowStride: l.bColStride,
+    aKStride: l.bKStride,
+    bKStride: l.aKStride,
+    bColStride: l.aRowStride,
+    aBatchStride: l.bBatchStride,
+    bBatchStride: l.aBatchStride,
+    cRowStride: l.cColStride,
+    cColStride: l.cRowStride,
+  };
 }
 
 interface RowsVariant {
@@ -127,7 +171,7 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
   const usable = VARIANTS[name].family === 'skinny' && !skinnyApplies(a, b, layout) ? SKINNY_FALLBACK : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
-    u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, accumulate ? 1 : 0],
+    u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
     f32: [alpha],
   });
 }
@@ -241,7 +285,7 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
     if (known && !force) continue;
     const timings: Partial<Record<MatmulVariantName, number>> = {};
     const [a, b, out] = [gpu.zeros([m, k]), gpu.zeros([n, k]), gpu.empty([m, n])];
-    const layout: MatmulLayout = { m, n, k, batch: 1, aRowStride: k, aKStride: 1, bKStride: 1, bColStride: k, aBatchStride: 0, bBatchStride: 0 };
+    const layout = contiguousLayout(m, k, n, false, true);
     try {
       for (let sample = 0; sample < samples; sample++) {
         for (const name of supported) {
