@@ -9,7 +9,7 @@ import { matmul, matmulInto } from './matmul.js';
  * alpha, so the low-rank term costs no separate scale or add dispatches.
  * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A accumulated into the same product when u is
  * x, so the two paths into x need no separate sum), du = dh·A, dW = gᵀ·x, dA = dhᵀ·u,
- * dB = scaling·gᵀ·h.
+ * dB = scaling·gᵀ·h; dA and dB are accumulated straight into A and B's .grad when those exist.
  */
 export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
   const [rows, inFeatures] = x.shape;
@@ -30,7 +30,9 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
   matmulInto(out, h, b, { transB: true, accumulate: true, alpha: scaling });
   const separateInput = lowRankInput !== x;
   const inputs = separateInput ? [x, weight, lowRankInput, a, b] : [x, weight, a, b];
-  return recordOp('project_plus_low_rank', inputs, out, (g) => {
+  return recordOp('project_plus_low_rank', inputs, out, (g, into) => {
+    // A and B's existing .grad (micro-batches after the first): their products accumulate there.
+    const [gradA, gradB] = into ? into.slice(-2) : [null, null];
     const needDh = a.requiresGrad || lowRankInput.requiresGrad;
     let dh: Tensor | null = null;
     if (needDh) {
@@ -44,9 +46,13 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
     }
     const du = separateInput && dh && lowRankInput.requiresGrad ? matmul(dh, a) : null;
     const dw = weight.requiresGrad ? matmul(g, x, { transA: true }) : null;
-    const da = dh && a.requiresGrad ? matmul(dh, lowRankInput, { transA: true }) : null;
+    let da: Tensor | null = null;
+    if (dh && gradA) matmulInto(gradA, dh, lowRankInput, { transA: true, accumulate: true });
+    else if (dh && a.requiresGrad) da = matmul(dh, lowRankInput, { transA: true });
     let db: Tensor | null = null;
-    if (b.requiresGrad) {
+    if (gradB) {
+      matmulInto(gradB, g, h, { transA: true, accumulate: true, alpha: scaling });
+    } else if (b.requiresGrad) {
       db = gpu.empty([outFeatures, rank]);
       matmulInto(db, g, h, { transA: true, accumulate: false, alpha: scaling });
     }
