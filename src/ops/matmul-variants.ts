@@ -157,11 +157,13 @@ function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: n
     return { kernel: gpu.kernel('matmul_tiled', constants), tileM: v.tile, tileN: v.tile };
   }
   // Small problems get a narrower block rather than computing clamped duplicates: fewer rows
-  // when M is small, fewer lanes (down to one 8-wide subgroup) when N is.
+  // when M is small, fewer lanes (down to one 8-wide subgroup) when N is, and fewer columns per
+  // lane when even that subgroup would cover N more than once (LoRA's rank-r side, N = r).
   const rows = Math.min(v.rows, nextPow2(m));
-  const lanes = Math.max(MIN_ROWS_WG, Math.min(MAX_ROWS_WG, nextPow2(Math.ceil(n / v.cols))));
-  const kernel = gpu.kernel('matmul', { ...types, WG: lanes, TM: rows, TN: v.cols });
-  return { kernel, tileM: rows, tileN: lanes * v.cols };
+  const cols = Math.min(v.cols, Math.ceil(n / MIN_ROWS_WG));
+  const lanes = Math.max(MIN_ROWS_WG, Math.min(MAX_ROWS_WG, nextPow2(Math.ceil(n / cols))));
+  const kernel = gpu.kernel('matmul', { ...types, WG: lanes, TM: rows, TN: cols });
+  return { kernel, tileM: rows, tileN: lanes * cols };
 }
 
 /** Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant. */
