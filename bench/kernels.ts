@@ -134,6 +134,8 @@ if (args.has('--training')) {
     { label: `LoRA x·Aᵀ ${m}×576·[8×576]ᵀ`, m, k: 576, n: 8, transB: true },
     { label: `LoRA h·Bᵀ ${m}×8·[1536×8]ᵀ`, m, k: 8, n: 1536, transB: true },
     { label: `LoRA dh·A ${m}×8·8×576`, m, k: 8, n: 576 },
+    { label: `LoRA dB gᵀ·h [${m}×1536]ᵀ·${m}×8`, m: 1536, k: m, n: 8, transA: true },
+    { label: `LoRA dA dhᵀ·x [${m}×8]ᵀ·${m}×576`, m: 8, k: m, n: 576, transA: true },
     { label: `LM head logits 256×576·[49152×576]ᵀ`, m: 256, k: 576, n: 49152, transB: true },
     { label: `LM head dX 256×49152·49152×576`, m: 256, k: 49152, n: 576 },
     // The same product with dlogits' rows 32 bytes longer: rows 192 KiB apart all fall in one set of a 4 KiB-aliased L1.
