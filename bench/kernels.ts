@@ -14,7 +14,7 @@ import type { Kernel } from '../src/gpu/kernel.js';
 import type { DType, Tensor } from '../src/gpu/tensor.js';
 import { attention } from '../src/ops/attention.js';
 import { matmulInto } from '../src/ops/matmul.js';
-import { chooseMatmulVariant, contiguousLayout, forceMatmulVariant, MATMUL_VARIANTS, recordMatmul, swappedLayout, variantSupported } from '../src/ops/matmul-variants.js';
+import { chooseMatmulVariant, contiguousLayout, forceMatmulVariant, kRange, MATMUL_VARIANTS, recordMatmul, swappedLayout, variantSupported } from '../src/ops/matmul-variants.js';
 import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { measure, row, timingMethod } from './timing.js';
 
@@ -37,6 +37,8 @@ interface MatmulCase {
   bandwidth?: boolean;
   /** Compute it the other way round, (op(B)ᵀ·op(A)ᵀ)ᵀ written transposed (swappedLayout). */
   swapped?: boolean;
+  /** Sum over K in blocks of this many, one accumulating dispatch each (kRange). */
+  kBlock?: number;
 }
 
 
@@ -49,13 +51,20 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<vo
   // Decode-sized products take ~1 ms: many per timed pass keep the timestamp and worker-CPU-time
   // resolution (10 ms ticks) small against them.
   const reps = m * n * k < 1e8 ? 100 : 1;
-  const swapped = c.swapped ? swappedLayout(contiguousLayout(m, k, n, transA, transB)) : null;
-  const variant = chooseMatmulVariant(gpu, swapped ? swapped.m : m);
-  const record = swapped
-    ? () => recordMatmul(variant, out, b, a, swapped, false, 1)
-    : () => matmulInto(out, a, b, { transA, transB, accumulate: false });
+  const plain = contiguousLayout(m, k, n, transA, transB);
+  const layout = c.swapped ? swappedLayout(plain) : plain;
+  const [left, right] = c.swapped ? [b, a] : [a, b];
+  const variant = chooseMatmulVariant(gpu, layout.m);
+  const block = c.kBlock ?? k;
+  // As the model runs it (matmulInto), or exactly as asked.
+  const record =
+    c.swapped || c.kBlock
+      ? () => {
+          for (let k0 = 0; k0 < k; k0 += block) recordMatmul(variant, out, left, right, kRange(layout, k0, Math.min(k, k0 + block)), k0 > 0, 1);
+        }
+      : () => matmulInto(out, a, b, { transA, transB, accumulate: false });
   const t = await measure(gpu, record, { samples, reps });
-  const label = `${c.label}${swapped ? ' swapped' : ''} [${variant}]`;
+  const label = `${c.label}${c.swapped ? ' swapped' : ''}${c.kBlock ? ` K in ${c.kBlock}s` : ''} [${variant}]`;
   console.log(c.bandwidth ? row(label, t, b.byteLength, 'GB/s') : row(label, t, 2 * m * n * k, 'GFLOP/s'));
   // A batch of decode rows is bound by arithmetic as much as by the weights: show both rates.
   if (c.bandwidth && m > 1) console.log(row('', t, 2 * m * n * k, 'GFLOP/s'));
@@ -142,11 +151,14 @@ if (args.has('--training')) {
     { label: `LM head dX, K 49160 256×49160·49160×576`, m: 256, k: 49160, n: 576 },
   ];
   for (const c of cases) {
-    // Products whose right operand is read along its rows (dX = g·W) also the other way round.
+    // Products whose right operand is read along its rows (dX = g·W) also the other way round,
+    // and the LM head's long sum over the vocabulary also in blocks.
     for (const swapped of c.transB || c.transA ? [false] : [false, true]) {
-      for (const name of variants) {
-        forceMatmulVariant(gpu, name);
-        await benchMatmul(gpu, { ...c, swapped }, c.k > 10000 || c.n > 10000 ? 2 : 3);
+      for (const kBlock of c.k > 10000 ? [undefined, 4096, 1024] : [undefined]) {
+        for (const name of variants) {
+          forceMatmulVariant(gpu, name);
+          await benchMatmul(gpu, { ...c, swapped, kBlock }, c.k > 10000 || c.n > 10000 ? 2 : 3);
+        }
       }
     }
   }

@@ -8,6 +8,7 @@ import {
   defaultMatmulVariant,
   forceMatmulVariant,
   forgetMatmulTuning,
+  kRange,
   MATMUL_VARIANTS,
   recordMatmul,
   swappedLayout,
@@ -151,6 +152,31 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
       expect(Array.from(await swapped.toArray()), label).toEqual(Array.from(await plain.toArray()));
       plain.dispose();
       swapped.dispose();
+    }
+  });
+
+  itIfSupported('summed over blocks of K (kRange, accumulating), either way round, matches float64', async () => {
+    const g = gpu();
+    const [m, k, n] = [37, 300, 45];
+    const results = g.tidy(() =>
+      TRANSPOSES.flatMap(([transA, transB], j) =>
+        [false, true].map((swap) => {
+          const { aShape, bShape } = stored(m, k, n, transA, transB);
+          const [aValues, bValues] = [randn(m * k, 600 + 2 * j), randn(k * n, 601 + 2 * j)];
+          const [a, b] = [g.tensor(aValues, aShape), g.tensor(bValues, bShape)];
+          const plain = contiguousLayout(m, k, n, transA, transB);
+          const layout = swap ? swappedLayout(plain) : plain;
+          const out = g.keep(g.empty([m, n]));
+          // Blocks of 64 (a multiple of every load width) and a ragged last one.
+          for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, out, swap ? b : a, swap ? a : b, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
+          const expected = matmulReference(aValues, aShape, bValues, bShape, transA, transB);
+          return { label: `${transA ? 'aᵀ' : 'a'}·${transB ? 'bᵀ' : 'b'}${swap ? ' swapped' : ''}`, out, expected };
+        }),
+      ),
+    );
+    for (const { label, out, expected } of results) {
+      expectClose(await out.toArray(), expected, TOL, label);
+      out.dispose();
     }
   });
 

@@ -27,6 +27,9 @@ export interface MatmulLayout {
   bColStride: number;
   aBatchStride: number;
   bBatchStride: number;
+  /** Elements of A and B before their first value (0 for whole tensors; kRange moves them). */
+  aOffset: number;
+  bOffset: number;
   /** C[row][col] is at row·cRowStride + col·cColStride in its batch's m·n block: n, 1 (or 1, m for Cᵀ). */
   cRowStride: number;
   cColStride: number;
@@ -45,9 +48,16 @@ export function contiguousLayout(m: number, k: number, n: number, transA: boolea
     bColStride: transB ? k : 1,
     aBatchStride: 0,
     bBatchStride: 0,
+    aOffset: 0,
+    bOffset: 0,
     cRowStride: n,
     cColStride: 1,
   };
+}
+
+/** The part of the product that sums over k in [from, to): accumulating those over a partition of K gives the whole. */
+export function kRange(l: MatmulLayout, from: number, to: number): MatmulLayout {
+  return { ...l, k: to - from, aOffset: l.aOffset + from * l.aKStride, bOffset: l.bOffset + from * l.bKStride };
 }
 
 /**
@@ -68,6 +78,8 @@ export function swappedLayout(l: MatmulLayout): MatmulLayout {
     bColStride: l.aRowStride,
     aBatchStride: l.bBatchStride,
     bBatchStride: l.aBatchStride,
+    aOffset: l.bOffset,
+    bOffset: l.aOffset,
     cRowStride: l.cColStride,
     cColStride: l.cRowStride,
   };
@@ -136,12 +148,13 @@ export function variantSupported(gpu: Gpu, name: MatmulVariantName): boolean {
 
 /**
  * Whether the skinny kernel takes a problem: x f32 and W f32 or f16, both contiguous along K (the
- * model's x·Wᵀ), and K a multiple of what one 16-byte load holds (4 f32, 8 f16) so that every
- * row of both starts on a 16-byte boundary.
+ * model's x·Wᵀ), and K and both offsets multiples of what one 16-byte load holds (4 f32, 8 f16)
+ * so that every row of both starts on a 16-byte boundary.
  */
 export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boolean {
   const perLoad = b.dtype === 'f16' ? 8 : 4;
-  return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && layout.k % perLoad === 0;
+  const aligned = [layout.k, layout.aOffset, layout.bOffset].every((v) => v % perLoad === 0);
+  return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && aligned;
 }
 
 function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: number, n: number) {
@@ -173,7 +186,7 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
   const usable = VARIANTS[name].family === 'skinny' && !skinnyApplies(a, b, layout) ? SKINNY_FALLBACK : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
-    u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
+    u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.aOffset, layout.bOffset, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
     f32: [alpha],
   });
 }
