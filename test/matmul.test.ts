@@ -128,6 +128,11 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
     await checkCases(cases, 300);
   }, true);
 
+  itIfSupported('matches float64 on a long sum (K = 8200, an untransposed b: the rows kernels run it the other way round)', async () => {
+    // Inputs scaled so that the sums stay of order 1 like the other cases' (the bound is absolute).
+    await checkCases([{ ...stored(21, 8200, 37, false, false), transA: false, transB: false, aScale: 1 / Math.sqrt(8200 / 300) }], 450);
+  });
+
   itIfSupported('matches float64 on a large product (512×300·300×700)', async () => {
     await checkCases([{ ...stored(512, 300, 700, false, false), transA: false, transB: false }], 400);
   });

@@ -179,6 +179,22 @@ function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: n
   return { kernel, tileM: rows, tileN: lanes * cols };
 }
 
+/** Sums over at least this many k count as long (see runsSwapped). */
+const LONG_K = 8192;
+
+/**
+ * Whether the rows kernels run a product the other way round (swappedLayout). Their lanes each walk
+ * their own columns of B along k; for a B stored [K, N] (dX = g·W) that takes every subgroup across
+ * a whole row of B per k, half a cache line each, while A's rows are walked once per subgroup. On
+ * long sums (the LM head's dX, K = vocabulary) neither stays in cache between the subgroups of a
+ * workgroup, and the other way round (lanes along g's rows, W's columns shared) moves a third less
+ * and ran 2.1× faster on llvmpipe; at the decoder's K ≤ 1536 it was level or slower
+ * (bench/README.md, "Training-shaped products").
+ */
+export function runsSwapped(name: MatmulVariantName, layout: MatmulLayout): boolean {
+  return VARIANTS[name].family === 'rows' && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
+}
+
 /** Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant. */
 export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
   const gpu = out.gpu;
