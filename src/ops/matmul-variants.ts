@@ -157,6 +157,21 @@ export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boole
   return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && aligned;
 }
 
+/**
+ * Lanes of a rows-kernel workgroup for N columns, cols per lane: the widest block up to N (lanes
+ * share A's loads), unless its last block would leave more than a quarter of the columns computed
+ * as clamped duplicates; then the lane count that pads least. (The LM head's dX run the other way
+ * round has N = a chunk's rows, e.g. 150: 2 blocks of 128 columns; 10 of 16 ran it 1.4-1.9x faster.)
+ */
+function rowsLanes(n: number, cols: number): number {
+  const widest = Math.max(MIN_ROWS_WG, Math.min(MAX_ROWS_WG, nextPow2(Math.ceil(n / cols))));
+  const padded = (lanes: number) => Math.ceil(n / (lanes * cols)) * lanes * cols;
+  if (padded(widest) <= 1.25 * n) return widest;
+  let best = widest;
+  for (let lanes = widest / 2; lanes >= MIN_ROWS_WG; lanes /= 2) if (padded(lanes) < padded(best)) best = lanes;
+  return best;
+}
+
 function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: number, n: number) {
   const v: Variant = VARIANTS[name];
   const types = { TA: a.dtype, TB: b.dtype };
@@ -174,7 +189,7 @@ function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: n
   // lane when even that subgroup would cover N more than once (LoRA's rank-r side, N = r).
   const rows = Math.min(v.rows, nextPow2(m));
   const cols = Math.min(v.cols, Math.ceil(n / MIN_ROWS_WG));
-  const lanes = Math.max(MIN_ROWS_WG, Math.min(MAX_ROWS_WG, nextPow2(Math.ceil(n / cols))));
+  const lanes = rowsLanes(n, cols);
   const kernel = gpu.kernel('matmul', { ...types, WG: lanes, TM: rows, TN: cols });
   return { kernel, tileM: rows, tileN: lanes * cols };
 }
