@@ -47,17 +47,21 @@ function counts(model: LlamaModel) {
   const decode = counted(() => noGrad(() => void model.forward(u32(rows(1), [batch, 1]), { positions: u32(positions(1, promptLength), [batch, 1]), cache })));
   cache.dispose();
   let forward = 0;
-  const training = counted(() => {
-    const start = gpu.commands.dispatchCount;
-    const hidden = model.forward(u32(rows(promptLength), [batch, promptLength]), { positions: u32(positions(promptLength), [batch, promptLength]) });
-    forward = gpu.commands.dispatchCount - start;
-    backward(hidden);
-  });
-  return { prefill, decode, forward, backward: training - forward };
+  const train = () =>
+    counted(() => {
+      const start = gpu.commands.dispatchCount;
+      const hidden = model.forward(u32(rows(promptLength), [batch, promptLength]), { positions: u32(positions(promptLength), [batch, promptLength]) });
+      forward = gpu.commands.dispatchCount - start;
+      backward(hidden);
+    }) - forward;
+  // The first backward of a step creates the parameters' gradients; later micro-batches add to them.
+  const firstBackward = train();
+  const laterBackward = train();
+  return { prefill, decode, forward, 'backward, first micro-batch': firstBackward, 'backward, later ones': laterBackward };
 }
 
 const [small, large] = [counts(modelWith(2)), counts(modelWith(3))];
 console.log('dispatches per decoder layer (LoRA r 8 on q, k, v, o, gate, up, down):');
-for (const key of Object.keys(small) as (keyof typeof small)[]) console.log(`  ${key.padEnd(9)} ${large[key] - small[key]}`);
+for (const key of Object.keys(small) as (keyof typeof small)[]) console.log(`  ${key.padEnd(28)} ${large[key] - small[key]}`);
 console.log('reproduce: npm run build && node dist/bench/dispatches.js');
 gpu.destroy();

@@ -4,6 +4,7 @@
  *   npm run bench                                  (build, then node dist/bench/kernels.js)
  *   node dist/bench/kernels.js --variants          (every matmul variant on 1024³ and decode shapes)
  *   node dist/bench/kernels.js --decode-batch      (only decode shapes, M = 1 … 32, every CPU variant)
+ *   node dist/bench/kernels.js --training          (only a training step's product shapes, every CPU variant)
  *   WEBGPU_TOGGLES=disable_robustness,skip_validation node dist/bench/kernels.js
  * On a CPU adapter set XDG_RUNTIME_DIR=/tmp. Numbers are the fastest of a few samples: other
  * processes sharing the CPU only ever make a run slower.
@@ -13,7 +14,7 @@ import type { Kernel } from '../src/gpu/kernel.js';
 import type { DType, Tensor } from '../src/gpu/tensor.js';
 import { attention } from '../src/ops/attention.js';
 import { matmulInto } from '../src/ops/matmul.js';
-import { chooseMatmulVariant, forceMatmulVariant, MATMUL_VARIANTS, variantSupported } from '../src/ops/matmul-variants.js';
+import { chooseMatmulVariant, contiguousLayout, forceMatmulVariant, kRange, MATMUL_VARIANTS, recordMatmul, swappedLayout, variantSupported } from '../src/ops/matmul-variants.js';
 import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { measure, row, timingMethod } from './timing.js';
 
@@ -34,7 +35,12 @@ interface MatmulCase {
   bDtype?: DType;
   /** Report the rate at which B (the weights) is read rather than FLOP/s: decode is bound by it. */
   bandwidth?: boolean;
+  /** Compute it the other way round, (op(B)ᵀ·op(A)ᵀ)ᵀ written transposed (swappedLayout). */
+  swapped?: boolean;
+  /** Sum over K in blocks of this many, one accumulating dispatch each (kRange). */
+  kBlock?: number;
 }
+
 
 /** Milliseconds per C = op(A)·op(B) into a preallocated C, so only the kernel is timed. */
 async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<void> {
@@ -45,8 +51,20 @@ async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<vo
   // Decode-sized products take ~1 ms: many per timed pass keep the timestamp and worker-CPU-time
   // resolution (10 ms ticks) small against them.
   const reps = m * n * k < 1e8 ? 100 : 1;
-  const t = await measure(gpu, () => matmulInto(out, a, b, { transA, transB, accumulate: false }), { samples, reps });
-  const label = `${c.label} [${chooseMatmulVariant(gpu, m)}]`;
+  const plain = contiguousLayout(m, k, n, transA, transB);
+  const layout = c.swapped ? swappedLayout(plain) : plain;
+  const [left, right] = c.swapped ? [b, a] : [a, b];
+  const variant = chooseMatmulVariant(gpu, layout.m);
+  const block = c.kBlock ?? k;
+  // As the model runs it (matmulInto), or exactly as asked.
+  const record =
+    c.swapped || c.kBlock
+      ? () => {
+          for (let k0 = 0; k0 < k; k0 += block) recordMatmul(variant, out, left, right, kRange(layout, k0, Math.min(k, k0 + block)), k0 > 0, 1);
+        }
+      : () => matmulInto(out, a, b, { transA, transB, accumulate: false });
+  const t = await measure(gpu, record, { samples, reps });
+  const label = `${c.label}${c.swapped ? ' swapped' : ''}${c.kBlock ? ` K in ${c.kBlock}s` : ''} [${variant}]`;
   console.log(c.bandwidth ? row(label, t, b.byteLength, 'GB/s') : row(label, t, 2 * m * n * k, 'GFLOP/s'));
   // A batch of decode rows is bound by arithmetic as much as by the weights: show both rates.
   if (c.bandwidth && m > 1) console.log(row('', t, 2 * m * n * k, 'GFLOP/s'));
@@ -98,6 +116,50 @@ if (args.has('--decode-batch')) {
       for (const name of variants) {
         forceMatmulVariant(gpu, name);
         await benchMatmul(gpu, { label: `${m}×576 ${bDtype} W ${name}`, m, k: 576, n: 1536, transB: true, bDtype, bandwidth: true }, 3);
+      }
+    }
+  }
+  forceMatmulVariant(gpu, undefined);
+  gpu.destroy();
+  process.exit(0);
+}
+
+if (args.has('--training')) {
+  // A GRPO micro-batch of SmolLM2-135M (a group of 4 completions of ~87 tokens after its prompt):
+  // each projection's forward, dX and dW, LoRA's rank-side products and the LM head's two.
+  // rows4x4 trails the other two on every large product (see Baselines).
+  const variants = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v) && !v.startsWith('tiled') && v !== 'skinny' && v !== 'rows4x4');
+  const m = 352;
+  const cases: MatmulCase[] = [
+    ...[
+      ['q, o', 576, 576],
+      ['k, v', 576, 192],
+      ['gate, up', 576, 1536],
+      ['down', 1536, 576],
+    ].flatMap(([name, inF, outF]): MatmulCase[] => [
+      { label: `${name} x·Wᵀ ${m}×${inF}·[${outF}×${inF}]ᵀ`, m, k: Number(inF), n: Number(outF), transB: true },
+      { label: `${name} dX g·W ${m}×${outF}·${outF}×${inF}`, m, k: Number(outF), n: Number(inF) },
+      { label: `${name} dW gᵀ·x [${m}×${outF}]ᵀ·${m}×${inF}`, m: Number(outF), k: m, n: Number(inF), transA: true },
+    ]),
+    { label: `LoRA x·Aᵀ ${m}×576·[8×576]ᵀ`, m, k: 576, n: 8, transB: true },
+    { label: `LoRA h·Bᵀ ${m}×8·[1536×8]ᵀ`, m, k: 8, n: 1536, transB: true },
+    { label: `LoRA dh·A ${m}×8·8×576`, m, k: 8, n: 576 },
+    { label: `LoRA dB gᵀ·h [${m}×1536]ᵀ·${m}×8`, m: 1536, k: m, n: 8, transA: true },
+    { label: `LoRA dA dhᵀ·x [${m}×8]ᵀ·${m}×576`, m: 8, k: m, n: 576, transA: true },
+    { label: `LM head logits 256×576·[49152×576]ᵀ`, m: 256, k: 576, n: 49152, transB: true },
+    { label: `LM head dX 256×49152·49152×576`, m: 256, k: 49152, n: 576 },
+    // The same product with dlogits' rows 32 bytes longer: rows 192 KiB apart all fall in one set of a 4 KiB-aliased L1.
+    { label: `LM head dX, K 49160 256×49160·49160×576`, m: 256, k: 49160, n: 576 },
+  ];
+  for (const c of cases) {
+    // Products whose right operand is read along its rows (dX = g·W) also the other way round,
+    // and the LM head's long sum over the vocabulary also in blocks.
+    for (const swapped of c.transB || c.transA ? [false] : [false, true]) {
+      for (const kBlock of c.k > 10000 ? [undefined, 4096] : [undefined]) {
+        for (const name of variants) {
+          forceMatmulVariant(gpu, name);
+          await benchMatmul(gpu, { ...c, swapped, kBlock }, c.k > 10000 || c.n > 10000 ? 2 : 3);
+        }
       }
     }
   }

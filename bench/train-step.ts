@@ -6,7 +6,7 @@
 //   npm run build && node dist/bench/train-step.js [--model small] [--task arithmetic] [--prompts 2]
 //        [--generations 4] [--new 64] [--steps 2] [--micro 4] [--base-dtype f32|f16] [--profile]
 import { mkdtempSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { seededRandom } from '../src/data/random.js';
@@ -18,6 +18,7 @@ import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
 import { GrpoTrainer } from '../src/rl/grpo-trainer.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
+import { mainThreadCpuMs, workerCpuMs } from './timing.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,15 +62,24 @@ const sequences = trainer.promptRows(0).flatMap((row) => {
 });
 const advantages = Float64Array.from(sequences, () => random() * 2 - 1);
 
+/** FLOPs recorded per matmul role (2·M·N·K per product), for the profile's rates. */
+const roleFlops = new Map<string, number>();
+
 /** A matmul's role from its shape (m, n, k) and whether b is read transposed (the model's x·Wᵀ). */
-function classify(label: string, params: Params | undefined): string {
-  if (!label.startsWith('matmul') || !params?.u32) return label.replace(/\{.*$/, '');
-  const [m, n, k, , , bKStride] = params.u32;
+function matmulRole(m: number, n: number, k: number, bKStride: number): string {
   const rank = settings.loraRank;
   if (n === vocab) return 'matmul: LM head logits';
   if (k === vocab) return 'matmul: LM head dX';
   if (m === rank || n === rank || k === rank) return 'matmul: LoRA (rank side)';
   return bKStride === 1 ? 'matmul: base projection forward' : 'matmul: base projection dX';
+}
+
+function classify(label: string, params: Params | undefined): string {
+  if (!label.startsWith('matmul') || !params?.u32) return label.replace(/\{.*$/, '');
+  const [m, n, k, , , bKStride] = params.u32;
+  const role = matmulRole(m, n, k, bKStride);
+  roleFlops.set(role, (roleFlops.get(role) ?? 0) + 2 * m * n * k);
+  return role;
 }
 
 const completionTokens = sequences.reduce((n, s) => n + s.completionIds.length, 0);
@@ -79,19 +89,29 @@ for (let step = 0; step < steps + (args.profile ? 1 : 0); step++) {
   const profiler = args.profile && step === steps ? new KernelProfiler(gpu.device) : null;
   if (profiler) profiler.classify = classify;
   gpu.commands.profiler = profiler;
+  const [mainBefore, workersBefore] = [mainThreadCpuMs(), workerCpuMs()];
   const start = performance.now();
   const metrics = await trainer.trainOn(sequences, advantages);
   const seconds = (performance.now() - start) / 1000;
+  const [mainAfter, workersAfter] = [mainThreadCpuMs(), workerCpuMs()];
   gpu.commands.profiler = null;
   console.log(
     `step ${step + 1}${profiler ? ' (profiled)' : ''}: ${seconds.toFixed(1)} s (forward/backward ${metrics['time/train_s'].toFixed(1)} + optimizer ${metrics['time/optimizer_s'].toFixed(2)}); ` +
       `trained tokens ${metrics['tokens/computed']}, positions ${metrics['tokens/computed_positions']}; loss ${metrics.loss.toPrecision(6)}, grad norm ${metrics.grad_norm.toPrecision(6)}; load ${loadavg()[0].toFixed(1)}`,
   );
+  // Where the cores went: the JavaScript thread (recording) and the adapter's worker threads (lavapipe's shaders).
+  if (mainBefore !== null && mainAfter !== null && workersBefore !== null && workersAfter !== null) {
+    console.log(`  CPU time: main thread ${((mainAfter - mainBefore) / 1000).toFixed(1)} s, worker threads ${((workersAfter - workersBefore) / 1000).toFixed(1)} s (${availableParallelism()} cores × ${seconds.toFixed(1)} s wall)`);
+  }
   if (profiler) {
     const kernels = await profiler.collect();
     const total = kernels.reduce((s, k) => s + k.ms, 0);
     console.log(`profiled GPU time ${(total / 1000).toFixed(2)} s:`);
-    for (const k of kernels) console.log(`  ${k.label.padEnd(40)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  ${String(k.count).padStart(6)} dispatches`);
+    for (const k of kernels) {
+      const flops = roleFlops.get(k.label);
+      const rate = flops ? `  ${(flops / k.ms / 1e6).toFixed(2).padStart(6)} GFLOP/s` : '';
+      console.log(`  ${k.label.padEnd(40)} ${(k.ms / 1000).toFixed(2).padStart(7)} s ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  ${String(k.count).padStart(6)} dispatches${rate}`);
+    }
   }
 }
 await trainer.close();

@@ -19,6 +19,12 @@ struct Params {
   b_col_stride: u32,
   a_batch_stride: u32,
   b_batch_stride: u32,
+  // Elements before A's and B's first value (a range of K: a block of the sum over k).
+  a_offset: u32,
+  b_offset: u32,
+  // Where C[row][col] lives: row · c_row_stride + col · c_col_stride (n, 1; or 1, m to write Cᵀ).
+  c_row_stride: u32,
+  c_col_stride: u32,
   accumulate: u32,
   alpha: f32,
 }
@@ -54,9 +60,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Rows and columns past the edge read the last valid one instead of branching in the k loop;
   // their sums are not stored.
   var a_at: array<u32, TM>;
-  for (var i = 0u; i < TM; i++) { a_at[i] = wg.z * p.a_batch_stride + min(row0 + i, p.m - 1u) * p.a_row_stride; }
+  for (var i = 0u; i < TM; i++) { a_at[i] = p.a_offset + wg.z * p.a_batch_stride + min(row0 + i, p.m - 1u) * p.a_row_stride; }
   var b_at: array<u32, TN>;
-  for (var j = 0u; j < TN; j++) { b_at[j] = wg.z * p.b_batch_stride + min(col0 + j * WG, p.n - 1u) * p.b_col_stride; }
+  for (var j = 0u; j < TN; j++) { b_at[j] = p.b_offset + wg.z * p.b_batch_stride + min(col0 + j * WG, p.n - 1u) * p.b_col_stride; }
 
   var acc: array<array<f32, TN>, TM>;
   var a_chunk: array<f32, TM>;
@@ -90,7 +96,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var j = 0u; j < TN; j++) {
       let col = col0 + j * WG;
       if (col < p.n) {
-        let at = c_base + row * p.n + col;
+        let at = c_base + row * p.c_row_stride + col * p.c_col_stride;
         var value = p.alpha * acc[i][j];
         if (p.accumulate != 0u) { value += c[at]; }
         c[at] = value;

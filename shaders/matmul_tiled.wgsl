@@ -17,6 +17,12 @@ struct Params {
   b_col_stride: u32,
   a_batch_stride: u32,
   b_batch_stride: u32,
+  // Elements before A's and B's first value (a range of K: a block of the sum over k).
+  a_offset: u32,
+  b_offset: u32,
+  // Where C[row][col] lives: row · c_row_stride + col · c_col_stride (n, 1; or 1, m to write Cᵀ).
+  c_row_stride: u32,
+  c_col_stride: u32,
   accumulate: u32,
   alpha: f32,
 }
@@ -45,8 +51,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         @builtin(local_invocation_index) li: u32) {
   let row0 = wg.y * TILE_M;
   let col0 = wg.x * TILE_N;
-  let a_base = wg.z * p.a_batch_stride;
-  let b_base = wg.z * p.b_batch_stride;
+  let a_base = p.a_offset + wg.z * p.a_batch_stride;
+  let b_base = p.b_offset + wg.z * p.b_batch_stride;
   let a_k_fastest = p.a_k_stride == 1u;
   let b_k_fastest = p.b_k_stride == 1u;
 
@@ -90,7 +96,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var j = 0u; j < TN; j++) {
       let col = col0 + lid.x + j * WG_N;
       if (row < p.m && col < p.n) {
-        let at = c_base + row * p.n + col;
+        let at = c_base + row * p.c_row_stride + col * p.c_col_stride;
         var value = p.alpha * acc[i][j];
         if (p.accumulate != 0u) { value += c[at]; }
         c[at] = value;

@@ -5,7 +5,8 @@ import type { Tensor } from '../src/gpu/tensor.js';
 import { dropout, dropoutThreshold, streamBits, streamKey } from '../src/nn/dropout.js';
 import { Linear } from '../src/model/linear.js';
 import { loraScaling } from '../src/nn/lora-config.js';
-import { loraProject } from '../src/nn/lora.js';
+import { projectPlusLowRank } from '../src/ops/low-rank.js';
+import { expectClose } from './helpers/check.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
@@ -56,7 +57,7 @@ const CASES: LoraCase[] = [
 /** The Linear as the model runs it, with the LoRA term (after LoRA's dropout, as LoraModule applies it) in its delta slot. */
 function loraLinear(w0: Tensor, bias: Tensor, a: Tensor, b: Tensor, c: LoraCase): Linear {
   const linear = new Linear('model.layers.0.self_attn.q_proj', w0, bias);
-  linear.delta = { project: (x, weight) => loraProject(x, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, weight, a, b, scalingOf(c)) };
+  linear.delta = { project: (x, weight) => projectPlusLowRank(x, weight, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, a, b, scalingOf(c)) };
   return linear;
 }
 
@@ -127,6 +128,41 @@ describe('LoRA linear vs float64 (forward; gradients of x, A, B, and of W0 and t
       gradient: { cases: CASES, tol: TOL, backwardReference: loraBackwardReference },
     },
   );
+});
+
+describe('LoRA linear gradients into existing .grad (micro-batches after the first)', () => {
+  const TOL = { atol: 1e-5, rtol: 1e-5 };
+  for (const c of [CASES[0], CASES[3], CASES[6]]) {
+    it(`A and B gain this backward's gradients on top of what they held, x gets its own: ${c.rows}×${c.inFeatures} → ${c.outFeatures}, r ${c.rank}${c.dropout ? `, dropout ${c.dropout}` : ''}`, async () => {
+      const g = gpu();
+      const { rows, inFeatures, outFeatures, rank } = c;
+      const values = [
+        randn(rows * inFeatures, 31),
+        Float64Array.from(randn(outFeatures * inFeatures, 32, 0.3)),
+        randn(outFeatures, 33, 0.1),
+        randn(rank * inFeatures, 34, 0.3),
+        randn(outFeatures * rank, 35, 0.3),
+      ];
+      const gradOut = randn(rows * outFeatures, 36);
+      const held = [randn(rank * inFeatures, 37), randn(outFeatures * rank, 38)];
+      const [gradX, gradA, gradB] = g.tidy(() => {
+        const x = g.tensor(values[0], [rows, inFeatures]);
+        x.requiresGrad = true;
+        const [w0, bias] = [g.tensor(values[1], [outFeatures, inFeatures]), g.tensor(values[2], [outFeatures])];
+        const [a, b] = [g.keep(g.tensor(values[3], [rank, inFeatures])), g.keep(g.tensor(values[4], [outFeatures, rank]))];
+        a.requiresGrad = b.requiresGrad = true;
+        a.grad = g.keep(g.tensor(held[0], [rank, inFeatures]));
+        b.grad = g.keep(g.tensor(held[1], [outFeatures, rank]));
+        backward(loraLinear(w0, bias, a, b, c).forward(x), g.tensor(gradOut, [rows, outFeatures]));
+        return [g.keep(x.grad!), a.grad, b.grad];
+      });
+      const reference = loraBackwardReference(values.map((v) => Float64Array.from(v)), Float64Array.from(gradOut), c);
+      expectClose(await gradX.toArray(), reference[0]!, TOL, 'dx');
+      expectClose(await gradA.toArray(), reference[3]!.map((v, i) => v + held[0][i]), TOL, 'A.grad');
+      expectClose(await gradB.toArray(), reference[4]!.map((v, i) => v + held[1][i]), TOL, 'B.grad');
+      for (const t of [gradX, gradA, gradB]) t.dispose();
+    });
+  }
 });
 
 describe('dropout', () => {

@@ -4,10 +4,14 @@ import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
 import {
   chooseMatmulVariant,
+  contiguousLayout,
   defaultMatmulVariant,
   forceMatmulVariant,
   forgetMatmulTuning,
+  kRange,
   MATMUL_VARIANTS,
+  recordMatmul,
+  swappedLayout,
   tuneMatmul,
   variantSupported,
   type MatmulVariantName,
@@ -124,8 +128,61 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
     await checkCases(cases, 300);
   }, true);
 
+  itIfSupported('matches float64 on a long sum (K = 8200, an untransposed b: the rows kernels run it the other way round)', async () => {
+    // Inputs scaled so that the sums stay of order 1 like the other cases' (the bound is absolute).
+    await checkCases([{ ...stored(21, 8200, 37, false, false), transA: false, transB: false, aScale: 1 / Math.sqrt(8200 / 300) }], 450);
+  });
+
   itIfSupported('matches float64 on a large product (512×300·300×700)', async () => {
     await checkCases([{ ...stored(512, 300, 700, false, false), transA: false, transB: false }], 400);
+  });
+
+  itIfSupported('computed the other way round (swappedLayout, Cᵀ written in place) is the same to the bit', async () => {
+    const g = gpu();
+    const results = g.tidy(() =>
+      [...AWKWARD, [70, 45, 33] as [number, number, number]].flatMap(([m, k, n], i) =>
+        TRANSPOSES.map(([transA, transB], j) => {
+          const { aShape, bShape } = stored(m, k, n, transA, transB);
+          const a = g.tensor(randn(m * k, 500 + 8 * i + 2 * j), aShape);
+          const b = g.tensor(randn(k * n, 501 + 8 * i + 2 * j), bShape, j % 2 ? 'f16' : 'f32');
+          const layout = contiguousLayout(m, k, n, transA, transB);
+          const [plain, swapped] = [g.keep(g.empty([m, n])), g.keep(g.tensor(randn(m * n, 7), [m, n]))];
+          recordMatmul(variant, plain, a, b, layout, false, 0.75);
+          recordMatmul(variant, swapped, b, a, swappedLayout(layout), false, 0.75);
+          return { label: `${m}×${k}×${n}, ${transA ? 'aᵀ' : 'a'}·${transB ? 'bᵀ' : 'b'}`, plain, swapped };
+        }),
+      ),
+    );
+    for (const { label, plain, swapped } of results) {
+      expect(Array.from(await swapped.toArray()), label).toEqual(Array.from(await plain.toArray()));
+      plain.dispose();
+      swapped.dispose();
+    }
+  });
+
+  itIfSupported('summed over blocks of K (kRange, accumulating), either way round, matches float64', async () => {
+    const g = gpu();
+    const [m, k, n] = [37, 300, 45];
+    const results = g.tidy(() =>
+      TRANSPOSES.flatMap(([transA, transB], j) =>
+        [false, true].map((swap) => {
+          const { aShape, bShape } = stored(m, k, n, transA, transB);
+          const [aValues, bValues] = [randn(m * k, 600 + 2 * j), randn(k * n, 601 + 2 * j)];
+          const [a, b] = [g.tensor(aValues, aShape), g.tensor(bValues, bShape)];
+          const plain = contiguousLayout(m, k, n, transA, transB);
+          const layout = swap ? swappedLayout(plain) : plain;
+          const out = g.keep(g.empty([m, n]));
+          // Blocks of 64 (a multiple of every load width) and a ragged last one.
+          for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, out, swap ? b : a, swap ? a : b, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
+          const expected = matmulReference(aValues, aShape, bValues, bShape, transA, transB);
+          return { label: `${transA ? 'aᵀ' : 'a'}·${transB ? 'bᵀ' : 'b'}${swap ? ' swapped' : ''}`, out, expected };
+        }),
+      ),
+    );
+    for (const { label, out, expected } of results) {
+      expectClose(await out.toArray(), expected, TOL, label);
+      out.dispose();
+    }
   });
 
   itIfSupported('writes into and accumulates into an existing tensor with alpha', async () => {

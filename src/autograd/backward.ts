@@ -60,7 +60,7 @@ export function backwardFrom(roots: readonly Tensor[], seeds: readonly Tensor[])
           inputGrads = node.backwardAll(used);
         } else {
           grads.delete(t);
-          inputGrads = node.backward(g);
+          inputGrads = node.backward(g, node.inputs.map(parameterGrad));
         }
         node.inputs.forEach((input, i) => {
           const gi = inputGrads[i];
@@ -73,6 +73,11 @@ export function backwardFrom(roots: readonly Tensor[], seeds: readonly Tensor[])
       for (const u of used) if (u && !seeds.includes(u) && !stillUsed.has(u)) u.dispose();
     }
   });
+}
+
+/** A leaf's existing .grad, which an op may add its gradient into directly (GradNode.backward's `into`). */
+function parameterGrad(t: Tensor): Tensor | null {
+  return !t.node && t.requiresGrad && t.grad ? t.grad : null;
 }
 
 /** Adds a gradient contribution; a gradient another tensor may also hold is copied before summing into it. */

@@ -20,8 +20,12 @@ export function formatShape(shape: Shape): string {
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
-  /** Given dL/d(output), returns dL/d(input) for each input (null where no gradient is needed). */
-  backward(gradOutput: Tensor): readonly (Tensor | null)[];
+  /**
+   * Given dL/d(output), returns dL/d(input) for each input (null where no gradient is needed).
+   * `into[i]`, where not null, is input i's .grad (a parameter's, from an earlier backward): the op
+   * may add its gradient there itself, e.g. with an accumulating product, and return null for it.
+   */
+  backward(gradOutput: Tensor, into?: readonly (Tensor | null)[]): readonly (Tensor | null)[];
 }
 
 /** The node shared by the several outputs of one op (a recomputed decoder layer: hidden states, keys, values). */

@@ -4,7 +4,7 @@ import { hfTensorsToWrite } from '../model/save.js';
 import type { LlamaModel } from '../model/llama.js';
 import { clone } from '../autograd/accumulate.js';
 import { projectPlusLowRank } from '../ops/low-rank.js';
-import { matmul, matmulInto } from '../ops/matmul.js';
+import { matmulInto } from '../ops/matmul.js';
 import { dropout, streamBits, streamKey } from './dropout.js';
 import type { Linear, LinearDelta } from '../model/linear.js';
 import { openPeftAdapter, peftAdapterConfig, peftTensorName, writePeftAdapter } from './lora-peft.js';
@@ -28,14 +28,6 @@ export interface LoraWeights {
 /** Streams for A's initialisation start here, far above the dropout streams (which count from 0). */
 const INIT_STREAM_BASE = 0x8000_0000;
 
-/**
- * x·W0ᵀ + scale·x'·Aᵀ·Bᵀ (x' = x, or x after LoRA's dropout): B·A ([out, in]) is never formed, and
- * the rank-r term is accumulated into the base product's output with the scale folded in.
- */
-export function loraProject(x: Tensor, loraInput: Tensor, weight: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
-  return projectPlusLowRank(x, weight, matmul(loraInput, a, { transB: true }), b, scaling);
-}
-
 /** One adapted Linear: the term it adds to the frozen layer's output. */
 export class LoraModule implements LinearDelta {
   constructor(
@@ -51,7 +43,8 @@ export class LoraModule implements LinearDelta {
     const { config, scaling } = this.adapters;
     const input =
       this.adapters.training && config.dropout > 0 ? dropout(x, { p: config.dropout, seed: config.seed, stream: this.adapters.dropoutStream++ }) : x;
-    return loraProject(x, input, weight, this.a, this.b, scaling);
+    // x·W0ᵀ + scale·x'·Aᵀ·Bᵀ (x' = x, or x after dropout): B·A ([out, in]) is never formed.
+    return projectPlusLowRank(x, weight, input, this.a, this.b, scaling);
   }
 }
 

@@ -3,31 +3,60 @@ import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { matmul, matmulInto } from './matmul.js';
 
 /**
- * x·Wᵀ + scaling·h·Bᵀ for x [N, in], W [out, in], h [N, r] (x's low-rank projection, e.g. LoRA's
- * x·Aᵀ) and B [out, r]: two products into one output, the second accumulated with its scale folded
- * into the product's alpha, so the low-rank term costs no separate scale or add dispatches.
- * Gradients: dx = g·W, dW = gᵀ·x, dh = scaling·g·B, dB = scaling·gᵀ·h (scaled inside the products too).
+ * x·Wᵀ + scaling·(u·Aᵀ)·Bᵀ for x [N, in], W [out, in], u [N, in] (the low-rank term's input: x
+ * itself, or x after LoRA's dropout), A [r, in] and B [out, r], recorded as one op: h = u·Aᵀ, then
+ * two products into one output, the second accumulated with its scale folded into the product's
+ * alpha, so the low-rank term costs no separate scale or add dispatches.
+ * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A accumulated into the same product when u is
+ * x, so the two paths into x need no separate sum), du = dh·A, dW = gᵀ·x, dA = dhᵀ·u,
+ * dB = scaling·gᵀ·h; dA and dB are accumulated straight into A and B's .grad when those exist.
  */
-export function projectPlusLowRank(x: Tensor, weight: Tensor, h: Tensor, b: Tensor, scaling: number): Tensor {
+export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
   const [rows, inFeatures] = x.shape;
   const [outFeatures, rank] = b.shape;
-  if (x.shape.length !== 2 || weight.shape.length !== 2 || h.shape.length !== 2 || b.shape.length !== 2 || weight.shape[1] !== inFeatures || weight.shape[0] !== outFeatures || h.shape[0] !== rows || h.shape[1] !== rank) {
-    throw new Error(`projectPlusLowRank: x ${formatShape(x.shape)}, W ${formatShape(weight.shape)}, h ${formatShape(h.shape)} and B ${formatShape(b.shape)} do not make x·Wᵀ + h·Bᵀ`);
+  const fits =
+    x.shape.length === 2 && weight.shape.length === 2 && a.shape.length === 2 && b.shape.length === 2 &&
+    weight.shape[1] === inFeatures && weight.shape[0] === outFeatures && a.shape[0] === rank && a.shape[1] === inFeatures &&
+    lowRankInput.shape.length === 2 && lowRankInput.shape[0] === rows && lowRankInput.shape[1] === inFeatures;
+  if (!fits) {
+    throw new Error(`projectPlusLowRank: x ${formatShape(x.shape)}, W ${formatShape(weight.shape)}, u ${formatShape(lowRankInput.shape)}, A ${formatShape(a.shape)} and B ${formatShape(b.shape)} do not make x·Wᵀ + (u·Aᵀ)·Bᵀ`);
   }
   if (weight.dtype === 'f16' && weight.requiresGrad) throw new Error(`projectPlusLowRank: an f16 weight ${formatShape(weight.shape)} is frozen and cannot require grad`);
   const gpu = x.gpu;
+  const h = gpu.empty([rows, rank]);
+  matmulInto(h, lowRankInput, a, { transB: true, accumulate: false });
   const out = gpu.empty([rows, outFeatures]);
   matmulInto(out, x, weight, { transB: true, accumulate: false });
   matmulInto(out, h, b, { transB: true, accumulate: true, alpha: scaling });
-  const scaledProduct = (shape: number[], a: Tensor, c: Tensor, transA: boolean): Tensor => {
-    const product = gpu.empty(shape);
-    matmulInto(product, a, c, { transA, accumulate: false, alpha: scaling });
-    return product;
-  };
-  return recordOp('project_plus_low_rank', [x, weight, h, b], out, (g) => [
-    x.requiresGrad ? matmul(g, weight) : null,
-    weight.requiresGrad ? matmul(g, x, { transA: true }) : null,
-    h.requiresGrad ? scaledProduct([rows, rank], g, b, false) : null,
-    b.requiresGrad ? scaledProduct([outFeatures, rank], g, h, true) : null,
-  ]);
+  const separateInput = lowRankInput !== x;
+  const inputs = separateInput ? [x, weight, lowRankInput, a, b] : [x, weight, a, b];
+  return recordOp('project_plus_low_rank', inputs, out, (g, into) => {
+    // A and B's existing .grad (micro-batches after the first): their products accumulate there.
+    const [gradA, gradB] = into ? into.slice(-2) : [null, null];
+    const needDh = a.requiresGrad || lowRankInput.requiresGrad;
+    let dh: Tensor | null = null;
+    if (needDh) {
+      dh = gpu.empty([rows, rank]);
+      matmulInto(dh, g, b, { accumulate: false, alpha: scaling });
+    }
+    let dx: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = matmul(g, weight);
+      if (dh && !separateInput) matmulInto(dx, dh, a, { accumulate: true });
+    }
+    const du = separateInput && dh && lowRankInput.requiresGrad ? matmul(dh, a) : null;
+    const dw = weight.requiresGrad ? matmul(g, x, { transA: true }) : null;
+    let da: Tensor | null = null;
+    if (dh && gradA) matmulInto(gradA, dh, lowRankInput, { transA: true, accumulate: true });
+    else if (dh && a.requiresGrad) da = matmul(dh, lowRankInput, { transA: true });
+    let db: Tensor | null = null;
+    if (gradB) {
+      matmulInto(gradB, g, h, { transA: true, accumulate: true, alpha: scaling });
+    } else if (b.requiresGrad) {
+      db = gpu.empty([outFeatures, rank]);
+      matmulInto(db, g, h, { transA: true, accumulate: false, alpha: scaling });
+    }
+    dh?.dispose();
+    return separateInput ? [dx, dw, du, da, db] : [dx, dw, da, db];
+  });
 }

@@ -27,6 +27,62 @@ export interface MatmulLayout {
   bColStride: number;
   aBatchStride: number;
   bBatchStride: number;
+  /** Elements of A and B before their first value (0 for whole tensors; kRange moves them). */
+  aOffset: number;
+  bOffset: number;
+  /** C[row][col] is at row·cRowStride + col·cColStride in its batch's m·n block: n, 1 (or 1, m for Cᵀ). */
+  cRowStride: number;
+  cColStride: number;
+}
+
+/** The layout of op(A) [M, K] · op(B) [K, N] for contiguous A ([M, K], or [K, M] with transA) and B ([K, N], or [N, K] with transB), one batch. */
+export function contiguousLayout(m: number, k: number, n: number, transA: boolean, transB: boolean): MatmulLayout {
+  return {
+    m,
+    n,
+    k,
+    batch: 1,
+    aRowStride: transA ? 1 : k,
+    aKStride: transA ? m : 1,
+    bKStride: transB ? 1 : n,
+    bColStride: transB ? k : 1,
+    aBatchStride: 0,
+    bBatchStride: 0,
+    aOffset: 0,
+    bOffset: 0,
+    cRowStride: n,
+    cColStride: 1,
+  };
+}
+
+/** The part of the product that sums over k in [from, to): accumulating those over a partition of K gives the whole. */
+export function kRange(l: MatmulLayout, from: number, to: number): MatmulLayout {
+  return { ...l, k: to - from, aOffset: l.aOffset + from * l.aKStride, bOffset: l.bOffset + from * l.bKStride };
+}
+
+/**
+ * The same product computed the other way round: C = (op(B)ᵀ·op(A)ᵀ)ᵀ, with op(B)ᵀ as the left
+ * operand and the result written transposed into C's place. Every output element sums the same
+ * products in the same k order, so the result is bit for bit the same; what changes is which
+ * operand the kernel's lanes walk along k (pass the operands swapped: b as a, a as b).
+ */
+export function swappedLayout(l: MatmulLayout): MatmulLayout {
+  return {
+    m: l.n,
+    n: l.m,
+    k: l.k,
+    batch: l.batch,
+    aRowStride: l.bColStride,
+    aKStride: l.bKStride,
+    bKStride: l.aKStride,
+    bColStride: l.aRowStride,
+    aBatchStride: l.bBatchStride,
+    bBatchStride: l.aBatchStride,
+    aOffset: l.bOffset,
+    bOffset: l.aOffset,
+    cRowStride: l.cColStride,
+    cColStride: l.cRowStride,
+  };
 }
 
 interface RowsVariant {
@@ -92,12 +148,28 @@ export function variantSupported(gpu: Gpu, name: MatmulVariantName): boolean {
 
 /**
  * Whether the skinny kernel takes a problem: x f32 and W f32 or f16, both contiguous along K (the
- * model's x·Wᵀ), and K a multiple of what one 16-byte load holds (4 f32, 8 f16) so that every
- * row of both starts on a 16-byte boundary.
+ * model's x·Wᵀ), and K and both offsets multiples of what one 16-byte load holds (4 f32, 8 f16)
+ * so that every row of both starts on a 16-byte boundary.
  */
 export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boolean {
   const perLoad = b.dtype === 'f16' ? 8 : 4;
-  return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && layout.k % perLoad === 0;
+  const aligned = [layout.k, layout.aOffset, layout.bOffset].every((v) => v % perLoad === 0);
+  return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && aligned;
+}
+
+/**
+ * Lanes of a rows-kernel workgroup for N columns, cols per lane: the widest block up to N (lanes
+ * share A's loads), unless its last block would leave more than a quarter of the columns computed
+ * as clamped duplicates; then the lane count that pads least. (The LM head's dX run the other way
+ * round has N = a chunk's rows, e.g. 150: 2 blocks of 128 columns; 10 of 16 ran it 1.4-1.9x faster.)
+ */
+function rowsLanes(n: number, cols: number): number {
+  const widest = Math.max(MIN_ROWS_WG, Math.min(MAX_ROWS_WG, nextPow2(Math.ceil(n / cols))));
+  const padded = (lanes: number) => Math.ceil(n / (lanes * cols)) * lanes * cols;
+  if (padded(widest) <= 1.25 * n) return widest;
+  let best = widest;
+  for (let lanes = widest / 2; lanes >= MIN_ROWS_WG; lanes /= 2) if (padded(lanes) < padded(best)) best = lanes;
+  return best;
 }
 
 function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: number, n: number) {
@@ -113,11 +185,29 @@ function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: n
     return { kernel: gpu.kernel('matmul_tiled', constants), tileM: v.tile, tileN: v.tile };
   }
   // Small problems get a narrower block rather than computing clamped duplicates: fewer rows
-  // when M is small, fewer lanes (down to one 8-wide subgroup) when N is.
+  // when M is small, fewer lanes (down to one 8-wide subgroup) when N is, and fewer columns per
+  // lane when even that subgroup would cover N more than once (LoRA's rank-r side, N = r).
   const rows = Math.min(v.rows, nextPow2(m));
-  const lanes = Math.max(MIN_ROWS_WG, Math.min(MAX_ROWS_WG, nextPow2(Math.ceil(n / v.cols))));
-  const kernel = gpu.kernel('matmul', { ...types, WG: lanes, TM: rows, TN: v.cols });
-  return { kernel, tileM: rows, tileN: lanes * v.cols };
+  const cols = Math.min(v.cols, Math.ceil(n / MIN_ROWS_WG));
+  const lanes = rowsLanes(n, cols);
+  const kernel = gpu.kernel('matmul', { ...types, WG: lanes, TM: rows, TN: cols });
+  return { kernel, tileM: rows, tileN: lanes * cols };
+}
+
+/** Sums over at least this many k count as long (see runsSwapped). */
+const LONG_K = 8192;
+
+/**
+ * Whether the rows kernels run a product the other way round (swappedLayout). Their lanes each walk
+ * their own columns of B along k; for a B stored [K, N] (dX = g·W) that takes every subgroup across
+ * a whole row of B per k, half a cache line each, while A's rows are walked once per subgroup. On
+ * long sums (the LM head's dX, K = vocabulary) neither stays in cache between the subgroups of a
+ * workgroup, and the other way round (lanes along g's rows, W's columns shared) moves a third less
+ * and ran 2.1× faster on llvmpipe; at the decoder's K ≤ 1536 it was level or slower
+ * (bench/README.md, "Training-shaped products").
+ */
+export function runsSwapped(name: MatmulVariantName, layout: MatmulLayout): boolean {
+  return VARIANTS[name].family === 'rows' && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
 }
 
 /** Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant. */
@@ -127,7 +217,7 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
   const usable = VARIANTS[name].family === 'skinny' && !skinnyApplies(a, b, layout) ? SKINNY_FALLBACK : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
-    u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, accumulate ? 1 : 0],
+    u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.aOffset, layout.bOffset, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
     f32: [alpha],
   });
 }
@@ -241,7 +331,7 @@ export async function tuneMatmul(gpu: Gpu, options: TuningOptions = {}): Promise
     if (known && !force) continue;
     const timings: Partial<Record<MatmulVariantName, number>> = {};
     const [a, b, out] = [gpu.zeros([m, k]), gpu.zeros([n, k]), gpu.empty([m, n])];
-    const layout: MatmulLayout = { m, n, k, batch: 1, aRowStride: k, aKStride: 1, bKStride: 1, bColStride: k, aBatchStride: 0, bBatchStride: 0 };
+    const layout = contiguousLayout(m, k, n, false, true);
     try {
       for (let sample = 0; sample < samples; sample++) {
         for (const name of supported) {

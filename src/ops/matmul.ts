@@ -1,7 +1,7 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, numel, type Shape, type Tensor } from '../gpu/tensor.js';
 import { view } from './layout.js';
-import { chooseMatmulVariant, recordMatmul, type MatmulLayout } from './matmul-variants.js';
+import { chooseMatmulVariant, contiguousLayout, recordMatmul, runsSwapped, swappedLayout, type MatmulLayout } from './matmul-variants.js';
 import { sameShape } from './shape.js';
 import { sumToShape } from './binary.js';
 
@@ -56,14 +56,8 @@ function plan(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean
   }
   if (batch > MAX_BATCH) throw new Error(`${op}: batch of ${batch} exceeds ${MAX_BATCH} for ${what()}`);
   const layout: MatmulLayout = {
-    m: rows,
-    n,
-    k,
+    ...contiguousLayout(rows, k, n, transA, transB),
     batch,
-    aRowStride: transA ? 1 : k,
-    aKStride: transA ? m : 1,
-    bKStride: transB ? 1 : n,
-    bColStride: transB ? k : 1,
     aBatchStride: batchA.length ? m * k : 0,
     bBatchStride: batchB.length ? k * n : 0,
   };
@@ -71,7 +65,9 @@ function plan(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean
 }
 
 function record(out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
-  recordMatmul(chooseMatmulVariant(out.gpu, layout.m), out, a, b, layout, accumulate, alpha);
+  const variant = chooseMatmulVariant(out.gpu, layout.m);
+  if (runsSwapped(variant, layout)) recordMatmul(variant, out, b, a, swappedLayout(layout), accumulate, alpha);
+  else recordMatmul(variant, out, a, b, layout, accumulate, alpha);
 }
 
 /** Sums a batched gradient over the batch of an operand that was shared across it. */

@@ -107,14 +107,14 @@ export function configModelShape(config: HfModelConfig, matrixDtype: DType, lora
 }
 
 /** Widths (f32 elements per position) of the tensors a Linear's forward allocates: the product, its bias sum, LoRA's terms. */
-function linearTensors(linear: LinearShape, rank: number, dropout: boolean, pass: 'forward' | 'backward'): number[] {
+function linearTensors(linear: LinearShape, rank: number, dropout: boolean): number[] {
   const out = linear.outFeatures;
   const widths = linear.bias ? [out, out] : [out];
   if (!linear.adapted) return widths;
-  // Forward: dropout's copy of the input and x·Aᵀ; the scaled ·Bᵀ is added into the base product
-  // (projectPlusLowRank). Backward: the fused op still produces the gradients of every term it
-  // replaced (g·W, the scaled g·B, and those of x·Aᵀ and of dropout), about the unfused chain's widths.
-  const lowRank = pass === 'forward' ? [rank] : [rank, rank, out, out];
+  // Dropout's copy of the input and x·Aᵀ; the scaled ·Bᵀ is added into the base product
+  // (projectPlusLowRank). Its backward holds as much: dh = scale·g·B, dx = g·W + dh·A in one
+  // buffer, and dropout's gradient through its mask.
+  const lowRank = [rank];
   widths.push(...(dropout ? [linear.inFeatures] : []), ...lowRank);
   return widths;
 }
@@ -123,9 +123,9 @@ function linearTensors(linear: LinearShape, rank: number, dropout: boolean, pass
  * Widths (f32 elements per position) of the tensors a recorded forward of one decoder layer
  * allocates (llama.ts decoderLayer: every op's output lives until the micro-batch ends).
  */
-function layerTensors(model: TrainedModelShape, pass: 'forward' | 'backward' = 'forward'): number[] {
+function layerTensors(model: TrainedModelShape): number[] {
   const c = model.config;
-  const [lq, lk, lv, lo, gate, up, down] = model.linears.map((l) => linearTensors(l, model.rank, model.dropout, pass));
+  const [lq, lk, lv, lo, gate, up, down] = model.linears.map((l) => linearTensors(l, model.rank, model.dropout));
   const h = c.hidden_size;
   const q = c.num_attention_heads * c.head_dim;
   const kv = c.num_key_value_heads * c.head_dim;
@@ -163,10 +163,9 @@ export function estimateStepMemory(model: TrainedModelShape, shape: StepShape): 
   const oneLayer = bytes(promptPositions, widths) + bytes(rowPositions, widths) + gathered;
   // Kept across layers: everything, or (recomputing) each layer's input and the prompts' keys and values.
   const kept = shape.recompute ? layers * (bytes(promptPositions, [c.hidden_size, kv, kv]) + bytes(rowPositions, [c.hidden_size])) : layers * oneLayer;
-  // The backward of one layer holds about another layer's worth: its gradients (measured: about the
-  // unfused chain's widths, see linearTensors) or, recomputing, the layer run again and freed as it goes.
-  const backwardWidths = layerTensors(model, 'backward');
-  const inFlight = shape.recompute ? oneLayer : bytes(promptPositions, backwardWidths) + bytes(rowPositions, backwardWidths) + gathered;
+  // The backward of one layer holds about another layer's worth: its gradients (see linearTensors)
+  // or, recomputing, the layer run again and freed as it goes.
+  const inFlight = oneLayer;
   const logits = 3 * sizeClass(Math.min(positions, LOGIT_CHUNK_ROWS) * c.vocab_size * F32) + bytes(positions, [c.hidden_size, c.hidden_size]);
   const activations = kept + inFlight + logits;
   const kvCache = 2 * layers * shape.generationBatchSize * (prompt + completion) * kv * F32;
