@@ -46,16 +46,14 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
     }
     const du = separateInput && dh && lowRankInput.requiresGrad ? matmul(dh, a) : null;
     const dw = weight.requiresGrad ? matmul(g, x, { transA: true }) : null;
-    let da: Tensor | null = null;
-    if (dh && gradA) matmulInto(gradA, dh, lowRankInput, { transA: true, accumulate: true });
-    else if (dh && a.requiresGrad) da = matmul(dh, lowRankInput, { transA: true });
-    let db: Tensor | null = null;
-    if (gradB) {
-      matmulInto(gradB, g, h, { transA: true, accumulate: true, alpha: scaling });
-    } else if (b.requiresGrad) {
-      db = gpu.empty([outFeatures, rank]);
-      matmulInto(db, g, h, { transA: true, accumulate: false, alpha: scaling });
-    }
+    // Into the parameter's .grad when it has one (then no gradient is returned), else a new tensor.
+    const parameterProduct = (grad: Tensor | null, shape: number[], left: Tensor, right: Tensor, alpha: number): Tensor | null => {
+      const target = grad ?? gpu.empty(shape);
+      matmulInto(target, left, right, { transA: true, accumulate: grad !== null, alpha });
+      return grad ? null : target;
+    };
+    const da = dh && a.requiresGrad ? parameterProduct(gradA, [rank, inFeatures], dh, lowRankInput, 1) : null;
+    const db = b.requiresGrad ? parameterProduct(gradB, [outFeatures, rank], g, h, scaling) : null;
     dh?.dispose();
     return separateInput ? [dx, dw, du, da, db] : [dx, dw, da, db];
   });
