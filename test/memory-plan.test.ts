@@ -107,6 +107,12 @@ describe('memory plan', () => {
     expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4, poolCacheCap: 512 * MiB }, { ...budget, microBatchGiven: true, maxBytes: peak(4, false) + 100 * MiB })).toMatchObject({ poolCacheCap: 100 * MiB, recompute: false });
     expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4, poolCacheCap: 512 * MiB }, { ...budget, microBatchGiven: true, maxBytes: GiB })).toMatchObject({ poolCacheCap: 512 * MiB });
     expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4, poolCacheCap: Infinity }, { ...budget, microBatchGiven: true, maxBytes: GiB }).poolCacheCap).toBe(GiB - peak(4, false));
+    // Room without a budget (a CPU adapter's default): the largest micro-batch that fits, never
+    // recomputation, never a refusal; a given micro-batch stands.
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, roomBytes: peak(3, false) })).toMatchObject({ microBatchSize: 3, recompute: false });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, roomBytes: GiB })).toMatchObject({ microBatchSize: 2 * G, recompute: false });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, roomBytes: oneWith })).toMatchObject({ microBatchSize: 1, recompute: false });
+    expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, microBatchGiven: true, roomBytes: peak(3, false) })).toMatchObject({ microBatchSize: 4 });
     // Without a budget the settings stand.
     expect(planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, recompute: 'on', maxBytes: undefined })).toMatchObject({ microBatchSize: 4, recompute: true });
     expect(() => planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, maxBytes: 1e6 })).toThrow(

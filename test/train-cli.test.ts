@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { metrics, newDir, prepareTinyRun, runNode, runTrain, SFT, trainArgs, type TinyRun } from './helpers/train-cli.js';
@@ -67,6 +67,30 @@ describe('train.js', () => {
     const diverged = await run(dir, ['--learning-rate', '1e30', '--max-grad-norm', '1e30', '--steps', '4']);
     expect(diverged.status, diverged.stderr).toBe(2);
     expect(diverged.stderr).toMatch(/training diverged/);
+  });
+
+  it('without --micro-batch-size a CPU adapter picks it from the memory available, and a resumed run keeps its own', async () => {
+    const withoutMicro = (outDir: string, extra: string[] = []) => {
+      const all = args(outDir, extra);
+      const at = all.indexOf('--micro-batch-size');
+      return [...all.slice(0, at), ...all.slice(at + 2)];
+    };
+    const picked = newDir('grpo-micro-');
+    const fresh = await runNode(withoutMicro(picked, ['--steps', '2']));
+    expect(fresh.status, fresh.stderr).toBe(0);
+    // 2 prompts × 4 completions of the tiny model fit in any machine's memory: one micro-batch.
+    expect(fresh.stderr).toMatch(/memory: micro-batch 8 \(the largest of the step's 8 sequences whose estimate fits half the memory available, [\d.]+ GiB; --micro-batch-size to choose\)/);
+    const state = JSON.parse(readFileSync(join(picked, 'checkpoint-2', 'trainer_state.json'), 'utf8'));
+    expect(state.config.microBatchSize).toBe(8);
+    // The first run chose 3: resumed without the flag it goes on with 3, bit for bit.
+    const resumed = newDir('grpo-micro-resumed-');
+    cpSync(straight, resumed, { recursive: true });
+    rmSync(join(resumed, 'checkpoint-4'), { recursive: true });
+    const again = await runNode(withoutMicro(resumed, ['--resume']));
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toContain('resuming at step 2');
+    expect(again.stderr).toMatch(/memory: micro-batch 3, /);
+    expect(adapterBytes(resumed, 4).equals(adapterBytes(straight, 4))).toBe(true);
   });
 
   it('shared and repeated prompt forwards give the same step, with less work shared (micro-batches split groups)', async () => {

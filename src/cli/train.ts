@@ -26,7 +26,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   numGenerations: 'completions per prompt (G)',
   promptsPerStep: 'prompts per step (a step trains on prompts × G completions)',
   generationBatchSize: 'sequences generated together',
-  microBatchSize: 'sequences per forward/backward (gradient accumulation)',
+  microBatchSize: 'sequences per forward/backward (gradient accumulation); default on a CPU adapter: the largest, up to the step’s sequences, whose estimated memory fits half the memory available (4 on a GPU, or as --max-memory picks); a resumed run keeps its own',
   promptForward: 'shared: a prompt runs once per micro-batch and its completions attend to it (same gradients, less work; with LoRA dropout the group shares the prompt’s mask); repeated: once per completion',
   maxMemory: 'GiB a step may use (device memory; on a CPU adapter the process adds ~0.3 GiB): picks --micro-batch-size when not given and turns on --recompute when needed, or refuses',
   recompute: 'auto, on or off: recompute each decoder layer in the backward instead of keeping its activations (auto: when --max-memory needs it)',

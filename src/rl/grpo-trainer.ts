@@ -22,7 +22,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, scoredCompletion, type EvalResult } from './evaluate.js';
 import { resolveBaseDtype, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
-import { describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
+import { cpuAdapterRoom, describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
 import { rollout, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
@@ -65,7 +65,7 @@ export class GrpoTrainer {
     state: TrainerState | null,
     private readonly inputs: Record<string, string>,
     private readonly releaseRunFolder: () => void,
-    /** Micro-batch size and activation recomputation, chosen for --max-memory (or as given). */
+    /** Micro-batch size and activation recomputation, chosen for --max-memory or a CPU adapter's available memory (or as given). */
     readonly memoryPlan: MemoryPlan,
   ) {
     this.log = new RunLog(config.outDir);
@@ -100,6 +100,9 @@ export class GrpoTrainer {
     const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
     if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir} (a run there stopped before its first save); start afresh with --overwrite`);
     const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
+    // A resumed run keeps the micro-batch it ran with (the one its plan chose, written into its config).
+    const microBatchGiven = given.has('microBatchSize') || saved !== null;
+    if (saved && !given.has('microBatchSize') && typeof saved.state.config.microBatchSize === 'number') config = { ...config, microBatchSize: saved.state.config.microBatchSize };
     const inputs = inputFingerprints(config);
     if (saved) checkSameRun(saved.state, config, inputs);
     const listedTask = loadTask(config.task, root, config.evalPrompts, config.evalData);
@@ -149,6 +152,8 @@ export class GrpoTrainer {
       optimizer.importState(saved.optimizer);
       lora.dropoutStream = saved.state.dropoutStream;
     }
+    const sequencesPerStep = config.promptsPerStep * config.numGenerations;
+    const room = !microBatchGiven && config.maxMemory === undefined && gpu.isCpuAdapter ? cpuAdapterRoom() : undefined;
     const memoryPlan = planMemory(
       loadedModelShape(loaded.model, lora),
       {
@@ -162,14 +167,17 @@ export class GrpoTrainer {
       },
       {
         maxBytes: config.maxMemory === undefined ? undefined : config.maxMemory * 2 ** 30,
+        roomBytes: room,
         recompute: config.recompute,
-        microBatchGiven: given.has('microBatchSize'),
-        sequencesPerStep: config.promptsPerStep * config.numGenerations,
+        microBatchGiven,
+        sequencesPerStep,
       },
     );
     loaded.model.recomputeLayers = memoryPlan.recompute;
     gpu.pool.maxCachedBytes = memoryPlan.poolCacheCap;
-    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
+    config = { ...config, microBatchSize: memoryPlan.microBatchSize };
+    const why = room !== undefined ? ` (the largest of the step's ${sequencesPerStep} sequences whose estimate fits half the memory available, ${formatGiB(room)}; --micro-batch-size to choose)` : '';
+    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}${why}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
     return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan);
   }
 

@@ -1,3 +1,4 @@
+import { freemem } from 'node:os';
 import { sizeClass } from '../gpu/buffer-pool.js';
 import { bytesPerElement, type DType } from '../gpu/tensor.js';
 import { expectedParameterShapes } from '../io/checkpoint-layout.js';
@@ -188,12 +189,27 @@ export interface MemoryPlan {
 export interface MemoryBudget {
   /** Bytes a step may use; undefined: no budget (the settings are taken as given). */
   maxBytes?: number;
+  /**
+   * Without maxBytes, room the micro-batch (when not given) should keep within: the largest that
+   * fits without recomputation, else 1. Unlike maxBytes it never turns recomputation on and never refuses.
+   */
+  roomBytes?: number;
   /** 'auto': recompute only when the budget needs it. */
   recompute: 'auto' | 'on' | 'off';
   /** Whether the micro-batch size was chosen by the user (otherwise the plan picks the largest that fits). */
   microBatchGiven: boolean;
   /** Sequences per step: the largest micro-batch worth having. */
   sequencesPerStep: number;
+}
+
+/**
+ * On a CPU adapter device memory is the system's: a default micro-batch keeps its step within half
+ * of what is available now (and of a container's limit). A GPU's memory is not reported by
+ * WebGPU, so there the micro-batch stays as configured.
+ */
+export function cpuAdapterRoom(): number {
+  const limit = process.constrainedMemory?.();
+  return Math.min(freemem(), limit ? limit : Infinity) / 2;
 }
 
 export const formatGiB = (bytes: number): string => `${(bytes / GiB).toFixed(2)} GiB`;
@@ -215,8 +231,13 @@ export function planMemory(model: TrainedModelShape, shape: Omit<StepShape, 'rec
     estimate: estimateStepMemory(model, { ...shape, microBatchSize, recompute, poolCacheCap }),
   });
   const recomputeChoices = budget.recompute === 'auto' ? [false, true] : [budget.recompute === 'on'];
-  if (budget.maxBytes === undefined) return plan(shape.microBatchSize, recomputeChoices.at(0)!);
   const micros = budget.microBatchGiven ? [shape.microBatchSize] : Array.from({ length: budget.sequencesPerStep }, (_, i) => budget.sequencesPerStep - i);
+  if (budget.maxBytes === undefined) {
+    const recompute = recomputeChoices.at(0)!;
+    const roomBytes = budget.roomBytes;
+    if (roomBytes === undefined || budget.microBatchGiven) return plan(shape.microBatchSize, recompute);
+    return plan(micros.find((micro) => plan(micro, recompute).estimate.peak <= roomBytes) ?? 1, recompute);
+  }
   for (const recompute of recomputeChoices) {
     for (const micro of micros) {
       // The pool's cache gets what the step leaves of the budget (up to its own cap; an uncapped pool is capped there).
