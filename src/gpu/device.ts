@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { create, globals } from 'webgpu';
@@ -65,26 +64,8 @@ This project runs WebGPU through Dawn (npm 'webgpu'), which needs a Vulkan drive
 
 const NO_SUBALLOCATION = 'disable_resource_suballocation';
 
-/**
- * llvmpipe (lavapipe's compiler) runs 8 shader invocations per 256-bit instruction and stays at
- * 256 bits on CPUs with AVX-512 unless told otherwise; at 512 our kernels pass the same checks
- * and decoding ran ~2× as fast (bench/README.md, "512-bit lanes on lavapipe"). Read once by Mesa
- * when the adapter is created, so it is set before; a value the user set wins.
- */
-function widenLavapipeLanes(): void {
-  if (process.env.LP_NATIVE_VECTOR_WIDTH !== undefined) return;
-  let cpuinfo = '';
-  try {
-    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return;
-  }
-  if (/^flags\s*:.*\bavx512f\b/m.test(cpuinfo)) process.env.LP_NATIVE_VECTOR_WIDTH = '512';
-}
-
 export async function acquireDevice(options: DeviceOptions = {}): Promise<AcquiredDevice> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  widenLavapipeLanes();
   const backend = options.backend ?? process.env.WEBGPU_BACKEND;
   const adapterName = options.adapter ?? process.env.WEBGPU_ADAPTER;
   const toggles = [...(options.toggles ?? (process.env.WEBGPU_TOGGLES?.split(',').filter(Boolean) ?? []))];
