@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { collect, RESULTS_BEGIN, RESULTS_END } from '../src/experiments/collect.js';
-import { readArmRecord, readExperiment, type Arm } from '../src/experiments/experiment.js';
+import { readArmRecord, readExperiment, selectArms, type Arm } from '../src/experiments/experiment.js';
 import { runArms, settingsFlags } from '../src/experiments/run-arms.js';
 import { HACKS_MARKER } from '../src/rewards/graders/triton.js';
 import { REPO_ROOT } from './python/run-python.js';
@@ -30,6 +30,14 @@ describe('experiment arms (config files)', () => {
       writeArm(dir, `bad${i}`, 'a', config);
       expect(() => readExperiment(dir, `bad${i}`)).toThrow(`${join(dir, `bad${i}`, 'arms', 'a.json')}: ${message}`);
     });
+    // --arm picks arms in the order given; an unknown name is refused with the list.
+    writeArm(dir, 'order', 'a', { command: 'train', settings: {} });
+    writeArm(dir, 'order', 'b', { command: 'train', settings: {} });
+    writeArm(dir, 'order', 'c', { command: 'train', settings: {} });
+    const order = readExperiment(dir, 'order');
+    expect(selectArms(order, ['c', 'a']).map((arm) => arm.name)).toEqual(['c', 'a']);
+    expect(selectArms(order).map((arm) => arm.name)).toEqual(['a', 'b', 'c']);
+    expect(() => selectArms(order, ['a', 'd'])).toThrow('--arm d: not an arm of order (a, b, c)');
     expect(() => readExperiment(dir, 'none')).toThrow(/no experiment 'none': .* does not exist \(experiments: bad0, bad1/);
   });
 

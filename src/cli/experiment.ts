@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { collect } from '../experiments/collect.js';
-import { readArmRecord, readExperiment } from '../experiments/experiment.js';
+import { readArmRecord, readExperiment, selectArms } from '../experiments/experiment.js';
 import { runArms } from '../experiments/run-arms.js';
 import { repositoryRoot } from '../io/repository-root.js';
 import { EXIT_USAGE, refuseOnError } from './options.js';
@@ -44,15 +44,12 @@ if (positionals.length !== 1) {
   console.error(`one experiment name, got ${positionals.length ? positionals.join(' ') : 'none'}\n${USAGE}`);
   process.exit(EXIT_USAGE);
 }
-const experiment = await refuseOnError(() => {
+const { experiment, chosen } = await refuseOnError(() => {
   const read = readExperiment(experimentsDir, positionals[0]);
-  const unknown = (values.arm ?? []).filter((name) => !read.arms.some((arm) => arm.name === name));
-  if (unknown.length) throw new Error(`--arm ${unknown.join(', ')}: not an arm of ${read.name} (${read.arms.map((arm) => arm.name).join(', ')})`);
-  return read;
+  return { experiment: read, chosen: selectArms(read, values.arm) };
 });
 
 if (!values.collect) {
-  const chosen = values.arm ? experiment.arms.filter((arm) => values.arm!.includes(arm.name)) : experiment.arms;
   const failed = await runArms(chosen, { root, queueLock: join(experimentsDir, '.queue.lock'), say: (message) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`) });
   if (failed.length) process.exitCode = 1;
 }

@@ -91,6 +91,14 @@ function readArm(file: string, runsDir: string): Arm {
 }
 
 /** A train arm's setting, or train.js's default for it. */
+/** The arms named (in the order named; all of them, in file order, when none is); an unknown name throws, listing the arms. */
+export function selectArms(experiment: Experiment, names?: readonly string[]): Arm[] {
+  if (!names) return [...experiment.arms];
+  const unknown = names.filter((name) => !experiment.arms.some((arm) => arm.name === name));
+  if (unknown.length) throw new Error(`--arm ${unknown.join(', ')}: not an arm of ${experiment.name} (${experiment.arms.map((arm) => arm.name).join(', ')})`);
+  return [...new Set(names)].map((name) => experiment.arms.find((arm) => arm.name === name)!);
+}
+
 export function trainSetting<K extends keyof typeof DEFAULT_CONFIG>(arm: Arm, key: K): (typeof DEFAULT_CONFIG)[K] {
   return (arm.settings[key] ?? DEFAULT_CONFIG[key]) as (typeof DEFAULT_CONFIG)[K];
 }
