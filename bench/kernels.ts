@@ -41,7 +41,6 @@ interface MatmulCase {
   kBlock?: number;
 }
 
-
 /** Milliseconds per C = op(A)·op(B) into a preallocated C, so only the kernel is timed. */
 async function benchMatmul(gpu: Gpu, c: MatmulCase, samples: number): Promise<void> {
   const { m, k, n, transA = false, transB = false, bDtype = 'f32' } = c;

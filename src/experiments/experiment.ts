@@ -90,7 +90,6 @@ function readArm(file: string, runsDir: string): Arm {
   return { name, file, command: command as ArmCommand, settings: values, runDir: join(runsDir, name), group: name.replace(SEED_SUFFIX, '') };
 }
 
-/** A train arm's setting, or train.js's default for it. */
 /** The arms named (in the order named; all of them, in file order, when none is); an unknown name throws, listing the arms. */
 export function selectArms(experiment: Experiment, names?: readonly string[]): Arm[] {
   if (!names) return [...experiment.arms];
@@ -99,6 +98,7 @@ export function selectArms(experiment: Experiment, names?: readonly string[]): A
   return [...new Set(names)].map((name) => experiment.arms.find((arm) => arm.name === name)!);
 }
 
+/** A train arm's setting, or train.js's default for it. */
 export function trainSetting<K extends keyof typeof DEFAULT_CONFIG>(arm: Arm, key: K): (typeof DEFAULT_CONFIG)[K] {
   return (arm.settings[key] ?? DEFAULT_CONFIG[key]) as (typeof DEFAULT_CONFIG)[K];
 }

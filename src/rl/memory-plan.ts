@@ -115,8 +115,7 @@ function linearTensors(linear: LinearShape, rank: number, dropout: boolean): num
   // Dropout's copy of the input and x·Aᵀ; the scaled ·Bᵀ is added into the base product
   // (projectPlusLowRank). Its backward holds as much: dh = scale·g·B, dx = g·W + dh·A in one
   // buffer, and dropout's gradient through its mask.
-  const lowRank = [rank];
-  widths.push(...(dropout ? [linear.inFeatures] : []), ...lowRank);
+  widths.push(...(dropout ? [linear.inFeatures] : []), rank);
   return widths;
 }
 
