@@ -29,6 +29,7 @@ describe('command-line and config settings', () => {
       [['--base-dtype', 'bf16'], '--base-dtype must be equal to one of the allowed values: auto, f32, f16, got "bf16"'],
       [['--adam-betas', '0.9,x'], '--adam-betas (item 2) must be number, got "x"'],
       [['--resume', '--overwrite'], '--resume and --overwrite contradict each other'],
+      [['--steps', '0', '--skip-eval-at-start'], '--steps 0 with --skip-eval-at-start would do nothing'],
     ];
     for (const [flags, message] of cases) {
       const result = await runNode([TRAIN, '--out-dir', newDir('grpo-flags-'), ...flags]);

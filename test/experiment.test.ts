@@ -116,15 +116,18 @@ describe('experiment runner on a tiny model', () => {
       },
     });
     writeArm(dir, 'demo', 'base', { command: 'train', settings: { ...grpo(0).settings, steps: 0 } });
-    writeArm(dir, 'demo', 'grpo-seed0', grpo(0));
-    writeArm(dir, 'demo', 'grpo-seed1', grpo(1));
+    // Their starting model is the base arm's (LoRA starts as the identity whatever the seed): no evaluation before the first step.
+    const trained = (seed: number) => ({ command: 'train', settings: { ...grpo(seed).settings, skipEvalAtStart: true } });
+    writeArm(dir, 'demo', 'grpo-seed0', trained(0));
+    writeArm(dir, 'demo', 'grpo-seed1', trained(1));
     const pairs = join(dir, 'pairs.jsonl');
     writeFileSync(pairs, (JSON.stringify({ prompt: '2+3=', completion: '5' }) + '\n').repeat(4));
-    writeArm(dir, 'demo', 'sft', { command: 'sft', settings: { model: tiny.model, data: pairs, steps: 2, batch: 2, loraRank: 4, learningRate: 0.01, task: 'tiny-arithmetic', rewardConfig: tiny.rewardConfig, evalPrompts: 2, maxNewTokens: 6 } });
+    writeArm(dir, 'demo', 'sft', { command: 'sft', settings: { model: tiny.model, data: pairs, steps: 2, batch: 2, loraRank: 4, learningRate: 0.01, task: 'tiny-arithmetic', rewardConfig: tiny.rewardConfig, evalPrompts: 2, skipEvalAtStart: true, maxNewTokens: 6 } });
     const experiment = readExperiment(dir, 'demo');
     const arm = (name: string) => experiment.arms.find((a) => a.name === name) as Arm;
 
-    // grpo-seed1 was stopped after its first checkpoint (the same settings, one step done).
+    // grpo-seed1 was stopped after its first checkpoint (the same settings, one step done), evaluated
+    // before its first step: skipping that evaluation changes nothing a resumed run computes.
     const interrupted = await runNode([TRAIN, ...settingsFlags({ ...grpo(1).settings, steps: 1 }), '--out-dir', arm('grpo-seed1').runDir]);
     expect(interrupted.status, interrupted.stderr).toBe(0);
     const stepOne = metrics(arm('grpo-seed1').runDir).find((r) => r.step === 1);
@@ -151,7 +154,10 @@ describe('experiment runner on a tiny model', () => {
     expect(resumed[1]).toEqual(stepOne); // the step before the interruption is kept, not redone
     // steps 0: the run is the starting model's held-out evaluation, equal to a trained arm's step 0.
     const base = metrics(arm('base').runDir);
-    expect(base).toEqual([metrics(arm('grpo-seed0').runDir)[0]]);
+    expect(base).toEqual([resumed[0]]);
+    // Arms told to skip it evaluate after training only.
+    expect(metrics(arm('grpo-seed0').runDir).map((r) => [r.step, 'eval/pass@1' in r])).toEqual([[1, true], [2, true]]);
+    expect(metrics(arm('sft').runDir).filter((r) => 'eval/pass@1' in r).map((r) => r.step)).toEqual([2]);
     const sftEnd = metrics(arm('sft').runDir).find((r) => r.step === 2 && 'eval/pass@1' in r);
     // One component of weight 1: the held-out reward is that component's mean.
     for (const evaluated of [resumed[0], resumed[2], sftEnd]) expect(evaluated?.['eval/rewards/digits/mean']).toBe(evaluated?.['eval/reward']);

@@ -43,6 +43,7 @@ interface SftSettings {
   task?: string;
   rewardConfig?: string;
   evalPrompts: number;
+  skipEvalAtStart: boolean;
   maxNewTokens: number;
   outDir: string;
   overwrite: boolean;
@@ -63,6 +64,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
   task: GRPO_SETTINGS.task,
   rewardConfig: GRPO_SETTINGS.rewardConfig,
   evalPrompts: GRPO_SETTINGS.evalPrompts,
+  skipEvalAtStart: GRPO_SETTINGS.skipEvalAtStart,
   maxNewTokens: GRPO_SETTINGS.maxNewTokens,
   outDir: GRPO_SETTINGS.outDir,
   overwrite: GRPO_SETTINGS.overwrite,
@@ -72,7 +74,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
 const { values: args } = parseCommand<SftSettings>({
   usage: readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'),
   schema: SFT_SETTINGS,
-  defaults: { model: 'small', full: false, loraRank: 8, loraAlpha: 16, steps: 100, batch: 8, learningRate: 2e-4, maxGradNorm: 1, evalPrompts: 32, maxNewTokens: 64, outDir: 'runs/sft', overwrite: false, seed: 0 },
+  defaults: { model: 'small', full: false, loraRank: 8, loraAlpha: 16, steps: 100, batch: 8, learningRate: 2e-4, maxGradNorm: 1, evalPrompts: 32, skipEvalAtStart: false, maxNewTokens: 64, outDir: 'runs/sft', overwrite: false, seed: 0 },
   help: {
     model: 'registered model (small, tiny) or a checkpoint path',
     data: 'JSONL of {"prompt", "completion", "system"?} rows',
@@ -87,6 +89,7 @@ const { values: args } = parseCommand<SftSettings>({
     task: 'score the task’s held-out prompts before and after training',
     rewardConfig: 'reward config JSON for that scoring; default: the task’s own',
     evalPrompts: 'held-out prompts scored',
+    skipEvalAtStart: 'score them after training only (the starting model’s score, when another run has it)',
     maxNewTokens: 'maximum length of the scored answers',
     outDir: 'output folder (metrics.jsonl, curves.svg, adapter/ or model/)',
     overwrite: 'delete the run --out-dir holds (as a whole) and start afresh',
@@ -129,7 +132,7 @@ const evaluate = async (step: number) => {
   console.error(`step ${step}: held-out reward ${result.reward.toFixed(3)}, pass@1 ${result.passAt1.toFixed(3)}`);
 };
 
-await evaluate(0);
+if (!args.skipEvalAtStart) await evaluate(0);
 const random = seededRandom(args.seed);
 const progress = new ProgressBar(steps, 'SFT ', 1);
 const schedule = { kind: 'cosine' as const, lr: args.learningRate, warmupSteps: Math.round(steps / 20), totalSteps: steps };

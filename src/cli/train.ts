@@ -54,6 +54,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   steps: 'optimizer steps to train (0: only evaluate the starting model on the held-out prompts)',
   evalEvery: 'evaluate held-out prompts every N steps',
   evalPrompts: 'held-out prompts per evaluation',
+  skipEvalAtStart: 'leave out the evaluation before the first step (the starting model’s score, when another run has it)',
   saveEvery: 'checkpoint every N steps (and at the end)',
   logCompletions: 'completions per step written to completions.jsonl',
   outDir: 'output folder (metrics.jsonl, completions.jsonl, curves.svg, checkpoints)',

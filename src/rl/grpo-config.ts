@@ -76,6 +76,8 @@ export interface GrpoConfig {
   steps: number;
   evalEvery: number;
   evalPrompts: number;
+  /** Leave out the held-out evaluation before the first step (it scores the starting model, which another run may already have scored). */
+  skipEvalAtStart: boolean;
   saveEvery: number;
   /** Completions per step written to completions.jsonl. */
   logCompletions: number;
@@ -126,6 +128,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   steps: 20,
   evalEvery: 5,
   evalPrompts: 16,
+  skipEvalAtStart: false,
   saveEvery: 10,
   logCompletions: 4,
   outDir: 'runs/grpo',
@@ -189,6 +192,7 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   steps: nonNegativeInteger,
   evalEvery: positiveInteger,
   evalPrompts: nonNegativeInteger,
+  skipEvalAtStart: flag,
   saveEvery: positiveInteger,
   logCompletions: nonNegativeInteger,
   outDir: name,
@@ -202,6 +206,7 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
 export function validateConfig(c: GrpoConfig): GrpoConfig {
   checkSettings(GRPO_SETTINGS, { ...c }, { coerce: false, name: (key) => `--${kebab(key)}` });
   if (c.resume && c.overwrite) throw new Error('--resume and --overwrite contradict each other: continue the run in --out-dir, or replace it');
+  if (c.steps === 0 && c.skipEvalAtStart) throw new Error('--steps 0 with --skip-eval-at-start would do nothing: a run of 0 steps is the held-out evaluation of the starting model');
   return c;
 }
 

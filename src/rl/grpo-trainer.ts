@@ -225,7 +225,7 @@ export class GrpoTrainer {
   /** Runs steps until config.steps (or a stop request); calls onStep after each optimizer step. */
   async train(onStep: (metrics: StepMetrics) => void = () => {}, onStage: StageReporter = () => {}): Promise<void> {
     const c = this.config;
-    if (this.step === 0) {
+    if (this.step === 0 && !c.skipEvalAtStart) {
       onStage(`held-out evaluation before training (${Math.min(c.evalPrompts, this.task.eval.length)} prompts; the first dispatches compile the shaders)`);
       this.log.metrics(this.recordEval(await this.evaluate()));
     }
