@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { useGpu } from './helpers/gpu.js';
 import { metrics, newDir, prepareTinyRun, runNode, runTrain, SFT, trainArgs, type TinyRun } from './helpers/train-cli.js';
+import { REPO_ROOT } from './python/run-python.js';
 
 // train.js end to end on a small random model, with a reward whose scores vary between
 // completions (so every step really updates the adapter): the share of digits in the answer.
@@ -12,6 +14,7 @@ const run = (outDir: string, extra: string[] = []) => runTrain(tiny, outDir, ext
 const adapterBytes = (dir: string, step: number) => readFileSync(join(dir, `checkpoint-${step}`, 'adapter_model.safetensors'));
 
 describe('train.js', () => {
+  const gpu = useGpu();
   beforeAll(() => {
     tiny = prepareTinyRun();
   });
@@ -125,6 +128,26 @@ describe('train.js', () => {
     expect(losses[losses.length - 1]).toBeLessThan(losses[0]);
     const rl = await run(newDir('grpo-warm-'), ['--steps', '1', '--init-adapter', join(out, 'adapter')]);
     expect(rl.status, rl.stderr).toBe(0);
+  });
+
+  it('sft.js with LoRA scores a batch whose logits exceed one buffer binding; --full, which needs them whole, names the micro-batch that fits', async () => {
+    // A one-layer model with the small model's 49,152-word vocabulary and tiny's byte tokenizer.
+    const shape = newDir('wide-vocab-');
+    const tinyConfig = JSON.parse(readFileSync(join(REPO_ROOT, 'models', 'tiny', 'config.json'), 'utf8')) as Record<string, unknown>;
+    const config = { ...tinyConfig, vocab_size: 49152, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 32 };
+    writeFileSync(join(shape, 'config.json'), JSON.stringify(config));
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) cpSync(join(REPO_ROOT, 'models', 'tiny', file), join(shape, file));
+    // Sequences of about 130 byte tokens, enough of them that the batch's logits overflow a binding.
+    const positions = 130;
+    const batch = Math.ceil(gpu().device.limits.maxStorageBufferBindingSize / (positions * 49152 * 4)) + 1;
+    const data = join(shape, 'long.jsonl');
+    writeFileSync(data, `${JSON.stringify({ prompt: 'Spell it out.', completion: 'seven '.repeat(20) })}\n`.repeat(batch));
+    const sftArgs = (out: string) => [SFT, '--model', `random:${shape}`, '--data', data, '--steps', '1', '--batch', String(batch), '--lora-rank', '2', '--out-dir', out];
+    const lora = await runNode(sftArgs(newDir('sft-wide-')));
+    expect(lora.status, lora.stderr).toBe(0);
+    const full = await runNode([...sftArgs(newDir('sft-wide-full-')), '--full']);
+    expect(full.status).toBe(1);
+    expect(full.stderr).toMatch(new RegExp(`--full trains the LM head, which needs a micro-batch's logits in one buffer: ${batch} sequences × \\d+ positions × 49152 words .* use --micro-batch-size \\d+ or less`));
   });
 
   it('names the file and line of a malformed data row', async () => {

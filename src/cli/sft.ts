@@ -117,6 +117,23 @@ const examples: SequenceInput[] = rows.map((row) => ({
   promptIds: encodePrompt(tokenizer, row),
   completionIds: [...tokenizer.encode(String(row.completion), { addSpecialTokens: false }), ...(endOfTurn === undefined ? [] : [endOfTurn])],
 }));
+// A trained LM head needs a micro-batch's logits whole, and one buffer binding holds at most this much.
+if (args.full) {
+  await refuseOnError(() => {
+    const micro = args.microBatchSize ?? batchSize;
+    const positions = Math.max(...examples.map((e) => e.promptIds.length + e.completionIds.length));
+    const perSequence = positions * model.config.vocab_size * 4;
+    const limit = gpu.device.limits.maxStorageBufferBindingSize;
+    if (micro * perSequence <= limit) return;
+    releaseRunFolder();
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+    const fits = Math.floor(limit / perSequence);
+    throw new Error(
+      `--full trains the LM head, which needs a micro-batch's logits in one buffer: ${micro} sequences × ${positions} positions × ${model.config.vocab_size} words × 4 bytes = ` +
+        `${mib(micro * perSequence)}, above this device's ${mib(limit)}; ${fits ? `use --micro-batch-size ${fits} or less` : 'the longest example alone does not fit: shorten it'}`,
+    );
+  });
+}
 
 const tritonRunner = new TritonRunner({ repoRoot: root });
 const task = args.task ? loadTask(args.task, root, args.evalPrompts) : null;

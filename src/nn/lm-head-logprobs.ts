@@ -13,6 +13,11 @@ export interface LmHeadLogprobs {
   entropy: Tensor;
 }
 
+/** Whether nothing in the LM head trains (LoRA on the decoder, or generation): what lmHeadLogprobs needs. */
+export function isFrozenHead(head: Linear): boolean {
+  return !head.weightBlocks.some((w) => w.requiresGrad) && !head.delta && !head.bias?.requiresGrad;
+}
+
 /**
  * Per-token log-probs of the chosen tokens straight from the final hidden states, a chunk of rows
  * at a time: the LM head's [chunk, vocab] logits exist only while their chunk is processed, so
@@ -29,7 +34,7 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   if (hidden.shape.length !== 2 || width !== head.inFeatures || targets.shape.length !== 1 || targets.size !== rows) {
     throw new Error(`${op}: hidden ${formatShape(hidden.shape)}, targets ${formatShape(targets.shape)} and head [${head.outFeatures}, ${head.inFeatures}] do not fit`);
   }
-  if (head.weightBlocks.some((w) => w.requiresGrad) || head.delta || head.bias?.requiresGrad) {
+  if (!isFrozenHead(head)) {
     throw new Error(`${op}: the chunked path needs a frozen LM head; train the head with model.logits + tokenLogprobs`);
   }
   const gpu = hidden.gpu;
