@@ -1,6 +1,6 @@
 /**
  * Wall-clock timing of the attention kernels on the current adapter:
- *   XDG_RUNTIME_DIR=/tmp npx vite-node bench/attention.ts
+ *   npm run build && XDG_RUNTIME_DIR=/tmp node dist/bench/attention.js
  * Each rep records the dispatches inside a tidy and waits with gpu.sync(); the first rep (shader
  * compilation) is dropped, and the minimum of the rest is reported because other processes may
  * share the CPU on a lavapipe machine. The backward needs the forward's saved log-sum-exp, which
@@ -10,6 +10,7 @@ import { backward } from '../src/autograd/backward.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { attention } from '../src/ops/attention.js';
+import { benchArgs } from './args.js';
 
 const REPS = 5;
 
@@ -33,6 +34,7 @@ function random(gpu: Gpu, shape: number[]): Tensor {
   return gpu.tensor(Float32Array.from({ length: n }, () => Math.random() * 2 - 1), shape);
 }
 
+benchArgs(import.meta.url, {});
 const gpu = await Gpu.create();
 console.log(`adapter: ${gpu.adapterName}`);
 

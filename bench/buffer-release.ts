@@ -4,6 +4,7 @@
 // (WEBGPU_TOGGLES=disable_resource_suballocation to compare without Dawn's sub-allocator.)
 import { readFileSync } from 'node:fs';
 import { Gpu } from '../src/gpu/gpu.js';
+import { benchArgs } from './args.js';
 
 const MiB = 2 ** 20;
 const resident = () =>
@@ -13,6 +14,7 @@ const resident = () =>
     .map((line) => line.replace(/\s+/g, ' '))
     .join(', ');
 
+benchArgs(import.meta.url, {});
 const gpu = await Gpu.create();
 console.log(`start: ${resident()}`);
 for (const [label, elements] of [['1 MiB', MiB / 4], ['16 MiB', (16 * MiB) / 4]] as const) {

@@ -13,7 +13,9 @@ import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { KVCache } from '../src/model/kv-cache.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora } from '../src/nn/lora.js';
+import { benchArgs } from './args.js';
 
+benchArgs(import.meta.url, {});
 const gpu = await Gpu.create();
 const [batch, promptLength] = [4, 12];
 

@@ -1,22 +1,21 @@
 // Prefill and decode speed of a model at several batch sizes, with the GPU time per kernel of one
 // decode step (timestamp queries) and the bytes of weights each decode step must read:
-//   npm run build && node dist/bench/generate.js [--model small] [--batches 1,8] [--prompt 32] [--new 32] [--dtype f32]
-import { parseArgs } from 'node:util';
+//   npm run build && node dist/bench/generate.js [--model small] [--batches 1,8] [--prompt 32] [--new 32] [--dtype f32] [--skip-profile]
+// --skip-profile leaves out the profiled decode steps.
 import { noGrad } from '../src/autograd/grad-node.js';
 import { generate } from '../src/generate/generate.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { loadModel } from '../src/model/load.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(import.meta.url, {
     model: { type: 'string', default: 'small' },
     batches: { type: 'string', default: '1,8' },
     prompt: { type: 'string', default: '32' },
     new: { type: 'string', default: '32' },
     dtype: { type: 'string', default: 'f32' },
-    profile: { type: 'boolean', default: true },
-  },
+    'skip-profile': { type: 'boolean', default: false },
 });
 const dtype = args.dtype === 'f16' ? 'f16' : 'f32';
 const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
@@ -45,7 +44,7 @@ for (const batch of args.batches!.split(',').map(Number)) {
     `batch ${batch}: prefill ${prefill.toFixed(1)} tokens/s; decode ${((batch * 1000) / stepMs).toFixed(1)} tokens/s ` +
       `(${stepMs.toFixed(0)} ms/step, weights read at ${gbps.toFixed(2)} GB/s)`,
   );
-  if (args.profile) {
+  if (!args['skip-profile']) {
     const profiler = new KernelProfiler(gpu.device);
     gpu.commands.profiler = profiler;
     await noGrad(() => generate(model, prompts, { maxNewTokens: 3, temperature: 0, eosTokenIds: [] }));

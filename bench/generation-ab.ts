@@ -7,7 +7,6 @@
 //   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
 //        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1]
 import { loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { noGrad } from '../src/autograd/grad-node.js';
 import { generate, type Completion, type GenerateOptions } from '../src/generate/generate.js';
 import { Gpu } from '../src/gpu/gpu.js';
@@ -17,19 +16,18 @@ import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
 import { loadTask } from '../src/tasks/load.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
+import { benchArgs } from './args.js';
 
 const TOGGLES = {
   'drop-finished': (on: boolean): Partial<GenerateOptions> => ({ dropFinishedRows: on }),
   'share-prompts': (on: boolean): Partial<GenerateOptions> => ({ sharePrompts: on }),
 };
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(import.meta.url, {
     toggle: { type: 'string', default: 'drop-finished' },
     model: { type: 'string', default: 'small' },
     ...ROLLOUT_OPTIONS,
     rounds: { type: 'string', default: '1' },
-  },
 });
 if (!(args.toggle! in TOGGLES)) throw new Error(`--toggle: expected one of ${Object.keys(TOGGLES).join(', ')}, got '${args.toggle}'`);
 const toggle = TOGGLES[args.toggle as keyof typeof TOGGLES];

@@ -6,13 +6,13 @@
  * time and CPU time of the main thread and of the driver's worker threads.
  *   npm run build && XDG_RUNTIME_DIR=/tmp node dist/bench/gpu-wait.js [--samples 5] [--products 8]
  */
-import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { quietWait } from '../src/gpu/quiet-wait.js';
 import { matmulInto } from '../src/ops/matmul.js';
 import { mainThreadCpuMs, workerCpuMs } from './timing.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({ options: { samples: { type: 'string', default: '5' }, products: { type: 'string', default: '8' } } });
+const args = benchArgs(import.meta.url, { samples: { type: 'string', default: '5' }, products: { type: 'string', default: '8' } });
 const [samples, products, n] = [Number(args.samples), Number(args.products), 1024];
 
 const gpu = await Gpu.create();

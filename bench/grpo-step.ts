@@ -15,7 +15,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
@@ -24,9 +23,9 @@ import { encodePrompt, promptMessages } from '../src/rl/evaluate.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
 import { describeEstimate } from '../src/rl/memory-plan.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(import.meta.url, {
     model: { type: 'string', default: 'small' },
     ...ROLLOUT_OPTIONS,
     steps: { type: 'string', default: '2' },
@@ -43,7 +42,6 @@ const { values: args } = parseArgs({
     'trim-between-phases': { type: 'string' },
     'pool-reuse-slack': { type: 'string' },
     'collect-every': { type: 'string' },
-  },
 });
 const onOff = (flag: string): boolean | undefined => {
   const value = args[flag as keyof typeof args];

@@ -17,8 +17,9 @@ import { matmulInto } from '../src/ops/matmul.js';
 import { chooseMatmulVariant, contiguousLayout, forceMatmulVariant, kRange, MATMUL_VARIANTS, recordMatmul, swappedLayout, variantSupported } from '../src/ops/matmul-variants.js';
 import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { measure, row, timingMethod } from './timing.js';
+import { benchArgs } from './args.js';
 
-const args = new Set(process.argv.slice(2));
+const args = benchArgs(import.meta.url, { 'decode-batch': { type: 'boolean' }, training: { type: 'boolean' }, variants: { type: 'boolean' } });
 
 function random(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
   const n = shape.reduce((x, y) => x * y, 1);
@@ -106,7 +107,7 @@ console.log(`toggles: ${process.env.WEBGPU_TOGGLES ?? '(none)'}`);
 console.log(`timing: ${timingMethod(gpu)}`);
 console.log(`command: ${['node', ...process.argv.slice(1).map((p, i) => (i === 0 ? 'dist/bench/kernels.js' : p))].join(' ')}\n`);
 
-if (args.has('--decode-batch')) {
+if (args['decode-batch']) {
   // Batched decoding (M = 2–32 after finished rows leave): which variant streams the weights best.
   const variants = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v) && !v.startsWith('tiled'));
   console.log(`matmul, decode x·Wᵀ M×576 · [1536×576]ᵀ, variants ${variants.join(', ')} (rate: weight bytes read, then FLOP/s)`);
@@ -123,7 +124,7 @@ if (args.has('--decode-batch')) {
   process.exit(0);
 }
 
-if (args.has('--training')) {
+if (args.training) {
   // A GRPO micro-batch of SmolLM2-135M (a group of 4 completions of ~87 tokens after its prompt):
   // each projection's forward, dX and dW, LoRA's rank-side products and the LM head's two.
   // rows4x4 trails the other two on every large product (see Baselines).
@@ -189,7 +190,7 @@ const decode: MatmulCase[] = [1, 2, 8, 32].flatMap((m) =>
 decode.push({ label: 'LM head 1×576 · [49152×576]ᵀ f16 W', m: 1, k: 576, n: 49152, transB: true, bDtype: 'f16', bandwidth: true });
 for (const c of decode) await benchMatmul(gpu, c, 3);
 
-if (args.has('--variants')) {
+if (args.variants) {
   const supported = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v));
   console.log('\nmatmul variants, 1024×1024·1024×1024 f32');
   for (const name of supported) {

@@ -9,7 +9,6 @@
 // full-length sequences (synthetic tokens), printing the activations the pool measured next to the
 // estimate, with and without recomputation: the check test/memory-plan.test.ts makes on tiny, for
 // models too slow for a test.
-import { parseArgs } from 'node:util';
 import { CACHE_CAP_WITHOUT_SUBALLOCATION } from '../src/gpu/buffer-pool.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { resolveModel } from '../src/io/model-registry.js';
@@ -19,16 +18,15 @@ import { attachLora } from '../src/nn/lora.js';
 import { measureActivations } from '../src/rl/measure-activations.js';
 import { configModelShape, estimateStepMemory, formatGiB, loadedModelShape, type StepShape } from '../src/rl/memory-plan.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(import.meta.url, {
     model: { type: 'string', default: 'small,random:smollm2-1.7b' },
     prompt: { type: 'string', default: '150' },
     ...ROLLOUT_OPTIONS,
     micro: { type: 'string', default: '4' },
     rank: { type: 'string', default: '8' },
     measure: { type: 'boolean', default: false },
-  },
 });
 const prompts = Number(args.prompts);
 const generations = Number(args.generations);

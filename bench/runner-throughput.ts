@@ -8,10 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { TritonRunner } from '../src/rewards/triton-runner.js';
+import { benchArgs } from './args.js';
 
 async function measure(workers: number, candidates: readonly { problem: string; completion: string }[]) {
   const runner = new TritonRunner({ repoRoot: repositoryRoot(), workers });
@@ -29,7 +29,7 @@ async function measure(workers: number, candidates: readonly { problem: string; 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workers: { type: 'string', default: '1,2' }, candidates: { type: 'string' } } });
+  const values = benchArgs(import.meta.url, { workers: { type: 'string', default: '1,2' }, candidates: { type: 'string' } });
   const root = repositoryRoot();
   const problems = readFileSync(join(root, 'data', 'triton-train.jsonl'), 'utf8')
     .concat(readFileSync(join(root, 'data', 'triton-test.jsonl'), 'utf8'))

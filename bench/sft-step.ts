@@ -2,7 +2,6 @@
 // read-back of loss and gradient norm) of a model built from a config, with the GPU time per
 // kernel from timestamp queries:
 //   npm run build && node dist/bench/sft-step.js [--batch 32] [--seq 64] [--steps 3]
-import { parseArgs } from 'node:util';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
@@ -15,8 +14,9 @@ import { sequenceBatch } from '../src/train/completion-logprobs.js';
 import { sftLoss } from '../src/train/sft.js';
 import { trainingStep } from '../src/train/step.js';
 import { TINY_CONFIG } from '../src/model/tiny-config.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({ options: { batch: { type: 'string', default: '32' }, seq: { type: 'string', default: '64' }, steps: { type: 'string', default: '3' } } });
+const args = benchArgs(import.meta.url, { batch: { type: 'string', default: '32' }, seq: { type: 'string', default: '64' }, steps: { type: 'string', default: '3' } });
 const batch = Number(args.batch);
 const seq = Number(args.seq);
 const config = parseHfConfig(TINY_CONFIG, 'tiny config');

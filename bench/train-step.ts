@@ -8,7 +8,6 @@
 import { mkdtempSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { seededRandom } from '../src/data/random.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import type { Params } from '../src/gpu/commands.js';
@@ -19,9 +18,9 @@ import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
 import { GrpoTrainer } from '../src/rl/grpo-trainer.js';
 import { ROLLOUT_OPTIONS } from './rollout-options.js';
 import { mainThreadCpuMs, workerCpuMs } from './timing.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(import.meta.url, {
     model: { type: 'string', default: 'small' },
     ...ROLLOUT_OPTIONS,
     prompts: { type: 'string', default: '2' },
@@ -30,7 +29,6 @@ const { values: args } = parseArgs({
     micro: { type: 'string', default: '4' },
     'base-dtype': { type: 'string', default: 'f32' },
     profile: { type: 'boolean', default: false },
-  },
 });
 const prompts = Number(args.prompts);
 const generations = Number(args.generations);

@@ -8,22 +8,19 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { resolveModel } from '../src/io/model-registry.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { chooseRun, chromiumPath, jsonlRows, openPage, pageDownloads, pageError, waitForRunEnd } from '../web/page-driver.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'tiny' },
-    task: { type: 'string', default: 'tiny-arithmetic' },
-    prompts: { type: 'string', default: '2' },
-    generations: { type: 'string', default: '4' },
-    new: { type: 'string', default: '20' },
-    steps: { type: 'string', default: '3' },
-    'base-dtype': { type: 'string', default: 'f32' },
-  },
-  strict: true,
+const args = benchArgs(import.meta.url, {
+  model: { type: 'string', default: 'tiny' },
+  task: { type: 'string', default: 'tiny-arithmetic' },
+  prompts: { type: 'string', default: '2' },
+  generations: { type: 'string', default: '4' },
+  new: { type: 'string', default: '20' },
+  steps: { type: 'string', default: '3' },
+  'base-dtype': { type: 'string', default: 'f32' },
 });
 const settings: Record<string, string> = {
   steps: args.steps!,

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generationBatchLimit } from '../src/generate/batch-limit.js';
@@ -6,6 +6,7 @@ import { EXIT_USAGE } from '../src/cli/options.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { resolveBaseDtype } from '../src/rl/grpo-config.js';
 import { GENERATE, newDir, prepareTinyRun, runNode, SFT, TRAIN, type TinyRun } from './helpers/train-cli.js';
+import { REPO_ROOT } from './python/run-python.js';
 
 // One schema checks every command's flags and config files: types, integers, ranges, choices and
 // booleans, with messages that name the flag or the file and key, before anything is loaded.
@@ -82,5 +83,22 @@ describe('command-line and config settings', () => {
     const roomy = { ...limits, maxStorageBufferBindingSize: 2 ** 40, maxBufferSize: 2 ** 40 };
     expect(generationBatchLimit(config, roomy, 1, 5).batch).toBe(65535);
     expect(generationBatchLimit(config, roomy, 100, 5)).toMatchObject({ batch: Math.floor((65535 * 4) / 100), reason: expect.stringContaining('prefill matmul') });
+  });
+
+  it('every benchmark prints its usage for --help and refuses an unknown flag with it, before touching the GPU', async () => {
+    const benches = ['bench', join('bench', 'peer')].flatMap((dir) =>
+      readdirSync(join(REPO_ROOT, dir))
+        .filter((file) => file.endsWith('.ts') && readFileSync(join(REPO_ROOT, dir, file), 'utf8').includes('benchArgs(import.meta.url'))
+        .map((file) => join(REPO_ROOT, 'dist', dir, file.replace(/\.ts$/, '.js'))),
+    );
+    expect(benches.length).toBeGreaterThanOrEqual(12);
+    for (const bench of benches) {
+      const help = await runNode([bench, '--help']);
+      expect(help.status, `${bench} --help: ${help.stderr}`).toBe(0);
+      expect(help.stdout, bench).toMatch(/dist\/bench\/|npm run bench/);
+      const wrong = await runNode([bench, '--no-such-flag']);
+      expect(wrong.status, bench).toBe(EXIT_USAGE);
+      expect(wrong.stderr, bench).toContain("Unknown option '--no-such-flag'");
+    }
   });
 });

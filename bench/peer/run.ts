@@ -22,26 +22,24 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { resolveModel } from '../../src/io/model-registry.js';
 import { repositoryRoot } from '../../src/io/repository-root.js';
 import type { GrpoConfig } from '../../src/rl/grpo-config.js';
+import { benchArgs } from '../args.js';
 import { ROLLOUT_OPTIONS } from '../rollout-options.js';
 
-const { values: args } = parseArgs({
-  options: {
-    ...ROLLOUT_OPTIONS,
-    micro: { type: 'string', default: '4' },
-    'base-dtype': { type: 'string', default: 'f32' },
-    threads: { type: 'string', default: String(cpus().length) },
-    recompute: { type: 'string' },
-    'max-memory': { type: 'string' },
-    'pool-cap': { type: 'string' },
-    'trim-between-phases': { type: 'string' },
-    suballocation: { type: 'string' },
-    'generation-batch': { type: 'string' },
-    'trl-gradient-checkpointing': { type: 'boolean', default: false },
-  },
+const args = benchArgs(import.meta.url, {
+  ...ROLLOUT_OPTIONS,
+  micro: { type: 'string', default: '4' },
+  'base-dtype': { type: 'string', default: 'f32' },
+  threads: { type: 'string', default: String(cpus().length) },
+  recompute: { type: 'string' },
+  'max-memory': { type: 'string' },
+  'pool-cap': { type: 'string' },
+  'trim-between-phases': { type: 'string' },
+  suballocation: { type: 'string' },
+  'generation-batch': { type: 'string' },
+  'trl-gradient-checkpointing': { type: 'boolean', default: false },
 });
 
 interface ProjectStep {

@@ -52,14 +52,17 @@ export function runTrain(run: TinyRun, outDir: string, extra: readonly string[] 
  * Runs a node script to its end. Asynchronously: a worker blocked in spawnSync for longer than
  * vitest's 60 s RPC timeout (a loaded machine) fails the whole run with "Timeout calling onTaskUpdate".
  */
-export function runNode(args: readonly string[]): Promise<Finished> {
-  const child = spawn(process.execPath, args, { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+export function runNode(args: readonly string[]): Promise<Finished & { readonly stdout: string }> {
+  const child = spawn(process.execPath, args, { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
   let stderr = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => (stdout += chunk));
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (chunk: string) => (stderr += chunk));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr }));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
