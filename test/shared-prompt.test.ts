@@ -11,6 +11,7 @@ import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
 import { gatherRows, repeatRows } from '../src/ops/layout.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { grpoLoss, type GrpoLossOptions } from '../src/rl/grpo-loss.js';
+import { sftLoss } from '../src/train/sft.js';
 import { expectClose } from './helpers/check.js';
 import { useGpu } from './helpers/gpu.js';
 import { tinyModel } from './helpers/tiny-checkpoint.js';
@@ -265,6 +266,40 @@ describe('shared prompts train exactly like repeated prompts', () => {
 
   it('random model with 3 query heads per kv head', async () => {
     await expectSameTraining(randomGqaModel(gpu()), groups(37));
+  });
+
+  it('the SFT loss (sft.js with LoRA) and every LoRA gradient are those of whole sequences', async () => {
+    const g = gpu();
+    const model = randomGqaModel(g);
+    const lora = attachLora(model, { rank: 4, alpha: 8, seed: 5 });
+    lora.modules.forEach((m, i) => g.write(m.b, currentB(m.b.size, i)));
+    const sequences = groups(37);
+    const train = async (layout: (g: Gpu, s: SequenceInput[]) => SequenceBatch) => {
+      const loss = g.tidy(() => {
+        const l = sftLoss(model, layout(g, sequences), 0.5);
+        backward(l);
+        return g.keep(l);
+      });
+      const [value] = await loss.toArray();
+      loss.dispose();
+      const grads: Float32Array[] = [];
+      for (const p of lora.parameters()) {
+        grads.push(await p.grad!.toArray());
+        p.grad!.dispose();
+        p.grad = null;
+      }
+      return { value, grads };
+    };
+    const repeated = await train(sequenceBatch);
+    const shared = await train(sharedPromptBatch);
+    lora.dispose();
+    expect(repeated.value).toBeGreaterThan(0);
+    expectClose([shared.value], [repeated.value], { atol: 1e-6, rtol: 1e-5 }, 'loss');
+    repeated.grads.forEach((expected, i) => {
+      const scale = expected.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      expect(scale, `gradient ${i} is non-zero`).toBeGreaterThan(0);
+      expectClose(shared.grads[i], expected, { atol: 1e-5 * scale, rtol: 1e-4 }, `LoRA gradient ${i} of ${repeated.grads.length}`);
+    });
   });
 
   it('sliding window 3 (Mistral): keys counted across the shared prompt and the completion alike', async () => {

@@ -1,9 +1,11 @@
 // Supervised fine-tuning on prompt/completion pairs — the warm-up before RFT (pass the adapter to
 // train.js --init-adapter) and the baseline of the RFT-vs-SFT comparison:
-//   node sft.js --model small --data pairs.jsonl [--lora-rank 8 | --full] [--steps 100] [--batch 8 [--micro-batch-size 4]]
-//        [--learning-rate 2e-4] [--task arithmetic] [--out-dir runs/sft [--overwrite]] [--seed 0]
+//   node sft.js --model small --data pairs.jsonl [--lora-rank 8 [--base-dtype auto] | --full] [--steps 100] [--batch 8 [--micro-batch-size 4]]
+//        [--learning-rate 2e-4] [--task arithmetic [--skip-eval-at-start]] [--out-dir runs/sft [--overwrite]] [--seed 0]
 // Rows: {"prompt": ..., "completion": ..., "system"?: ...}. The loss covers the completion and the
-// end-of-turn token. With --task, the held-out prompts are scored before and after training.
+// end-of-turn token. With --task, the held-out prompts are scored before and after training. With LoRA
+// each distinct prompt of a micro-batch is computed once and only the completion positions reach the
+// LM head, as in train.js; the frozen base is stored as train.js stores it (--base-dtype).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPromptRows, rowSource } from '../data/jsonl.js';
@@ -22,10 +24,10 @@ import { encodePrompt, evalMetrics, evaluateHeldOut } from '../rl/evaluate.js';
 import { prepareRunFolder } from '../rl/run-folder.js';
 import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../tasks/load.js';
-import { sequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
+import { sequenceBatch, sharedPromptBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
 import { splitMicroBatches, trainingStep } from '../train/step.js';
-import { GRPO_SETTINGS } from '../rl/grpo-config.js';
+import { GRPO_SETTINGS, resolveBaseDtype } from '../rl/grpo-config.js';
 import { parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
 
@@ -35,6 +37,7 @@ interface SftSettings {
   full: boolean;
   loraRank: number;
   loraAlpha: number;
+  baseDtype: 'auto' | 'f32' | 'f16';
   steps: number;
   batch: number;
   microBatchSize?: number;
@@ -56,6 +59,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
   full: { type: 'boolean' },
   loraRank: GRPO_SETTINGS.loraRank,
   loraAlpha: GRPO_SETTINGS.loraAlpha,
+  baseDtype: GRPO_SETTINGS.baseDtype,
   steps: { type: 'integer', minimum: 1 },
   batch: { type: 'integer', minimum: 1 },
   microBatchSize: GRPO_SETTINGS.microBatchSize,
@@ -74,13 +78,14 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
 const { values: args } = parseCommand<SftSettings>({
   usage: readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'),
   schema: SFT_SETTINGS,
-  defaults: { model: 'small', full: false, loraRank: 8, loraAlpha: 16, steps: 100, batch: 8, learningRate: 2e-4, maxGradNorm: 1, evalPrompts: 32, skipEvalAtStart: false, maxNewTokens: 64, outDir: 'runs/sft', overwrite: false, seed: 0 },
+  defaults: { model: 'small', full: false, loraRank: 8, loraAlpha: 16, baseDtype: 'auto', steps: 100, batch: 8, learningRate: 2e-4, maxGradNorm: 1, evalPrompts: 32, skipEvalAtStart: false, maxNewTokens: 64, outDir: 'runs/sft', overwrite: false, seed: 0 },
   help: {
     model: 'registered model (small, tiny) or a checkpoint path',
     data: 'JSONL of {"prompt", "completion", "system"?} rows',
     full: 'train every weight instead of LoRA adapters',
     loraRank: 'LoRA rank r',
     loraAlpha: 'LoRA alpha (scale alpha/r)',
+    baseDtype: 'storage of the frozen base with LoRA: auto (f16 on a CPU adapter with shader-f16, as train.js), f32 or f16; --full trains in f32',
     steps: 'optimizer steps',
     batch: 'sequences per step',
     microBatchSize: 'sequences per forward/backward (gradient accumulation); default: the whole batch',
@@ -96,6 +101,9 @@ const { values: args } = parseCommand<SftSettings>({
     seed: 'seed of LoRA init and batch order',
   },
   required: ['data'],
+  check: (values) => {
+    if (values.full && values.baseDtype === 'f16') throw new Error('--full trains every weight in f32: --base-dtype f16 is for a frozen base (LoRA)');
+  },
 });
 const { steps, batch: batchSize, outDir } = args;
 const root = repositoryRoot();
@@ -106,7 +114,7 @@ const { rows, releaseRunFolder } = await refuseOnError(() => {
 });
 
 const gpu = await Gpu.create();
-const loaded = loadModel(gpu, args.model, { trainable: args.full });
+const loaded = loadModel(gpu, args.model, args.full ? { trainable: true } : { dtype: resolveBaseDtype(args.baseDtype, gpu) });
 await tuneMatmul(gpu);
 const { model, tokenizer } = loaded;
 const lora = args.full ? null : attachLora(model, { rank: args.loraRank, alpha: args.loraAlpha, seed: args.seed });
@@ -156,12 +164,14 @@ const schedule = { kind: 'cosine' as const, lr: args.learningRate, warmupSteps: 
 const completionTokens = (batch: readonly SequenceInput[]) => batch.reduce((n, s) => n + s.completionIds.length, 0);
 for (let step = 0; step < steps; step++) {
   if (lora) lora.training = true;
-  const picked = Array.from({ length: batchSize }, () => examples[Math.floor(random() * examples.length)]);
+  // Drawn with replacement, then in example order: a prompt drawn twice is computed once (sharedPromptBatch shares neighbours).
+  const drawn = Array.from({ length: batchSize }, () => Math.floor(random() * examples.length));
+  const picked = drawn.sort((a, b) => a - b).map((i) => examples[i]);
   const stepTokens = completionTokens(picked);
   const result = await trainingStep(gpu, {
     optimizer,
     microBatches: splitMicroBatches(picked, args.microBatchSize ?? batchSize),
-    loss: (micro) => ({ loss: sftLoss(model, sequenceBatch(gpu, micro), completionTokens(micro) / stepTokens) }),
+    loss: (micro) => ({ loss: sftLoss(model, (lora ? sharedPromptBatch : sequenceBatch)(gpu, micro), completionTokens(micro) / stepTokens) }),
     maxGradNorm: args.maxGradNorm,
     schedule,
     step,
