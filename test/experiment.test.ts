@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { collect, RESULTS_BEGIN, RESULTS_END } from '../src/experiments/collect.js';
+import { collect, RESULTS_BEGIN, RESULTS_END, resultsPanels, summarizeArm } from '../src/experiments/collect.js';
 import { readArmRecord, readExperiment, selectArms, type Arm } from '../src/experiments/experiment.js';
 import { runArms, settingsFlags } from '../src/experiments/run-arms.js';
 import { HACKS_MARKER } from '../src/rewards/graders/triton.js';
@@ -96,6 +96,35 @@ describe('experiment collector', () => {
     expect(samples).toContain('## rft-seed1\n\nHeld-out, greedy, after step 2. Prompt of the best: p\n\n**best held-out** (step 2, reward 0.700): correctness 0.7 (right at the end)');
     expect(samples).toContain('**worst held-out** (step 2, reward 0.000): correctness 0 (wrong at the end)');
     expect(samples).not.toContain('right at the start');
+  });
+});
+
+describe('experiment collector, arms that skip their step-0 evaluation', () => {
+  it('take it from the arm of 0 steps (the untouched model), in the table and the curves, and each group keeps its colour', () => {
+    const dir = newDir('collect-start-');
+    const finished = { argv: [], attempts: [{ started: '', seconds: 60, exitCode: 0, resumed: false }], finished: true };
+    const arm = (name: string, settings: Record<string, unknown>, rows: Record<string, number>[]) => {
+      writeArm(dir, 'demo', name, { command: 'train', settings });
+      const runDir = join(dir, 'demo', 'runs', name);
+      mkdirSync(runDir, { recursive: true });
+      writeFileSync(join(runDir, 'metrics.jsonl'), rows.map(row).join(''));
+      writeFileSync(join(runDir, 'arm.json'), JSON.stringify(finished));
+    };
+    arm('base', { steps: 0 }, [{ step: 0, 'eval/pass@1': 0.25, 'eval/reward': 0.3 }]);
+    arm('own-seed0', { steps: 1, evalEvery: 1 }, [{ step: 0, 'eval/pass@1': 0.25, 'eval/reward': 0.3 }, { step: 1, reward: 0.5, 'eval/pass@1': 0.5, 'eval/reward': 0.6 }]);
+    arm('skip-seed0', { steps: 1, evalEvery: 1, skipEvalAtStart: true }, [{ step: 1, reward: 0.4, 'eval/pass@1': 0.75, 'eval/reward': 0.8 }]);
+    const { markdown } = collect(readExperiment(dir, 'demo'));
+    expect(markdown).toContain('| skip | 1/1 | 1 steps × 4 prompts × 4 samples ≤ 32 tokens | 1.0 | 0.250 (n=1) | 0.750 (n=1) | 0.300 (n=1) | 0.800 (n=1) | 0.400 (n=1) | 0.400 (n=1) |');
+    expect(markdown).toContain("Step 0 of the arms that skip their own evaluation of the untouched model (`skipEvalAtStart`) is the `base` arm's.");
+    const panels = resultsPanels(readExperiment(dir, 'demo').arms.map((a) => summarizeArm(a, { step: 0, 'eval/pass@1': 0.25 })));
+    const heldOut = panels.find((p) => p.title === 'held-out pass@1 (greedy)')!;
+    expect(heldOut.series.map((s) => [s.name, s.colorIndex, s.points])).toEqual([
+      ['base (1 run)', 0, [[0, 0.25]]],
+      ['own (1 run)', 1, [[0, 0.25], [1, 0.5]]],
+      ['skip (1 run)', 2, [[0, 0.25], [1, 0.75]]],
+    ]);
+    // The training reward panel has no base series, and the others keep their colours.
+    expect(panels[0].series.map((s) => [s.name, s.colorIndex])).toEqual([['own (1 run)', 1], ['skip (1 run)', 2]]);
   });
 });
 

@@ -69,9 +69,15 @@ function readCompletions(runDir: string, file: 'completions.jsonl' | 'eval-compl
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-export function summarizeArm(arm: Arm): ArmSummary {
+/**
+ * `startEvaluation`: the held-out evaluation of the untouched model (the experiment's arm of 0
+ * steps), the step 0 of an arm that skipped its own (skipEvalAtStart) — the same model whatever the
+ * seed, since LoRA starts as the identity.
+ */
+export function summarizeArm(arm: Arm, startEvaluation?: MetricsRow): ArmSummary {
   // A torn last line (a run killed while logging) is dropped quietly: the trainer drops it too when it resumes.
-  const rows = existsSync(arm.runDir) ? new RunLog(arm.runDir, () => {}).readMetrics() : [];
+  const logged = existsSync(arm.runDir) ? new RunLog(arm.runDir, () => {}).readMetrics() : [];
+  const rows = startEvaluation && arm.settings.skipEvalAtStart === true && logged.length && !logged.some((r) => r.step === 0) ? [startEvaluation, ...logged] : logged;
   const record = readArmRecord(arm);
   const at = (key: string, pick: 'first' | 'last') => {
     const points = numbers(rows, key);
@@ -109,6 +115,14 @@ export function summarizeArm(arm: Arm): ArmSummary {
   };
 }
 
+/** The experiment's finished arm of 0 training steps (the untouched model's evaluation) and its row, when it has exactly one. */
+function startEvaluation(experiment: Experiment): { arm: string; row: MetricsRow } | undefined {
+  const evaluations = experiment.arms.filter((arm) => arm.command === 'train' && trainSetting(arm, 'steps') === 0 && readArmRecord(arm)?.finished);
+  if (evaluations.length !== 1) return undefined;
+  const row = new RunLog(evaluations[0].runDir, () => {}).readMetrics().find((r) => r.step === 0);
+  return row && { arm: evaluations[0].name, row };
+}
+
 /** Highest reward first; ties go to the later step. */
 function byRewardDescending(completions: readonly LoggedCompletion[]): LoggedCompletion[] {
   return [...completions].sort((a, b) => b.reward - a.reward || b.step - a.step);
@@ -144,7 +158,7 @@ function groups(summaries: readonly ArmSummary[]): Map<string, ArmSummary[]> {
  * The results in Markdown: one row per group of seeds, over its finished arms only (mean ± std),
  * then every arm's state, so a partly run experiment says exactly what is missing.
  */
-export function resultsMarkdown(experiment: Experiment, summaries: readonly ArmSummary[]): string {
+export function resultsMarkdown(experiment: Experiment, summaries: readonly ArmSummary[], startArm?: string): string {
   const lines = [
     '| arms | finished | compute per arm | wall min (mean) | held-out pass@1, step 0 | held-out pass@1, end | held-out reward, step 0 | held-out reward, end | sampled reward, step 1 | sampled reward, last 5 steps |',
     '|---|---|---|---|---|---|---|---|---|---|',
@@ -170,6 +184,9 @@ export function resultsMarkdown(experiment: Experiment, summaries: readonly ArmS
     );
   }
   const missing = summaries.filter((s) => !s.record?.finished).map((s) => s.arm.name);
+  if (startArm && summaries.some((s) => s.arm.settings.skipEvalAtStart === true)) {
+    lines.push('', `Step 0 of the arms that skip their own evaluation of the untouched model (\`skipEvalAtStart\`) is the \`${startArm}\` arm's.`);
+  }
   lines.push(
     '',
     missing.length
@@ -220,13 +237,16 @@ function groupSeries(group: string, members: readonly ArmSummary[], points: (s: 
   return { name: `${group} (${perArm.length} run${perArm.length > 1 ? 's' : ''})`, points: line, ...(perArm.length > 1 ? { band } : {}) };
 }
 
-/** Every group's curves of the metrics the runs have: training reward and its components, held-out, loss. */
+/** Every group's curves of the metrics the runs have (one colour per group): training reward and its components, held-out, loss. */
 export function resultsPanels(summaries: readonly ArmSummary[]): Panel[] {
   const byGroup = [...groups(summaries)];
   const keys = [...new Set(summaries.flatMap((s) => s.rows.flatMap((r) => Object.keys(r))))];
   const panel = (title: string, points: (s: ArmSummary) => Series['points']): Panel => ({
     title,
-    series: byGroup.map(([group, members]) => groupSeries(group, members, points)).filter((s): s is Series => s !== null),
+    series: byGroup.flatMap(([group, members], colorIndex) => {
+      const series = groupSeries(group, members, points);
+      return series ? [{ ...series, colorIndex }] : [];
+    }),
   });
   const trend = (key: string) => (s: ArmSummary) => trailingMean(numbers(s.rows, key), LAST_STEPS);
   const panels = [panel(`training reward (mean of ${LAST_STEPS} steps)`, trend('reward'))];
@@ -244,8 +264,9 @@ export function resultsPanels(summaries: readonly ArmSummary[]): Panel[] {
  * and min–max band over seeds), `samples.md` (best and worst completions), and the README's results block.
  */
 export function collect(experiment: Experiment): { markdown: string; files: string[] } {
-  const summaries = experiment.arms.map(summarizeArm);
-  const markdown = resultsMarkdown(experiment, summaries);
+  const start = startEvaluation(experiment);
+  const summaries = experiment.arms.map((arm) => summarizeArm(arm, start?.row));
+  const markdown = resultsMarkdown(experiment, summaries, start?.arm);
   const resultsPath = join(experiment.dir, 'results.md');
   const plotPath = join(experiment.dir, 'curves.svg');
   writeFileSync(resultsPath, markdown);

@@ -5,6 +5,8 @@ export interface Series {
   points: readonly (readonly [number, number])[];
   /** A shaded range around the line, as [x, low, high] (the spread over seeds of a mean). */
   band?: readonly (readonly [number, number, number])[];
+  /** Index into the palette, so one thing keeps its colour across panels; default: its place in the panel. */
+  colorIndex?: number;
 }
 
 export interface Panel {
@@ -60,7 +62,7 @@ function panelSvg(panel: Panel, x0: number, y0: number): string {
   parts.push(`<text x="${W / 2}" y="${H - 4}" text-anchor="middle" font-size="11">step</text>`);
   panel.series.forEach((s, i) => {
     const pts = s.points.filter(([, y]) => Number.isFinite(y));
-    const color = COLORS[i % COLORS.length];
+    const color = COLORS[(s.colorIndex ?? i) % COLORS.length];
     const band = (s.band ?? []).filter(([, low, high]) => Number.isFinite(low) && Number.isFinite(high));
     if (band.length > 1) {
       const outline = [...band.map(([x, , high]) => [x, high] as const), ...band.map(([x, low]) => [x, low] as const).reverse()];
