@@ -2,10 +2,10 @@
 // sets of N prompts, the same prompts with solutions for SFT, and the reward config.
 //   node dist/src/cli/countdown-data.js --out-dir DIR [--numbers 2,3] [--max-number 10] [--operators +,-,*,/]
 //        [--max-target 100] [--think | --answer-format sentence|equation] [--train-sizes 10,100] [--held-out 200] [--seed 0]
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COUNTDOWN_ANSWER_FORMATS, countdownDataFiles, COUNTDOWN_STYLE, type CountdownAnswerFormat } from '../tasks/countdown.js';
-import { parseCommand } from './options.js';
+import { openingComment, parseCommand } from './options.js';
 
 interface CountdownDataSettings {
   outDir: string;
@@ -22,7 +22,7 @@ interface CountdownDataSettings {
 
 const positive = { type: 'integer', minimum: 1 } as const;
 const { values } = parseCommand<CountdownDataSettings>({
-  usage: readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'),
+  usage: openingComment(import.meta.url),
   schema: {
     outDir: { type: 'string', minLength: 1 },
     numbers: { type: 'array', items: { type: 'integer', minimum: 2 }, minItems: 2, maxItems: 2 },

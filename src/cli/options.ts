@@ -2,6 +2,16 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkSettings, kebab, type SettingsSchema } from '../io/settings-schema.js';
 
+/** A script's opening comment (`//` lines or a `/** … *\/` block), its usage for --help; `script` is its import.meta.url. */
+export function openingComment(script: string): string {
+  const text = readFileSync(new URL(script), 'utf8');
+  const block = /^\/\*\*([\s\S]*?)\*\//.exec(text);
+  if (block) return block[1].split('\n').map((line) => line.replace(/^\s*\* ?/, '')).join('\n').trim();
+  const lines = text.split('\n');
+  const end = lines.findIndex((line) => !line.startsWith('//'));
+  return lines.slice(0, end < 0 ? lines.length : end).map((line) => line.slice(3)).join('\n');
+}
+
 /** The exit status of a command refused for its settings (sysexits' EX_USAGE; 2 is a diverged run). */
 export const EXIT_USAGE = 64;
 

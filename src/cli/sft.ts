@@ -6,7 +6,7 @@
 // end-of-turn token. With --task, the held-out prompts are scored before and after training. With LoRA
 // each distinct prompt of a micro-batch is computed once and only the completion positions reach the
 // LM head, as in train.js; the frozen base is stored as train.js stores it (--base-dtype).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPromptRows, rowSource } from '../data/jsonl.js';
 import { Gpu } from '../gpu/gpu.js';
@@ -26,9 +26,10 @@ import { RunLog } from '../rl/run-log.js';
 import { loadTask } from '../tasks/load.js';
 import { sequenceBatch, sharedPromptBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { sftLoss } from '../train/sft.js';
+import { isFrozenHead } from '../nn/lm-head-logprobs.js';
 import { splitMicroBatches, trainingStep } from '../train/step.js';
 import { GRPO_SETTINGS, resolveBaseDtype } from '../rl/grpo-config.js';
-import { parseCommand, refuseOnError } from './options.js';
+import { openingComment, parseCommand, refuseOnError } from './options.js';
 import { ProgressBar } from './progress.js';
 
 interface SftSettings {
@@ -76,7 +77,7 @@ const SFT_SETTINGS: Readonly<Record<keyof SftSettings, SettingSchema>> = {
 };
 
 const { values: args } = parseCommand<SftSettings>({
-  usage: readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'),
+  usage: openingComment(import.meta.url),
   schema: SFT_SETTINGS,
   defaults: { model: 'small', full: false, loraRank: 8, loraAlpha: 16, baseDtype: 'auto', steps: 100, batch: 8, learningRate: 2e-4, maxGradNorm: 1, evalPrompts: 32, skipEvalAtStart: false, maxNewTokens: 64, outDir: 'runs/sft', overwrite: false, seed: 0 },
   help: {
@@ -171,7 +172,7 @@ for (let step = 0; step < steps; step++) {
   const result = await trainingStep(gpu, {
     optimizer,
     microBatches: splitMicroBatches(picked, args.microBatchSize ?? batchSize),
-    loss: (micro) => ({ loss: sftLoss(model, (lora ? sharedPromptBatch : sequenceBatch)(gpu, micro), completionTokens(micro) / stepTokens) }),
+    loss: (micro) => ({ loss: sftLoss(model, (isFrozenHead(model.lmHead) ? sharedPromptBatch : sequenceBatch)(gpu, micro), completionTokens(micro) / stepTokens) }),
     maxGradNorm: args.maxGradNorm,
     schedule,
     step,
