@@ -28,7 +28,10 @@ const lavapipeOnLinux = () => process.platform === 'linux' && /llvmpipe|lavapipe
 
 // A step of many micro-batches, each a chain of small ops: every dispatch creates a bind group.
 // Recorded without a wait, all of them stay alive until the step's end; the trainer waits and
-// collects between micro-batches once collectEvery dispatches were recorded.
+// collects between micro-batches once collectEvery dispatches were recorded, and Dawn reuses the
+// collected sets from then on: at the peak, one interval and a micro-batch are live, plus the pools'
+// first growth. Sets that came back an interval late (the finalizers run after the device's poll)
+// peaked above 3 intervals.
 describe('bind groups of a training step', () => {
   const microBatches = 40;
   const opsPerMicroBatch = 150;
@@ -70,6 +73,6 @@ describe('bind groups of a training step', () => {
     const unbounded = await onFreshDevice((g) => stepMappingGrowth(g, Number.POSITIVE_INFINITY));
     expect(bounded.dispatches).toBeGreaterThan(10 * collectEvery);
     expect(unbounded.growth, `${unbounded.dispatches} dispatches`).toBeGreaterThan(0.8 * unbounded.dispatches);
-    expect(bounded.growth, `${bounded.dispatches} dispatches, ${unbounded.growth} mappings without collections`).toBeLessThan(4 * collectEvery);
+    expect(bounded.growth, `${bounded.dispatches} dispatches, ${unbounded.growth} mappings without collections`).toBeLessThan(3 * collectEvery);
   });
 });

@@ -215,14 +215,24 @@ export class Gpu {
 
   /**
    * Where a caller may wait (e.g. between micro-batches): when collectEvery dispatches were recorded
-   * since the last collection, waits for the GPU, collects their bind groups and polls the idle
-   * device once more, which lets Dawn reuse their descriptor sets right away (without that poll a
-   * step of 40 micro-batches on lavapipe peaked at 4.4 intervals' worth of mappings, with it at 3.2).
+   * since the last collection, waits for the GPU and collects their bind groups, then makes Dawn
+   * reuse their descriptor sets right away. Node releases a collected bind group from a finalizer
+   * that runs on a later event-loop turn, and Dawn frees a released set only once the queue has
+   * passed a submission made after the release; so: one turn for the finalizers, then an empty
+   * submission and a wait, twice (once was not always enough: 5 of 12 runs of the test below got
+   * their sets back an interval late; twice, 24 of 24 on time, each beside a second copy). Before, the sets came back one or
+   * two intervals late depending on the machine's timing: a step of 40 micro-batches on lavapipe
+   * peaked at 3.2 and 4.4 intervals' worth of mappings on two machines, now at 2.0 (bench/README
+   * "Memory").
    */
   async reclaim(): Promise<void> {
     if (!this.collectionDue) return;
     await this.sync();
-    await this.waitFor(this.device.queue.onSubmittedWorkDone());
+    await afterPendingImmediates();
+    for (let pass = 0; pass < 2; pass++) {
+      this.device.queue.submit([this.device.createCommandEncoder().finish()]);
+      await this.waitFor(this.device.queue.onSubmittedWorkDone());
+    }
   }
 
   private get collectionDue(): boolean {
@@ -231,7 +241,7 @@ export class Gpu {
 
   /**
    * After a wait: Dawn reuses a bind group's descriptor set once its JS object is collected and the
-   * device has passed the work that used it, which the next wait (a poll of the device) sees.
+   * device has passed a submission made after its release (see reclaim).
    */
   private collectIfDue(): void {
     if (!this.collectionDue) return;
@@ -319,6 +329,11 @@ export class Gpu {
 
 /** With it a step of `small` at 8 × 4 × 128 with recomputation held 25 650 mappings (limit 65 530); one collection takes 70–95 ms. */
 const DEFAULT_COLLECT_EVERY = 4096;
+
+/** Resolves after the immediates already queued (Node runs finalizers of collected native objects from one). */
+function afterPendingImmediates(): Promise<void> {
+  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+}
 
 function checkedU32(v: number): number {
   if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`u32 tensor: ${v} is not a u32`);
