@@ -219,11 +219,11 @@ export class Gpu {
    * reuse their descriptor sets right away. Node releases a collected bind group from a finalizer
    * that runs on a later event-loop turn, and Dawn frees a released set only once the queue has
    * passed a submission made after the release; so: one turn for the finalizers, then an empty
-   * submission and a wait, twice (once was not always enough: 5 of 12 runs of the test below got
-   * their sets back an interval late; twice, 24 of 24 on time, each beside a second copy). Before, the sets came back one or
-   * two intervals late depending on the machine's timing: a step of 40 micro-batches on lavapipe
-   * peaked at 3.2 and 4.4 intervals' worth of mappings on two machines, now at 2.0 (bench/README
-   * "Memory").
+   * submission and a wait, twice (once was not always enough: 5 of 12 runs of the mapping test
+   * got their sets back an interval late; twice, 24 of 24 on time, each beside a second copy).
+   * Before, the sets came back one or two intervals late depending on the machine's timing: a step
+   * of 40 micro-batches on lavapipe peaked at 3.2 and 4.4 intervals' worth of mappings on two
+   * machines, now at 2.0 (bench/README "Memory").
    */
   async reclaim(): Promise<void> {
     if (!this.collectionDue) return;
