@@ -85,6 +85,15 @@ export class LoraAdapters {
     model.replayable.push(this.dropoutReplay);
   }
 
+  /**
+   * Draws the dropout streams that `modelForwards` training forwards of the model would (one per
+   * adapted module each), for work left out because its gradient is known to be zero: the forwards
+   * after it keep their masks.
+   */
+  skipForwards(modelForwards: number): void {
+    if (this.training && this.config.dropout > 0) this.dropoutStream += modelForwards * this.modules.length;
+  }
+
   /** A then B of every adapted module, in the model's layer order (the optimizer's order). */
   parameters(): Tensor[] {
     return this.modules.flatMap((m) => [m.a, m.b]);

@@ -18,7 +18,7 @@ import { TritonRunner } from '../rewards/triton-runner.js';
 import type { CompletionScore, RewardFunction } from '../rewards/types.js';
 import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
+import { completionLogprobs, modelForwards, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, scoredCompletion, type EvalResult } from './evaluate.js';
 import { resolveBaseDtype, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
@@ -373,11 +373,15 @@ export class GrpoTrainer {
       schedule: this.schedule,
       step: this.step,
       loss: (batchSequences, m) => {
+        const first = m * this.memoryPlan.microBatchSize;
+        if (this.isZeroGradient(batchSequences, advantages.subarray(first, first + batchSequences.length))) {
+          this.lora.skipForwards(modelForwards(batchSequences, c.promptForward === 'shared'));
+          return null;
+        }
         const batch = this.layout(batchSequences);
         computed.tokens += batch.computedTokens;
         computed.positions += batch.computedPositions;
         const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
-        const first = m * this.memoryPlan.microBatchSize;
         const { loss, metrics } = grpoLoss(
           {
             logprobs,
@@ -410,16 +414,18 @@ export class GrpoTrainer {
       },
     });
     const end = performance.now();
+    // Entropy and the loss's metrics describe the micro-batches that ran (none: left out of the row).
     let entropy = 0;
     let entropyTokens = 0;
-    step.microBatches.forEach(({ values }, m) => {
+    step.microBatches.forEach(({ skipped, values }, m) => {
       const tokens = unmaskedTokens(micro[m]);
-      if (tokens > 0) {
+      if (!skipped && tokens > 0) {
         entropy += values.entropy[0] * tokens;
         entropyTokens += tokens;
       }
     });
-    const lossMetrics = step.microBatches.map(({ values }) => namedGrpoMetrics(values.metrics, { beta: c.beta, lossType: c.lossType }));
+    const ran = step.microBatches.filter(({ skipped }) => !skipped);
+    const lossMetrics = ran.map(({ values }) => namedGrpoMetrics(values.metrics, { beta: c.beta, lossType: c.lossType }));
     const merged: StepMetrics = {};
     for (const key of Object.keys(lossMetrics[0] ?? {})) {
       const xs = lossMetrics.map((m) => m[key]);
@@ -428,8 +434,9 @@ export class GrpoTrainer {
     return {
       grad_norm: step.gradNorm,
       loss: step.loss,
-      entropy: entropy / Math.max(1, entropyTokens),
+      ...(entropyTokens > 0 ? { entropy: entropy / entropyTokens } : {}),
       ...merged,
+      'micro_batches/skipped': step.microBatches.length - ran.length,
       learning_rate: step.learningRate,
       'time/train_s': step.trainSeconds,
       'time/optimizer_s': step.optimizerSeconds,
@@ -438,6 +445,15 @@ export class GrpoTrainer {
       'tokens/computed_positions': computed.positions,
       'tokens_per_second/train': sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0) / ((end - start) / 1000),
     };
+  }
+
+  /**
+   * Whether a micro-batch's gradient is exactly zero, so its forward and backward can be left out:
+   * with β = 0 every term of the loss is a multiple of the row's advantage (masked rows count
+   * nothing), and a group whose completions got the same reward has advantage 0 throughout.
+   */
+  private isZeroGradient(sequences: readonly SequenceInput[], advantages: Float64Array): boolean {
+    return this.config.zeroAdvantageMicroBatches === 'skip' && this.config.beta === 0 && sequences.every((s, i) => s.masked || advantages[i] === 0);
   }
 
   /** Greedy answers to the held-out prompts: mean reward and pass@1 (full marks). */

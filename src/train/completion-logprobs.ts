@@ -164,6 +164,11 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
   };
 }
 
+/** How many model forwards completionLogprobs runs on these sequences: the shared prompts (unless each is one token), then the rows. */
+export function modelForwards(sequences: readonly SequenceInput[], sharedPrompts: boolean): number {
+  return sharedPrompts && sequences.some((s) => s.promptIds.length > 1) ? 2 : 1;
+}
+
 /** Per-position log-probs [B, W] (recorded for autograd when the model has trainable weights) and entropy [B, W]. */
 export function completionLogprobs(model: LlamaModel, batch: SequenceBatch, chunkRows = 256): { logprobs: Tensor; entropy: Tensor } {
   const { prompts, packed } = batch;

@@ -24,8 +24,12 @@ export interface TrainingStepOptions<T> {
   optimizer: AdamW;
   /** Each is laid out, run forward and backward in turn; gradients accumulate across them. */
   microBatches: readonly T[];
-  /** Builds the micro-batch's tensors and its loss; runs inside a tidy scope that ends before the next one. */
-  loss: (microBatch: T, index: number) => MicroBatchLoss;
+  /**
+   * Builds the micro-batch's tensors and its loss; runs inside a tidy scope that ends before the next
+   * one. null: the caller knows this micro-batch's gradient is exactly zero (e.g. GRPO rows that all
+   * have advantage 0), so its forward and backward are left out; the step is otherwise the same.
+   */
+  loss: (microBatch: T, index: number) => MicroBatchLoss | null;
   /** The global gradient norm is clipped to this before the update. */
   maxGradNorm: number;
   schedule: LrSchedule;
@@ -38,6 +42,8 @@ export interface TrainingStepOptions<T> {
 }
 
 export interface MicroBatchValues {
+  /** Whether the loss function left this micro-batch out (loss 0, no values). */
+  skipped: boolean;
   loss: number;
   /** The micro-batch's readBack tensors, read. */
   values: Record<string, Float32Array>;
@@ -67,20 +73,27 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
   const { optimizer, microBatches } = options;
   if (microBatches.length === 0) throw new Error(`step ${options.step + 1}: no micro-batches to train on`);
   const start = performance.now();
-  const perMicro: Required<MicroBatchLoss>[] = [];
+  const perMicro: (Required<MicroBatchLoss> | null)[] = [];
   const readBack: Tensor[] = [];
   try {
     for (const [m, microBatch] of microBatches.entries()) {
       const result = gpu.tidy(() => {
-        const { loss, readBack: extra = {} } = options.loss(microBatch, m);
+        const computed = options.loss(microBatch, m);
+        if (computed === null) return null;
+        const { loss, readBack: extra = {} } = computed;
         if (loss.size !== 1) throw new Error(`step ${options.step + 1}: the loss of micro-batch ${m} has ${loss.size} elements, not 1`);
         backward(loss);
         return { loss, readBack: extra };
       });
       perMicro.push(result);
+      if (result === null) continue;
       readBack.push(result.loss, ...Object.values(result.readBack));
       // Recording every micro-batch before any wait kept all their bind groups alive at once.
       await gpu.reclaim();
+    }
+    if (perMicro.every((result) => result === null)) {
+      // Every gradient is exactly zero: AdamW still steps (its moments decay, weight decay applies).
+      for (const p of optimizer.params) p.grad = gpu.zeros(p.shape);
     }
     const missing = optimizer.params.flatMap((p, i) => (p.grad ? [] : [options.parameterNames?.[i] ?? `parameter ${i} (${p})`]));
     if (missing.length) throw new Error(`step ${options.step + 1}: the loss gives no gradient to ${missing.join(', ')}`);
@@ -97,10 +110,11 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
     const read = await gpu.readAll(readBack);
     const end = performance.now();
     let next = 1;
-    const values = perMicro.map((p) => ({
-      loss: read[next++][0],
-      values: Object.fromEntries(Object.keys(p.readBack).map((name) => [name, read[next++]])),
-    }));
+    const values = perMicro.map((p): MicroBatchValues =>
+      p === null
+        ? { skipped: true, loss: 0, values: {} }
+        : { skipped: false, loss: read[next++][0], values: Object.fromEntries(Object.keys(p.readBack).map((name) => [name, read[next++]])) },
+    );
     const result: TrainingStepResult = {
       loss: values.reduce((sum, v) => sum + v.loss, 0),
       gradNorm: read[0][0],
