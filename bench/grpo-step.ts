@@ -1,7 +1,7 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-micro-batches skip|run] [--skip-profile] [--json FILE]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|run] [--skip-profile] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off] [--collect-every DISPATCHES|off]
 // --generation-batch samples the step's completions in batches of N rows (default: all at once, as TRL does;
@@ -35,7 +35,7 @@ const args = benchArgs(import.meta.url, {
     'max-memory': { type: 'string' },
     recompute: { type: 'string', default: DEFAULT_CONFIG.recompute },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
-    'zero-advantage-micro-batches': { type: 'string', default: DEFAULT_CONFIG.zeroAdvantageMicroBatches },
+    'zero-advantage-completions': { type: 'string', default: DEFAULT_CONFIG.zeroAdvantageCompletions },
     'skip-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
     suballocation: { type: 'string' },
@@ -80,7 +80,7 @@ const settings: GrpoConfig = {
   maxMemory: args['max-memory'] === undefined ? undefined : Number(args['max-memory']),
   recompute: args.recompute as GrpoConfig['recompute'],
   promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
-  zeroAdvantageMicroBatches: args['zero-advantage-micro-batches'] as GrpoConfig['zeroAdvantageMicroBatches'],
+  zeroAdvantageCompletions: args['zero-advantage-completions'] as GrpoConfig['zeroAdvantageCompletions'],
   maxNewTokens: Number(args.new),
   beta: 0,
   steps: profiled ? steps + 1 : steps,
@@ -119,7 +119,7 @@ const gpuMs = kernels.reduce((s, k) => s + k.ms, 0);
 const matmulMs = kernels.filter((k) => k.label.startsWith('matmul')).reduce((s, k) => s + k.ms, 0);
 console.log(`${args.model} on ${gpu.adapterName}, ${args.prompts} prompts × ${args.generations} generations × ≤${args.new} new tokens, β = 0, base weights ${args['base-dtype']}; ${memoryDefaults}`);
 console.log(`step: ${total.toFixed(1)} s = generation ${avg('time/generation_s').toFixed(1)} + reward ${avg('time/reward_s').toFixed(2)} + forward/backward ${avg('time/train_s').toFixed(1)} + optimizer ${avg('time/optimizer_s').toFixed(2)} (mean of ${measured.length})`);
-console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), micro-batches left out with all advantages 0 (${args['zero-advantage-micro-batches']}) ${avg('micro_batches/skipped')}, peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
+console.log(`prompt forward ${args['prompt-forward']}: completion tokens ${completionTokens.toFixed(0)}, sequence tokens ${sequenceTokens.toFixed(0)}, trained tokens ${trainTokens.toFixed(0)} (${avg('tokens/computed_positions').toFixed(0)} positions with padding), completions left out with advantage 0 (${args['zero-advantage-completions']}) ${avg('completions/skipped_in_training')}, peak GPU buffers ${avg('memory/peak_gpu_mib').toFixed(0)} MiB`);
 console.log(`work ≈ ${(flops / 1e12).toFixed(2)} TFLOP → ${(flops / total / 1e9).toFixed(1)} GFLOP/s sustained${profiled ? `; matmul kernels ${((100 * matmulMs) / gpuMs).toFixed(0)}% of profiled GPU time` : ''}`);
 const last = measured.at(-1)!;
 const mib = (key: string) => `${last[`memory/${key}`].toFixed(0)} MiB`;

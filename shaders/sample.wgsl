@@ -24,6 +24,11 @@ const WG: u32 = 256u;
 
 var<workgroup> red_f: array<f32, WG>;
 var<workgroup> red_u: array<u32, WG>;
+var<workgroup> row_finite: u32;
+
+// Written instead of a token for a row with a NaN or ±inf logit (the model's weights or activations
+// are broken); no vocabulary comes near it.
+const NON_FINITE: u32 = 0xfffffffeu;
 
 fn key_of(x: f32) -> u32 {
   let b = bitcast<u32>(x);
@@ -92,8 +97,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let base = row * p.vocab;
 
   var local_max = -3.4e38;
-  for (var i = lid; i < p.vocab; i += WG) { local_max = max(local_max, logits[base + i]); }
+  var finite = 1u;
+  for (var i = lid; i < p.vocab; i += WG) {
+    let x = logits[base + i];
+    local_max = max(local_max, x);
+    // By the bits: a compiler may assume floats are finite and fold x != x away.
+    if ((bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u) { finite = 0u; }
+  }
   let row_max = reduce_max(lid, local_max);
+  let all_finite = reduce_min_u(lid, finite);
+  if (lid == 0u) { row_finite = all_finite; }
+  if (workgroupUniformLoad(&row_finite) == 0u) {
+    if (lid == 0u) { tokens[row] = NON_FINITE; }
+    return;
+  }
 
   if (p.temperature <= 0.0) {
     var first = 0xffffffffu;

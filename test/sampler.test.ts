@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sampleTokens, type SamplingOptions } from '../src/generate/sampler.js';
+import { DEFAULT_SAMPLING, NON_FINITE_TOKEN, sampleTokens, type SamplingOptions } from '../src/generate/sampler.js';
 import { useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
 
@@ -110,6 +110,22 @@ describe('sampleTokens', () => {
     const unkeyed = await g.readU32(sampleTokens(subset, base, 4));
     expect(Array.from(unkeyed)).not.toEqual(Array.from(drawn));
     expect(() => sampleTokens(subset, base, 4, g.tensor([1, 2], [2], 'u32'))).toThrow(/drawRows must be u32 \[3\]/);
+  });
+
+  it('marks a row whose logits hold NaN or ±inf with NON_FINITE_TOKEN, greedy or sampled, and samples the others', async () => {
+    const g = gpu();
+    const vocab = 300;
+    const clean = randn(vocab, 8);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      const rows = new Float32Array(3 * vocab);
+      for (let r = 0; r < 3; r++) rows.set(clean, r * vocab);
+      rows[vocab + 257] = bad;
+      for (const temperature of [0, 0.7]) {
+        const tokens = await g.readU32(sampleTokens(g.tensor(rows, [3, vocab]), { ...DEFAULT_SAMPLING, temperature, topK: 5 }, 1));
+        expect(tokens[1], `${bad} at temperature ${temperature}`).toBe(NON_FINITE_TOKEN);
+        for (const row of [0, 2]) expect(tokens[row]).toBeLessThan(vocab);
+      }
+    }
   });
 
   it('rejects invalid options', () => {

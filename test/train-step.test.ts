@@ -105,7 +105,7 @@ describe('trainingStep', () => {
       divergedAdvice: () => 'lower the rate',
     });
     await expect(diverged).rejects.toThrow(TrainingDiverged);
-    await expect(diverged).rejects.toThrow(/^step 5: loss (NaN|-?Infinity), grad norm \S+ — training diverged; lower the rate$/);
+    await expect(diverged).rejects.toThrow(/^step 5: loss (NaN|-?Infinity), grad norm \S+, parameter norm \S+ — training diverged; lower the rate$/);
     optimizer.dispose();
   });
 

@@ -28,7 +28,7 @@ const HELP: Record<keyof GrpoConfig, string> = {
   generationBatchSize: 'sequences generated together',
   microBatchSize: 'sequences per forward/backward (gradient accumulation); default on a CPU adapter: the largest, up to the step’s sequences, whose estimated memory fits half the memory available (4 on a GPU, or as --max-memory picks); a resumed run keeps its own',
   promptForward: 'shared: a prompt runs once per micro-batch and its completions attend to it (same gradients, less work; with LoRA dropout the group shares the prompt’s mask); repeated: once per completion',
-  zeroAdvantageMicroBatches: 'skip: with β = 0, leave out the forward/backward of a micro-batch whose completions all have advantage 0 (its gradient is exactly 0: the same parameters, less work); run: compute it anyway',
+  zeroAdvantageCompletions: 'skip: with β = 0, no forward/backward for completions with advantage 0 (their gradient is exactly 0): with dapo, one iteration and no LoRA dropout they leave the step (same gradient up to float rounding), otherwise micro-batches made only of them are left out (same parameters bit for bit); train: compute them anyway',
   maxMemory: 'GiB a step may use (device memory; on a CPU adapter the process adds ~0.3 GiB): picks --micro-batch-size when not given and turns on --recompute when needed, or refuses',
   recompute: 'auto, on or off: recompute each decoder layer in the backward instead of keeping its activations (auto: when --max-memory needs it)',
   maxNewTokens: 'maximum completion length',
@@ -116,7 +116,7 @@ try {
     for (const [key, share] of Object.entries(m)) {
       if (share === 1 && /^rewards\/.+\/failed$/.test(key)) console.error(`\nstep ${m.step}: the '${key.slice(8, -7)}' grader failed on every completion (reasons in completions.jsonl)`);
     }
-    if (m.frac_reward_zero_std === 1) console.error(`\nstep ${m.step}: every group's completions got the same reward — no learning signal this step (loss 0 is expected${m['micro_batches/skipped'] ? '; its forward and backward were left out' : ''})`);
+    if (m.frac_reward_zero_std === 1) console.error(`\nstep ${m.step}: every group's completions got the same reward — no learning signal this step (loss 0 is expected${m['completions/skipped_in_training'] ? '; its forward and backward were left out' : ''})`);
     progress.update(m.step, show(m));
   }, startup.stage);
   if (stopSignal && trainer.step < config.steps) {

@@ -3,7 +3,7 @@ import type { Gpu } from '../gpu/gpu.js';
 import { KVCache } from '../model/kv-cache.js';
 import type { LlamaModel } from '../model/llama.js';
 import { embedding } from '../ops/embedding.js';
-import { DEFAULT_SAMPLING, sampleTokens, type SamplingOptions } from './sampler.js';
+import { DEFAULT_SAMPLING, NON_FINITE_TOKEN, NonFiniteLogits, sampleTokens, type SamplingOptions } from './sampler.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
 
@@ -137,6 +137,10 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
       );
       const sampled = await gpu.readU32(tokens);
       tokens.dispose();
+      const broken = sampled.filter((t) => t === NON_FINITE_TOKEN).length;
+      if (broken) {
+        throw new NonFiniteLogits(`the model's logits are not finite (NaN or ±inf) in ${broken} of ${sampled.length} rows at generated token ${step + 1}: its weights or adapters hold NaN/inf, or its activations overflow`);
+      }
       rows.forEach((b, row) => {
         if (finished[b]) return;
         const r = results[b];

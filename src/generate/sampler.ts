@@ -15,11 +15,18 @@ export interface SamplingOptions {
 
 export const DEFAULT_SAMPLING: SamplingOptions = { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 0 };
 
+/** What sampleTokens writes for a row whose logits hold a NaN or ±inf (shaders/sample.wgsl's NON_FINITE). */
+export const NON_FINITE_TOKEN = 0xfffffffe;
+
+/** The model's logits were not finite: its weights (or adapters) hold NaN or ±inf, or its activations overflowed. */
+export class NonFiniteLogits extends Error {}
+
 /**
  * Draws one token id per row of logits [rows, V] on the GPU, into a u32 tensor [rows]. The draw
  * depends only on (seed, row, step), so a run with the same seed reproduces its samples. `drawRows`
  * (u32 [rows]) gives the row number each row's draw is keyed by (default: its own index), so a
- * sequence draws the same numbers after other rows have left the batch.
+ * sequence draws the same numbers after other rows have left the batch. A row whose logits are
+ * not all finite gets NON_FINITE_TOKEN.
  */
 export function sampleTokens(logits: Tensor, options: SamplingOptions, step: number, drawRows?: Tensor): Tensor {
   assertRank('sampleTokens', logits, 2, 'logits');

@@ -42,11 +42,13 @@ export interface GrpoConfig {
    */
   promptForward: 'shared' | 'repeated';
   /**
-   * skip: with β = 0 a micro-batch whose completions all have advantage 0 (their groups' rewards
-   * were all equal) gets no forward or backward: its gradient is exactly 0, the parameters come out
-   * bit for bit the same. run: computed anyway (entropy and clip metrics then cover it too).
+   * skip: with β = 0 completions with advantage 0 (e.g. a group whose rewards were all equal) get
+   * no forward or backward, since their gradient is exactly 0. With dapo, one iteration and no LoRA
+   * dropout they leave the step (the same gradient up to float rounding); otherwise a micro-batch
+   * made only of them is left out (the same parameters bit for bit). train: computed anyway
+   * (entropy and clip metrics then cover them too).
    */
-  zeroAdvantageMicroBatches: 'skip' | 'run';
+  zeroAdvantageCompletions: 'skip' | 'train';
   /**
    * Device memory a step may use, in GiB (on a CPU adapter, of the process's memory). With it the
    * micro-batch size (unless given) and activation recomputation are chosen to fit, or the run is refused.
@@ -111,7 +113,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   generationBatchSize: 16,
   microBatchSize: 4,
   promptForward: 'shared',
-  zeroAdvantageMicroBatches: 'skip',
+  zeroAdvantageCompletions: 'skip',
   recompute: 'auto',
   maxNewTokens: 32,
   temperature: 0.7,
@@ -166,7 +168,7 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   useRslora: flag,
   baseDtype: { type: 'string', enum: ['auto', 'f32', 'f16'] },
   promptForward: { type: 'string', enum: ['shared', 'repeated'] },
-  zeroAdvantageMicroBatches: { type: 'string', enum: ['skip', 'run'] },
+  zeroAdvantageCompletions: { type: 'string', enum: ['skip', 'train'] },
   maxMemory: { type: 'number', exclusiveMinimum: 0 },
   recompute: { type: 'string', enum: ['auto', 'on', 'off'] },
   // GRPO compares completions within a group: one alone has no advantage.

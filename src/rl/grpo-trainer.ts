@@ -5,6 +5,7 @@ import { maxRssBytes, memoryBreakdown, processMappings } from '../gpu/memory.js'
 import type { Tensor } from '../gpu/tensor.js';
 import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
+import { NonFiniteLogits } from '../generate/sampler.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
 import { matmulVariantChoices, restoreMatmulVariantChoices, tuneMatmul } from '../ops/matmul-variants.js';
@@ -30,7 +31,7 @@ import { checkChatTemplate, fitTaskToContext } from './preflight.js';
 import { RunLog } from './run-log.js';
 import { checkSameRun, inputFingerprints } from './same-run.js';
 import { loadTask, type TaskData } from '../tasks/load.js';
-import { splitMicroBatches, trainingStep } from '../train/step.js';
+import { splitMicroBatches, trainingStep, TrainingDiverged } from '../train/step.js';
 
 export type StepMetrics = Record<string, number>;
 
@@ -227,7 +228,7 @@ export class GrpoTrainer {
     const c = this.config;
     if (this.step === 0 && !c.skipEvalAtStart) {
       onStage(`held-out evaluation before training (${Math.min(c.evalPrompts, this.task.eval.length)} prompts; the first dispatches compile the shaders)`);
-      this.log.metrics(this.recordEval(await this.evaluate()));
+      this.log.metrics(this.recordEval(await this.stopIfDiverged('held-out evaluation before training', this.evaluate())));
     }
     onStage('training');
     let firstStep = true;
@@ -236,7 +237,7 @@ export class GrpoTrainer {
       const rows = this.promptRows(rolloutIndex);
       this.gpu.resetMemoryPeaks();
       const t0 = performance.now();
-      const completions = await this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex);
+      const completions = await this.stopIfDiverged(`step ${this.step + 1}: sampling`, this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex));
       // The phases' peaks apart: generation (KV cache) and training (activations) bound different settings.
       const generationPeaks = { live: this.gpu.pool.peakBytes, device: this.gpu.pool.peakAllocatedBytes };
       this.gpu.endPhase();
@@ -289,7 +290,7 @@ export class GrpoTrainer {
             ...(iteration === 0 ? generationMetrics : {}),
             ...this.memoryMetrics(generationPeaks),
           };
-          if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.evaluate()));
+          if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.stopIfDiverged(`step ${this.step}: held-out evaluation`, this.evaluate())));
           this.log.metrics(row);
           onStep(row);
         }
@@ -360,9 +361,13 @@ export class GrpoTrainer {
   ): Promise<StepMetrics> {
     const c = this.config;
     const gpu = this.gpu;
-    const micro = this.microBatches(sequences);
     const unmaskedTokens = (batch: readonly SequenceInput[]) => batch.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
+    // dapo's normaliser: the rollout's completion tokens, however many of its rows are trained.
     const tokensInBatch = unmaskedTokens(sequences);
+    const kept = this.rowsToTrain(sequences, advantages);
+    const rows = kept ? kept.map((i) => sequences[i]) : sequences;
+    const rowAdvantages = kept ? Float64Array.from(kept, (i) => advantages[i]) : advantages;
+    const micro = this.microBatches(rows);
     const computed = { tokens: 0, positions: 0 };
     const start = performance.now();
     this.lora.training = true;
@@ -374,7 +379,7 @@ export class GrpoTrainer {
       step: this.step,
       loss: (batchSequences, m) => {
         const first = m * this.memoryPlan.microBatchSize;
-        if (this.isZeroGradient(batchSequences, advantages.subarray(first, first + batchSequences.length))) {
+        if (this.isZeroGradient(batchSequences, rowAdvantages.subarray(first, first + batchSequences.length))) {
           this.lora.skipForwards(modelForwards(batchSequences, c.promptForward === 'shared'));
           return null;
         }
@@ -387,7 +392,7 @@ export class GrpoTrainer {
             logprobs,
             oldLogprobs: cached.old[m],
             refLogprobs: cached.ref[m],
-            advantages: gpu.tensor(Array.from(advantages.slice(first, first + batchSequences.length)), [batchSequences.length]),
+            advantages: gpu.tensor(Array.from(rowAdvantages.slice(first, first + batchSequences.length)), [batchSequences.length]),
             mask: batch.mask,
           },
           {
@@ -405,13 +410,7 @@ export class GrpoTrainer {
         );
         return { loss, readBack: { metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])) } };
       },
-      divergedAdvice: () => {
-        const lastGood = latestCheckpoint(this.config.outDir);
-        return (
-          (lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was saved before it') +
-          ' (lower --learning-rate or --max-grad-norm; a loss or gradient that is not finite at the first step points at the model’s weights)'
-        );
-      },
+      divergedAdvice: () => this.divergedAdvice(),
     });
     const end = performance.now();
     // Entropy and the loss's metrics describe the micro-batches that ran (none: left out of the row).
@@ -436,7 +435,7 @@ export class GrpoTrainer {
       loss: step.loss,
       ...(entropyTokens > 0 ? { entropy: entropy / entropyTokens } : {}),
       ...merged,
-      'micro_batches/skipped': step.microBatches.length - ran.length,
+      'completions/skipped_in_training': sequences.length - rows.length + micro.reduce((n, m, i) => n + (step.microBatches[i].skipped ? m.length : 0), 0),
       learning_rate: step.learningRate,
       'time/train_s': step.trainSeconds,
       'time/optimizer_s': step.optimizerSeconds,
@@ -448,12 +447,49 @@ export class GrpoTrainer {
   }
 
   /**
+   * With dapo, β = 0, one optimizer step per rollout and no LoRA dropout, the rows whose advantage
+   * is 0 leave the step before it is split into micro-batches: their gradient is exactly 0, dapo
+   * divides by the rollout's token count however its rows are split (TRL's num_items_in_batch), and
+   * without dropout the other rows' computation does not depend on them — the same gradient up to
+   * float rounding. null: every row stays (micro-batches of such rows alone are still left out whole,
+   * see isZeroGradient; the loss types that normalise per micro-batch depend on how rows are split).
+   */
+  private rowsToTrain(sequences: readonly SequenceInput[], advantages: Float64Array): number[] | null {
+    const c = this.config;
+    if (c.zeroAdvantageCompletions !== 'skip' || c.beta !== 0 || c.lossType !== 'dapo' || c.numIterations !== 1 || c.loraDropout !== 0) return null;
+    const kept = sequences.flatMap((s, i) => (s.masked || advantages[i] === 0 ? [] : [i]));
+    return kept.length > 0 && kept.length < sequences.length ? kept : null;
+  }
+
+  /**
    * Whether a micro-batch's gradient is exactly zero, so its forward and backward can be left out:
    * with β = 0 every term of the loss is a multiple of the row's advantage (masked rows count
    * nothing), and a group whose completions got the same reward has advantage 0 throughout.
    */
   private isZeroGradient(sequences: readonly SequenceInput[], advantages: Float64Array): boolean {
-    return this.config.zeroAdvantageMicroBatches === 'skip' && this.config.beta === 0 && sequences.every((s, i) => s.masked || advantages[i] === 0);
+    return this.config.zeroAdvantageCompletions === 'skip' && this.config.beta === 0 && sequences.every((s, i) => s.masked || advantages[i] === 0);
+  }
+
+  private divergedAdvice(): string {
+    const lastGood = latestCheckpoint(this.config.outDir);
+    return (
+      (lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint was saved before it') +
+      ' (lower --learning-rate or --max-grad-norm; a loss or gradient that is not finite at the first step points at the model’s weights)'
+    );
+  }
+
+  /**
+   * Generation that met non-finite logits stops the run as a diverged step does (the loss of
+   * left-out micro-batches, which would have shown it, is never computed).
+   */
+  private async stopIfDiverged<T>(when: string, work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      if (!(error instanceof NonFiniteLogits)) throw error;
+      const why = this.step === 0 ? 'the starting model (its weights, or --init-adapter) is broken' : `training diverged; ${this.divergedAdvice()}`;
+      throw new TrainingDiverged(`${when}: ${error.message} — ${why}`);
+    }
   }
 
   /** Greedy answers to the held-out prompts: mean reward and pass@1 (full marks). */

@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG, type GrpoConfig } from './grpo-config.js';
  * Settings that may change on resume: none of them changes what the run computes (recomputed layers
  * and skipped zero-advantage micro-batches give the same gradients; evaluations draw no random numbers).
  */
-const FREE_ON_RESUME = new Set<keyof GrpoConfig>(['resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir', 'recompute', 'zeroAdvantageMicroBatches', 'skipEvalAtStart']);
+const FREE_ON_RESUME = new Set<keyof GrpoConfig>(['resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir', 'recompute', 'zeroAdvantageCompletions', 'skipEvalAtStart']);
 
 /** The files a run reads its prompts and rewards from, each with the sha256 of its content. */
 export function inputFingerprints(config: GrpoConfig): Record<string, string> {

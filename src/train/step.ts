@@ -2,7 +2,7 @@ import { backward } from '../autograd/backward.js';
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
 import type { AdamW } from '../optim/adamw.js';
-import { clipGradNorm } from '../optim/grad-norm.js';
+import { clipGradNorm, globalGradNorm } from '../optim/grad-norm.js';
 import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
 
 /** The loss or the gradient norm of a step is not finite. */
@@ -54,6 +54,8 @@ export interface TrainingStepResult {
   loss: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** Global norm of the trained parameters after the update (f32: not finite past ~1.8e19). */
+  parameterNorm: number;
   learningRate: number;
   microBatches: MicroBatchValues[];
   /** Forward and backward of every micro-batch, waited for. */
@@ -65,9 +67,9 @@ export interface TrainingStepResult {
 /**
  * One optimizer step: forward and backward of each micro-batch (gradients accumulate in the
  * parameters' .grad), clip the global gradient norm, AdamW at the schedule's learning rate, clear
- * the gradients, then a single read-back of the norm, each micro-batch's loss and its readBack
- * tensors. Throws TrainingDiverged when the loss or the norm is not finite (the parameters have
- * then been updated with it; resume from a checkpoint).
+ * the gradients, then a single read-back of the norms, each micro-batch's loss and its readBack
+ * tensors. Throws TrainingDiverged when the loss, the gradient norm or the updated parameters' norm
+ * is not finite (the parameters have then been updated with it; resume from a checkpoint).
  */
 export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>): Promise<TrainingStepResult> {
   const { optimizer, microBatches } = options;
@@ -100,16 +102,17 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
     await gpu.sync();
     const trained = performance.now();
     const lr = learningRate(options.schedule, options.step);
-    const gradNorm = gpu.tidy(() => {
+    const [gradNorm, parameterNorm] = gpu.tidy(() => {
       const norm = clipGradNorm(optimizer.params.map((p) => p.grad!), options.maxGradNorm);
       optimizer.step(lr);
       optimizer.zeroGrad();
-      return norm;
+      // Divergence shows here even when the next step's loss is never computed (left-out micro-batches).
+      return [norm, globalGradNorm(optimizer.params)];
     });
-    readBack.unshift(gradNorm);
+    readBack.unshift(gradNorm, parameterNorm);
     const read = await gpu.readAll(readBack);
     const end = performance.now();
-    let next = 1;
+    let next = 2;
     const values = perMicro.map((p): MicroBatchValues =>
       p === null
         ? { skipped: true, loss: 0, values: {} }
@@ -118,14 +121,15 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
     const result: TrainingStepResult = {
       loss: values.reduce((sum, v) => sum + v.loss, 0),
       gradNorm: read[0][0],
+      parameterNorm: read[1][0],
       learningRate: lr,
       microBatches: values,
       trainSeconds: (trained - start) / 1000,
       optimizerSeconds: (end - trained) / 1000,
     };
-    if (!Number.isFinite(result.loss) || !Number.isFinite(result.gradNorm)) {
+    if (!Number.isFinite(result.loss) || !Number.isFinite(result.gradNorm) || !Number.isFinite(result.parameterNorm)) {
       throw new TrainingDiverged(
-        `step ${options.step + 1}: loss ${result.loss}, grad norm ${result.gradNorm} — training diverged; ${options.divergedAdvice?.() ?? 'lower the learning rate'}`,
+        `step ${options.step + 1}: loss ${result.loss}, grad norm ${result.gradNorm}, parameter norm ${result.parameterNorm} — training diverged; ${options.divergedAdvice?.() ?? 'lower the learning rate'}`,
       );
     }
     return result;
