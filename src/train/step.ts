@@ -5,7 +5,7 @@ import type { AdamW } from '../optim/adamw.js';
 import { clipGradNorm, globalGradNorm } from '../optim/grad-norm.js';
 import { learningRate, type LrSchedule } from '../optim/lr-schedule.js';
 
-/** The loss or the gradient norm of a step is not finite. */
+/** The loss, the gradient norm or the updated parameters of a step are not finite (or, from the trainer, the logits it sampled from). */
 export class TrainingDiverged extends Error {}
 
 /** What a loss function gives for one micro-batch. */
