@@ -1,7 +1,7 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|run] [--skip-profile] [--json FILE]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|train] [--skip-profile] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off] [--collect-every DISPATCHES|off]
 // --generation-batch samples the step's completions in batches of N rows (default: all at once, as TRL does;
