@@ -379,7 +379,7 @@ export class GrpoTrainer {
       step: this.step,
       loss: (batchSequences, m) => {
         const first = m * this.memoryPlan.microBatchSize;
-        if (this.isZeroGradient(batchSequences, rowAdvantages.subarray(first, first + batchSequences.length))) {
+        if (batchSequences.every((s, i) => this.hasZeroGradient(s, rowAdvantages[first + i]))) {
           this.lora.skipForwards(modelForwards(batchSequences, c.promptForward === 'shared'));
           return null;
         }
@@ -447,27 +447,27 @@ export class GrpoTrainer {
   }
 
   /**
-   * With dapo, β = 0, one optimizer step per rollout and no LoRA dropout, the rows whose advantage
-   * is 0 leave the step before it is split into micro-batches: their gradient is exactly 0, dapo
-   * divides by the rollout's token count however its rows are split (TRL's num_items_in_batch), and
-   * without dropout the other rows' computation does not depend on them — the same gradient up to
-   * float rounding. null: every row stays (micro-batches of such rows alone are still left out whole,
-   * see isZeroGradient; the loss types that normalise per micro-batch depend on how rows are split).
+   * Whether a row's gradient is exactly zero, so it needs no forward or backward: with β = 0 every
+   * term of the loss is a multiple of the row's advantage (0 throughout a group whose completions got
+   * the same reward), and a masked row counts nothing. Always false with `--zero-advantage-completions train`.
    */
-  private rowsToTrain(sequences: readonly SequenceInput[], advantages: Float64Array): number[] | null {
-    const c = this.config;
-    if (c.zeroAdvantageCompletions !== 'skip' || c.beta !== 0 || c.lossType !== 'dapo' || c.numIterations !== 1 || c.loraDropout !== 0) return null;
-    const kept = sequences.flatMap((s, i) => (s.masked || advantages[i] === 0 ? [] : [i]));
-    return kept.length > 0 && kept.length < sequences.length ? kept : null;
+  private hasZeroGradient(sequence: SequenceInput, advantage: number): boolean {
+    return this.config.zeroAdvantageCompletions === 'skip' && this.config.beta === 0 && (sequence.masked === true || advantage === 0);
   }
 
   /**
-   * Whether a micro-batch's gradient is exactly zero, so its forward and backward can be left out:
-   * with β = 0 every term of the loss is a multiple of the row's advantage (masked rows count
-   * nothing), and a group whose completions got the same reward has advantage 0 throughout.
+   * With dapo, one optimizer step per rollout and no LoRA dropout, the rows with a zero gradient
+   * leave the step before it is split into micro-batches: dapo divides by the rollout's token count
+   * however its rows are split (TRL's num_items_in_batch), and without dropout the other rows'
+   * computation does not depend on them — the same gradient up to float rounding. null: every row
+   * stays (micro-batches of such rows alone are still left out whole in optimizerStep; the loss
+   * types that normalise per micro-batch depend on how rows are split).
    */
-  private isZeroGradient(sequences: readonly SequenceInput[], advantages: Float64Array): boolean {
-    return this.config.zeroAdvantageCompletions === 'skip' && this.config.beta === 0 && sequences.every((s, i) => s.masked || advantages[i] === 0);
+  private rowsToTrain(sequences: readonly SequenceInput[], advantages: Float64Array): number[] | null {
+    const c = this.config;
+    if (c.lossType !== 'dapo' || c.numIterations !== 1 || c.loraDropout !== 0) return null;
+    const kept = sequences.flatMap((s, i) => (this.hasZeroGradient(s, advantages[i]) ? [] : [i]));
+    return kept.length > 0 && kept.length < sequences.length ? kept : null;
   }
 
   private divergedAdvice(): string {
