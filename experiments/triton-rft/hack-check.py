@@ -13,7 +13,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))
@@ -48,5 +47,4 @@ for hack, result in zip(HACKS, results):
     if len(reason) > 160:
         reason = reason[:157] + "…"
     print(f"| `{hack.name}` | {hack.attack_class} | " + " | ".join(f"{components[c]['score']:g}" for c in COMPONENTS) + f" | {reason} |")
-classes = Counter(h.attack_class for h in HACKS)
-print(f"\n{len(classes)} attack classes.")
+print(f"\n{len({h.attack_class for h in HACKS})} attack classes.")
