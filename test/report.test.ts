@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { formatDuration } from '../src/cli/progress.js';
+import { describe, expect, it, vi } from 'vitest';
+import { ProgressBar, formatDuration } from '../src/cli/progress.js';
 import { readPromptRows } from '../src/data/jsonl.js';
 import { chartSvg, trailingMean } from '../src/report/svg-chart.js';
 
@@ -46,7 +46,23 @@ describe('prompt rows (JSONL)', () => {
   });
 });
 
-describe('progress bar durations', () => {
+describe('progress bar', () => {
+  it('estimates the time left from the steps this process ran, so a resumed run is not promised an early finish', () => {
+    const lines: string[] = [];
+    const out = { write: (line: string) => lines.push(line) } as unknown as NodeJS.WriteStream;
+    const now = vi.spyOn(Date, 'now').mockReturnValue(0);
+    const resumed = new ProgressBar(30, '', 1, 10, out);
+    const fresh = new ProgressBar(30, '', 1, 0, out);
+    now.mockReturnValue(60_000);
+    resumed.update(11);
+    fresh.update(11);
+    now.mockRestore();
+    // 60 s for 1 step here, 19 to go; the fresh run did 11 steps in the same 60 s.
+    expect(lines[0]).toMatch(/ 11\/30 .*1m00s elapsed, ETA 19m00s\n$/);
+    expect(lines[1]).toMatch(/ETA 1m44s\n$/);
+  });
+
+
   it('rounds once, so minutes never show 60 seconds', () => {
     expect([formatDuration(59.6), formatDuration(1559.7), formatDuration(3599.6), formatDuration(7322), formatDuration(NaN)]).toEqual(['1m00s', '26m00s', '1h00m', '2h02m', '?']);
   });

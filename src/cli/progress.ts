@@ -8,17 +8,20 @@ export class ProgressBar {
   private readonly started = Date.now();
   private updates = 0;
 
+  /** `firstStep`: steps already done when this process started (a resumed run), left out of the rate. */
   constructor(
     private readonly total: number,
     private readonly label = '',
     private readonly logEvery = 10,
+    private readonly firstStep = 0,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {}
 
   update(done: number, metrics: Readonly<Record<string, string | number>> = {}): void {
     this.updates++;
     const elapsed = (Date.now() - this.started) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
+    const doneHere = done - this.firstStep;
+    const eta = doneHere > 0 ? (elapsed / doneHere) * (this.total - done) : NaN;
     const fields = Object.entries(metrics).map(([k, v]) => `${k} ${typeof v === 'number' ? formatNumber(v) : v}`);
     const width = 24;
     const filled = Math.round((width * done) / Math.max(1, this.total));
