@@ -1,9 +1,11 @@
-// One of generate's exact speed-ups off, then on, alternated in one process on a GRPO step's
-// rollout: the task's first prompts × G samples, sampled at the trainer's temperature until EOS or
-// --new tokens. Both must give the same tokens (checked); printed are wall time, the time to the first
-// sampled token (the prefill), generated tokens, the rows decoded and the buffer pool's growth.
+// One of generate's speed-ups off, then on, alternated in one process on a GRPO step's rollout:
+// the task's first prompts × G samples, sampled at the trainer's temperature until EOS or --new
+// tokens. The exact ones must give the same tokens (checked); printed are wall time, the time to
+// the first sampled token (the prefill), generated tokens, the rows decoded and the buffer pool's growth.
 //   --toggle drop-finished   finished rows kept in the batch vs leaving it (dropFinishedRows)
 //   --toggle share-prompts   every row prefilled vs each distinct prompt once (sharePrompts)
+//   --toggle broadcast       products of 2 rows and more on rows16x2 vs bcast24x4 (one row on skinny
+//                            in both); other kernels round differently, so samples may part ways
 //   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
 //        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1]
 import { loadavg } from 'node:os';
@@ -12,6 +14,7 @@ import { generate, type Completion, type GenerateOptions } from '../src/generate
 import { Gpu } from '../src/gpu/gpu.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { loadModel } from '../src/model/load.js';
+import { restoreMatmulVariantChoices } from '../src/ops/matmul-variants.js';
 import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
 import { loadTask } from '../src/tasks/load.js';
@@ -21,6 +24,11 @@ import { benchArgs } from './args.js';
 const TOGGLES = {
   'drop-finished': (on: boolean): Partial<GenerateOptions> => ({ dropFinishedRows: on }),
   'share-prompts': (on: boolean): Partial<GenerateOptions> => ({ sharePrompts: on }),
+  broadcast: (on: boolean): Partial<GenerateOptions> => {
+    const rows = on ? 'bcast24x4' : 'rows16x2';
+    restoreMatmulVariantChoices(gpu, { 'one-row': 'skinny', 'few-rows': rows, 'many-rows': rows });
+    return {};
+  },
 };
 
 const args = benchArgs(import.meta.url, {

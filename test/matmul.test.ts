@@ -3,6 +3,7 @@ import { backward } from '../src/autograd/backward.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
 import {
+  broadcastWindows,
   chooseMatmulVariant,
   contiguousLayout,
   defaultMatmulVariant,
@@ -269,6 +270,71 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
       written.dispose();
       accumulated.dispose();
     }, bDtype === 'f16');
+  }
+});
+
+describe('broadcast variants on x·Wᵀ (x through uniform windows)', () => {
+  // Cases the kernel takes, checked as taken (broadcastWindows), so the fallback cannot pass for
+  // it: one window and several (K = 576 fits 28 rows in 64 KiB, so 70 rows take 24 + 24 + 22;
+  // K = 1536 fits 10), row counts that leave part of a block, N not a multiple of a block, and
+  // K of one load (8). x is scaled like a normalised activation (1/√K), so TOL holds at every K.
+  const MS = [1, 3, 5, 24, 29, 70];
+  const KS = [8, 576, 1536];
+  const NS = [7, 1537];
+  const grid = (bDtype: 'f32' | 'f16'): Case[] =>
+    MS.flatMap((m) => KS.flatMap((k) => NS.map((n) => ({ ...stored(m, k, n, false, true), transA: false, transB: true, bDtype, aScale: 1 / Math.sqrt(k) }))));
+
+  for (const variant of MATMUL_VARIANTS.filter((v) => v.startsWith('bcast'))) {
+    describe(variant, () => {
+      beforeAll(() => forceMatmulVariant(gpu(), variant));
+      afterAll(() => forceMatmulVariant(gpu(), undefined));
+
+      it('takes every case of the grid, in several windows where x exceeds one, and not K = 577 or x·W', () => {
+        const g = gpu();
+        const windows = (m: number, k: number, transB: boolean, bDtype: 'f32' | 'f16' = 'f32') =>
+          g.tidy(() => broadcastWindows(g.zeros([m, k]), g.zeros(transB ? [9, k] : [k, 9], bDtype), contiguousLayout(m, k, 9, false, transB), 24));
+        for (const m of MS) for (const k of KS) for (const dtype of ['f32', 'f16'] as const) expect(windows(m, k, true, dtype), `${m}×${k} ${dtype}`).not.toBeNull();
+        expect(windows(70, 576, true)?.map((w) => w.rows)).toEqual([24, 24, 22]);
+        expect(windows(29, 1536, true)?.map((w) => w.rows)).toEqual([10, 10, 9]);
+        expect(windows(24, 577, true)).toBeNull();
+        expect(windows(24, 576, false)).toBeNull();
+      });
+
+      it('matches float64 over the grid, f32 W', async () => {
+        await checkCases(grid('f32'), 800);
+      });
+
+      it('matches float64 over the grid, f16 W', async (ctx) => {
+        if (!gpu().hasF16) ctx.skip();
+        await checkCases(grid('f16'), 900);
+      });
+
+      it('writes and accumulates with alpha, and sums over blocks of K, across windows', async () => {
+        const g = gpu();
+        const [m, k, n] = [29, 576, 37];
+        const a = randn(m * k, 21, 1 / Math.sqrt(k));
+        const b = randn(n * k, 22);
+        const start = randn(m * n, 23);
+        const product = matmulReference(a, [m, k], b, [n, k], false, true);
+        const [written, accumulated, blocked] = g.tidy(() => {
+          const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k])];
+          const w = g.keep(g.tensor(start, [m, n]));
+          const acc = g.keep(g.tensor(start, [m, n]));
+          matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
+          matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
+          matmulInto(acc, ta, tb, { transB: true, accumulate: true });
+          const blocks = g.keep(g.empty([m, n]));
+          const layout = contiguousLayout(m, k, n, false, true);
+          for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, blocks, ta, tb, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
+          expect(broadcastWindows(ta, tb, kRange(layout, 64, 128), 24)).not.toBeNull();
+          return [w, acc, blocks];
+        });
+        expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, 'out = 0.5·a·bᵀ');
+        expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, 'out += -2·a·bᵀ then += a·bᵀ');
+        expectClose(await blocked.toArray(), product, TOL, 'summed over K in blocks of 64');
+        for (const t of [written, accumulated, blocked]) t.dispose();
+      });
+    });
   }
 });
 

@@ -66,7 +66,8 @@ export class BufferPool {
     }
     let buffer = this.takeCached(size) ?? this.takeCachedLarger(size);
     if (!buffer) {
-      buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      // UNIFORM too: the broadcast matmul reads x through uniform bindings (ops/matmul-variants.ts).
+      buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       this.allocatedBytes += size;
       this.peakAllocatedBytes = Math.max(this.peakAllocatedBytes, this.allocatedBytes);
     }

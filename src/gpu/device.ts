@@ -48,6 +48,8 @@ const WANTED_LIMITS = [
   'maxComputeWorkgroupSizeX',
   'maxComputeWorkgroupSizeY',
   'maxStorageBuffersPerShaderStage',
+  'maxUniformBufferBindingSize',
+  'minUniformBufferOffsetAlignment',
 ] as const;
 
 // GPUBufferUsage, GPUMapMode, … are browser globals; Dawn's Node bindings provide them here.

@@ -4,12 +4,16 @@ import type { Specialisation } from '../gpu/shader-source.js';
 import type { Tensor } from '../gpu/tensor.js';
 
 /**
- * The matmul kernels and how to launch them. Three shader families compute the same thing:
+ * The matmul kernels and how to launch them. Four shader families compute the same thing:
  *   rows*  (shaders/matmul.wgsl): no workgroup memory, subgroup shuffles share A; made for CPU
  *          adapters such as lavapipe (needs subgroups of at least 8 invocations).
  *   skinny (shaders/matmul_skinny.wgsl): x·Wᵀ for one or two rows of x (decode), each lane
  *          streaming its own row of W with 16-byte loads; CPU adapters, subgroups of at least 8.
  *          It only takes layouts it was made for (skinnyApplies) and runs rows16x2 on the others.
+ *   bcast* (shaders/matmul_broadcast.wgsl): x·Wᵀ with x read through uniform bindings of at most
+ *          64 KiB, one dispatch per such window of rows; made for CPU adapters, where a uniform
+ *          load with the same address in every lane is one load. Only the layouts broadcastWindows
+ *          plans; rows16x2 on the others.
  *   tiled* (shaders/matmul_tiled.wgsl): workgroup-shared tiles; made for real GPUs.
  * Which one runs: a variant forced with forceMatmulVariant(), else the autotuned winner for the
  * adapter and shape class (tuneMatmul()), else a default by adapter kind.
@@ -107,13 +111,20 @@ interface SkinnyVariant {
   cols: number;
 }
 
-type Variant = RowsVariant | TiledVariant | SkinnyVariant;
+interface BroadcastVariant {
+  family: 'broadcast';
+  /** Rows every invocation of a workgroup shares (each invocation owns 4 rows of W, i.e. output columns). */
+  rows: number;
+}
+
+type Variant = RowsVariant | TiledVariant | SkinnyVariant | BroadcastVariant;
 
 const VARIANTS = {
   rows16x2: { family: 'rows', rows: 16, cols: 2 },
   rows8x4: { family: 'rows', rows: 8, cols: 4 },
   rows4x4: { family: 'rows', rows: 4, cols: 4 },
   skinny: { family: 'skinny', lanes: 8, cols: 1 },
+  bcast24x4: { family: 'broadcast', rows: 24 },
   tiled64: { family: 'tiled', tile: 64, tileK: 16, side: 16 },
   tiled32: { family: 'tiled', tile: 32, tileK: 16, side: 8 },
 } as const satisfies Record<string, Variant>;
@@ -125,8 +136,11 @@ const MAX_ROWS_WG = 64;
 const MIN_ROWS_WG = 8;
 /** Rows of x the skinny kernel holds in registers; more rows take more workgroups along y. */
 const MAX_SKINNY_ROWS = 8;
-/** What a skinny variant runs on layouts it does not take. */
-const SKINNY_FALLBACK: MatmulVariantName = 'rows16x2';
+/** What a skinny or broadcast variant runs on layouts it does not take. */
+const FALLBACK: MatmulVariantName = 'rows16x2';
+/** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), and the columns each owns. */
+const BROADCAST_LANES = 8;
+const BROADCAST_COLS = 4;
 
 /**
  * The fewest rows of the output any variant's workgroup covers on a problem of many rows: a matmul
@@ -140,9 +154,10 @@ function nextPow2(x: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, x)));
 }
 
-/** Whether a variant can run on this device (rows* need subgroups of at least 8 invocations). */
+/** Whether a variant can run on this device (rows* and skinny need subgroups of at least 8 invocations). */
 export function variantSupported(gpu: Gpu, name: MatmulVariantName): boolean {
-  if (VARIANTS[name].family === 'tiled') return true;
+  const family = VARIANTS[name].family;
+  if (family === 'tiled' || family === 'broadcast') return true;
   return gpu.features.has('subgroups') && (gpu.device.adapterInfo?.subgroupMinSize ?? 0) >= 8;
 }
 
@@ -155,6 +170,48 @@ export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boole
   const perLoad = b.dtype === 'f16' ? 8 : 4;
   const aligned = [layout.k, layout.aOffset, layout.bOffset].every((v) => v % perLoad === 0);
   return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && aligned;
+}
+
+/** One dispatch of a broadcast kernel: rows [row0, row0 + rows) of A, bound from byte `offset` for `bytes` bytes. */
+export interface BroadcastWindow {
+  row0: number;
+  rows: number;
+  offset: number;
+  bytes: number;
+}
+
+/**
+ * The uniform windows a broadcast variant with `tileRows` rows per workgroup reads A through, or
+ * null when it does not take the problem. It takes x f32 and W f32 or f16, both contiguous along
+ * K, one batch, with K, W's offset and row stride multiples of one 16-byte load of W (4 f32, 8
+ * f16) and A's rows starting on 16-byte boundaries. A window holds as many whole row blocks as
+ * fit the device's uniform binding size (or every row, if they fit); its size is the next power
+ * of two of what it spans (one pipeline per size), which must lie inside A's buffer and start at
+ * an offset the device accepts for uniform bindings.
+ */
+export function broadcastWindows(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastWindow[] | null {
+  const { limits } = a.gpu.device;
+  const perLoad = b.dtype === 'f16' ? 8 : 4;
+  const aligned = [layout.k, layout.bOffset, layout.bColStride].every((v) => v % perLoad === 0) && [layout.aRowStride, layout.aOffset].every((v) => v % 4 === 0);
+  const contiguous = layout.aKStride === 1 && layout.bKStride === 1 && layout.batch === 1;
+  if (a.dtype !== 'f32' || b.dtype === 'u32' || !aligned || !contiguous || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
+  const maxElements = limits.maxUniformBufferBindingSize / 4;
+  const span = (rows: number) => (rows - 1) * layout.aRowStride + layout.k;
+  if (span(1) > maxElements) return null;
+  let perWindow = layout.m;
+  if (span(layout.m) > maxElements) {
+    const fit = Math.floor((maxElements - layout.k) / layout.aRowStride) + 1;
+    perWindow = fit >= tileRows ? fit - (fit % tileRows) : fit;
+  }
+  const windows: BroadcastWindow[] = [];
+  for (let row0 = 0; row0 < layout.m; row0 += perWindow) {
+    const rows = Math.min(perWindow, layout.m - row0);
+    const offset = (layout.aOffset + row0 * layout.aRowStride) * 4;
+    const bytes = Math.max(16, nextPow2(span(rows) * 4));
+    if (offset % limits.minUniformBufferOffsetAlignment !== 0 || offset + bytes > a.buffer.size) return null;
+    windows.push({ row0, rows, offset, bytes });
+  }
+  return windows;
 }
 
 /**
@@ -180,6 +237,7 @@ function kernelFor(gpu: Gpu, name: MatmulVariantName, a: Tensor, b: Tensor, m: n
     const kernel = gpu.kernel('matmul_skinny', { HALF: b.dtype === 'f16', WG: v.lanes, TM: rows, TN: v.cols });
     return { kernel, tileM: rows, tileN: v.lanes * v.cols };
   }
+  if (v.family === 'broadcast') throw new Error('kernelFor: broadcast variants launch per window (recordBroadcast)');
   if (v.family === 'tiled') {
     const constants: Specialisation = { ...types, TILE_M: v.tile, TILE_N: v.tile, TILE_K: v.tileK, WG_M: v.side, WG_N: v.side };
     return { kernel: gpu.kernel('matmul_tiled', constants), tileM: v.tile, tileN: v.tile };
@@ -207,19 +265,49 @@ const LONG_K = 8192;
  * (bench/README.md, "Training-shaped products").
  */
 export function runsSwapped(name: MatmulVariantName, layout: MatmulLayout): boolean {
-  return VARIANTS[name].family === 'rows' && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
+  // A broadcast variant runs such a product (B not contiguous along k) with its rows fallback.
+  const family = VARIANTS[name].family;
+  return (family === 'rows' || family === 'broadcast') && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
 }
 
 /** Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant. */
 export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
   const gpu = out.gpu;
   const { m, n, k, batch } = layout;
-  const usable = VARIANTS[name].family === 'skinny' && !skinnyApplies(a, b, layout) ? SKINNY_FALLBACK : name;
+  const v: Variant = VARIANTS[name];
+  if (v.family === 'broadcast') {
+    const rows = broadcastTileRows(m, v.rows);
+    const windows = broadcastWindows(a, b, layout, rows);
+    if (windows) return recordBroadcast(rows, windows, out, a, b, layout, accumulate, alpha);
+  }
+  const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? FALLBACK : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
     u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.aOffset, layout.bOffset, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
     f32: [alpha],
   });
+}
+
+/**
+ * Rows per broadcast workgroup for a window of m rows: few rows as a power of two, more in steps of 4
+ * up to the variant's, so a window of 10 rows (K = 1536 fills 64 KiB with 10) computes 2 clamped
+ * duplicates rather than 6, with a handful of pipelines rather than one per row count.
+ */
+function broadcastTileRows(m: number, most: number): number {
+  return Math.min(most, m <= 4 ? nextPow2(m) : Math.ceil(m / 4) * 4);
+}
+
+function recordBroadcast(rows: number, windows: readonly BroadcastWindow[], out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
+  const gpu = out.gpu;
+  const tileN = BROADCAST_LANES * BROADCAST_COLS;
+  for (const w of windows) {
+    const tileM = broadcastTileRows(w.rows, rows);
+    const kernel = gpu.kernel('matmul_broadcast', { HALF: b.dtype === 'f16', WG: BROADCAST_LANES, TM: tileM, WINDOW: w.bytes / 16 });
+    gpu.run(kernel, [{ buffer: a.buffer, offset: w.offset, size: w.bytes }, b, out], [Math.ceil(layout.n / tileN), Math.ceil(w.rows / tileM)], {
+      u32: [w.rows, layout.n, layout.k, layout.aRowStride, layout.bColStride, layout.bOffset, w.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
+      f32: [alpha],
+    });
+  }
 }
 
 // ---- choosing a variant ---------------------------------------------------------------------

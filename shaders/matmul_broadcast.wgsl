@@ -1,0 +1,101 @@
+// C = alpha · A · Wᵀ  (+ C when p.accumulate ≠ 0), accumulated in f32, for A [M, K] f32 read
+// through a uniform binding: the model's x·Wᵀ with W [N, K] in f32 or half precision, both
+// contiguous along K, K a multiple of what one 16-byte load of W holds (the host checks this and
+// runs the rows kernel otherwise). One dispatch covers the rows of A that one uniform binding
+// holds (a window of at most 64 KiB); the host dispatches one per window. Half-precision W is
+// unpacked from its raw bits, as in matmul_skinny.wgsl. Dispatch: x over column blocks of WG·4,
+// y over row blocks of TM.
+//
+// Made for CPU adapters (lavapipe). There every storage load with a non-constant address becomes
+// a branchy per-lane loop, even when all lanes load the same address (matmul.wgsl shares A
+// through subgroup shuffles to load each value once per subgroup rather than once per lane). A
+// uniform-buffer load whose address is the same in every invocation is instead one scalar load
+// broadcast to the lanes, inside loops too. All lanes of a workgroup share its TM rows, so every
+// A value here is such a load, and no shuffles are needed: what is left per lane is loading its
+// 4 rows of W (each load feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
+//
+// Each lane owns 4 consecutive columns and keeps a row's 4 sums in one vec4: x · mat4x4(w_0, …, w_3)
+// is the vec4 of dot(x, w_j), so the loop over rows is short enough for lavapipe's NIR to unroll.
+// (A loop it leaves rolled keeps a register array it indexes in memory: the same kernel with
+// per-column scalar sums ran at about half this speed.)
+struct Params {
+  // Rows of this window, and where its row 0 is in C: C[row][col] at c_offset + row · c_row_stride + col · c_col_stride.
+  m: u32,
+  n: u32,
+  k: u32,
+  // Elements from one row of A to the next, within the window (a multiple of 4).
+  a_row_stride: u32,
+  // Elements from one row of W to the next, and before W's first value (multiples of a piece).
+  b_col_stride: u32,
+  b_offset: u32,
+  c_offset: u32,
+  c_row_stride: u32,
+  c_col_stride: u32,
+  accumulate: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> a: array<vec4<f32>, WINDOW>;
+// W's raw bits, 16 bytes per load: bitcast to 4 f32, or unpacked from 8 halves (HALF).
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+const HALF: bool = false;
+const WG: u32 = 8u;
+const TM: u32 = 24u;
+// vec4s in the uniform window (its byte size / 16; the host binds exactly that many bytes).
+const WINDOW: u32 = 4096u;
+// A piece is what one 16-byte load of W holds: 4 k of f32, 8 k of halves; as P vec4s of f32.
+const P: u32 = select(1u, 2u, HALF);
+const PIECE_K: u32 = 4u * P;
+
+/** Part h of a piece of W's raw bits as 4 f32: the piece itself, or its first or last 4 halves. */
+fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
+  if (!HALF) { return bitcast<vec4<f32>>(v); }
+  if (h == 0u) { return vec4(unpack2x16float(v.x), unpack2x16float(v.y)); }
+  return vec4(unpack2x16float(v.z), unpack2x16float(v.w));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let row0 = wg.y * TM;
+  let col0 = (wg.x * WG + lane) * 4u;
+  // Rows and columns past the edge read the last valid one instead of branching in the k loop;
+  // their sums are not stored. W's rows start at w_at (in pieces), x's rows x_stride vec4s apart.
+  var w_at: array<u32, 4>;
+  for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + min(col0 + j, p.n - 1u) * p.b_col_stride) / PIECE_K; }
+  let x_stride = p.a_row_stride / 4u;
+  let last_row = p.m - 1u;
+
+  var acc: array<vec4<f32>, TM>;
+  let pieces = p.k / PIECE_K;
+  for (var q = 0u; q < pieces; q++) {
+    let v0 = b[w_at[0] + q];
+    let v1 = b[w_at[1] + q];
+    let v2 = b[w_at[2] + q];
+    let v3 = b[w_at[3] + q];
+    let w_lo = mat4x4<f32>(part(v0, 0u), part(v1, 0u), part(v2, 0u), part(v3, 0u));
+    let w_hi = mat4x4<f32>(part(v0, 1u), part(v1, 1u), part(v2, 1u), part(v3, 1u));
+    for (var i = 0u; i < TM; i++) {
+      let x_at = min(row0 + i, last_row) * x_stride + P * q;
+      var sums = a[x_at] * w_lo;
+      if (HALF) { sums += a[x_at + 1u] * w_hi; }
+      acc[i] += sums;
+    }
+  }
+
+  for (var i = 0u; i < TM; i++) {
+    let row = row0 + i;
+    if (row >= p.m) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = col0 + j;
+      if (col < p.n) {
+        let at = p.c_offset + row * p.c_row_stride + col * p.c_col_stride;
+        var value = p.alpha * acc[i][j];
+        if (p.accumulate != 0u) { value += c[at]; }
+        c[at] = value;
+      }
+    }
+  }
+}
