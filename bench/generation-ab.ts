@@ -26,7 +26,7 @@ const TOGGLES = {
   'share-prompts': (on: boolean): Partial<GenerateOptions> => ({ sharePrompts: on }),
   broadcast: (on: boolean): Partial<GenerateOptions> => {
     const rows = on ? 'bcast24x4' : 'rows16x2';
-    restoreMatmulVariantChoices(gpu, { 'one-row': 'skinny', 'few-rows': rows, 'many-rows': rows });
+    restoreMatmulVariantChoices(gpu, { 'one-row': 'skinny', 'few-rows': rows, 'batch-rows': rows, 'many-rows': rows });
     return {};
   },
 };

@@ -11,7 +11,9 @@ import {
   forgetMatmulTuning,
   kRange,
   MATMUL_VARIANTS,
+  matmulVariantChoices,
   recordMatmul,
+  restoreMatmulVariantChoices,
   swappedLayout,
   tuneMatmul,
   variantSupported,
@@ -418,11 +420,13 @@ describe('errors', () => {
 describe('variant choice', () => {
   afterAll(() => forgetMatmulTuning());
 
-  it('defaults to skinny for one row and rows16x2 above on CPU adapters, and computes the same', async (ctx) => {
+  it('defaults to skinny for one row, bcast24x4 up to 32 and rows16x2 above on CPU adapters, and computes the same', async (ctx) => {
     const g = gpu();
     if (!g.isCpuAdapter || !variantSupported(g, 'skinny')) ctx.skip();
     expect(defaultMatmulVariant(g, 1)).toBe('skinny');
-    expect(defaultMatmulVariant(g, 2)).toBe('rows16x2');
+    expect(defaultMatmulVariant(g, 2)).toBe('bcast24x4');
+    expect(defaultMatmulVariant(g, 32)).toBe('bcast24x4');
+    expect(defaultMatmulVariant(g, 33)).toBe('rows16x2');
     expect(defaultMatmulVariant(g, 300)).toBe('rows16x2');
     // Unforced: whatever chooseMatmulVariant picks for a decode step gives the right numbers.
     await checkCases([{ ...stored(1, 576, 1537, false, true), transA: false, transB: true, aScale: 1 / 24 }], 800);
@@ -436,17 +440,27 @@ describe('variant choice', () => {
     const g = gpu();
     const candidates = supported().slice(0, 2);
     const results = await tuneMatmul(g, { force: true, reps: 1, candidates, persist: false });
-    expect(results.map((r) => r.shapeClass).sort()).toEqual(['few-rows', 'many-rows', 'one-row']);
+    expect(results.map((r) => r.shapeClass).sort()).toEqual(['batch-rows', 'few-rows', 'many-rows', 'one-row']);
     for (const r of results) {
       expect(candidates).toContain(r.winner);
       expect(Object.keys(r.timings).sort()).toEqual([...candidates].sort());
       for (const ms of Object.values(r.timings)) expect(ms).toBeGreaterThan(0);
     }
-    for (const [cls, m] of [['one-row', 1], ['few-rows', 8], ['many-rows', 256]] as const) {
+    for (const [cls, m] of [['one-row', 1], ['few-rows', 8], ['batch-rows', 24], ['many-rows', 256]] as const) {
       expect(chooseMatmulVariant(g, m)).toBe(results.find((r) => r.shapeClass === cls)!.winner);
     }
     forceMatmulVariant(g, 'tiled32');
     expect(chooseMatmulVariant(g, 256)).toBe('tiled32');
     forceMatmulVariant(g, undefined);
+  });
+
+  it('restores recorded choices, and gives 17–32 rows the many-rows variant of choices recorded before that class existed', () => {
+    const g = gpu();
+    restoreMatmulVariantChoices(g, { 'one-row': 'rows4x4', 'few-rows': 'rows8x4', 'many-rows': 'tiled32' });
+    expect([1, 8, 24, 256].map((m) => chooseMatmulVariant(g, m))).toEqual(['rows4x4', 'rows8x4', 'tiled32', 'tiled32']);
+    restoreMatmulVariantChoices(g, { 'one-row': 'skinny', 'few-rows': 'rows8x4', 'batch-rows': 'bcast24x4', 'many-rows': 'tiled32' });
+    expect([1, 8, 24, 256].map((m) => chooseMatmulVariant(g, m))).toEqual(['skinny', 'rows8x4', 'bcast24x4', 'tiled32']);
+    expect(matmulVariantChoices(g)).toEqual({ 'one-row': 'skinny', 'few-rows': 'rows8x4', 'batch-rows': 'bcast24x4', 'many-rows': 'tiled32' });
+    forgetMatmulTuning();
   });
 });

@@ -326,12 +326,13 @@ export function forceMatmulVariant(gpu: Gpu, name: MatmulVariantName | undefined
 }
 
 /**
- * Decode of one sequence (one row), decode of a batch (a handful of rows) and the rest favour
- * different blockings: bandwidth, then loads of x shared across columns, then arithmetic.
+ * Decode of one sequence (one row), decode of a batch (a handful of rows, or up to 32) and the rest
+ * favour different blockings: bandwidth, then loads of x shared across columns, then arithmetic.
  */
 function shapeClass(m: number): string {
   if (m === 1) return 'one-row';
-  return m <= 16 ? 'few-rows' : 'many-rows';
+  if (m <= 16) return 'few-rows';
+  return m <= 32 ? 'batch-rows' : 'many-rows';
 }
 
 /**
@@ -342,11 +343,12 @@ function shapeClass(m: number): string {
 const TUNING_SHAPES: Record<string, { m: number; n: number; k: number; reps: number }> = {
   'one-row': { m: 1, n: 1536, k: 576, reps: 20 },
   'few-rows': { m: 8, n: 1536, k: 576, reps: 20 },
+  'batch-rows': { m: 24, n: 1536, k: 576, reps: 10 },
   'many-rows': { m: 256, n: 1536, k: 576, reps: 2 },
 };
 
 /** What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements, bench/README.md). */
-const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'skinny', 'few-rows': 'rows16x2', 'many-rows': 'rows16x2' };
+const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'skinny', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'rows16x2' };
 
 /**
  * Bumped when the tuning procedure changes, so that winners an older procedure picked are retuned
@@ -447,9 +449,13 @@ export function matmulVariantChoices(gpu: Gpu): Record<string, MatmulVariantName
   return Object.fromEntries(Object.entries(TUNING_SHAPES).map(([cls, { m }]) => [cls, chooseMatmulVariant(gpu, m)]));
 }
 
-/** Makes recorded choices current, in memory only (see matmulVariantChoices). */
+/**
+ * Makes recorded choices current, in memory only (see matmulVariantChoices). Choices recorded before
+ * 'batch-rows' existed ran those products (17–32 rows) with their 'many-rows' variant, which they keep.
+ */
 export function restoreMatmulVariantChoices(gpu: Gpu, choices: Readonly<Record<string, string>>): void {
-  for (const [cls, variant] of Object.entries(choices)) {
+  const complete = 'batch-rows' in choices || !('many-rows' in choices) ? choices : { ...choices, 'batch-rows': choices['many-rows'] };
+  for (const [cls, variant] of Object.entries(complete)) {
     if (!(cls in TUNING_SHAPES)) throw new Error(`restoreMatmulVariantChoices: unknown shape class '${cls}'`);
     if (!(variant in VARIANTS)) throw new Error(`restoreMatmulVariantChoices: unknown matmul variant '${variant}'`);
     tuned.set(gpu.adapterName, tuningKey(cls), variant, false);
