@@ -154,10 +154,17 @@ function nextPow2(x: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, x)));
 }
 
-/** Whether a variant can run on this device (rows* and skinny need subgroups of at least 8 invocations). */
+/**
+ * Whether a variant can run on this device: rows* and skinny need subgroups of at least 8
+ * invocations; broadcast runs on lavapipe (llvmpipe) only, the adapter it was made for and checked
+ * on. On Chromium's SwiftShader the page trained with it to a different gradient norm than train.js
+ * on lavapipe (0.664 against 0.817, completions identical; test/web.test.ts), for a cause not yet
+ * found, and no real GPU has run it.
+ */
 export function variantSupported(gpu: Gpu, name: MatmulVariantName): boolean {
   const family = VARIANTS[name].family;
-  if (family === 'tiled' || family === 'broadcast') return true;
+  if (family === 'tiled') return true;
+  if (family === 'broadcast') return /llvmpipe/i.test(gpu.adapterName);
   return gpu.features.has('subgroups') && (gpu.device.adapterInfo?.subgroupMinSize ?? 0) >= 8;
 }
 
@@ -365,10 +372,12 @@ function tuningKey(cls: string): string {
   return `${cls} of ${MATMUL_VARIANTS.join(',')} (tuner ${TUNER_VERSION})`;
 }
 
-/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters, shared tiles elsewhere. */
+/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rows16x2 where one is not supported), shared tiles elsewhere. */
 export function defaultMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
-  const cpuDefault = CPU_DEFAULTS[shapeClass(m)];
-  return gpu.isCpuAdapter && variantSupported(gpu, cpuDefault) ? cpuDefault : 'tiled64';
+  if (!gpu.isCpuAdapter) return 'tiled64';
+  const preferred = CPU_DEFAULTS[shapeClass(m)];
+  if (variantSupported(gpu, preferred)) return preferred;
+  return variantSupported(gpu, 'rows16x2') ? 'rows16x2' : 'tiled64';
 }
 
 export function chooseMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
