@@ -87,6 +87,31 @@ async function checkCases(cases: Case[], seed: number): Promise<void> {
   }
 }
 
+/**
+ * matmulInto's alpha and accumulate on a·bᵀ (a [m, k], b [n, k] in bDtype): out = 0.5·a·bᵀ written
+ * over other values, and out = start − 2·a·bᵀ + a·bᵀ accumulated, each checked against float64.
+ */
+async function checkWriteAndAccumulate([m, k, n]: [number, number, number], seed: number, bDtype: 'f32' | 'f16' = 'f32', aScale = 1): Promise<void> {
+  const g = gpu();
+  const a = randn(m * k, seed, aScale);
+  const b = bDtype === 'f16' ? roundToF16(randn(n * k, seed + 1)) : randn(n * k, seed + 1);
+  const start = randn(m * n, seed + 2);
+  const product = matmulReference(a, [m, k], b, [n, k], false, true);
+  const [written, accumulated] = g.tidy(() => {
+    const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k], bDtype)];
+    const w = g.keep(g.tensor(start, [m, n]));
+    const acc = g.keep(g.tensor(start, [m, n]));
+    matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
+    matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
+    matmulInto(acc, ta, tb, { transB: true, accumulate: true });
+    return [w, acc];
+  });
+  expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, `out = 0.5·a·bᵀ (${bDtype} b)`);
+  expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, `out += -2·a·bᵀ then += a·bᵀ (${bDtype} b)`);
+  written.dispose();
+  accumulated.dispose();
+}
+
 const supported = (): MatmulVariantName[] => MATMUL_VARIANTS.filter((v) => variantSupported(gpu(), v));
 
 /** A test that reports as skipped (not passed) on an adapter without what it needs. */
@@ -189,25 +214,7 @@ describe.each(MATMUL_VARIANTS)('variant %s', (variant) => {
   });
 
   itIfSupported('writes into and accumulates into an existing tensor with alpha', async () => {
-    const g = gpu();
-    const [m, k, n] = [19, 21, 35];
-    const a = randn(m * k, 1);
-    const b = randn(n * k, 2);
-    const start = randn(m * n, 3);
-    const product = matmulReference(a, [m, k], b, [n, k], false, true);
-    const [written, accumulated] = g.tidy(() => {
-      const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k])];
-      const w = g.keep(g.tensor(start, [m, n]));
-      const acc = g.keep(g.tensor(start, [m, n]));
-      matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
-      matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
-      matmulInto(acc, ta, tb, { transB: true, accumulate: true });
-      return [w, acc];
-    });
-    expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, 'out = 0.5·a·bᵀ');
-    expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, 'out += -2·a·bᵀ then += a·bᵀ');
-    written.dispose();
-    accumulated.dispose();
+    await checkWriteAndAccumulate([19, 21, 35], 1);
   });
 });
 
@@ -252,25 +259,8 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
 
   for (const bDtype of ['f32', 'f16'] as const) {
     itIfSupported(`writes and accumulates with alpha, ${bDtype} W`, async () => {
-      const g = gpu();
-      const [m, k, n] = [2, 584, 37];
-      const a = randn(m * k, 11, 1 / Math.sqrt(k));
-      const start = randn(m * n, 13);
-      const b = bDtype === 'f16' ? roundToF16(randn(n * k, 12)) : randn(n * k, 12);
-      const product = matmulReference(a, [m, k], b, [n, k], false, true);
-      const [written, accumulated] = g.tidy(() => {
-        const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k], bDtype)];
-        const w = g.keep(g.tensor(start, [m, n]));
-        const acc = g.keep(g.tensor(start, [m, n]));
-        matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
-        matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
-        matmulInto(acc, ta, tb, { transB: true, accumulate: true });
-        return [w, acc];
-      });
-      expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, `out = 0.5·a·bᵀ (${bDtype} b)`);
-      expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, `out += -2·a·bᵀ then += a·bᵀ (${bDtype} b)`);
-      written.dispose();
-      accumulated.dispose();
+      const k = 584;
+      await checkWriteAndAccumulate([2, k, 37], 11, bDtype, 1 / Math.sqrt(k));
     }, bDtype === 'f16');
   }
 });
@@ -314,27 +304,19 @@ describe('broadcast variants on x·Wᵀ (x through uniform windows)', () => {
       it('writes and accumulates with alpha, and sums over blocks of K, across windows', async () => {
         const g = gpu();
         const [m, k, n] = [29, 576, 37];
-        const a = randn(m * k, 21, 1 / Math.sqrt(k));
-        const b = randn(n * k, 22);
-        const start = randn(m * n, 23);
-        const product = matmulReference(a, [m, k], b, [n, k], false, true);
-        const [written, accumulated, blocked] = g.tidy(() => {
+        await checkWriteAndAccumulate([m, k, n], 21, 'f32', 1 / Math.sqrt(k));
+        const a = randn(m * k, 24, 1 / Math.sqrt(k));
+        const b = randn(n * k, 25);
+        const blocked = g.tidy(() => {
           const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k])];
-          const w = g.keep(g.tensor(start, [m, n]));
-          const acc = g.keep(g.tensor(start, [m, n]));
-          matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
-          matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
-          matmulInto(acc, ta, tb, { transB: true, accumulate: true });
           const blocks = g.keep(g.empty([m, n]));
           const layout = contiguousLayout(m, k, n, false, true);
-          for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, blocks, ta, tb, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
           expect(broadcastWindows(ta, tb, kRange(layout, 64, 128), 24)).not.toBeNull();
-          return [w, acc, blocks];
+          for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, blocks, ta, tb, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
+          return blocks;
         });
-        expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, 'out = 0.5·a·bᵀ');
-        expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, 'out += -2·a·bᵀ then += a·bᵀ');
-        expectClose(await blocked.toArray(), product, TOL, 'summed over K in blocks of 64');
-        for (const t of [written, accumulated, blocked]) t.dispose();
+        expectClose(await blocked.toArray(), matmulReference(a, [m, k], b, [n, k], false, true), TOL, 'summed over K in blocks of 64');
+        blocked.dispose();
       });
     });
   }
