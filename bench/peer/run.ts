@@ -4,7 +4,8 @@
  * both, their ratios and the token counts that make them comparable.
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
  *        [--base-dtype f32|f16] [--recompute auto|on|off] [--max-memory GiB] [--pool-cap MiB|none]
- *        [--trim-between-phases on|off] [--suballocation on|off] [--generation-batch N] [--trl-gradient-checkpointing]
+ *        [--trim-between-phases on|off] [--suballocation on|off] [--generation-batch N]
+ *        [--zero-advantage-completions skip|train] [--trl-gradient-checkpointing]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
@@ -13,7 +14,8 @@
  * little; both are printed. `--base-dtype f16` times the project with its CPU default (the frozen
  * base in f16; TRL stays f32), f32 (the default here) keeps the work the same on both sides.
  * The memory flags go to the project's half as they are (bench/grpo-step.ts); without them it runs
- * with the trainer's memory defaults. `--trl-gradient-checkpointing` turns TRL's activation
+ * with the trainer's memory defaults. So does `--zero-advantage-completions`: TRL always computes
+ * completions whose advantage is 0, the project leaves them out by default (`train` computes them too). `--trl-gradient-checkpointing` turns TRL's activation
  * recomputation on (its GRPOConfig default; off here so that neither side recomputes unless asked).
  * Both halves report the peak resident set of their whole process (getrusage).
  * Needs the Python venv (scripts/setup.sh).
@@ -39,6 +41,7 @@ const args = benchArgs(import.meta.url, {
   'trim-between-phases': { type: 'string' },
   suballocation: { type: 'string' },
   'generation-batch': { type: 'string' },
+  'zero-advantage-completions': { type: 'string' },
   'trl-gradient-checkpointing': { type: 'boolean', default: false },
 });
 
@@ -74,8 +77,8 @@ interface TrlStep {
   peak_rss_mib: number;
 }
 
-const MEMORY_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation', 'generation-batch'] as const;
-const memoryFlags = MEMORY_FLAGS.flatMap((flag) => (args[flag] === undefined ? [] : [`--${flag}`, args[flag]!]));
+const PROJECT_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation', 'generation-batch', 'zero-advantage-completions'] as const;
+const projectFlags = PROJECT_FLAGS.flatMap((flag) => (args[flag] === undefined ? [] : [`--${flag}`, args[flag]!]));
 const root = repositoryRoot();
 const work = mkdtempSync(join(tmpdir(), 'bench-peer-'));
 const small = resolveModel('small');
@@ -97,7 +100,7 @@ run(process.execPath, [
   join(root, 'dist', 'bench', 'grpo-step.js'),
   ...['--model', 'small', '--task', args.task!, '--prompts', args.prompts!, '--generations', args.generations!],
   ...['--new', args.new!, '--micro', args.micro!, '--base-dtype', args['base-dtype']!, '--steps', '1', '--skip-profile', '--json', projectJson],
-  ...memoryFlags,
+  ...projectFlags,
 ]);
 const project = JSON.parse(readFileSync(projectJson, 'utf8')) as ProjectStep;
 const loadBetween = loadavg();
@@ -147,7 +150,7 @@ const rows: [string, number, number][] = [
 const cell = (x: number) => `${x.toFixed(1)} s`.padStart(10);
 console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct (frozen base: project ${args['base-dtype']}, TRL f32), LoRA r ${s.loraRank}`);
 console.log(`machine: ${cpuModel}, ${cpus().length} logical CPUs; load average ${loadBefore[0].toFixed(1)} before, ${loadBetween[0].toFixed(1)} between, ${loadAfter[0].toFixed(1)} after; started ${started.toISOString()}`);
-console.log(`this project: ${project.adapter}${memoryFlags.length ? `, ${memoryFlags.join(' ')}` : ''}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
+console.log(`this project: ${project.adapter}${projectFlags.length ? `, ${projectFlags.join(' ')}` : ''}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
 console.log(`${''.padEnd(30)} ${'project'.padStart(10)} ${'TRL'.padStart(10)}   project / TRL`);
 for (const [label, ours, theirs] of rows) {
   console.log(`${label.padEnd(30)} ${cell(ours)} ${cell(theirs)}   ${theirs > 0 && ours > 0 ? `${(ours / theirs).toFixed(2)}×` : '–'}`);
@@ -156,8 +159,9 @@ console.log(`${'completion tokens'.padEnd(30)} ${project.completion_tokens.toFix
 console.log(`${'trained tokens'.padEnd(30)} ${project.trained_tokens.toFixed(0).padStart(10)} ${trl.trained_tokens.toFixed(0).padStart(10)}`);
 console.log(`${'memory mappings (project)'.padEnd(30)} ${String(project.mappings).padStart(10)}`);
 console.log(`${'peak RSS of the process'.padEnd(30)} ${`${(project.peak_rss_mib / 1024).toFixed(2)} GiB`.padStart(10)} ${`${(trl.peak_rss_mib / 1024).toFixed(2)} GiB`.padStart(10)}   ${(project.peak_rss_mib / trl.peak_rss_mib).toFixed(2)}×`);
-const perToken = (x: number, tokens: number) => (1000 * x) / tokens;
+// Milliseconds per token; none when nothing was trained (every completion's advantage 0, left out).
+const perToken = (x: number, tokens: number, digits: number) => (tokens > 0 ? ((1000 * x) / tokens).toFixed(digits) : '–');
 console.log(
-  `per token: generation ${perToken(project.generation_s, project.completion_tokens).toFixed(0)} / ${perToken(trl.generation_s, trl.completion_tokens).toFixed(0)} ms per completion token, ` +
-    `training ${perToken(projectTrain, project.trained_tokens).toFixed(1)} / ${perToken(trl.train_s, trl.trained_tokens).toFixed(1)} ms per trained token (project / TRL)`,
+  `per token: generation ${perToken(project.generation_s, project.completion_tokens, 0)} / ${perToken(trl.generation_s, trl.completion_tokens, 0)} ms per completion token, ` +
+    `training ${perToken(projectTrain, project.trained_tokens, 1)} / ${perToken(trl.train_s, trl.trained_tokens, 1)} ms per trained token (project / TRL)`,
 );
