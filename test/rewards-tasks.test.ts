@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { REWARD_CONFIGS, taskDataText } from '../src/tasks/builtin.js';
 import { CountdownGrader } from '../src/rewards/graders/countdown.js';
 import { countdownDataFiles } from '../src/tasks/countdown.js';
 import type { GradingInput } from '../src/rewards/types.js';
+import { runNode } from './helpers/train-cli.js';
 
 const root = repositoryRoot();
 const rows = (task: string): Record<string, unknown>[] =>
@@ -204,5 +206,16 @@ describe('quick-arithmetic (the default task of train.js)', () => {
     expect(await score('The answer is N.', example)).toBe(0);
     expect(await score('The answer is -2. Subtraction is fun.', example)).toBe(1);
     expect(await score('The answer is -2, or 3.', example)).toBe(0);
+  });
+
+  it('is what score.js grades with when given the task name (the peer benchmark scores TRL this way)', async () => {
+    const example = { prompt: 'What is 7 - 9? End your reply with: The answer is N.', target: -2 };
+    const completions = ['7 - 9 = -2. The answer is -2.', '7 - 9 = -2', 'The answer is 2.'];
+    const input = join(mkdtempSync(join(tmpdir(), 'score-')), 'rows.jsonl');
+    writeFileSync(input, completions.map((completion) => JSON.stringify({ prompt: example.prompt, completion, example })).join('\n') + '\n');
+    const run = await runNode([join(root, 'dist', 'src', 'cli', 'score.js'), '--config', 'quick-arithmetic', '--input', input]);
+    expect(run.status, run.stderr).toBe(0);
+    const totals = run.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { total: number }).total);
+    expect(totals).toEqual([1.5, 1, 0]);
   });
 });

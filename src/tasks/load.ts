@@ -78,6 +78,13 @@ const LOCAL_TASKS: Record<string, { rows: (count: number, seed: number) => Promp
   },
 };
 
+/** The reward config of a task given by name (built-in or local); undefined for any other name (a user's file). */
+export function namedTaskReward(task: string): RewardConfig | undefined {
+  const local = LOCAL_TASKS[task];
+  if (local) return local.reward;
+  return (BUILTIN_TASKS as readonly string[]).includes(task) ? REWARD_CONFIGS[task as BuiltinTask] : undefined;
+}
+
 /**
  * A built-in task (its data in data/, held-out rows kept apart) or a user's JSONL file of prompt
  * rows, whose reward then comes from --reward-config.
