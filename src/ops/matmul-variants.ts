@@ -136,8 +136,14 @@ const MAX_ROWS_WG = 64;
 const MIN_ROWS_WG = 8;
 /** Rows of x the skinny kernel holds in registers; more rows take more workgroups along y. */
 const MAX_SKINNY_ROWS = 8;
-/** What a skinny or broadcast variant runs on layouts it does not take (tiled64 where it is not supported). */
-const FALLBACK: MatmulVariantName = 'rows16x2';
+/**
+ * rows16x2, or the shared tiles on an adapter without the subgroups it needs: what a skinny or
+ * broadcast variant runs on layouts it does not take, and the default of a class whose preferred
+ * CPU variant is not supported.
+ */
+function rowsOrTiles(gpu: Gpu): MatmulVariantName {
+  return variantSupported(gpu, 'rows16x2') ? 'rows16x2' : 'tiled64';
+}
 /** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), and the columns each owns. */
 const BROADCAST_LANES = 8;
 const BROADCAST_COLS = 4;
@@ -264,10 +270,10 @@ const LONG_K = 8192;
  * and ran 2.1× faster on llvmpipe; at the decoder's K ≤ 1536 it was level or slower
  * (bench/README.md, "Training-shaped products").
  */
-export function runsSwapped(name: MatmulVariantName, layout: MatmulLayout): boolean {
-  // A broadcast variant runs such a product (B not contiguous along k) with its rows fallback.
-  const family = VARIANTS[name].family;
-  return (family === 'rows' || family === 'broadcast') && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
+export function runsSwapped(gpu: Gpu, name: MatmulVariantName, layout: MatmulLayout): boolean {
+  // A broadcast variant does not take such a product (B not contiguous along k): its fallback runs it.
+  const runs = VARIANTS[name].family === 'broadcast' ? rowsOrTiles(gpu) : name;
+  return VARIANTS[runs].family === 'rows' && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
 }
 
 /** Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant. */
@@ -280,9 +286,7 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
     const windows = broadcastWindows(a, b, layout, rows);
     if (windows) return recordBroadcast(rows, windows, out, a, b, layout, accumulate, alpha);
   }
-  // The fallback needs subgroups; an adapter without them gets the shared tiles.
-  const fallback = variantSupported(gpu, FALLBACK) ? FALLBACK : 'tiled64';
-  const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? fallback : name;
+  const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? rowsOrTiles(gpu) : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
   gpu.run(kernel, [a, b, out], [Math.ceil(n / tileN), Math.ceil(m / tileM), batch], {
     u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.aOffset, layout.bOffset, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
@@ -375,8 +379,7 @@ function tuningKey(cls: string): string {
 export function defaultMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
   if (!gpu.isCpuAdapter) return 'tiled64';
   const preferred = CPU_DEFAULTS[shapeClass(m)];
-  if (variantSupported(gpu, preferred)) return preferred;
-  return variantSupported(gpu, 'rows16x2') ? 'rows16x2' : 'tiled64';
+  return variantSupported(gpu, preferred) ? preferred : rowsOrTiles(gpu);
 }
 
 export function chooseMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {

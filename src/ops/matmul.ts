@@ -66,7 +66,7 @@ function plan(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean
 
 function record(out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
   const variant = chooseMatmulVariant(out.gpu, layout.m);
-  if (runsSwapped(variant, layout)) recordMatmul(variant, out, b, a, swappedLayout(layout), accumulate, alpha);
+  if (runsSwapped(out.gpu, variant, layout)) recordMatmul(variant, out, b, a, swappedLayout(layout), accumulate, alpha);
   else recordMatmul(variant, out, a, b, layout, accumulate, alpha);
 }
 
