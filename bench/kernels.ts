@@ -5,6 +5,8 @@
  *   node dist/bench/kernels.js --variants          (every matmul variant on 1024³ and decode shapes)
  *   node dist/bench/kernels.js --decode-batch      (only decode shapes, M = 1 … 32, every CPU variant)
  *   node dist/bench/kernels.js --training          (only a training step's product shapes, every CPU variant)
+ *   node dist/bench/kernels.js --training --match LoRA   (only the cases whose label contains LoRA)
+ *   node dist/bench/kernels.js --training --base-dtype f16   (the frozen projections' W in f16)
  *   WEBGPU_TOGGLES=disable_robustness,skip_validation node dist/bench/kernels.js
  * On a CPU adapter set XDG_RUNTIME_DIR=/tmp. Numbers are the fastest of a few samples: other
  * processes sharing the CPU only ever make a run slower.
@@ -19,7 +21,7 @@ import { rmsnorm } from '../src/ops/rmsnorm.js';
 import { measure, row, timingMethod } from './timing.js';
 import { benchArgs } from './args.js';
 
-const args = benchArgs(import.meta.url, { 'decode-batch': { type: 'boolean' }, training: { type: 'boolean' }, variants: { type: 'boolean' } });
+const args = benchArgs(import.meta.url, { 'decode-batch': { type: 'boolean' }, training: { type: 'boolean' }, variants: { type: 'boolean' }, match: { type: 'string' }, 'base-dtype': { type: 'string', default: 'f32' } });
 
 function random(gpu: Gpu, shape: number[], dtype: DType = 'f32'): Tensor {
   const n = shape.reduce((x, y) => x * y, 1);
@@ -130,6 +132,7 @@ if (args.training) {
   // rows4x4 trails the other two on every large product (see Baselines).
   const variants = MATMUL_VARIANTS.filter((v) => variantSupported(gpu, v) && !v.startsWith('tiled') && v !== 'skinny' && v !== 'rows4x4');
   const m = 352;
+  const bDtype: DType = args['base-dtype'] === 'f16' ? 'f16' : 'f32';
   const cases: MatmulCase[] = [
     ...[
       ['q, o', 576, 576],
@@ -137,13 +140,14 @@ if (args.training) {
       ['gate, up', 576, 1536],
       ['down', 1536, 576],
     ].flatMap(([name, inF, outF]): MatmulCase[] => [
-      { label: `${name} x·Wᵀ ${m}×${inF}·[${outF}×${inF}]ᵀ`, m, k: Number(inF), n: Number(outF), transB: true },
-      { label: `${name} dX g·W ${m}×${outF}·${outF}×${inF}`, m, k: Number(outF), n: Number(inF) },
+      { label: `${name} x·Wᵀ ${m}×${inF}·[${outF}×${inF}]ᵀ ${bDtype} W`, m, k: Number(inF), n: Number(outF), transB: true, bDtype },
+      { label: `${name} dX g·W ${m}×${outF}·${outF}×${inF} ${bDtype} W`, m, k: Number(outF), n: Number(inF), bDtype },
       { label: `${name} dW gᵀ·x [${m}×${outF}]ᵀ·${m}×${inF}`, m: Number(outF), k: m, n: Number(inF), transA: true },
     ]),
     { label: `LoRA x·Aᵀ ${m}×576·[8×576]ᵀ`, m, k: 576, n: 8, transB: true },
     { label: `LoRA h·Bᵀ ${m}×8·[1536×8]ᵀ`, m, k: 8, n: 1536, transB: true },
     { label: `LoRA dh·A ${m}×8·8×576`, m, k: 8, n: 576 },
+    { label: `LoRA dh g·B ${m}×1536·1536×8`, m, k: 1536, n: 8 },
     { label: `LoRA dB gᵀ·h [${m}×1536]ᵀ·${m}×8`, m: 1536, k: m, n: 8, transA: true },
     { label: `LoRA dA dhᵀ·x [${m}×8]ᵀ·${m}×576`, m: 8, k: m, n: 576, transA: true },
     { label: `LM head logits 256×576·[49152×576]ᵀ`, m: 256, k: 576, n: 49152, transB: true },
@@ -151,10 +155,10 @@ if (args.training) {
     // The same product with dlogits' rows 32 bytes longer: rows 192 KiB apart all fall in one set of a 4 KiB-aliased L1.
     { label: `LM head dX, K 49160 256×49160·49160×576`, m: 256, k: 49160, n: 576 },
   ];
-  for (const c of cases) {
+  for (const c of cases.filter((c) => !args.match || c.label.includes(args.match))) {
     // Products whose right operand is read along its rows (dX = g·W) also the other way round,
     // and the LM head's long sum over the vocabulary also in blocks.
-    for (const swapped of c.transB || c.transA ? [false] : [false, true]) {
+    for (const swapped of c.transB || c.transA || c.bDtype === 'f16' ? [false] : [false, true]) {
       for (const kBlock of c.k > 10000 ? [undefined, 4096] : [undefined]) {
         for (const name of variants) {
           forceMatmulVariant(gpu, name);

@@ -63,19 +63,21 @@ const advantages = Float64Array.from(sequences, () => random() * 2 - 1);
 /** FLOPs recorded per matmul role (2·M·N·K per product), for the profile's rates. */
 const roleFlops = new Map<string, number>();
 
-/** A matmul's role from its shape (m, n, k) and whether b is read transposed (the model's x·Wᵀ). */
-function matmulRole(m: number, n: number, k: number, bKStride: number): string {
+/** A matmul's role from its shape (m, n, k) and whether W is read along k (the model's x·Wᵀ). */
+function matmulRole(m: number, n: number, k: number, wAlongK: boolean): string {
   const rank = settings.loraRank;
   if (n === vocab) return 'matmul: LM head logits';
   if (k === vocab) return 'matmul: LM head dX';
   if (m === rank || n === rank || k === rank) return 'matmul: LoRA (rank side)';
-  return bKStride === 1 ? 'matmul: base projection forward' : 'matmul: base projection dX';
+  return wAlongK ? 'matmul: base projection forward' : 'matmul: base projection dX';
 }
 
 function classify(label: string, params: Params | undefined): string {
   if (!label.startsWith('matmul') || !params?.u32) return label.replace(/\{.*$/, '');
+  // The broadcast kernel names its layout; the others' params hold b's k stride (1: x·Wᵀ).
   const [m, n, k, , , bKStride] = params.u32;
-  const role = matmulRole(m, n, k, bKStride);
+  const wAlongK = label.startsWith('matmul_broadcast') ? label.includes('"W_ALONG_K":true') : bKStride === 1;
+  const role = matmulRole(m, n, k, wAlongK);
   roleFlops.set(role, (roleFlops.get(role) ?? 0) + 2 * m * n * k);
   return role;
 }

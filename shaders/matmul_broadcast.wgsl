@@ -1,10 +1,13 @@
-// C = alpha · A · Wᵀ  (+ C when p.accumulate ≠ 0), accumulated in f32, for A [M, K] f32 read
-// through a uniform binding: the model's x·Wᵀ with W [N, K] in f32 or half precision, both
-// contiguous along K, K a multiple of what one 16-byte load of W holds (the host checks this and
-// runs the rows kernel otherwise). One dispatch covers the rows of A that one uniform binding
+// C = alpha · A · B  (+ C when p.accumulate ≠ 0), accumulated in f32, for A [M, K] f32 read
+// through a uniform binding and B the model's weight W in f32 or half precision, stored either way:
+//   W_ALONG_K: W [N, K] contiguous along K, B = Wᵀ (the forward's x·Wᵀ);
+//   otherwise: W [K, N] contiguous along N, B = W (the backward's dX = g·W).
+// W is read in 16-byte loads, so K (along K) or N (along N), its offset and its row stride are
+// multiples of what one load holds, 4 f32 or 8 halves, and K a multiple of 4 (the host checks this
+// and runs the rows kernel otherwise). One dispatch covers the rows of A that one uniform binding
 // holds (a window of at most 64 KiB); the host dispatches one per window. Half-precision W is
-// unpacked from its raw bits, as in matmul_skinny.wgsl. Dispatch: x over column blocks of WG·4,
-// y over row blocks of TM.
+// unpacked from its raw bits, as in matmul_skinny.wgsl. Dispatch: x over column blocks of
+// WG·COLS, y over row blocks of TM.
 //
 // Made for CPU adapters (lavapipe). There every storage load with a non-constant address becomes
 // a branchy per-lane loop, even when all lanes load the same address (matmul.wgsl shares A
@@ -12,12 +15,15 @@
 // uniform-buffer load whose address is the same in every invocation is instead one scalar load
 // broadcast to the lanes, inside loops too. All lanes of a workgroup share its TM rows, so every
 // A value here is such a load, and no shuffles are needed: what is left per lane is loading its
-// 4 rows of W (each load feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
+// pieces of W (each load feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
 //
-// Each lane owns 4 consecutive columns and keeps a row's 4 sums in one vec4: x · mat4x4(w_0, …, w_3)
-// is the vec4 of dot(x, w_j), so the loop over rows is short enough for lavapipe's NIR to unroll.
-// (A loop it leaves rolled keeps a register array it indexes in memory: the same kernel with
-// per-column scalar sums ran at about half this speed.)
+// Each lane owns 4 consecutive columns (8 for half W along N: one load's worth) and keeps a row's
+// sums of 4 columns in one vec4, so one row's update is one vector-matrix product: along K,
+// x · mat4x4(w_0, …, w_3) is the vec4 of dot(x, w_j) for the lane's rows w_j of W; along N,
+// mat4x4(w_0, …, w_3) · x is Σ_r x_r·w_r for 4 consecutive rows w_r of W at the lane's columns.
+// That keeps the loop over rows short enough for lavapipe's NIR to unroll. (A loop it leaves
+// rolled keeps a register array it indexes in memory: the same kernel with per-column scalar sums
+// ran at about half this speed.)
 struct Params {
   // Rows of this window, and where its row 0 is in C: C[row][col] at c_offset + row · c_row_stride + col · c_col_stride.
   m: u32,
@@ -25,8 +31,8 @@ struct Params {
   k: u32,
   // Elements from one row of A to the next, within the window (a multiple of 4).
   a_row_stride: u32,
-  // Elements from one row of W to the next, and before W's first value (multiples of a piece).
-  b_col_stride: u32,
+  // Elements from one row of W to the next as stored, and before W's first value (multiples of a load).
+  b_row_stride: u32,
   b_offset: u32,
   c_offset: u32,
   c_row_stride: u32,
@@ -42,13 +48,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
 const HALF: bool = false;
+const W_ALONG_K: bool = true;
 const WG: u32 = 8u;
 const TM: u32 = 24u;
 // vec4s in the uniform window (its byte size / 16; the host binds exactly that many bytes).
 const WINDOW: u32 = 4096u;
-// A piece is what one 16-byte load of W holds: 4 k of f32, 8 k of halves; as P vec4s of f32.
+// What one 16-byte load of W holds: 4 f32 or 8 halves, as P vec4s of f32.
 const P: u32 = select(1u, 2u, HALF);
-const PIECE_K: u32 = 4u * P;
+// Along K a load spans P vec4s of k; along N, P vec4s of a lane's columns (4 k per step, one load per k).
+const STEP_K: u32 = select(4u, 4u * P, W_ALONG_K);
+const COL_VECS: u32 = select(P, 1u, W_ALONG_K);
+const COLS: u32 = 4u * COL_VECS;
 
 /** Part h of a piece of W's raw bits as 4 f32: the piece itself, or its first or last 4 halves. */
 fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
@@ -60,39 +70,54 @@ fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let row0 = wg.y * TM;
-  let col0 = (wg.x * WG + lane) * 4u;
-  // Rows and columns past the edge read the last valid one instead of branching in the k loop;
-  // their sums are not stored. W's rows start at w_at (in pieces), x's rows x_stride vec4s apart.
+  let col0 = (wg.x * WG + lane) * COLS;
+  // Rows and columns past the edge read the last valid ones instead of branching in the k loop;
+  // their sums are not stored. Load j of step q is at w_at[j] + q · w_step (in loads): along K the
+  // lane's 4 rows of W, along N the 4 rows of W at k = 4q + j, at the lane's columns.
   var w_at: array<u32, 4>;
-  for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + min(col0 + j, p.n - 1u) * p.b_col_stride) / PIECE_K; }
+  var w_step: u32;
+  if (W_ALONG_K) {
+    for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + min(col0 + j, p.n - 1u) * p.b_row_stride) / (4u * P); }
+    w_step = 1u;
+  } else {
+    for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + j * p.b_row_stride + min(col0, p.n - COLS)) / (4u * P); }
+    // A step is 4 rows of W.
+    w_step = 4u * p.b_row_stride / (4u * P);
+  }
   let x_stride = p.a_row_stride / 4u;
   let last_row = p.m - 1u;
 
-  var acc: array<vec4<f32>, TM>;
-  let pieces = p.k / PIECE_K;
-  for (var q = 0u; q < pieces; q++) {
-    let v0 = b[w_at[0] + q];
-    let v1 = b[w_at[1] + q];
-    let v2 = b[w_at[2] + q];
-    let v3 = b[w_at[3] + q];
+  var acc: array<vec4<f32>, TM * COL_VECS>;
+  let steps = p.k / STEP_K;
+  for (var q = 0u; q < steps; q++) {
+    let v0 = b[w_at[0] + q * w_step];
+    let v1 = b[w_at[1] + q * w_step];
+    let v2 = b[w_at[2] + q * w_step];
+    let v3 = b[w_at[3] + q * w_step];
     let w_lo = mat4x4<f32>(part(v0, 0u), part(v1, 0u), part(v2, 0u), part(v3, 0u));
     let w_hi = mat4x4<f32>(part(v0, 1u), part(v1, 1u), part(v2, 1u), part(v3, 1u));
     for (var i = 0u; i < TM; i++) {
-      let x_at = min(row0 + i, last_row) * x_stride + P * q;
-      var sums = a[x_at] * w_lo;
-      if (HALF) { sums += a[x_at + 1u] * w_hi; }
-      acc[i] += sums;
+      let x_at = min(row0 + i, last_row) * x_stride + (STEP_K / 4u) * q;
+      if (W_ALONG_K) {
+        var sums = a[x_at] * w_lo;
+        if (HALF) { sums += a[x_at + 1u] * w_hi; }
+        acc[i] += sums;
+      } else {
+        let x = a[x_at];
+        acc[i * COL_VECS] += w_lo * x;
+        if (HALF) { acc[i * COL_VECS + COL_VECS - 1u] += w_hi * x; }
+      }
     }
   }
 
   for (var i = 0u; i < TM; i++) {
     let row = row0 + i;
     if (row >= p.m) { break; }
-    for (var j = 0u; j < 4u; j++) {
+    for (var j = 0u; j < COLS; j++) {
       let col = col0 + j;
       if (col < p.n) {
         let at = p.c_offset + row * p.c_row_stride + col * p.c_col_stride;
-        var value = p.alpha * acc[i][j];
+        var value = p.alpha * acc[i * COL_VECS + j / 4u][j % 4u];
         if (p.accumulate != 0u) { value += c[at]; }
         c[at] = value;
       }

@@ -91,23 +91,25 @@ async function checkCases(cases: Case[], seed: number): Promise<void> {
  * matmulInto's alpha and accumulate on a·bᵀ (a [m, k], b [n, k] in bDtype): out = 0.5·a·bᵀ written
  * over other values, and out = start − 2·a·bᵀ + a·bᵀ accumulated, each checked against float64.
  */
-async function checkWriteAndAccumulate([m, k, n]: [number, number, number], seed: number, bDtype: 'f32' | 'f16' = 'f32', aScale = 1): Promise<void> {
+async function checkWriteAndAccumulate([m, k, n]: [number, number, number], seed: number, bDtype: 'f32' | 'f16' = 'f32', aScale = 1, transB = true): Promise<void> {
   const g = gpu();
   const a = randn(m * k, seed, aScale);
   const b = bDtype === 'f16' ? roundToF16(randn(n * k, seed + 1)) : randn(n * k, seed + 1);
+  const bShape = transB ? [n, k] : [k, n];
   const start = randn(m * n, seed + 2);
-  const product = matmulReference(a, [m, k], b, [n, k], false, true);
+  const product = matmulReference(a, [m, k], b, bShape, false, transB);
+  const what = `a·b${transB ? 'ᵀ' : ''}`;
   const [written, accumulated] = g.tidy(() => {
-    const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k], bDtype)];
+    const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, bShape, bDtype)];
     const w = g.keep(g.tensor(start, [m, n]));
     const acc = g.keep(g.tensor(start, [m, n]));
-    matmulInto(w, ta, tb, { transB: true, accumulate: false, alpha: 0.5 });
-    matmulInto(acc, ta, tb, { transB: true, accumulate: true, alpha: -2 });
-    matmulInto(acc, ta, tb, { transB: true, accumulate: true });
+    matmulInto(w, ta, tb, { transB, accumulate: false, alpha: 0.5 });
+    matmulInto(acc, ta, tb, { transB, accumulate: true, alpha: -2 });
+    matmulInto(acc, ta, tb, { transB, accumulate: true });
     return [w, acc];
   });
-  expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, `out = 0.5·a·bᵀ (${bDtype} b)`);
-  expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, `out += -2·a·bᵀ then += a·bᵀ (${bDtype} b)`);
+  expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, `out = 0.5·${what} (${bDtype} b)`);
+  expectClose(await accumulated.toArray(), product.map((v, i) => start[i] - v), TOL, `out += -2·${what} then += ${what} (${bDtype} b)`);
   written.dispose();
   accumulated.dispose();
 }
@@ -265,46 +267,68 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
   }
 });
 
-describe('broadcast variants on x·Wᵀ (x through uniform windows)', () => {
+describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', () => {
   // Cases the kernel takes, checked as taken (broadcastWindows), so the fallback cannot pass for
   // it: one window and several (K = 576 fits 28 rows in 64 KiB, so 70 rows take 24 + 24 + 22;
   // K = 1536 fits 10), row counts that leave part of a block, N not a multiple of a block, and
   // K of one load (8). x is scaled like a normalised activation (1/√K), so TOL holds at every K.
+  // W [N, K] is read along K (x·Wᵀ); W [K, N] along N (g·W), which takes N in whole loads of W
+  // (4 f32, 8 halves). Both take N of at least one workgroup's columns (8 lanes × 4, or × 8 for
+  // halves along N): 37, 72 and 1544 are not whole blocks of those.
   const MS = [1, 3, 5, 24, 29, 70];
   const KS = [8, 576, 1536];
-  const NS = [7, 1537];
-  const grid = (bDtype: 'f32' | 'f16'): Case[] =>
-    MS.flatMap((m) => KS.flatMap((k) => NS.map((n) => ({ ...stored(m, k, n, false, true), transA: false, transB: true, bDtype, aScale: 1 / Math.sqrt(k) }))));
+  const NS = { alongK: [37, 1537], alongN: [72, 1544] };
+  const grid = (bDtype: 'f32' | 'f16', transB: boolean): Case[] =>
+    MS.flatMap((m) =>
+      KS.flatMap((k) => NS[transB ? 'alongK' : 'alongN'].map((n) => ({ ...stored(m, k, n, false, transB), transA: false, transB, bDtype, aScale: 1 / Math.sqrt(k) }))),
+    );
 
   for (const variant of MATMUL_VARIANTS.filter((v) => v.startsWith('bcast'))) {
     describe(variant, () => {
       beforeAll(() => forceMatmulVariant(gpu(), variant));
       afterAll(() => forceMatmulVariant(gpu(), undefined));
 
-      it('takes every case of the grid, in several windows where x exceeds one, and not K = 577 or x·W', () => {
+      it('takes every case of the grid, in several windows where x exceeds one, and not K = 577, N in part of a load along N or N under a block', () => {
         const g = gpu();
-        const windows = (m: number, k: number, transB: boolean, bDtype: 'f32' | 'f16' = 'f32') =>
-          g.tidy(() => broadcastWindows(g.zeros([m, k]), g.zeros(transB ? [9, k] : [k, 9], bDtype), contiguousLayout(m, k, 9, false, transB), 24));
-        for (const m of MS) for (const k of KS) for (const dtype of ['f32', 'f16'] as const) expect(windows(m, k, true, dtype), `${m}×${k} ${dtype}`).not.toBeNull();
-        expect(windows(70, 576, true)?.map((w) => w.rows)).toEqual([24, 24, 22]);
-        expect(windows(29, 1536, true)?.map((w) => w.rows)).toEqual([10, 10, 9]);
-        expect(windows(24, 577, true)).toBeNull();
-        expect(windows(24, 576, false)).toBeNull();
+        const windows = (m: number, k: number, n: number, transB: boolean, bDtype: 'f32' | 'f16' = 'f32') =>
+          g.tidy(() => broadcastWindows(g.zeros([m, k]), g.zeros(transB ? [n, k] : [k, n], bDtype), contiguousLayout(m, k, n, false, transB), 24));
+        for (const transB of [true, false]) {
+          for (const m of MS) {
+            for (const k of KS) {
+              for (const n of NS[transB ? 'alongK' : 'alongN']) {
+                for (const dtype of ['f32', 'f16'] as const) expect(windows(m, k, n, transB, dtype), `${m}×${k}·${n} ${dtype} ${transB ? 'x·Wᵀ' : 'g·W'}`).not.toBeNull();
+              }
+            }
+          }
+        }
+        expect(windows(70, 576, 37, true)?.map((w) => w.rows)).toEqual([24, 24, 22]);
+        expect(windows(29, 1536, 37, true)?.map((w) => w.rows)).toEqual([10, 10, 9]);
+        expect(windows(29, 1536, 72, false)?.map((w) => w.rows)).toEqual([10, 10, 9]);
+        expect(windows(24, 577, 37, true)).toBeNull();
+        expect(windows(24, 576, 37, false)).toBeNull();
+        expect(windows(24, 576, 36, false, 'f16')).toBeNull();
+        expect(windows(24, 576, 31, true)).toBeNull();
+        expect(windows(24, 576, 56, false, 'f16')).toBeNull();
+        expect(windows(24, 576, 8, false)).toBeNull();
       });
 
-      it('matches float64 over the grid, f32 W', async () => {
-        await checkCases(grid('f32'), 800);
-      });
+      for (const transB of [true, false]) {
+        const product = transB ? 'x·Wᵀ' : 'g·W';
+        it(`matches float64 over the grid, ${product}, f32 W`, async () => {
+          await checkCases(grid('f32', transB), 800);
+        });
 
-      it('matches float64 over the grid, f16 W', async (ctx) => {
-        if (!gpu().hasF16) ctx.skip();
-        await checkCases(grid('f16'), 900);
-      });
+        it(`matches float64 over the grid, ${product}, f16 W`, async (ctx) => {
+          if (!gpu().hasF16) ctx.skip();
+          await checkCases(grid('f16', transB), 900);
+        });
+      }
 
       it('writes and accumulates with alpha, and sums over blocks of K, across windows', async () => {
         const g = gpu();
         const [m, k, n] = [29, 576, 37];
         await checkWriteAndAccumulate([m, k, n], 21, 'f32', 1 / Math.sqrt(k));
+        await checkWriteAndAccumulate([m, k, 72], 22, 'f32', 1 / Math.sqrt(k), false);
         const a = randn(m * k, 24, 1 / Math.sqrt(k));
         const b = randn(n * k, 25);
         const blocked = g.tidy(() => {

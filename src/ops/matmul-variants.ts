@@ -10,7 +10,7 @@ import type { Tensor } from '../gpu/tensor.js';
  *   skinny (shaders/matmul_skinny.wgsl): x·Wᵀ for one or two rows of x (decode), each lane
  *          streaming its own row of W with 16-byte loads; CPU adapters, subgroups of at least 8.
  *          It only takes layouts it was made for (skinnyApplies) and runs rows16x2 on the others.
- *   bcast* (shaders/matmul_broadcast.wgsl): x·Wᵀ with x read through uniform bindings of at most
+ *   bcast* (shaders/matmul_broadcast.wgsl): x·Wᵀ and g·W with x (g) read through uniform bindings of at most
  *          64 KiB, one dispatch per such window of rows; made for CPU adapters, where a uniform
  *          load with the same address in every lane is one load. Only the layouts broadcastWindows
  *          plans; rows16x2 on the others.
@@ -147,6 +147,12 @@ function rowsOrTiles(gpu: Gpu): MatmulVariantName {
 /** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), and the columns each owns. */
 const BROADCAST_LANES = 8;
 const BROADCAST_COLS = 4;
+/**
+ * Rows per workgroup, at most, for half-precision W read along N, where a lane owns 8 columns (two
+ * vec4 sums per row): with 24 rows the g·W products of a training micro-batch ran 1.3–2× slower
+ * than the rows kernel on llvmpipe, with 8 they ran 1.1–1.4× faster (bench/README.md).
+ */
+const HALF_ALONG_N_ROWS = 8;
 
 /**
  * The fewest rows of the output any variant's workgroup covers on a problem of many rows: a matmul
@@ -187,20 +193,37 @@ export interface BroadcastWindow {
 }
 
 /**
+ * How a broadcast variant reads W (see shaders/matmul_broadcast.wgsl), or null when it does not take
+ * the problem: A f32 contiguous along K in one batch, W f32 or f16 contiguous along K (x·Wᵀ) or
+ * along N (g·W), and everything W's 16-byte loads (4 f32, 8 f16) and A's vec4 loads need aligned:
+ * W's offset and row stride and the length it is contiguous along, K and A's row stride and offset.
+ * Nor does it take N narrower than one workgroup's columns (LoRA's rank side, N = r): most lanes
+ * would compute clamped duplicates, one workgroup per row block, and those ran 5–10× slower than
+ * the rows kernel's narrow blocks (bench/README.md, "The backward's g·W through uniform windows").
+ */
+function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): { alongK: boolean; wRowStride: number; tileN: number } | null {
+  const perLoad = b.dtype === 'f16' ? 8 : 4;
+  if (a.dtype !== 'f32' || b.dtype === 'u32' || layout.aKStride !== 1 || layout.batch !== 1) return null;
+  if (![layout.k, layout.aRowStride, layout.aOffset].every((v) => v % 4 === 0)) return null;
+  const alongK = layout.bKStride === 1;
+  if (!alongK && layout.bColStride !== 1) return null;
+  const wRowStride = alongK ? layout.bColStride : layout.bKStride;
+  const aligned = [alongK ? layout.k : layout.n, layout.bOffset, wRowStride].every((v) => v % perLoad === 0);
+  // Along N a lane owns one load of W's columns: 4 f32 or 8 halves; along K, 4 rows of W.
+  const tileN = BROADCAST_LANES * (alongK ? BROADCAST_COLS : perLoad);
+  return aligned && layout.n >= tileN ? { alongK, wRowStride, tileN } : null;
+}
+
+/**
  * The uniform windows a broadcast variant with `tileRows` rows per workgroup reads A through, or
- * null when it does not take the problem. It takes x f32 and W f32 or f16, both contiguous along
- * K, one batch, with K, W's offset and row stride multiples of one 16-byte load of W (4 f32, 8
- * f16) and A's rows starting on 16-byte boundaries. A window holds as many whole row blocks as
- * fit the device's uniform binding size (or every row, if they fit); its size is the next power
- * of two of what it spans (one pipeline per size), which must lie inside A's buffer and start at
- * an offset the device accepts for uniform bindings.
+ * null when it does not take the problem (broadcastReads, or A's buffer not bindable as uniform).
+ * A window holds as many whole row blocks as fit the device's uniform binding size (or every row,
+ * if they fit); its size is the next power of two of what it spans (one pipeline per size), which
+ * must lie inside A's buffer and start at an offset the device accepts for uniform bindings.
  */
 export function broadcastWindows(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastWindow[] | null {
   const { limits } = a.gpu.device;
-  const perLoad = b.dtype === 'f16' ? 8 : 4;
-  const aligned = [layout.k, layout.bOffset, layout.bColStride].every((v) => v % perLoad === 0) && [layout.aRowStride, layout.aOffset].every((v) => v % 4 === 0);
-  const contiguous = layout.aKStride === 1 && layout.bKStride === 1 && layout.batch === 1;
-  if (a.dtype !== 'f32' || b.dtype === 'u32' || !aligned || !contiguous || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
+  if (!broadcastReads(a, b, layout) || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
   const maxElements = limits.maxUniformBufferBindingSize / 4;
   const span = (rows: number) => (rows - 1) * layout.aRowStride + layout.k;
   if (span(1) > maxElements) return null;
@@ -271,7 +294,8 @@ const LONG_K = 8192;
  * (bench/README.md, "Training-shaped products").
  */
 export function runsSwapped(gpu: Gpu, name: MatmulVariantName, layout: MatmulLayout): boolean {
-  // A broadcast variant does not take such a product (B not contiguous along k): its fallback runs it.
+  // A broadcast variant would read such long rows of A a window of one to three rows at a time
+  // (2.5× slower than the rows kernel on the LM head's dX in blocks of 4 096): its fallback runs them swapped.
   const runs = VARIANTS[name].family === 'broadcast' ? rowsOrTiles(gpu) : name;
   return VARIANTS[runs].family === 'rows' && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
 }
@@ -305,12 +329,15 @@ function broadcastTileRows(m: number, most: number): number {
 
 function recordBroadcast(rows: number, windows: readonly BroadcastWindow[], out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
   const gpu = out.gpu;
-  const tileN = BROADCAST_LANES * BROADCAST_COLS;
+  const reads = broadcastReads(a, b, layout);
+  if (!reads) throw new Error('recordBroadcast: windows planned for a layout the broadcast kernel does not take');
+  const { alongK, wRowStride, tileN } = reads;
+  const most = !alongK && b.dtype === 'f16' ? Math.min(rows, HALF_ALONG_N_ROWS) : rows;
   for (const w of windows) {
-    const tileM = broadcastTileRows(w.rows, rows);
-    const kernel = gpu.kernel('matmul_broadcast', { HALF: b.dtype === 'f16', WG: BROADCAST_LANES, TM: tileM, WINDOW: w.bytes / 16 });
+    const tileM = broadcastTileRows(w.rows, most);
+    const kernel = gpu.kernel('matmul_broadcast', { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, TM: tileM, WINDOW: w.bytes / 16 });
     gpu.run(kernel, [{ buffer: a.buffer, offset: w.offset, size: w.bytes }, b, out], [Math.ceil(layout.n / tileN), Math.ceil(w.rows / tileM)], {
-      u32: [w.rows, layout.n, layout.k, layout.aRowStride, layout.bColStride, layout.bOffset, w.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
+      u32: [w.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, w.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
       f32: [alpha],
     });
   }
