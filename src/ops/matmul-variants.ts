@@ -197,9 +197,10 @@ export interface BroadcastWindow {
  * the problem: A f32 contiguous along K in one batch, W f32 or f16 contiguous along K (x·Wᵀ) or
  * along N (g·W), and everything W's 16-byte loads (4 f32, 8 f16) and A's vec4 loads need aligned:
  * W's offset and row stride and the length it is contiguous along, K and A's row stride and offset.
- * Nor does it take N narrower than one workgroup's columns (LoRA's rank side, N = r): most lanes
- * would compute clamped duplicates, one workgroup per row block, and those ran 5–10× slower than
- * the rows kernel's narrow blocks (bench/README.md, "The backward's g·W through uniform windows").
+ * Nor, where the rows kernel runs, does it take N narrower than one workgroup's columns (LoRA's
+ * rank side, N = r): most lanes would compute clamped duplicates, one workgroup per row block, and
+ * those ran 5–10× slower than the rows kernel's narrow blocks (bench/README.md, "The backward's g·W
+ * through uniform windows"). Without subgroups the fallback is the shared tiles, not measured there.
  */
 function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): { alongK: boolean; wRowStride: number; tileN: number } | null {
   const perLoad = b.dtype === 'f16' ? 8 : 4;
@@ -211,7 +212,8 @@ function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): { alongK: b
   const aligned = [alongK ? layout.k : layout.n, layout.bOffset, wRowStride].every((v) => v % perLoad === 0);
   // Along N a lane owns one load of W's columns: 4 f32 or 8 halves; along K, 4 rows of W.
   const tileN = BROADCAST_LANES * (alongK ? BROADCAST_COLS : perLoad);
-  return aligned && layout.n >= tileN ? { alongK, wRowStride, tileN } : null;
+  const wideEnough = layout.n >= tileN || rowsOrTiles(a.gpu) !== 'rows16x2';
+  return aligned && wideEnough ? { alongK, wRowStride, tileN } : null;
 }
 
 /**
