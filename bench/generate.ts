@@ -2,12 +2,14 @@
 // decode step (timestamp queries) and the bytes of weights each decode step must read:
 //   npm run build && node dist/bench/generate.js [--model small] [--batches 1,8] [--prompt 32] [--new 32] [--dtype f32] [--skip-profile]
 // --skip-profile leaves out the profiled decode steps.
+import { availableParallelism } from 'node:os';
 import { noGrad } from '../src/autograd/grad-node.js';
 import { generate } from '../src/generate/generate.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { loadModel } from '../src/model/load.js';
 import { benchArgs } from './args.js';
+import { mainThreadCpuMs, workerCpuMs } from './timing.js';
 
 const args = benchArgs(import.meta.url, {
     model: { type: 'string', default: 'small' },
@@ -30,11 +32,23 @@ for (const batch of args.batches!.split(',').map(Number)) {
   const prompts = Array.from({ length: batch }, (_, b) => Array.from({ length: promptLength }, (_, t) => 100 + ((b * 31 + t * 7) % 1000)));
   await noGrad(() => generate(model, prompts, { maxNewTokens: 2, temperature: 0, eosTokenIds: [] })); // compile pipelines
   let first = 0;
+  // CPU time of the JavaScript thread (recording, waiting on read-backs) and of the adapter's worker threads (on a CPU adapter, the kernels) over the decode steps.
+  let cpuAtFirst: [number | null, number | null] = [null, null];
   const start = performance.now();
   await noGrad(() =>
-    generate(model, prompts, { maxNewTokens: newTokens, temperature: 0, eosTokenIds: [], onStep: (s) => void (s === 1 && (first = performance.now())) }),
+    generate(model, prompts, {
+      maxNewTokens: newTokens,
+      temperature: 0,
+      eosTokenIds: [],
+      onStep: (s) => {
+        if (s !== 1) return;
+        first = performance.now();
+        cpuAtFirst = [mainThreadCpuMs(), workerCpuMs()];
+      },
+    }),
   );
   const end = performance.now();
+  const [mainEnd, workersEnd] = [mainThreadCpuMs(), workerCpuMs()];
   const prefill = (batch * promptLength) / ((first - start) / 1000);
   const decodeSteps = newTokens - 1;
   const stepMs = (end - first) / decodeSteps;
@@ -44,6 +58,11 @@ for (const batch of args.batches!.split(',').map(Number)) {
     `batch ${batch}: prefill ${prefill.toFixed(1)} tokens/s; decode ${((batch * 1000) / stepMs).toFixed(1)} tokens/s ` +
       `(${stepMs.toFixed(0)} ms/step, weights read at ${gbps.toFixed(2)} GB/s)`,
   );
+  const [mainFirst, workersFirst] = cpuAtFirst;
+  if (mainFirst !== null && workersFirst !== null && mainEnd !== null && workersEnd !== null) {
+    const perStep = (ms: number) => (ms / decodeSteps).toFixed(0);
+    console.log(`  decode CPU time per step: main thread ${perStep(mainEnd - mainFirst)} ms, worker threads ${perStep(workersEnd - workersFirst)} ms (${availableParallelism()} cores × ${stepMs.toFixed(0)} ms wall)`);
+  }
   if (!args['skip-profile']) {
     const profiler = new KernelProfiler(gpu.device);
     gpu.commands.profiler = profiler;
