@@ -3,7 +3,7 @@ import { backward } from '../src/autograd/backward.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
 import {
-  broadcastWindows,
+  broadcastPlan,
   chooseMatmulVariant,
   contiguousLayout,
   defaultMatmulVariant,
@@ -268,7 +268,7 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
 });
 
 describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', () => {
-  // Cases the kernel takes, checked as taken (broadcastWindows), so the fallback cannot pass for
+  // Cases the kernel takes, checked as taken (broadcastPlan), so the fallback cannot pass for
   // it: one window and several (K = 576 fits 28 rows in 64 KiB, so 70 rows take 24 + 24 + 22;
   // K = 1536 fits 10), row counts that leave part of a block, N not a multiple of a block, and
   // K of one load (8). x is scaled like a normalised activation (1/√K), so TOL holds at every K.
@@ -291,7 +291,7 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
       it('takes every case of the grid, in several windows where x exceeds one, and not K = 577, N in part of a load along N or N under a block', () => {
         const g = gpu();
         const windows = (m: number, k: number, n: number, transB: boolean, bDtype: 'f32' | 'f16' = 'f32') =>
-          g.tidy(() => broadcastWindows(g.zeros([m, k]), g.zeros(transB ? [n, k] : [k, n], bDtype), contiguousLayout(m, k, n, false, transB), 24));
+          g.tidy(() => broadcastPlan(g.zeros([m, k]), g.zeros(transB ? [n, k] : [k, n], bDtype), contiguousLayout(m, k, n, false, transB), 24)?.windows ?? null);
         for (const transB of [true, false]) {
           for (const m of MS) {
             for (const k of KS) {
@@ -337,7 +337,7 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
           const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k])];
           const blocks = g.keep(g.empty([m, n]));
           const layout = contiguousLayout(m, k, n, false, true);
-          expect(broadcastWindows(ta, tb, kRange(layout, 64, 128), 24)).not.toBeNull();
+          expect(broadcastPlan(ta, tb, kRange(layout, 64, 128), 24)).not.toBeNull();
           for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, blocks, ta, tb, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
           return blocks;
         });

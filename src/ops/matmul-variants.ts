@@ -12,7 +12,7 @@ import type { Tensor } from '../gpu/tensor.js';
  *          It only takes layouts it was made for (skinnyApplies) and runs rows16x2 on the others.
  *   bcast* (shaders/matmul_broadcast.wgsl): x·Wᵀ and g·W with x (g) read through uniform bindings of at most
  *          64 KiB, one dispatch per such window of rows; made for CPU adapters, where a uniform
- *          load with the same address in every lane is one load. Only the layouts broadcastWindows
+ *          load with the same address in every lane is one load. Only the layouts broadcastPlan
  *          plans; rows16x2 on the others.
  *   tiled* (shaders/matmul_tiled.wgsl): workgroup-shared tiles; made for real GPUs.
  * Which one runs: a variant forced with forceMatmulVariant(), else the autotuned winner for the
@@ -150,7 +150,8 @@ const BROADCAST_COLS = 4;
 /**
  * Rows per workgroup, at most, for half-precision W read along N, where a lane owns 8 columns (two
  * vec4 sums per row): with 24 rows the g·W products of a training micro-batch ran 1.3–2× slower
- * than the rows kernel on llvmpipe, with 8 they ran 1.1–1.4× faster (bench/README.md).
+ * than the rows kernel on llvmpipe; with 8, three of the four ran 1.3–2× faster and gate/up's
+ * (K = 1 536) 0.86× (bench/README.md).
  */
 const HALF_ALONG_N_ROWS = 8;
 
@@ -192,6 +193,18 @@ export interface BroadcastWindow {
   bytes: number;
 }
 
+/** How the broadcast kernel reads W: along K (x·Wᵀ) or N (g·W), rows of W this far apart; output columns per workgroup. */
+interface BroadcastReads {
+  alongK: boolean;
+  wRowStride: number;
+  tileN: number;
+}
+
+/** A broadcast product as the kernel runs it: how it reads W, and one dispatch per window of A's rows. */
+export interface BroadcastPlan extends BroadcastReads {
+  windows: BroadcastWindow[];
+}
+
 /**
  * How a broadcast variant reads W (see shaders/matmul_broadcast.wgsl), or null when it does not take
  * the problem: A f32 contiguous along K in one batch, W f32 or f16 contiguous along K (x·Wᵀ) or
@@ -202,7 +215,7 @@ export interface BroadcastWindow {
  * those ran 5–10× slower than the rows kernel's narrow blocks (bench/README.md, "The backward's g·W
  * through uniform windows"). Without subgroups the fallback is the shared tiles, not measured there.
  */
-function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): { alongK: boolean; wRowStride: number; tileN: number } | null {
+function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): BroadcastReads | null {
   const perLoad = b.dtype === 'f16' ? 8 : 4;
   if (a.dtype !== 'f32' || b.dtype === 'u32' || layout.aKStride !== 1 || layout.batch !== 1) return null;
   if (![layout.k, layout.aRowStride, layout.aOffset].every((v) => v % 4 === 0)) return null;
@@ -217,15 +230,17 @@ function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): { alongK: b
 }
 
 /**
- * The uniform windows a broadcast variant with `tileRows` rows per workgroup reads A through, or
- * null when it does not take the problem (broadcastReads, or A's buffer not bindable as uniform).
+ * How a broadcast variant with `tileRows` rows per workgroup runs a product: how it reads W and the
+ * uniform windows it reads A through; or null when it does not take the problem (broadcastReads, or
+ * A's buffer not bindable as uniform).
  * A window holds as many whole row blocks as fit the device's uniform binding size (or every row,
  * if they fit); its size is the next power of two of what it spans (one pipeline per size), which
  * must lie inside A's buffer and start at an offset the device accepts for uniform bindings.
  */
-export function broadcastWindows(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastWindow[] | null {
+export function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastPlan | null {
   const { limits } = a.gpu.device;
-  if (!broadcastReads(a, b, layout) || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
+  const reads = broadcastReads(a, b, layout);
+  if (!reads || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
   const maxElements = limits.maxUniformBufferBindingSize / 4;
   const span = (rows: number) => (rows - 1) * layout.aRowStride + layout.k;
   if (span(1) > maxElements) return null;
@@ -242,7 +257,7 @@ export function broadcastWindows(a: Tensor, b: Tensor, layout: MatmulLayout, til
     if (offset % limits.minUniformBufferOffsetAlignment !== 0 || offset + bytes > a.buffer.size) return null;
     windows.push({ row0, rows, offset, bytes });
   }
-  return windows;
+  return { ...reads, windows };
 }
 
 /**
@@ -309,8 +324,8 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
   const v: Variant = VARIANTS[name];
   if (v.family === 'broadcast') {
     const rows = broadcastTileRows(m, v.rows);
-    const windows = broadcastWindows(a, b, layout, rows);
-    if (windows) return recordBroadcast(rows, windows, out, a, b, layout, accumulate, alpha);
+    const plan = broadcastPlan(a, b, layout, rows);
+    if (plan) return recordBroadcast(rows, plan, out, a, b, layout, accumulate, alpha);
   }
   const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? rowsOrTiles(gpu) : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
@@ -329,11 +344,9 @@ function broadcastTileRows(m: number, most: number): number {
   return Math.min(most, m <= 4 ? nextPow2(m) : Math.ceil(m / 4) * 4);
 }
 
-function recordBroadcast(rows: number, windows: readonly BroadcastWindow[], out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
+function recordBroadcast(rows: number, plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
   const gpu = out.gpu;
-  const reads = broadcastReads(a, b, layout);
-  if (!reads) throw new Error('recordBroadcast: windows planned for a layout the broadcast kernel does not take');
-  const { alongK, wRowStride, tileN } = reads;
+  const { alongK, wRowStride, tileN, windows } = plan;
   const most = !alongK && b.dtype === 'f16' ? Math.min(rows, HALF_ALONG_N_ROWS) : rows;
   for (const w of windows) {
     const tileM = broadcastTileRows(w.rows, most);
