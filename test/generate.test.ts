@@ -79,7 +79,10 @@ describe('generate', () => {
     // EOS ids taken from three rows' samples at different steps, so rows finish at different times.
     const eos = [free[0].tokens[2], free[2].tokens[6], free[4].tokens[9]];
     const kept = await generate(model, batch, { ...options, eosTokenIds: eos, dropFinishedRows: false });
+    // Nothing stays behind: the cache, its regathered rows, the uploaded ids and positions.
+    const live = gpu().pool.liveBytes;
     const dropped = await generate(model, batch, { ...options, eosTokenIds: eos });
+    expect(gpu().pool.liveBytes).toBe(live);
     const expected = free.map((c) => {
       const cut = c.tokens.findIndex((t) => eos.includes(t));
       return cut < 0 ? c.tokens : c.tokens.slice(0, cut + 1);
@@ -150,6 +153,16 @@ describe('generate', () => {
     expect(decode(c.tokens)).toContain(stop);
     expect(decode(c.tokens.slice(0, -1))).not.toContain(stop);
     await expect(generate(model, [prompts[1]], { maxNewTokens: 2, stop: ['x'] })).rejects.toThrow(/stop strings need a decode function/);
+  });
+
+  it('names the step whose logits are not finite and leaves no buffers behind', async () => {
+    const broken = initialLlamaWeights(config, 5, 0.5);
+    const weights = broken['model.norm.weight'];
+    weights.data[0] = Number.NaN;
+    const nanModel = new LlamaModel(gpu(), config, SafetensorsFile.fromBytes(serializeSafetensors(broken)));
+    const live = gpu().pool.liveBytes;
+    await expect(generate(nanModel, prompts, { maxNewTokens: 5, eosTokenIds: [] })).rejects.toThrow(/logits are not finite \(NaN or ±inf\) in 3 of 3 rows at generated token 1:/);
+    expect(gpu().pool.liveBytes).toBe(live);
   });
 
   it('refuses a request longer than the model’s positions', async () => {
