@@ -1,7 +1,9 @@
 // Dispatches per decoder layer: the difference between the same forward (and backward) on a model
 // of L + 1 and of L layers, with LoRA (r 8) on q, k, v, o, gate, up, down as in a GRPO step. Counted,
 // not timed: the widths are small (random weights of a SmolLM2-like shape scaled down); the
-// number of dispatches does not depend on them.
+// number of dispatches does not depend on them, but on the matmul kernel: the broadcast kernel
+// carries LoRA's h·Bᵀ in the base product's dispatch, the rows kernel runs it as a product of its
+// own. Both are counted (the trainer's choice per number of rows is the tuned or default one).
 //   npm run build && node dist/bench/dispatches.js
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/grad-node.js';
@@ -13,6 +15,7 @@ import { serializeSafetensors } from '../src/io/safetensors-writer.js';
 import { KVCache } from '../src/model/kv-cache.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { attachLora } from '../src/nn/lora.js';
+import { forceMatmulVariant, variantSupported, type MatmulVariantName } from '../src/ops/matmul-variants.js';
 import { benchArgs } from './args.js';
 
 benchArgs(import.meta.url, {});
@@ -62,8 +65,15 @@ function counts(model: LlamaModel) {
   return { prefill, decode, forward, 'backward, first micro-batch': firstBackward, 'backward, later ones': laterBackward };
 }
 
-const [small, large] = [counts(modelWith(2)), counts(modelWith(3))];
-console.log('dispatches per decoder layer (LoRA r 8 on q, k, v, o, gate, up, down):');
-for (const key of Object.keys(small) as (keyof typeof small)[]) console.log(`  ${key.padEnd(28)} ${large[key] - small[key]}`);
+const variants = (['rows16x2', 'bcast24x4'] as MatmulVariantName[]).filter((v) => variantSupported(gpu, v));
+const perLayer = variants.map((variant) => {
+  forceMatmulVariant(gpu, variant);
+  const [small, large] = [counts(modelWith(2)), counts(modelWith(3))];
+  forceMatmulVariant(gpu, undefined);
+  return Object.fromEntries(Object.keys(small).map((key) => [key, large[key as keyof typeof small] - small[key as keyof typeof small]]));
+});
+console.log('dispatches per decoder layer (LoRA r 8 on q, k, v, o, gate, up, down), by the matmul kernel that runs the products:');
+console.log(`  ${''.padEnd(28)} ${variants.map((v) => v.padStart(10)).join('')}`);
+for (const key of Object.keys(perLayer[0])) console.log(`  ${key.padEnd(28)} ${perLayer.map((counted) => String(counted[key]).padStart(10)).join('')}`);
 console.log('reproduce: npm run build && node dist/bench/dispatches.js');
 gpu.destroy();

@@ -1,13 +1,16 @@
 // Prefill and decode speed of a model at several batch sizes, with the GPU time per kernel of one
 // decode step (timestamp queries) and the bytes of weights each decode step must read:
-//   npm run build && node dist/bench/generate.js [--model small] [--batches 1,8] [--prompt 32] [--new 32] [--dtype f32] [--skip-profile]
-// --skip-profile leaves out the profiled decode steps.
+//   npm run build && node dist/bench/generate.js [--model small] [--batches 1,8] [--prompt 32] [--new 32] [--dtype f32]
+//        [--lora-rank 0] [--skip-profile]
+// --lora-rank r > 0 attaches LoRA adapters of rank r to all seven projections first, as a GRPO
+// rollout decodes; --skip-profile leaves out the profiled decode steps.
 import { availableParallelism } from 'node:os';
 import { noGrad } from '../src/autograd/grad-node.js';
 import { generate } from '../src/generate/generate.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
 import { loadModel } from '../src/model/load.js';
+import { attachLora } from '../src/nn/lora.js';
 import { benchArgs } from './args.js';
 import { mainThreadCpuMs, workerCpuMs } from './timing.js';
 
@@ -17,6 +20,7 @@ const args = benchArgs(import.meta.url, {
     prompt: { type: 'string', default: '32' },
     new: { type: 'string', default: '32' },
     dtype: { type: 'string', default: 'f32' },
+    'lora-rank': { type: 'string', default: '0' },
     'skip-profile': { type: 'boolean', default: false },
 });
 const dtype = args.dtype === 'f16' ? 'f16' : 'f32';
@@ -24,7 +28,10 @@ const gpu = await Gpu.create({ disabledToggles: ['timestamp_quantization'] });
 const { model } = loadModel(gpu, args.model!, { dtype });
 let weightBytes = 0;
 for (const t of model.parameters.values()) weightBytes += t.byteLength;
-console.log(`${args.model} (${dtype} matrices, ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights) on ${gpu.adapterName}`);
+const loraRank = Number(args['lora-rank']);
+if (loraRank > 0) attachLora(model, { rank: loraRank, alpha: 2 * loraRank });
+const adapters = loraRank > 0 ? `, LoRA r ${loraRank} on all seven projections` : '';
+console.log(`${args.model} (${dtype} matrices, ${(weightBytes / 2 ** 20).toFixed(0)} MiB of weights${adapters}) on ${gpu.adapterName}`);
 const promptLength = Number(args.prompt);
 const newTokens = Number(args.new);
 

@@ -24,6 +24,13 @@
 // That keeps the loop over rows short enough for lavapipe's NIR to unroll. (A loop it leaves
 // rolled keeps a register array it indexes in memory: the same kernel with per-column scalar sums
 // ran at about half this speed.)
+//
+// Along K the product can carry a low-rank term (LOW_STEPS > 0): C = alpha·A·Wᵀ + scale·h·Lᵀ
+// (+ C) for h [M, r] read through a uniform binding like A and L [N, r] in f32, r = 4·LOW_STEPS:
+// LoRA's y = x·W0ᵀ + s·(x·Aᵀ)·Bᵀ with h = x·Aᵀ, in the base product's dispatch. The term is summed
+// as this kernel sums h·Lᵀ on its own (vec4 steps from zero) and added after alpha·A·Wᵀ (+ C), so
+// the result is bit for bit that of the two products in turn. Without the term the host binds
+// buffers it already binds in its two slots, which are never read.
 struct Params {
   // Rows of this window, and where its row 0 is in C: C[row][col] at c_offset + row · c_row_stride + col · c_col_stride.
   m: u32,
@@ -38,7 +45,10 @@ struct Params {
   c_row_stride: u32,
   c_col_stride: u32,
   accumulate: u32,
+  // The low-rank term: h's row of this window's row 0, and the term's scale.
+  low_row0: u32,
   alpha: f32,
+  scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,6 +56,8 @@ struct Params {
 // W's raw bits, 16 bytes per load: bitcast to 4 f32, or unpacked from 8 halves (HALF).
 @group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<uniform> low_h: array<vec4<f32>, LOW_WINDOW>;
+@group(0) @binding(5) var<storage, read> low_w: array<vec4<f32>>;
 
 const HALF: bool = false;
 const W_ALONG_K: bool = true;
@@ -53,6 +65,9 @@ const WG: u32 = 8u;
 const TM: u32 = 24u;
 // vec4s in the uniform window (its byte size / 16; the host binds exactly that many bytes).
 const WINDOW: u32 = 4096u;
+// The low-rank term's rank / 4 (0: none), and the vec4s of h's uniform binding.
+const LOW_STEPS: u32 = 0u;
+const LOW_WINDOW: u32 = 1u;
 // What one 16-byte load of W holds: 4 f32 or 8 halves, as P vec4s of f32.
 const P: u32 = select(1u, 2u, HALF);
 // Along K a load spans P vec4s of k; along N, P vec4s of a lane's columns (4 k per step, one load per k).
@@ -110,6 +125,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
+  var low: array<vec4<f32>, TM>;
+  if (LOW_STEPS > 0u) {
+    for (var q = 0u; q < LOW_STEPS; q++) {
+      var l_at: array<u32, 4>;
+      for (var j = 0u; j < 4u; j++) { l_at[j] = min(col0 + j, p.n - 1u) * LOW_STEPS + q; }
+      let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
+      for (var i = 0u; i < TM; i++) { low[i] += low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q] * l; }
+    }
+  }
+
   for (var i = 0u; i < TM; i++) {
     let row = row0 + i;
     if (row >= p.m) { break; }
@@ -119,6 +144,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let at = p.c_offset + row * p.c_row_stride + col * p.c_col_stride;
         var value = p.alpha * acc[i * COL_VECS + j / 4u][j % 4u];
         if (p.accumulate != 0u) { value += c[at]; }
+        if (LOW_STEPS > 0u) { value = p.scale * low[i][j % 4u] + value; }
         c[at] = value;
       }
     }

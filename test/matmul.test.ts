@@ -326,6 +326,51 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
         });
       }
 
+      // [M, K, N, r, W, accumulate]: one window and several (70 rows at K = 576, 24 at K = 1536),
+      // N under and over a block, r of one, two and four vec4 steps; r = 6 is not whole steps.
+      type LowRankCase = [number, number, number, number, 'f32' | 'f16', boolean];
+      const checkLowRank = async (cases: LowRankCase[], seed0: number) => {
+        const g = gpu();
+        for (const [i, [m, k, n, r, dtype, accumulate]] of cases.entries()) {
+          const seed = seed0 + i;
+          const what = `${m}×${k}·[${n}×${k}]ᵀ ${dtype} W + h·Lᵀ, r ${r}${accumulate ? ', accumulated' : ''}`;
+          const x = randn(m * k, seed, 1 / Math.sqrt(k));
+          const w = dtype === 'f16' ? roundToF16(randn(n * k, seed + 100)) : randn(n * k, seed + 100);
+          const h = randn(m * r, seed + 200);
+          const l = randn(n * r, seed + 300);
+          const start = randn(m * n, seed + 400);
+          const [alpha, scale] = [1.5, 0.75];
+          const [carried, inTurn, dispatches, windows] = g.tidy(() => {
+            const [tx, tw, th, tl] = [g.tensor(x, [m, k]), g.tensor(w, [n, k], dtype), g.tensor(h, [m, r]), g.tensor(l, [n, r])];
+            const [one, two] = [g.keep(g.tensor(start, [m, n])), g.keep(g.tensor(start, [m, n]))];
+            const before = g.commands.dispatchCount;
+            matmulInto(one, tx, tw, { transB: true, accumulate, alpha, plusLowRank: { h: th, l: tl, scale } });
+            const recorded = g.commands.dispatchCount - before;
+            matmulInto(two, tx, tw, { transB: true, accumulate, alpha });
+            matmulInto(two, th, tl, { transB: true, accumulate: true, alpha: scale });
+            return [one, two, recorded, broadcastPlan(tx, tw, contiguousLayout(m, k, n, false, true), 24)?.windows.length];
+          });
+          const [a, b] = [await carried.toArray(), await inTurn.toArray()];
+          expect(Array.from(new Uint32Array(a.buffer)), what).toEqual(Array.from(new Uint32Array(b.buffer)));
+          const base = matmulReference(x, [m, k], w, [n, k], false, true);
+          const term = matmulReference(h, [m, r], l, [n, r], false, true);
+          expectClose(a, base.map((v, i) => (accumulate ? start[i] : 0) + alpha * v + scale * term[i]), TOL, what);
+          expect(windows, what).toBeGreaterThan(0);
+          expect(dispatches, `${what}: dispatches`).toBe(r % 4 === 0 ? windows : windows! + 1);
+          carried.dispose();
+          inTurn.dispose();
+        }
+      };
+
+      it('carries a low-rank term in the product’s dispatches, bit for bit the two products in turn, and leaves what it cannot take to a second product', async () => {
+        await checkLowRank([[1, 576, 37, 8, 'f32', false], [70, 576, 72, 16, 'f32', true], [24, 1536, 37, 4, 'f32', false], [5, 8, 37, 8, 'f32', true], [29, 576, 37, 6, 'f32', false]], 60);
+      });
+
+      it('carries a low-rank term on an f16 W', async (ctx) => {
+        if (!gpu().hasF16) ctx.skip();
+        await checkLowRank([[29, 576, 1537, 8, 'f16', true]], 70);
+      });
+
       it('writes and accumulates with alpha, and sums over blocks of K, across windows', async () => {
         const g = gpu();
         const [m, k, n] = [29, 576, 37];
@@ -413,6 +458,12 @@ describe('errors', () => {
       );
       const a = t([2, 2]);
       expect(() => matmulInto(a, a, t([2, 2]), { accumulate: false })).toThrow(/matmulInto: out \[2, 2\] shares storage/);
+      const [x, w, out] = [t([2, 3]), t([4, 3]), t([2, 4])];
+      const intoWith = (h: Tensor, l: Tensor) => () => matmulInto(out, x, w, { transB: true, accumulate: false, plusLowRank: { h, l, scale: 1 } });
+      expect(intoWith(t([2, 8]), t([4, 4]))).toThrow(/matmulInto: a low-rank term h \[2, 8\] f32, L \[4, 4\] f32 does not make an f32 \[2, 4\] h·Lᵀ/);
+      expect(intoWith(t([3, 8]), t([4, 8]))).toThrow(/low-rank term h \[3, 8\]/);
+      expect(intoWith(t([2, 8]), t([4, 8], 'u32'))).toThrow(/L \[4, 8\] u32 does not make/);
+      expect(intoWith(out, t([4, 4]))).toThrow(/matmulInto: out \[2, 4\] shares storage/);
     });
   });
 

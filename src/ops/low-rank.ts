@@ -5,8 +5,9 @@ import { matmul, matmulInto } from './matmul.js';
 /**
  * x·Wᵀ + scaling·(u·Aᵀ)·Bᵀ for x [N, in], W [out, in], u [N, in] (the low-rank term's input: x
  * itself, or x after LoRA's dropout), A [r, in] and B [out, r], recorded as one op: h = u·Aᵀ, then
- * two products into one output, the second accumulated with its scale folded into the product's
- * alpha, so the low-rank term costs no separate scale or add dispatches.
+ * the base product carrying scale·h·Bᵀ (in its own dispatch where the broadcast kernel runs it, else
+ * a second product accumulated with the scale as its alpha), so the low-rank term costs no separate
+ * scale or add dispatches.
  * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A accumulated into the same product when u is
  * x, so the two paths into x need no separate sum), du = dh·A, dW = gᵀ·x, dA = dhᵀ·u,
  * dB = scaling·gᵀ·h; dA and dB are accumulated straight into A and B's .grad when those exist.
@@ -26,8 +27,7 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
   const h = gpu.empty([rows, rank]);
   matmulInto(h, lowRankInput, a, { transB: true, accumulate: false });
   const out = gpu.empty([rows, outFeatures]);
-  matmulInto(out, x, weight, { transB: true, accumulate: false });
-  matmulInto(out, h, b, { transB: true, accumulate: true, alpha: scaling });
+  matmulInto(out, x, weight, { transB: true, accumulate: false, plusLowRank: { h, l: b, scale: scaling } });
   const separateInput = lowRankInput !== x;
   const inputs = separateInput ? [x, weight, lowRankInput, a, b] : [x, weight, a, b];
   return recordOp('project_plus_low_rank', inputs, out, (g, into) => {

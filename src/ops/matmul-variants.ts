@@ -260,6 +260,32 @@ export function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRo
   return { ...reads, windows };
 }
 
+/** A term a product can carry: + scale·h·Lᵀ for h [M, r] and L [N, r] in f32 (LoRA's (x·Aᵀ)·Bᵀ on its base product). */
+export interface LowRankTerm {
+  h: Tensor;
+  l: Tensor;
+  scale: number;
+}
+
+/** How the broadcast kernel reads a low-rank term: h whole through one uniform binding of `bytes`, r/4 steps. */
+interface LowRankBinding {
+  term: LowRankTerm;
+  bytes: number;
+  steps: number;
+}
+
+/** The binding of a low-rank term on a broadcast plan, or null where the kernel does not take it (then it is a product of its own). */
+function lowRankBinding(term: LowRankTerm, plan: BroadcastPlan): LowRankBinding | null {
+  const { h, l } = term;
+  const rank = h.shape[1];
+  const { limits } = h.gpu.device;
+  const bytes = Math.max(16, nextPow2(h.size * 4));
+  const takes =
+    plan.alongK && h.dtype === 'f32' && l.dtype === 'f32' && rank % 4 === 0 &&
+    (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 && bytes <= limits.maxUniformBufferBindingSize && bytes <= h.buffer.size;
+  return takes ? { term, bytes, steps: rank / 4 } : null;
+}
+
 /**
  * Lanes of a rows-kernel workgroup for N columns, cols per lane: the widest block up to N (lanes
  * share A's loads), unless its last block would leave more than a quarter of the columns computed
@@ -317,15 +343,23 @@ export function runsSwapped(gpu: Gpu, name: MatmulVariantName, layout: MatmulLay
   return VARIANTS[runs].family === 'rows' && layout.k >= LONG_K && layout.bKStride !== 1 && layout.aKStride === 1;
 }
 
-/** Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant. */
-export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
+/**
+ * Records C = alpha·op(A)·op(B) (+ C when accumulate) with the given variant, and the low-rank term
+ * `lowRank` with it where the broadcast kernel runs the product: returns whether it did (if not, the
+ * caller records the term as a product of its own).
+ */
+export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, lowRank?: LowRankTerm): boolean {
   const gpu = out.gpu;
   const { m, n, k, batch } = layout;
   const v: Variant = VARIANTS[name];
   if (v.family === 'broadcast') {
     const rows = broadcastTileRows(m, v.rows);
     const plan = broadcastPlan(a, b, layout, rows);
-    if (plan) return recordBroadcast(rows, plan, out, a, b, layout, accumulate, alpha);
+    if (plan) {
+      const low = lowRank ? lowRankBinding(lowRank, plan) : null;
+      recordBroadcast(rows, plan, out, a, b, layout, accumulate, alpha, low);
+      return low !== null;
+    }
   }
   const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? rowsOrTiles(gpu) : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
@@ -333,6 +367,7 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
     u32: [m, n, k, layout.aRowStride, layout.aKStride, layout.bKStride, layout.bColStride, layout.aBatchStride, layout.bBatchStride, layout.aOffset, layout.bOffset, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
     f32: [alpha],
   });
+  return false;
 }
 
 /**
@@ -344,16 +379,20 @@ function broadcastTileRows(m: number, most: number): number {
   return Math.min(most, m <= 4 ? nextPow2(m) : Math.ceil(m / 4) * 4);
 }
 
-function recordBroadcast(rows: number, plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
+function recordBroadcast(rows: number, plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, low: LowRankBinding | null): void {
   const gpu = out.gpu;
   const { alongK, wRowStride, tileN, windows } = plan;
   const most = !alongK && b.dtype === 'f16' ? Math.min(rows, HALF_ALONG_N_ROWS) : rows;
+  const lowConstants: Specialisation = low ? { LOW_STEPS: low.steps, LOW_WINDOW: low.bytes / 16 } : {};
   for (const w of windows) {
     const tileM = broadcastTileRows(w.rows, most);
-    const kernel = gpu.kernel('matmul_broadcast', { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, TM: tileM, WINDOW: w.bytes / 16 });
-    gpu.run(kernel, [{ buffer: a.buffer, offset: w.offset, size: w.bytes }, b, out], [Math.ceil(layout.n / tileN), Math.ceil(w.rows / tileM)], {
-      u32: [w.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, w.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0],
-      f32: [alpha],
+    const kernel = gpu.kernel('matmul_broadcast', { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, TM: tileM, WINDOW: w.bytes / 16, ...lowConstants });
+    const window = { buffer: a.buffer, offset: w.offset, size: w.bytes };
+    // Without a low-rank term its two slots take buffers this dispatch already binds read-only; the kernel never reads them.
+    const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [window, b];
+    gpu.run(kernel, [window, b, out, ...lowSlots], [Math.ceil(layout.n / tileN), Math.ceil(w.rows / tileM)], {
+      u32: [w.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, w.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, w.row0],
+      f32: [alpha, low ? low.term.scale : 0],
     });
   }
 }

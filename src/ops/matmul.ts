@@ -1,7 +1,7 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, numel, type Shape, type Tensor } from '../gpu/tensor.js';
 import { view } from './layout.js';
-import { chooseMatmulVariant, contiguousLayout, recordMatmul, runsSwapped, swappedLayout, type MatmulLayout } from './matmul-variants.js';
+import { chooseMatmulVariant, contiguousLayout, recordMatmul, runsSwapped, swappedLayout, type LowRankTerm, type MatmulLayout } from './matmul-variants.js';
 import { sameShape } from './shape.js';
 import { sumToShape } from './binary.js';
 
@@ -16,6 +16,12 @@ export interface MatmulIntoOptions extends MatmulOptions {
   /** out += alpha·a·b instead of out = alpha·a·b. */
   accumulate: boolean;
   alpha?: number;
+  /**
+   * Adds scale·h·Lᵀ (h [M, r], L [N, r], f32; LoRA's low-rank term on its base product x·Wᵀ): in the
+   * product's own dispatch where the broadcast kernel runs it, otherwise as a second, accumulating
+   * product. Either way the sums are those of the two products in turn.
+   */
+  plusLowRank?: LowRankTerm;
 }
 
 const MAX_BATCH = 65535;
@@ -64,10 +70,20 @@ function plan(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean
   return { layout, outShape: [...batchShape, m, n] };
 }
 
-function record(out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number): void {
+function record(out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, lowRank?: LowRankTerm): void {
   const variant = chooseMatmulVariant(out.gpu, layout.m);
-  if (runsSwapped(out.gpu, variant, layout)) recordMatmul(variant, out, b, a, swappedLayout(layout), accumulate, alpha);
-  else recordMatmul(variant, out, a, b, layout, accumulate, alpha);
+  const carried = runsSwapped(out.gpu, variant, layout)
+    ? recordMatmul(variant, out, b, a, swappedLayout(layout), accumulate, alpha)
+    : recordMatmul(variant, out, a, b, layout, accumulate, alpha, lowRank);
+  if (lowRank && !carried) record(out, lowRank.h, lowRank.l, plan('matmulInto', lowRank.h, lowRank.l, false, true).layout, true, lowRank.scale);
+}
+
+function checkLowRank({ h, l }: LowRankTerm, outShape: readonly number[]): void {
+  const [m, n] = outShape;
+  const fits = outShape.length === 2 && h.shape.length === 2 && l.shape.length === 2 && h.shape[0] === m && l.shape[0] === n && h.shape[1] === l.shape[1];
+  if (!fits || h.dtype !== 'f32' || l.dtype !== 'f32') {
+    throw new Error(`matmulInto: a low-rank term h ${formatShape(h.shape)} ${h.dtype}, L ${formatShape(l.shape)} ${l.dtype} does not make an f32 [${outShape.join(', ')}] h·Lᵀ`);
+  }
 }
 
 /** Sums a batched gradient over the batch of an operand that was shared across it. */
@@ -124,11 +140,13 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
  * tensor (gradient accumulation, LoRA updates). Not recorded by autograd.
  */
 export function matmulInto(out: Tensor, a: Tensor, b: Tensor, options: MatmulIntoOptions): void {
-  const { transA = false, transB = false, accumulate, alpha = 1 } = options;
+  const { transA = false, transB = false, accumulate, alpha = 1, plusLowRank } = options;
   const { layout, outShape } = plan('matmulInto', a, b, transA, transB);
   if (out.dtype !== 'f32' || !sameShape(out.shape, outShape)) {
     throw new Error(`matmulInto: out ${formatShape(out.shape)} ${out.dtype} cannot hold the f32 ${formatShape(outShape)} product of ${describe(a, b, transA, transB)}`);
   }
-  if (out.buffer === a.buffer || out.buffer === b.buffer) throw new Error(`matmulInto: out ${formatShape(out.shape)} shares storage with an operand`);
-  record(out, a, b, layout, accumulate, alpha);
+  const operands = plusLowRank ? [a, b, plusLowRank.h, plusLowRank.l] : [a, b];
+  if (operands.some((t) => t.buffer === out.buffer)) throw new Error(`matmulInto: out ${formatShape(out.shape)} shares storage with an operand`);
+  if (plusLowRank) checkLowRank(plusLowRank, outShape);
+  record(out, a, b, layout, accumulate, alpha, plusLowRank);
 }
