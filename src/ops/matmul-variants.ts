@@ -274,15 +274,17 @@ interface LowRankBinding {
   steps: number;
 }
 
-/** The binding of a low-rank term on a broadcast plan, or null where the kernel does not take it (then it is a product of its own). */
+/**
+ * The binding of a low-rank term on a broadcast plan, or null where the kernel does not take it (then
+ * it is a product of its own). matmulInto has checked the term's shapes and that both are f32.
+ */
 function lowRankBinding(term: LowRankTerm, plan: BroadcastPlan): LowRankBinding | null {
-  const { h, l } = term;
+  const { h } = term;
   const rank = h.shape[1];
-  const { limits } = h.gpu.device;
   const bytes = Math.max(16, nextPow2(h.size * 4));
   const takes =
-    plan.alongK && h.dtype === 'f32' && l.dtype === 'f32' && rank % 4 === 0 &&
-    (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 && bytes <= limits.maxUniformBufferBindingSize && bytes <= h.buffer.size;
+    plan.alongK && rank % 4 === 0 && (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 &&
+    bytes <= h.gpu.device.limits.maxUniformBufferBindingSize && bytes <= h.buffer.size;
   return takes ? { term, bytes, steps: rank / 4 } : null;
 }
 
