@@ -9,13 +9,15 @@
 // unpacked from its raw bits, as in matmul_skinny.wgsl. Dispatch: x over column blocks of
 // WG·COLS, y over row blocks of TM.
 //
-// Made for CPU adapters (lavapipe). There every storage load with a non-constant address becomes
-// a branchy per-lane loop, even when all lanes load the same address (matmul.wgsl shares A
-// through subgroup shuffles to load each value once per subgroup rather than once per lane). A
-// uniform-buffer load whose address is the same in every invocation is instead one scalar load
-// broadcast to the lanes, inside loops too. All lanes of a workgroup share its TM rows, so every
-// A value here is such a load, and no shuffles are needed: what is left per lane is loading its
-// pieces of W (each load feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
+// Made for CPU adapters (lavapipe). There every load whose address is not a constant, from a
+// storage or a uniform buffer, becomes a per-lane gather (~20 instructions per word for 8 lanes),
+// even when all lanes load the same address: its loop counter is a vector to lavapipe. All lanes
+// of a workgroup share its TM rows, so every A value here is the same in all of them, and
+// subgroupBroadcast from lane 0 (SUBGROUPS) leaves LLVM only lane 0's load to do: the k loop's
+// instructions fell from ~4 900 to ~3 500 for 384 multiply-adds per lane (llvmpipe's assembly).
+// Without subgroups (SwiftShader) every lane loads it. A comes through a uniform binding, which
+// on SwiftShader was much faster than storage (bench/README.md). What is left per lane is loading
+// its pieces of W (each load feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
 //
 // Each lane owns 4 consecutive columns (8 for half W along N: one load's worth) and keeps a row's
 // sums of 4 columns in one vec4, so one row's update is one vector-matrix product: along K,
@@ -68,6 +70,8 @@ const WINDOW: u32 = 4096u;
 // The low-rank term's rank / 4 (0: none), and the vec4s of h's uniform binding.
 const LOW_STEPS: u32 = 0u;
 const LOW_WINDOW: u32 = 1u;
+// Whether the adapter has subgroups: A's and h's values are then loaded by lane 0 and broadcast.
+const SUBGROUPS: bool = true;
 // What one 16-byte load of W holds: 4 f32 or 8 halves, as P vec4s of f32.
 const P: u32 = select(1u, 2u, HALF);
 // Along K a load spans P vec4s of k; along N, P vec4s of a lane's columns (4 k per step, one load per k).
@@ -113,12 +117,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let w_hi = mat4x4<f32>(part(v0, 1u), part(v1, 1u), part(v2, 1u), part(v3, 1u));
     for (var i = 0u; i < TM; i++) {
       let x_at = min(row0 + i, last_row) * x_stride + (STEP_K / 4u) * q;
+      var x = a[x_at];
+      if (SUBGROUPS) { x = subgroupBroadcast(x, 0u); }
       if (W_ALONG_K) {
-        var sums = a[x_at] * w_lo;
-        if (HALF) { sums += a[x_at + 1u] * w_hi; }
+        var sums = x * w_lo;
+        if (HALF) {
+          var x_hi = a[x_at + 1u];
+          if (SUBGROUPS) { x_hi = subgroupBroadcast(x_hi, 0u); }
+          sums += x_hi * w_hi;
+        }
         acc[i] += sums;
       } else {
-        let x = a[x_at];
         acc[i * COL_VECS] += w_lo * x;
         if (HALF) { acc[i * COL_VECS + COL_VECS - 1u] += w_hi * x; }
       }
@@ -131,7 +140,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var l_at: array<u32, 4>;
       for (var j = 0u; j < 4u; j++) { l_at[j] = min(col0 + j, p.n - 1u) * LOW_STEPS + q; }
       let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
-      for (var i = 0u; i < TM; i++) { low[i] += low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q] * l; }
+      for (var i = 0u; i < TM; i++) {
+        var h = low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q];
+        if (SUBGROUPS) { h = subgroupBroadcast(h, 0u); }
+        low[i] += h * l;
+      }
     }
   }
 

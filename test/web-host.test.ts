@@ -110,4 +110,23 @@ describe('shader specialisation', () => {
     expect(specialise('c', source)).not.toMatch(/enable f16/);
     expect(specialise('c', source, { T: 'f16' })).toMatch(/^enable f16; /);
   });
+
+  it('blanks a one-line if on a flag specialised to false, so its extension is not enabled, and keeps the lines', () => {
+    const source = [
+      'const SUBGROUPS: bool = true;',
+      'const R: bool = true;',
+      '@compute @workgroup_size(8) fn main() {',
+      '  var x = 1.0;',
+      '  if (SUBGROUPS) { x = subgroupBroadcast(x, 0u); }',
+      '  if (R) { x = 2.0; } else { x = 3.0; }',
+      '}',
+      '',
+    ].join('\n');
+    expect(specialise('c', source, { SUBGROUPS: true })).toMatch(/^enable subgroups; [^]*subgroupBroadcast/);
+    const off = specialise('c', source, { SUBGROUPS: false, R: false });
+    expect(off).not.toMatch(/subgroupBroadcast|enable subgroups/);
+    expect(off.split('\n')).toHaveLength(source.split('\n').length);
+    expect(off).toContain('  if (R) { x = 2.0; } else { x = 3.0; }');
+    expect(off).toContain('const SUBGROUPS: bool = false;');
+  });
 });
