@@ -111,7 +111,7 @@ describe('shader specialisation', () => {
     expect(specialise('c', source, { T: 'f16' })).toMatch(/^enable f16; /);
   });
 
-  it('blanks a one-line if on a flag specialised to false, so its extension is not enabled, and keeps the lines', () => {
+  it('blanks a one-line if that calls a subgroup builtin on a flag specialised to false, so the extension is not enabled; keeps other lines and the line count', () => {
     const source = [
       'const SUBGROUPS: bool = true;',
       'const R: bool = true;',
@@ -119,6 +119,7 @@ describe('shader specialisation', () => {
       '  var x = 1.0;',
       '  if (SUBGROUPS) { x = subgroupBroadcast(x, 0u); }',
       '  if (R) { x = 2.0; } else { x = 3.0; }',
+      '  if (R) { x = out[0]; }',
       '}',
       '',
     ].join('\n');
@@ -127,6 +128,8 @@ describe('shader specialisation', () => {
     expect(off).not.toMatch(/subgroupBroadcast|enable subgroups/);
     expect(off.split('\n')).toHaveLength(source.split('\n').length);
     expect(off).toContain('  if (R) { x = 2.0; } else { x = 3.0; }');
+    // A binding's only use stays, so the automatic pipeline layout still has it.
+    expect(off).toContain('  if (R) { x = out[0]; }');
     expect(off).toContain('const SUBGROUPS: bool = false;');
   });
 });

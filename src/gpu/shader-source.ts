@@ -52,8 +52,10 @@ function literal(value: string | number | boolean, declaredType: string | undefi
  * Shaders are plain WGSL files with default values for their tunables, so they stay valid for
  * editors and linters; specialising rewrites those declarations in place (keeping line numbers,
  * which makes compiler messages point at the file's own lines). A one-line `if (FLAG) { … }` (no
- * else) whose boolean FLAG is specialised to false is blanked: dead code either way, and a shader can then use
- * an extension (subgroups) only on adapters its flag says have it.
+ * else) that calls a subgroup builtin is blanked when its boolean FLAG is specialised to false: dead
+ * code either way, and a shader can then use subgroups only on adapters its flag says have them.
+ * Other dead lines stay: one may hold a binding's only use, and the pipeline's automatic layout
+ * drops bindings the code never uses.
  */
 export function specialise(name: string, source: string, values: Specialisation = {}): string {
   let out = source;
@@ -63,7 +65,7 @@ export function specialise(name: string, source: string, values: Specialisation 
     if (!match) throw new Error(`shader '${name}' has no 'const ${key}' or 'alias ${key}' to specialise`);
     const [, indent, kind, typed = '', type] = match;
     out = out.replace(decl, `${indent}${kind} ${key}${typed} = ${literal(value, type)};`);
-    if (value === false) out = out.replace(new RegExp(`^[ \\t]*if[ \\t]*\\([ \\t]*${key}[ \\t]*\\)[ \\t]*\\{[^{}\\n]*\\}[ \\t]*$`, 'gm'), '');
+    if (value === false) out = out.replace(new RegExp(`^[ \\t]*if[ \\t]*\\([ \\t]*${key}[ \\t]*\\)[ \\t]*\\{[^{}\\n]*\\bsubgroup[A-Z][^{}\\n]*\\}[ \\t]*$`, 'gm'), '');
   }
   // Extensions go on the first line so compiler line numbers still match the file.
   // Only code counts: a comment that mentions f16 must not make an f32 kernel need shader-f16.

@@ -12,8 +12,8 @@ import type { Tensor } from '../gpu/tensor.js';
  *          It only takes layouts it was made for (skinnyApplies) and runs rows16x2 on the others.
  *   bcast* (shaders/matmul_broadcast.wgsl): x·Wᵀ and g·W with x (g) read through uniform bindings of at most
  *          64 KiB, one dispatch per such window of rows; made for CPU adapters, where a uniform
- *          load with the same address in every lane is one load. Only the layouts broadcastPlan
- *          plans; rows16x2 on the others.
+ *          load is a gather without branches and, taken from lane 0 with subgroupBroadcast, one
+ *          load. Only the layouts broadcastPlan plans; rows16x2 on the others.
  *   tiled* (shaders/matmul_tiled.wgsl): workgroup-shared tiles; made for real GPUs.
  * Which one runs: a variant forced with forceMatmulVariant(), else the autotuned winner for the
  * adapter and shape class (tuneMatmul()), else a default by adapter kind.
