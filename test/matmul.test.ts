@@ -479,10 +479,10 @@ describe('errors', () => {
 describe('variant choice', () => {
   afterAll(() => forgetMatmulTuning());
 
-  it('defaults to skinny for one row, bcast24x4 up to 32 and rows16x2 above on CPU adapters, and computes the same', async (ctx) => {
+  it('defaults to bcast24x4 up to 32 rows and rows16x2 above on CPU adapters, and computes the same', async (ctx) => {
     const g = gpu();
-    if (!g.isCpuAdapter || !variantSupported(g, 'skinny')) ctx.skip();
-    expect(defaultMatmulVariant(g, 1)).toBe('skinny');
+    if (!g.isCpuAdapter || !variantSupported(g, 'rows16x2')) ctx.skip();
+    expect(defaultMatmulVariant(g, 1)).toBe('bcast24x4');
     expect(defaultMatmulVariant(g, 2)).toBe('bcast24x4');
     expect(defaultMatmulVariant(g, 32)).toBe('bcast24x4');
     expect(defaultMatmulVariant(g, 33)).toBe('rows16x2');

@@ -439,16 +439,19 @@ const TUNING_SHAPES: Record<string, { m: number; n: number; k: number; reps: num
 /**
  * What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements,
  * bench/README.md). bcast24x4 needs no subgroups: on Chromium's SwiftShader, which has none, it ran
- * decode-sized products 20–50× faster than tiled64, what that adapter ran before.
+ * decode-sized products 20–50× faster than tiled64, what that adapter ran before. With x taken
+ * from lane 0 it also beat skinny on one row (a decode step 0.87× on llvmpipe).
  */
-const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'skinny', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'rows16x2' };
+const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'bcast24x4', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'rows16x2' };
 
 /**
- * Bumped when the tuning procedure changes, so that winners an older procedure picked are retuned
- * (version 1 timed decode-sized products over 2 runs per sample; one such run on this machine
- * crowned rows4x4, the slowest rows variant at M = 8 to 32).
+ * Bumped when the tuning procedure changes, or a variant's kernel changes enough to reorder the
+ * winners, so that winners picked before are retuned (version 1 timed decode-sized products over 2
+ * runs per sample; one such run on this machine crowned rows4x4, the slowest rows variant at M = 8
+ * to 32. Version 2's winners predate bcast24x4 taking x from lane 0, which then beat skinny on one
+ * row and widened its lead elsewhere).
  */
-const TUNER_VERSION = 2;
+const TUNER_VERSION = 3;
 
 /**
  * Tuning results are stored per shape class, variant list and tuner version: a winner timed before a
