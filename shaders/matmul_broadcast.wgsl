@@ -15,9 +15,10 @@
 // of a workgroup share its TM rows, so every A value here is the same in all of them, and
 // subgroupBroadcast from lane 0 (SUBGROUPS) leaves LLVM only lane 0's load to do: the k loop's
 // instructions fell from ~4 900 to ~3 500 for 384 multiply-adds per lane (llvmpipe's assembly).
-// Without subgroups (SwiftShader) every lane loads it. A comes through a uniform binding, which
-// on SwiftShader was much faster than storage (bench/README.md). What is left per lane is loading
-// its pieces of W (each load feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
+// Without subgroups (SwiftShader) every lane loads it. A comes through a uniform binding: from
+// storage each lane's load is a loop with a bounds-check branch, which LLVM does not trim to lane
+// 0 (2–3× slower, bench/README.md). What is left per lane is loading its pieces of W (each load
+// feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
 //
 // Each lane owns 4 consecutive columns (8 for half W along N: one load's worth) and keeps a row's
 // sums of 4 columns in one vec4, so one row's update is one vector-matrix product: along K,
