@@ -87,6 +87,12 @@ fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
   return vec4(unpack2x16float(v.z), unpack2x16float(v.w));
 }
 
+/** A value every lane of the workgroup loaded from the same address, as lane 0 loaded it (see above). */
+fn from_lane0(v: vec4<f32>) -> vec4<f32> {
+  if (SUBGROUPS) { return subgroupBroadcast(v, 0u); }
+  return v;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let row0 = wg.y * TM;
@@ -118,15 +124,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let w_hi = mat4x4<f32>(part(v0, 1u), part(v1, 1u), part(v2, 1u), part(v3, 1u));
     for (var i = 0u; i < TM; i++) {
       let x_at = min(row0 + i, last_row) * x_stride + (STEP_K / 4u) * q;
-      var x = a[x_at];
-      if (SUBGROUPS) { x = subgroupBroadcast(x, 0u); }
+      let x = from_lane0(a[x_at]);
       if (W_ALONG_K) {
         var sums = x * w_lo;
-        if (HALF) {
-          var x_hi = a[x_at + 1u];
-          if (SUBGROUPS) { x_hi = subgroupBroadcast(x_hi, 0u); }
-          sums += x_hi * w_hi;
-        }
+        if (HALF) { sums += from_lane0(a[x_at + 1u]) * w_hi; }
         acc[i] += sums;
       } else {
         acc[i * COL_VECS] += w_lo * x;
@@ -141,11 +142,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var l_at: array<u32, 4>;
       for (var j = 0u; j < 4u; j++) { l_at[j] = min(col0 + j, p.n - 1u) * LOW_STEPS + q; }
       let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
-      for (var i = 0u; i < TM; i++) {
-        var h = low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q];
-        if (SUBGROUPS) { h = subgroupBroadcast(h, 0u); }
-        low[i] += h * l;
-      }
+      for (var i = 0u; i < TM; i++) { low[i] += from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]) * l; }
     }
   }
 

@@ -386,9 +386,10 @@ function recordBroadcast(rows: number, plan: BroadcastPlan, out: Tensor, a: Tens
   const { alongK, wRowStride, tileN, windows } = plan;
   const most = !alongK && b.dtype === 'f16' ? Math.min(rows, HALF_ALONG_N_ROWS) : rows;
   const lowConstants: Specialisation = low ? { LOW_STEPS: low.steps, LOW_WINDOW: low.bytes / 16 } : {};
+  const constants: Specialisation = { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, SUBGROUPS: gpu.features.has('subgroups'), ...lowConstants };
   for (const w of windows) {
     const tileM = broadcastTileRows(w.rows, most);
-    const kernel = gpu.kernel('matmul_broadcast', { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, TM: tileM, WINDOW: w.bytes / 16, SUBGROUPS: gpu.features.has('subgroups'), ...lowConstants });
+    const kernel = gpu.kernel('matmul_broadcast', { ...constants, TM: tileM, WINDOW: w.bytes / 16 });
     const window = { buffer: a.buffer, offset: w.offset, size: w.bytes };
     // Without a low-rank term its two slots take buffers this dispatch already binds read-only; the kernel never reads them.
     const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [window, b];
