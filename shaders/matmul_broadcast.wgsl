@@ -4,10 +4,13 @@
 //   otherwise: W [K, N] contiguous along N, B = W (the backward's dX = g·W).
 // W is read in 16-byte loads, so K (along K) or N (along N), its offset and its row stride are
 // multiples of what one load holds, 4 f32 or 8 halves, and K a multiple of 4 (the host checks this
-// and runs the rows kernel otherwise). One dispatch covers the rows of A that one uniform binding
-// holds (a window of at most 64 KiB); the host dispatches one per window. Half-precision W is
-// unpacked from its raw bits, as in matmul_skinny.wgsl. Dispatch: x over column blocks of
-// WG·COLS, y over row blocks of TM.
+// and runs the rows kernel otherwise). A uniform binding holds at most 64 KiB of A (a window).
+// Where a window holds TM rows or more, a dispatch covers the rows of one window in blocks of TM;
+// where it holds fewer (K = 1 536 fits 10 rows in f32; a decode batch of 32 rows at K = 576 fits
+// 28), a dispatch binds up to four windows of WINDOW_ROWS rows and covers one block of TM rows
+// across them, so each piece of W a lane loads feeds TM rows rather than one window's few. The
+// host dispatches until every row is covered. Half-precision W is unpacked from its raw bits, as
+// in matmul_skinny.wgsl. Dispatch: x over column blocks of WG·COLS, y over row blocks of TM.
 //
 // Made for CPU adapters (lavapipe). There every load whose address is not a constant, from a
 // storage or a uniform buffer, becomes a per-lane gather (~20 instructions per word for 8 lanes),
@@ -35,11 +38,11 @@
 // the result is bit for bit that of the two products in turn. Without the term the host binds
 // buffers it already binds in its two slots, which are never read.
 struct Params {
-  // Rows of this window, and where its row 0 is in C: C[row][col] at c_offset + row · c_row_stride + col · c_col_stride.
+  // Rows of this dispatch, and where its row 0 is in C: C[row][col] at c_offset + row · c_row_stride + col · c_col_stride.
   m: u32,
   n: u32,
   k: u32,
-  // Elements from one row of A to the next, within the window (a multiple of 4).
+  // Elements from one row of A to the next, within a window (a multiple of 4).
   a_row_stride: u32,
   // Elements from one row of W to the next as stored, and before W's first value (multiples of a load).
   b_row_stride: u32,
@@ -48,7 +51,7 @@ struct Params {
   c_row_stride: u32,
   c_col_stride: u32,
   accumulate: u32,
-  // The low-rank term: h's row of this window's row 0, and the term's scale.
+  // The low-rank term: h's row of this dispatch's row 0, and the term's scale.
   low_row0: u32,
   alpha: f32,
   scale: f32,
@@ -61,13 +64,21 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> low_h: array<vec4<f32>, LOW_WINDOW>;
 @group(0) @binding(5) var<storage, read> low_w: array<vec4<f32>>;
+// The dispatch's second to fourth windows of A (WINDOWS > 1); otherwise bindings of the first.
+@group(0) @binding(6) var<uniform> a_second: array<vec4<f32>, WINDOW>;
+@group(0) @binding(7) var<uniform> a_third: array<vec4<f32>, WINDOW>;
+@group(0) @binding(8) var<uniform> a_fourth: array<vec4<f32>, WINDOW>;
 
 const HALF: bool = false;
 const W_ALONG_K: bool = true;
 const WG: u32 = 8u;
 const TM: u32 = 24u;
-// vec4s in the uniform window (its byte size / 16; the host binds exactly that many bytes).
+// vec4s in a uniform window (its byte size / 16; the host binds exactly that many bytes).
 const WINDOW: u32 = 4096u;
+// Windows of A per dispatch (1–4), and rows of A each holds where there are several (row i of the
+// block is row i % WINDOW_ROWS of window i / WINDOW_ROWS: constant once the row loop is unrolled).
+const WINDOWS: u32 = 1u;
+const WINDOW_ROWS: u32 = 24u;
 // The low-rank term's rank / 4 (0: none), and the vec4s of h's uniform binding.
 const LOW_STEPS: u32 = 0u;
 const LOW_WINDOW: u32 = 1u;
@@ -85,6 +96,14 @@ fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
   if (!HALF) { return bitcast<vec4<f32>>(v); }
   if (h == 0u) { return vec4(unpack2x16float(v.x), unpack2x16float(v.y)); }
   return vec4(unpack2x16float(v.z), unpack2x16float(v.w));
+}
+
+/** Vec4 `at` of the rows of the window that holds the block's row i (i is constant once unrolled, so no branch is left). */
+fn a_load(i: u32, at: u32) -> vec4<f32> {
+  if (WINDOWS == 1u || i < WINDOW_ROWS) { return a[at]; }
+  if (WINDOWS == 2u || i < 2u * WINDOW_ROWS) { return a_second[at]; }
+  if (WINDOWS == 3u || i < 3u * WINDOW_ROWS) { return a_third[at]; }
+  return a_fourth[at];
 }
 
 /** A value every lane of the workgroup loaded from the same address, as lane 0 loaded it (see above). */
@@ -123,11 +142,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let w_lo = mat4x4<f32>(part(v0, 0u), part(v1, 0u), part(v2, 0u), part(v3, 0u));
     let w_hi = mat4x4<f32>(part(v0, 1u), part(v1, 1u), part(v2, 1u), part(v3, 1u));
     for (var i = 0u; i < TM; i++) {
-      let x_at = min(row0 + i, last_row) * x_stride + (STEP_K / 4u) * q;
-      let x = from_lane0(a[x_at]);
+      // With several windows a row past the dispatch's last reads its own window's binding (past
+      // A's rows: whatever the binding holds there); its sums are not stored either way.
+      let x_row = select(i % WINDOW_ROWS, min(row0 + i, last_row), WINDOWS == 1u);
+      let x_at = x_row * x_stride + (STEP_K / 4u) * q;
+      let x = from_lane0(a_load(i, x_at));
       if (W_ALONG_K) {
         var sums = x * w_lo;
-        if (HALF) { sums += from_lane0(a[x_at + 1u]) * w_hi; }
+        if (HALF) { sums += from_lane0(a_load(i, x_at + 1u)) * w_hi; }
         acc[i] += sums;
       } else {
         acc[i * COL_VECS] += w_lo * x;

@@ -3,7 +3,8 @@ import { backward } from '../src/autograd/backward.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
 import {
-  broadcastPlan,
+  type BroadcastDispatch,
+  broadcastPlanOf,
   chooseMatmulVariant,
   contiguousLayout,
   defaultMatmulVariant,
@@ -268,14 +269,15 @@ describe('skinny variant on decode-shaped x·Wᵀ', () => {
 });
 
 describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', () => {
-  // Cases the kernel takes, checked as taken (broadcastPlan), so the fallback cannot pass for
-  // it: one window and several (K = 576 fits 28 rows in 64 KiB, so 70 rows take 24 + 24 + 22;
-  // K = 1536 fits 10), row counts that leave part of a block, N not a multiple of a block, and
+  // Cases the kernel takes, checked as taken (broadcastPlanOf), so the fallback cannot pass for
+  // it: one window and several (K = 576 fits 28 rows in 64 KiB, so 70 rows take 24 + 24 + 22 and
+  // 29, one block, 28 + 1; K = 1536 fits 10, so a dispatch reads its rows through up to four
+  // windows), row counts that leave part of a block, N not a multiple of a block, and
   // K of one load (8). x is scaled like a normalised activation (1/√K), so TOL holds at every K.
   // W [N, K] is read along K (x·Wᵀ); W [K, N] along N (g·W), which takes N in whole loads of W
   // (4 f32, 8 halves). Both take N of at least one workgroup's columns (8 lanes × 4, or × 8 for
   // halves along N): 37, 72 and 1544 are not whole blocks of those.
-  const MS = [1, 3, 5, 24, 29, 70];
+  const MS = [1, 3, 5, 24, 29, 40, 70];
   const KS = [8, 576, 1536];
   const NS = { alongK: [37, 1537], alongN: [72, 1544] };
   const grid = (bDtype: 'f32' | 'f16', transB: boolean): Case[] =>
@@ -291,7 +293,7 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
       it('takes every case of the grid, in several windows where x exceeds one, and not K = 577, N in part of a load along N or N under a block', () => {
         const g = gpu();
         const windows = (m: number, k: number, n: number, transB: boolean, bDtype: 'f32' | 'f16' = 'f32') =>
-          g.tidy(() => broadcastPlan(g.zeros([m, k]), g.zeros(transB ? [n, k] : [k, n], bDtype), contiguousLayout(m, k, n, false, transB), 24)?.windows ?? null);
+          g.tidy(() => broadcastPlanOf(variant, g.zeros([m, k]), g.zeros(transB ? [n, k] : [k, n], bDtype), contiguousLayout(m, k, n, false, transB))?.dispatches ?? null);
         for (const transB of [true, false]) {
           for (const m of MS) {
             for (const k of KS) {
@@ -301,9 +303,14 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
             }
           }
         }
-        expect(windows(70, 576, 37, true)?.map((w) => w.rows)).toEqual([24, 24, 22]);
-        expect(windows(29, 1536, 37, true)?.map((w) => w.rows)).toEqual([10, 10, 9]);
-        expect(windows(29, 1536, 72, false)?.map((w) => w.rows)).toEqual([10, 10, 9]);
+        const rowsAndWindows = (dispatches: BroadcastDispatch[] | null) => dispatches?.map((d) => [d.rows, d.windows.length]);
+        expect(rowsAndWindows(windows(70, 576, 37, true))).toEqual([[24, 1], [24, 1], [22, 1]]);
+        // Up to 32 rows are one block (28 + 1 rows through two windows at K = 576); K = 1 536 fits
+        // 10 rows in a window, so a block of 24 rows takes three.
+        expect(rowsAndWindows(windows(29, 576, 37, true))).toEqual([[29, 2]]);
+        expect(rowsAndWindows(windows(29, 1536, 37, true))).toEqual([[29, 3]]);
+        expect(rowsAndWindows(windows(29, 1536, 72, false))).toEqual([[29, 3]]);
+        expect(rowsAndWindows(windows(40, 1536, 37, true))).toEqual([[30, 3], [10, 1]]);
         expect(windows(24, 577, 37, true)).toBeNull();
         expect(windows(24, 576, 37, false)).toBeNull();
         expect(windows(24, 576, 36, false, 'f16')).toBeNull();
@@ -348,7 +355,7 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
             const recorded = g.commands.dispatchCount - before;
             matmulInto(two, tx, tw, { transB: true, accumulate, alpha });
             matmulInto(two, th, tl, { transB: true, accumulate: true, alpha: scale });
-            return [one, two, recorded, broadcastPlan(tx, tw, contiguousLayout(m, k, n, false, true), 24)?.windows.length];
+            return [one, two, recorded, broadcastPlanOf(variant, tx, tw, contiguousLayout(m, k, n, false, true))?.dispatches.length];
           });
           const [a, b] = [await carried.toArray(), await inTurn.toArray()];
           expect(Array.from(new Uint32Array(a.buffer)), what).toEqual(Array.from(new Uint32Array(b.buffer)));
@@ -371,6 +378,35 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
         await checkLowRank([[29, 576, 1537, 8, 'f16', true]], 70);
       });
 
+      it('gives a last, partial window that a full window’s binding would take past x’s buffer a dispatch of its own', async () => {
+        // x is rows 39–63 of a 64 × 2048 tensor, whose buffer is exactly its 512 KiB (no larger cached
+        // buffer is reused). K = 2048 fits 8 rows in a window, so the 25 rows' block takes windows from
+        // rows 39, 47, 55 and 63; bound at 64 KiB the last would end 56 KiB past the buffer.
+        const g = gpu();
+        const [total, rows, k, n] = [64, 25, 2048, 37];
+        const skip = total - rows;
+        const x = randn(total * k, 33, 1 / Math.sqrt(k));
+        const w = randn(n * k, 34);
+        const slack = g.pool.reuseSlack;
+        g.pool.reuseSlack = 0;
+        try {
+          const product = g.tidy(() => {
+            const [tx, tw] = [g.tensor(x, [total, k]), g.tensor(w, [n, k])];
+            expect(tx.buffer.size).toBe(total * k * 4);
+            const layout = { ...contiguousLayout(rows, k, n, false, true), aOffset: skip * k };
+            const plan = broadcastPlanOf(variant, tx, tw, layout);
+            expect(plan?.dispatches.map((d) => [d.row0, d.rows, d.windows.length])).toEqual([[0, 24, 3], [24, 1, 1]]);
+            const out = g.keep(g.empty([rows, n]));
+            recordMatmul(variant, out, tx, tw, layout, false, 1);
+            return out;
+          });
+          expectClose(await product.toArray(), matmulReference(x.slice(skip * k), [rows, k], w, [n, k], false, true), TOL, `${rows}×${k}·[${n}×${k}]ᵀ at the end of x's buffer`);
+          product.dispose();
+        } finally {
+          g.pool.reuseSlack = slack;
+        }
+      });
+
       it('writes and accumulates with alpha, and sums over blocks of K, across windows', async () => {
         const g = gpu();
         const [m, k, n] = [29, 576, 37];
@@ -382,7 +418,7 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
           const [ta, tb] = [g.tensor(a, [m, k]), g.tensor(b, [n, k])];
           const blocks = g.keep(g.empty([m, n]));
           const layout = contiguousLayout(m, k, n, false, true);
-          expect(broadcastPlan(ta, tb, kRange(layout, 64, 128), 24)).not.toBeNull();
+          expect(broadcastPlanOf(variant, ta, tb, kRange(layout, 64, 128))).not.toBeNull();
           for (let k0 = 0; k0 < k; k0 += 64) recordMatmul(variant, blocks, ta, tb, kRange(layout, k0, Math.min(k, k0 + 64)), k0 > 0, 1);
           return blocks;
         });

@@ -11,9 +11,10 @@ import type { Tensor } from '../gpu/tensor.js';
  *          streaming its own row of W with 16-byte loads; CPU adapters, subgroups of at least 8.
  *          It only takes layouts it was made for (skinnyApplies) and runs rows16x2 on the others.
  *   bcast* (shaders/matmul_broadcast.wgsl): x·Wᵀ and g·W with x (g) read through uniform bindings of at most
- *          64 KiB, one dispatch per such window of rows; made for CPU adapters, where a uniform
+ *          64 KiB, one dispatch per such window of rows or, where a window holds fewer rows than a
+ *          workgroup takes, per block of rows across up to four; made for CPU adapters, where a uniform
  *          load is a gather without branches and, taken from lane 0 with subgroupBroadcast, one
- *          load. Only the layouts broadcastPlan plans; rows16x2 on the others.
+ *          load. Only the layouts broadcastPlanOf plans; rows16x2 on the others.
  *   tiled* (shaders/matmul_tiled.wgsl): workgroup-shared tiles; made for real GPUs.
  * Which one runs: a variant forced with forceMatmulVariant(), else the autotuned winner for the
  * adapter and shape class (tuneMatmul()), else a default by adapter kind.
@@ -185,12 +186,17 @@ export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boole
   return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && aligned;
 }
 
-/** One dispatch of a broadcast kernel: rows [row0, row0 + rows) of A, bound from byte `offset` for `bytes` bytes. */
+/** A window of A for a broadcast kernel: bound from byte `offset` (its first row) for `bytes` bytes. */
 export interface BroadcastWindow {
-  row0: number;
-  rows: number;
   offset: number;
   bytes: number;
+}
+
+/** One dispatch of a broadcast kernel: rows [row0, row0 + rows) of A, through 1–4 windows. */
+export interface BroadcastDispatch {
+  row0: number;
+  rows: number;
+  windows: BroadcastWindow[];
 }
 
 /** How the broadcast kernel reads W: along K (x·Wᵀ) or N (g·W), rows of W this far apart; output columns per workgroup. */
@@ -198,11 +204,6 @@ interface BroadcastReads {
   alongK: boolean;
   wRowStride: number;
   tileN: number;
-}
-
-/** A broadcast product as the kernel runs it: how it reads W, and one dispatch per window of A's rows. */
-export interface BroadcastPlan extends BroadcastReads {
-  windows: BroadcastWindow[];
 }
 
 /**
@@ -230,34 +231,77 @@ function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): BroadcastRe
 }
 
 /**
- * How a broadcast variant with `tileRows` rows per workgroup runs a product: how it reads W and the
- * uniform windows it reads A through; or null when it does not take the problem (broadcastReads, or
- * A's buffer not bindable as uniform).
- * A window holds as many whole row blocks as fit the device's uniform binding size (or every row,
- * if they fit); its size is the next power of two of what it spans (one pipeline per size), which
- * must lie inside A's buffer and start at an offset the device accepts for uniform bindings.
+ * A broadcast product as the kernel runs it: how it reads W, the most rows of A a workgroup takes
+ * (tileRows), the rows of A a window holds where a dispatch binds several (windowRows), and its
+ * dispatches.
  */
-export function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastPlan | null {
+export interface BroadcastPlan extends BroadcastReads {
+  tileRows: number;
+  windowRows: number;
+  dispatches: BroadcastDispatch[];
+}
+
+/** Windows of A one broadcast dispatch binds at most (uniform bindings 1 and 6–8 of the kernel). */
+const MAX_WINDOWS = 4;
+/**
+ * A broadcast product of at most this many rows (a decode batch) is one block of rows, so each piece
+ * of W is loaded once: as blocks of 24 + 8 rows (or 24 + 4 at 28) it is loaded twice, and decode's
+ * products ran 1.2–1.8× slower on llvmpipe (bench/README.md, "Several windows per dispatch").
+ */
+const ONE_BLOCK_ROWS = 32;
+
+/**
+ * How a broadcast variant with up to `tileRows` rows per workgroup runs a product: how it reads W
+ * and the uniform windows it reads A through; or null when it does not take the problem
+ * (broadcastReads, or A's buffer not bindable as uniform).
+ * A window holds as many rows as fit the device's uniform binding size; its binding is the next
+ * power of two of what it spans (one pipeline per size), which must lie inside A's buffer and start
+ * at an offset the device accepts for uniform bindings. Where a window holds a workgroup's rows or
+ * more, a dispatch takes one window of whole row blocks (or every row, if they fit). Where it holds
+ * fewer (K = 1 536 in f32 fits 10), a dispatch binds enough consecutive windows, up to MAX_WINDOWS,
+ * for one block of rows across them, so each piece of W a lane loads feeds a whole block; its
+ * windows share the size of a full one, and a last, partial window whose binding at that size
+ * would end past the buffer gets a dispatch of its own at its own size.
+ */
+function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastPlan | null {
   const { limits } = a.gpu.device;
   const reads = broadcastReads(a, b, layout);
   if (!reads || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
+  const mostRows = !reads.alongK && b.dtype === 'f16' ? Math.min(tileRows, HALF_ALONG_N_ROWS) : tileRows;
   const maxElements = limits.maxUniformBufferBindingSize / 4;
   const span = (rows: number) => (rows - 1) * layout.aRowStride + layout.k;
   if (span(1) > maxElements) return null;
-  let perWindow = layout.m;
-  if (span(layout.m) > maxElements) {
-    const fit = Math.floor((maxElements - layout.k) / layout.aRowStride) + 1;
-    perWindow = fit >= tileRows ? fit - (fit % tileRows) : fit;
-  }
-  const windows: BroadcastWindow[] = [];
-  for (let row0 = 0; row0 < layout.m; row0 += perWindow) {
-    const rows = Math.min(perWindow, layout.m - row0);
+  const fit = span(layout.m) <= maxElements ? layout.m : Math.floor((maxElements - layout.k) / layout.aRowStride) + 1;
+  const perWindow = fit >= tileRows && fit < layout.m ? fit - (fit % tileRows) : fit;
+  const group = fit < mostRows ? Math.min(MAX_WINDOWS, Math.ceil(mostRows / fit)) : 1;
+  const window = (row0: number, rows: number, bytes = Math.max(16, nextPow2(span(rows) * 4))): BroadcastWindow | null => {
     const offset = (layout.aOffset + row0 * layout.aRowStride) * 4;
-    const bytes = Math.max(16, nextPow2(span(rows) * 4));
-    if (offset % limits.minUniformBufferOffsetAlignment !== 0 || offset + bytes > a.buffer.size) return null;
-    windows.push({ row0, rows, offset, bytes });
+    return offset % limits.minUniformBufferOffsetAlignment === 0 && offset + bytes <= a.buffer.size ? { offset, bytes } : null;
+  };
+  const dispatches: BroadcastDispatch[] = [];
+  for (let row0 = 0; row0 < layout.m; row0 += group * perWindow) {
+    const starts = Array.from({ length: group }, (_, w) => row0 + w * perWindow).filter((start) => start < layout.m);
+    const rowsFrom = (start: number) => Math.min(perWindow, layout.m - start);
+    const full = starts.map((start) => window(start, rowsFrom(start), group > 1 ? Math.max(16, nextPow2(span(perWindow) * 4)) : undefined));
+    const last = starts.length - 1;
+    if (full.every((w) => w !== null)) {
+      dispatches.push({ row0, rows: starts[last] + rowsFrom(starts[last]) - row0, windows: full as BroadcastWindow[] });
+      continue;
+    }
+    const alone = window(starts[last], rowsFrom(starts[last]));
+    if (full.slice(0, last).some((w) => w === null) || !alone) return null;
+    if (last > 0) dispatches.push({ row0, rows: starts[last] - row0, windows: full.slice(0, last) as BroadcastWindow[] });
+    dispatches.push({ row0: starts[last], rows: rowsFrom(starts[last]), windows: [alone] });
   }
-  return { ...reads, windows };
+  return { ...reads, tileRows: group > 1 ? Math.ceil((group * perWindow) / 4) * 4 : mostRows, windowRows: perWindow, dispatches };
+}
+
+/** How a broadcast variant runs a product (broadcastPlan with its rows per workgroup), or null where it runs the rows kernel instead. */
+export function broadcastPlanOf(name: MatmulVariantName, a: Tensor, b: Tensor, layout: MatmulLayout): BroadcastPlan | null {
+  const v: Variant = VARIANTS[name];
+  if (v.family !== 'broadcast') return null;
+  const m = layout.m;
+  return broadcastPlan(a, b, layout, broadcastTileRows(m, m <= ONE_BLOCK_ROWS ? ONE_BLOCK_ROWS : v.rows));
 }
 
 /** A term a product can carry: + scale·h·Lᵀ for h [M, r] and L [N, r] in f32 (LoRA's (x·Aᵀ)·Bᵀ on its base product). */
@@ -354,14 +398,11 @@ export function recordMatmul(name: MatmulVariantName, out: Tensor, a: Tensor, b:
   const gpu = out.gpu;
   const { m, n, k, batch } = layout;
   const v: Variant = VARIANTS[name];
-  if (v.family === 'broadcast') {
-    const rows = broadcastTileRows(m, v.rows);
-    const plan = broadcastPlan(a, b, layout, rows);
-    if (plan) {
-      const low = lowRank ? lowRankBinding(lowRank, plan) : null;
-      recordBroadcast(rows, plan, out, a, b, layout, accumulate, alpha, low);
-      return low !== null;
-    }
+  const plan = broadcastPlanOf(name, a, b, layout);
+  if (plan) {
+    const low = lowRank ? lowRankBinding(lowRank, plan) : null;
+    recordBroadcast(plan, out, a, b, layout, accumulate, alpha, low);
+    return low !== null;
   }
   const usable = (v.family === 'skinny' && !skinnyApplies(a, b, layout)) || v.family === 'broadcast' ? rowsOrTiles(gpu) : name;
   const { kernel, tileM, tileN } = kernelFor(gpu, usable, a, b, m, n);
@@ -381,20 +422,20 @@ function broadcastTileRows(m: number, most: number): number {
   return Math.min(most, m <= 4 ? nextPow2(m) : Math.ceil(m / 4) * 4);
 }
 
-function recordBroadcast(rows: number, plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, low: LowRankBinding | null): void {
+function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, low: LowRankBinding | null): void {
   const gpu = out.gpu;
-  const { alongK, wRowStride, tileN, windows } = plan;
-  const most = !alongK && b.dtype === 'f16' ? Math.min(rows, HALF_ALONG_N_ROWS) : rows;
+  const { alongK, wRowStride, tileN, tileRows, windowRows, dispatches } = plan;
   const lowConstants: Specialisation = low ? { LOW_STEPS: low.steps, LOW_WINDOW: low.bytes / 16 } : {};
   const constants: Specialisation = { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, SUBGROUPS: gpu.features.has('subgroups'), ...lowConstants };
-  for (const w of windows) {
-    const tileM = broadcastTileRows(w.rows, most);
-    const kernel = gpu.kernel('matmul_broadcast', { ...constants, TM: tileM, WINDOW: w.bytes / 16 });
-    const window = { buffer: a.buffer, offset: w.offset, size: w.bytes };
+  for (const d of dispatches) {
+    const tileM = broadcastTileRows(d.rows, tileRows);
+    const several: Specialisation = d.windows.length > 1 ? { WINDOWS: d.windows.length, WINDOW_ROWS: windowRows } : {};
+    const kernel = gpu.kernel('matmul_broadcast', { ...constants, ...several, TM: tileM, WINDOW: d.windows[0].bytes / 16 });
+    const [first, second = first, third = first, fourth = first] = d.windows.map((w) => ({ buffer: a.buffer, offset: w.offset, size: w.bytes }));
     // Without a low-rank term its two slots take buffers this dispatch already binds read-only; the kernel never reads them.
-    const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [window, b];
-    gpu.run(kernel, [window, b, out, ...lowSlots], [Math.ceil(layout.n / tileN), Math.ceil(w.rows / tileM)], {
-      u32: [w.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, w.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, w.row0],
+    const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [first, b];
+    gpu.run(kernel, [first, b, out, ...lowSlots, second, third, fourth], [Math.ceil(layout.n / tileN), Math.ceil(d.rows / tileM)], {
+      u32: [d.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, d.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, d.row0],
       f32: [alpha, low ? low.term.scale : 0],
     });
   }
