@@ -311,6 +311,9 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
         expect(rowsAndWindows(windows(29, 1536, 37, true))).toEqual([[29, 3]]);
         expect(rowsAndWindows(windows(29, 1536, 72, false))).toEqual([[29, 3]]);
         expect(rowsAndWindows(windows(40, 1536, 37, true))).toEqual([[30, 3], [10, 1]]);
+        // K = 768 fits 21 rows: two windows would make blocks of 42 rows, so only a decode batch takes two.
+        expect(rowsAndWindows(windows(70, 768, 37, true))).toEqual([[21, 1], [21, 1], [21, 1], [7, 1]]);
+        expect(rowsAndWindows(windows(32, 768, 37, true))).toEqual([[32, 2]]);
         expect(windows(24, 577, 37, true)).toBeNull();
         expect(windows(24, 576, 37, false)).toBeNull();
         expect(windows(24, 576, 36, false, 'f16')).toBeNull();

@@ -246,7 +246,7 @@ const MAX_WINDOWS = 4;
 /**
  * A broadcast product of at most this many rows (a decode batch) is one block of rows, so each piece
  * of W is loaded once: as blocks of 24 + 8 rows (or 24 + 4 at 28) it is loaded twice, and decode's
- * products ran 1.2–1.8× slower on llvmpipe (bench/README.md, "Several windows per dispatch").
+ * products ran 1.1–1.8× slower on llvmpipe (bench/README.md, "Several windows per dispatch").
  */
 const ONE_BLOCK_ROWS = 32;
 
@@ -273,7 +273,10 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
   if (span(1) > maxElements) return null;
   const fit = span(layout.m) <= maxElements ? layout.m : Math.floor((maxElements - layout.k) / layout.aRowStride) + 1;
   const perWindow = fit >= tileRows && fit < layout.m ? fit - (fit % tileRows) : fit;
-  const group = fit < mostRows ? Math.min(MAX_WINDOWS, Math.ceil(mostRows / fit)) : 1;
+  // Windows per dispatch: enough for a block of mostRows, unless that block would pass ONE_BLOCK_ROWS
+  // (e.g. 21 rows a window at K = 768: two would make 42), then as many whole windows as it holds.
+  const enough = Math.min(MAX_WINDOWS, Math.ceil(mostRows / fit));
+  const group = fit >= mostRows ? 1 : Math.min(enough * fit, layout.m) <= ONE_BLOCK_ROWS ? enough : Math.max(1, Math.floor(ONE_BLOCK_ROWS / fit));
   const window = (row0: number, rows: number, bytes = Math.max(16, nextPow2(span(rows) * 4))): BroadcastWindow | null => {
     const offset = (layout.aOffset + row0 * layout.aRowStride) * 4;
     return offset % limits.minUniformBufferOffsetAlignment === 0 && offset + bytes <= a.buffer.size ? { offset, bytes } : null;
@@ -293,7 +296,7 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
     if (last > 0) dispatches.push({ row0, rows: starts[last] - row0, windows: full.slice(0, last) as BroadcastWindow[] });
     dispatches.push({ row0: starts[last], rows: rowsFrom(starts[last]), windows: [alone] });
   }
-  return { ...reads, tileRows: group > 1 ? Math.ceil((group * perWindow) / 4) * 4 : mostRows, windowRows: perWindow, dispatches };
+  return { ...reads, tileRows: group > 1 ? Math.min(ONE_BLOCK_ROWS, Math.ceil((group * perWindow) / 4) * 4) : mostRows, windowRows: perWindow, dispatches };
 }
 
 /** How a broadcast variant runs a product (broadcastPlan with its rows per workgroup), or null where it runs the rows kernel instead. */
