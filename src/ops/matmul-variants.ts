@@ -277,24 +277,29 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
   // (e.g. 21 rows a window at K = 768: two would make 42), then as many whole windows as it holds.
   const enough = Math.min(MAX_WINDOWS, Math.ceil(mostRows / fit));
   const group = fit >= mostRows ? 1 : Math.min(enough * fit, layout.m) <= ONE_BLOCK_ROWS ? enough : Math.max(1, Math.floor(ONE_BLOCK_ROWS / fit));
-  const window = (row0: number, rows: number, bytes = Math.max(16, nextPow2(span(rows) * 4))): BroadcastWindow | null => {
-    const offset = (layout.aOffset + row0 * layout.aRowStride) * 4;
+  const bytesFor = (rows: number) => Math.max(16, nextPow2(span(rows) * 4));
+  const ownBytes = (start: number) => bytesFor(Math.min(perWindow, layout.m - start));
+  const bind = (start: number, bytes: number): BroadcastWindow | null => {
+    const offset = (layout.aOffset + start * layout.aRowStride) * 4;
     return offset % limits.minUniformBufferOffsetAlignment === 0 && offset + bytes <= a.buffer.size ? { offset, bytes } : null;
   };
+  const bound = (w: BroadcastWindow | null): w is BroadcastWindow => w !== null;
   const dispatches: BroadcastDispatch[] = [];
   for (let row0 = 0; row0 < layout.m; row0 += group * perWindow) {
-    const starts = Array.from({ length: group }, (_, w) => row0 + w * perWindow).filter((start) => start < layout.m);
-    const rowsFrom = (start: number) => Math.min(perWindow, layout.m - start);
-    const full = starts.map((start) => window(start, rowsFrom(start), group > 1 ? Math.max(16, nextPow2(span(perWindow) * 4)) : undefined));
-    const last = starts.length - 1;
-    if (full.every((w) => w !== null)) {
-      dispatches.push({ row0, rows: starts[last] + rowsFrom(starts[last]) - row0, windows: full as BroadcastWindow[] });
+    const end = Math.min(row0 + group * perWindow, layout.m);
+    const starts = Array.from({ length: group }, (_, w) => row0 + w * perWindow).filter((start) => start < end);
+    const windows = starts.map((start) => bind(start, group > 1 ? bytesFor(perWindow) : ownBytes(start)));
+    if (windows.every(bound)) {
+      dispatches.push({ row0, rows: end - row0, windows });
       continue;
     }
-    const alone = window(starts[last], rowsFrom(starts[last]));
-    if (full.slice(0, last).some((w) => w === null) || !alone) return null;
-    if (last > 0) dispatches.push({ row0, rows: starts[last] - row0, windows: full.slice(0, last) as BroadcastWindow[] });
-    dispatches.push({ row0: starts[last], rows: rowsFrom(starts[last]), windows: [alone] });
+    // Only the product's last, partial window can run past the buffer at a full window's size: alone, at its own.
+    const last = starts[starts.length - 1];
+    const before = windows.slice(0, -1);
+    const alone = bind(last, ownBytes(last));
+    if (!alone || !before.every(bound)) return null;
+    if (before.length) dispatches.push({ row0, rows: last - row0, windows: before });
+    dispatches.push({ row0: last, rows: end - last, windows: [alone] });
   }
   return { ...reads, tileRows: group > 1 ? Math.min(ONE_BLOCK_ROWS, Math.ceil((group * perWindow) / 4) * 4) : mostRows, windowRows: perWindow, dispatches };
 }
