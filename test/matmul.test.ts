@@ -2,20 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { matmul, matmulInto } from '../src/ops/matmul.js';
+import { contiguousLayout, kRange, swappedLayout } from '../src/ops/matmul-layout.js';
 import {
   type BroadcastDispatch,
   broadcastPlanOf,
   chooseMatmulVariant,
-  contiguousLayout,
   defaultMatmulVariant,
   forceMatmulVariant,
   forgetMatmulTuning,
-  kRange,
   MATMUL_VARIANTS,
   matmulVariantChoices,
   recordMatmul,
   restoreMatmulVariantChoices,
-  swappedLayout,
   tuneMatmul,
   variantSupported,
   type MatmulVariantName,

@@ -1,7 +1,8 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, numel, type Shape, type Tensor } from '../gpu/tensor.js';
 import { view } from './layout.js';
-import { chooseMatmulVariant, contiguousLayout, recordMatmul, runsSwapped, swappedLayout, type LowRankTerm, type MatmulLayout } from './matmul-variants.js';
+import { contiguousLayout, swappedLayout, type MatmulLayout } from './matmul-layout.js';
+import { chooseMatmulVariant, recordMatmul, runsSwapped, type LowRankTerm } from './matmul-variants.js';
 import { sameShape } from './shape.js';
 import { sumToShape } from './binary.js';
 
