@@ -51,15 +51,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let first_pos = p.kv_length - p.queries;
   let key_valid = (j >= vec4<u32>(key_start[b])) & (j < vec4<u32>(p.kv_length));
 
-  // Component c of ks[d] / vs[d] is dimension d of key c (loops over D run D/4 times; see forward).
+  // Component c of ks[d] / vs[d] is dimension d of key c (loops over D unrolled; see forward).
   var ks: array<vec4<f32>, D>;
   var vs: array<vec4<f32>, D>;
   var dk: array<vec4<f32>, D>;
   var dv: array<vec4<f32>, D>;
-  for (var d4 = 0u; d4 < D4; d4++) {
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     let km = transpose(mat4x4<f32>(k[kr.x + d4], k[kr.y + d4], k[kr.z + d4], k[kr.w + d4])) * p.scale;
     let vm = transpose(mat4x4<f32>(v[kr.x + d4], v[kr.y + d4], v[kr.z + d4], v[kr.w + d4]));
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < 4u; i++) { // unroll
       ks[4u * d4 + i] = km[i];
       vs[4u * d4 + i] = vm[i];
       dk[4u * d4 + i] = vec4<f32>(0.0);
@@ -83,18 +83,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var doi: array<vec4<f32>, D4>;
     var s = vec4<f32>(0.0);
     var dp = vec4<f32>(0.0);
-    for (var d4 = 0u; d4 < D4; d4++) {
+    for (var d4 = 0u; d4 < D4; d4++) { // unroll
       qi[d4] = q[row * D4 + d4];
       doi[d4] = grad_out[row * D4 + d4];
-      for (var i = 0u; i < 4u; i++) {
+      for (var i = 0u; i < 4u; i++) { // unroll
         s = fma(ks[4u * d4 + i], vec4<f32>(qi[d4][i]), s);
         dp = fma(vs[4u * d4 + i], vec4<f32>(doi[d4][i]), dp);
       }
     }
     let prob = select(vec4<f32>(0.0), exp(s - lse[row]), sees);
     let ds = prob * (dp - delta[row]);
-    for (var d4 = 0u; d4 < D4; d4++) {
-      for (var i = 0u; i < 4u; i++) {
+    for (var d4 = 0u; d4 < D4; d4++) { // unroll
+      for (var i = 0u; i < 4u; i++) { // unroll
         dv[4u * d4 + i] = fma(prob, vec4<f32>(doi[d4][i]), dv[4u * d4 + i]);
         dk[4u * d4 + i] = fma(ds, vec4<f32>(qi[d4][i]), dk[4u * d4 + i]);
       }
@@ -103,7 +103,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   let stored = j < vec4<u32>(p.keys);
   let out_row = ((b * p.keys + j) * p.kv_heads + g) * D;
-  for (var d4 = 0u; d4 < D4; d4++) {
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dk[4u * d4 + i]; }
   }
   workgroupBarrier();
@@ -115,7 +115,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
   workgroupBarrier();
-  for (var d4 = 0u; d4 < D4; d4++) {
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dv[4u * d4 + i]; }
   }
   workgroupBarrier();

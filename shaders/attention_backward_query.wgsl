@@ -49,16 +49,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let key_begin = max(key_start[b], select(0u, pos.x + 1u - p.window, pos.x + 1u > p.window));
   let key_end = pos.w + 1u;
 
-  // Component c of qs[d] / dos[d] is dimension d of row c (loops over D run D/4 times; see forward).
+  // Component c of qs[d] / dos[d] is dimension d of row c (loops over D unrolled; see forward).
   var qs: array<vec4<f32>, D>;
   var dos: array<vec4<f32>, D>;
   var dq: array<vec4<f32>, D>;
   var row_delta = vec4<f32>(0.0);
-  for (var d4 = 0u; d4 < D4; d4++) {
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     let qm = transpose(mat4x4<f32>(q[row.x * D4 + d4], q[row.y * D4 + d4], q[row.z * D4 + d4], q[row.w * D4 + d4])) * p.scale;
     let dom = transpose(mat4x4<f32>(grad_out[row.x * D4 + d4], grad_out[row.y * D4 + d4], grad_out[row.z * D4 + d4], grad_out[row.w * D4 + d4]));
     let om = transpose(mat4x4<f32>(out[row.x * D4 + d4], out[row.y * D4 + d4], out[row.z * D4 + d4], out[row.w * D4 + d4]));
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < 4u; i++) { // unroll
       qs[4u * d4 + i] = qm[i];
       dos[4u * d4 + i] = dom[i];
       dq[4u * d4 + i] = vec4<f32>(0.0);
@@ -74,22 +74,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var kj: array<vec4<f32>, D4>;
     var s = vec4<f32>(0.0);
     var dp = vec4<f32>(0.0);
-    for (var d4 = 0u; d4 < D4; d4++) {
+    for (var d4 = 0u; d4 < D4; d4++) { // unroll
       kj[d4] = k[kr + d4];
       let vv = v[kr + d4];
-      for (var i = 0u; i < 4u; i++) {
+      for (var i = 0u; i < 4u; i++) { // unroll
         s = fma(qs[4u * d4 + i], vec4<f32>(kj[d4][i]), s);
         dp = fma(dos[4u * d4 + i], vec4<f32>(vv[i]), dp);
       }
     }
     let prob = select(vec4<f32>(0.0), exp(s - row_lse), (vec4<u32>(j) <= pos) & (pos - vec4<u32>(j) < vec4<u32>(p.window)));
     let ds = prob * (dp - row_delta);
-    for (var d4 = 0u; d4 < D4; d4++) {
+    for (var d4 = 0u; d4 < D4; d4++) { // unroll
       for (var i = 0u; i < 4u; i++) { dq[4u * d4 + i] = fma(ds, vec4<f32>(kj[d4][i]), dq[4u * d4 + i]); }
     }
   }
 
-  for (var d4 = 0u; d4 < D4; d4++) {
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dq[4u * d4 + i]; }
   }
   workgroupBarrier();

@@ -64,9 +64,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // qs[d] holds dimension d of the 4 rows, pre-scaled.
   var qs: array<vec4<f32>, D>;
   var acc: array<vec4<f32>, D>;
-  // Loops over D run D/4 times with 4 statements each: lavapipe's NIR unrolls loops of at most
-  // 32 iterations, and a register array indexed by a loop that stays rolled spills to memory.
-  for (var d4 = 0u; d4 < D4; d4++) {
+  // Loops over D run D/4 times with 4 statements each and are unrolled by the host (// unroll):
+  // lavapipe's NIR leaves them rolled, and a register array indexed in a rolled loop lives in
+  // memory, every access a per-lane loop.
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     let rows_d = mat4x4<f32>(q[row.x * D4 + d4], q[row.y * D4 + d4], q[row.z * D4 + d4], q[row.w * D4 + d4]);
     let cols = transpose(rows_d) * p.scale;
     qs[4u * d4] = cols[0];
@@ -87,7 +88,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let visible = (vec4<u32>(j) <= pos) & (pos - vec4<u32>(j) < vec4<u32>(p.window));
     let kr = (kv_row + min(j, key_end - 1u) * p.kv_heads) * D4;
     var s = vec4<f32>(0.0);
-    for (var d4 = 0u; d4 < D4; d4++) {
+    for (var d4 = 0u; d4 < D4; d4++) { // unroll
       let kk = k[kr + d4];
       s = fma(qs[4u * d4], vec4<f32>(kk.x), s);
       s = fma(qs[4u * d4 + 1u], vec4<f32>(kk.y), s);
@@ -100,7 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let prob = select(vec4<f32>(0.0), exp(s - m_new), visible);
     l = fma(l, correction, prob);
     m = m_new;
-    for (var d4 = 0u; d4 < D4; d4++) {
+    for (var d4 = 0u; d4 < D4; d4++) { // unroll
       let vv = v[kr + d4];
       acc[4u * d4] = fma(acc[4u * d4], correction, prob * vv.x);
       acc[4u * d4 + 1u] = fma(acc[4u * d4 + 1u], correction, prob * vv.y);
@@ -112,7 +113,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Merge the lanes' partial softmaxes: rescale each to the common max and add.
   lane_max[lane] = m;
   lane_sum[lane] = l;
-  for (var d4 = 0u; d4 < D4; d4++) {
+  for (var d4 = 0u; d4 < D4; d4++) { // unroll
     lane_acc[(4u * d4) * LANES + lane] = acc[4u * d4];
     lane_acc[(4u * d4 + 1u) * LANES + lane] = acc[4u * d4 + 1u];
     lane_acc[(4u * d4 + 2u) * LANES + lane] = acc[4u * d4 + 2u];

@@ -132,4 +132,34 @@ describe('shader specialisation', () => {
     expect(off).toContain('  if (R) { x = out[0]; }');
     expect(off).toContain('const SUBGROUPS: bool = false;');
   });
+
+  it('unrolls loops marked // unroll, inner first, to the bound a specialised const gives, keeping the line count', () => {
+    const source = [
+      'const D: u32 = 8u;',
+      'const D4: u32 = (D + 1u) / 4u - 0u;',
+      'fn f() {',
+      '  for (var d4 = 0u; d4 < D4; d4++) { // unroll',
+      '    s += a[d4]; // a comment',
+      '    for (var i = 1u; i < 3u; i++) { // unroll',
+      '      t[4u * d4 + i] = 1.0;',
+      '    }',
+      '  }',
+      '  for (var j = 0u; j < n; j++) { x += 1.0; }',
+      '}',
+    ].join('\n');
+    const out = specialise('c', source, { D: 12 }).split('\n');
+    expect(out).toHaveLength(11);
+    const inner = '{ const i = 1u; t[4u * d4 + i] = 1.0; } { const i = 2u; t[4u * d4 + i] = 1.0; }';
+    expect(out[3]).toBe(`  ${[0, 1, 2].map((d4) => `{ const d4 = ${d4}u; s += a[d4]; ${inner} }`).join(' ')}`);
+    expect(out.slice(4, 9).every((line) => line === '')).toBe(true);
+    expect(out[9]).toBe('  for (var j = 0u; j < n; j++) { x += 1.0; }');
+  });
+
+  it('refuses a loop marked // unroll that it cannot expand, naming the shader and line', () => {
+    const loop = (bound: string, body = 'x += 1.0;') => `const N: u32 = 2u;\nfn f() {\n  for (var i = 0u; i < ${bound}; i++) { // unroll\n    ${body}\n  }\n}`;
+    expect(() => specialise('s', loop('n'))).toThrow(/shader 's' line 3: the bound of a loop marked \/\/ unroll must be an integer or a const of integers, got 'n'/);
+    expect(() => specialise('s', loop('N', 'if (x > 1.0) { break; }'))).toThrow(/shader 's' line 3: a loop marked \/\/ unroll must not break or continue/);
+    expect(() => specialise('s', loop('N', 'x += 1.0; } {'))).toThrow(/shader 's' line 4: close a loop marked \/\/ unroll with a line of its own/);
+    expect(() => specialise('s', 'fn f() {\n  for (var i = 0u; i < 2u; i++) { // unroll\n    x += 1.0;\n')).toThrow(/shader 's' line 2: the loop marked \/\/ unroll is not closed/);
+  });
 });
