@@ -56,10 +56,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var vs: array<vec4<f32>, D>;
   var dk: array<vec4<f32>, D>;
   var dv: array<vec4<f32>, D>;
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  for (var d4 = 0u; d4 < D4; d4++) {
     let km = transpose(mat4x4<f32>(k[kr.x + d4], k[kr.y + d4], k[kr.z + d4], k[kr.w + d4])) * p.scale;
     let vm = transpose(mat4x4<f32>(v[kr.x + d4], v[kr.y + d4], v[kr.z + d4], v[kr.w + d4]));
-    for (var i = 0u; i < 4u; i++) { // unroll
+    for (var i = 0u; i < 4u; i++) {
       ks[4u * d4 + i] = km[i];
       vs[4u * d4 + i] = vm[i];
       dk[4u * d4 + i] = vec4<f32>(0.0);
@@ -103,7 +103,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   let stored = j < vec4<u32>(p.keys);
   let out_row = ((b * p.keys + j) * p.kv_heads + g) * D;
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  for (var d4 = 0u; d4 < D4; d4++) {
     for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dk[4u * d4 + i]; }
   }
   workgroupBarrier();
@@ -115,7 +115,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
   workgroupBarrier();
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  for (var d4 = 0u; d4 < D4; d4++) {
     for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dv[4u * d4 + i]; }
   }
   workgroupBarrier();

@@ -54,11 +54,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var dos: array<vec4<f32>, D>;
   var dq: array<vec4<f32>, D>;
   var row_delta = vec4<f32>(0.0);
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  for (var d4 = 0u; d4 < D4; d4++) {
     let qm = transpose(mat4x4<f32>(q[row.x * D4 + d4], q[row.y * D4 + d4], q[row.z * D4 + d4], q[row.w * D4 + d4])) * p.scale;
     let dom = transpose(mat4x4<f32>(grad_out[row.x * D4 + d4], grad_out[row.y * D4 + d4], grad_out[row.z * D4 + d4], grad_out[row.w * D4 + d4]));
     let om = transpose(mat4x4<f32>(out[row.x * D4 + d4], out[row.y * D4 + d4], out[row.z * D4 + d4], out[row.w * D4 + d4]));
-    for (var i = 0u; i < 4u; i++) { // unroll
+    for (var i = 0u; i < 4u; i++) {
       qs[4u * d4 + i] = qm[i];
       dos[4u * d4 + i] = dom[i];
       dq[4u * d4 + i] = vec4<f32>(0.0);
@@ -89,7 +89,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  for (var d4 = 0u; d4 < D4; d4++) {
     for (var i = 0u; i < 4u; i++) { lane_acc[(4u * d4 + i) * LANES + lane] = dq[4u * d4 + i]; }
   }
   workgroupBarrier();

@@ -64,10 +64,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // qs[d] holds dimension d of the 4 rows, pre-scaled.
   var qs: array<vec4<f32>, D>;
   var acc: array<vec4<f32>, D>;
-  // Loops over D run D/4 times with 4 statements each and are unrolled by the host (// unroll):
-  // lavapipe's NIR leaves them rolled, and a register array indexed in a rolled loop lives in
-  // memory, every access a per-lane loop.
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  // The loops over D inside the key loop are unrolled by the host (// unroll): lavapipe's NIR
+  // leaves them rolled, and an index into a register array that is not a constant is a per-lane
+  // access. The loops that run once per workgroup stay rolled: unrolled, their per-lane storage
+  // accesses made a shader take tens of seconds to compile.
+  for (var d4 = 0u; d4 < D4; d4++) {
     let rows_d = mat4x4<f32>(q[row.x * D4 + d4], q[row.y * D4 + d4], q[row.z * D4 + d4], q[row.w * D4 + d4]);
     let cols = transpose(rows_d) * p.scale;
     qs[4u * d4] = cols[0];
@@ -113,7 +114,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // Merge the lanes' partial softmaxes: rescale each to the common max and add.
   lane_max[lane] = m;
   lane_sum[lane] = l;
-  for (var d4 = 0u; d4 < D4; d4++) { // unroll
+  for (var d4 = 0u; d4 < D4; d4++) {
     lane_acc[(4u * d4) * LANES + lane] = acc[4u * d4];
     lane_acc[(4u * d4 + 1u) * LANES + lane] = acc[4u * d4 + 1u];
     lane_acc[(4u * d4 + 2u) * LANES + lane] = acc[4u * d4 + 2u];

@@ -41,6 +41,9 @@ function gpuOptions(c: Case): AttentionOptions {
 }
 
 const shape = (batch: number, queries: number, keys: number, qHeads: number, kvHeads: number, headDim: number): AttentionShape => ({ batch, queries, keys, qHeads, kvHeads, headDim });
+// 40 completion rows after a prompt: 120 query rows per kv head, keys in windows of 127 (512 bytes a key).
+const windowedPrompt = shape(3, 40, 300, 6, 2, 64);
+const windowedPromptMask: AttentionMask = { kvLength: 290, keyStart: [0, 100, 289] };
 
 /** attention against the float64 reference, forward and (for `backward`) dq, dk, dv. */
 function testAttention(name: string, forward: Case[], backward: Case[]): void {
@@ -81,6 +84,9 @@ describe('attention forward vs float64 reference', () => {
       { title: 'sliding window in decode over a partly filled cache, batch 4', ...shape(4, 1, 48, 4, 1, 32), seed: 23, mask: { window: 7, kvLength: 41, keyStart: [0, 3, 36, 40] } },
       { title: 'sliding window 9 in chunked prefill', ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 9, kvLength: 25 } },
       { title: 'sliding window wider than the cache (changes nothing)', ...shape(2, 6, 30, 4, 2, 16), seed: 24, mask: { window: 1000, kvLength: 25 } },
+      // ≥ 32 query rows per kv head run the windowed kernels; these cross their windows' edges.
+      { title: 'windowed: 3 key windows, kvLength < S, keyStart (one row sees a single key)', ...windowedPrompt, seed: 31, mask: windowedPromptMask },
+      { title: 'windowed: sliding window 50 across key windows, left padding', ...shape(2, 64, 256, 9, 3, 64), seed: 32, mask: { window: 50, keyStart: [0, 7] } },
     ],
     [],
   );
@@ -114,6 +120,9 @@ describe('attention backward', () => {
       { title: 'a sliding window, kvLength < S and keyStart', ...shape(2, 7, 11, 4, 2, 4), seed: 25, mask: { kvLength: 10, keyStart: [0, 3], window: 3 } },
       { title: 'sliding window 6: T = S = 37, 6/2 heads, D = 16, padding', ...shape(2, 37, 37, 6, 2, 16), seed: 26, mask: { window: 6, keyStart: [0, 5] } },
       { title: 'window 4 over a partly filled cache, MHA D = 64', ...shape(2, 9, 21, 3, 3, 64), seed: 27, mask: { window: 4, kvLength: 18 } },
+      { title: 'windowed: 3 key windows, kvLength < S, keyStart', ...windowedPrompt, seed: 33, mask: windowedPromptMask },
+      { title: 'windowed: 100 positions in 4 query windows, 9/3 heads, D = 64', ...shape(1, 100, 100, 9, 3, 64), seed: 34 },
+      { title: 'windowed: sliding window 20 across windows, padding', ...shape(2, 48, 180, 6, 2, 64), seed: 35, mask: { window: 20, keyStart: [0, 150], kvLength: 170 } },
     ],
   );
   it('only the inputs that need gradients get them', async () => {

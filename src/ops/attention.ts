@@ -1,4 +1,5 @@
 import { recordOp } from '../autograd/grad-node.js';
+import type { Gpu } from '../gpu/gpu.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { assertF32, assertRank } from './shape.js';
 
@@ -24,12 +25,18 @@ export const ATTENTION_HEAD_DIMS = `multiples of 4 up to ${MAX_HEAD_DIM}`;
 export const supportsHeadDim = (headDim: number): boolean => headDim % 4 === 0 && headDim > 0 && headDim <= MAX_HEAD_DIM;
 
 /**
- * Every kernel gives a workgroup 4 rows (query rows, or keys in the key-side backward), carried
- * as vec4 components, and LANES invocations that split the other side (keys, or query rows).
- * 8 is lavapipe's SIMD width (one workgroup = one CPU thread).
+ * Two families of kernels. The per-row kernels (attention_forward, attention_backward_query,
+ * attention_backward_key) give a workgroup 4 rows (query rows, or keys in the key-side backward),
+ * carried as vec4 components, and LANES invocations that split the other side (keys, or query
+ * rows): what decode wants, a few rows and a long KV cache. The windowed kernels (*_rows) give
+ * each of the LANES invocations 4 rows of its own and read the other side through uniform
+ * windows, one value for all lanes: what training and prefill want, many rows (3–4× faster on
+ * lavapipe, bench/README.md). They run where a (batch row, kv head) has a workgroup's worth of
+ * query rows. 8 is lavapipe's SIMD width (one workgroup = one CPU thread).
  */
 const ROWS_PER_WORKGROUP = 4;
 const LANES = 8;
+const WINDOWED_BLOCK = ROWS_PER_WORKGROUP * LANES;
 
 interface Geometry {
   batch: number;
@@ -100,7 +107,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const keyStart = opts.keyStart ?? gpu.zeros([batch], 'u32');
   const out = gpu.empty(q.shape);
   const lse = gpu.empty([batch, queries, qHeads]);
-  gpu.run(gpu.kernel('attention_forward', kernelValues(geometry)), [q, k, v, keyStart, out, lse], queryWorkgroups(geometry), params(geometry));
+  const windows = windowPlan(geometry, gpu);
+  if (windows) forwardWindowed(geometry, windows, q, k, v, keyStart, out, lse);
+  else gpu.run(gpu.kernel('attention_forward', kernelValues(geometry)), [q, k, v, keyStart, out, lse], queryWorkgroups(geometry), params(geometry));
 
   recordOp('attention', [q, k, v], out, (gradOut) => attentionBackward(geometry, q, k, v, keyStart, out, lse, gradOut));
   // Nothing will read these again unless a backward was recorded; pool reuse is stream-ordered.
@@ -113,6 +122,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 function attentionBackward(g: Geometry, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor): (Tensor | null)[] {
   const gpu = q.gpu;
+  const windows = windowPlan(g, gpu);
+  if (windows) return backwardWindowed(g, windows, q, k, v, keyStart, out, lse, gradOut);
   const gradQ = gpu.empty(q.shape);
   const delta = gpu.empty(lse.shape);
   gpu.run(gpu.kernel('attention_backward_query', kernelValues(g)), [q, k, v, keyStart, out, gradOut, lse, gradQ, delta], queryWorkgroups(g), params(g));
@@ -123,6 +134,122 @@ function attentionBackward(g: Geometry, q: Tensor, k: Tensor, v: Tensor, keyStar
     gradV = gpu.empty(v.shape);
     const keyWorkgroups = Math.ceil(g.keys / ROWS_PER_WORKGROUP);
     gpu.run(gpu.kernel('attention_backward_key', kernelValues(g)), [q, k, v, keyStart, gradOut, lse, delta, gradK, gradV], [keyWorkgroups, g.kvHeads, g.batch], params(g));
+  }
+  delta.dispose();
+  return [keepIf(gradQ, q), keepIf(gradK, k), keepIf(gradV, v)];
+}
+
+/** How the windowed kernels split a call: keys per window (forward, query side), query positions per window (key side). */
+interface WindowPlan {
+  keysPerWindow: number;
+  positionsPerWindow: number;
+}
+
+/** The windowed kernels' plan, or null where the per-row kernels run (few query rows, or a position too wide for a window). */
+function windowPlan(g: Geometry, gpu: Gpu): WindowPlan | null {
+  if ((g.queries * g.qHeads) / g.kvHeads < WINDOWED_BLOCK) return null;
+  const { maxUniformBufferBindingSize: most, minUniformBufferOffsetAlignment: align } = gpu.device.limits;
+  // A window starts up to `align` bytes before the first row it must hold.
+  const keysPerWindow = Math.floor((most - align) / (g.kvHeads * g.headDim * 4));
+  const positionsPerWindow = Math.floor((most - align) / (g.qHeads * g.headDim * 4));
+  return keysPerWindow > 0 && positionsPerWindow > 0 ? { keysPerWindow, positionsPerWindow } : null;
+}
+
+interface UniformWindow {
+  binding: GPUBufferBinding;
+  /** Added to an index (in vec4s) into the tensor, modulo 2^32, it gives the index into the window. */
+  shift: number;
+  vec4s: number;
+}
+
+/**
+ * A uniform binding of t's buffer that holds bytes [from, to) of t: as large as a binding may be,
+ * so most windows share one specialisation (one that would pass the buffer's end starts earlier);
+ * smaller only when the whole buffer is.
+ */
+function uniformWindow(t: Tensor, from: number, to: number): UniformWindow {
+  const { maxUniformBufferBindingSize: most, minUniformBufferOffsetAlignment: align } = t.gpu.device.limits;
+  const start = t.binding.offset ?? 0;
+  const size = t.buffer.size;
+  let offset = Math.floor((start + from) / align) * align;
+  if (offset + most > size) offset = Math.max(0, Math.floor((size - most) / align) * align);
+  const bytes = Math.floor(Math.min(most, size - offset) / 16) * 16;
+  if (start + from < offset || start + to > offset + bytes) {
+    throw new Error(`attention: bytes [${from}, ${to}) of ${t} do not fit one uniform window`);
+  }
+  return { binding: { buffer: t.buffer, offset, size: bytes }, shift: ((start - offset) / 16) >>> 0, vec4s: bytes / 16 };
+}
+
+/** The part of the params every windowed kernel starts with. */
+const geometryParams = (g: Geometry): number[] => [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength, g.window];
+const subgroups = (gpu: Gpu): boolean => gpu.features.has('subgroups');
+
+/** The key windows of batch row b, in key order: [lo, hi) and k's and v's windows for them. */
+function keyWindows(g: Geometry, plan: WindowPlan, k: Tensor, v: Tensor, b: number) {
+  const keyBytes = g.kvHeads * g.headDim * 4;
+  const windows = [];
+  for (let lo = 0; lo < g.kvLength; lo += plan.keysPerWindow) {
+    const hi = Math.min(g.kvLength, lo + plan.keysPerWindow);
+    const [from, to] = [(b * g.keys + lo) * keyBytes, (b * g.keys + hi) * keyBytes];
+    windows.push({ lo, hi, k: uniformWindow(k, from, to), v: uniformWindow(v, from, to) });
+  }
+  return windows;
+}
+
+function forwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor): void {
+  const gpu = q.gpu;
+  const blocks = Math.ceil((g.queries * g.qHeads) / g.kvHeads / WINDOWED_BLOCK);
+  const perRow = Math.ceil(g.kvLength / plan.keysPerWindow);
+  // Each lane's running softmax between windows: max, sum and D accumulators, vec4s over its 4 rows.
+  // (With one window the kernel never touches it; the binding still needs a buffer of its own.)
+  const state = gpu.empty([perRow > 1 ? g.batch * g.kvHeads * blocks * LANES * (g.headDim + 2) * 4 : 4]);
+  for (let b = 0; b < g.batch; b++) {
+    keyWindows(g, plan, k, v, b).forEach((w, i) => {
+      const kernel = gpu.kernel('attention_forward_rows', { D: g.headDim, LANES, K_WINDOW: w.k.vec4s, V_WINDOW: w.v.vec4s, SUBGROUPS: subgroups(gpu) });
+      const flags = [i === 0 ? 1 : 0, i === perRow - 1 ? 1 : 0];
+      gpu.run(kernel, [q, w.k.binding, w.v.binding, keyStart, out, lse, state], [blocks, g.kvHeads, 1], {
+        u32: [...geometryParams(g), b, w.lo, w.hi, w.k.shift, w.v.shift, ...flags],
+        f32: [g.scale],
+      });
+    });
+  }
+  state.dispose();
+}
+
+function backwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor, gradOut: Tensor): (Tensor | null)[] {
+  const gpu = q.gpu;
+  const gradQ = gpu.zeros(q.shape);
+  const delta = gpu.empty(lse.shape);
+  const queryBlocks = Math.ceil((g.queries * g.qHeads) / g.kvHeads / WINDOWED_BLOCK);
+  for (let b = 0; b < g.batch; b++) {
+    keyWindows(g, plan, k, v, b).forEach((w, i) => {
+      const kernel = gpu.kernel('attention_backward_query_rows', { D: g.headDim, LANES, K_WINDOW: w.k.vec4s, V_WINDOW: w.v.vec4s, SUBGROUPS: subgroups(gpu) });
+      gpu.run(kernel, [q, w.k.binding, w.v.binding, keyStart, out, gradOut, lse, gradQ, delta], [queryBlocks, g.kvHeads, 1], {
+        u32: [...geometryParams(g), b, w.lo, w.hi, w.k.shift, w.v.shift, i === 0 ? 1 : 0],
+        f32: [g.scale],
+      });
+    });
+  }
+  let gradK: Tensor | null = null;
+  let gradV: Tensor | null = null;
+  if (k.requiresGrad || v.requiresGrad) {
+    gradK = gpu.zeros(k.shape);
+    gradV = gpu.zeros(v.shape);
+    const positionBytes = g.qHeads * g.headDim * 4;
+    const keyBlocks = Math.ceil(g.keys / WINDOWED_BLOCK);
+    for (let b = 0; b < g.batch; b++) {
+      for (let lo = 0; lo < g.queries; lo += plan.positionsPerWindow) {
+        const hi = Math.min(g.queries, lo + plan.positionsPerWindow);
+        const [from, to] = [(b * g.queries + lo) * positionBytes, (b * g.queries + hi) * positionBytes];
+        const qWindow = uniformWindow(q, from, to);
+        const gradOutWindow = uniformWindow(gradOut, from, to);
+        const kernel = gpu.kernel('attention_backward_key_rows', { D: g.headDim, LANES, Q_WINDOW: qWindow.vec4s, GRAD_OUT_WINDOW: gradOutWindow.vec4s, SUBGROUPS: subgroups(gpu) });
+        gpu.run(kernel, [qWindow.binding, k, v, keyStart, gradOutWindow.binding, lse, delta, gradK, gradV], [keyBlocks, g.kvHeads, 1], {
+          u32: [...geometryParams(g), b, lo, hi, qWindow.shift, gradOutWindow.shift],
+          f32: [g.scale],
+        });
+      }
+    }
   }
   delta.dispose();
   return [keepIf(gradQ, q), keepIf(gradK, k), keepIf(gradV, v)];
