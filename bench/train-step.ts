@@ -12,6 +12,7 @@ import { seededRandom } from '../src/data/random.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import type { Params } from '../src/gpu/commands.js';
 import { KernelProfiler } from '../src/gpu/profiler.js';
+import { vocabularyBlockWidth } from '../src/nn/lm-head-logprobs.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
@@ -51,6 +52,7 @@ const settings: GrpoConfig = {
 const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot());
 const random = seededRandom(12345);
 const vocab = trainer.loaded.model.config.vocab_size;
+const hidden = trainer.loaded.model.config.hidden_size;
 const sequences = trainer.promptRows(0).flatMap((row) => {
   const promptIds = encodePrompt(trainer.loaded.tokenizer, row);
   return Array.from({ length: generations }, () => ({
@@ -67,7 +69,10 @@ const roleFlops = new Map<string, number>();
 function matmulRole(m: number, n: number, k: number, wAlongK: boolean): string {
   const rank = settings.loraRank;
   if (n === vocab) return 'matmul: LM head logits';
-  if (k === vocab) return 'matmul: LM head dX';
+  // The LM head's dX runs over blocks of the vocabulary (vocabularyBlockWidth columns, the last the
+  // remainder); no projection of this model sums over that many inputs into the hidden size.
+  const vocabularyBlock = k === vocabularyBlockWidth(gpu) || k === vocab % vocabularyBlockWidth(gpu);
+  if (k === vocab || (!wAlongK && n === hidden && vocabularyBlock)) return 'matmul: LM head dX';
   if (m === rank || n === rank || k === rank) return 'matmul: LoRA (rank side)';
   return wAlongK ? 'matmul: base projection forward' : 'matmul: base projection dX';
 }

@@ -2,10 +2,14 @@
 // token log-probs, recomputing the softmax from the logits and the forward's saved logsumexp.
 // One workgroup per row of a [rows, vocab] chunk; targets, logsumexp and g are indexed from
 // row_offset. With ACCUMULATE the gradient is added to dlogits instead of overwriting it.
+// dlogits is stored row-major, or (block_width > 0) in blocks of block_width columns, one after
+// another, each block [rows, width] row-major (the last may be narrower): a product over the
+// vocabulary can then read a block's rows through uniform windows (ops/matmul.ts, matmulKBlocksInto).
 struct Params {
   rows: u32,
   vocab: u32,
   row_offset: u32,
+  block_width: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -17,6 +21,13 @@ struct Params {
 
 const WG: u32 = 64u;
 const ACCUMULATE: bool = false;
+
+/** Where dlogits[row, v] is stored. */
+fn at(row: u32, v: u32) -> u32 {
+  if (p.block_width == 0u) { return row * p.vocab + v; }
+  let start = v - v % p.block_width;
+  return start * p.rows + row * min(p.block_width, p.vocab - start) + v - start;
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
@@ -32,7 +43,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
   for (var v = lid; v < p.vocab; v += WG) {
     var d = -g * exp(logits[base + v] - lse);
     if (v == token) { d += g; }
-    if (ACCUMULATE) { d += dlogits[base + v]; }
-    dlogits[base + v] = d;
+    let out = at(row, v);
+    if (ACCUMULATE) { d += dlogits[out]; }
+    dlogits[out] = d;
   }
 }

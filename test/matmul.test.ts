@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import type { Tensor } from '../src/gpu/tensor.js';
-import { matmul, matmulInto } from '../src/ops/matmul.js';
+import { matmul, matmulInto, matmulKBlocksInto } from '../src/ops/matmul.js';
 import { contiguousLayout, kRange, swappedLayout } from '../src/ops/matmul-layout.js';
 import {
   type BroadcastDispatch,
@@ -428,6 +428,64 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
       });
     });
   }
+});
+
+describe('matmulKBlocksInto: A stored in blocks of columns', () => {
+  // a [m, K] stored block after block ([m, width] each, the last narrower), as the LM head's dlogits.
+  const blockedCopy = (a: Float32Array, m: number, k: number, width: number): Float32Array => {
+    const out = new Float32Array(m * k);
+    for (let start = 0; start < k; start += width) {
+      const w = Math.min(width, k - start);
+      for (let r = 0; r < m; r++) out.set(a.subarray(r * k + start, r * k + start + w), start * m + r * w);
+    }
+    return out;
+  };
+  const [m, k, n, width] = [40, 1000, 72, 256];
+
+  for (const variant of ['bcast24x4', 'rows16x2'] as const) {
+    itNeeding({ variant }, `${variant}: equals a·op(b) in float64, written and accumulated, for b [K, N] and [N, K]`, async () => {
+      const g = gpu();
+      forceMatmulVariant(g, variant);
+      try {
+        for (const transB of [false, true]) {
+          const a = randn(m * k, 41, 1 / Math.sqrt(k));
+          const b = randn(n * k, 42);
+          const start = randn(m * n, 43);
+          const bShape = transB ? [n, k] : [k, n];
+          const product = matmulReference(a, [m, k], b, bShape, false, transB);
+          const [written, accumulated] = g.tidy(() => {
+            const [ta, tb] = [g.tensor(blockedCopy(a, m, k, width), [m, k]), g.tensor(b, bShape)];
+            const w = g.keep(g.tensor(start, [m, n]));
+            const acc = g.keep(g.tensor(start, [m, n]));
+            matmulKBlocksInto(w, ta, tb, width, { transB, accumulate: false, alpha: 0.5 });
+            matmulKBlocksInto(acc, ta, tb, width, { transB, accumulate: true });
+            if (variant === 'bcast24x4' && !transB) {
+              // The broadcast kernel takes every block (the fallback could not pass for it).
+              const block = (from: number, to: number) => ({ ...kRange(contiguousLayout(m, k, n, false, false), from, to), aRowStride: to - from, aOffset: from * m });
+              expect(broadcastPlanOf(variant, ta, tb, block(0, width))).not.toBeNull();
+              expect(broadcastPlanOf(variant, ta, tb, block(768, k))).not.toBeNull();
+            }
+            return [w, acc];
+          });
+          expectClose(await written.toArray(), product.map((v) => 0.5 * v), TOL, `0.5·a·b${transB ? 'ᵀ' : ''}`);
+          expectClose(await accumulated.toArray(), product.map((v, i) => start[i] + v), TOL, `start + a·b${transB ? 'ᵀ' : ''}`);
+          written.dispose();
+          accumulated.dispose();
+        }
+      } finally {
+        forceMatmulVariant(g, undefined);
+      }
+    });
+  }
+
+  it('refuses a bad block width and operands that are not 2-D, by name', () => {
+    const g = gpu();
+    g.tidy(() => {
+      expect(() => matmulKBlocksInto(g.empty([2, 3]), g.empty([2, 4]), g.empty([4, 3]), 0, { accumulate: false })).toThrow(/matmulKBlocksInto: blockWidth must be a positive integer, got 0/);
+      expect(() => matmulKBlocksInto(g.empty([2, 3]), g.empty([1, 2, 4]), g.empty([4, 3]), 2, { accumulate: false })).toThrow(/matmulKBlocksInto: needs 2-D operands/);
+      expect(() => matmulKBlocksInto(g.empty([2, 2]), g.empty([2, 4]), g.empty([4, 3]), 2, { accumulate: false })).toThrow(/matmulKBlocksInto: out \[2, 2\] f32 cannot hold/);
+    });
+  });
 });
 
 describe('gradients', () => {

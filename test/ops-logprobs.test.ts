@@ -220,6 +220,43 @@ describe('tokenLogprobs backward', () => {
     expectClose(await read(accumulated), expected, { atol: 2e-7, rtol: 5e-5 }, 'accumulated dlogits');
     expectClose(await read(written), gradReference(c, upstream), GRAD_TOL, 'written dlogits');
   });
+
+  it('stores dlogits in blocks of columns (the last narrower), written and accumulated', async () => {
+    const g = gpu();
+    const c = makeCase(5, 130, 31);
+    const upstream = randn(c.n, 32);
+    const initial = randn(c.n * c.v, 33);
+    const blockWidth = 48;
+    // Element (r, v) of a [n, v] matrix in blocks: block ⌊v/48⌋ holds [n, width] row-major.
+    const blocked = (plain: ArrayLike<number>) => {
+      const out = new Float64Array(c.n * c.v);
+      for (let r = 0; r < c.n; r++) {
+        for (let v = 0; v < c.v; v++) {
+          const start = v - (v % blockWidth);
+          out[start * c.n + r * Math.min(blockWidth, c.v - start) + v - start] = plain[r * c.v + v];
+        }
+      }
+      return out;
+    };
+    const grad = gradReference(c, upstream);
+    const tensors = g.tidy(() => {
+      const targets = g.tensor(c.targets, [c.n], 'u32');
+      const logits = g.tensor(c.logits, [c.n, c.v]);
+      const out = { logprobs: g.empty([c.n]), logsumexp: g.empty([c.n]) };
+      tokenLogprobsInto(logits, targets, out, 0);
+      const writtenBlocks = g.empty([c.n, c.v]);
+      const accumulatedBlocks = g.tensor(blocked(initial), [c.n, c.v]);
+      tokenLogprobsGradInto(logits, targets, out.logsumexp, g.tensor(upstream, [c.n]), writtenBlocks, { blockWidth });
+      tokenLogprobsGradInto(logits, targets, out.logsumexp, g.tensor(upstream, [c.n]), accumulatedBlocks, { blockWidth, accumulate: true });
+      return [writtenBlocks, accumulatedBlocks];
+    });
+    const [written, accumulated] = await Promise.all(tensors.map((t) => t.toArray()));
+    expectClose(written, blocked(grad), GRAD_TOL, 'written blocks');
+    expectClose(accumulated, blocked(grad.map((d, i) => d + initial[i])), { atol: 2e-7, rtol: 5e-5 }, 'accumulated blocks');
+    expect(() => tokenLogprobsGradInto(g.empty([1, 2]), g.tensor([0], [1], 'u32'), g.empty([1]), g.empty([1]), g.empty([1, 2]), { blockWidth: 1.5 })).toThrow(
+      /tokenLogprobs backward: blockWidth must be a non-negative integer, got 1.5/,
+    );
+  });
 });
 
 describe('crossEntropy', () => {

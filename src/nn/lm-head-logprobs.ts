@@ -1,6 +1,7 @@
 import { isGradEnabled, noGrad, recordOp } from '../autograd/grad-node.js';
+import type { Gpu } from '../gpu/gpu.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
-import { matmul, matmulInto } from '../ops/matmul.js';
+import { matmulInto, matmulKBlocksInto } from '../ops/matmul.js';
 import { mul } from '../ops/binary.js';
 import { slice, view } from '../ops/layout.js';
 import { tokenLogprobsGradInto, tokenLogprobsInto } from '../ops/token-logprobs.js';
@@ -49,10 +50,12 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
         tokenLogprobsInto(logits, targets, out, r0);
         if (!slope || !unit) return;
         const dlogits = gpu.empty(logits.shape);
-        tokenLogprobsGradInto(logits, targets, out.logsumexp, unit, dlogits, { rowOffset: r0 });
-        // d(logits)/d(hidden) = W for logits = hidden·Wᵀ.
+        // d(logits)/d(hidden) = W for logits = hidden·Wᵀ. A head of one block reads dlogits in
+        // blocks of the vocabulary short enough for the broadcast kernel's uniform windows.
         const blocks = head.weightBlocks;
-        const dchunk = blocks.length === 1 ? matmul(dlogits, blocks[0]) : blockwiseProduct(dlogits, blocks);
+        const blockWidth = blocks.length === 1 ? vocabularyBlockWidth(gpu) : 0;
+        tokenLogprobsGradInto(logits, targets, out.logsumexp, unit, dlogits, { rowOffset: r0, blockWidth });
+        const dchunk = blockWidth ? vocabularyBlocksProduct(dlogits, blocks[0], blockWidth) : blockwiseProduct(dlogits, blocks);
         gpu.commands.copy(dchunk.buffer, 0, slope.buffer, r0 * width * 4, (r1 - r0) * width * 4);
       });
     }
@@ -62,6 +65,16 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
   if (!slope) return { logprobs: out.logprobs, entropy: out.entropy };
   const logprobs = recordOp(op, [hidden], out.logprobs, (g) => [mul(slope, view(g, [rows, 1]))]);
   return { logprobs, entropy: out.entropy };
+}
+
+/** Columns of dlogits per block: a uniform window (64 KiB) then holds 8 rows of a block, and a broadcast dispatch 32 rows from 4 windows. */
+export const vocabularyBlockWidth = (gpu: Gpu): number => gpu.device.limits.maxUniformBufferBindingSize / 4 / 8;
+
+/** dlogits·W for dlogits stored in blocks of `blockWidth` columns (tokenLogprobsGradInto's blockWidth). */
+function vocabularyBlocksProduct(dlogits: Tensor, w: Tensor, blockWidth: number): Tensor {
+  const out = dlogits.gpu.empty([dlogits.shape[0], w.shape[1]]);
+  matmulKBlocksInto(out, dlogits, w, blockWidth, { accumulate: false });
+  return out;
 }
 
 /**

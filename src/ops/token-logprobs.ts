@@ -17,6 +17,11 @@ export interface TokenLogprobsGradOptions {
   rowOffset?: number;
   /** Add into dlogits instead of overwriting it (rows whose gradient is 0 are then skipped). */
   accumulate?: boolean;
+  /**
+   * Store dlogits in blocks of this many columns, each block [chunk, width] row-major (the last may
+   * be narrower), as matmulKBlocksInto reads it; default: plain row-major [chunk, V].
+   */
+  blockWidth?: number;
 }
 
 function checkChunk(op: string, logits: Tensor, targets: Tensor, rowOffset: number, perToken: Record<string, Tensor | undefined>): void {
@@ -75,8 +80,9 @@ export function tokenLogprobsGradInto(
   options: TokenLogprobsGradOptions = {},
 ): void {
   const op = 'tokenLogprobs backward';
-  const { rowOffset = 0, accumulate = false } = options;
+  const { rowOffset = 0, accumulate = false, blockWidth = 0 } = options;
   checkChunk(op, logits, targets, rowOffset, { logsumexp, gradLogprobs });
+  if (!Number.isSafeInteger(blockWidth) || blockWidth < 0) throw new Error(`${op}: blockWidth must be a non-negative integer, got ${blockWidth}`);
   assertF32(op, dlogits);
   if (dlogits.shape.length !== 2 || dlogits.shape[0] !== logits.shape[0] || dlogits.shape[1] !== logits.shape[1]) {
     throw new Error(`${op}: dlogits ${formatShape(dlogits.shape)} does not match logits ${formatShape(logits.shape)}`);
@@ -85,7 +91,7 @@ export function tokenLogprobsGradInto(
   const [rows, vocab] = logits.shape;
   const WG = rowWorkgroupSize(gpu, vocab);
   gpu.run(gpu.kernel('token_logprobs_backward', { WG, ACCUMULATE: accumulate }), [logits, targets, logsumexp, gradLogprobs, dlogits], rowGrid(gpu, rows), {
-    u32: [rows, vocab, rowOffset],
+    u32: [rows, vocab, rowOffset, blockWidth],
   });
 }
 
