@@ -31,12 +31,13 @@
 // rolled keeps a register array it indexes in memory: the same kernel with per-column scalar sums
 // ran at about half this speed.)
 //
-// Along K the product can carry a low-rank term (LOW_STEPS > 0): C = alpha·A·Wᵀ + scale·h·Lᵀ
-// (+ C) for h [M, r] read through a uniform binding like A and L [N, r] in f32, r = 4·LOW_STEPS:
-// LoRA's y = x·W0ᵀ + s·(x·Aᵀ)·Bᵀ with h = x·Aᵀ, in the base product's dispatch. The term is summed
-// as this kernel sums h·Lᵀ on its own (vec4 steps from zero) and added after alpha·A·Wᵀ (+ C), so
-// the result is bit for bit that of the two products in turn. Without the term the host binds
-// buffers it already binds in its two slots, which are never read.
+// The product can carry a low-rank term (LOW_STEPS > 0), h [M, r] read through a uniform binding
+// like A, r = 4·LOW_STEPS, and L in f32: along K, C = alpha·A·Wᵀ + scale·h·Lᵀ (+ C) for L [N, r]
+// (LoRA's y = x·W0ᵀ + s·(x·Aᵀ)·Bᵀ with h = x·Aᵀ, in the base product's dispatch); along N,
+// C = alpha·A·W + scale·h·L (+ C) for L [r, N] (LoRA's backward dx = g·W0 + dh·A). The term is
+// summed as this kernel sums that product on its own (vec4 steps from zero) and added after
+// alpha·A·W(ᵀ) (+ C), so the result is bit for bit that of the two products in turn. Without the
+// term the host binds buffers it already binds in its two slots, which are never read.
 struct Params {
   // Rows of this dispatch, and where its row 0 is in C: C[row][col] at c_offset + row · c_row_stride + col · c_col_stride.
   m: u32,
@@ -158,13 +159,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
-  var low: array<vec4<f32>, TM>;
+  var low: array<vec4<f32>, TM * COL_VECS>;
   if (LOW_STEPS > 0u) {
     for (var q = 0u; q < LOW_STEPS; q++) {
-      var l_at: array<u32, 4>;
-      for (var j = 0u; j < 4u; j++) { l_at[j] = min(col0 + j, p.n - 1u) * LOW_STEPS + q; }
-      let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
-      for (var i = 0u; i < TM; i++) { low[i] += from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]) * l; }
+      if (W_ALONG_K) {
+        // L [N, r]: the lane's 4 rows of L at ranks 4q…4q+3; a row's update is h·mat4x4, as x·w_lo above.
+        var l_at: array<u32, 4>;
+        for (var j = 0u; j < 4u; j++) { l_at[j] = min(col0 + j, p.n - 1u) * LOW_STEPS + q; }
+        let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
+        for (var i = 0u; i < TM; i++) { low[i] += from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]) * l; }
+      } else {
+        // L [r, N]: its rows 4q…4q+3 at the lane's columns (clamped as W's are); a row's update is
+        // mat4x4·h, as w_lo·x above.
+        for (var c = 0u; c < COL_VECS; c++) {
+          let at = (min(col0, p.n - COLS) + 4u * c) / 4u;
+          let row_vecs = p.n / 4u;
+          let l = mat4x4<f32>(low_w[4u * q * row_vecs + at], low_w[(4u * q + 1u) * row_vecs + at], low_w[(4u * q + 2u) * row_vecs + at], low_w[(4u * q + 3u) * row_vecs + at]);
+          for (var i = 0u; i < TM; i++) { low[i * COL_VECS + c] += l * from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]); }
+        }
+      }
     }
   }
 
@@ -177,7 +190,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let at = p.c_offset + row * p.c_row_stride + col * p.c_col_stride;
         var value = p.alpha * acc[i * COL_VECS + j / 4u][j % 4u];
         if (p.accumulate != 0u) { value += c[at]; }
-        if (LOW_STEPS > 0u) { value = p.scale * low[i][j % 4u] + value; }
+        if (LOW_STEPS > 0u) { value = p.scale * low[i * COL_VECS + j / 4u][j % 4u] + value; }
         c[at] = value;
       }
     }

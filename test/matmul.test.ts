@@ -334,34 +334,37 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
         });
       }
 
-      // [M, K, N, r, W, accumulate]: one window and several (70 rows at K = 576, 24 at K = 1536),
-      // N under and over a block, r of one, two and four vec4 steps; r = 6 is not whole steps.
-      type LowRankCase = [number, number, number, number, 'f32' | 'f16', boolean];
+      // [M, K, N, r, W, accumulate, along N]: one window and several (70 rows at K = 576, 24 at K =
+      // 1536), N under and over a block, r of one, two and four vec4 steps; r = 6 is not whole steps.
+      // Along K the product is x·Wᵀ + h·Lᵀ (L [N, r]); along N, g·W + h·L (L [r, N], `lRows`).
+      type LowRankCase = [number, number, number, number, 'f32' | 'f16', boolean, boolean?];
       const checkLowRank = async (cases: LowRankCase[], seed0: number) => {
         const g = gpu();
-        for (const [i, [m, k, n, r, dtype, accumulate]] of cases.entries()) {
+        for (const [i, [m, k, n, r, dtype, accumulate, alongN = false]] of cases.entries()) {
           const seed = seed0 + i;
-          const what = `${m}×${k}·[${n}×${k}]ᵀ ${dtype} W + h·Lᵀ, r ${r}${accumulate ? ', accumulated' : ''}`;
+          const transB = !alongN;
+          const what = `${m}×${k}·${alongN ? `[${k}×${n}]` : `[${n}×${k}]ᵀ`} ${dtype} W + ${alongN ? 'h·L' : 'h·Lᵀ'}, r ${r}${accumulate ? ', accumulated' : ''}`;
           const x = randn(m * k, seed, 1 / Math.sqrt(k));
           const w = dtype === 'f16' ? roundToF16(randn(n * k, seed + 100)) : randn(n * k, seed + 100);
           const h = randn(m * r, seed + 200);
           const l = randn(n * r, seed + 300);
           const start = randn(m * n, seed + 400);
           const [alpha, scale] = [1.5, 0.75];
+          const [wShape, lShape] = alongN ? [[k, n], [r, n]] : [[n, k], [n, r]];
           const [carried, inTurn, dispatches, windows] = g.tidy(() => {
-            const [tx, tw, th, tl] = [g.tensor(x, [m, k]), g.tensor(w, [n, k], dtype), g.tensor(h, [m, r]), g.tensor(l, [n, r])];
+            const [tx, tw, th, tl] = [g.tensor(x, [m, k]), g.tensor(w, wShape, dtype), g.tensor(h, [m, r]), g.tensor(l, lShape)];
             const [one, two] = [g.keep(g.tensor(start, [m, n])), g.keep(g.tensor(start, [m, n]))];
             const before = g.commands.dispatchCount;
-            matmulInto(one, tx, tw, { transB: true, accumulate, alpha, plusLowRank: { h: th, l: tl, scale } });
+            matmulInto(one, tx, tw, { transB, accumulate, alpha, plusLowRank: { h: th, l: tl, scale, lRows: alongN } });
             const recorded = g.commands.dispatchCount - before;
-            matmulInto(two, tx, tw, { transB: true, accumulate, alpha });
-            matmulInto(two, th, tl, { transB: true, accumulate: true, alpha: scale });
-            return [one, two, recorded, broadcastPlanOf(variant, tx, tw, contiguousLayout(m, k, n, false, true))?.dispatches.length];
+            matmulInto(two, tx, tw, { transB, accumulate, alpha });
+            matmulInto(two, th, tl, { transB, accumulate: true, alpha: scale });
+            return [one, two, recorded, broadcastPlanOf(variant, tx, tw, contiguousLayout(m, k, n, false, transB))?.dispatches.length];
           });
           const [a, b] = [await carried.toArray(), await inTurn.toArray()];
           expect(Array.from(new Uint32Array(a.buffer)), what).toEqual(Array.from(new Uint32Array(b.buffer)));
-          const base = matmulReference(x, [m, k], w, [n, k], false, true);
-          const term = matmulReference(h, [m, r], l, [n, r], false, true);
+          const base = matmulReference(x, [m, k], w, wShape, false, transB);
+          const term = matmulReference(h, [m, r], l, lShape, false, transB);
           expectClose(a, base.map((v, i) => (accumulate ? start[i] : 0) + alpha * v + scale * term[i]), TOL, what);
           expect(windows, what).toBeGreaterThan(0);
           expect(dispatches, `${what}: dispatches`).toBe(r % 4 === 0 ? windows : windows! + 1);
@@ -377,6 +380,12 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
       it('carries a low-rank term on an f16 W', async (ctx) => {
         if (!gpu().hasF16) ctx.skip();
         await checkLowRank([[29, 576, 1537, 8, 'f16', true]], 70);
+      });
+
+      it('carries a low-rank term along N (g·W + h·L, L [r, N]) the same way, f32 and f16 W', async (ctx) => {
+        await checkLowRank([[1, 576, 72, 8, 'f32', false, true], [70, 576, 72, 16, 'f32', true, true], [24, 1536, 1544, 4, 'f32', false, true], [29, 576, 72, 6, 'f32', false, true]], 80);
+        if (!gpu().hasF16) ctx.skip();
+        await checkLowRank([[29, 576, 1544, 8, 'f16', true, true], [40, 1536, 72, 8, 'f16', false, true]], 90);
       });
 
       it('gives a last, partial window that a full window’s binding would take past x’s buffer a dispatch of its own', async () => {
@@ -559,6 +568,10 @@ describe('errors', () => {
       expect(intoWith(t([3, 8]), t([4, 8]))).toThrow(/low-rank term h \[3, 8\]/);
       expect(intoWith(t([2, 8]), t([4, 8], 'u32'))).toThrow(/L \[4, 8\] u32 does not make/);
       expect(intoWith(out, t([4, 4]))).toThrow(/matmulInto: out \[2, 4\] shares storage/);
+      // With lRows, L is [r, N]: an [N, r] L is refused, naming the h·L it does not make.
+      expect(() => matmulInto(out, x, w, { transB: true, accumulate: false, plusLowRank: { h: t([2, 8]), l: t([4, 8]), scale: 1, lRows: true } })).toThrow(
+        /matmulInto: a low-rank term h \[2, 8\] f32, L \[4, 8\] f32 does not make an f32 \[2, 4\] h·L$/,
+      );
     });
   });
 

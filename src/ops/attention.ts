@@ -165,18 +165,18 @@ interface UniformWindow {
 /**
  * A uniform binding of t's buffer that holds bytes [from, to) of t: as large as a binding may be,
  * so most windows share one specialisation (one that would pass the buffer's end starts earlier);
- * smaller only when the whole buffer is.
+ * smaller where the buffer is, or where starting earlier would not reach the bytes' end.
  */
 function uniformWindow(t: Tensor, from: number, to: number): UniformWindow {
   const { maxUniformBufferBindingSize: most, minUniformBufferOffsetAlignment: align } = t.gpu.device.limits;
   const start = t.binding.offset ?? 0;
   const size = t.buffer.size;
-  let offset = Math.floor((start + from) / align) * align;
-  if (offset + most > size) offset = Math.max(0, Math.floor((size - most) / align) * align);
-  const bytes = Math.floor(Math.min(most, size - offset) / 16) * 16;
-  if (start + from < offset || start + to > offset + bytes) {
-    throw new Error(`attention: bytes [${from}, ${to}) of ${t} do not fit one uniform window`);
-  }
+  const natural = Math.floor((start + from) / align) * align;
+  const bytesFrom = (offset: number) => Math.floor(Math.min(most, size - offset) / 16) * 16;
+  let offset = natural + most > size ? Math.max(0, Math.min(natural, Math.floor((size - most) / align) * align)) : natural;
+  if (start + to > offset + bytesFrom(offset)) offset = natural;
+  const bytes = bytesFrom(offset);
+  if (start + to > offset + bytes) throw new Error(`attention: bytes [${from}, ${to}) of ${t} do not fit one uniform window`);
   return { binding: { buffer: t.buffer, offset, size: bytes }, shift: ((start - offset) / 16) >>> 0, vec4s: bytes / 16 };
 }
 

@@ -8,8 +8,8 @@ import { matmul, matmulInto } from './matmul.js';
  * the base product carrying scale·h·Bᵀ (in its own dispatch where the broadcast kernel runs it, else
  * a second product accumulated with the scale as its alpha), so the low-rank term costs no separate
  * scale or add dispatches.
- * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A accumulated into the same product when u is
- * x, so the two paths into x need no separate sum), du = dh·A, dW = gᵀ·x, dA = dhᵀ·u,
+ * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A carried by the same product when u is x,
+ * in its dispatch where the broadcast kernel runs it, so the two paths into x need no separate sum), du = dh·A, dW = gᵀ·x, dA = dhᵀ·u,
  * dB = scaling·gᵀ·h; dA and dB are accumulated straight into A and B's .grad when those exist.
  */
 export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
@@ -41,8 +41,8 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
     }
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
-      dx = matmul(g, weight);
-      if (dh && !separateInput) matmulInto(dx, dh, a, { accumulate: true });
+      dx = gpu.empty([rows, inFeatures]);
+      matmulInto(dx, g, weight, { accumulate: false, plusLowRank: dh && !separateInput ? { h: dh, l: a, scale: 1, lRows: true } : undefined });
     }
     const du = separateInput && dh && lowRankInput.requiresGrad ? matmul(dh, a) : null;
     const dw = weight.requiresGrad ? matmul(g, x, { transA: true }) : null;

@@ -243,11 +243,16 @@ export function broadcastPlanOf(name: MatmulVariantName, a: Tensor, b: Tensor, l
   return broadcastPlan(a, b, layout, broadcastTileRows(m, m <= ONE_BLOCK_ROWS ? ONE_BLOCK_ROWS : v.rows));
 }
 
-/** A term a product can carry: + scale·h·Lᵀ for h [M, r] and L [N, r] in f32 (LoRA's (x·Aᵀ)·Bᵀ on its base product). */
+/**
+ * A term a product can carry: + scale·h·Lᵀ for h [M, r] and L [N, r] in f32 (LoRA's (x·Aᵀ)·Bᵀ on
+ * its base product), or with `lRows`, + scale·h·L for L stored [r, N] (LoRA's dh·A on the
+ * backward's g·W0).
+ */
 export interface LowRankTerm {
   h: Tensor;
   l: Tensor;
   scale: number;
+  lRows?: boolean;
 }
 
 /** How the broadcast kernel reads a low-rank term: h whole through one uniform binding of `bytes`, r/4 steps. */
@@ -266,7 +271,7 @@ function lowRankBinding(term: LowRankTerm, plan: BroadcastPlan): LowRankBinding 
   const rank = h.shape[1];
   const bytes = Math.max(16, nextPow2(h.size * 4));
   const takes =
-    plan.alongK && rank % 4 === 0 && (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 &&
+    plan.alongK === !term.lRows && rank % 4 === 0 && (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 &&
     bytes <= h.gpu.device.limits.maxUniformBufferBindingSize && bytes <= h.buffer.size;
   return takes ? { term, bytes, steps: rank / 4 } : null;
 }

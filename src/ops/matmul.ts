@@ -18,9 +18,10 @@ export interface MatmulIntoOptions extends MatmulOptions {
   accumulate: boolean;
   alpha?: number;
   /**
-   * Adds scale·h·Lᵀ (h [M, r], L [N, r], f32; LoRA's low-rank term on its base product x·Wᵀ): in the
-   * product's own dispatch where the broadcast kernel runs it, otherwise as a second, accumulating
-   * product. Either way the sums are those of the two products in turn.
+   * Adds scale·h·Lᵀ (h [M, r], L [N, r], f32; LoRA's low-rank term on its base product x·Wᵀ), or
+   * scale·h·L for L [r, N] with `lRows` (LoRA's dh·A on the backward's g·W0): in the product's own
+   * dispatch where the broadcast kernel runs it, otherwise as a second, accumulating product.
+   * Either way the sums are those of the two products in turn.
    */
   plusLowRank?: LowRankTerm;
 }
@@ -76,14 +77,15 @@ function record(out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumul
   const carried = runsSwapped(out.gpu, variant, layout)
     ? recordMatmul(variant, out, b, a, swappedLayout(layout), accumulate, alpha)
     : recordMatmul(variant, out, a, b, layout, accumulate, alpha, lowRank);
-  if (lowRank && !carried) record(out, lowRank.h, lowRank.l, plan('matmulInto', lowRank.h, lowRank.l, false, true).layout, true, lowRank.scale);
+  if (lowRank && !carried) record(out, lowRank.h, lowRank.l, plan('matmulInto', lowRank.h, lowRank.l, false, !lowRank.lRows).layout, true, lowRank.scale);
 }
 
-function checkLowRank({ h, l }: LowRankTerm, outShape: readonly number[]): void {
+function checkLowRank({ h, l, lRows = false }: LowRankTerm, outShape: readonly number[]): void {
   const [m, n] = outShape;
-  const fits = outShape.length === 2 && h.shape.length === 2 && l.shape.length === 2 && h.shape[0] === m && l.shape[0] === n && h.shape[1] === l.shape[1];
+  const [lN, lRank] = lRows ? [l.shape[1], l.shape[0]] : [l.shape[0], l.shape[1]];
+  const fits = outShape.length === 2 && h.shape.length === 2 && l.shape.length === 2 && h.shape[0] === m && lN === n && h.shape[1] === lRank;
   if (!fits || h.dtype !== 'f32' || l.dtype !== 'f32') {
-    throw new Error(`matmulInto: a low-rank term h ${formatShape(h.shape)} ${h.dtype}, L ${formatShape(l.shape)} ${l.dtype} does not make an f32 [${outShape.join(', ')}] h·Lᵀ`);
+    throw new Error(`matmulInto: a low-rank term h ${formatShape(h.shape)} ${h.dtype}, L ${formatShape(l.shape)} ${l.dtype} does not make an f32 [${outShape.join(', ')}] ${lRows ? 'h·L' : 'h·Lᵀ'}`);
   }
 }
 
