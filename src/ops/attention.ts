@@ -84,10 +84,15 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
 }
 
 const kernelValues = (g: Geometry) => ({ D: g.headDim, LANES });
-const queryWorkgroups = (g: Geometry): [number, number, number] => [Math.ceil((g.queries * g.qHeads) / g.kvHeads / ROWS_PER_WORKGROUP), g.kvHeads, g.batch];
+/** Query rows of one (batch row, kv head): its query positions × the query heads that share it. */
+const queryRows = (g: Geometry): number => (g.queries * g.qHeads) / g.kvHeads;
+const queryWorkgroups = (g: Geometry): [number, number, number] => [Math.ceil(queryRows(g) / ROWS_PER_WORKGROUP), g.kvHeads, g.batch];
+
+/** The u32 params every kernel starts with (the per-row kernels have only these, then the scale). */
+const geometryParams = (g: Geometry): number[] => [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength, g.window];
 
 function params(g: Geometry) {
-  return { u32: [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength, g.window], f32: [g.scale] };
+  return { u32: geometryParams(g), f32: [g.scale] };
 }
 
 
@@ -145,9 +150,12 @@ interface WindowPlan {
   positionsPerWindow: number;
 }
 
+/** The windowed kernels' workgroups over the query rows of one (batch row, kv head). */
+const queryRowBlocks = (g: Geometry): number => Math.ceil(queryRows(g) / WINDOWED_BLOCK);
+
 /** The windowed kernels' plan, or null where the per-row kernels run (few query rows, or a position too wide for a window). */
 function windowPlan(g: Geometry, gpu: Gpu): WindowPlan | null {
-  if ((g.queries * g.qHeads) / g.kvHeads < WINDOWED_BLOCK) return null;
+  if (queryRows(g) < WINDOWED_BLOCK) return null;
   const { maxUniformBufferBindingSize: most, minUniformBufferOffsetAlignment: align } = gpu.device.limits;
   // A window starts up to `align` bytes before the first row it must hold.
   const keysPerWindow = Math.floor((most - align) / (g.kvHeads * g.headDim * 4));
@@ -180,8 +188,6 @@ function uniformWindow(t: Tensor, from: number, to: number): UniformWindow {
   return { binding: { buffer: t.buffer, offset, size: bytes }, shift: ((start - offset) / 16) >>> 0, vec4s: bytes / 16 };
 }
 
-/** The part of the params every windowed kernel starts with. */
-const geometryParams = (g: Geometry): number[] => [g.queries, g.keys, g.qHeads, g.kvHeads, g.kvLength, g.window];
 const subgroups = (gpu: Gpu): boolean => gpu.features.has('subgroups');
 
 /** The key windows of batch row b, in key order: [lo, hi) and k's and v's windows for them. */
@@ -198,7 +204,7 @@ function keyWindows(g: Geometry, plan: WindowPlan, k: Tensor, v: Tensor, b: numb
 
 function forwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor): void {
   const gpu = q.gpu;
-  const blocks = Math.ceil((g.queries * g.qHeads) / g.kvHeads / WINDOWED_BLOCK);
+  const blocks = queryRowBlocks(g);
   const perRow = Math.ceil(g.kvLength / plan.keysPerWindow);
   // Each lane's running softmax between windows: max, sum and D accumulators, vec4s over its 4 rows.
   // (With one window the kernel never touches it; the binding still needs a buffer of its own.)
@@ -220,7 +226,7 @@ function backwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v
   const gpu = q.gpu;
   const gradQ = gpu.zeros(q.shape);
   const delta = gpu.empty(lse.shape);
-  const queryBlocks = Math.ceil((g.queries * g.qHeads) / g.kvHeads / WINDOWED_BLOCK);
+  const queryBlocks = queryRowBlocks(g);
   for (let b = 0; b < g.batch; b++) {
     keyWindows(g, plan, k, v, b).forEach((w, i) => {
       const kernel = gpu.kernel('attention_backward_query_rows', { D: g.headDim, LANES, K_WINDOW: w.k.vec4s, V_WINDOW: w.v.vec4s, SUBGROUPS: subgroups(gpu) });
