@@ -2,9 +2,10 @@
 // through a uniform binding and B the model's weight W in f32 or half precision, stored either way:
 //   W_ALONG_K: W [N, K] contiguous along K, B = Wᵀ (the forward's x·Wᵀ);
 //   otherwise: W [K, N] contiguous along N, B = W (the backward's dX = g·W).
-// W is read in 16-byte loads, so K (along K) or N (along N), its offset and its row stride are
-// multiples of what one load holds, 4 f32 or 8 halves, and K a multiple of 4 (the host checks this
-// and runs the rows kernel otherwise). A uniform binding holds at most 64 KiB of A (a window).
+// W is read in 16-byte loads (8-byte ones for half W along N), so K (along K) or N (along N), its
+// offset and its row stride are multiples of what one load holds, 4 f32, 8 halves or 4 halves along
+// N, and K a multiple of 4 (the host checks this and runs the rows kernel otherwise). A uniform
+// binding holds at most 64 KiB of A (a window).
 // Where a window holds TM rows or more, a dispatch covers the rows of one window in blocks of TM;
 // where it holds fewer (K = 1 536 fits 10 rows in f32; a decode batch of 32 rows at K = 576 fits
 // 28), a dispatch binds up to four windows of WINDOW_ROWS rows and covers one block of TM rows
@@ -23,8 +24,8 @@
 // 0 (2–3× slower, bench/README.md). What is left per lane is loading its pieces of W (each load
 // feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
 //
-// Each lane owns 4 consecutive columns (8 for half W along N: one load's worth) and keeps a row's
-// sums of 4 columns in one vec4, so one row's update is one vector-matrix product: along K,
+// Each lane owns 4 consecutive columns and keeps a row's sums of 4 columns in one vec4, so one
+// row's update is one vector-matrix product: along K,
 // x · mat4x4(w_0, …, w_3) is the vec4 of dot(x, w_j) for the lane's rows w_j of W; along N,
 // mat4x4(w_0, …, w_3) · x is Σ_r x_r·w_r for 4 consecutive rows w_r of W at the lane's columns.
 // That keeps the loop over rows short enough for lavapipe's NIR to unroll. (A loop it leaves
@@ -69,6 +70,8 @@ struct Params {
 @group(0) @binding(6) var<uniform> a_second: array<vec4<f32>, WINDOW>;
 @group(0) @binding(7) var<uniform> a_third: array<vec4<f32>, WINDOW>;
 @group(0) @binding(8) var<uniform> a_fourth: array<vec4<f32>, WINDOW>;
+// The same bits of W 8 bytes per load, for half W read along N (HALF_ALONG_N).
+@group(0) @binding(9) var<storage, read> b_quarter: array<vec2<u32>>;
 
 const HALF: bool = false;
 const W_ALONG_K: bool = true;
@@ -85,18 +88,29 @@ const LOW_STEPS: u32 = 0u;
 const LOW_WINDOW: u32 = 1u;
 // Whether the adapter has subgroups: A's and h's values are then loaded by lane 0 and broadcast.
 const SUBGROUPS: bool = true;
-// What one 16-byte load of W holds: 4 f32 or 8 halves, as P vec4s of f32.
-const P: u32 = select(1u, 2u, HALF);
-// Along K a load spans P vec4s of k; along N, P vec4s of a lane's columns (4 k per step, one load per k).
+// Half W along N is read 4 halves (8 bytes) at a time, so that a lane owns 4 columns and a row's
+// sums are one vec4 as with f32 W. With 16-byte loads a lane owned 8 columns: two vec4 sums per
+// row doubled what the row loop keeps live, and the g·W products ran at half f32's speed.
+const HALF_ALONG_N: bool = HALF && !W_ALONG_K;
+// What one load of W holds as P vec4s of f32: 4 f32, 8 halves (16 bytes) or, along N, 4 halves.
+const P: u32 = select(1u, 2u, HALF && W_ALONG_K);
+// Elements of W per load.
+const W_LOAD: u32 = 4u * P;
+// Along K a load spans P vec4s of k; along N a lane's 4 columns (4 k per step, one load per k).
 const STEP_K: u32 = select(4u, 4u * P, W_ALONG_K);
-const COL_VECS: u32 = select(P, 1u, W_ALONG_K);
-const COLS: u32 = 4u * COL_VECS;
+const COLS: u32 = 4u;
 
 /** Part h of a piece of W's raw bits as 4 f32: the piece itself, or its first or last 4 halves. */
 fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
   if (!HALF) { return bitcast<vec4<f32>>(v); }
   if (h == 0u) { return vec4(unpack2x16float(v.x), unpack2x16float(v.y)); }
   return vec4(unpack2x16float(v.z), unpack2x16float(v.w));
+}
+
+/** Load `at` of W's raw bits (in loads of W_LOAD elements); 8-byte loads fill its first half. */
+fn w_load(at: u32) -> vec4<u32> {
+  if (HALF_ALONG_N) { return vec4(b_quarter[at], 0u, 0u); }
+  return b[at];
 }
 
 /** Vec4 `at` of the rows of the window that holds the block's row i (i is constant once unrolled, so no branch is left). */
@@ -123,23 +137,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var w_at: array<u32, 4>;
   var w_step: u32;
   if (W_ALONG_K) {
-    for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + min(col0 + j, p.n - 1u) * p.b_row_stride) / (4u * P); }
+    for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + min(col0 + j, p.n - 1u) * p.b_row_stride) / W_LOAD; }
     w_step = 1u;
   } else {
-    for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + j * p.b_row_stride + min(col0, p.n - COLS)) / (4u * P); }
+    for (var j = 0u; j < 4u; j++) { w_at[j] = (p.b_offset + j * p.b_row_stride + min(col0, p.n - COLS)) / W_LOAD; }
     // A step is 4 rows of W.
-    w_step = 4u * p.b_row_stride / (4u * P);
+    w_step = 4u * p.b_row_stride / W_LOAD;
   }
   let x_stride = p.a_row_stride / 4u;
   let last_row = p.m - 1u;
 
-  var acc: array<vec4<f32>, TM * COL_VECS>;
+  var acc: array<vec4<f32>, TM>;
   let steps = p.k / STEP_K;
   for (var q = 0u; q < steps; q++) {
-    let v0 = b[w_at[0] + q * w_step];
-    let v1 = b[w_at[1] + q * w_step];
-    let v2 = b[w_at[2] + q * w_step];
-    let v3 = b[w_at[3] + q * w_step];
+    let v0 = w_load(w_at[0] + q * w_step);
+    let v1 = w_load(w_at[1] + q * w_step);
+    let v2 = w_load(w_at[2] + q * w_step);
+    let v3 = w_load(w_at[3] + q * w_step);
     let w_lo = mat4x4<f32>(part(v0, 0u), part(v1, 0u), part(v2, 0u), part(v3, 0u));
     let w_hi = mat4x4<f32>(part(v0, 1u), part(v1, 1u), part(v2, 1u), part(v3, 1u));
     for (var i = 0u; i < TM; i++) {
@@ -153,13 +167,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (HALF) { sums += from_lane0(a_load(i, x_at + 1u)) * w_hi; }
         acc[i] += sums;
       } else {
-        acc[i * COL_VECS] += w_lo * x;
-        if (HALF) { acc[i * COL_VECS + COL_VECS - 1u] += w_hi * x; }
+        acc[i] += w_lo * x;
       }
     }
   }
 
-  var low: array<vec4<f32>, TM * COL_VECS>;
+  var low: array<vec4<f32>, TM>;
   if (LOW_STEPS > 0u) {
     for (var q = 0u; q < LOW_STEPS; q++) {
       if (W_ALONG_K) {
@@ -171,12 +184,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       } else {
         // L [r, N]: its rows 4q…4q+3 at the lane's columns (clamped as W's are); a row's update is
         // mat4x4·h, as w_lo·x above.
-        for (var c = 0u; c < COL_VECS; c++) {
-          let at = (min(col0, p.n - COLS) + 4u * c) / 4u;
-          let row_vecs = p.n / 4u;
-          let l = mat4x4<f32>(low_w[4u * q * row_vecs + at], low_w[(4u * q + 1u) * row_vecs + at], low_w[(4u * q + 2u) * row_vecs + at], low_w[(4u * q + 3u) * row_vecs + at]);
-          for (var i = 0u; i < TM; i++) { low[i * COL_VECS + c] += l * from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]); }
-        }
+        let at = min(col0, p.n - COLS) / 4u;
+        let row_vecs = p.n / 4u;
+        let l = mat4x4<f32>(low_w[4u * q * row_vecs + at], low_w[(4u * q + 1u) * row_vecs + at], low_w[(4u * q + 2u) * row_vecs + at], low_w[(4u * q + 3u) * row_vecs + at]);
+        for (var i = 0u; i < TM; i++) { low[i] += l * from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]); }
       }
     }
   }
@@ -188,9 +199,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let col = col0 + j;
       if (col < p.n) {
         let at = p.c_offset + row * p.c_row_stride + col * p.c_col_stride;
-        var value = p.alpha * acc[i * COL_VECS + j / 4u][j % 4u];
+        var value = p.alpha * acc[i][j];
         if (p.accumulate != 0u) { value += c[at]; }
-        if (LOW_STEPS > 0u) { value = p.scale * low[i * COL_VECS + j / 4u][j % 4u] + value; }
+        if (LOW_STEPS > 0u) { value = p.scale * low[i][j] + value; }
         c[at] = value;
       }
     }

@@ -273,11 +273,11 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
   // windows), row counts that leave part of a block, N not a multiple of a block, and
   // K of one load (8). x is scaled like a normalised activation (1/√K), so TOL holds at every K.
   // W [N, K] is read along K (x·Wᵀ); W [K, N] along N (g·W), which takes N in whole loads of W
-  // (4 f32, 8 halves). Both take N of at least one workgroup's columns (8 lanes × 4, or × 8 for
-  // halves along N): 37, 72 and 1544 are not whole blocks of those.
+  // (4 f32, or 4 halves in 8-byte loads). Both take N of at least one workgroup's columns (8 lanes
+  // × 4): 37, 36, 72 and 1544 are not whole blocks of those.
   const MS = [1, 3, 5, 24, 29, 40, 70];
   const KS = [8, 576, 1536];
-  const NS = { alongK: [37, 1537], alongN: [72, 1544] };
+  const NS = { alongK: [37, 1537], alongN: [36, 72, 1544] };
   const grid = (bDtype: 'f32' | 'f16', transB: boolean): Case[] =>
     MS.flatMap((m) =>
       KS.flatMap((k) => NS[transB ? 'alongK' : 'alongN'].map((n) => ({ ...stored(m, k, n, false, transB), transA: false, transB, bDtype, aScale: 1 / Math.sqrt(k) }))),
@@ -314,10 +314,10 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
         expect(rowsAndWindows(windows(32, 768, 37, true))).toEqual([[32, 2]]);
         expect(windows(24, 577, 37, true)).toBeNull();
         expect(windows(24, 576, 37, false)).toBeNull();
-        expect(windows(24, 576, 36, false, 'f16')).toBeNull();
+        expect(windows(24, 576, 34, false, 'f16')).toBeNull();
         // Under one workgroup's columns the rows kernel runs, where it can.
         const narrowTaken = !variantSupported(g, 'rows16x2');
-        for (const [n, transB, dtype] of [[31, true, 'f32'], [56, false, 'f16'], [8, false, 'f32']] as const) {
+        for (const [n, transB, dtype] of [[31, true, 'f32'], [28, false, 'f16'], [8, false, 'f32']] as const) {
           expect(windows(24, 576, n, transB, dtype) !== null, `N = ${n} ${dtype} ${transB ? 'x·Wᵀ' : 'g·W'}`).toBe(narrowTaken);
         }
       });

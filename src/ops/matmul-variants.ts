@@ -79,13 +79,6 @@ function rowsOrTiles(gpu: Gpu): MatmulVariantName {
 /** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), and the columns each owns. */
 const BROADCAST_LANES = 8;
 const BROADCAST_COLS = 4;
-/**
- * Rows per workgroup, at most, for half-precision W read along N, where a lane owns 8 columns (two
- * vec4 sums per row): with 24 rows the g·W products of a training micro-batch ran 1.3–2× slower
- * than the rows kernel on llvmpipe; with 8, three of the four ran 1.3–2× faster and gate/up's
- * (K = 1 536) 0.86× (bench/README.md).
- */
-const HALF_ALONG_N_ROWS = 8;
 
 /**
  * The fewest rows of the output any variant's workgroup covers on a problem of many rows: a matmul
@@ -148,15 +141,16 @@ interface BroadcastReads {
  * through uniform windows"). Without subgroups the fallback is the shared tiles, not measured there.
  */
 function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): BroadcastReads | null {
-  const perLoad = b.dtype === 'f16' ? 8 : 4;
   if (a.dtype !== 'f32' || b.dtype === 'u32' || layout.aKStride !== 1 || layout.batch !== 1) return null;
   if (![layout.k, layout.aRowStride, layout.aOffset].every((v) => v % 4 === 0)) return null;
   const alongK = layout.bKStride === 1;
   if (!alongK && layout.bColStride !== 1) return null;
   const wRowStride = alongK ? layout.bColStride : layout.bKStride;
+  // Elements per load of W: 16 bytes, but 8 for half W along N (4 columns a lane, as with f32).
+  const perLoad = b.dtype === 'f16' && alongK ? 8 : 4;
   const aligned = [alongK ? layout.k : layout.n, layout.bOffset, wRowStride].every((v) => v % perLoad === 0);
-  // Along N a lane owns one load of W's columns: 4 f32 or 8 halves; along K, 4 rows of W.
-  const tileN = BROADCAST_LANES * (alongK ? BROADCAST_COLS : perLoad);
+  // A lane owns 4 columns: along N one load of W's row, along K 4 rows of W.
+  const tileN = BROADCAST_LANES * BROADCAST_COLS;
   const wideEnough = layout.n >= tileN || rowsOrTiles(a.gpu) !== 'rows16x2';
   return aligned && wideEnough ? { alongK, wRowStride, tileN } : null;
 }
@@ -198,16 +192,15 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
   const { limits } = a.gpu.device;
   const reads = broadcastReads(a, b, layout);
   if (!reads || (a.buffer.usage & GPUBufferUsage.UNIFORM) === 0) return null;
-  const mostRows = !reads.alongK && b.dtype === 'f16' ? Math.min(tileRows, HALF_ALONG_N_ROWS) : tileRows;
   const maxElements = limits.maxUniformBufferBindingSize / 4;
   const span = (rows: number) => (rows - 1) * layout.aRowStride + layout.k;
   if (span(1) > maxElements) return null;
   const fit = span(layout.m) <= maxElements ? layout.m : Math.floor((maxElements - layout.k) / layout.aRowStride) + 1;
   const perWindow = fit >= tileRows && fit < layout.m ? fit - (fit % tileRows) : fit;
-  // Windows per dispatch: enough for a block of mostRows, unless that block would pass ONE_BLOCK_ROWS
+  // Windows per dispatch: enough for a block of tileRows, unless that block would pass ONE_BLOCK_ROWS
   // (e.g. 21 rows a window at K = 768: two would make 42), then as many whole windows as it holds.
-  const enough = Math.min(MAX_WINDOWS, Math.ceil(mostRows / fit));
-  const group = fit >= mostRows ? 1 : Math.min(enough * fit, layout.m) <= ONE_BLOCK_ROWS ? enough : Math.max(1, Math.floor(ONE_BLOCK_ROWS / fit));
+  const enough = Math.min(MAX_WINDOWS, Math.ceil(tileRows / fit));
+  const group = fit >= tileRows ? 1 : Math.min(enough * fit, layout.m) <= ONE_BLOCK_ROWS ? enough : Math.max(1, Math.floor(ONE_BLOCK_ROWS / fit));
   const bytesFor = (rows: number) => Math.max(16, nextPow2(span(rows) * 4));
   const ownBytes = (start: number) => bytesFor(Math.min(perWindow, layout.m - start));
   const bind = (start: number, bytes: number): BroadcastWindow | null => {
@@ -232,7 +225,7 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
     if (before.length) dispatches.push({ row0, rows: last - row0, windows: before });
     dispatches.push({ row0: last, rows: end - last, windows: [alone] });
   }
-  return { ...reads, tileRows: group > 1 ? Math.min(ONE_BLOCK_ROWS, Math.ceil((group * perWindow) / 4) * 4) : mostRows, windowRows: perWindow, dispatches };
+  return { ...reads, tileRows: group > 1 ? Math.min(ONE_BLOCK_ROWS, Math.ceil((group * perWindow) / 4) * 4) : tileRows, windowRows: perWindow, dispatches };
 }
 
 /** How a broadcast variant runs a product (broadcastPlan with its rows per workgroup), or null where it runs the rows kernel instead. */
@@ -378,7 +371,7 @@ function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor,
     const [first, second = first, third = first, fourth = first] = d.windows.map((w) => ({ buffer: a.buffer, offset: w.offset, size: w.bytes }));
     // Without a low-rank term its two slots take buffers this dispatch already binds read-only; the kernel never reads them.
     const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [first, b];
-    gpu.run(kernel, [first, b, out, ...lowSlots, second, third, fourth], [Math.ceil(layout.n / tileN), Math.ceil(d.rows / tileM)], {
+    gpu.run(kernel, [first, b, out, ...lowSlots, second, third, fourth, b], [Math.ceil(layout.n / tileN), Math.ceil(d.rows / tileM)], {
       u32: [d.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, d.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, d.row0],
       f32: [alpha, low ? low.term.scale : 0],
     });
