@@ -41,7 +41,9 @@ describe('run safety', () => {
     expect((await sft(['--overwrite'])).status).toBe(0);
     expect(existsSync(join(dir, 'adapter', 'adapter_config.json'))).toBe(true);
     expect(existsSync(join(dir, 'checkpoint-1'))).toBe(false);
-  });
+    // The suite's first trainer runs: on a fresh machine (a cold Mesa shader cache) they compile the
+    // kernels' pipelines, ~100 s for the first run alone; warm, the whole test takes ~10 s.
+  }, 360_000);
 
   it('SIGTERM (twice at once counts once) finishes the step, saves a checkpoint and exits 143; leftovers of killed writes go at the next start', async () => {
     const dir = newDir('grpo-sigterm-');
