@@ -145,7 +145,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     w_step = 4u * p.b_row_stride / W_LOAD;
   }
   let x_stride = p.a_row_stride / 4u;
-  let last_row = p.m - 1u;
 
   var acc: array<vec4<f32>, TM>;
   let steps = p.k / STEP_K;
@@ -176,19 +175,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var low: array<vec4<f32>, TM>;
   if (LOW_STEPS > 0u) {
     for (var q = 0u; q < LOW_STEPS; q++) {
-      if (W_ALONG_K) {
-        // L [N, r]: the lane's 4 rows of L at ranks 4q…4q+3; a row's update is h·mat4x4, as x·w_lo above.
-        var l_at: array<u32, 4>;
-        for (var j = 0u; j < 4u; j++) { l_at[j] = min(col0 + j, p.n - 1u) * LOW_STEPS + q; }
-        let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
-        for (var i = 0u; i < TM; i++) { low[i] += from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]) * l; }
-      } else {
-        // L [r, N]: its rows 4q…4q+3 at the lane's columns (clamped as W's are); a row's update is
-        // mat4x4·h, as w_lo·x above.
-        let at = min(col0, p.n - COLS) / 4u;
-        let row_vecs = p.n / 4u;
-        let l = mat4x4<f32>(low_w[4u * q * row_vecs + at], low_w[(4u * q + 1u) * row_vecs + at], low_w[(4u * q + 2u) * row_vecs + at], low_w[(4u * q + 3u) * row_vecs + at]);
-        for (var i = 0u; i < TM; i++) { low[i] += l * from_lane0(low_h[(p.low_row0 + min(row0 + i, last_row)) * LOW_STEPS + q]); }
+      // Along K, L [N, r]: the lane's 4 rows of L at ranks 4q…4q+3, and a row's update is h·mat4x4
+      // as x·w_lo above; along N, L [r, N]: its rows 4q…4q+3 at the lane's columns (clamped as W's
+      // are), and the update is mat4x4·h as w_lo·x above.
+      var l_at: array<u32, 4>;
+      for (var j = 0u; j < 4u; j++) {
+        l_at[j] = select((4u * q + j) * (p.n / 4u) + min(col0, p.n - COLS) / 4u, min(col0 + j, p.n - 1u) * LOW_STEPS + q, W_ALONG_K);
+      }
+      let l = mat4x4<f32>(low_w[l_at[0]], low_w[l_at[1]], low_w[l_at[2]], low_w[l_at[3]]);
+      for (var i = 0u; i < TM; i++) {
+        // Rows past the dispatch's last read past h's rows, as they do A's; their sums are not stored.
+        let h = from_lane0(low_h[(p.low_row0 + row0 + i) * LOW_STEPS + q]);
+        if (W_ALONG_K) { low[i] += h * l; } else { low[i] += l * h; }
       }
     }
   }

@@ -8,9 +8,10 @@ import { matmul, matmulInto } from './matmul.js';
  * the base product carrying scale·h·Bᵀ (in its own dispatch where the broadcast kernel runs it, else
  * a second product accumulated with the scale as its alpha), so the low-rank term costs no separate
  * scale or add dispatches.
- * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A carried by the same product when u is x,
- * in its dispatch where the broadcast kernel runs it, so the two paths into x need no separate sum), du = dh·A, dW = gᵀ·x, dA = dhᵀ·u,
- * dB = scaling·gᵀ·h; dA and dB are accumulated straight into A and B's .grad when those exist.
+ * Gradients, with dh = scaling·g·B: dx = g·W (+ dh·A carried by the same product when u is x, in
+ * its dispatch where the broadcast kernel runs it, so the two paths into x need no separate sum),
+ * du = dh·A, dW = gᵀ·x, dA = dhᵀ·u, dB = scaling·gᵀ·h; dA and dB are accumulated straight into A
+ * and B's .grad when those exist.
  */
 export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
   const [rows, inFeatures] = x.shape;

@@ -76,9 +76,10 @@ const MAX_SKINNY_ROWS = 8;
 function rowsOrTiles(gpu: Gpu): MatmulVariantName {
   return variantSupported(gpu, 'rows16x2') ? 'rows16x2' : 'tiled64';
 }
-/** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), and the columns each owns. */
+/** Invocations per broadcast workgroup (one 8-wide SIMD vector of lavapipe's), the columns each owns, and the workgroup's columns. */
 const BROADCAST_LANES = 8;
 const BROADCAST_COLS = 4;
+const BROADCAST_TILE_N = BROADCAST_LANES * BROADCAST_COLS;
 
 /**
  * The fewest rows of the output any variant's workgroup covers on a problem of many rows: a matmul
@@ -123,11 +124,10 @@ export interface BroadcastDispatch {
   windows: BroadcastWindow[];
 }
 
-/** How the broadcast kernel reads W: along K (x·Wᵀ) or N (g·W), rows of W this far apart; output columns per workgroup. */
+/** How the broadcast kernel reads W: along K (x·Wᵀ) or N (g·W), rows of W this far apart. */
 interface BroadcastReads {
   alongK: boolean;
   wRowStride: number;
-  tileN: number;
 }
 
 /**
@@ -149,10 +149,8 @@ function broadcastReads(a: Tensor, b: Tensor, layout: MatmulLayout): BroadcastRe
   // Elements per load of W: 16 bytes, but 8 for half W along N (4 columns a lane, as with f32).
   const perLoad = b.dtype === 'f16' && alongK ? 8 : 4;
   const aligned = [alongK ? layout.k : layout.n, layout.bOffset, wRowStride].every((v) => v % perLoad === 0);
-  // A lane owns 4 columns: along N one load of W's row, along K 4 rows of W.
-  const tileN = BROADCAST_LANES * BROADCAST_COLS;
-  const wideEnough = layout.n >= tileN || rowsOrTiles(a.gpu) !== 'rows16x2';
-  return aligned && wideEnough ? { alongK, wRowStride, tileN } : null;
+  const wideEnough = layout.n >= BROADCAST_TILE_N || rowsOrTiles(a.gpu) !== 'rows16x2';
+  return aligned && wideEnough ? { alongK, wRowStride } : null;
 }
 
 /**
@@ -361,7 +359,7 @@ function broadcastTileRows(m: number, most: number): number {
 
 function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, low: LowRankBinding | null): void {
   const gpu = out.gpu;
-  const { alongK, wRowStride, tileN, tileRows, windowRows, dispatches } = plan;
+  const { alongK, wRowStride, tileRows, windowRows, dispatches } = plan;
   const lowConstants: Specialisation = low ? { LOW_STEPS: low.steps, LOW_WINDOW: low.bytes / 16 } : {};
   const constants: Specialisation = { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, SUBGROUPS: gpu.features.has('subgroups'), ...lowConstants };
   for (const d of dispatches) {
@@ -371,7 +369,7 @@ function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor,
     const [first, second = first, third = first, fourth = first] = d.windows.map((w) => ({ buffer: a.buffer, offset: w.offset, size: w.bytes }));
     // Without a low-rank term its two slots take buffers this dispatch already binds read-only; the kernel never reads them.
     const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [first, b];
-    gpu.run(kernel, [first, b, out, ...lowSlots, second, third, fourth, b], [Math.ceil(layout.n / tileN), Math.ceil(d.rows / tileM)], {
+    gpu.run(kernel, [first, b, out, ...lowSlots, second, third, fourth, b], [Math.ceil(layout.n / BROADCAST_TILE_N), Math.ceil(d.rows / tileM)], {
       u32: [d.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, d.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, d.row0],
       f32: [alpha, low ? low.term.scale : 0],
     });
