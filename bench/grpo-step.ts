@@ -1,7 +1,7 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|train] [--skip-profile] [--json FILE]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|train] [--skip-profile] [--warmup] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off] [--collect-every DISPATCHES|off]
 // --generation-batch samples the step's completions in batches of N rows (default: all at once, as TRL does;
@@ -11,7 +11,11 @@
 // training) to compare them in one sitting. --collect-every sets how many dispatches (bind groups)
 // may be recorded between garbage collections at the trainer's waits (Gpu.collectEvery; off: never).
 // --json writes the timings, token counts, settings and the first step's prompts (what
-// bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step.
+// bench/peer/run.ts hands to TRL); --skip-profile leaves out the extra profiled step. --warmup first
+// runs the same first step on a throwaway trainer (same settings and seed, so the same rollout and
+// the same kernels) and then times a fresh trainer: the measured steps are then free of what only a
+// process's first use of each kernel costs (on lavapipe, creating a pipeline waits until the queue
+// has run everything submitted, and the queue then idles while the host records again).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +41,7 @@ const args = benchArgs(import.meta.url, {
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
     'zero-advantage-completions': { type: 'string', default: DEFAULT_CONFIG.zeroAdvantageCompletions },
     'skip-profile': { type: 'boolean', default: false },
+    warmup: { type: 'boolean', default: false },
     json: { type: 'string' },
     suballocation: { type: 'string' },
     'pool-cap': { type: 'string' },
@@ -90,6 +95,18 @@ const settings: GrpoConfig = {
   outDir: mkdtempSync(join(tmpdir(), 'bench-grpo-')),
 };
 const given = new Set(Object.keys(settings).filter((key) => key !== 'microBatchSize' || args.micro !== undefined));
+let warmupSeconds: number | null = null;
+if (args.warmup) {
+  const warm = await GrpoTrainer.create(gpu, { ...settings, steps: 1, outDir: mkdtempSync(join(tmpdir(), 'bench-grpo-warmup-')) }, repositoryRoot(), given);
+  const started = performance.now();
+  await warm.train(() => {});
+  warmupSeconds = (performance.now() - started) / 1000;
+  await warm.close();
+  // Its weights and adapters go back before the measured trainer loads its own.
+  warm.lora.dispose();
+  for (const t of warm.loaded.model.parameters.values()) t.dispose();
+  console.log(`warm-up step (same rollout, throwaway trainer, not measured): ${warmupSeconds.toFixed(1)} s`);
+}
 const trainer = await GrpoTrainer.create(gpu, settings, repositoryRoot(), given);
 const rows: StepMetrics[] = [];
 const profiler = new KernelProfiler(gpu.device);
@@ -141,7 +158,7 @@ if (args.json) {
   const tokens = { completion_tokens: completionTokens, trained_tokens: trainTokens, mean_completion_length: avg('completions/mean_length'), reward: avg('reward') };
   // Peak resident set of the whole process, start-up included: what the peer benchmark compares.
   const peak_rss_mib = process.resourceUsage().maxRSS / 1024;
-  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, peak_rss_mib, mappings: last['memory/mappings'], prompts }, null, 1));
+  writeFileSync(args.json, JSON.stringify({ adapter: gpu.adapterName, settings, ...timings, ...tokens, warmup_s: warmupSeconds, peak_rss_mib, mappings: last['memory/mappings'], prompts }, null, 1));
 }
 console.log(`reproduce: npm run build && node dist/bench/grpo-step.js ${process.argv.slice(2).join(' ')}`);
 gpu.destroy();

@@ -5,7 +5,7 @@
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
  *        [--base-dtype f32|f16] [--recompute auto|on|off] [--max-memory GiB] [--pool-cap MiB|none]
  *        [--trim-between-phases on|off] [--suballocation on|off] [--generation-batch N]
- *        [--zero-advantage-completions skip|train] [--trl-gradient-checkpointing]
+ *        [--zero-advantage-completions skip|train] [--trl-gradient-checkpointing] [--warmup]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
@@ -17,7 +17,10 @@
  * with the trainer's memory defaults. So does `--zero-advantage-completions`: TRL always computes
  * completions whose advantage is 0, the project leaves them out by default (`train` computes them too). `--trl-gradient-checkpointing` turns TRL's activation
  * recomputation on (its GRPOConfig default; off here so that neither side recomputes unless asked).
- * Both halves report the peak resident set of their whole process (getrusage).
+ * Both halves report the peak resident set of their whole process (getrusage). `--warmup` times
+ * each side's step in a process that has already run that same step once (a throwaway trainer,
+ * same seed, so the same rollout): the steady state of a run of many steps, without what only a
+ * process's first step costs (on lavapipe, pipeline creation; in torch, its own first-use costs).
  * Needs the Python venv (scripts/setup.sh).
  */
 import { spawnSync } from 'node:child_process';
@@ -43,6 +46,7 @@ const args = benchArgs(import.meta.url, {
   'generation-batch': { type: 'string' },
   'zero-advantage-completions': { type: 'string' },
   'trl-gradient-checkpointing': { type: 'boolean', default: false },
+  warmup: { type: 'boolean', default: false },
 });
 
 interface ProjectStep {
@@ -57,6 +61,8 @@ interface ProjectStep {
   trained_tokens: number;
   mean_completion_length: number;
   peak_rss_mib: number;
+  /** Seconds of the untimed warm-up step (--warmup), else null. */
+  warmup_s: number | null;
   /** Lines of /proc/self/maps at the end of the step (NaN off Linux); the limit is vm.max_map_count. */
   mappings: number;
   prompts: { messages: unknown[]; prompt_ids: number[]; example: unknown }[];
@@ -66,6 +72,7 @@ interface TrlStep {
   torch: string;
   threads: number;
   gradient_checkpointing: boolean;
+  warmup_s: number | null;
   step_s: number;
   generation_s: number;
   reward_s: number;
@@ -101,6 +108,7 @@ run(process.execPath, [
   ...['--model', 'small', '--task', args.task!, '--prompts', args.prompts!, '--generations', args.generations!],
   ...['--new', args.new!, '--micro', args.micro!, '--base-dtype', args['base-dtype']!, '--steps', '1', '--skip-profile', '--json', projectJson],
   ...projectFlags,
+  ...(args.warmup ? ['--warmup'] : []),
 ]);
 const project = JSON.parse(readFileSync(projectJson, 'utf8')) as ProjectStep;
 const loadBetween = loadavg();
@@ -132,7 +140,7 @@ writeFileSync(
 );
 const python = spawnSync(
   join(root, '.venv', 'bin', 'python'),
-  [join(root, 'bench', 'peer', 'trl_grpo_step.py'), '--case', casePath, '--model-dir', join(root, '.cache', 'peer', 'smollm2-135m-f32'), '--gguf', small.weights.path, '--threads', args.threads!, ...(args['trl-gradient-checkpointing'] ? ['--gradient-checkpointing'] : [])],
+  [join(root, 'bench', 'peer', 'trl_grpo_step.py'), '--case', casePath, '--model-dir', join(root, '.cache', 'peer', 'smollm2-135m-f32'), '--gguf', small.weights.path, '--threads', args.threads!, ...(args['trl-gradient-checkpointing'] ? ['--gradient-checkpointing'] : []), ...(args.warmup ? ['--warmup'] : [])],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
 );
 if (python.status !== 0) throw new Error(`bench/peer/trl_grpo_step.py failed (exit ${python.status ?? python.signal})`);
@@ -150,7 +158,9 @@ const rows: [string, number, number][] = [
 const cell = (x: number) => `${x.toFixed(1)} s`.padStart(10);
 console.log(`\n${args.prompts} prompts × ${args.generations} completions × ≤ ${args.new} new tokens, micro-batch ${args.micro}, task ${args.task}, SmolLM2-135M-Instruct (frozen base: project ${args['base-dtype']}, TRL f32), LoRA r ${s.loraRank}`);
 console.log(`machine: ${cpuModel}, ${cpus().length} logical CPUs; load average ${loadBefore[0].toFixed(1)} before, ${loadBetween[0].toFixed(1)} between, ${loadAfter[0].toFixed(1)} after; started ${started.toISOString()}`);
-console.log(`this project: ${project.adapter}${projectFlags.length ? `, ${projectFlags.join(' ')}` : ''}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}\n`);
+console.log(`this project: ${project.adapter}${projectFlags.length ? `, ${projectFlags.join(' ')}` : ''}; TRL: torch ${trl.torch}, ${trl.threads} threads, activation recomputation ${trl.gradient_checkpointing ? 'on' : 'off'}`);
+const warmups = project.warmup_s !== null && trl.warmup_s !== null ? `after an untimed warm-up of the same step (project ${project.warmup_s.toFixed(1)} s, TRL ${trl.warmup_s.toFixed(1)} s)` : "in a process's first step (pipeline creation and other first-use costs included; --warmup times a second run)";
+console.log(`timed: ${warmups}\n`);
 console.log(`${''.padEnd(30)} ${'project'.padStart(10)} ${'TRL'.padStart(10)}   project / TRL`);
 for (const [label, ours, theirs] of rows) {
   console.log(`${label.padEnd(30)} ${cell(ours)} ${cell(theirs)}   ${theirs > 0 && ours > 0 ? `${(ours / theirs).toFixed(2)}×` : '–'}`);

@@ -3,7 +3,9 @@ same work (the prompts, model, LoRA, sampling and loss settings the project's st
 bench/peer/run.ts passes in as JSON). Prints one JSON object with the timings and token counts.
 
   python bench/peer/trl_grpo_step.py --case case.json --model-dir .cache/peer/smollm2-135m-f32 \
-      [--gguf .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf] [--threads N] [--gradient-checkpointing]
+      [--gguf .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf] [--threads N] [--gradient-checkpointing] [--warmup]
+--warmup first trains the same step with a throwaway trainer and model (same seed: the same rollout),
+then times a fresh one, so the timed step is free of what only a process's first step costs.
 
 --model-dir is created from --gguf when it does not exist: transformers' Trainer refuses a model
 loaded from GGUF ("quantized with GGUF ... do not support training") and save_pretrained refuses to
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     # TRL turns activation recomputation on by default; the project does not recompute the decoder.
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--warmup", action="store_true")
     args = parser.parse_args()
     case = json.load(open(args.case))
 
@@ -128,8 +131,16 @@ def main() -> None:
     lora = case["lora"]
     peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora["targets"], task_type="CAUSAL_LM")
     dataset = Dataset.from_list([{"prompt": p["messages"], "example": json.dumps(p["example"])} for p in prompts])
-    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+    def new_trainer():
+        model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
+        return GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+
+    warmup_s = None
+    if args.warmup:
+        started = time.perf_counter()
+        new_trainer().train()
+        warmup_s = time.perf_counter() - started
+    trainer = new_trainer()
 
     seconds = defaultdict(float)
 
@@ -157,6 +168,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "gradient_checkpointing": args.gradient_checkpointing,
+        "warmup_s": warmup_s,
         "step_s": step,
         "generation_s": seconds["generation"],
         "reward_s": seconds["reward"],
