@@ -102,7 +102,8 @@ if (args.warmup) {
   await warm.train(() => {});
   warmupSeconds = (performance.now() - started) / 1000;
   await warm.close();
-  // Its weights and adapters go back before the measured trainer loads its own.
+  // Its weights, adapters and optimizer moments go back before the measured trainer loads its own.
+  warm.optimizer.dispose();
   warm.lora.dispose();
   for (const t of warm.loaded.model.parameters.values()) t.dispose();
   console.log(`warm-up step (same rollout, throwaway trainer, not measured): ${warmupSeconds.toFixed(1)} s`);
