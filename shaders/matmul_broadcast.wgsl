@@ -22,7 +22,8 @@
 // Without subgroups (SwiftShader) every lane loads it. A comes through a uniform binding: from
 // storage each lane's load is a loop with a bounds-check branch, which LLVM does not trim to lane
 // 0 (2–3× slower, bench/README.md). What is left per lane is loading its pieces of W (each load
-// feeding TM·4 or TM·8 multiply-adds) and the arithmetic.
+// feeding TM·4 or TM·8 multiply-adds) and the arithmetic. Stores are per-lane scatters as well, so
+// where C allows (C_VEC4) a row's 4 sums of a lane leave in one 16-byte store rather than four.
 //
 // Each lane owns 4 consecutive columns and keeps a row's sums of 4 columns in one vec4, so one
 // row's update is one vector-matrix product: along K,
@@ -72,6 +73,8 @@ struct Params {
 @group(0) @binding(8) var<uniform> a_fourth: array<vec4<f32>, WINDOW>;
 // The same bits of W 8 bytes per load, for half W read along N (HALF_ALONG_N).
 @group(0) @binding(9) var<storage, read> b_quarter: array<vec2<u32>>;
+// C as vec4s, where a lane's 4 columns are contiguous in C and start on a 16-byte boundary (C_VEC4).
+@group(0) @binding(10) var<storage, read_write> c4: array<vec4<f32>>;
 
 const HALF: bool = false;
 const W_ALONG_K: bool = true;
@@ -99,6 +102,11 @@ const W_LOAD: u32 = 4u * P;
 // Along K a load spans P vec4s of k; along N a lane's 4 columns (4 k per step, one load per k).
 const STEP_K: u32 = select(4u, 4u * P, W_ALONG_K);
 const COLS: u32 = 4u;
+// Whether the lane's 4 sums of a row are stored as one vec4 through c4 (C contiguous along N, N
+// and C's row stride multiples of 4, so N % 4 = 0 keeps a lane's 4 columns all in or all out):
+// one store per row instead of four, each of which lavapipe runs as a per-lane loop with a bounds
+// check. The binding of c (or c4) left unused is a scratch buffer the host binds.
+const C_VEC4: bool = false;
 
 /** Part h of a piece of W's raw bits as 4 f32: the piece itself, or its first or last 4 halves. */
 fn part(v: vec4<u32>, h: u32) -> vec4<f32> {
@@ -194,6 +202,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = 0u; i < TM; i++) {
     let row = row0 + i;
     if (row >= p.m) { break; }
+    if (C_VEC4) {
+      if (col0 < p.n) {
+        let at = (p.c_offset + row * p.c_row_stride + col0) / 4u;
+        var value = p.alpha * acc[i];
+        if (p.accumulate != 0u) { value += c4[at]; }
+        if (LOW_STEPS > 0u) { value = p.scale * low[i] + value; }
+        c4[at] = value;
+      }
+      continue;
+    }
     for (var j = 0u; j < COLS; j++) {
       let col = col0 + j;
       if (col < p.n) {

@@ -357,11 +357,26 @@ function broadcastTileRows(m: number, most: number): number {
   return Math.min(most, m <= 4 ? nextPow2(m) : Math.ceil(m / 4) * 4);
 }
 
+const unusedStores = new WeakMap<Gpu, GPUBuffer>();
+
+/**
+ * A 16-byte storage buffer for the broadcast kernel's C binding it does not write (its scalar or its
+ * vec4 view of C, whichever C_VEC4 leaves out): the pipeline still declares both, and WebGPU refuses
+ * one buffer bound twice writable.
+ */
+function unusedStore(gpu: Gpu): GPUBufferBinding {
+  let buffer = unusedStores.get(gpu);
+  if (!buffer) unusedStores.set(gpu, (buffer = gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE })));
+  return { buffer, offset: 0, size: 16 };
+}
+
 function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor, layout: MatmulLayout, accumulate: boolean, alpha: number, low: LowRankBinding | null): void {
   const gpu = out.gpu;
   const { alongK, wRowStride, tileRows, windowRows, dispatches } = plan;
   const lowConstants: Specialisation = low ? { LOW_STEPS: low.steps, LOW_WINDOW: low.bytes / 16 } : {};
-  const constants: Specialisation = { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, SUBGROUPS: gpu.features.has('subgroups'), ...lowConstants };
+  // A lane's 4 columns are one 16-byte store where C is contiguous along N in rows of a multiple of 4 (so each row starts on 16 bytes).
+  const vec4Stores = layout.cColStride === 1 && layout.n % 4 === 0 && layout.cRowStride % 4 === 0;
+  const constants: Specialisation = { HALF: b.dtype === 'f16', W_ALONG_K: alongK, WG: BROADCAST_LANES, SUBGROUPS: gpu.features.has('subgroups'), C_VEC4: vec4Stores, ...lowConstants };
   for (const d of dispatches) {
     const tileM = broadcastTileRows(d.rows, tileRows);
     const several: Specialisation = d.windows.length > 1 ? { WINDOWS: d.windows.length, WINDOW_ROWS: windowRows } : {};
@@ -369,7 +384,8 @@ function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor,
     const [first, second = first, third = first, fourth = first] = d.windows.map((w) => ({ buffer: a.buffer, offset: w.offset, size: w.bytes }));
     // Without a low-rank term its two slots take buffers this dispatch already binds read-only; the kernel never reads them.
     const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [first, b];
-    gpu.run(kernel, [first, b, out, ...lowSlots, second, third, fourth, b], [Math.ceil(layout.n / BROADCAST_TILE_N), Math.ceil(d.rows / tileM)], {
+    const [scalarC, vec4C] = vec4Stores ? [unusedStore(gpu), out] : [out, unusedStore(gpu)];
+    gpu.run(kernel, [first, b, scalarC, ...lowSlots, second, third, fourth, b, vec4C], [Math.ceil(layout.n / BROADCAST_TILE_N), Math.ceil(d.rows / tileM)], {
       u32: [d.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, d.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, d.row0],
       f32: [alpha, low ? low.term.scale : 0],
     });
