@@ -1,7 +1,7 @@
 // Time of a GRPO step and its split (generation / reward / forward-backward / optimizer), peak GPU
 // buffer memory by kind and the process's resident set, the share of GPU time inside matmul kernels, and the sustained GFLOP/s:
 //   npm run build && node dist/bench/grpo-step.js [--model small] [--task arithmetic] [--prompts 8]
-//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|train] [--skip-profile] [--warmup] [--json FILE]
+//        [--generations 4] [--new 128] [--steps 2] [--micro 4] [--generation-batch N] [--prompt-forward shared|repeated] [--zero-advantage-completions skip|train] [--rollout-projections auto|reuse|recompute] [--skip-profile] [--warmup] [--json FILE]
 //        [--suballocation on|off] [--pool-cap MiB|none] [--trim-between-phases on|off] [--pool-reuse-slack FRACTION]
 //        [--base-dtype f32|f16] [--max-memory GiB] [--recompute auto|on|off] [--collect-every DISPATCHES|off]
 // --generation-batch samples the step's completions in batches of N rows (default: all at once, as TRL does;
@@ -40,6 +40,7 @@ const args = benchArgs(import.meta.url, {
     recompute: { type: 'string', default: DEFAULT_CONFIG.recompute },
     'prompt-forward': { type: 'string', default: DEFAULT_CONFIG.promptForward },
     'zero-advantage-completions': { type: 'string', default: DEFAULT_CONFIG.zeroAdvantageCompletions },
+    'rollout-projections': { type: 'string', default: DEFAULT_CONFIG.rolloutProjections },
     'skip-profile': { type: 'boolean', default: false },
     warmup: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -86,6 +87,7 @@ const settings: GrpoConfig = {
   recompute: args.recompute as GrpoConfig['recompute'],
   promptForward: args['prompt-forward'] as GrpoConfig['promptForward'],
   zeroAdvantageCompletions: args['zero-advantage-completions'] as GrpoConfig['zeroAdvantageCompletions'],
+  rolloutProjections: args['rollout-projections'] as GrpoConfig['rolloutProjections'],
   maxNewTokens: Number(args.new),
   beta: 0,
   steps: profiled ? steps + 1 : steps,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { RandomLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
+import { ProjectionStore } from '../src/model/projection-store.js';
 import { attachLora } from '../src/nn/lora.js';
 import type { SequenceInput } from '../src/train/completion-logprobs.js';
 import { measureActivations } from '../src/rl/measure-activations.js';
@@ -120,5 +121,24 @@ describe('memory plan', () => {
     );
     expect(() => planMemory(loadedModelShape(model, lora), { ...base, microBatchSize: 4 }, { ...budget, recompute: 'off', maxBytes: oneWith })).toThrow(/micro-batch 1 \(--recompute off\)/);
     lora.dispose();
+  });
+});
+
+describe('the rollout projections kept for training', () => {
+  it('are estimated as the buffers the store holds, and add to the peak of both phases', () => {
+    const g = gpu();
+    const model = tinyModel(g);
+    const lora = attachLora(model, { rank: 4, alpha: 8 });
+    const rows = 300;
+    const live = g.pool.liveBytes;
+    const store = new ProjectionStore(g, model.linears(), rows);
+    const held = g.pool.liveBytes - live;
+    store.dispose();
+    const without = estimateStepMemory(loadedModelShape(model, lora), shape(G, false));
+    const withStore = estimateStepMemory(loadedModelShape(model, lora), { ...shape(G, false), projectionRows: rows });
+    lora.dispose();
+    expect(without.projections).toBe(0);
+    expect(withStore.projections).toBe(held);
+    expect(withStore.peak - without.peak).toBe(held);
   });
 });

@@ -5,7 +5,8 @@
  *   npm run bench:peer [-- --prompts 8 --generations 4 --new 128 --micro 4 --task arithmetic --threads N]
  *        [--base-dtype f32|f16] [--recompute auto|on|off] [--max-memory GiB] [--pool-cap MiB|none]
  *        [--trim-between-phases on|off] [--suballocation on|off] [--generation-batch N]
- *        [--zero-advantage-completions skip|train] [--trl-gradient-checkpointing] [--warmup]
+ *        [--zero-advantage-completions skip|train] [--rollout-projections auto|reuse|recompute]
+ *        [--trl-gradient-checkpointing] [--warmup]
  * Same work on both sides: SmolLM2-135M-Instruct in f32 (the project dequantises the GGUF when it
  * loads it; TRL trains a plain f32 checkpoint dequantised from the same GGUF, written once to
  * .cache/peer/), LoRA on q,k,v,o,gate,up,down, the prompts of the project's first step (TRL checks
@@ -15,7 +16,9 @@
  * base in f16; TRL stays f32), f32 (the default here) keeps the work the same on both sides.
  * The memory flags go to the project's half as they are (bench/grpo-step.ts); without them it runs
  * with the trainer's memory defaults. So does `--zero-advantage-completions`: TRL always computes
- * completions whose advantage is 0, the project leaves them out by default (`train` computes them too). `--trl-gradient-checkpointing` turns TRL's activation
+ * completions whose advantage is 0, the project leaves them out by default (`train` computes them too).
+ * And `--rollout-projections`: TRL's training forward runs every product again, the project's reads
+ * the products its sampling forwards ran with the same weights by default (`recompute` runs them again). `--trl-gradient-checkpointing` turns TRL's activation
  * recomputation on (its GRPOConfig default; off here so that neither side recomputes unless asked).
  * Both halves report the peak resident set of their whole process (getrusage). `--warmup` times
  * each side's step in a process that has already run that same step once (a throwaway trainer,
@@ -45,6 +48,7 @@ const args = benchArgs(import.meta.url, {
   suballocation: { type: 'string' },
   'generation-batch': { type: 'string' },
   'zero-advantage-completions': { type: 'string' },
+  'rollout-projections': { type: 'string' },
   'trl-gradient-checkpointing': { type: 'boolean', default: false },
   warmup: { type: 'boolean', default: false },
 });
@@ -84,7 +88,7 @@ interface TrlStep {
   peak_rss_mib: number;
 }
 
-const PROJECT_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation', 'generation-batch', 'zero-advantage-completions'] as const;
+const PROJECT_FLAGS = ['recompute', 'max-memory', 'pool-cap', 'trim-between-phases', 'suballocation', 'generation-batch', 'zero-advantage-completions', 'rollout-projections'] as const;
 const projectFlags = PROJECT_FLAGS.flatMap((flag) => (args[flag] === undefined ? [] : [`--${flag}`, args[flag]!]));
 const root = repositoryRoot();
 const work = mkdtempSync(join(tmpdir(), 'bench-peer-'));

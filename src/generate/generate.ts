@@ -2,6 +2,7 @@ import { noGrad } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { KVCache } from '../model/kv-cache.js';
 import type { LlamaModel } from '../model/llama.js';
+import type { ProjectionStore } from '../model/projection-store.js';
 import { embedding } from '../ops/embedding.js';
 import { DEFAULT_SAMPLING, NON_FINITE_TOKEN, NonFiniteLogits, sampleTokens, type SamplingOptions } from './sampler.js';
 
@@ -28,11 +29,25 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
    * samples are the same either way); it is there to measure what sharing saves.
    */
   sharePrompts?: boolean;
+  /** The linears' outputs of every forward are appended here (see Completion.projectionSlots). */
+  projections?: ProjectionStore;
 }
 
 export interface Completion {
   tokens: number[];
   finishReason: FinishReason;
+  /**
+   * With GenerateOptions.projections: the store's slot of every token the forwards ran, prompt then
+   * completion, one per position of the sequence but the last (the last sampled token is never run).
+   */
+  projectionSlots?: number[];
+}
+
+/** Rows generate() appends to GenerateOptions.projections: each distinct prompt's padded prefill, then one per live row and decode step. */
+export function projectionRows(prompts: readonly (readonly number[])[], maxNewTokens: number, sharePrompts = true): number {
+  const distinct = sharePrompts ? distinctPrompts(prompts).distinct : prompts;
+  const width = distinct.reduce((n, p) => Math.max(n, p.length), 0);
+  return distinct.length * width + prompts.length * Math.max(0, maxNewTokens - 1);
 }
 
 /**
@@ -113,7 +128,8 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
   // Every distinct prompt has the width of the longest, so a row keeps its prompt's padding.
   const keyStart = shared.promptOf.map((p) => prefillKeyStart[p]);
   const cache = new KVCache(gpu, model.config, shared.distinct.length, width + options.maxNewTokens, prompts.length);
-  const results: Completion[] = prompts.map(() => ({ tokens: [], finishReason: 'length' }));
+  const store = options.projections;
+  const results: Completion[] = prompts.map(() => ({ tokens: [], finishReason: 'length', ...(store && { projectionSlots: [] }) }));
   const finished = prompts.map(() => false);
   /** The original row of each row in the batch. */
   let rows = identity(prompts.length);
@@ -124,12 +140,29 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
   let drawRows = upload(rows, [rows.length]);
   let input = upload(ids, [shared.distinct.length, width]);
   let position = upload(positions, [shared.distinct.length, width]);
+  /** The slots of the forward that starts at `first`: the prefill's prompt tokens, or each live row's newest token. */
+  const recordSlots = (first: number) => {
+    if (cache.length === 0) {
+      results.forEach((r, b) => {
+        const p = shared.promptOf[b];
+        const start = first + p * width + prefillKeyStart[p];
+        for (let t = 0; t < prompts[b].length; t++) r.projectionSlots!.push(start + t);
+      });
+    } else {
+      rows.forEach((b, row) => {
+        if (!finished[b]) results[b].projectionSlots!.push(first + row);
+      });
+    }
+  };
   try {
     for (let step = 0; step < options.maxNewTokens; step++) {
       const tokens = noGrad(() =>
         gpu.tidy(() => {
           const steps = input.shape[1];
-          const hidden = model.forward(input, { positions: position, keyStart: keyStartTensor, cache });
+          const first = store?.reserve(input.size);
+          if (store) recordSlots(first!);
+          const projections = store && { store, write: first! };
+          const hidden = model.forward(input, { positions: position, keyStart: keyStartTensor, cache, projections });
           // Left padding puts every row's newest token in the last column.
           const lastRows = gpu.tensor(stateRow.map((r) => r * steps + steps - 1), [stateRow.length], 'u32');
           return sampleTokens(model.logits(embedding(lastRows, hidden)), sampling, step, drawRows);

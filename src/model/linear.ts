@@ -1,12 +1,15 @@
 import { formatShape, Tensor } from '../gpu/tensor.js';
 import { add } from '../ops/binary.js';
 import { concat } from '../ops/layout.js';
-import { matmul } from '../ops/matmul.js';
+import { knownProduct, matmul } from '../ops/matmul.js';
 
 /** Extra term added to a linear layer's output (LoRA plugs in here). */
 export interface LinearDelta {
-  /** x·Wᵀ plus the term, computed together (so the term can ride on the base product's dispatch). */
-  project(x: Tensor, weight: Tensor): Tensor;
+  /**
+   * x·Wᵀ plus the term, computed together (so the term can ride on the base product's dispatch);
+   * `known`: that sum as an earlier forward of the same x computed it, recorded instead of recomputed.
+   */
+  project(x: Tensor, weight: Tensor, known?: Tensor): Tensor;
 }
 
 /**
@@ -51,8 +54,16 @@ export class Linear {
     return this.weightBlocks.reduce((n, b) => n + b.shape[0], 0);
   }
 
-  /** x: [N, in] → [N, out]. */
-  forward(x: Tensor): Tensor {
+  /**
+   * x: [N, in] → [N, out]. `known` [N, out]: the output an earlier forward computed from the same x
+   * with the same weights (ProjectionStore): recorded as this layer's output, so the backward runs as
+   * if it had been computed here, and no product runs.
+   */
+  forward(x: Tensor, known?: Tensor): Tensor {
+    if (known) {
+      if (this.bias?.requiresGrad) throw new Error(`${this.name}: a known output cannot train the bias it includes`);
+      return this.delta ? this.delta.project(x, this.weight, known) : knownProduct(x, this.weight, known);
+    }
     let y: Tensor;
     if (this.weightBlocks.length > 1) {
       if (this.delta) throw new Error(`${this.name}: a weight split into blocks of rows takes no delta term`);

@@ -14,6 +14,7 @@ import { swiglu } from '../ops/swiglu.js';
 import type { HfModelConfig } from '../io/hf-config.js';
 import { checkCheckpointTensors, expectedParameterShapes } from '../io/checkpoint-layout.js';
 import type { KVCache } from './kv-cache.js';
+import type { ProjectionStore } from './projection-store.js';
 
 interface DecoderLayer {
   inputNorm: Tensor;
@@ -64,6 +65,12 @@ export interface ForwardOptions {
    * op but attention runs on them; attention sees them at their slots of the [B, W] layout.
    */
   packed?: PackedPositions;
+  /**
+   * The linears' outputs: written to a store (`write`: the forward's first slot; the forwards that
+   * sample a rollout) or read from it at `read` (u32 [B·T] slots) instead of computed (the training
+   * forward of the same tokens with the same weights).
+   */
+  projections?: { store: ProjectionStore; write: number } | { store: ProjectionStore; read: Tensor };
 }
 
 /** Where packed positions sit in a [B, W] batch (see ForwardOptions.packed). */
@@ -246,6 +253,10 @@ export class LlamaModel {
     if (collected && (collected.keys.length || collected.values.length)) throw new Error('LlamaModel.forward: keyValuesOut must start empty');
     if (options.prefix && options.cache) throw new Error('LlamaModel.forward: a shared prefix is for training; generation reads its KV cache');
     if (options.packed && (options.cache || batch !== 1)) throw new Error('LlamaModel.forward: packed positions are ids [1, N] of a training batch, not a generation step');
+    const { projections } = options;
+    if (projections && 'read' in projections && projections.read.size !== batch * steps) {
+      throw new Error(`LlamaModel.forward: ${projections.read.size} projection slots for ${batch * steps} positions`);
+    }
     this.layers.forEach((layer, i) => {
       const input = x;
       const prefix = options.prefix && { keys: options.prefix.keys[i], values: options.prefix.values[i], rows: options.prefix.rows };
@@ -288,8 +299,15 @@ export class LlamaModel {
     const rows = batch * steps;
     const { cache } = options;
     const h = rmsnorm(x, layer.inputNorm, c.rms_norm_eps);
+    const project = (linear: Linear, input: Tensor): Tensor => {
+      const p = options.projections;
+      if (p && 'read' in p) return linear.forward(input, p.store.read(linear, p.read));
+      const y = linear.forward(input);
+      if (p) p.store.write(linear, y, p.write);
+      return y;
+    };
     const heads = (linear: Linear, count: number, norm: Tensor | null) => {
-      const projected = view(linear.forward(h), [batch, steps, count, c.head_dim]);
+      const projected = view(project(linear, h), [batch, steps, count, c.head_dim]);
       return norm ? rmsnorm(projected, norm, c.rms_norm_eps) : projected;
     };
     const ropeOptions = { theta: c.rope_theta, scaling: c.rope_scaling };
@@ -318,8 +336,8 @@ export class LlamaModel {
     }
     const width = c.num_attention_heads * c.head_dim;
     const merged = packed ? gatherRows(view(attended, [attended.size / width, width]), packed.rows, packed.slots) : view(attended, [rows, width]);
-    const { sum: afterAttention, normed: m } = addRmsnorm(x, layer.o.forward(merged), layer.postAttentionNorm, c.rms_norm_eps);
-    return { out: add(afterAttention, layer.down.forward(swiglu(layer.gate.forward(m), layer.up.forward(m)))), k, v };
+    const { sum: afterAttention, normed: m } = addRmsnorm(x, project(layer.o, merged), layer.postAttentionNorm, c.rms_norm_eps);
+    return { out: add(afterAttention, project(layer.down, swiglu(project(layer.gate, m), project(layer.up, m)))), k, v };
   }
 
   /** Hidden states [N, hidden] → logits [N, vocab]. Training computes these chunk by chunk. */

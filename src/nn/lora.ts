@@ -39,12 +39,13 @@ export class LoraModule implements LinearDelta {
     private readonly adapters: LoraAdapters,
   ) {}
 
-  project(x: Tensor, weight: Tensor): Tensor {
+  project(x: Tensor, weight: Tensor, known?: Tensor): Tensor {
     const { config, scaling } = this.adapters;
+    if (known && this.adapters.training && config.dropout > 0) throw new Error(`${this.linear.name}: LoRA dropout draws a new mask each training forward, so an output computed without it cannot stand for one`);
     const input =
       this.adapters.training && config.dropout > 0 ? dropout(x, { p: config.dropout, seed: config.seed, stream: this.adapters.dropoutStream++ }) : x;
     // x·W0ᵀ + scale·x'·Aᵀ·Bᵀ (x' = x, or x after dropout): B·A ([out, in]) is never formed.
-    return projectPlusLowRank(x, weight, input, this.a, this.b, scaling);
+    return projectPlusLowRank(x, weight, input, this.a, this.b, scaling, known);
   }
 }
 

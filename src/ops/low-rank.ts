@@ -12,8 +12,10 @@ import { matmul, matmulInto } from './matmul.js';
  * its dispatch where the broadcast kernel runs it, so the two paths into x need no separate sum),
  * du = dh·A, dW = gᵀ·x, dA = dhᵀ·u, dB = scaling·gᵀ·h; dA and dB are accumulated straight into A
  * and B's .grad when those exist.
+ * `known` [N, out]: the whole sum as an earlier forward computed it from the same x with the same
+ * weights (ProjectionStore): only h = u·Aᵀ runs (dB needs it), and the backward is the same.
  */
-export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number): Tensor {
+export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number, known?: Tensor): Tensor {
   const [rows, inFeatures] = x.shape;
   const [outFeatures, rank] = b.shape;
   const fits =
@@ -24,11 +26,17 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
     throw new Error(`projectPlusLowRank: x ${formatShape(x.shape)}, W ${formatShape(weight.shape)}, u ${formatShape(lowRankInput.shape)}, A ${formatShape(a.shape)} and B ${formatShape(b.shape)} do not make x·Wᵀ + (u·Aᵀ)·Bᵀ`);
   }
   if (weight.dtype === 'f16' && weight.requiresGrad) throw new Error(`projectPlusLowRank: an f16 weight ${formatShape(weight.shape)} is frozen and cannot require grad`);
+  if (known && (known.shape.length !== 2 || known.shape[0] !== rows || known.shape[1] !== outFeatures)) {
+    throw new Error(`projectPlusLowRank: the known output ${formatShape(known.shape)} is not [${rows}, ${outFeatures}]`);
+  }
   const gpu = x.gpu;
   const h = gpu.empty([rows, rank]);
   matmulInto(h, lowRankInput, a, { transB: true, accumulate: false });
-  const out = gpu.empty([rows, outFeatures]);
-  matmulInto(out, x, weight, { transB: true, accumulate: false, plusLowRank: { h, l: b, scale: scaling } });
+  let out = known;
+  if (!out) {
+    out = gpu.empty([rows, outFeatures]);
+    matmulInto(out, x, weight, { transB: true, accumulate: false, plusLowRank: { h, l: b, scale: scaling } });
+  }
   const separateInput = lowRankInput !== x;
   const inputs = separateInput ? [x, weight, lowRankInput, a, b] : [x, weight, a, b];
   return recordOp('project_plus_low_rank', inputs, out, (g, into) => {

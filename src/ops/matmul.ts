@@ -139,6 +139,16 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 }
 
 /**
+ * x·Wᵀ as an earlier forward computed it (`known` [N, out] for x [N, in], W [out, in]): nothing
+ * runs forward; recorded with the product's gradients dx = g·W and dW = gᵀ·x.
+ */
+export function knownProduct(x: Tensor, weight: Tensor, known: Tensor): Tensor {
+  const fits = x.shape.length === 2 && weight.shape.length === 2 && x.shape[1] === weight.shape[1] && sameShape(known.shape, [x.shape[0], weight.shape[0]]);
+  if (!fits) throw new Error(`knownProduct: ${formatShape(known.shape)} is not the shape of x ${formatShape(x.shape)} · Wᵀ for W ${formatShape(weight.shape)}`);
+  return recordOp('known_product', [x, weight], known, (g) => [x.requiresGrad ? matmul(g, weight) : null, weight.requiresGrad ? matmul(g, x, { transA: true }) : null]);
+}
+
+/**
  * out = alpha·op(a)·op(b), or out += alpha·op(a)·op(b) with accumulate, into an existing f32
  * tensor (gradient accumulation, LoRA updates). Not recorded by autograd.
  */

@@ -50,6 +50,15 @@ export interface GrpoConfig {
    */
   zeroAdvantageCompletions: 'skip' | 'train';
   /**
+   * reuse: the forwards that sample a rollout keep every decoder linear's output, and the first
+   * optimizer step on it reads them instead of running the frozen base's products again (the same
+   * weights ran them; the loss and gradients are the same up to float rounding), at the memory of
+   * those outputs. recompute: the training forward computes them. auto: reuse without LoRA dropout
+   * (whose masks the sampling forwards do not draw) unless memory comes first (--max-memory, or
+   * --recompute on).
+   */
+  rolloutProjections: 'auto' | 'reuse' | 'recompute';
+  /**
    * Device memory a step may use, in GiB (on a CPU adapter, of the process's memory). With it the
    * micro-batch size (unless given) and activation recomputation are chosen to fit, or the run is refused.
    */
@@ -114,6 +123,7 @@ export const DEFAULT_CONFIG: GrpoConfig = {
   microBatchSize: 4,
   promptForward: 'shared',
   zeroAdvantageCompletions: 'skip',
+  rolloutProjections: 'auto',
   recompute: 'auto',
   maxNewTokens: 32,
   temperature: 0.7,
@@ -169,6 +179,7 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
   baseDtype: { type: 'string', enum: ['auto', 'f32', 'f16'] },
   promptForward: { type: 'string', enum: ['shared', 'repeated'] },
   zeroAdvantageCompletions: { type: 'string', enum: ['skip', 'train'] },
+  rolloutProjections: { type: 'string', enum: ['auto', 'reuse', 'recompute'] },
   maxMemory: { type: 'number', exclusiveMinimum: 0 },
   recompute: { type: 'string', enum: ['auto', 'on', 'off'] },
   // GRPO compares completions within a group: one alone has no advantage.
@@ -216,8 +227,17 @@ export const GRPO_SETTINGS: Readonly<Record<keyof GrpoConfig, SettingSchema>> = 
 export function validateConfig(c: GrpoConfig): GrpoConfig {
   checkSettings(GRPO_SETTINGS, { ...c }, { coerce: false, name: (key) => `--${kebab(key)}` });
   if (c.resume && c.overwrite) throw new Error('--resume and --overwrite contradict each other: continue the run in --out-dir, or replace it');
+  if (c.rolloutProjections === 'reuse' && c.loraDropout > 0) {
+    throw new Error(`--rollout-projections reuse with --lora-dropout ${c.loraDropout}: the training forward draws dropout masks the sampling forwards did not, so their outputs cannot stand for it (use auto or recompute)`);
+  }
   if (c.steps === 0 && c.skipEvalAtStart) throw new Error('--steps 0 with --skip-eval-at-start would do nothing: a run of 0 steps is the held-out evaluation of the starting model');
   return c;
+}
+
+/** Whether the training forward reads the sampling forwards' linear outputs (see GrpoConfig.rolloutProjections). */
+export function reusesRolloutProjections(c: Pick<GrpoConfig, 'rolloutProjections' | 'loraDropout' | 'maxMemory' | 'recompute'>): boolean {
+  if (c.rolloutProjections !== 'auto') return c.rolloutProjections === 'reuse';
+  return c.loraDropout === 0 && c.maxMemory === undefined && c.recompute !== 'on';
 }
 
 /**

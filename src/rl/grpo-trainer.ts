@@ -7,6 +7,7 @@ import { checkGenerationBatch } from '../generate/batch-limit.js';
 import { ModelTextGenerator } from '../generate/text-generator.js';
 import { NonFiniteLogits } from '../generate/sampler.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
+import { ProjectionStore } from '../model/projection-store.js';
 import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
 import { matmulVariantChoices, restoreMatmulVariantChoices, tuneMatmul } from '../ops/matmul-variants.js';
 import { maskedMean } from '../ops/cross-entropy.js';
@@ -21,10 +22,10 @@ import { groupAdvantages } from './advantages.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { completionLogprobs, modelForwards, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
 import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, scoredCompletion, type EvalResult } from './evaluate.js';
-import { resolveBaseDtype, validateConfig, type GrpoConfig } from './grpo-config.js';
+import { resolveBaseDtype, reusesRolloutProjections, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { cpuAdapterRoom, describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
-import { rollout, type Completion } from './rollout.js';
+import { rollout, rolloutProjectionRows, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
 import { checkChatTemplate, fitTaskToContext } from './preflight.js';
@@ -68,6 +69,8 @@ export class GrpoTrainer {
     private readonly releaseRunFolder: () => void,
     /** Micro-batch size and activation recomputation, chosen for --max-memory or a CPU adapter's available memory (or as given). */
     readonly memoryPlan: MemoryPlan,
+    /** Where the sampling forwards leave the linears' outputs for the rollout's first optimizer step (--rollout-projections); null: recomputed. */
+    private readonly projections: ProjectionStore | null,
   ) {
     this.log = new RunLog(config.outDir);
     this.step = state?.step ?? 0;
@@ -154,6 +157,10 @@ export class GrpoTrainer {
       lora.dropoutStream = saved.state.dropoutStream;
     }
     const sequencesPerStep = config.promptsPerStep * config.numGenerations;
+    // The most rows a rollout appends: every prompt as long as the longest.
+    const projectionRows = reusesRolloutProjections(config)
+      ? rolloutProjectionRows(Array.from({ length: config.promptsPerStep }, (_, i) => Array<number>(longestPrompt).fill(i)), config)
+      : 0;
     const room = !microBatchGiven && config.maxMemory === undefined && gpu.isCpuAdapter ? cpuAdapterRoom() : undefined;
     const memoryPlan = planMemory(
       loadedModelShape(loaded.model, lora),
@@ -165,6 +172,7 @@ export class GrpoTrainer {
         microBatchSize: config.microBatchSize,
         sharedPrompts: config.promptForward === 'shared',
         poolCacheCap: gpu.pool.maxCachedBytes,
+        projectionRows,
       },
       {
         maxBytes: config.maxMemory === undefined ? undefined : config.maxMemory * 2 ** 30,
@@ -179,7 +187,13 @@ export class GrpoTrainer {
     config = { ...config, microBatchSize: memoryPlan.microBatchSize };
     const why = room !== undefined ? ` (the largest of the step's ${sequencesPerStep} sequences whose estimate fits half the memory available, ${formatGiB(room)}; --micro-batch-size to choose)` : '';
     onStage(`memory: micro-batch ${memoryPlan.microBatchSize}${why}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan);
+    const linears = loaded.model.linears();
+    const unfit = linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, Math.max(1, projectionRows)));
+    if (projectionRows && unfit) {
+      throw new Error(`--rollout-projections ${config.rolloutProjections}: a rollout's ${projectionRows} rows of ${unfit.name}'s ${unfit.outFeatures} outputs exceed one storage binding of this adapter; use --rollout-projections recompute, or fewer --prompts-per-step, --num-generations or --max-new-tokens`);
+    }
+    const projections = projectionRows ? new ProjectionStore(gpu, linears, projectionRows) : null;
+    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan, projections);
   }
 
   private get schedule(): LrSchedule {
@@ -205,6 +219,7 @@ export class GrpoTrainer {
   private async sample(rows: readonly PromptRow[], numGenerations: number, temperature: number, seed: number): Promise<Completion[]> {
     const c = this.config;
     this.lora.training = false;
+    this.projections?.reset();
     const eos = this.loaded.tokenizer.eosTokenId;
     return rollout(this.loaded.model, this.loaded.tokenizer, rows.map((r) => encodePrompt(this.loaded.tokenizer, r)), {
       numGenerations,
@@ -216,6 +231,7 @@ export class GrpoTrainer {
       minP: c.minP,
       seed,
       eosTokenIds: eos === undefined ? undefined : [eos],
+      projections: this.projections ?? undefined,
     });
   }
 
@@ -251,10 +267,11 @@ export class GrpoTrainer {
         names.map((name) => ({ name, rewards: scores.map((s) => (s.components[name].counted ? s.components[name].score : 0)) })),
         { numGenerations: c.numGenerations, scaleRewards: c.scaleRewards, rewardWeights: names.map((n) => scores[0].components[n].weight) },
       );
-      const sequences = completions.map((comp) => ({
+      const sequences: SequenceInput[] = completions.map((comp) => ({
         promptIds: comp.promptIds,
         completionIds: comp.completionIds,
         masked: c.maskTruncatedCompletions && comp.finishReason === 'length',
+        ...(this.projections && comp.projectionSlots && { projections: { store: this.projections, slots: comp.projectionSlots } }),
       }));
       const cached = await this.cachedLogprobs(sequences);
       const generationMetrics = {
@@ -282,7 +299,9 @@ export class GrpoTrainer {
       firstStep = false;
       try {
         for (let iteration = 0; iteration < c.numIterations && this.step < c.steps; iteration++) {
-          const metrics = await this.optimizerStep(sequences, adv.advantages, cached);
+          // Only the first step trains the weights that sampled: later ones compute their projections.
+          const metrics = await this.optimizerStep(iteration === 0 ? sequences : sequences.map(({ projections, ...rest }) => rest), adv.advantages, cached);
+          this.projections?.invalidate();
           this.step++;
           const row: StepMetrics = {
             step: this.step,
@@ -328,7 +347,8 @@ export class GrpoTrainer {
           if (c.beta > 0) {
             this.lora.enabled = false;
             try {
-              ref.push(this.gpu.keep(completionLogprobs(this.loaded.model, batch).logprobs));
+              // The reference is the base alone: the sampling forwards' outputs carried the adapters.
+              ref.push(this.gpu.keep(completionLogprobs(this.loaded.model, { ...batch, projections: undefined }).logprobs));
             } finally {
               this.lora.enabled = true;
             }
@@ -543,6 +563,7 @@ export class GrpoTrainer {
   }
 
   async close(): Promise<void> {
+    this.projections?.dispose();
     try {
       await this.reward.close();
       await this.tritonRunner.close();

@@ -24,7 +24,9 @@ export interface StepMemoryEstimate {
   activations: number;
   /** Free buffers the pool may keep (its cap; 0 when uncapped, which the estimate cannot bound). */
   poolCache: number;
-  /** The larger of the two phases: frozen + trainable + pool cache + max(generation, activations). */
+  /** The sampling forwards' linear outputs kept for training (ProjectionStore), through both phases. */
+  projections: number;
+  /** The larger of the two phases: frozen + trainable + pool cache + projections + max(generation, activations). */
   peak: number;
 }
 
@@ -40,6 +42,8 @@ export interface StepShape {
   recompute: boolean;
   /** The pool's cap on cached free bytes. */
   poolCacheCap: number;
+  /** Rows of the rollout's linear outputs kept for training (rolloutProjectionRows); 0 when they are recomputed. */
+  projectionRows?: number;
 }
 
 /** One projection of a decoder layer, as far as memory goes. */
@@ -174,7 +178,9 @@ export function estimateStepMemory(model: TrainedModelShape, shape: StepShape): 
   // Parameters, gradients and two moments.
   const trainable = 4 * model.adapterBytes;
   const poolCache = Number.isFinite(shape.poolCacheCap) ? shape.poolCacheCap : 0;
-  return { frozen, trainable, generation, activations, poolCache, peak: frozen + trainable + poolCache + Math.max(generation, activations) };
+  const projectionRows = shape.projectionRows ?? 0;
+  const projections = projectionRows ? layers * model.linears.reduce((n, l) => n + sizeClass(projectionRows * l.outFeatures * F32), 0) : 0;
+  return { frozen, trainable, generation, activations, poolCache, projections, peak: frozen + trainable + poolCache + projections + Math.max(generation, activations) };
 }
 
 export interface MemoryPlan {
@@ -214,7 +220,8 @@ export function cpuAdapterRoom(): number {
 export const formatGiB = (bytes: number): string => `${(bytes / GiB).toFixed(2)} GiB`;
 
 export function describeEstimate(e: StepMemoryEstimate): string {
-  return `frozen ${formatGiB(e.frozen)} + adapters and optimizer ${formatGiB(e.trainable)} + pool cache ${formatGiB(e.poolCache)} + max(generation ${formatGiB(e.generation)}, activations ${formatGiB(e.activations)}) = ${formatGiB(e.peak)}`;
+  const projections = e.projections ? ` + rollout projections ${formatGiB(e.projections)}` : '';
+  return `frozen ${formatGiB(e.frozen)} + adapters and optimizer ${formatGiB(e.trainable)} + pool cache ${formatGiB(e.poolCache)}${projections} + max(generation ${formatGiB(e.generation)}, activations ${formatGiB(e.activations)}) = ${formatGiB(e.peak)}`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { noGrad } from '../autograd/grad-node.js';
-import { generate, type FinishReason, type GenerateOptions } from '../generate/generate.js';
+import { generate, projectionRows, type FinishReason, type GenerateOptions } from '../generate/generate.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -11,6 +11,8 @@ export interface Completion {
   completionIds: number[];
   text: string;
   finishReason: FinishReason;
+  /** Where the sampling forwards left this sequence's linear outputs (RolloutOptions.projections; see generate's Completion). */
+  projectionSlots?: number[];
 }
 
 export interface RolloutOptions extends Omit<GenerateOptions, 'decode'> {
@@ -19,17 +21,36 @@ export interface RolloutOptions extends Omit<GenerateOptions, 'decode'> {
   generationBatchSize: number;
 }
 
+/** The sequences of a rollout in order, with their prompt: G consecutive ones per prompt. */
+function requestsOf(prompts: readonly number[][], numGenerations: number) {
+  return prompts.flatMap((ids, promptIndex) => Array.from({ length: numGenerations }, () => ({ ids, promptIndex })));
+}
+
+/** Chunks of generationBatchSize sequences, as rollout() samples them. */
+function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}
+
+/** Rows rollout() appends to RolloutOptions.projections for these prompts: what the store must hold. */
+export function rolloutProjectionRows(prompts: readonly number[][], options: Pick<RolloutOptions, 'numGenerations' | 'generationBatchSize' | 'maxNewTokens' | 'sharePrompts'>): number {
+  return chunksOf(requestsOf(prompts, options.numGenerations), options.generationBatchSize).reduce(
+    (n, chunk) => n + projectionRows(chunk.map((r) => r.ids), options.maxNewTokens, options.sharePrompts),
+    0,
+  );
+}
+
 /**
  * Samples G completions for every prompt with the current policy (adapters on), in GPU batches of
  * `generationBatchSize`. The seed advances per chunk so every chunk draws fresh samples while a
  * rerun with the same seed reproduces them.
  */
 export async function rollout(model: LlamaModel, tokenizer: Tokenizer, prompts: readonly number[][], options: RolloutOptions): Promise<Completion[]> {
-  const requests = prompts.flatMap((ids, promptIndex) => Array.from({ length: options.numGenerations }, () => ({ ids, promptIndex })));
   const decode = (ids: readonly number[]) => tokenizer.decode(ids, { skipSpecialTokens: true });
   const out: Completion[] = [];
-  for (let start = 0; start < requests.length; start += options.generationBatchSize) {
-    const chunk = requests.slice(start, start + options.generationBatchSize);
+  let start = 0;
+  for (const chunk of chunksOf(requestsOf(prompts, options.numGenerations), options.generationBatchSize)) {
     const results = await noGrad(() =>
       generate(
         model,
@@ -38,8 +59,16 @@ export async function rollout(model: LlamaModel, tokenizer: Tokenizer, prompts: 
       ),
     );
     results.forEach((r, i) =>
-      out.push({ promptIndex: chunk[i].promptIndex, promptIds: chunk[i].ids, completionIds: r.tokens, text: decode(r.tokens), finishReason: r.finishReason }),
+      out.push({
+        promptIndex: chunk[i].promptIndex,
+        promptIds: chunk[i].ids,
+        completionIds: r.tokens,
+        text: decode(r.tokens),
+        finishReason: r.finishReason,
+        ...(r.projectionSlots && { projectionSlots: r.projectionSlots }),
+      }),
     );
+    start += chunk.length;
   }
   return out;
 }

@@ -9,6 +9,9 @@ import { DEFAULT_CONFIG, type GrpoConfig } from './grpo-config.js';
  */
 const FREE_ON_RESUME = new Set<keyof GrpoConfig>(['resume', 'overwrite', 'evalEvery', 'saveEvery', 'logCompletions', 'outDir', 'recompute', 'zeroAdvantageCompletions', 'skipEvalAtStart']);
 
+/** What a setting newer than a checkpoint did before it existed, where that is not its default now. */
+const BEFORE_IT_EXISTED: Partial<GrpoConfig> = { rolloutProjections: 'recompute' };
+
 /** The files a run reads its prompts and rewards from, each with the sha256 of its content. */
 export function inputFingerprints(config: GrpoConfig): Record<string, string> {
   const out: Record<string, string> = {};
@@ -33,8 +36,8 @@ export function checkSameRun(
   const problems: string[] = [];
   for (const key of Object.keys(config) as (keyof GrpoConfig)[]) {
     if (FREE_ON_RESUME.has(key) || (key === 'steps' && config.lrSchedule === 'constant')) continue;
-    // A setting newer than the checkpoint had its default then.
-    const before = key in saved.config ? saved.config[key] : DEFAULT_CONFIG[key];
+    // A setting newer than the checkpoint had its default then (or did what BEFORE_IT_EXISTED says).
+    const before = key in saved.config ? saved.config[key] : key in BEFORE_IT_EXISTED ? BEFORE_IT_EXISTED[key] : DEFAULT_CONFIG[key];
     if (JSON.stringify(before) === JSON.stringify(config[key])) continue;
     const why = key === 'steps' ? ` (the ${config.lrSchedule} learning-rate schedule decays over --steps)` : '';
     problems.push(`--${kebab(key)} ${JSON.stringify(before)} vs ${JSON.stringify(config[key])}${why}`);

@@ -1,6 +1,7 @@
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
 import type { LayerKeyValues, LlamaModel, PackedPositions } from '../model/llama.js';
+import type { ProjectionStore } from '../model/projection-store.js';
 import { lmHeadLogprobs } from '../nn/lm-head-logprobs.js';
 import { gatherRows, view } from '../ops/layout.js';
 
@@ -25,6 +26,11 @@ export interface SequenceBatch {
    * skip the padding, sit in the [B, W] layout; absent: ids are [B, W] with their padding.
    */
   packed?: PackedPositions;
+  /**
+   * The linears' outputs at these positions, kept from the forwards that sampled the sequences
+   * (SequenceInput.projections): u32 slots of `store` for the rows (as ids) and the prompts.
+   */
+  projections?: { store: ProjectionStore; rows: Tensor; prompts?: Tensor };
   /** Token positions the forward computes, padding included. */
   computedPositions: number;
   /** Of those, real tokens (not padding). */
@@ -50,7 +56,30 @@ export interface SequenceInput {
   completionIds: readonly number[];
   /** Masked out entirely (e.g. truncated completions when masking them is on). */
   masked?: boolean;
+  /**
+   * Where the forwards that sampled this sequence left its linears' outputs, with the weights it is
+   * now trained on: the store slot of each position of prompt + completion but the last.
+   */
+  projections?: { store: ProjectionStore; slots: readonly number[] };
 }
+
+/** A slot past every store: reads a zero row (padding, and the last token, which no sampling forward ran). */
+const NO_SLOT = 0xffff_ffff;
+
+/** The store all sequences' projections share, or null when none has any; a mixture is refused. */
+function projectionStore(op: string, sequences: readonly SequenceInput[]): ProjectionStore | null {
+  const store = sequences[0].projections?.store ?? null;
+  for (const s of sequences) {
+    if ((s.projections?.store ?? null) !== store) throw new Error(`${op}: either every sequence has its projections in one store or none has`);
+    if (s.projections && s.projections.slots.length !== s.promptIds.length + s.completionIds.length - 1) {
+      throw new Error(`${op}: ${s.projections.slots.length} projection slots for a sequence of ${s.promptIds.length} + ${s.completionIds.length} tokens (one per token but the last)`);
+    }
+  }
+  return store;
+}
+
+/** The slot of position t of a sequence, NO_SLOT past its last computed position. */
+const slotAt = (s: SequenceInput, t: number): number => s.projections?.slots[t] ?? NO_SLOT;
 
 function checkPrompts(op: string, sequences: readonly SequenceInput[]): void {
   if (sequences.length === 0) throw new Error(`${op}: no sequences`);
@@ -61,6 +90,7 @@ function checkPrompts(op: string, sequences: readonly SequenceInput[]): void {
 /** Lays out prompt+completion sequences so that log π of each completion token sits under the mask. */
 export function sequenceBatch(gpu: Gpu, sequences: readonly SequenceInput[], padId = 0): SequenceBatch {
   checkPrompts('sequenceBatch', sequences);
+  const store = projectionStore('sequenceBatch', sequences);
   const width = Math.max(...sequences.map((s) => s.promptIds.length + s.completionIds.length));
   const ids: number[] = [];
   const targets: number[] = [];
@@ -82,6 +112,7 @@ export function sequenceBatch(gpu: Gpu, sequences: readonly SequenceInput[], pad
     mask: gpu.tensor(mask, [batch, width]),
     width,
     lengths: sequences.map((s) => s.completionIds.length),
+    ...(store && { projections: { store, rows: gpu.tensor(sequences.flatMap((s) => Array.from({ length: width }, (_, t) => slotAt(s, t))), [batch * width], 'u32') } }),
     computedPositions: batch * width,
     computedTokens: sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0),
   };
@@ -99,10 +130,16 @@ const samePrompt = (a: readonly number[], b: readonly number[]) => a.length === 
  */
 export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[], padId = 0): SequenceBatch {
   checkPrompts('sharedPromptBatch', sequences);
+  const store = projectionStore('sharedPromptBatch', sequences);
   const prompts: (readonly number[])[] = [];
+  /** The first sequence of each prompt row: its prompt's projections stand for the group's. */
+  const firstOfPrompt: SequenceInput[] = [];
   const rows: number[] = [];
   for (const s of sequences) {
-    if (!prompts.length || !samePrompt(prompts[prompts.length - 1], s.promptIds)) prompts.push(s.promptIds);
+    if (!prompts.length || !samePrompt(prompts[prompts.length - 1], s.promptIds)) {
+      prompts.push(s.promptIds);
+      firstOfPrompt.push(s);
+    }
     rows.push(prompts.length - 1);
   }
   const prefixWidth = Math.max(...prompts.map((p) => p.length - 1));
@@ -119,7 +156,9 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
   const mask: number[] = [];
   const slots: number[] = [];
   const slotRows: number[] = [];
-  sequences.forEach(({ promptIds, completionIds, masked }, b) => {
+  const projectionSlots: number[] = [];
+  sequences.forEach((sequence, b) => {
+    const { promptIds, completionIds, masked } = sequence;
     const tokens = [promptIds[promptIds.length - 1], ...completionIds];
     for (let t = 0; t < width; t++) {
       mask.push(!masked && t < completionIds.length ? 1 : 0);
@@ -133,6 +172,7 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
       ids.push(tokens[t] ?? padId);
       positions.push(promptIds.length - 1 + t);
       targets.push(tokens[t + 1] ?? padId);
+      projectionSlots.push(t < real[b] ? slotAt(sequence, promptIds.length - 1 + t) : NO_SLOT);
     }
   });
   const rowShape = packed < batch * width ? [1, packed] : [batch, width];
@@ -143,6 +183,7 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
     mask: gpu.tensor(mask, [batch, width]),
     width,
     lengths: sequences.map((s) => s.completionIds.length),
+    ...(store && { projections: { store, rows: gpu.tensor(projectionSlots, [projectionSlots.length], 'u32') } }),
     computedPositions: prompts.length * prefixWidth + ids.length,
     computedTokens: prompts.reduce((n, p) => n + p.length - 1, 0) + packed,
     ...(packed < batch * width && {
@@ -152,8 +193,10 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
   // Every prompt is a single token: the rows hold them whole and there is nothing to share.
   if (prefixWidth === 0) return sequenceRows;
   const padded = prompts.map((p, n) => [...Array<number>(promptKeyStart[n]).fill(padId), ...p.slice(0, -1)]);
+  const promptSlots = firstOfPrompt.flatMap((s, n) => Array.from({ length: prefixWidth }, (_, c) => (c < promptKeyStart[n] ? NO_SLOT : slotAt(s, c - promptKeyStart[n]))));
   return {
     ...sequenceRows,
+    ...(store && { projections: { store, rows: sequenceRows.projections!.rows, prompts: gpu.tensor(promptSlots, [promptSlots.length], 'u32') } }),
     prompts: {
       ids: gpu.tensor(padded.flat(), [prompts.length, prefixWidth], 'u32'),
       positions: gpu.tensor(promptKeyStart.flatMap((start) => Array.from({ length: prefixWidth }, (_, t) => Math.max(0, t - start))), [prompts.length, prefixWidth], 'u32'),
@@ -171,16 +214,17 @@ export function modelForwards(sequences: readonly SequenceInput[], sharedPrompts
 
 /** Per-position log-probs [B, W] (recorded for autograd when the model has trainable weights) and entropy [B, W]. */
 export function completionLogprobs(model: LlamaModel, batch: SequenceBatch, chunkRows = 256): { logprobs: Tensor; entropy: Tensor } {
-  const { prompts, packed } = batch;
+  const { prompts, packed, projections } = batch;
   const [rows, width] = packed?.shape ?? batch.ids.shape;
+  const known = (slots: Tensor | undefined) => (projections && slots ? { projections: { store: projections.store, read: slots } } : {});
   let hidden: Tensor;
   if (prompts) {
     const prefix: LayerKeyValues = { keys: [], values: [] };
     // The prompts' own outputs are not needed, only every layer's keys and values.
-    model.forward(prompts.ids, { positions: prompts.positions, keyStart: prompts.keyStart, keyValuesOut: prefix }).dispose();
-    hidden = model.forward(batch.ids, { positions: batch.positions, keyStart: prompts.rowKeyStart, prefix: { ...prefix, rows: prompts.rows }, packed });
+    model.forward(prompts.ids, { positions: prompts.positions, keyStart: prompts.keyStart, keyValuesOut: prefix, ...known(projections?.prompts) }).dispose();
+    hidden = model.forward(batch.ids, { positions: batch.positions, keyStart: prompts.rowKeyStart, prefix: { ...prefix, rows: prompts.rows }, packed, ...known(projections?.rows) });
   } else {
-    hidden = model.forward(batch.ids, { positions: batch.positions, packed });
+    hidden = model.forward(batch.ids, { positions: batch.positions, packed, ...known(projections?.rows) });
   }
   const { logprobs, entropy } = lmHeadLogprobs(hidden, model.lmHead, batch.targets, chunkRows);
   // Padding slots read as log-prob and entropy 0 (the mask is 0 there).

@@ -1,0 +1,109 @@
+import type { Gpu } from '../gpu/gpu.js';
+import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { embedding } from '../ops/embedding.js';
+import { copyRowsInto } from '../ops/layout.js';
+import type { Linear, LinearDelta } from './linear.js';
+
+/**
+ * The outputs of a model's linears (the decoder's projections, with their LoRA terms) from the
+ * forwards that sampled a rollout, kept for the training forward over the same tokens with the same
+ * weights: there the base products are read instead of computed, and only their backward runs.
+ * Every forward appends its rows (reserve); a token's row is its slot. Reads name slots, and read a
+ * zero row for any slot ≥ capacity (padding, or a token no sampling forward ran).
+ *
+ * The outputs are only valid for the weights that wrote them: each linear's delta term (its LoRA
+ * module, or none) is remembered at its first write and a read under another one is refused, and
+ * the owner calls invalidate() once the weights change (after an optimizer step).
+ */
+export class ProjectionStore {
+  private readonly buffers = new Map<Linear, Tensor>();
+  private readonly deltas = new Map<Linear, LinearDelta | null>();
+  private used = 0;
+  private valid = true;
+
+  constructor(
+    readonly gpu: Gpu,
+    linears: readonly Linear[],
+    /** Rows each linear's buffer holds: the most rows the sampling forwards may append. */
+    readonly capacity: number,
+  ) {
+    if (!(Number.isInteger(capacity) && capacity > 0)) throw new Error(`ProjectionStore: capacity ${capacity} is not a positive whole number of rows`);
+    const tooWide = linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, capacity));
+    if (tooWide) throw new Error(`ProjectionStore: ${capacity} rows of ${tooWide.name}'s ${tooWide.outFeatures} outputs exceed one storage binding`);
+    for (const linear of linears) this.buffers.set(linear, gpu.keep(gpu.empty([capacity, linear.outFeatures])));
+  }
+
+  /** Bytes the store holds: capacity rows of every linear's output, f32. */
+  static bytes(outFeatures: readonly number[], capacity: number): number {
+    return outFeatures.reduce((n, out) => n + out, 0) * capacity * 4;
+  }
+
+  /** Whether `capacity` rows of `outFeatures` f32 values fit one storage binding (what a read binds). */
+  static fits(gpu: Gpu, outFeatures: number, capacity: number): boolean {
+    const { maxStorageBufferBindingSize, maxBufferSize } = gpu.device.limits;
+    return outFeatures * capacity * 4 <= Math.min(maxStorageBufferBindingSize, maxBufferSize);
+  }
+
+  /** Rows appended so far. */
+  get rows(): number {
+    return this.used;
+  }
+
+  /** Whether the store holds rows for this linear. */
+  has(linear: Linear): boolean {
+    return this.buffers.has(linear);
+  }
+
+  /** Forgets every row (the next rollout starts at slot 0) and accepts reads again. */
+  reset(): void {
+    this.used = 0;
+    this.valid = true;
+    this.deltas.clear();
+  }
+
+  /** The weights changed: the rows describe a model that is gone, so reads are refused until reset(). */
+  invalidate(): void {
+    this.valid = false;
+  }
+
+  /** The first slot of a forward of `rows` rows (B·T, padding included). */
+  reserve(rows: number): number {
+    if (this.used + rows > this.capacity) throw new Error(`ProjectionStore: a forward of ${rows} rows after ${this.used} exceeds the ${this.capacity} rows it was made for`);
+    const first = this.used;
+    this.used += rows;
+    return first;
+  }
+
+  /** Copies a linear's output y [rows, out] into slots first … first + rows − 1. */
+  write(linear: Linear, y: Tensor, first: number): void {
+    const buffer = this.buffer(linear);
+    const [rows, width] = y.shape;
+    if (y.shape.length !== 2 || width !== linear.outFeatures || first + rows > this.used) {
+      throw new Error(`ProjectionStore.write: ${linear.name} output ${formatShape(y.shape)} at slot ${first} does not fit the ${this.used} reserved rows of width ${linear.outFeatures}`);
+    }
+    const delta = this.deltas.get(linear);
+    if (delta === undefined) this.deltas.set(linear, linear.delta);
+    else if (delta !== linear.delta) throw new Error(`ProjectionStore.write: ${linear.name} changed its delta term between two forwards of one rollout`);
+    copyRowsInto(buffer, first, y);
+  }
+
+  /** The rows of a linear's output at `slots` (u32 [N]) as [N, out]; a zero row where a slot is ≥ capacity. */
+  read(linear: Linear, slots: Tensor): Tensor {
+    if (!this.valid) throw new Error(`ProjectionStore.read: ${linear.name}: the weights changed since these outputs were written`);
+    const delta = this.deltas.get(linear);
+    if (delta === undefined) throw new Error(`ProjectionStore.read: ${linear.name} has no rows written`);
+    if (delta !== linear.delta) throw new Error(`ProjectionStore.read: ${linear.name} now ${linear.delta ? 'has a different' : 'has no'} delta term (adapters ${linear.delta ? 'swapped' : 'disabled'}), not the one its outputs were written with`);
+    return embedding(slots, this.buffer(linear));
+  }
+
+  dispose(): void {
+    for (const t of this.buffers.values()) t.dispose();
+    this.buffers.clear();
+  }
+
+  private buffer(linear: Linear): Tensor {
+    const buffer = this.buffers.get(linear);
+    if (!buffer) throw new Error(`ProjectionStore: ${linear.name} is not one of the linears this store keeps`);
+    return buffer;
+  }
+}

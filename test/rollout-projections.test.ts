@@ -1,0 +1,214 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backward } from '../src/autograd/backward.js';
+import type { Gpu } from '../src/gpu/gpu.js';
+import { generate, projectionRows } from '../src/generate/generate.js';
+import { repositoryRoot } from '../src/io/repository-root.js';
+import type { LlamaModel } from '../src/model/llama.js';
+import { ProjectionStore } from '../src/model/projection-store.js';
+import { attachLora, type LoraAdapters } from '../src/nn/lora.js';
+import { DEFAULT_CONFIG, validateConfig, type GrpoConfig } from '../src/rl/grpo-config.js';
+import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { checkSameRun } from '../src/rl/same-run.js';
+import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
+import { expectClose } from './helpers/check.js';
+import { useGpu } from './helpers/gpu.js';
+import { randn } from './helpers/random.js';
+import { tinyModel } from './helpers/tiny-checkpoint.js';
+import { prepareTinyRun } from './helpers/train-cli.js';
+
+const gpu = useGpu();
+
+// Ragged prompts (1 to 7 tokens), three or two samples each, in two generation batches.
+const PROMPTS = [
+  [[12, 40, 41, 42, 9], [12, 40, 41, 42, 9], [12, 40, 41, 42, 9], [77, 5], [77, 5], [77, 5]],
+  [[3, 90, 91, 92, 93, 94, 95], [3, 90, 91, 92, 93, 94, 95], [200], [200]],
+];
+const MAX_NEW = 7;
+// A third of the vocabulary ends a sequence, so completions stop after 1 to 7 tokens.
+const EOS = Array.from({ length: 90 }, (_, i) => 100 + i);
+
+/** Samples both batches with the adapters on, their linear outputs kept in `store`. */
+async function sample(model: LlamaModel, store: ProjectionStore, sharePrompts: boolean): Promise<SequenceInput[]> {
+  const sequences: SequenceInput[] = [];
+  for (const [i, prompts] of PROMPTS.entries()) {
+    const completions = await generate(model, prompts, { maxNewTokens: MAX_NEW, temperature: 1, seed: 3 + i, eosTokenIds: EOS, projections: store, sharePrompts });
+    completions.forEach((c, b) =>
+      sequences.push({
+        promptIds: prompts[b],
+        completionIds: c.tokens,
+        projections: { store, slots: c.projectionSlots! },
+      }),
+    );
+  }
+  return sequences;
+}
+
+const storeRows = (sharePrompts = true) => PROMPTS.reduce((n, prompts) => n + projectionRows(prompts, MAX_NEW, sharePrompts), 0);
+
+/** Σ advantage · log π over the completion tokens, and every LoRA gradient of it. */
+async function lossAndGrads(g: Gpu, model: LlamaModel, lora: LoraAdapters, batch: SequenceBatch, advantages: Float32Array) {
+  const [mask] = await g.readAll([batch.mask]);
+  const width = batch.mask.shape[1];
+  const weights = Float32Array.from(mask, (m, i) => m * advantages[Math.floor(i / width)]);
+  const kept = g.tidy(() => {
+    const { logprobs } = completionLogprobs(model, batch);
+    backward(logprobs, g.tensor(weights, logprobs.shape));
+    return g.keep(logprobs);
+  });
+  const logprobs = await kept.toArray();
+  kept.dispose();
+  const grads: Float32Array[] = [];
+  for (const p of lora.parameters()) {
+    grads.push(await p.grad!.toArray());
+    p.grad!.dispose();
+    p.grad = null;
+  }
+  return { loss: logprobs.reduce((s, lp, i) => s + lp * weights[i], 0), logprobs: Array.from(logprobs).filter((_, i) => mask[i] === 1), grads };
+}
+
+function expectSameGradients(actual: Float32Array[], expected: Float32Array[]): void {
+  expected.forEach((e, i) => {
+    const scale = e.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    expect(scale, `gradient ${i} is non-zero`).toBeGreaterThan(0);
+    // f32 throughout; the sampling forwards ran the products as decode batches, the training
+    // forward as one packed batch: the sums differ in order only.
+    expectClose(actual[i], e, { atol: 1e-5 * scale, rtol: 1e-4 }, `LoRA gradient ${i} of ${expected.length}`);
+  });
+}
+
+/** The same sequences, their projections left to be computed. */
+const computing = (sequences: readonly SequenceInput[]): SequenceInput[] => sequences.map(({ projections, ...rest }) => rest);
+
+interface Sampled {
+  g: Gpu;
+  model: LlamaModel;
+  lora: LoraAdapters;
+  store: ProjectionStore;
+  sequences: SequenceInput[];
+}
+
+/** tiny with adapters whose B is not zero (so they are part of every output the store keeps), and a rollout sampled into a store. */
+async function withRollout(sharePrompts: boolean, check: (sampled: Sampled) => Promise<void>): Promise<void> {
+  const g = gpu();
+  const model = tinyModel(g);
+  const lora = attachLora(model, { rank: 4, alpha: 8, seed: 5 });
+  lora.modules.forEach((m, i) => g.write(m.b, randn(m.b.size, 100 + i, 0.2)));
+  const store = new ProjectionStore(g, model.linears(), storeRows(sharePrompts));
+  try {
+    await check({ g, model, lora, store, sequences: await sample(model, store, sharePrompts) });
+  } finally {
+    store.dispose();
+    lora.dispose();
+  }
+}
+
+describe('the training forward reads the sampling forwards’ linear outputs', () => {
+  const cases = [
+    ['shared prompts', sharedPromptBatch, true],
+    ['repeated prompts', sequenceBatch, true],
+    ['shared prompts, each row prefilled its own prompt', sharedPromptBatch, false],
+  ] as const;
+  for (const [name, layout, sharePrompts] of cases) {
+    it(`gives the log-probs and LoRA gradients of the computed forward (${name}; ragged prompts and completions, two generation batches)`, () =>
+      withRollout(sharePrompts, async ({ g, model, lora, store, sequences }) => {
+        expect(store.rows).toBe(storeRows(sharePrompts) - PROMPTS.flat().length * (MAX_NEW - 1) + sequences.reduce((n, s) => n + s.completionIds.length - 1, 0));
+        const lengths = sequences.map((s) => s.completionIds.length);
+        expect(Math.min(...lengths)).toBeLessThan(Math.max(...lengths));
+        const advantages = randn(sequences.length, 9);
+        const expected = await lossAndGrads(g, model, lora, layout(g, computing(sequences)), advantages);
+        const read = layout(g, sequences);
+        expect(read.projections?.store).toBe(store);
+        const actual = await lossAndGrads(g, model, lora, read, advantages);
+        expectClose(actual.logprobs, expected.logprobs, { atol: 1e-5, rtol: 1e-5 }, 'log-probs');
+        expectClose([actual.loss], [expected.loss], { atol: 1e-5, rtol: 1e-4 }, 'loss');
+        expectSameGradients(actual.grads, expected.grads);
+      }));
+  }
+
+  it('reads the kept outputs rather than computing them: weights changed in place give the old outputs', () =>
+    withRollout(true, async ({ g, model, lora, sequences }) => {
+      const advantages = randn(sequences.length, 11);
+      const before = await lossAndGrads(g, model, lora, sharedPromptBatch(g, computing(sequences)), advantages);
+      // The same modules (so the store cannot tell), other B: the computed forward changes, the read one does not.
+      lora.modules.forEach((m, i) => g.write(m.b, randn(m.b.size, 700 + i, 0.2)));
+      const after = await lossAndGrads(g, model, lora, sharedPromptBatch(g, computing(sequences)), advantages);
+      const read = await lossAndGrads(g, model, lora, sharedPromptBatch(g, sequences), advantages);
+      expect(Math.abs(after.loss - before.loss)).toBeGreaterThan(1e-3 * Math.abs(before.loss));
+      expectClose(read.logprobs, before.logprobs, { atol: 1e-5, rtol: 1e-5 }, 'log-probs of the sampling weights');
+    }));
+
+  it('refuses reads under other weights or adapters, and slots that do not match the sequence', () =>
+    withRollout(true, async ({ g, model, lora, store, sequences }) => {
+      const batch = sharedPromptBatch(g, sequences);
+      lora.enabled = false;
+      expect(() => g.tidy(() => completionLogprobs(model, batch))).toThrow(/q_proj now has no delta term \(adapters disabled\)/);
+      lora.enabled = true;
+      store.invalidate();
+      expect(() => g.tidy(() => completionLogprobs(model, batch))).toThrow(/the weights changed since these outputs were written/);
+      const [first] = sequences;
+      expect(() => sharedPromptBatch(g, [{ ...first, projections: { store, slots: first.projections!.slots.slice(1) } }])).toThrow(
+        /sharedPromptBatch: \d+ projection slots for a sequence of 5 \+ \d+ tokens \(one per token but the last\)/,
+      );
+      expect(() => sequenceBatch(g, [first, { ...sequences[1], projections: undefined }])).toThrow(/either every sequence has its projections in one store or none has/);
+      expect(() => store.reserve(storeRows())).toThrow(/exceeds the \d+ rows it was made for/);
+    }));
+});
+
+describe('--rollout-projections', () => {
+  // A random model and a reward that varies between completions (the share of digits), so the step has a gradient.
+  const tiny = prepareTinyRun();
+  const settings = (rolloutProjections: GrpoConfig['rolloutProjections']): GrpoConfig => ({
+    ...DEFAULT_CONFIG,
+    model: tiny.model,
+    rewardConfig: tiny.rewardConfig,
+    task: 'tiny-arithmetic',
+    promptsPerStep: 3,
+    numGenerations: 4,
+    generationBatchSize: 8,
+    microBatchSize: 4,
+    maxNewTokens: 8,
+    loraRank: 4,
+    learningRate: 1e-2,
+    zeroAdvantageCompletions: 'train',
+    steps: 2,
+    numIterations: 2,
+    evalPrompts: 0,
+    rolloutProjections,
+    outDir: mkdtempSync(join(tmpdir(), 'rollout-projections-')),
+  });
+
+  async function run(setting: GrpoConfig['rolloutProjections']) {
+    const trainer = await GrpoTrainer.create(gpu(), settings(setting), repositoryRoot());
+    try {
+      const rows: StepMetrics[] = [];
+      await trainer.train((m) => rows.push(m));
+      return { rows };
+    } finally {
+      await trainer.close();
+      trainer.optimizer.dispose();
+      trainer.lora.dispose();
+    }
+  }
+
+  it('trains like recomputing: the first step on a rollout has the same loss and gradient norm; the next one computes', async () => {
+    // Two iterations per rollout: the old log-probs' forward and the first step read the store, the second step computes.
+    const reused = await run('reuse');
+    const recomputed = await run('recompute');
+    expect(reused.rows).toHaveLength(2);
+    expect(reused.rows[0]['completions/mean_length']).toBe(recomputed.rows[0]['completions/mean_length']);
+    expect(recomputed.rows[0].grad_norm).toBeGreaterThan(0);
+    expectClose([reused.rows[0].loss, reused.rows[0].grad_norm], [recomputed.rows[0].loss, recomputed.rows[0].grad_norm], { atol: 1e-6, rtol: 1e-4 }, 'step 1');
+    expect(Number.isFinite(reused.rows[1].loss)).toBe(true);
+  });
+
+  it('is refused with LoRA dropout, and a checkpoint from before it existed resumes only recomputing', () => {
+    expect(() => validateConfig({ ...settings('reuse'), loraDropout: 0.1 })).toThrow(/--rollout-projections reuse with --lora-dropout 0.1/);
+    const { rolloutProjections, ...older } = settings('auto');
+    expect(() => checkSameRun({ config: older }, settings('auto'), {})).toThrow(/--rollout-projections "recompute" vs "auto"/);
+    expect(() => checkSameRun({ config: older }, settings('recompute'), {})).not.toThrow();
+    expect(rolloutProjections).toBe('auto');
+  });
+});
