@@ -282,6 +282,7 @@ export class LlamaModel {
       }
     });
     if (options.cache) options.cache.length += steps;
+    if (projections && 'write' in projections) projections.store.flush();
     return rmsnorm(x, this.finalNorm, this.config.rms_norm_eps);
   }
 
