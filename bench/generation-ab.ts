@@ -6,14 +6,18 @@
 //   --toggle share-prompts   every row prefilled vs each distinct prompt once (sharePrompts)
 //   --toggle broadcast       products of 2 rows and more on rows16x2 vs bcast24x4 (one row on skinny
 //                            in both); other kernels round differently, so samples may part ways
+//   --toggle projection-store  the linears' outputs not kept vs kept for training (GenerateOptions.projections)
+// Process CPU time (lavapipe's threads included) is printed next to wall time: on a shared machine it
+// moves less.
 //   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
 //        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1]
 import { loadavg } from 'node:os';
 import { noGrad } from '../src/autograd/grad-node.js';
-import { generate, type Completion, type GenerateOptions } from '../src/generate/generate.js';
+import { generate, projectionRows, type Completion, type GenerateOptions } from '../src/generate/generate.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { loadModel } from '../src/model/load.js';
+import { ProjectionStore } from '../src/model/projection-store.js';
 import { restoreMatmulVariantChoices } from '../src/ops/matmul-variants.js';
 import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
@@ -29,7 +33,14 @@ const TOGGLES = {
     restoreMatmulVariantChoices(gpu, { 'one-row': 'skinny', 'few-rows': rows, 'batch-rows': rows, 'many-rows': rows });
     return {};
   },
+  'projection-store': (on: boolean): Partial<GenerateOptions> => {
+    if (!on) return {};
+    store ??= new ProjectionStore(gpu, model.linears(), projectionRows(prompts, Number(args.new)));
+    store.reset();
+    return { projections: store };
+  },
 };
+let store: ProjectionStore | undefined;
 
 const args = benchArgs(import.meta.url, {
     toggle: { type: 'string', default: 'drop-finished' },
@@ -48,23 +59,26 @@ const options = { maxNewTokens: Number(args.new), temperature: DEFAULT_CONFIG.te
 console.log(`${args.model} on ${gpu.adapterName}: ${rows.length} prompts × ${args.generations} samples, ≤ ${args.new} new tokens, temperature ${options.temperature}; --toggle ${args.toggle}`);
 await noGrad(() => generate(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 })); // compile pipelines
 
-const runs: Record<'off' | 'on', { ms: number[]; prefillMs: number[]; load: number[]; out: Completion[]; poolGrowth: number }> = {
-  off: { ms: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
-  on: { ms: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
+const runs: Record<'off' | 'on', { ms: number[]; cpuSeconds: number[]; prefillMs: number[]; load: number[]; out: Completion[]; poolGrowth: number }> = {
+  off: { ms: [], cpuSeconds: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
+  on: { ms: [], cpuSeconds: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
 };
 for (let round = 0; round < Number(args.rounds); round++) {
   for (const mode of ['off', 'on'] as const) {
     runs[mode].load.push(loadavg()[0]);
     const allocated = gpu.pool.allocatedBytes;
+    const cpu = process.cpuUsage();
     const start = performance.now();
     let prefillMs = 0;
     const onStep = (step: number) => void (step === 1 && (prefillMs = performance.now() - start));
     const out = await noGrad(() => generate(model, prompts, { ...options, ...toggle(mode === 'on'), onStep }));
     runs[mode].ms.push(performance.now() - start);
+    const used = process.cpuUsage(cpu);
+    runs[mode].cpuSeconds.push((used.user + used.system) / 1e6);
     runs[mode].prefillMs.push(prefillMs);
     runs[mode].poolGrowth = Math.max(runs[mode].poolGrowth, gpu.pool.allocatedBytes - allocated);
     runs[mode].out = out;
-    console.log(`round ${round + 1} ${args.toggle} ${mode}: ${(runs[mode].ms.at(-1)! / 1000).toFixed(1)} s, to the first token ${(prefillMs / 1000).toFixed(1)} s (load average ${runs[mode].load.at(-1)!.toFixed(1)} at start)`);
+    console.log(`round ${round + 1} ${args.toggle} ${mode}: ${(runs[mode].ms.at(-1)! / 1000).toFixed(1)} s (CPU ${runs[mode].cpuSeconds.at(-1)!.toFixed(1)} s), to the first token ${(prefillMs / 1000).toFixed(1)} s (load average ${runs[mode].load.at(-1)!.toFixed(1)} at start)`);
   }
 }
 const generated = runs.on.out.reduce((n, c) => n + c.tokens.length, 0);
@@ -75,7 +89,8 @@ const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 console.log(`generated ${generated} tokens in ${steps} decode steps (${prompts.length * steps} row-steps if no row left early); ${same} of ${prompts.length} sequences identical in both modes`);
 for (const mode of ['off', 'on'] as const) {
   const r = runs[mode];
-  console.log(`${args.toggle} ${mode}: best ${best(r.ms).toFixed(1)} s, ${(generated / best(r.ms)).toFixed(1)} tokens/s, to the first token best ${best(r.prefillMs).toFixed(1)} s; pool growth ${mib(r.poolGrowth)} MiB`);
+  const meanCpu = r.cpuSeconds.reduce((a, b) => a + b, 0) / r.cpuSeconds.length;
+  console.log(`${args.toggle} ${mode}: best ${best(r.ms).toFixed(1)} s, ${(generated / best(r.ms)).toFixed(1)} tokens/s, mean CPU ${meanCpu.toFixed(1)} s, to the first token best ${best(r.prefillMs).toFixed(1)} s; pool growth ${mib(r.poolGrowth)} MiB`);
 }
 console.log(`speed-up ${(best(runs.off.ms) / best(runs.on.ms)).toFixed(2)}× (best of ${args.rounds} round(s) each, alternated)`);
 console.log(`reproduce: npm run build && node dist/bench/generation-ab.js ${process.argv.slice(2).join(' ')}`);
