@@ -37,11 +37,6 @@ export class ProjectionStore {
     for (const linear of linears) this.buffers.set(linear, gpu.keep(gpu.empty([capacity, linear.outFeatures])));
   }
 
-  /** Bytes the store holds: capacity rows of every linear's output, f32. */
-  static bytes(outFeatures: readonly number[], capacity: number): number {
-    return outFeatures.reduce((n, out) => n + out, 0) * capacity * 4;
-  }
-
   /** Whether `capacity` rows of `outFeatures` f32 values fit one storage binding (what a read binds). */
   static fits(gpu: Gpu, outFeatures: number, capacity: number): boolean {
     const { maxStorageBufferBindingSize, maxBufferSize } = gpu.device.limits;
@@ -51,11 +46,6 @@ export class ProjectionStore {
   /** Rows appended so far. */
   get rows(): number {
     return this.used;
-  }
-
-  /** Whether the store holds rows for this linear. */
-  has(linear: Linear): boolean {
-    return this.buffers.has(linear);
   }
 
   /** Forgets every row (the next rollout starts at slot 0) and accepts reads again. */
