@@ -10,7 +10,7 @@ import { sumAll } from '../src/ops/reduce.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { grpoLoss } from '../src/rl/grpo-loss.js';
 import { expectClose } from './helpers/check.js';
-import { useGpu } from './helpers/gpu.js';
+import { takeGradients, useGpu } from './helpers/gpu.js';
 import { tinyModel } from './helpers/tiny-checkpoint.js';
 import { randn } from './helpers/random.js';
 
@@ -53,12 +53,7 @@ async function trainOnce(g: Gpu, model: LlamaModel, lora: LoraAdapters, layout: 
     backward(out.loss);
     return out.loss;
   });
-  const grads: Float32Array[] = [];
-  for (const p of lora.parameters()) {
-    grads.push(await p.grad!.toArray());
-    p.grad!.dispose();
-    p.grad = null;
-  }
+  const grads = await takeGradients(lora.parameters());
   const value = await g.readScalar(loss);
   loss.dispose();
   model.recomputeLayers = false;

@@ -14,7 +14,7 @@ import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
 import { checkSameRun } from '../src/rl/same-run.js';
 import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../src/train/completion-logprobs.js';
 import { expectClose } from './helpers/check.js';
-import { useGpu } from './helpers/gpu.js';
+import { takeGradients, useGpu } from './helpers/gpu.js';
 import { randn } from './helpers/random.js';
 import { tinyModel } from './helpers/tiny-checkpoint.js';
 import { prepareTinyRun } from './helpers/train-cli.js';
@@ -60,12 +60,7 @@ async function lossAndGrads(g: Gpu, model: LlamaModel, lora: LoraAdapters, batch
   });
   const logprobs = await kept.toArray();
   kept.dispose();
-  const grads: Float32Array[] = [];
-  for (const p of lora.parameters()) {
-    grads.push(await p.grad!.toArray());
-    p.grad!.dispose();
-    p.grad = null;
-  }
+  const grads = await takeGradients(lora.parameters());
   return { loss: logprobs.reduce((s, lp, i) => s + lp * weights[i], 0), logprobs: Array.from(logprobs).filter((_, i) => mask[i] === 1), grads };
 }
 

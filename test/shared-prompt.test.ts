@@ -13,7 +13,7 @@ import { completionLogprobs, sequenceBatch, sharedPromptBatch, type SequenceBatc
 import { grpoLoss, type GrpoLossOptions } from '../src/rl/grpo-loss.js';
 import { sftLoss } from '../src/train/sft.js';
 import { expectClose } from './helpers/check.js';
-import { useGpu } from './helpers/gpu.js';
+import { takeGradients, useGpu } from './helpers/gpu.js';
 import { tinyModel } from './helpers/tiny-checkpoint.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { randn } from './helpers/random.js';
@@ -156,12 +156,7 @@ async function outcome(g: Gpu, model: LlamaModel, lora: LoraAdapters, sequences:
   });
   const [loss, logprobs, ref, entropy, mask] = await g.readAll([result.loss, result.logprobs, result.ref, result.entropy, result.mask]);
   const underMask = (values: Float32Array) => Array.from(values).filter((_, i) => mask[i] === 1);
-  const grads: Float32Array[] = [];
-  for (const p of lora.parameters()) {
-    grads.push(await p.grad!.toArray());
-    p.grad!.dispose();
-    p.grad = null;
-  }
+  const grads = await takeGradients(lora.parameters());
   for (const t of Object.values(result)) t.dispose();
   const computedTokens = g.tidy(() => layout(g, sequences).computedTokens);
   return { loss: loss[0], logprobs: underMask(logprobs), ref: underMask(ref), entropy: underMask(entropy), grads, computedTokens };
@@ -282,12 +277,7 @@ describe('shared prompts train exactly like repeated prompts', () => {
       });
       const [value] = await loss.toArray();
       loss.dispose();
-      const grads: Float32Array[] = [];
-      for (const p of lora.parameters()) {
-        grads.push(await p.grad!.toArray());
-        p.grad!.dispose();
-        p.grad = null;
-      }
+      const grads = await takeGradients(lora.parameters());
       return { value, grads };
     };
     const repeated = await train(sequenceBatch);

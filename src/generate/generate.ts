@@ -1,7 +1,7 @@
 import { noGrad } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { KVCache } from '../model/kv-cache.js';
-import type { LlamaModel } from '../model/llama.js';
+import type { ForwardOptions, LlamaModel } from '../model/llama.js';
 import type { ProjectionStore } from '../model/projection-store.js';
 import { embedding } from '../ops/embedding.js';
 import { DEFAULT_SAMPLING, NON_FINITE_TOKEN, NonFiniteLogits, sampleTokens, type SamplingOptions } from './sampler.js';
@@ -159,9 +159,12 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
       const tokens = noGrad(() =>
         gpu.tidy(() => {
           const steps = input.shape[1];
-          const first = store?.reserve(input.size);
-          if (store) recordSlots(first!);
-          const projections = store && { store, write: first! };
+          let projections: ForwardOptions['projections'];
+          if (store) {
+            const first = store.reserve(input.size);
+            recordSlots(first);
+            projections = { store, write: first };
+          }
           const hidden = model.forward(input, { positions: position, keyStart: keyStartTensor, cache, projections });
           // Left padding puts every row's newest token in the last column.
           const lastRows = gpu.tensor(stateRow.map((r) => r * steps + steps - 1), [stateRow.length], 'u32');

@@ -35,20 +35,6 @@ function stridedCopy(shape: Shape, src: Strided, dst: Strided): void {
   });
 }
 
-/**
- * Writes src [rows, width] into rows first … first + rows − 1 of dst [N, width] (both f32); not
- * recorded. A dispatch, not a buffer copy, so that the compute pass it is recorded in stays open.
- */
-export function copyRowsInto(dst: Tensor, first: number, src: Tensor): void {
-  assertF32('copyRowsInto', src);
-  assertF32('copyRowsInto', dst);
-  const [rows, width] = src.shape;
-  if (src.shape.length !== 2 || dst.shape.length !== 2 || dst.shape[1] !== width || !Number.isInteger(first) || first < 0 || first + rows > dst.shape[0]) {
-    throw new Error(`copyRowsInto: ${formatShape(src.shape)} at row ${first} does not fit ${formatShape(dst.shape)}`);
-  }
-  stridedCopy([src.size], { tensor: src, strides: [1], offset: 0 }, { tensor: dst, strides: [1], offset: first * width });
-}
-
 function checkRank(op: string, x: Tensor): void {
   assertF32(op, x);
   if (x.shape.length > MAX_BROADCAST_RANK) throw new Error(`${op}: rank ${x.shape.length} > ${MAX_BROADCAST_RANK} is not supported: ${formatShape(x.shape)}`);

@@ -188,8 +188,8 @@ export class GrpoTrainer {
     const why = room !== undefined ? ` (the largest of the step's ${sequencesPerStep} sequences whose estimate fits half the memory available, ${formatGiB(room)}; --micro-batch-size to choose)` : '';
     onStage(`memory: micro-batch ${memoryPlan.microBatchSize}${why}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
     const linears = loaded.model.linears();
-    const unfit = linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, Math.max(1, projectionRows)));
-    if (projectionRows && unfit) {
+    const unfit = projectionRows ? linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, projectionRows)) : undefined;
+    if (unfit) {
       throw new Error(`--rollout-projections ${config.rolloutProjections}: a rollout's ${projectionRows} rows of ${unfit.name}'s ${unfit.outFeatures} outputs exceed one storage binding of this adapter; use --rollout-projections recompute, or fewer --prompts-per-step, --num-generations or --max-new-tokens`);
     }
     const projections = projectionRows ? new ProjectionStore(gpu, linears, projectionRows) : null;

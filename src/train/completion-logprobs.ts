@@ -66,7 +66,7 @@ export interface SequenceInput {
 /** A slot past every store: reads a zero row (padding, and the last token, which no sampling forward ran). */
 const NO_SLOT = 0xffff_ffff;
 
-/** The store all sequences' projections share, or null when none has any; a mixture is refused. */
+/** The store all sequences' projections share, or null when no sequence has projections; a mixture is refused. */
 function projectionStore(op: string, sequences: readonly SequenceInput[]): ProjectionStore | null {
   const store = sequences[0].projections?.store ?? null;
   for (const s of sequences) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
 import { Gpu } from '../../src/gpu/gpu.js';
+import type { Tensor } from '../../src/gpu/tensor.js';
 
 /** One device per test file: created before its tests, destroyed after (so the process can exit). */
 export function useGpu(): () => Gpu {
@@ -12,4 +13,15 @@ export function useGpu(): () => Gpu {
     if (!gpu) throw new Error('GPU not ready');
     return gpu;
   };
+}
+
+/** Reads each parameter's accumulated gradient and clears it, so the next backward starts from none. */
+export async function takeGradients(parameters: readonly Tensor[]): Promise<Float32Array[]> {
+  const grads: Float32Array[] = [];
+  for (const p of parameters) {
+    grads.push(await p.grad!.toArray());
+    p.grad!.dispose();
+    p.grad = null;
+  }
+  return grads;
 }
