@@ -56,6 +56,9 @@ struct Params {
   accumulate: u32,
   // The low-rank term: h's row of this dispatch's row 0, and the term's scale.
   low_row0: u32,
+  // Vec4s of the (only) window before its first row: a last window bound to end where A's buffer
+  // ends, because its power-of-two binding from the row would pass it; 0 otherwise.
+  a_shift: u32,
   alpha: f32,
   scale: f32,
 }
@@ -168,7 +171,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       // binding holds there, or zero past its end: WGSL's out-of-bounds loads do not fault); its
       // sums are not stored.
       let x_row = select(i % WINDOW_ROWS, row0 + i, WINDOWS == 1u);
-      let x_at = x_row * x_stride + (STEP_K / 4u) * q;
+      let x_at = p.a_shift + x_row * x_stride + (STEP_K / 4u) * q;
       let x = from_lane0(a_load(i, x_at));
       if (W_ALONG_K) {
         var sums = x * w_lo;

@@ -417,6 +417,44 @@ describe('broadcast variants on x·Wᵀ and g·W (x through uniform windows)', (
         }
       });
 
+      it('binds a last window whose power-of-two binding would pass x’s buffer back from the buffer’s end', async () => {
+        // 256 rows of K = 1 536 in a buffer of exactly 1.5 MiB: windows of 10 rows (61 440 bytes, bound
+        // at 64 KiB); the last 6 rows span 36 KiB, bound at 64 KiB from row 250 they would end 28 KiB
+        // past the buffer. Both orientations (x·Wᵀ and the backward's g·W, gate's dX), writing and
+        // accumulating.
+        const g = gpu();
+        const [m, k, n] = [256, 1536, 40];
+        const x = randn(m * k, 35, 1 / Math.sqrt(k));
+        const w = randn(n * k, 36);
+        const start = randn(m * n, 37);
+        const slack = g.pool.reuseSlack;
+        g.pool.reuseSlack = 0;
+        try {
+          for (const transB of [true, false]) {
+            const [product, accumulated] = g.tidy(() => {
+              const [tx, tw] = [g.tensor(x, [m, k]), g.tensor(w, transB ? [n, k] : [k, n])];
+              expect(tx.buffer.size).toBe(m * k * 4);
+              const layout = contiguousLayout(m, k, n, false, transB);
+              const plan = broadcastPlanOf(variant, tx, tw, layout);
+              const last = plan?.dispatches[plan.dispatches.length - 1];
+              expect(last && [last.row0, last.rows, last.windows.length, last.windows[0].shift]).toEqual([250, 6, 1, (250 * k * 4 - (m * k * 4 - 65536)) / 16]);
+              const out = g.keep(g.empty([m, n]));
+              recordMatmul(variant, out, tx, tw, layout, false, 1);
+              const sum = g.keep(g.tensor(start, [m, n]));
+              recordMatmul(variant, sum, tx, tw, layout, true, 0.5);
+              return [out, sum];
+            });
+            const reference = matmulReference(x, [m, k], w, transB ? [n, k] : [k, n], false, transB);
+            expectClose(await product.toArray(), reference, TOL, `${m}×${k} x, W ${transB ? 'along K' : 'along N'}`);
+            expectClose(await accumulated.toArray(), reference.map((v, i) => start[i] + 0.5 * v), TOL, `${m}×${k} x, W ${transB ? 'along K' : 'along N'}, accumulated`);
+            product.dispose();
+            accumulated.dispose();
+          }
+        } finally {
+          g.pool.reuseSlack = slack;
+        }
+      });
+
       it('writes and accumulates with alpha, and sums over blocks of K, across windows', async () => {
         const g = gpu();
         const [m, k, n] = [29, 576, 37];

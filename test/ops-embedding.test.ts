@@ -52,16 +52,18 @@ describe('embedding', () => {
   testOp('embedding', ([ids, table]) => embedding(ids, table), reference, cases, { ...gather('f32'), gradient: { cases: cases.slice(0, 3) } });
   testOp('embedding', ([ids, table]) => embedding(ids, table), reference, cases, gather('f16'));
 
-  it('reads an out-of-range id as a zero row', async () => {
+  it('reads an out-of-range id as a zero row (rows of 2, and of 4 copied as one vec4)', async () => {
     const y = embedding(gpu().tensor([1, 3, 0], [3], 'u32'), gpu().tensor([1, 2, 3, 4, 5, 6], [3, 2]));
     expect(Array.from(await y.toArray())).toEqual([3, 4, 0, 0, 1, 2]);
+    const wide = embedding(gpu().tensor([1, 3, 0], [3], 'u32'), gpu().tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [3, 4]));
+    expect(Array.from(await wide.toArray())).toEqual([5, 6, 7, 8, 0, 0, 0, 0, 1, 2, 3, 4]);
   });
 
-  for (const dtype of ['f32', 'f16'] as const) {
-    it(`blocks of rows read as the whole table (${dtype}), ids past the last block as zero rows`, async (ctx) => {
+  for (const [dtype, dim] of [['f32', 7], ['f32', 8], ['f16', 7]] as const) {
+    it(`blocks of rows read as the whole table (${dtype}, rows of ${dim}), ids past the last block as zero rows`, async (ctx) => {
       const g = gpu();
       if (dtype === 'f16' && !g.hasF16) ctx.skip();
-      const [vocab, dim] = [301, 7];
+      const vocab = 301;
       const table = randn(vocab * dim, 64);
       const ids = g.tensor([...randomIds(500, vocab, 65), vocab, vocab + 100, 0, vocab - 1], [4, 126], 'u32');
       const whole = await embedding(ids, g.tensor(table, [vocab, dim], dtype)).toArray();
@@ -70,7 +72,7 @@ describe('embedding', () => {
       expect(Array.from(whole.subarray(500 * dim, 502 * dim)).every((v) => v === 0)).toBe(true);
       const trained = g.tensor(table.subarray(0, 3 * dim), [3, dim]);
       trained.requiresGrad = true;
-      expect(() => embedding(ids, [blocks[0], trained])).toThrow(/embedding: blocks of a table must be frozen \[rows, 7\], got Tensor#\d+\(\[3, 7\], f32\) requiring grad/);
+      expect(() => embedding(ids, [blocks[0], trained])).toThrow(new RegExp(`embedding: blocks of a table must be frozen \\[rows, ${dim}\\], got Tensor#\\d+\\(\\[3, ${dim}\\], f32\\) requiring grad`));
     });
   }
 

@@ -1,4 +1,5 @@
 import { recordOp } from '../autograd/grad-node.js';
+import type { Specialisation } from '../gpu/shader-source.js';
 import { formatShape, Tensor } from '../gpu/tensor.js';
 import { assertGradientFits } from './gradient.js';
 
@@ -23,7 +24,7 @@ export function embedding(ids: Tensor, table: Tensor | readonly Tensor[]): Tenso
   const [vocab, dim] = table.shape;
   const gpu = table.gpu;
   const out = gpu.empty([...ids.shape, dim]);
-  gpu.run(gpu.kernel('embedding', { T: table.dtype }), [ids, table, out], gpu.grid1d(out.size, WG), { u32: [out.size, dim, vocab, 0] });
+  gather(table, ids, out, 0, false);
   return recordOp('embedding', [table], out, (g) => {
     assertGradientFits('embedding', g, out);
     const positions = ids.size;
@@ -62,8 +63,19 @@ function blockEmbedding(ids: Tensor, blocks: readonly Tensor[]): Tensor {
   const out = gpu.zeros([...ids.shape, dim]);
   let first = 0;
   for (const b of blocks) {
-    gpu.run(gpu.kernel('embedding', { T: b.dtype, BLOCK: true }), [ids, b, out], gpu.grid1d(out.size, WG), { u32: [out.size, dim, b.shape[0], first] });
+    gather(b, ids, out, first, true);
     first += b.shape[0];
   }
   return out;
+}
+
+/** Records the gather of rows of `table` (rows first.. of the matrix `ids` index) into `out`. */
+function gather(table: Tensor, ids: Tensor, out: Tensor, first: number, block: boolean): void {
+  const gpu = table.gpu;
+  const [rows, dim] = table.shape;
+  // f32 rows a multiple of 4 wide go 16 bytes at a time (see shaders/embedding.wgsl).
+  const lanes = table.dtype === 'f32' && dim % 4 === 0 ? 4 : 1;
+  const types: Specialisation = lanes === 4 ? { T: 'vec4<f32>', O: 'vec4<f32>' } : { T: table.dtype };
+  const n = out.size / lanes;
+  gpu.run(gpu.kernel('embedding', { ...types, BLOCK: block }), [ids, table, out], gpu.grid1d(n, WG), { u32: [n, dim / lanes, rows, first] });
 }

@@ -111,10 +111,14 @@ export function skinnyApplies(a: Tensor, b: Tensor, layout: MatmulLayout): boole
   return a.dtype === 'f32' && b.dtype !== 'u32' && layout.aKStride === 1 && layout.bKStride === 1 && aligned;
 }
 
-/** A window of A for a broadcast kernel: bound from byte `offset` (its first row) for `bytes` bytes. */
+/**
+ * A window of A for a broadcast kernel: bound from byte `offset` for `bytes` bytes, its first row
+ * `shift` vec4s in (0 but for a last window bound back from the end of A's buffer, see broadcastPlan).
+ */
 export interface BroadcastWindow {
   offset: number;
   bytes: number;
+  shift: number;
 }
 
 /** One dispatch of a broadcast kernel: rows [row0, row0 + rows) of A, through 1–4 windows. */
@@ -184,7 +188,8 @@ const ONE_BLOCK_ROWS = 32;
  * fewer (K = 1 536 in f32 fits 10), a dispatch binds enough consecutive windows, up to MAX_WINDOWS,
  * for one block of rows across them, so each piece of W a lane loads feeds a whole block; its
  * windows share the size of a full one, and a last, partial window whose binding at that size
- * would end past the buffer gets a dispatch of its own at its own size.
+ * would end past the buffer gets a dispatch of its own at its own size, bound back from the
+ * buffer's end where even that would pass it.
  */
 function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: number): BroadcastPlan | null {
   const { limits } = a.gpu.device;
@@ -203,7 +208,16 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
   const ownBytes = (start: number) => bytesFor(Math.min(perWindow, layout.m - start));
   const bind = (start: number, bytes: number): BroadcastWindow | null => {
     const offset = (layout.aOffset + start * layout.aRowStride) * 4;
-    return offset % limits.minUniformBufferOffsetAlignment === 0 && offset + bytes <= a.buffer.size ? { offset, bytes } : null;
+    return offset % limits.minUniformBufferOffsetAlignment === 0 && offset + bytes <= a.buffer.size ? { offset, bytes, shift: 0 } : null;
+  };
+  // A binding is a power of two of bytes (one pipeline per size), so a last window of a few rows can
+  // end past A's buffer (6 rows of K = 1 536 bind 64 KiB for 36 KiB): it is bound to end where the
+  // buffer ends instead, its rows `shift` vec4s in.
+  const bindFromEnd = (start: number, bytes: number): BroadcastWindow | null => {
+    const first = (layout.aOffset + start * layout.aRowStride) * 4;
+    const offset = Math.floor((a.buffer.size - bytes) / limits.minUniformBufferOffsetAlignment) * limits.minUniformBufferOffsetAlignment;
+    const end = first + span(layout.m - start) * 4;
+    return offset >= 0 && offset <= first && end <= offset + bytes ? { offset, bytes, shift: (first - offset) / 16 } : null;
   };
   const bound = (w: BroadcastWindow | null): w is BroadcastWindow => w !== null;
   const dispatches: BroadcastDispatch[] = [];
@@ -218,7 +232,7 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
     // Only the product's last, partial window can run past the buffer at a full window's size: alone, at its own.
     const last = starts[starts.length - 1];
     const before = windows.slice(0, -1);
-    const alone = bind(last, ownBytes(last));
+    const alone = bind(last, ownBytes(last)) ?? bindFromEnd(last, ownBytes(last));
     if (!alone || !before.every(bound)) return null;
     if (before.length) dispatches.push({ row0, rows: last - row0, windows: before });
     dispatches.push({ row0: last, rows: end - last, windows: [alone] });
@@ -386,7 +400,7 @@ function recordBroadcast(plan: BroadcastPlan, out: Tensor, a: Tensor, b: Tensor,
     const lowSlots = low ? [{ buffer: low.term.h.buffer, offset: 0, size: low.bytes }, low.term.l] : [first, b];
     const [scalarC, vec4C] = vec4Stores ? [unusedStore(gpu), out] : [out, unusedStore(gpu)];
     gpu.run(kernel, [first, b, scalarC, ...lowSlots, second, third, fourth, b, vec4C], [Math.ceil(layout.n / BROADCAST_TILE_N), Math.ceil(d.rows / tileM)], {
-      u32: [d.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, d.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, d.row0],
+      u32: [d.rows, layout.n, layout.k, layout.aRowStride, wRowStride, layout.bOffset, d.row0 * layout.cRowStride, layout.cRowStride, layout.cColStride, accumulate ? 1 : 0, d.row0, d.windows[0].shift],
       f32: [alpha, low ? low.term.scale : 0],
     });
   }
