@@ -94,7 +94,8 @@ async function benchStreaming(gpu: Gpu): Promise<void> {
       dst[id.x] = dot(acc, vec4(1.0));
     }`;
   const module = gpu.device.createShaderModule({ label: 'bench_stream', code });
-  const kernel: Kernel = { label: 'bench_stream', pipeline: gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } }), hasParams: false };
+  const pipeline = gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const kernel: Kernel = { label: 'bench_stream', pipeline, layout: pipeline.getBindGroupLayout(0), hasParams: false };
   const src = gpu.zeros([size / 4]);
   const dst = gpu.empty([lanes]);
   const t = await measure(gpu, () => gpu.run(kernel, [src, dst], [workgroups]), { reps: 4 });

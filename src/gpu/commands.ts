@@ -78,7 +78,7 @@ export class CommandBatch {
       throw new Error(`${kernel.label}: params given but the shader declares no var<uniform>`);
     }
     buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource }));
-    const bindGroup = this.device.createBindGroup({ layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.device.createBindGroup({ layout: kernel.layout, entries });
     if (this.profiler) {
       this.endPass();
       this.pass = this.currentEncoder().beginComputePass({ timestampWrites: this.profiler.next(kernel.label, params) });

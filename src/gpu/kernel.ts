@@ -4,6 +4,8 @@ import { loadShader, shaderPath, specialise, type Specialisation } from './shade
 export interface Kernel {
   readonly label: string;
   readonly pipeline: GPUComputePipeline;
+  /** The pipeline's bind group layout, asked for once: each getBindGroupLayout call crosses into Dawn and wraps a new object. */
+  readonly layout: GPUBindGroupLayout;
   /** Whether binding 0 is a `var<uniform>` params struct (all storage buffers then start at 1). */
   readonly hasParams: boolean;
 }
@@ -38,7 +40,7 @@ export class KernelCache {
     const pipeline = this.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
     const scope = this.device.popErrorScope();
     this.pendingChecks.push(this.describeErrors(name, label, module, scope));
-    return { label, pipeline, hasParams: /var\s*<\s*uniform\s*>/.test(code) };
+    return { label, pipeline, layout: pipeline.getBindGroupLayout(0), hasParams: /var\s*<\s*uniform\s*>/.test(code) };
   }
 
   private async describeErrors(name: string, label: string, module: GPUShaderModule, scope: Promise<GPUError | null>): Promise<string | null> {
