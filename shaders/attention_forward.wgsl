@@ -11,8 +11,8 @@
 // so a K/V row broadcast to all lanes (one query row per invocation) costs 8 loads for 1 use;
 // this layout measured 1.4× (training) to 4× (decode) faster than that one.
 //
-// Layouts: q, out [B, T, Hq, D]; k, v [B, S, Hkv, D]; lse [B, T, Hq] (natural log, 0 for a row
-// that sees no key). Query t sits at position kv_length − T + t and sees keys
+// Layouts: q, out [B, T, Hq, D]; k, v [B, S, Hkv, D] ([B', S, Hkv, D] read at row kv_rows[b] with
+// KV_ROWS); lse [B, T, Hq] (natural log, 0 for a row that sees no key). Query t sits at position kv_length − T + t and sees keys
 // key_start[b] ≤ j ≤ that position with position − j < window.
 struct Params {
   queries: u32,
@@ -32,12 +32,15 @@ struct Params {
 @group(0) @binding(4) var<storage, read> key_start: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+// With KV_ROWS, the row of k and v batch row b reads (a KV cache whose finished rows stay in place).
+@group(0) @binding(7) var<storage, read> kv_rows: array<u32>;
 
 // Head dim (a multiple of 4).
 const D: u32 = 64u;
 const D4: u32 = D / 4u;
 // Invocations per workgroup, each taking every LANES-th key.
 const LANES: u32 = 8u;
+const KV_ROWS: bool = false;
 // A finite "minus infinity", so max/exp arithmetic never meets inf − inf.
 const NEG: f32 = -3.0e38;
 
@@ -82,7 +85,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   var m = vec4<f32>(NEG);
   var l = vec4<f32>(0.0);
-  let kv_row = b * p.keys * p.kv_heads + g;
+  var kv_b = b;
+  if (KV_ROWS) { kv_b = kv_rows[b]; }
+  let kv_row = kv_b * p.keys * p.kv_heads + g;
 
   for (var j0 = key_begin; j0 < key_end; j0 += LANES) {
     let j = j0 + lane;

@@ -1,5 +1,6 @@
-// Writes this step's keys and values ([B, T, row]) into the cache ([B, capacity, row]) at
-// positions offset … offset+T−1: one dispatch per layer instead of one copy per sequence.
+// Writes this step's keys and values ([B, T, row]) into the cache ([B', capacity, row]) at
+// positions offset … offset+T−1 of cache row rows[b]: one dispatch per layer instead of one copy
+// per sequence.
 struct Params {
   batch: u32,
   steps: u32,
@@ -13,6 +14,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> v_new: array<f32>;
 @group(0) @binding(3) var<storage, read_write> k_cache: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(5) var<storage, read> rows: array<u32>;
 
 const WG: u32 = 256u;
 
@@ -23,7 +25,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let e = i % p.row;
   let t = (i / p.row) % p.steps;
   let b = i / (p.row * p.steps);
-  let dst = (b * p.capacity + p.offset + t) * p.row + e;
+  let dst = (rows[b] * p.capacity + p.offset + t) * p.row + e;
   k_cache[dst] = k_new[i];
   v_cache[dst] = v_new[i];
 }

@@ -104,6 +104,42 @@ describe('attention forward vs float64 reference', () => {
     expect(out.slice(24 * rowSize).every((value) => value === 0)).toBe(true);
   });
 });
+describe('attention over rows of k and v named by kvRows (a KV cache whose finished rows stay in place)', () => {
+  // q has 3 rows; k and v hold 5, of which q's rows read 4, 0 and 2. Decode-shaped (the per-row
+  // kernel) and one case with 36 query rows per kv head, which would take the windowed kernels.
+  const cases: [string, AttentionShape, AttentionMask][] = [
+    ['decode, GQA 9/3, D = 64, keyStart and kvLength < S', shape(3, 1, 40, 9, 3, 64), { kvLength: 33, keyStart: [0, 5, 32] }],
+    ['several queries, sliding window', shape(3, 4, 24, 36, 1, 16), { kvLength: 20, window: 6 }],
+  ];
+  for (const [title, c, mask] of cases) {
+    it(title, async () => {
+      const g = gpu();
+      const kvRows = [4, 0, 2];
+      const cacheRows = 5;
+      const rowSize = c.keys * c.kvHeads * c.headDim;
+      const [q] = inputs({ title, ...c, seed: 41 }).map((x) => Float32Array.from(x.data));
+      const [k, v] = [42, 43].map((seed) => Float32Array.from(randnInput([cacheRows, c.keys, c.kvHeads, c.headDim], seed).data));
+      const picked = (t: Float32Array) => Float32Array.from(kvRows.flatMap((r) => Array.from(t.subarray(r * rowSize, (r + 1) * rowSize))));
+      const out = await g
+        .tidy(() => {
+          const kvShape = [cacheRows, c.keys, c.kvHeads, c.headDim];
+          const options = { ...gpuOptions({ title, ...c, seed: 41, mask }), kvRows: g.tensor(kvRows, [3], 'u32') };
+          return g.keep(attention(g.tensor(q, [3, c.queries, c.qHeads, c.headDim]), g.tensor(k, kvShape), g.tensor(v, kvShape), options));
+        })
+        .toArray();
+      expectClose(out, attentionReference(c, q, picked(k), picked(v), mask), FORWARD_TOL, title);
+    });
+  }
+
+  it('has no backward, and kvRows must be u32 [B]', () => {
+    const g = gpu();
+    const [q, k, v] = [g.empty([2, 1, 2, 16]), g.empty([3, 8, 2, 16]), g.empty([3, 8, 2, 16])];
+    expect(() => attention(q, k, v, { kvRows: g.zeros([3], 'u32') })).toThrow(/attention: kvRows must be u32 \[2\], got u32 \[3\]/);
+    q.requiresGrad = true;
+    expect(() => attention(q, k, v, { kvRows: g.zeros([2], 'u32') })).toThrow(/attention: kvRows \(a KV cache read by row\) has no backward/);
+  });
+});
+
 describe('attention backward', () => {
   testAttention(
     'attention',

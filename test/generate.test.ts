@@ -131,6 +131,42 @@ describe('generate', () => {
     expect(worst).toBeLessThanOrEqual(1e-6 * largest);
   });
 
+  it('sequences that leave the cache leave the others where they are: the logits are those of a cache holding only them', async () => {
+    // Three prompts prefilled, then sequences 2 and 0 go on (1 finished): no keys or values move,
+    // the cache reads them by row. Against a cache that prefilled only those two prompts (the same
+    // left-padded width, so the same positions).
+    const [a, b, c] = [[10, 20, 30, 40, 50, 60], [7], [100, 101, 102]];
+    const next = [35, 1];
+    const logitsAfterStep = (start: readonly number[][], keep: number[] | null) =>
+      noGrad(async () => {
+        const { width, ids, positions, keyStart } = leftPad(start);
+        const cache = new KVCache(gpu(), config, start.length, width + 1);
+        const u32 = (values: readonly number[], shape: number[]) => gpu().tensor(values, shape, 'u32');
+        model.forward(u32(ids, [start.length, width]), { positions: u32(positions, [start.length, width]), keyStart: u32(keyStart, [start.length]), cache });
+        const before = cache.keys[0];
+        const rows = keep ?? start.map((_, i) => i);
+        if (keep) {
+          cache.gatherRows(keep);
+          expect(cache.keys[0]).toBe(before);
+          expect(cache.kvRows).toBeDefined();
+        }
+        const hidden = model.forward(u32(next, [rows.length, 1]), {
+          positions: u32(rows.map((r) => start[r].length), [rows.length, 1]),
+          keyStart: u32(rows.map((r) => keyStart[r]), [rows.length]),
+          cache,
+        });
+        const logits = await model.logits(hidden).toArray();
+        cache.dispose();
+        return logits;
+      });
+    const indexed = await logitsAfterStep([a, b, c], [2, 0]);
+    const alone = await logitsAfterStep([c, a], null);
+    expect(indexed.length).toBe(2 * config.vocab_size);
+    const largest = alone.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const worst = indexed.reduce((m, x, i) => Math.max(m, Math.abs(x - alone[i])), 0);
+    expect(worst).toBeLessThanOrEqual(1e-6 * largest);
+  });
+
   it('sharing each prompt’s prefill samples the same tokens as prefilling every row, also as rows finish', async () => {
     const options = { maxNewTokens: 14, temperature: 1.2, topK: 40, topP: 0.95, seed: 4 };
     const free = await generate(model, groups, { ...options, eosTokenIds: [], sharePrompts: false });

@@ -5,10 +5,12 @@ import { embedding } from '../ops/embedding.js';
 import { view } from '../ops/layout.js';
 
 /**
- * Keys and values of every layer for a batch of sequences, [B, capacity, Hkv, D] per layer, filled
- * from position 0 up to `length`. All rows advance together (prompts are left-padded); rows can be
- * regathered (gatherRows): sequences that finished generating leave, a prompt prefilled once is
- * copied to every sequence that continues it.
+ * Keys and values of every layer for a batch of sequences, [rows, capacity, Hkv, D] per layer,
+ * filled from position 0 up to `length`. All sequences advance together (prompts are left-padded);
+ * sequence b lives in cache row `rowOf[b]`. gatherRows changes which sequences there are: when
+ * sequences only leave (finished ones) or reorder, the rest stay where they are and only the index
+ * changes; when a row is taken twice (a prompt prefilled once, continued by several sequences) the
+ * rows are copied into new buffers.
  */
 export class KVCache {
   keys: Tensor[];
@@ -16,6 +18,10 @@ export class KVCache {
   length = 0;
   /** Rows the buffers were made for: at most this many rows are ever in use. */
   private readonly allocatedRows: number;
+  /** The cache row of each sequence. */
+  private rowOf: number[];
+  /** rowOf on the GPU (u32 [batch]), for the cache's writes and attention's reads. */
+  private rowTensor: Tensor;
 
   /** `allocatedRows` (default `batch`): the most rows a later gatherRows may ask for. */
   constructor(
@@ -36,6 +42,17 @@ export class KVCache {
     };
     this.keys = Array.from({ length: config.num_hidden_layers }, buffer);
     this.values = Array.from({ length: config.num_hidden_layers }, buffer);
+    this.rowOf = Array.from({ length: batch }, (_, b) => b);
+    this.rowTensor = gpu.keep(gpu.tensor(this.rowOf, [batch], 'u32'));
+  }
+
+  /**
+   * u32 [batch]: the cache row each sequence reads (attention's kvRows), or undefined while
+   * sequence b is row b of buffers of exactly `batch` rows (then attention reads k and v as they are).
+   */
+  get kvRows(): Tensor | undefined {
+    const identity = this.keys[0].shape[0] === this.batch && this.rowOf.every((row, b) => row === b);
+    return identity ? undefined : this.rowTensor;
   }
 
   /** Writes this step's k, v ([B, T, Hkv, D]) into positions length … length+T−1 of a layer. */
@@ -45,39 +62,49 @@ export class KVCache {
       throw new Error(`KVCache.write: ${batch}×${steps} new positions at ${this.length} do not fit a cache of ${this.batch}×${this.capacity}`);
     }
     const gpu = k.gpu;
-    gpu.run(gpu.kernel('kv_cache_write'), [k, v, this.keys[layer], this.values[layer]], gpu.grid1d(k.size, 256), {
+    gpu.run(gpu.kernel('kv_cache_write'), [k, v, this.keys[layer], this.values[layer], this.rowTensor], gpu.grid1d(k.size, 256), {
       u32: [batch, steps, heads * dim, this.capacity, this.length],
     });
   }
 
   /**
-   * Row i becomes old row rows[i] (rows may repeat or leave some out; at most the allocated rows):
-   * every layer's keys and values are gathered into new buffers. The new buffers are as large as
-   * the first ones (the rows past the used ones are zero and unused), so repeated calls reuse the
-   * buffers the previous call freed instead of leaving a pooled buffer of every intermediate size behind.
+   * Sequence i becomes old sequence rows[i] (rows may repeat or leave some out; at most the
+   * allocated rows). Without repeats nothing moves: the index changes. With them every layer's keys
+   * and values are gathered into new buffers as large as the first ones (the rows past the used
+   * ones are zero and unused), so repeated calls reuse the buffers the previous call freed instead of
+   * leaving a pooled buffer of every intermediate size behind.
    */
   gatherRows(rows: readonly number[]): void {
     if (rows.some((r) => !Number.isInteger(r) || r < 0 || r >= this.batch)) throw new Error(`KVCache.gatherRows: rows [${rows.join(', ')}] outside 0..${this.batch - 1}`);
     if (rows.length > this.allocatedRows) throw new Error(`KVCache.gatherRows: ${rows.length} rows exceed the ${this.allocatedRows} the cache was made for`);
     const gpu = this.keys[0].gpu;
-    // Indices past the table read as zero rows (see embedding): they pad the result to the first size.
-    const index = gpu.tensor([...rows, ...Array<number>(this.allocatedRows - rows.length).fill(this.batch)], [this.allocatedRows], 'u32');
-    const gather = (t: Tensor): Tensor => {
-      const [, capacity, heads, dim] = t.shape;
-      const table = view(t, [this.batch, capacity * heads * dim]);
-      const padded = embedding(index, table);
-      const full = view(padded, [this.allocatedRows, capacity, heads, dim]);
-      const out = gpu.keep(full.leadingRows(rows.length));
-      for (const x of [t, table, padded, full]) x.dispose();
-      return out;
-    };
-    this.keys = this.keys.map(gather);
-    this.values = this.values.map(gather);
-    index.dispose();
+    const source = rows.map((r) => this.rowOf[r]);
+    if (new Set(rows).size === rows.length) {
+      this.rowOf = source;
+    } else {
+      const cacheRows = this.keys[0].shape[0];
+      // Indices past the table read as zero rows (see embedding): they pad the result to the first size.
+      const index = gpu.tensor([...source, ...Array<number>(this.allocatedRows - rows.length).fill(cacheRows)], [this.allocatedRows], 'u32');
+      const gather = (t: Tensor): Tensor => {
+        const [, capacity, heads, dim] = t.shape;
+        const table = view(t, [cacheRows, capacity * heads * dim]);
+        const padded = embedding(index, table);
+        const full = view(padded, [this.allocatedRows, capacity, heads, dim]);
+        const out = gpu.keep(full.leadingRows(rows.length));
+        for (const x of [t, table, padded, full]) x.dispose();
+        return out;
+      };
+      this.keys = this.keys.map(gather);
+      this.values = this.values.map(gather);
+      index.dispose();
+      this.rowOf = rows.map((_, b) => b);
+    }
+    this.rowTensor.dispose();
+    this.rowTensor = gpu.keep(gpu.tensor(this.rowOf, [rows.length], 'u32'));
     this.batch = rows.length;
   }
 
   dispose(): void {
-    for (const t of [...this.keys, ...this.values]) t.dispose();
+    for (const t of [...this.keys, ...this.values, this.rowTensor]) t.dispose();
   }
 }

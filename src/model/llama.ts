@@ -326,7 +326,7 @@ export class LlamaModel {
     let attended: Tensor;
     if (cache) {
       cache.write(i, k, v);
-      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window });
+      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window, kvRows: cache.kvRows });
     } else if (prefix) {
       // The window counts slots of the prompt + completion row, as the unshared forward would.
       const keys = concat([repeatRows(prefix.keys, prefix.rows), slotted(k)], 1);

@@ -1,4 +1,4 @@
-import { recordOp } from '../autograd/grad-node.js';
+import { isGradEnabled, recordOp } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { assertF32, assertRank } from './shape.js';
@@ -15,6 +15,12 @@ export interface AttentionOptions {
    * included), as transformers' sliding-window mask (kv_idx > q_idx − window). Default: all.
    */
   window?: number;
+  /**
+   * u32 [B]: the row of k and v that batch row b reads (a KV cache whose finished sequences stay in
+   * place, unread, instead of being copied out); k and v may then hold more rows than q. Read by
+   * the per-row forward kernel only, without a backward. Default: row b.
+   */
+  kvRows?: Tensor;
 }
 
 /** Kernels merge their lanes' D-wide accumulators in workgroup memory (LANES · D · 16 bytes). */
@@ -61,7 +67,14 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
   const [kBatch, keys, kvHeads, kDim] = k.shape;
   const shapes = `q ${formatShape(q.shape)}, k ${formatShape(k.shape)}, v ${formatShape(v.shape)}`;
   if (k.shape.some((d, i) => d !== v.shape[i])) throw new Error(`${op}: k and v shapes differ: ${shapes}`);
-  if (kBatch !== batch) throw new Error(`${op}: batch sizes differ: ${shapes}`);
+  if (opts.kvRows) {
+    if (opts.kvRows.dtype !== 'u32' || opts.kvRows.shape.length !== 1 || opts.kvRows.shape[0] !== batch) {
+      throw new Error(`${op}: kvRows must be u32 [${batch}], got ${opts.kvRows.dtype} ${formatShape(opts.kvRows.shape)} for ${shapes}`);
+    }
+    if ([q, k, v].some((t) => t.requiresGrad) && isGradEnabled()) throw new Error(`${op}: kvRows (a KV cache read by row) has no backward: ${shapes}`);
+  } else if (kBatch !== batch) {
+    throw new Error(`${op}: batch sizes differ: ${shapes}`);
+  }
   if (kDim !== headDim) throw new Error(`${op}: head dims differ: ${shapes}`);
   if (kvHeads === 0 || qHeads % kvHeads !== 0) {
     throw new Error(`${op}: query heads (${qHeads}) must be a multiple of kv heads (${kvHeads}): ${shapes}`);
@@ -112,9 +125,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const keyStart = opts.keyStart ?? gpu.zeros([batch], 'u32');
   const out = gpu.empty(q.shape);
   const lse = gpu.empty([batch, queries, qHeads]);
-  const windows = windowPlan(geometry, gpu);
+  // The windowed kernels bind each batch row's keys from the host, which does not read kvRows.
+  const windows = opts.kvRows ? null : windowPlan(geometry, gpu);
   if (windows) forwardWindowed(geometry, windows, q, k, v, keyStart, out, lse);
-  else gpu.run(gpu.kernel('attention_forward', kernelValues(geometry)), [q, k, v, keyStart, out, lse], queryWorkgroups(geometry), params(geometry));
+  else {
+    // Without kvRows the kernel's index binding takes keyStart, which it never reads as one.
+    const kernel = gpu.kernel('attention_forward', { ...kernelValues(geometry), KV_ROWS: opts.kvRows !== undefined });
+    gpu.run(kernel, [q, k, v, keyStart, out, lse, opts.kvRows ?? keyStart], queryWorkgroups(geometry), params(geometry));
+  }
 
   recordOp('attention', [q, k, v], out, (gradOut) => attentionBackward(geometry, q, k, v, keyStart, out, lse, gradOut));
   // Nothing will read these again unless a backward was recorded; pool reuse is stream-ordered.

@@ -447,7 +447,7 @@ const dropoutCheck: KernelCheck = {
 };
 
 const cacheAndSamplingCheck: KernelCheck = {
-  name: 'decoding (kv_cache_write, sample): cache writes at an offset; greedy and top-k sampling',
+  name: 'decoding (kv_cache_write, sample): cache writes at an offset and by row; greedy and top-k sampling',
   async run(gpu) {
     const config = parseHfConfig({ ...TINY_CONFIG, num_hidden_layers: 1, num_key_value_heads: 2, head_dim: 8 }, 'a one-layer cache');
     const [batch, capacity] = [3, 11];
@@ -458,15 +458,21 @@ const cacheAndSamplingCheck: KernelCheck = {
     cache.write(0, gpu.tensor(k1, [batch, 4, 2, 8]), gpu.tensor(v1, [batch, 4, 2, 8]));
     cache.length = 4;
     cache.write(0, gpu.tensor(k2, [batch, 1, 2, 8]), gpu.tensor(v2, [batch, 1, 2, 8]));
+    // Sequence 1 leaves and the others swap: the next write lands in cache rows 2 and 0.
+    cache.length = 5;
+    cache.gatherRows([2, 0]);
+    const [k3, v3] = [randn(2 * 16, 38), randn(2 * 16, 39)];
+    cache.write(0, gpu.tensor(k3, [2, 1, 2, 8]), gpu.tensor(v3, [2, 1, 2, 8]));
     const [keys, values] = await gpu.readAll([cache.keys[0], cache.values[0]]);
     cache.dispose();
-    const expectedCache = (first: Float32Array, second: Float32Array) =>
+    const expectedCache = (first: Float32Array, second: Float32Array, third: Float32Array) =>
       Array.from({ length: batch * capacity * 16 }, (_, i) => {
         const [b, pos, e] = [Math.floor(i / (capacity * 16)), Math.floor(i / 16) % capacity, i % 16];
+        if (pos === 5) return b === 2 ? third[e] : b === 0 ? third[16 + e] : 0;
         return pos < 4 ? first[(b * 4 + pos) * 16 + e] : pos === 4 ? second[b * 16 + e] : 0;
       });
     const exact = { atol: 0, rtol: 0 };
-    const out = [compare('KV cache keys after writes of 4 and 1 positions', keys, expectedCache(k1, k2), exact), compare('KV cache values', values, expectedCache(v1, v2), exact)];
+    const out = [compare('KV cache keys after writes of 4 and 1 positions, then 1 by row', keys, expectedCache(k1, k2, k3), exact), compare('KV cache values', values, expectedCache(v1, v2, v3), exact)];
 
     const [rows, vocab] = [64, 300];
     const logits = randn(rows * vocab, 36, 2);
