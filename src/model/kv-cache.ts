@@ -22,6 +22,12 @@ export class KVCache {
   private rowOf: number[];
   /** rowOf on the GPU (u32 [batch]), for the cache's writes and attention's reads. */
   private rowTensor: Tensor;
+  /**
+   * u32 [batch]: the cache row each sequence reads (attention's kvRows), or undefined while
+   * sequence b is row b of buffers of exactly `batch` rows (then attention reads k and v as they are).
+   * Worked out by gatherRows, read by every layer of every forward.
+   */
+  private rowsToRead: Tensor | undefined = undefined;
 
   /** `allocatedRows` (default `batch`): the most rows a later gatherRows may ask for. */
   constructor(
@@ -46,13 +52,8 @@ export class KVCache {
     this.rowTensor = gpu.keep(gpu.tensor(this.rowOf, [batch], 'u32'));
   }
 
-  /**
-   * u32 [batch]: the cache row each sequence reads (attention's kvRows), or undefined while
-   * sequence b is row b of buffers of exactly `batch` rows (then attention reads k and v as they are).
-   */
   get kvRows(): Tensor | undefined {
-    const identity = this.keys[0].shape[0] === this.batch && this.rowOf.every((row, b) => row === b);
-    return identity ? undefined : this.rowTensor;
+    return this.rowsToRead;
   }
 
   /** Writes this step's k, v ([B, T, Hkv, D]) into positions length … length+T−1 of a layer. */
@@ -102,6 +103,8 @@ export class KVCache {
     this.rowTensor.dispose();
     this.rowTensor = gpu.keep(gpu.tensor(this.rowOf, [rows.length], 'u32'));
     this.batch = rows.length;
+    const inPlace = this.keys[0].shape[0] === this.batch && this.rowOf.every((row, b) => row === b);
+    this.rowsToRead = inPlace ? undefined : this.rowTensor;
   }
 
   dispose(): void {

@@ -206,15 +206,16 @@ function broadcastPlan(a: Tensor, b: Tensor, layout: MatmulLayout, tileRows: num
   const group = fit >= tileRows ? 1 : Math.min(enough * fit, layout.m) <= ONE_BLOCK_ROWS ? enough : Math.max(1, Math.floor(ONE_BLOCK_ROWS / fit));
   const bytesFor = (rows: number) => Math.max(16, nextPow2(span(rows) * 4));
   const ownBytes = (start: number) => bytesFor(Math.min(perWindow, layout.m - start));
+  const rowByte = (row: number) => (layout.aOffset + row * layout.aRowStride) * 4;
   const bind = (start: number, bytes: number): BroadcastWindow | null => {
-    const offset = (layout.aOffset + start * layout.aRowStride) * 4;
+    const offset = rowByte(start);
     return offset % limits.minUniformBufferOffsetAlignment === 0 && offset + bytes <= a.buffer.size ? { offset, bytes, shift: 0 } : null;
   };
   // A binding is a power of two of bytes (one pipeline per size), so a last window of a few rows can
   // end past A's buffer (6 rows of K = 1 536 bind 64 KiB for 36 KiB): it is bound to end where the
   // buffer ends instead, its rows `shift` vec4s in.
   const bindFromEnd = (start: number, bytes: number): BroadcastWindow | null => {
-    const first = (layout.aOffset + start * layout.aRowStride) * 4;
+    const first = rowByte(start);
     const offset = Math.floor((a.buffer.size - bytes) / limits.minUniformBufferOffsetAlignment) * limits.minUniformBufferOffsetAlignment;
     const end = first + span(layout.m - start) * 4;
     return offset >= 0 && offset <= first && end <= offset + bytes ? { offset, bytes, shift: (first - offset) / 16 } : null;
