@@ -189,3 +189,57 @@ describe('attention errors name the op and the shapes', () => {
     expect(() => attention(gpu().empty([1, 1, 1, 4], 'f16'), t([1, 1, 1, 4]), t([1, 1, 1, 4]))).toThrow(/attention: expected f32, got f16 \[1, 1, 1, 4\]/);
   });
 });
+
+describe('attention with queryLengths (padding queries of a [B, W] training batch skipped)', () => {
+  // Rows t ≥ queryLengths[b] are padding: their outputs are unspecified and their output gradient
+  // is zero. Real rows' outputs and every gradient must be what the full call gives (the skipped
+  // blocks and key windows add nothing to them: masked keys leave the online softmax unchanged and
+  // zero output gradients contribute exact zeros), and the float64 reference's.
+  const cases: [string, AttentionShape, AttentionMask, number[]][] = [
+    ['windowed: 3 key windows, keyStart, a row of one query and a row of none', windowedPrompt, windowedPromptMask, [40, 1, 0]],
+    ['windowed: 100 positions in 4 query windows after a 60-key prefix, left padding', shape(2, 100, 160, 9, 3, 64), { keyStart: [0, 20] }, [100, 35]],
+    ['windowed: sliding window 20 across windows, kvLength < S', shape(2, 48, 180, 6, 2, 64), { window: 20, keyStart: [0, 150], kvLength: 170 }, [30, 48]],
+    ['per-row kernels (few query rows): the option changes nothing there', shape(2, 5, 5, 4, 2, 8), {}, [5, 2]],
+  ];
+  for (const [title, c, mask, queryLengths] of cases) {
+    it(title, async () => {
+      const g = gpu();
+      const [q, k, v] = inputs({ title, ...c, seed: 51, mask }).map((x) => Float32Array.from(x.data));
+      const rowSize = c.qHeads * c.headDim;
+      const isReal = (i: number) => Math.floor(i / rowSize) % c.queries < queryLengths[Math.floor(i / (rowSize * c.queries))];
+      const gradOut = Float32Array.from(randnInput([c.batch, c.queries, c.qHeads, c.headDim], 52).data, (x, i) => (isReal(i) ? x : 0));
+      const run = async (lengths?: number[]) => {
+        const [qt, kt, vt] = [g.tensor(q, [c.batch, c.queries, c.qHeads, c.headDim]), g.tensor(k, [c.batch, c.keys, c.kvHeads, c.headDim]), g.tensor(v, [c.batch, c.keys, c.kvHeads, c.headDim])];
+        for (const t of [qt, kt, vt]) t.requiresGrad = true;
+        const dispatchesBefore = g.commands.dispatchCount;
+        const out = g.tidy(() => {
+          const o = attention(qt, kt, vt, { ...gpuOptions({ title, ...c, seed: 51, mask }), queryLengths: lengths });
+          backward(o, g.tensor(gradOut, o.shape));
+          return g.keep(o);
+        });
+        const dispatches = g.commands.dispatchCount - dispatchesBefore;
+        const result = await Promise.all([out, qt.grad!, kt.grad!, vt.grad!].map((t) => t.toArray()));
+        for (const t of [out, qt, kt, vt]) t.dispose();
+        return { result, dispatches };
+      };
+      const [{ result: full, dispatches: fullDispatches }, { result: skipped, dispatches }] = [await run(), await run(queryLengths)];
+      // The windowed kernels leave out the windows only padding needs; the per-row kernels run whole.
+      if (c.queries * (c.qHeads / c.kvHeads) >= 32) expect(dispatches).toBeLessThan(fullDispatches);
+      else expect(dispatches).toBe(fullDispatches);
+      const realOnly = (t: Float32Array) => t.filter((_, i) => isReal(i));
+      expect(realOnly(skipped[0])).toEqual(realOnly(full[0]));
+      skipped.slice(1).forEach((grad, i) => expect(grad, ['dq', 'dk', 'dv'][i]).toEqual(full[i + 1]));
+      expectClose(realOnly(skipped[0]), realOnly(Float32Array.from(attentionReference(c, q, k, v, mask))), FORWARD_TOL, `${title}: real rows`);
+      const ref = attentionBackwardReference(c, q, k, v, gradOut, mask);
+      [ref.gradQ, ref.gradK, ref.gradV].forEach((r, i) => expectClose(skipped[i + 1], r, BACKWARD_TOL, `${title}: ${['dq', 'dk', 'dv'][i]}`));
+    });
+  }
+
+  it('queryLengths must be B whole numbers in [0, T]', () => {
+    const g = gpu();
+    const [q, k, v] = [g.empty([2, 4, 2, 16]), g.empty([2, 8, 2, 16]), g.empty([2, 8, 2, 16])];
+    expect(() => attention(q, k, v, { queryLengths: [4] })).toThrow(/attention: queryLengths must be 2 whole numbers in \[0, T = 4\], got \[4\]/);
+    expect(() => attention(q, k, v, { queryLengths: [4, 5] })).toThrow(/got \[4, 5\]/);
+    expect(() => attention(q, k, v, { queryLengths: [1.5, 2] })).toThrow(/got \[1.5, 2\]/);
+  });
+});

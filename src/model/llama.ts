@@ -81,6 +81,8 @@ export interface PackedPositions {
   rows: Tensor;
   /** [B, W]. */
   shape: readonly [number, number];
+  /** Real positions of each row (the first ones of its W); attention skips the rest (AttentionOptions.queryLengths). */
+  lengths: readonly number[];
 }
 
 /** Rotated keys and values [B, T, Hkv, D], one of each per layer. */
@@ -331,9 +333,9 @@ export class LlamaModel {
       // The window counts slots of the prompt + completion row, as the unshared forward would.
       const keys = concat([repeatRows(prefix.keys, prefix.rows), slotted(k)], 1);
       const values = concat([repeatRows(prefix.values, prefix.rows), slotted(v)], 1);
-      attended = attention(slotted(q), keys, values, { keyStart: options.keyStart, window });
+      attended = attention(slotted(q), keys, values, { keyStart: options.keyStart, window, queryLengths: packed?.lengths });
     } else {
-      attended = attention(slotted(q), slotted(k), slotted(v), { keyStart: options.keyStart, window });
+      attended = attention(slotted(q), slotted(k), slotted(v), { keyStart: options.keyStart, window, queryLengths: packed?.lengths });
     }
     const width = c.num_attention_heads * c.head_dim;
     const merged = packed ? gatherRows(view(attended, [attended.size / width, width]), packed.rows, packed.slots) : view(attended, [rows, width]);

@@ -21,6 +21,14 @@ export interface AttentionOptions {
    * the per-row forward kernel only, without a backward. Default: row b.
    */
   kvRows?: Tensor;
+  /**
+   * Per batch row, how many of its T queries are real; the rest are padding (the right end of a
+   * shorter completion in a [B, W] training batch) whose outputs nobody reads and whose output
+   * gradient is zero. The windowed kernels then skip the padding's blocks of query rows, and the
+   * keys only padding sees: real rows get exactly what they get without it; a padding row's output
+   * is unspecified. Default: all T.
+   */
+  queryLengths?: readonly number[];
 }
 
 /** Kernels merge their lanes' D-wide accumulators in workgroup memory (LANES · D · 16 bytes). */
@@ -55,6 +63,8 @@ interface Geometry {
   /** Keys a query sees; kvLength when unlimited (no wider window can matter). */
   window: number;
   scale: number;
+  /** Real queries of each batch row (AttentionOptions.queryLengths; T where not given). */
+  queryLengths: readonly number[];
 }
 
 function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Geometry {
@@ -93,7 +103,11 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
     throw new Error(`${op}: window must be a positive integer, got ${opts.window}`);
   }
   const window = Math.min(opts.window ?? kvLength, kvLength);
-  return { batch, queries, keys, qHeads, kvHeads, headDim, kvLength, window, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
+  const queryLengths = opts.queryLengths ?? Array<number>(batch).fill(queries);
+  if (queryLengths.length !== batch || queryLengths.some((n) => !Number.isInteger(n) || n < 0 || n > queries)) {
+    throw new Error(`${op}: queryLengths must be ${batch} whole numbers in [0, T = ${queries}], got [${queryLengths.join(', ')}]: ${shapes}`);
+  }
+  return { batch, queries, keys, qHeads, kvHeads, headDim, kvLength, window, scale: opts.scale ?? 1 / Math.sqrt(headDim), queryLengths };
 }
 
 const kernelValues = (g: Geometry) => ({ D: g.headDim, LANES });
@@ -168,8 +182,11 @@ interface WindowPlan {
   positionsPerWindow: number;
 }
 
-/** The windowed kernels' workgroups over the query rows of one (batch row, kv head). */
-const queryRowBlocks = (g: Geometry): number => Math.ceil(queryRows(g) / WINDOWED_BLOCK);
+/** The windowed kernels' workgroups over the real query rows of batch row b and one kv head. */
+const queryRowBlocks = (g: Geometry, b: number): number => Math.ceil((g.queryLengths[b] * g.qHeads) / g.kvHeads / WINDOWED_BLOCK);
+
+/** Keys that batch row b's real queries may see: those before the position of its first padding query. */
+const realKeys = (g: Geometry, b: number): number => g.kvLength - g.queries + g.queryLengths[b];
 
 /** The windowed kernels' plan, or null where the per-row kernels run (few query rows, or a position too wide for a window). */
 function windowPlan(g: Geometry, gpu: Gpu): WindowPlan | null {
@@ -208,11 +225,11 @@ function uniformWindow(t: Tensor, from: number, to: number): UniformWindow {
 
 const subgroups = (gpu: Gpu): boolean => gpu.features.has('subgroups');
 
-/** The key windows of batch row b, in key order: [lo, hi) and k's and v's windows for them. */
+/** The key windows of batch row b that its real queries may see, in key order: [lo, hi) and k's and v's windows for them. */
 function keyWindows(g: Geometry, plan: WindowPlan, k: Tensor, v: Tensor, b: number) {
   const keyBytes = g.kvHeads * g.headDim * 4;
   const windows = [];
-  for (let lo = 0; lo < g.kvLength; lo += plan.keysPerWindow) {
+  for (let lo = 0; lo < realKeys(g, b); lo += plan.keysPerWindow) {
     const hi = Math.min(g.kvLength, lo + plan.keysPerWindow);
     const [from, to] = [(b * g.keys + lo) * keyBytes, (b * g.keys + hi) * keyBytes];
     windows.push({ lo, hi, k: uniformWindow(k, from, to), v: uniformWindow(v, from, to) });
@@ -222,16 +239,16 @@ function keyWindows(g: Geometry, plan: WindowPlan, k: Tensor, v: Tensor, b: numb
 
 function forwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, out: Tensor, lse: Tensor): void {
   const gpu = q.gpu;
-  const blocks = queryRowBlocks(g);
-  const perRow = Math.ceil(g.kvLength / plan.keysPerWindow);
+  const blocks = Math.ceil(queryRows(g) / WINDOWED_BLOCK);
   // Each lane's running softmax between windows: max, sum and D accumulators, vec4s over its 4 rows.
   // (With one window the kernel never touches it; the binding still needs a buffer of its own.)
-  const state = gpu.empty([perRow > 1 ? g.batch * g.kvHeads * blocks * LANES * (g.headDim + 2) * 4 : 4]);
+  const state = gpu.empty([g.kvLength > plan.keysPerWindow ? g.batch * g.kvHeads * blocks * LANES * (g.headDim + 2) * 4 : 4]);
   for (let b = 0; b < g.batch; b++) {
-    keyWindows(g, plan, k, v, b).forEach((w, i) => {
+    const windows = keyWindows(g, plan, k, v, b);
+    windows.forEach((w, i) => {
       const kernel = gpu.kernel('attention_forward_rows', { D: g.headDim, LANES, K_WINDOW: w.k.vec4s, V_WINDOW: w.v.vec4s, SUBGROUPS: subgroups(gpu) });
-      const flags = [i === 0 ? 1 : 0, i === perRow - 1 ? 1 : 0];
-      gpu.run(kernel, [q, w.k.binding, w.v.binding, keyStart, out, lse, state], [blocks, g.kvHeads, 1], {
+      const flags = [i === 0 ? 1 : 0, i === windows.length - 1 ? 1 : 0];
+      gpu.run(kernel, [q, w.k.binding, w.v.binding, keyStart, out, lse, state], [queryRowBlocks(g, b), g.kvHeads, 1], {
         u32: [...geometryParams(g), b, w.lo, w.hi, w.k.shift, w.v.shift, ...flags],
         f32: [g.scale],
       });
@@ -244,11 +261,10 @@ function backwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v
   const gpu = q.gpu;
   const gradQ = gpu.zeros(q.shape);
   const delta = gpu.empty(lse.shape);
-  const queryBlocks = queryRowBlocks(g);
   for (let b = 0; b < g.batch; b++) {
     keyWindows(g, plan, k, v, b).forEach((w, i) => {
       const kernel = gpu.kernel('attention_backward_query_rows', { D: g.headDim, LANES, K_WINDOW: w.k.vec4s, V_WINDOW: w.v.vec4s, SUBGROUPS: subgroups(gpu) });
-      gpu.run(kernel, [q, w.k.binding, w.v.binding, keyStart, out, gradOut, lse, gradQ, delta], [queryBlocks, g.kvHeads, 1], {
+      gpu.run(kernel, [q, w.k.binding, w.v.binding, keyStart, out, gradOut, lse, gradQ, delta], [queryRowBlocks(g, b), g.kvHeads, 1], {
         u32: [...geometryParams(g), b, w.lo, w.hi, w.k.shift, w.v.shift, i === 0 ? 1 : 0],
         f32: [g.scale],
       });
@@ -260,10 +276,11 @@ function backwardWindowed(g: Geometry, plan: WindowPlan, q: Tensor, k: Tensor, v
     gradK = gpu.zeros(k.shape);
     gradV = gpu.zeros(v.shape);
     const positionBytes = g.qHeads * g.headDim * 4;
-    const keyBlocks = Math.ceil(g.keys / WINDOWED_BLOCK);
     for (let b = 0; b < g.batch; b++) {
-      for (let lo = 0; lo < g.queries; lo += plan.positionsPerWindow) {
-        const hi = Math.min(g.queries, lo + plan.positionsPerWindow);
+      // Keys past the real queries' last position keep zero gradients: no real query sees them.
+      const keyBlocks = Math.ceil(realKeys(g, b) / WINDOWED_BLOCK);
+      for (let lo = 0; lo < g.queryLengths[b]; lo += plan.positionsPerWindow) {
+        const hi = Math.min(g.queryLengths[b], lo + plan.positionsPerWindow);
         const [from, to] = [(b * g.queries + lo) * positionBytes, (b * g.queries + hi) * positionBytes];
         const qWindow = uniformWindow(q, from, to);
         const gradOutWindow = uniformWindow(gradOut, from, to);

@@ -187,7 +187,7 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
     computedPositions: prompts.length * prefixWidth + ids.length,
     computedTokens: prompts.reduce((n, p) => n + p.length - 1, 0) + packed,
     ...(packed < batch * width && {
-      packed: { slots: gpu.tensor(slots, [batch * width], 'u32'), rows: gpu.tensor(slotRows, [packed], 'u32'), shape: [batch, width] },
+      packed: { slots: gpu.tensor(slots, [batch * width], 'u32'), rows: gpu.tensor(slotRows, [packed], 'u32'), shape: [batch, width], lengths: real },
     }),
   };
   // Every prompt is a single token: the rows hold them whole and there is nothing to share.
