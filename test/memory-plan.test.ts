@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sizeClass } from '../src/gpu/buffer-pool.js';
 import { parseHfConfig } from '../src/io/hf-config.js';
 import { RandomLlamaWeights } from '../src/io/random-weights.js';
 import { LlamaModel } from '../src/model/llama.js';
@@ -140,5 +141,23 @@ describe('the rollout projections kept for training', () => {
     expect(without.projections).toBe(0);
     expect(withStore.projections).toBe(held);
     expect(withStore.peak - without.peak).toBe(held);
+  });
+
+  it('with the sampling’s logits: their blocks, allocated as they fill, are estimated as the full store holds them', () => {
+    const g = gpu();
+    const model = tinyModel(g);
+    const lora = attachLora(model, { rank: 4, alpha: 8 });
+    const [rows, logitRows, blockRows] = [300, 70, 32];
+    const vocab = model.config.vocab_size;
+    const live = g.pool.liveBytes;
+    const store = new ProjectionStore(g, model.linears(), rows, { vocab, rows: logitRows, blockRows });
+    g.tidy(() => store.writeLogits(g.zeros([logitRows, vocab]), Array.from({ length: logitRows }, (_, i) => i)));
+    const held = g.pool.liveBytes - live;
+    store.dispose();
+    const estimate = estimateStepMemory(loadedModelShape(model, lora), { ...shape(G, false), projectionRows: rows, logitRows, logitBlockRows: blockRows });
+    const projectionsOnly = estimateStepMemory(loadedModelShape(model, lora), { ...shape(G, false), projectionRows: rows });
+    lora.dispose();
+    expect(estimate.projections).toBe(held);
+    expect(estimate.projections - projectionsOnly.projections).toBe(sizeClass(32 * vocab * 4) * 2 + sizeClass(6 * vocab * 4));
   });
 });

@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import type { Gpu } from '../src/gpu/gpu.js';
-import { generate, projectionRows } from '../src/generate/generate.js';
+import { generate, logitRows, projectionRows } from '../src/generate/generate.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import type { LlamaModel } from '../src/model/llama.js';
 import { ProjectionStore } from '../src/model/projection-store.js';
@@ -47,6 +47,7 @@ async function sample(model: LlamaModel, store: ProjectionStore, sharePrompts: b
 }
 
 const storeRows = (sharePrompts = true) => PROMPTS.reduce((n, prompts) => n + projectionRows(prompts, MAX_NEW, sharePrompts), 0);
+const storeLogitRows = (sharePrompts = true) => PROMPTS.reduce((n, prompts) => n + logitRows(prompts, MAX_NEW, sharePrompts), 0);
 
 /** Σ advantage · log π over the completion tokens, and every LoRA gradient of it. */
 async function lossAndGrads(g: Gpu, model: LlamaModel, lora: LoraAdapters, batch: SequenceBatch, advantages: Float32Array) {
@@ -86,12 +87,14 @@ interface Sampled {
 }
 
 /** tiny with adapters whose B is not zero (so they are part of every output the store keeps), and a rollout sampled into a store. */
-async function withRollout(sharePrompts: boolean, check: (sampled: Sampled) => Promise<void>): Promise<void> {
+async function withRollout(sharePrompts: boolean, check: (sampled: Sampled) => Promise<void>, keepLogits = false): Promise<void> {
   const g = gpu();
   const model = tinyModel(g);
   const lora = attachLora(model, { rank: 4, alpha: 8, seed: 5 });
   lora.modules.forEach((m, i) => g.write(m.b, randn(m.b.size, 100 + i, 0.2)));
-  const store = new ProjectionStore(g, model.linears(), storeRows(sharePrompts));
+  // Blocks of 16 rows of logits, so a rollout's fill several and their copies cross block edges.
+  const logits = keepLogits ? { vocab: model.config.vocab_size, rows: storeLogitRows(sharePrompts), blockRows: 16 } : undefined;
+  const store = new ProjectionStore(g, model.linears(), storeRows(sharePrompts), logits);
   try {
     await check({ g, model, lora, store, sequences: await sample(model, store, sharePrompts) });
   } finally {
@@ -102,13 +105,16 @@ async function withRollout(sharePrompts: boolean, check: (sampled: Sampled) => P
 
 describe('the training forward reads the sampling forwards’ linear outputs', () => {
   const cases = [
-    ['shared prompts', sharedPromptBatch, true],
-    ['repeated prompts', sequenceBatch, true],
-    ['shared prompts, each row prefilled its own prompt', sharedPromptBatch, false],
+    ['shared prompts', sharedPromptBatch, true, false],
+    ['repeated prompts', sequenceBatch, true, false],
+    ['shared prompts, each row prefilled its own prompt', sharedPromptBatch, false, false],
+    ['shared prompts, the sampling’s logits kept too', sharedPromptBatch, true, true],
+    ['shared prompts, each row prefilled its own prompt, logits kept', sharedPromptBatch, false, true],
   ] as const;
-  for (const [name, layout, sharePrompts] of cases) {
+  for (const [name, layout, sharePrompts, keepLogits] of cases) {
     it(`gives the log-probs and LoRA gradients of the computed forward (${name}; ragged prompts and completions, two generation batches)`, () =>
       withRollout(sharePrompts, async ({ g, model, lora, store, sequences }) => {
+        const readLogits = vi.spyOn(store, 'readLogits');
         expect(store.rows).toBe(storeRows(sharePrompts) - PROMPTS.flat().length * (MAX_NEW - 1) + sequences.reduce((n, s) => n + s.completionIds.length - 1, 0));
         const lengths = sequences.map((s) => s.completionIds.length);
         expect(Math.min(...lengths)).toBeLessThan(Math.max(...lengths));
@@ -117,10 +123,12 @@ describe('the training forward reads the sampling forwards’ linear outputs', (
         const read = layout(g, sequences);
         expect(read.projections?.store).toBe(store);
         const actual = await lossAndGrads(g, model, lora, read, advantages);
+        // The LM head's logits are read (one call per chunk of rows) exactly when the store keeps them.
+        expect(readLogits.mock.calls.length > 0).toBe(keepLogits);
         expectClose(actual.logprobs, expected.logprobs, { atol: 1e-5, rtol: 1e-5 }, 'log-probs');
         expectClose([actual.loss], [expected.loss], { atol: 1e-5, rtol: 1e-4 }, 'loss');
         expectSameGradients(actual.grads, expected.grads);
-      }));
+      }, keepLogits));
   }
 
   it('reads the kept outputs rather than computing them: weights changed in place give the old outputs', () =>
@@ -150,6 +158,41 @@ describe('the training forward reads the sampling forwards’ linear outputs', (
       expect(() => sequenceBatch(g, [first, { ...sequences[1], projections: undefined }])).toThrow(/either every sequence has its projections in one store or none has/);
       expect(() => store.reserve(storeRows())).toThrow(/exceeds the \d+ rows it was made for/);
     }));
+});
+
+describe('the sampling’s logits kept by slot', () => {
+  it('keeps a slot that several rows share once, copies runs across block edges, and refuses what it cannot answer', async () => {
+    const g = gpu();
+    const model = tinyModel(g);
+    const vocab = 12;
+    const store = new ProjectionStore(g, model.linears(), 40, { vocab, rows: 7, blockRows: 3 });
+    try {
+      const [a, b] = [randn(5 * vocab, 1), randn(3 * vocab, 2)];
+      g.tidy(() => {
+        store.writeLogits(g.tensor(a, [5, vocab]), [10, 10, 11, 12, 13]);
+        store.writeLogits(g.tensor(b, [3, vocab]), [14, 11, 15]);
+      });
+      const row = (t: Float32Array, r: number) => Array.from(t.subarray(r * vocab, (r + 1) * vocab));
+      const kept = new Map([[10, row(a, 0)], [11, row(a, 2)], [12, row(a, 3)], [13, row(a, 4)], [14, row(b, 0)], [15, row(b, 2)]]);
+      const slots = [15, 13, 10, 11, 14, 12, 10];
+      const read = g.tidy(() => g.keep(store.readLogits(slots)));
+      expect(Array.from(await read.toArray())).toEqual(slots.flatMap((s) => kept.get(s)!));
+      read.dispose();
+      expect(() => store.readLogits([16])).toThrow(/no logits were kept at slot 16/);
+      expect(() => g.tidy(() => store.writeLogits(g.tensor(randn(2 * vocab, 3), [2, vocab]), [20, 21]))).toThrow(/8 rows of logits exceed the 7 it was made for/);
+      expect(() => store.readLogits([20])).toThrow(/no logits were kept at slot 20/);
+      expect(() => g.tidy(() => store.writeLogits(g.tensor(randn(2 * vocab, 3), [2, vocab]), [20]))).toThrow(/logits \[2, 12\] are not \[1, 12\]/);
+      store.invalidate();
+      expect(() => store.readLogits([10])).toThrow(/the weights changed since these logits were written/);
+      store.reset();
+      expect(() => store.readLogits([10])).toThrow(/no logits were kept at slot 10/);
+    } finally {
+      store.dispose();
+    }
+    const plain = new ProjectionStore(g, model.linears(), 4);
+    expect(() => plain.readLogits([0])).toThrow(/this store keeps no logits/);
+    plain.dispose();
+  });
 });
 
 describe('--rollout-projections', () => {

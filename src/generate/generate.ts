@@ -1,7 +1,7 @@
 import { noGrad } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { KVCache } from '../model/kv-cache.js';
-import type { ForwardOptions, LlamaModel } from '../model/llama.js';
+import type { LlamaModel } from '../model/llama.js';
 import type { ProjectionStore } from '../model/projection-store.js';
 import { embedding } from '../ops/embedding.js';
 import { DEFAULT_SAMPLING, NON_FINITE_TOKEN, NonFiniteLogits, sampleTokens, type SamplingOptions } from './sampler.js';
@@ -41,6 +41,12 @@ export interface Completion {
    * completion, one per position of the sequence but the last (the last sampled token is never run).
    */
   projectionSlots?: number[];
+}
+
+/** The most rows of logits generate() keeps in a store that keeps them: each distinct prompt's last position, then one per live row and decode step but the last. */
+export function logitRows(prompts: readonly (readonly number[])[], maxNewTokens: number, sharePrompts = true): number {
+  const distinct = sharePrompts ? distinctPrompts(prompts).distinct : prompts;
+  return distinct.length + prompts.length * Math.max(0, maxNewTokens - 1);
 }
 
 /** Rows generate() appends to GenerateOptions.projections: each distinct prompt's padded prefill, then one per live row and decode step. */
@@ -159,7 +165,7 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
       const tokens = noGrad(() =>
         gpu.tidy(() => {
           const steps = input.shape[1];
-          let projections: ForwardOptions['projections'];
+          let projections: { store: ProjectionStore; write: number } | undefined;
           if (store) {
             const first = store.reserve(input.size);
             recordSlots(first);
@@ -168,7 +174,9 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
           const hidden = model.forward(input, { positions: position, keyStart: keyStartTensor, cache, projections });
           // Left padding puts every row's newest token in the last column.
           const lastRows = gpu.tensor(stateRow.map((r) => r * steps + steps - 1), [stateRow.length], 'u32');
-          return sampleTokens(model.logits(embedding(lastRows, hidden)), sampling, step, drawRows);
+          const logits = model.logits(embedding(lastRows, hidden));
+          if (projections?.store.logits) projections.store.writeLogits(logits, stateRow.map((r) => projections.write + r * steps + steps - 1));
+          return sampleTokens(logits, sampling, step, drawRows);
         }),
       );
       const sampled = await gpu.readU32(tokens);

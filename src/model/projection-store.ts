@@ -13,6 +13,11 @@ const MAX_PENDING_BYTES = 64 * 2 ** 20;
  * Every forward appends its rows (reserve); a token's row is its slot. Reads name slots, and read a
  * zero row for any slot ≥ capacity (padding, or a token no sampling forward ran).
  *
+ * With `logits`, it also keeps the LM head's logits the sampling computed at each token it sampled
+ * after (writeLogits, by slot), for the training's log-probs of the same tokens (readLogits): the
+ * head's vocabulary-wide product then runs once per completion token instead of twice. They take
+ * blocks of rows, each one storage binding, allocated as they fill.
+ *
  * The outputs are only valid for the weights that wrote them: each linear's delta term (its LoRA
  * module, or none) is remembered at its first write and a read under another one is refused, and
  * the owner calls invalidate() once the weights change (after an optimizer step).
@@ -24,14 +29,27 @@ export class ProjectionStore {
   private valid = true;
   private pending: { source: Tensor; target: Tensor; offset: number }[] = [];
   private pendingBytes = 0;
+  private readonly logitBlocks: Tensor[] = [];
+  /** The row of the kept logits that holds each slot's. */
+  private readonly logitRowOf = new Map<number, number>();
+  private readonly logitsPerBlock: number;
 
   constructor(
     readonly gpu: Gpu,
     linears: readonly Linear[],
     /** Rows each linear's buffer holds: the most rows the sampling forwards may append. */
     readonly capacity: number,
+    /**
+     * Keep the sampling's logits too: `rows` of `vocab` values at most (logitRows), in blocks of
+     * `blockRows` (default and most: logitBlockRows).
+     */
+    readonly logits?: { vocab: number; rows: number; blockRows?: number },
   ) {
     if (!(Number.isInteger(capacity) && capacity > 0)) throw new Error(`ProjectionStore: capacity ${capacity} is not a positive whole number of rows`);
+    this.logitsPerBlock = logits ? Math.min(logits.blockRows ?? Infinity, ProjectionStore.logitBlockRows(gpu, logits.vocab)) : 0;
+    if (logits && !(Number.isInteger(logits.rows) && logits.rows > 0 && Number.isInteger(this.logitsPerBlock) && this.logitsPerBlock > 0)) {
+      throw new Error(`ProjectionStore: ${logits.rows} rows of ${logits.vocab} logits in blocks of ${this.logitsPerBlock} cannot be kept (a row must fit one storage binding)`);
+    }
     const tooWide = linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, capacity));
     if (tooWide) throw new Error(`ProjectionStore: ${capacity} rows of ${tooWide.name}'s ${tooWide.outFeatures} outputs exceed one storage binding`);
     for (const linear of linears) this.buffers.set(linear, gpu.keep(gpu.empty([capacity, linear.outFeatures])));
@@ -41,6 +59,12 @@ export class ProjectionStore {
   static fits(gpu: Gpu, outFeatures: number, capacity: number): boolean {
     const { maxStorageBufferBindingSize, maxBufferSize } = gpu.device.limits;
     return outFeatures * capacity * 4 <= Math.min(maxStorageBufferBindingSize, maxBufferSize);
+  }
+
+  /** Rows of `vocab` logits a block holds: as many as one storage binding takes. */
+  static logitBlockRows(gpu: Gpu, vocab: number): number {
+    const { maxStorageBufferBindingSize, maxBufferSize } = gpu.device.limits;
+    return Math.floor(Math.min(maxStorageBufferBindingSize, maxBufferSize) / (vocab * 4));
   }
 
   /** Rows appended so far. */
@@ -53,6 +77,7 @@ export class ProjectionStore {
     this.used = 0;
     this.valid = true;
     this.deltas.clear();
+    this.logitRowOf.clear();
   }
 
   /** The weights changed: the rows describe a model that is gone, so reads are refused until reset(). */
@@ -98,6 +123,53 @@ export class ProjectionStore {
     this.pendingBytes = 0;
   }
 
+  /**
+   * Keeps logits [rows, vocab] of a forward's newest positions: row i holds the logits at slot
+   * slots[i]. A slot already kept (a prompt several rows continue) is skipped; consecutive new
+   * slots are copied as one piece.
+   */
+  writeLogits(logits: Tensor, slots: readonly number[]): void {
+    if (!this.logits) throw new Error('ProjectionStore.writeLogits: this store keeps no logits');
+    const { vocab, rows: capacity } = this.logits;
+    if (logits.shape.length !== 2 || logits.shape[0] !== slots.length || logits.shape[1] !== vocab) {
+      throw new Error(`ProjectionStore.writeLogits: logits ${formatShape(logits.shape)} are not [${slots.length}, ${vocab}]`);
+    }
+    const perBlock = this.logitsPerBlock;
+    const rowBytes = vocab * 4;
+    for (let i = 0; i < slots.length; ) {
+      if (this.logitRowOf.has(slots[i])) {
+        i++;
+        continue;
+      }
+      const first = this.logitRowOf.size;
+      const [block, inBlock] = [Math.floor(first / perBlock), first % perBlock];
+      // A run of new, distinct slots that stays in one block.
+      const run = new Set<number>();
+      while (i + run.size < slots.length && inBlock + run.size < perBlock && !this.logitRowOf.has(slots[i + run.size]) && !run.has(slots[i + run.size])) run.add(slots[i + run.size]);
+      const n = run.size;
+      if (first + n > capacity) throw new Error(`ProjectionStore.writeLogits: ${first + n} rows of logits exceed the ${capacity} it was made for`);
+      [...run].forEach((slot, k) => this.logitRowOf.set(slot, first + k));
+      this.logitBlocks[block] ??= this.gpu.keep(this.gpu.empty([Math.min(perBlock, capacity - block * perBlock), vocab]));
+      this.gpu.commands.copy(logits.buffer, (logits.binding.offset ?? 0) + i * rowBytes, this.logitBlocks[block].buffer, inBlock * rowBytes, n * rowBytes);
+      i += n;
+    }
+  }
+
+  /** The kept logits at `slots` as [N, vocab]; a slot whose logits were not kept is refused. */
+  readLogits(slots: readonly number[]): Tensor {
+    if (!this.logits) throw new Error('ProjectionStore.readLogits: this store keeps no logits');
+    if (!this.valid) throw new Error('ProjectionStore.readLogits: the weights changed since these logits were written');
+    const rows = slots.map((slot) => {
+      const row = this.logitRowOf.get(slot);
+      if (row === undefined) throw new Error(`ProjectionStore.readLogits: no logits were kept at slot ${slot}`);
+      return row;
+    });
+    const ids = this.gpu.tensor(rows, [rows.length], 'u32');
+    const out = embedding(ids, this.logitBlocks);
+    ids.dispose();
+    return out;
+  }
+
   /** The rows of a linear's output at `slots` (u32 [N]) as [N, out]; a zero row where a slot is ≥ capacity. */
   read(linear: Linear, slots: Tensor): Tensor {
     if (!this.valid) throw new Error(`ProjectionStore.read: ${linear.name}: the weights changed since these outputs were written`);
@@ -109,8 +181,9 @@ export class ProjectionStore {
 
   dispose(): void {
     this.flush();
-    for (const t of this.buffers.values()) t.dispose();
+    for (const t of [...this.buffers.values(), ...this.logitBlocks]) t.dispose();
     this.buffers.clear();
+    this.logitBlocks.length = 0;
   }
 
   private buffer(linear: Linear): Tensor {

@@ -28,8 +28,10 @@ export function isFrozenHead(head: Linear): boolean {
  * per row (logits, then that one) instead of three (the backward recomputing the logits before
  * multiplying by W). The head must be frozen (LoRA training, or generation); full fine-tuning of
  * the head uses model.logits + tokenLogprobs instead.
+ * `knownLogits(r0, r1)`: the logits of rows [r0, r1) as an earlier forward of the same hidden states
+ * computed them (ProjectionStore.readLogits), read instead of computed.
  */
-export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, chunkRows = 256): LmHeadLogprobs {
+export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, chunkRows = 256, knownLogits?: (r0: number, r1: number) => Tensor): LmHeadLogprobs {
   const op = 'lmHeadLogprobs';
   const [rows, width] = hidden.shape;
   if (hidden.shape.length !== 2 || width !== head.inFeatures || targets.shape.length !== 1 || targets.size !== rows) {
@@ -46,7 +48,7 @@ export function lmHeadLogprobs(hidden: Tensor, head: Linear, targets: Tensor, ch
     for (let r0 = 0; r0 < rows; r0 += chunkRows) {
       const r1 = Math.min(rows, r0 + chunkRows);
       gpu.tidy(() => {
-        const logits = head.forward(r0 === 0 && r1 === rows ? hidden : slice(hidden, 0, r0, r1));
+        const logits = knownLogits ? knownLogits(r0, r1) : head.forward(r0 === 0 && r1 === rows ? hidden : slice(hidden, 0, r0, r1));
         tokenLogprobsInto(logits, targets, out, r0);
         if (!slope || !unit) return;
         const dlogits = gpu.empty(logits.shape);

@@ -25,7 +25,7 @@ import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, scoredCom
 import { resolveBaseDtype, reusesRolloutProjections, validateConfig, type GrpoConfig } from './grpo-config.js';
 import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
 import { cpuAdapterRoom, describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
-import { rollout, rolloutProjectionRows, type Completion } from './rollout.js';
+import { rollout, rolloutLogitRows, rolloutProjectionRows, type Completion } from './rollout.js';
 import { prepareRunFolder } from './run-folder.js';
 import { adoptAdapterSettings } from './init-adapter.js';
 import { checkChatTemplate, fitTaskToContext } from './preflight.js';
@@ -158,9 +158,13 @@ export class GrpoTrainer {
     }
     const sequencesPerStep = config.promptsPerStep * config.numGenerations;
     // The most rows a rollout appends: every prompt as long as the longest.
-    const projectionRows = reusesRolloutProjections(config)
-      ? rolloutProjectionRows(Array.from({ length: config.promptsPerStep }, (_, i) => Array<number>(longestPrompt).fill(i)), config)
-      : 0;
+    const longestPrompts = Array.from({ length: config.promptsPerStep }, (_, i) => Array<number>(longestPrompt).fill(i));
+    const projectionRows = reusesRolloutProjections(config) ? rolloutProjectionRows(longestPrompts, config) : 0;
+    // The sampling's logits are kept with them where training reads the packed layout (each of its
+    // rows then predicts a completion token, whose logits the sampling computed).
+    const vocab = loaded.model.config.vocab_size;
+    const logitRows = projectionRows && config.promptForward === 'shared' ? rolloutLogitRows(longestPrompts, config) : 0;
+    const logitBlockRows = ProjectionStore.logitBlockRows(gpu, vocab);
     const room = !microBatchGiven && config.maxMemory === undefined && gpu.isCpuAdapter ? cpuAdapterRoom() : undefined;
     const memoryPlan = planMemory(
       loadedModelShape(loaded.model, lora),
@@ -173,6 +177,8 @@ export class GrpoTrainer {
         sharedPrompts: config.promptForward === 'shared',
         poolCacheCap: gpu.pool.maxCachedBytes,
         projectionRows,
+        logitRows,
+        logitBlockRows,
       },
       {
         maxBytes: config.maxMemory === undefined ? undefined : config.maxMemory * 2 ** 30,
@@ -192,7 +198,7 @@ export class GrpoTrainer {
     if (unfit) {
       throw new Error(`--rollout-projections ${config.rolloutProjections}: a rollout's ${projectionRows} rows of ${unfit.name}'s ${unfit.outFeatures} outputs exceed one storage binding of this adapter; use --rollout-projections recompute, or fewer --prompts-per-step, --num-generations or --max-new-tokens`);
     }
-    const projections = projectionRows ? new ProjectionStore(gpu, linears, projectionRows) : null;
+    const projections = projectionRows ? new ProjectionStore(gpu, linears, projectionRows, logitRows ? { vocab, rows: logitRows } : undefined) : null;
     return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan, projections);
   }
 

@@ -44,6 +44,9 @@ export interface StepShape {
   poolCacheCap: number;
   /** Rows of the rollout's linear outputs kept for training (rolloutProjectionRows); 0 when they are recomputed. */
   projectionRows?: number;
+  /** Rows of the sampling's logits kept with them (rolloutLogitRows), in blocks of `logitBlockRows` (ProjectionStore.logitBlockRows). */
+  logitRows?: number;
+  logitBlockRows?: number;
 }
 
 /** One projection of a decoder layer, as far as memory goes. */
@@ -179,7 +182,11 @@ export function estimateStepMemory(model: TrainedModelShape, shape: StepShape): 
   const trainable = 4 * model.adapterBytes;
   const poolCache = Number.isFinite(shape.poolCacheCap) ? shape.poolCacheCap : 0;
   const projectionRows = shape.projectionRows ?? 0;
-  const projections = projectionRows ? layers * model.linears.reduce((n, l) => n + sizeClass(projectionRows * l.outFeatures * F32), 0) : 0;
+  const logitRows = shape.logitRows ?? 0;
+  const perBlock = shape.logitBlockRows ?? logitRows;
+  let logitBytes = 0;
+  for (let row = 0; row < logitRows; row += perBlock) logitBytes += sizeClass(Math.min(perBlock, logitRows - row) * c.vocab_size * F32);
+  const projections = (projectionRows ? layers * model.linears.reduce((n, l) => n + sizeClass(projectionRows * l.outFeatures * F32), 0) : 0) + logitBytes;
   return { frozen, trainable, generation, activations, poolCache, projections, peak: frozen + trainable + poolCache + projections + Math.max(generation, activations) };
 }
 

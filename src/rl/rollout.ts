@@ -1,5 +1,5 @@
 import { noGrad } from '../autograd/grad-node.js';
-import { generate, projectionRows, type FinishReason, type GenerateOptions } from '../generate/generate.js';
+import { generate, logitRows, projectionRows, type FinishReason, type GenerateOptions } from '../generate/generate.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
@@ -33,13 +33,18 @@ function chunksOf<T>(items: readonly T[], size: number): T[][] {
   return chunks;
 }
 
-/** Rows rollout() appends to RolloutOptions.projections for these prompts: what the store must hold. */
-export function rolloutProjectionRows(prompts: readonly number[][], options: Pick<RolloutOptions, 'numGenerations' | 'generationBatchSize' | 'maxNewTokens' | 'sharePrompts'>): number {
-  return chunksOf(requestsOf(prompts, options.numGenerations), options.generationBatchSize).reduce(
-    (n, chunk) => n + projectionRows(chunk.map((r) => r.ids), options.maxNewTokens, options.sharePrompts),
-    0,
-  );
+type StoreSizing = Pick<RolloutOptions, 'numGenerations' | 'generationBatchSize' | 'maxNewTokens' | 'sharePrompts'>;
+
+/** A per-generation-batch count (projectionRows, logitRows) summed over the batches rollout() samples. */
+function overGenerationBatches(prompts: readonly number[][], options: StoreSizing, count: (prompts: number[][], maxNewTokens: number, sharePrompts?: boolean) => number): number {
+  return chunksOf(requestsOf(prompts, options.numGenerations), options.generationBatchSize).reduce((n, chunk) => n + count(chunk.map((r) => r.ids), options.maxNewTokens, options.sharePrompts), 0);
 }
+
+/** Rows rollout() appends to RolloutOptions.projections for these prompts: what the store must hold. */
+export const rolloutProjectionRows = (prompts: readonly number[][], options: StoreSizing): number => overGenerationBatches(prompts, options, projectionRows);
+
+/** The most rows of logits rollout() keeps in a store that keeps them (logitRows). */
+export const rolloutLogitRows = (prompts: readonly number[][], options: StoreSizing): number => overGenerationBatches(prompts, options, logitRows);
 
 /**
  * Samples G completions for every prompt with the current policy (adapters on), in GPU batches of

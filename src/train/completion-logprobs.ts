@@ -30,7 +30,13 @@ export interface SequenceBatch {
    * The linears' outputs at these positions, kept from the forwards that sampled the sequences
    * (SequenceInput.projections): u32 slots of `store` for the rows (as ids) and the prompts.
    */
-  projections?: { store: ProjectionStore; rows: Tensor; prompts?: Tensor };
+  projections?: {
+    store: ProjectionStore;
+    rows: Tensor;
+    prompts?: Tensor;
+    /** The slot of each row of the LM head's input (the layout where each is one the sampling predicted from), when the store keeps logits. */
+    logitSlots?: number[];
+  };
   /** Token positions the forward computes, padding included. */
   computedPositions: number;
   /** Of those, real tokens (not padding). */
@@ -183,7 +189,9 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
     mask: gpu.tensor(mask, [batch, width]),
     width,
     lengths: sequences.map((s) => s.completionIds.length),
-    ...(store && { projections: { store, rows: gpu.tensor(projectionSlots, [projectionSlots.length], 'u32') } }),
+    // Every row here predicts a completion token (the prompt's last, then all but the completion's
+    // last), so the sampling kept its logits.
+    ...(store && { projections: { store, rows: gpu.tensor(projectionSlots, [projectionSlots.length], 'u32'), ...(store.logits && { logitSlots: projectionSlots }) } }),
     computedPositions: prompts.length * prefixWidth + ids.length,
     computedTokens: prompts.reduce((n, p) => n + p.length - 1, 0) + packed,
     ...(packed < batch * width && {
@@ -196,7 +204,7 @@ export function sharedPromptBatch(gpu: Gpu, sequences: readonly SequenceInput[],
   const promptSlots = firstOfPrompt.flatMap((s, n) => Array.from({ length: prefixWidth }, (_, c) => (c < promptKeyStart[n] ? NO_SLOT : slotAt(s, c - promptKeyStart[n]))));
   return {
     ...sequenceRows,
-    ...(store && { projections: { store, rows: sequenceRows.projections!.rows, prompts: gpu.tensor(promptSlots, [promptSlots.length], 'u32') } }),
+    ...(store && { projections: { ...sequenceRows.projections!, prompts: gpu.tensor(promptSlots, [promptSlots.length], 'u32') } }),
     prompts: {
       ids: gpu.tensor(padded.flat(), [prompts.length, prefixWidth], 'u32'),
       positions: gpu.tensor(promptKeyStart.flatMap((start) => Array.from({ length: prefixWidth }, (_, t) => Math.max(0, t - start))), [prompts.length, prefixWidth], 'u32'),
@@ -226,7 +234,9 @@ export function completionLogprobs(model: LlamaModel, batch: SequenceBatch, chun
   } else {
     hidden = model.forward(batch.ids, { positions: batch.positions, packed, ...known(projections?.rows) });
   }
-  const { logprobs, entropy } = lmHeadLogprobs(hidden, model.lmHead, batch.targets, chunkRows);
+  const logitSlots = projections?.logitSlots;
+  const knownLogits = logitSlots && ((r0: number, r1: number) => projections.store.readLogits(logitSlots.slice(r0, r1)));
+  const { logprobs, entropy } = lmHeadLogprobs(hidden, model.lmHead, batch.targets, chunkRows, knownLogits);
   // Padding slots read as log-prob and entropy 0 (the mask is 0 there).
   const slotted = (t: Tensor) => (packed ? gatherRows(view(t, [t.size, 1]), packed.slots, packed.rows) : t);
   return { logprobs: view(slotted(logprobs), [rows, width]), entropy: view(slotted(entropy), [rows, width]) };
