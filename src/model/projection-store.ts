@@ -134,24 +134,24 @@ export class ProjectionStore {
     if (logits.shape.length !== 2 || logits.shape[0] !== slots.length || logits.shape[1] !== vocab) {
       throw new Error(`ProjectionStore.writeLogits: logits ${formatShape(logits.shape)} are not [${slots.length}, ${vocab}]`);
     }
+    const fresh = new Set(slots.filter((slot) => !this.logitRowOf.has(slot)));
+    if (this.logitRowOf.size + fresh.size > capacity) throw new Error(`ProjectionStore.writeLogits: ${this.logitRowOf.size + fresh.size} rows of logits exceed the ${capacity} it was made for`);
     const perBlock = this.logitsPerBlock;
     const rowBytes = vocab * 4;
-    for (let i = 0; i < slots.length; ) {
-      if (this.logitRowOf.has(slots[i])) {
-        i++;
-        continue;
-      }
-      const first = this.logitRowOf.size;
-      const [block, inBlock] = [Math.floor(first / perBlock), first % perBlock];
-      // A run of new, distinct slots that stays in one block.
-      const run = new Set<number>();
-      while (i + run.size < slots.length && inBlock + run.size < perBlock && !this.logitRowOf.has(slots[i + run.size]) && !run.has(slots[i + run.size])) run.add(slots[i + run.size]);
-      const n = run.size;
-      if (first + n > capacity) throw new Error(`ProjectionStore.writeLogits: ${first + n} rows of logits exceed the ${capacity} it was made for`);
-      [...run].forEach((slot, k) => this.logitRowOf.set(slot, first + k));
+    // Runs of rows that are consecutive in both the logits and one block, a copy each.
+    const runs: { from: number; block: number; inBlock: number; rows: number }[] = [];
+    slots.forEach((slot, i) => {
+      if (!fresh.delete(slot)) return;
+      const row = this.logitRowOf.size;
+      this.logitRowOf.set(slot, row);
+      const [block, inBlock] = [Math.floor(row / perBlock), row % perBlock];
+      const last = runs.at(-1);
+      if (last && last.block === block && last.from + last.rows === i) last.rows++;
+      else runs.push({ from: i, block, inBlock, rows: 1 });
+    });
+    for (const { from, block, inBlock, rows } of runs) {
       this.logitBlocks[block] ??= this.gpu.keep(this.gpu.empty([Math.min(perBlock, capacity - block * perBlock), vocab]));
-      this.gpu.commands.copy(logits.buffer, (logits.binding.offset ?? 0) + i * rowBytes, this.logitBlocks[block].buffer, inBlock * rowBytes, n * rowBytes);
-      i += n;
+      this.gpu.commands.copy(logits.buffer, from * rowBytes, this.logitBlocks[block].buffer, inBlock * rowBytes, rows * rowBytes);
     }
   }
 

@@ -112,7 +112,7 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
 
 const kernelValues = (g: Geometry) => ({ D: g.headDim, LANES });
 /** Query rows of one (batch row, kv head): its query positions × the query heads that share it. */
-const queryRows = (g: Geometry): number => (g.queries * g.qHeads) / g.kvHeads;
+const queryRows = (g: Geometry, queries = g.queries): number => (queries * g.qHeads) / g.kvHeads;
 const queryWorkgroups = (g: Geometry): [number, number, number] => [Math.ceil(queryRows(g) / ROWS_PER_WORKGROUP), g.kvHeads, g.batch];
 
 /** The u32 params every kernel starts with (the per-row kernels have only these, then the scale). */
@@ -183,7 +183,7 @@ interface WindowPlan {
 }
 
 /** The windowed kernels' workgroups over the real query rows of batch row b and one kv head. */
-const queryRowBlocks = (g: Geometry, b: number): number => Math.ceil((g.queryLengths[b] * g.qHeads) / g.kvHeads / WINDOWED_BLOCK);
+const queryRowBlocks = (g: Geometry, b: number): number => Math.ceil(queryRows(g, g.queryLengths[b]) / WINDOWED_BLOCK);
 
 /** Keys that batch row b's real queries may see: those before the position of its first padding query. */
 const realKeys = (g: Geometry, b: number): number => g.kvLength - g.queries + g.queryLengths[b];
