@@ -66,4 +66,39 @@ console.log(`adapter: ${gpu.adapterName}`);
   await time(gpu, `decode B=${B} T=1 S=${S} Hq=${Hq} Hkv=${Hkv} D=${D}`, 4 * D * B * Hq * S, () => void attention(q, k, v));
 }
 
+{
+  // A GRPO rollout's decode: 8 prompts × 4 samples, 140 keys of which the first 88 are the prompt's
+  // (copies in every sample's cache row), one layer's call repeated 30 times as a step's layers
+  // make it. The per-row kernel reads every sequence's keys; attention_decode reads a run's prompt
+  // keys once (runs of 4), or each sequence alone (runs of 1), or a mix as rows finish. Alternated,
+  // 3 rounds.
+  const [B, S, kvLength, shared, Hq, Hkv, D, layers] = [32, 216, 140, 88, 9, 3, 64, 30];
+  const q = random(gpu, [B, 1, Hq, D]);
+  const k = random(gpu, [B, S, Hkv, D]);
+  const v = random(gpu, [B, S, Hkv, D]);
+  const kvRows = gpu.tensor(Array.from({ length: B }, (_, b) => b), [B], 'u32');
+  // Runs of the given sizes over the batch in order (those of several first, as the cache gives them).
+  const runsOf = (sizes: number[]) => {
+    const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+    const runs = gpu.tensor(sizes.flatMap((n, i) => [starts[i], n]), [sizes.length, 2], 'u32');
+    return { kvLength, kvRows, sharedKeys: { runs, severalRuns: sizes.filter((n) => n > 1).length, length: shared } };
+  };
+  const [ones, fours] = [runsOf(Array<number>(B).fill(1)), runsOf(Array<number>(B / 4).fill(4))];
+  // As rows finish: 4 runs of 4, 4 of 2, 8 of 1.
+  const mixed = runsOf([4, 4, 4, 4, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1]);
+  const modes: [string, () => void][] = [
+    ['per-row kernel (kvRows)       ', () => void attention(q, k, v, { kvLength, kvRows })],
+    ['attention_decode, runs of 1   ', () => void attention(q, k, v, ones)],
+    ['attention_decode, runs of 4   ', () => void attention(q, k, v, fours)],
+    ['attention_decode, 4, 2 and 1  ', () => void attention(q, k, v, mixed)],
+  ];
+  for (let round = 1; round <= 3; round++) {
+    for (const [label, record] of modes) {
+      await time(gpu, `round ${round} ${label} B=${B} keys ${kvLength} (${shared} shared) ×${layers}`, 4 * D * B * Hq * kvLength * layers, () => {
+        for (let layer = 0; layer < layers; layer++) record();
+      });
+    }
+  }
+}
+
 gpu.destroy();

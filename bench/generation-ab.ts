@@ -7,13 +7,14 @@
 //   --toggle broadcast       products of 2 rows and more on rows16x2 vs bcast24x4 (one row on skinny
 //                            in both); other kernels round differently, so samples may part ways
 //   --toggle projection-store  the linears' outputs not kept vs kept for training (GenerateOptions.projections)
+//   --toggle logits          the linears' outputs kept in both; the LM head's logits too when on
 // Process CPU time (lavapipe's threads included) is printed next to wall time: on a shared machine it
 // moves less.
 //   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
 //        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1]
 import { loadavg } from 'node:os';
 import { noGrad } from '../src/autograd/grad-node.js';
-import { generate, projectionRows, type Completion, type GenerateOptions } from '../src/generate/generate.js';
+import { generate, logitRows, projectionRows, type Completion, type GenerateOptions } from '../src/generate/generate.js';
 import { Gpu } from '../src/gpu/gpu.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { loadModel } from '../src/model/load.js';
@@ -35,12 +36,20 @@ const TOGGLES = {
   },
   'projection-store': (on: boolean): Partial<GenerateOptions> => {
     if (!on) return {};
-    store ??= new ProjectionStore(gpu, model.linears(), projectionRows(prompts, Number(args.new)));
-    store.reset();
-    return { projections: store };
+    return { projections: projectionStore(false) };
   },
+  logits: (on: boolean): Partial<GenerateOptions> => ({ projections: projectionStore(on) }),
 };
-let store: ProjectionStore | undefined;
+const stores = new Map<boolean, ProjectionStore>();
+/** The store of the linears' outputs for this rollout, emptied; with the logits too when `logits`. */
+function projectionStore(logits: boolean): ProjectionStore {
+  const maxNew = Number(args.new);
+  const store = stores.get(logits) ?? new ProjectionStore(gpu, model.linears(), projectionRows(prompts, maxNew),
+    logits ? { vocab: model.config.vocab_size, rows: logitRows(prompts, maxNew) } : undefined);
+  stores.set(logits, store);
+  store.reset();
+  return store;
+}
 
 const args = benchArgs(import.meta.url, {
     toggle: { type: 'string', default: 'drop-finished' },

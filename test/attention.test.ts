@@ -140,6 +140,97 @@ describe('attention over rows of k and v named by kvRows (a KV cache whose finis
   });
 });
 
+describe('decode attention over runs of sequences that share their first keys (sharedKeys)', () => {
+  // Sequences in runs of up to 4 read a run's first `length` keys from its first sequence's rows
+  // (the others' copies hold other values here, so reading them would show) and the rest from
+  // their own. kvRows, when given, permutes the cache rows (else it is the identity).
+  interface DecodeCase {
+    title: string;
+    c: AttentionShape;
+    mask: AttentionMask;
+    runs: [number, number][];
+    length: number;
+    kvRows?: number[];
+  }
+  const cases: DecodeCase[] = [
+    {
+      title: 'GQA 9/3 (vec3), D = 64, runs of 4, 2 and 1, kvRows, keyStart per run',
+      c: shape(7, 1, 40, 9, 3, 64),
+      mask: { kvLength: 33, keyStart: [3, 3, 3, 3, 0, 0, 30] },
+      runs: [[0, 4], [4, 2], [6, 1]],
+      length: 20,
+      kvRows: [8, 1, 0, 3, 7, 5, 2],
+    },
+    { title: 'GQA 4/2 (vec2), sliding window across the shared part, a run of 4 split', c: shape(5, 1, 24, 4, 2, 16), mask: { kvLength: 24, window: 9 }, runs: [[0, 4], [4, 1]], length: 18 },
+    { title: 'GQA 4/1 (vec4), shared part longer than the keys seen, D = 8', c: shape(3, 1, 16, 4, 1, 8), mask: { kvLength: 11, keyStart: [2, 2, 2] }, runs: [[0, 3]], length: 14 },
+    { title: 'nothing shared: runs of one, length 0', c: shape(3, 1, 30, 9, 3, 64), mask: { kvLength: 29, keyStart: [0, 4, 28] }, runs: [[0, 1], [1, 1], [2, 1]], length: 0 },
+  ];
+
+  /** Runs the decode kernel; returns its output and the keys and values each sequence sees, for the reference. */
+  async function decode({ title, c, mask, runs, length, kvRows }: DecodeCase, seed: number) {
+    const g = gpu();
+    const cacheRows = kvRows ? Math.max(...kvRows) + 1 : c.batch;
+    const rowSize = c.keys * c.kvHeads * c.headDim;
+    const [q] = inputs({ title, ...c, seed }).map((x) => Float32Array.from(x.data));
+    const [k, v] = [seed + 1, seed + 2].map((s) => Float32Array.from(randnInput([cacheRows, c.keys, c.kvHeads, c.headDim], s).data));
+    const cacheRow = (b: number) => kvRows?.[b] ?? b;
+    const seen = (t: Float32Array) =>
+      Float32Array.from(
+        Array.from({ length: c.batch }, (_, b) => {
+          const [first] = runs.find(([f, n]) => b >= f && b < f + n)!;
+          const split = Math.min(length, c.keys) * c.kvHeads * c.headDim;
+          const own = t.subarray(cacheRow(b) * rowSize, (cacheRow(b) + 1) * rowSize);
+          return [...t.subarray(cacheRow(first) * rowSize, cacheRow(first) * rowSize + split), ...own.subarray(split)];
+        }).flat(),
+      );
+    const out = await g
+      .tidy(() => {
+        const kvShape = [cacheRows, c.keys, c.kvHeads, c.headDim];
+        const options: AttentionOptions = {
+          ...gpuOptions({ title, ...c, seed, mask }),
+          kvRows: g.tensor(Array.from({ length: c.batch }, (_, b) => cacheRow(b)), [c.batch], 'u32'),
+          sharedKeys: { runs: g.tensor(runs.flat(), [runs.length, 2], 'u32'), severalRuns: runs.filter(([, n]) => n > 1).length, length },
+        };
+        return g.keep(attention(g.tensor(q, [c.batch, 1, c.qHeads, c.headDim]), g.tensor(k, kvShape), g.tensor(v, kvShape), options));
+      })
+      .toArray();
+    return { out, q, k: seen(k), v: seen(v) };
+  }
+
+  for (const d of cases) {
+    it(d.title, async () => {
+      const { out, q, k, v } = await decode(d, 51);
+      expect(out.every(Number.isFinite)).toBe(true);
+      expectClose(out, attentionReference(d.c, q, k, v, d.mask), FORWARD_TOL, d.title);
+    });
+  }
+
+  it('gives a sequence the same bits in any run and at any shared length when the keys are equal', async () => {
+    const c = shape(6, 1, 40, 9, 3, 64);
+    const mask = { kvLength: 37, keyStart: [5, 5, 5, 5, 5, 5] };
+    // Every sequence reads cache row 0, so each split of the keys sees the same values.
+    const base = { title: 'equal keys', c, mask, kvRows: [0, 0, 0, 0, 0, 0] };
+    const alone = await decode({ ...base, runs: [0, 1, 2, 3, 4, 5].map((b): [number, number] => [b, 1]), length: 0 }, 61);
+    for (const [runs, length] of [[[[0, 4], [4, 2]], 23], [[[0, 2], [2, 3], [5, 1]], 36], [[[0, 3], [3, 3]], 40]] as [[number, number][], number][]) {
+      const grouped = await decode({ ...base, runs, length }, 61);
+      expect(grouped.out).toEqual(alone.out);
+    }
+  });
+
+  it('has no backward, and needs kvRows, T = 1 and runs u32 [R, 2]', () => {
+    const g = gpu();
+    const [q, k, v] = [g.empty([2, 1, 4, 16]), g.empty([2, 8, 2, 16]), g.empty([2, 8, 2, 16])];
+    const [runs, kvRows] = [g.tensor([0, 2], [1, 2], 'u32'), g.tensor([0, 1], [2], 'u32')];
+    const sharedKeys = { runs, severalRuns: 1, length: 3 };
+    expect(() => attention(q, k, v, { sharedKeys })).toThrow(/attention: sharedKeys needs kvRows/);
+    expect(() => attention(q, k, v, { kvRows, sharedKeys: { ...sharedKeys, runs: g.zeros([2], 'u32') } })).toThrow(/attention: sharedKeys needs T = 1, runs u32 \[R, 2\] of which severalRuns ≤ R/);
+    expect(() => attention(q, k, v, { kvRows, sharedKeys: { ...sharedKeys, severalRuns: 2 } })).toThrow(/severalRuns 2/);
+    expect(() => attention(g.empty([2, 2, 4, 16]), k, v, { kvRows, sharedKeys })).toThrow(/got T = 2/);
+    q.requiresGrad = true;
+    expect(() => attention(q, k, v, { kvRows, sharedKeys })).toThrow(/attention: kvRows \(a KV cache read by row\) has no backward/);
+  });
+});
+
 describe('attention backward', () => {
   testAttention(
     'attention',

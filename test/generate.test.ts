@@ -103,6 +103,24 @@ describe('generate', () => {
   // Groups of G rows per prompt as a GRPO rollout makes them, with ragged prompt lengths.
   const groups = [[10, 20, 30, 40, 50, 60], [7], [100, 101, 102]].flatMap((p) => [p, p, p]);
 
+  it('the cache puts copies of one row in runs of at most 4 that share the keys written before the copy', async () => {
+    const cache = new KVCache(gpu(), config, 3, 8, 9);
+    const runs = async () => {
+      const { runs: tensor, severalRuns, length } = cache.sharedKeys;
+      return { runs: Array.from(await tensor.toArray()), severalRuns, length };
+    };
+    expect(await runs()).toEqual({ runs: [0, 1, 1, 1, 2, 1], severalRuns: 0, length: 0 });
+    cache.length = 5;
+    cache.gatherRows([0, 0, 0, 0, 0, 1, 2, 2, 2]);
+    // Runs of several sequences first.
+    expect(await runs()).toEqual({ runs: [0, 4, 6, 3, 4, 1, 5, 1], severalRuns: 2, length: 5 });
+    // Sequences leaving keep the others' runs; what they shared stays shared.
+    cache.length = 6;
+    cache.gatherRows([1, 2, 4, 5, 7]);
+    expect(await runs()).toEqual({ runs: [0, 3, 3, 1, 4, 1], severalRuns: 1, length: 5 });
+    cache.dispose();
+  });
+
   it('a prompt prefilled once and copied to its rows gives the logits of prefilling every row', async () => {
     const logitsAfterOneStep = (share: boolean) =>
       noGrad(async () => {

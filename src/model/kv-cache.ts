@@ -1,6 +1,7 @@
 import type { Gpu } from '../gpu/gpu.js';
 import type { Tensor } from '../gpu/tensor.js';
 import type { HfModelConfig } from '../io/hf-config.js';
+import { DECODE_RUN_ROWS } from '../ops/attention.js';
 import { embedding } from '../ops/embedding.js';
 import { view } from '../ops/layout.js';
 
@@ -28,6 +29,14 @@ export class KVCache {
    * Worked out by gatherRows, read by every layer of every forward.
    */
   private rowsToRead: Tensor | undefined = undefined;
+  /**
+   * Sequences with the same source hold the same keys and values before `sharedLength`: those a
+   * gather that repeated rows copied from one row (a prompt prefilled once for several samples).
+   */
+  private sourceOf: number[];
+  private sharedLength = 0;
+  /** attention's sharedKeys runs for the current sequences, made when first asked for. */
+  private runs: { tensor: Tensor; several: number } | undefined = undefined;
 
   /** `allocatedRows` (default `batch`): the most rows a later gatherRows may ask for. */
   constructor(
@@ -49,11 +58,37 @@ export class KVCache {
     this.keys = Array.from({ length: config.num_hidden_layers }, buffer);
     this.values = Array.from({ length: config.num_hidden_layers }, buffer);
     this.rowOf = Array.from({ length: batch }, (_, b) => b);
+    this.sourceOf = [...this.rowOf];
     this.rowTensor = gpu.keep(gpu.tensor(this.rowOf, [batch], 'u32'));
   }
 
   get kvRows(): Tensor | undefined {
     return this.rowsToRead;
+  }
+
+  /** The cache row of each sequence, u32 [batch], also while it is the identity (the decode kernel reads it always). */
+  get rows(): Tensor {
+    return this.rowTensor;
+  }
+
+  /**
+   * attention's sharedKeys: the sequences in runs of consecutive ones with the same source (at most
+   * DECODE_RUN_ROWS a run), which share their keys before `length`; a sequence with none runs alone.
+   * The runs of several sequences come first.
+   */
+  get sharedKeys(): { runs: Tensor; severalRuns: number; length: number } {
+    if (!this.runs) {
+      const runs: [number, number][] = [];
+      this.sourceOf.forEach((source, b) => {
+        const last = runs.at(-1);
+        if (last && this.sourceOf[b - 1] === source && last[1] < DECODE_RUN_ROWS) last[1]++;
+        else runs.push([b, 1]);
+      });
+      const ordered = [...runs.filter(([, n]) => n > 1), ...runs.filter(([, n]) => n === 1)];
+      const gpu = this.keys[0].gpu;
+      this.runs = { tensor: gpu.keep(gpu.tensor(ordered.flat(), [ordered.length, 2], 'u32')), several: ordered.filter(([, n]) => n > 1).length };
+    }
+    return { runs: this.runs.tensor, severalRuns: this.runs.several, length: this.sharedLength };
   }
 
   /** Writes this step's k, v ([B, T, Hkv, D]) into positions length … length+T−1 of a layer. */
@@ -80,9 +115,15 @@ export class KVCache {
     if (rows.length > this.allocatedRows) throw new Error(`KVCache.gatherRows: ${rows.length} rows exceed the ${this.allocatedRows} the cache was made for`);
     const gpu = this.keys[0].gpu;
     const source = rows.map((r) => this.rowOf[r]);
+    this.runs?.tensor.dispose();
+    this.runs = undefined;
     if (new Set(rows).size === rows.length) {
       this.rowOf = source;
+      this.sourceOf = rows.map((r) => this.sourceOf[r]);
     } else {
+      // Copies of one row share everything so far; what other rows shared before is not kept.
+      this.sourceOf = [...rows];
+      this.sharedLength = this.length;
       const cacheRows = this.keys[0].shape[0];
       // Indices past the table read as zero rows (see embedding): they pad the result to the first size.
       const index = gpu.tensor([...source, ...Array<number>(this.allocatedRows - rows.length).fill(cacheRows)], [this.allocatedRows], 'u32');
@@ -109,5 +150,6 @@ export class KVCache {
 
   dispose(): void {
     for (const t of [...this.keys, ...this.values, this.rowTensor]) t.dispose();
+    this.runs?.tensor.dispose();
   }
 }

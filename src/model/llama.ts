@@ -328,7 +328,9 @@ export class LlamaModel {
     let attended: Tensor;
     if (cache) {
       cache.write(i, k, v);
-      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window, kvRows: cache.kvRows });
+      // Decoding one position reads a prompt's keys once for the samples that continue it.
+      const rows = steps === 1 ? { kvRows: cache.rows, sharedKeys: cache.sharedKeys } : { kvRows: cache.kvRows };
+      attended = attention(q, cache.keys[i], cache.values[i], { kvLength: cache.length + steps, keyStart: options.keyStart, window, ...rows });
     } else if (prefix) {
       // The window counts slots of the prompt + completion row, as the unshared forward would.
       const keys = concat([repeatRows(prefix.keys, prefix.rows), slotted(k)], 1);

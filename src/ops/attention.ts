@@ -29,7 +29,19 @@ export interface AttentionOptions {
    * is unspecified. Default: all T.
    */
   queryLengths?: readonly number[];
+  /**
+   * Decode (T = 1) from a KV cache whose sequences come in runs that hold the same keys and values
+   * before `length` (copies of one prefilled prompt): `runs` u32 [R, 2] gives each run's first batch
+   * row and its number of rows (at most DECODE_RUN_ROWS; the rows of a run are consecutive and every
+   * batch row is in one run), the first `severalRuns` of them of several rows and the rest of one.
+   * The forward then reads a shared key once per run (attention_decode); a row's output does not
+   * depend on the runs nor on `length`. Needs kvRows; without a backward.
+   */
+  sharedKeys?: { runs: Tensor; severalRuns: number; length: number };
 }
+
+/** The most sequences one workgroup of the decode kernel takes (attention_decode's SEQS). */
+export const DECODE_RUN_ROWS = 4;
 
 /** Kernels merge their lanes' D-wide accumulators in workgroup memory (LANES · D · 16 bytes). */
 const MAX_HEAD_DIM = 128;
@@ -46,7 +58,10 @@ export const supportsHeadDim = (headDim: number): boolean => headDim % 4 === 0 &
  * each of the LANES invocations 4 rows of its own and read the other side through uniform
  * windows, one value for all lanes: what training and prefill want, many rows (3–4× faster on
  * lavapipe, bench/README.md). They run where a (batch row, kv head) has a workgroup's worth of
- * query rows. 8 is lavapipe's SIMD width (one workgroup = one CPU thread).
+ * query rows. 8 is lavapipe's SIMD width (one workgroup = one CPU thread). Decode from a KV cache
+ * whose sequences share a prompt's keys (sharedKeys) has a per-row kernel of its own,
+ * attention_decode, whose workgroup takes up to DECODE_RUN_ROWS sequences and reads a shared key
+ * once for all of them.
  */
 const ROWS_PER_WORKGROUP = 4;
 const LANES = 8;
@@ -91,6 +106,14 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): G
   }
   if (!supportsHeadDim(headDim)) {
     throw new Error(`${op}: head dim must be a multiple of 4 in [4, ${MAX_HEAD_DIM}]: ${shapes}`);
+  }
+  if (opts.sharedKeys) {
+    const { runs, severalRuns, length } = opts.sharedKeys;
+    if (!opts.kvRows) throw new Error(`${op}: sharedKeys needs kvRows (the cache row of each batch row): ${shapes}`);
+    const wellFormed = runs.dtype === 'u32' && runs.shape.length === 2 && runs.shape[1] === 2 && Number.isInteger(severalRuns) && severalRuns >= 0 && severalRuns <= runs.shape[0];
+    if (queries !== 1 || !wellFormed || !(Number.isInteger(length) && length >= 0)) {
+      throw new Error(`${op}: sharedKeys needs T = 1, runs u32 [R, 2] of which severalRuns ≤ R, and a whole length, got T = ${queries}, runs ${runs.dtype} ${formatShape(runs.shape)}, severalRuns ${severalRuns}, length ${length}: ${shapes}`);
+    }
   }
   const kvLength = opts.kvLength ?? keys;
   if (!Number.isInteger(kvLength) || kvLength < queries || kvLength > keys) {
@@ -141,7 +164,20 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const lse = gpu.empty([batch, queries, qHeads]);
   // The windowed kernels bind each batch row's keys from the host, which does not read kvRows.
   const windows = opts.kvRows ? null : windowPlan(geometry, gpu);
-  if (windows) forwardWindowed(geometry, windows, q, k, v, keyStart, out, lse);
+  const runRows = qHeads / geometry.kvHeads;
+  if (opts.sharedKeys && opts.kvRows && runRows >= 2 && runRows <= 4) {
+    const { runs, severalRuns, length } = opts.sharedKeys;
+    const { keys, kvHeads, kvLength, window, scale } = geometry;
+    // Runs of one on a kernel for one: one for several computes every slot of a shorter run.
+    for (const [seqs, firstRun, count] of [[DECODE_RUN_ROWS, 0, severalRuns], [1, severalRuns, runs.shape[0] - severalRuns]]) {
+      if (count === 0) continue;
+      const values = { ...kernelValues(geometry), SEQS: seqs, ROWS: runRows, RowsF: `vec${runRows}<f32>` };
+      gpu.run(gpu.kernel('attention_decode', values), [q, k, v, keyStart, out, lse, opts.kvRows, runs], [count, kvHeads, 1], {
+        u32: [keys, qHeads, kvHeads, kvLength, window, length, firstRun],
+        f32: [scale],
+      });
+    }
+  } else if (windows) forwardWindowed(geometry, windows, q, k, v, keyStart, out, lse);
   else {
     // Without kvRows the kernel's index binding takes keyStart, which it never reads as one.
     const kernel = gpu.kernel('attention_forward', { ...kernelValues(geometry), KV_ROWS: opts.kvRows !== undefined });

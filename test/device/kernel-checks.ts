@@ -179,7 +179,7 @@ const matmulCheck: KernelCheck = {
 };
 
 const attentionCheck: KernelCheck = {
-  name: 'attention (attention_forward, attention_backward_query, attention_backward_key): causal GQA with left padding, and decode against a longer key range',
+  name: 'attention (attention_forward, attention_backward_query, attention_backward_key, attention_decode): causal GQA with left padding, decode against a longer key range and over runs of sequences sharing keys',
   async run(gpu) {
     const out: Comparison[] = [];
     for (const { batch, queries, keys, qHeads, kvHeads, headDim } of [
@@ -211,9 +211,29 @@ const attentionCheck: KernelCheck = {
         compare(`${label}: dv`, gv, expected.gradV, F32_SUM),
       );
     }
+    out.push(await decodeRunsCheck(gpu));
     return out;
   },
 };
+
+/** attention_decode: 5 sequences in runs of 3 and 2 whose first 12 keys are copies, read through kvRows. */
+async function decodeRunsCheck(gpu: Gpu): Promise<Comparison> {
+  const shape = { batch: 5, queries: 1, keys: 23, qHeads: 9, kvHeads: 3, headDim: 64 };
+  const [runs, shared, rowSize] = [[0, 3, 3, 2], 12, 23 * 3 * 64];
+  const q = randn(5 * 9 * 64, 5);
+  const [k, v] = [randn(5 * rowSize, 6), randn(5 * rowSize, 7)];
+  // Copies of a run's first sequence's shared keys, as a gather of one prefilled prompt makes them.
+  for (const t of [k, v]) for (const b of [1, 2, 4]) t.copyWithin(b * rowSize, (b < 3 ? 0 : 3) * rowSize, (b < 3 ? 0 : 3) * rowSize + shared * 3 * 64);
+  const keyStart = [2, 2, 2, 0, 0];
+  const y = gpu.tidy(() => {
+    const kvShape = [5, 23, 3, 64];
+    const sharedKeys = { runs: gpu.tensor(runs, [2, 2], 'u32'), severalRuns: 2, length: shared };
+    return attention(gpu.tensor(q, [5, 1, 9, 64]), gpu.tensor(k, kvShape), gpu.tensor(v, kvShape), { keyStart: gpu.tensor(keyStart, [5], 'u32'), kvRows: gpu.tensor([0, 1, 2, 3, 4], [5], 'u32'), sharedKeys });
+  });
+  const [values] = await gpu.readAll([y]);
+  y.dispose();
+  return compare('decode over runs of 3 and 2 sharing 12 keys, Hq=9 Hkv=3 D=64: output', values, attentionReference(shape, q, k, v, { keyStart }), F32_SUM);
+}
 
 const ropeCheck: KernelCheck = {
   name: 'rope (rope): forward and backward',
