@@ -175,8 +175,10 @@ export async function generate(model: LlamaModel, prompts: readonly (readonly nu
           // Left padding puts every row's newest token in the last column.
           const lastRows = gpu.tensor(stateRow.map((r) => r * steps + steps - 1), [stateRow.length], 'u32');
           const logits = model.logits(embedding(lastRows, hidden));
+          const tokens = sampleTokens(logits, sampling, step, drawRows);
+          // After the sampling: the copy then ends the compute pass where the tokens' read-back ends it anyway.
           if (projections?.store.logits) projections.store.writeLogits(logits, stateRow.map((r) => projections.write + r * steps + steps - 1));
-          return sampleTokens(logits, sampling, step, drawRows);
+          return tokens;
         }),
       );
       const sampled = await gpu.readU32(tokens);
