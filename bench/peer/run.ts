@@ -182,6 +182,8 @@ for (let round = 1; round <= rounds; round++) {
   // TRL samples the prompts of the project's first step (the same ids, checked by the TRL script).
   const [trl, trlSteal] = withSteal(() => runTrl(round, project.settings, (results[0]?.project ?? project).prompts));
   results.push({ project, trl, projectSteal, trlSteal });
+  // Each round as it ends, so a long run that is cut short still leaves its rounds.
+  if (rounds > 1) console.log(`\nround ${round}: step ${project.step_s.toFixed(1)} s against TRL's ${trl.step_s.toFixed(1)} s (${(project.step_s / trl.step_s).toFixed(2)}×)\n`);
 }
 const { project, trl } = results[results.length - 1];
 const s = project.settings;

@@ -32,8 +32,9 @@ export interface AttentionOptions {
   /**
    * Decode (T = 1) from a KV cache whose sequences come in runs that hold the same keys and values
    * before `length` (copies of one prefilled prompt): `runs` u32 [R, 2] gives each run's first batch
-   * row and its number of rows (at most DECODE_RUN_ROWS; the rows of a run are consecutive and every
-   * batch row is in one run), the first `severalRuns` of them of several rows and the rest of one.
+   * row and its number of rows (at most DECODE_RUN_ROWS; the rows of a run are consecutive, have the
+   * same keyStart, and every batch row is in one run), the first `severalRuns` of them of several
+   * rows and the rest of one.
    * The forward then reads a shared key once per run (attention_decode); a row's output does not
    * depend on the runs nor on `length`. Needs kvRows; without a backward.
    */
