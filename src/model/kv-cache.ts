@@ -84,9 +84,10 @@ export class KVCache {
         if (last && this.sourceOf[b - 1] === source && last[1] < DECODE_RUN_ROWS) last[1]++;
         else runs.push([b, 1]);
       });
-      const ordered = [...runs.filter(([, n]) => n > 1), ...runs.filter(([, n]) => n === 1)];
+      const several = runs.filter(([, n]) => n > 1);
+      const ordered = [...several, ...runs.filter(([, n]) => n === 1)];
       const gpu = this.keys[0].gpu;
-      this.runs = { tensor: gpu.keep(gpu.tensor(ordered.flat(), [ordered.length, 2], 'u32')), several: ordered.filter(([, n]) => n > 1).length };
+      this.runs = { tensor: gpu.keep(gpu.tensor(ordered.flat(), [ordered.length, 2], 'u32')), several: several.length };
     }
     return { runs: this.runs.tensor, severalRuns: this.runs.several, length: this.sharedLength };
   }

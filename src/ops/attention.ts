@@ -165,7 +165,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const lse = gpu.empty([batch, queries, qHeads]);
   // The windowed kernels bind each batch row's keys from the host, which does not read kvRows.
   const windows = opts.kvRows ? null : windowPlan(geometry, gpu);
-  const runRows = qHeads / geometry.kvHeads;
+  // A sequence's query heads per kv head: the decode kernel's vector width.
+  const runRows = queryRows(geometry, 1);
   if (opts.sharedKeys && opts.kvRows && runRows >= 2 && runRows <= 4) {
     const { runs, severalRuns, length } = opts.sharedKeys;
     const { keys, kvHeads, kvLength, window, scale } = geometry;
