@@ -1,11 +1,12 @@
 // acc += src, elementwise (f32). Used for gradient accumulation; acc is read_write so the sum
-// happens in place without binding one buffer twice.
+// happens in place without binding one buffer twice. V as in swiglu.
 struct Params { n: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acc: array<V>;
+@group(0) @binding(2) var<storage, read> src: array<V>;
 
+alias V = f32;
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)

@@ -1,6 +1,7 @@
 // Writes this step's keys and values ([B, T, row]) into the cache ([B', capacity, row]) at
 // positions offset … offset+T−1 of cache row rows[b]: one dispatch per layer instead of one copy
-// per sequence.
+// per sequence. A row (Hkv · D values) is a whole number of vec4s, as every head dim the attention
+// kernels take is a multiple of 4; `row` counts them.
 struct Params {
   batch: u32,
   steps: u32,
@@ -10,10 +11,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> k_new: array<f32>;
-@group(0) @binding(2) var<storage, read> v_new: array<f32>;
-@group(0) @binding(3) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(1) var<storage, read> k_new: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> v_new: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> k_cache: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> v_cache: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> rows: array<u32>;
 
 const WG: u32 = 256u;

@@ -1,7 +1,8 @@
 // Strided copy over up to 4 dims (shapes padded on the left with 1s): for every index tuple k
 // within `shape`, dst[dst_offset + k·dst_stride] = src[src_offset + k·src_stride]. Permutes
 // (permuted source strides), slices (source offset) and concatenation (destination offset and
-// strides of the whole output) are all this one copy.
+// strides of the whole output) are all this one copy. V is vec4<f32> when the host counts the copy
+// in vec4s (the last axis contiguous and 16-byte aligned in both), f32 otherwise.
 struct Params {
   n: u32,
   src_offset: u32,
@@ -13,9 +14,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<V>;
+@group(0) @binding(2) var<storage, read_write> dst: array<V>;
 
+alias V = f32;
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)

@@ -1,12 +1,14 @@
 // Llama's MLP gate: out = silu(gate) · up, elementwise over [..., F] (f32), fused so the
-// silu(gate) intermediate never reaches memory.
+// silu(gate) intermediate never reaches memory. V is vec4<f32> when the count is a multiple of 4
+// (elementWidth): one 16-byte access per invocation instead of four 4-byte ones.
 struct Params { n: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gate: array<f32>;
-@group(0) @binding(2) var<storage, read> up: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> gate: array<V>;
+@group(0) @binding(2) var<storage, read> up: array<V>;
+@group(0) @binding(3) var<storage, read_write> out: array<V>;
 
+alias V = f32;
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)

@@ -1,14 +1,16 @@
 // Both gradients of out = silu(gate) · up in one pass:
 //   d_gate = g · up · σ(gate)(1 + gate(1 − σ(gate))),  d_up = g · silu(gate).
+// V as in swiglu.
 struct Params { n: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> gate: array<f32>;
-@group(0) @binding(2) var<storage, read> up: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read_write> d_gate: array<f32>;
-@group(0) @binding(5) var<storage, read_write> d_up: array<f32>;
+@group(0) @binding(1) var<storage, read> gate: array<V>;
+@group(0) @binding(2) var<storage, read> up: array<V>;
+@group(0) @binding(3) var<storage, read> g: array<V>;
+@group(0) @binding(4) var<storage, read_write> d_gate: array<V>;
+@group(0) @binding(5) var<storage, read_write> d_up: array<V>;
 
+alias V = f32;
 const WG: u32 = 256u;
 
 @compute @workgroup_size(WG)

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { accumulate } from '../src/autograd/accumulate.js';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/grad-node.js';
 import { sizeClass } from '../src/gpu/buffer-pool.js';
@@ -97,6 +98,7 @@ describe('binary ops', () => {
   const cases: [number[], number[]][] = [
     [[1], [1]],
     [[37], [37]],
+    [[3, 2, 8], [3, 2, 8]],
     [[5, 7], [7]],
     [[3, 1, 5], [1, 4, 1]],
     [[2, 3, 4, 5], [3, 1, 5]],
@@ -113,7 +115,7 @@ describe('binary ops', () => {
       tol: { atol: 1e-6, rtol: 1e-6 },
       outShape: ([as, bs]) => broadcastShapes(as, bs).shape,
       label: ([as, bs]) => `${JSON.stringify(as)} ∘ ${JSON.stringify(bs)}`,
-      gradient: { cases: cases.slice(1, 5) },
+      gradient: { cases: cases.slice(1, 6) },
     });
   }
 
@@ -133,6 +135,16 @@ describe('binary ops', () => {
 });
 
 describe('autograd', () => {
+  it('accumulates in place, four values per invocation where the count allows', async () => {
+    const g = gpu();
+    for (const n of [5, 8, 4 * 70001 + 2, 4 * 70001]) {
+      const [a, b] = [uniform(n, 1), uniform(n, 2)];
+      const acc = g.tensor(a, [n]);
+      accumulate(acc, g.tensor(b, [n]));
+      expect(Array.from(await acc.toArray())).toEqual(Array.from(a, (v, i) => Math.fround(v + b[i])));
+    }
+  });
+
   it('accumulates over fan-out, skips frozen tensors and respects noGrad', async () => {
     const g = gpu();
     const x = g.tensor([1, 2, 3], [3]);

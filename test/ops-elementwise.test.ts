@@ -30,9 +30,10 @@ const UNARY: Record<UnaryOp, { ref: (v: number) => number; input: (n: number, se
 // or 2^-21 absolute near 1, sqrt by ~2.5 ULP; sigmoid and silu inherit exp's error.
 const UNARY_TOL = { atol: 1e-6, rtol: 2e-6 };
 
-const shapes = [[1], [7, 13], [3, 5, 257], [300007]];
+// Counts that are multiples of 4 ([6, 20], [2, 3, 8]) run the kernels that take a vec4 per invocation.
+const shapes = [[1], [7, 13], [6, 20], [3, 5, 257], [300007]];
 
-const gradShapes = [[1], [7, 13], [3, 5, 257]];
+const gradShapes = [[1], [7, 13], [2, 3, 8], [3, 5, 257]];
 const sameShape = (shape: number[]) => shape;
 
 describe('unary ops', () => {
@@ -96,6 +97,8 @@ describe('layout ops', () => {
     [[3, 5, 257], [2, 0, 1]],
     [[2, 3, 4, 5], [0, 2, 1, 3]],
     [[2, 3, 4, 5], [3, 1, 0, 2]],
+    // The last axis kept, a multiple of 4: copied a vec4 at a time.
+    [[3, 2, 8], [1, 0, 2]],
   ];
   testOp(
     'permute',
@@ -120,14 +123,14 @@ describe('layout ops', () => {
     expect(Array.from(await y.toArray())).toEqual(indices([3, 7, 5]).map(([b, i, j]) => data[flat([b, j, i], [3, 5, 7])]));
   });
 
-  it('slice and concat round-trip a fused projection along any axis', async () => {
-    const shape = [3, 5, 257];
+  // [3, 5, 12]: rows of whole vec4s, copied a vec4 at a time (also cut at 4 and 8 along the last axis).
+  for (const shape of [[3, 5, 257], [3, 5, 12]]) it(`slice and concat round-trip a fused projection along any axis of ${JSON.stringify(shape)}`, async () => {
     const data = randn(numelOf(shape), 23);
     const x = gpu().tensor(data, shape);
     for (const axis of [0, 1, 2, -1]) {
       const a = (axis + 3) % 3;
-      const cut1 = 1;
-      const cut2 = shape[a] - 1;
+      const cut1 = shape[a] % 4 === 0 ? 4 : 1;
+      const cut2 = shape[a] - cut1;
       const parts = [slice(x, axis, 0, cut1), slice(x, axis, cut1, cut2), slice(x, axis, cut2, shape[a])];
       const middle = parts[1];
       expect(middle.shape).toEqual(shape.map((d, i) => (i === a ? cut2 - cut1 : d)));
@@ -144,6 +147,14 @@ describe('layout ops', () => {
     outShape: () => [3, 2, 5],
     label: () => '[1, 3) of axis 1 of [3, 4, 5]',
     gradient: { cases: [[3, 4, 5]] },
+  });
+  testOp('slice of whole vec4s', ([x]) => slice(x, 2, 4, 12), ([x]) => indices([3, 2, 8]).map(([i, j, k]) => x[flat([i, j, k + 4], [3, 2, 16])]), [[3, 2, 16]], {
+    gpu,
+    inputs: (shape) => [randnInput(shape, 28)],
+    tol: 'exact',
+    outShape: () => [3, 2, 8],
+    label: () => '[4, 12) of axis 2 of [3, 2, 16]',
+    gradient: { cases: [[3, 2, 16]] },
   });
   const concatCase = '[3, 4, 2], [3, 4, 1] (not trained) and [3, 4, 3] along axis 2';
   testOp(

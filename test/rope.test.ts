@@ -93,6 +93,10 @@ describe('rope forward', () => {
     // as the table here (measured 2.4e-7 vs transformers at positions ~8000). A GPU with fast
     // approximate trigonometry would need its own bound; that is why the table exists.
     expectClose(await runRope(x, shape, positions, 10000, 4), ropeReference(x, shape, positions, 10000), TOL, 'rope fallback');
+    // D/2 = 3: one pair per invocation rather than four.
+    const odd = [1, 6, 2, 6];
+    const y = randn(odd.reduce((a, b) => a * b), 5);
+    expectClose(await runRope(y, odd, positions, 10000, 4), ropeReference(y, odd, positions, 10000), TOL, 'rope fallback, one pair per invocation');
   });
 });
 
@@ -132,6 +136,7 @@ describe('rope backward', () => {
   const { scaling } = parseRopeScaling({ rope_parameters: { rope_type: 'yarn', factor: 8, original_max_position_embeddings: 64 } }, { source: 'c', maxPositions: 512 });
   testRope('rope', [], [
     { name: 'theta 10000, [2, 3, 2, 8]', shape: [2, 3, 2, 8], theta: 10000, positionSeed: 5 },
+    { name: 'D 6 (one pair per invocation), [2, 3, 2, 6]', shape: [2, 3, 2, 6], theta: 10000, positionSeed: 9 },
     { name: 'yarn scaling (attention factor ≠ 1), [2, 3, 2, 8]', shape: [2, 3, 2, 8], theta: 10000, positionSeed: 7, scaling },
   ]);
 

@@ -1,3 +1,4 @@
+import { elementVectors } from '../gpu/kernel.js';
 import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
 
 const WG = 256;
@@ -8,7 +9,8 @@ export function accumulate(acc: Tensor, src: Tensor): void {
     throw new Error(`accumulate: ${formatShape(acc.shape)} ${acc.dtype} += ${formatShape(src.shape)} ${src.dtype} (need equal sizes, f32)`);
   }
   const gpu = acc.gpu;
-  gpu.run(gpu.kernel('accumulate'), [acc, src], gpu.grid1d(acc.size, WG), { u32: [acc.size] });
+  const { values, invocations } = elementVectors(acc.size);
+  gpu.run(gpu.kernel('accumulate', values), [acc, src], gpu.grid1d(invocations, WG), { u32: [invocations] });
 }
 
 /** A copy in fresh storage, optionally with another shape of the same size; not recorded by autograd. */

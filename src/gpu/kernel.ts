@@ -11,6 +11,15 @@ export interface Kernel {
 }
 
 /**
+ * How an elementwise kernel declaring `alias V` takes `count` f32 values: four per invocation
+ * (V = vec4<f32>, one 16-byte access) when count is a multiple of 4, else one. lavapipe performs a
+ * storage access lane by lane, so a vec4 access costs about what an f32 one does.
+ */
+export function elementVectors(count: number): { values: { V: string }; invocations: number } {
+  return count % 4 === 0 ? { values: { V: 'vec4<f32>' }, invocations: count / 4 } : { values: { V: 'f32' }, invocations: count };
+}
+
+/**
  * Compiles shaders/NAME.wgsl on first use and caches the pipeline per specialisation.
  * Compilation errors arrive asynchronously from the device; they are collected with the shader's
  * file and line and thrown at the next sync point (see Gpu.sync).

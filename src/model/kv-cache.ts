@@ -99,8 +99,10 @@ export class KVCache {
       throw new Error(`KVCache.write: ${batch}×${steps} new positions at ${this.length} do not fit a cache of ${this.batch}×${this.capacity}`);
     }
     const gpu = k.gpu;
-    gpu.run(gpu.kernel('kv_cache_write'), [k, v, this.keys[layer], this.values[layer], this.rowTensor], gpu.grid1d(k.size, 256), {
-      u32: [batch, steps, heads * dim, this.capacity, this.length],
+    // In vec4s: a head dim the attention kernels take is a multiple of 4 (supportsHeadDim).
+    const row = (heads * dim) / 4;
+    gpu.run(gpu.kernel('kv_cache_write'), [k, v, this.keys[layer], this.values[layer], this.rowTensor], gpu.grid1d(batch * steps * row, 256), {
+      u32: [batch, steps, row, this.capacity, this.length],
     });
   }
 

@@ -1,4 +1,5 @@
 import { recordOp } from '../autograd/grad-node.js';
+import { elementVectors } from '../gpu/kernel.js';
 import { formatShape, type Shape, type Tensor } from '../gpu/tensor.js';
 import { assertF32, broadcastShapes, broadcastStrides, padShape4, sameShape } from './shape.js';
 
@@ -11,8 +12,11 @@ function launch(op: BinaryOp, a: Tensor, b: Tensor, alpha = 1): Tensor {
   const gpu = a.gpu;
   const shape = broadcastShapes(op, a.shape, b.shape);
   const out = gpu.empty(shape);
-  gpu.run(gpu.kernel('binary', { OP: OPS[op] }), [a, b, out], gpu.grid1d(out.size, WG), {
-    u32: [out.size, 0, 0, 0, ...padShape4(op, shape), ...broadcastStrides(op, a.shape, shape), ...broadcastStrides(op, b.shape, shape)],
+  // Operands of the output's shape need no index arithmetic and go four values at a time.
+  const contiguous = sameShape(a.shape, shape) && sameShape(b.shape, shape);
+  const { values, invocations } = contiguous ? elementVectors(out.size) : { values: {}, invocations: out.size };
+  gpu.run(gpu.kernel('binary', { OP: OPS[op], CONTIGUOUS: contiguous, ...values }), [a, b, out], gpu.grid1d(invocations, WG), {
+    u32: [invocations, 0, 0, 0, ...padShape4(op, shape), ...broadcastStrides(op, a.shape, shape), ...broadcastStrides(op, b.shape, shape)],
     f32: [alpha],
   });
   return out;

@@ -26,12 +26,26 @@ interface Strided {
   offset: number;
 }
 
+/**
+ * The same copy counted in vec4s, when the last axis runs along both tensors in whole vec4s that
+ * start at multiples of 4 (a slice, concatenation or permutation that keeps the last axis); else null.
+ */
+function inVectors(shape: Shape, src: Strided, dst: Strided): { shape: Shape; src: Strided; dst: Strided } | null {
+  const last = shape.length - 1;
+  const aligned = (t: Strided) => t.strides[last] === 1 && t.offset % 4 === 0 && t.strides.every((stride, d) => d === last || shape[d] === 1 || stride % 4 === 0);
+  if (last < 0 || shape[last] % 4 !== 0 || !aligned(src) || !aligned(dst)) return null;
+  const quarter = (t: Strided): Strided => ({ tensor: t.tensor, strides: t.strides.map((stride, d) => (d === last ? 1 : shape[d] === 1 ? 0 : stride / 4)), offset: t.offset / 4 });
+  return { shape: shape.map((size, d) => (d === last ? size / 4 : size)), src: quarter(src), dst: quarter(dst) };
+}
+
 /** Copies the `shape`-sized block of src into dst, each addressed through its own strides and offset. */
 function stridedCopy(shape: Shape, src: Strided, dst: Strided): void {
   const gpu = src.tensor.gpu;
-  const n = shape.reduce((a, b) => a * b, 1);
-  gpu.run(gpu.kernel('layout'), [src.tensor, dst.tensor], gpu.grid1d(n, WG), {
-    u32: [n, src.offset, dst.offset, 0, ...pad4(shape, 1), ...pad4(src.strides, 0), ...pad4(dst.strides, 0)],
+  const vectors = inVectors(shape, src, dst);
+  const copy = vectors ?? { shape, src, dst };
+  const n = copy.shape.reduce((a, b) => a * b, 1);
+  gpu.run(gpu.kernel('layout', { V: vectors ? 'vec4<f32>' : 'f32' }), [src.tensor, dst.tensor], gpu.grid1d(n, WG), {
+    u32: [n, copy.src.offset, copy.dst.offset, 0, ...pad4(copy.shape, 1), ...pad4(copy.src.strides, 0), ...pad4(copy.dst.strides, 0)],
   });
 }
 

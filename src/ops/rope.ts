@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import type { Gpu } from '../gpu/gpu.js';
+import { elementVectors } from '../gpu/kernel.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { ropeInverseFrequencies, type RopeScaling } from '../io/rope-scaling.js';
 import { assertF32, assertRank } from './shape.js';
@@ -22,6 +23,7 @@ const DEFAULT_TABLE_POSITIONS = 8192;
 
 interface RopeTables {
   invFreq: Tensor;
+  /** [positions, 2, D/2]: each position's cos row, then its sin row. */
   cosSin: Tensor;
   /** Multiplies cos and sin (yarn's attention factor; 1 otherwise). */
   attentionFactor: number;
@@ -49,12 +51,12 @@ function ropeTables(gpu: Gpu, headDim: number, theta: number, scaling: RopeScali
     for (let pos = 0; pos < positions; pos++) {
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(pos * invFreq[i]);
-        cosSin[(pos * half + i) * 2] = Math.fround(Math.cos(angle)) * factor;
-        cosSin[(pos * half + i) * 2 + 1] = Math.fround(Math.sin(angle)) * factor;
+        cosSin[2 * pos * half + i] = Math.fround(Math.cos(angle)) * factor;
+        cosSin[(2 * pos + 1) * half + i] = Math.fround(Math.sin(angle)) * factor;
       }
     }
     // Cached for the device's lifetime, so no tidy scope may dispose them.
-    tables = { invFreq: gpu.keep(gpu.tensor(invFreq, [half])), cosSin: gpu.keep(gpu.tensor(cosSin, [positions, half, 2])), attentionFactor: factor };
+    tables = { invFreq: gpu.keep(gpu.tensor(invFreq, [half])), cosSin: gpu.keep(gpu.tensor(cosSin, [positions, 2, half])), attentionFactor: factor };
     perGpu.set(key, tables);
   }
   return tables;
@@ -64,9 +66,11 @@ function launch(x: Tensor, positions: Tensor, tables: RopeTables, direction: 1 |
   const gpu = x.gpu;
   const [, , heads, headDim] = x.shape;
   const out = gpu.empty(x.shape);
-  const pairs = x.size / 2;
-  gpu.run(gpu.kernel('rope'), [x, positions, tables.invFreq, tables.cosSin, out], gpu.grid1d(pairs, WG), {
-    u32: [pairs, heads, headDim / 2, tables.cosSin.shape[0]],
+  // An invocation rotates 4 consecutive pairs of a head when D/2 allows.
+  const { values, invocations: halfDim } = elementVectors(headDim / 2);
+  const invocations = (x.size / headDim) * halfDim;
+  gpu.run(gpu.kernel('rope', values), [x, positions, tables.invFreq, tables.cosSin, out], gpu.grid1d(invocations, WG), {
+    u32: [invocations, heads, halfDim, tables.cosSin.shape[0]],
     f32: [direction, tables.attentionFactor],
   });
   return out;

@@ -1,4 +1,5 @@
 import { recordOp } from '../autograd/grad-node.js';
+import { elementVectors } from '../gpu/kernel.js';
 import type { Tensor } from '../gpu/tensor.js';
 import { assertGradientFits } from './gradient.js';
 import { assertF32, assertSameShape } from './shape.js';
@@ -11,12 +12,13 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   assertSameShape('swiglu', gate, up);
   const gpu = gate.gpu;
   const out = gpu.empty(gate.shape);
-  gpu.run(gpu.kernel('swiglu'), [gate, up, out], gpu.grid1d(out.size, WG), { u32: [out.size] });
+  const { values, invocations } = elementVectors(out.size);
+  gpu.run(gpu.kernel('swiglu', values), [gate, up, out], gpu.grid1d(invocations, WG), { u32: [invocations] });
   return recordOp('swiglu', [gate, up], out, (g) => {
     assertGradientFits('swiglu', g, out);
     const dGate = gpu.empty(gate.shape);
     const dUp = gpu.empty(up.shape);
-    gpu.run(gpu.kernel('swiglu_backward'), [gate, up, g, dGate, dUp], gpu.grid1d(out.size, WG), { u32: [out.size] });
+    gpu.run(gpu.kernel('swiglu_backward', values), [gate, up, g, dGate, dUp], gpu.grid1d(invocations, WG), { u32: [invocations] });
     // The kernel writes both; hand back only what autograd will consume.
     if (!gate.requiresGrad) dGate.dispose();
     if (!up.requiresGrad) dUp.dispose();
