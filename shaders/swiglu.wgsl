@@ -1,6 +1,6 @@
 // Llama's MLP gate: out = silu(gate) · up, elementwise over [..., F] (f32), fused so the
 // silu(gate) intermediate never reaches memory. V is vec4<f32> when the count is a multiple of 4
-// (elementWidth): one 16-byte access per invocation instead of four 4-byte ones.
+// (elementVectors): one 16-byte access per invocation instead of four 4-byte ones.
 struct Params { n: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;

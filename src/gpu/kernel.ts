@@ -10,13 +10,17 @@ export interface Kernel {
   readonly hasParams: boolean;
 }
 
+/** The specialisation of a kernel's `alias V` for `width` f32 values per invocation. */
+export const vectorOf = (width: 1 | 4): { V: string } => ({ V: width === 4 ? 'vec4<f32>' : 'f32' });
+
 /**
  * How an elementwise kernel declaring `alias V` takes `count` f32 values: four per invocation
  * (V = vec4<f32>, one 16-byte access) when count is a multiple of 4, else one. lavapipe performs a
  * storage access lane by lane, so a vec4 access costs about what an f32 one does.
  */
-export function elementVectors(count: number): { values: { V: string }; invocations: number } {
-  return count % 4 === 0 ? { values: { V: 'vec4<f32>' }, invocations: count / 4 } : { values: { V: 'f32' }, invocations: count };
+export function elementVectors(count: number): { values: { V: string }; invocations: number; width: 1 | 4 } {
+  const width = count % 4 === 0 ? 4 : 1;
+  return { values: vectorOf(width), invocations: count / width, width };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { noGrad, recordOp } from '../autograd/grad-node.js';
+import { vectorOf } from '../gpu/kernel.js';
 import { formatShape, numel, Tensor, type Shape } from '../gpu/tensor.js';
 import { embedding } from './embedding.js';
 import { assertGradientFits } from './gradient.js';
@@ -44,7 +45,7 @@ function stridedCopy(shape: Shape, src: Strided, dst: Strided): void {
   const vectors = inVectors(shape, src, dst);
   const copy = vectors ?? { shape, src, dst };
   const n = copy.shape.reduce((a, b) => a * b, 1);
-  gpu.run(gpu.kernel('layout', { V: vectors ? 'vec4<f32>' : 'f32' }), [src.tensor, dst.tensor], gpu.grid1d(n, WG), {
+  gpu.run(gpu.kernel('layout', vectorOf(vectors ? 4 : 1)), [src.tensor, dst.tensor], gpu.grid1d(n, WG), {
     u32: [n, copy.src.offset, copy.dst.offset, 0, ...pad4(copy.shape, 1), ...pad4(copy.src.strides, 0), ...pad4(copy.dst.strides, 0)],
   });
 }

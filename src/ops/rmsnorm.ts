@@ -40,8 +40,7 @@ function normalise(op: string, x: Tensor, residual: Tensor | null, weight: Tenso
   if (!(eps >= 0)) throw new Error(`${op}: eps must be ≥ 0, got ${eps}`);
   const gpu = x.gpu;
   // A row of a multiple of 4 columns goes a vec4 at a time.
-  const { values, invocations: vectors } = elementVectors(cols);
-  const width = cols / vectors;
+  const { values, invocations: vectors, width } = elementVectors(cols);
   const weightType = weight?.dtype ?? 'f32';
   // A lane sums 8 or more of its row's vectors where the row allows: more lanes only add rounds to
   // the tree (704 rows of 576 columns on lavapipe: 2.1–2.5 ms at 16 or 32 lanes, 3.3–4.3 at 64).
