@@ -8,10 +8,13 @@
 //                            in both); other kernels round differently, so samples may part ways
 //   --toggle projection-store  the linears' outputs not kept vs kept for training (GenerateOptions.projections)
 //   --toggle logits          the linears' outputs kept in both; the LM head's logits too when on
+//   --toggle bind-groups     a bind group created per dispatch vs reused (CommandBatch.reuseBindGroups)
+// --lora-rank r attaches fresh LoRA adapters to q, k, v, o, gate, up and down (B = 0: the same
+// samples, the adapters' dispatches included), as a GRPO step's rollout runs them.
 // Process CPU time (lavapipe's threads included) is printed next to wall time: on a shared machine it
 // moves less.
 //   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
-//        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1]
+//        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1] [--lora-rank 0]
 import { loadavg } from 'node:os';
 import { noGrad } from '../src/autograd/grad-node.js';
 import { generate, logitRows, projectionRows, type Completion, type GenerateOptions } from '../src/generate/generate.js';
@@ -19,6 +22,7 @@ import { Gpu } from '../src/gpu/gpu.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { loadModel } from '../src/model/load.js';
 import { ProjectionStore } from '../src/model/projection-store.js';
+import { attachLora } from '../src/nn/lora.js';
 import { restoreMatmulVariantChoices } from '../src/ops/matmul-variants.js';
 import { encodePrompt } from '../src/rl/evaluate.js';
 import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
@@ -39,6 +43,10 @@ const TOGGLES = {
     return { projections: projectionStore(false) };
   },
   logits: (on: boolean): Partial<GenerateOptions> => ({ projections: projectionStore(on) }),
+  'bind-groups': (on: boolean): Partial<GenerateOptions> => {
+    gpu.commands.reuseBindGroups = on;
+    return {};
+  },
 };
 const stores = new Map<boolean, ProjectionStore>();
 /** The store of the linears' outputs for this rollout, emptied; with the logits too when `logits`. */
@@ -56,16 +64,20 @@ const args = benchArgs(import.meta.url, {
     model: { type: 'string', default: 'small' },
     ...ROLLOUT_OPTIONS,
     rounds: { type: 'string', default: '1' },
+    'lora-rank': { type: 'string', default: '0' },
 });
 if (!(args.toggle! in TOGGLES)) throw new Error(`--toggle: expected one of ${Object.keys(TOGGLES).join(', ')}, got '${args.toggle}'`);
 const toggle = TOGGLES[args.toggle as keyof typeof TOGGLES];
 const gpu = await Gpu.create();
 const { model, tokenizer } = loadModel(gpu, args.model!);
+const loraRank = Number(args['lora-rank']);
+if (!Number.isInteger(loraRank) || loraRank < 0) throw new Error(`--lora-rank: expected a whole number ≥ 0 (0: no adapters), got '${args['lora-rank']}'`);
+if (loraRank > 0) attachLora(model, { rank: loraRank, alpha: 2 * loraRank, seed: 1 });
 const rows = loadTask(args.task!, repositoryRoot(), 0).train.slice(0, Number(args.prompts));
 const prompts = rows.flatMap((row) => Array.from({ length: Number(args.generations) }, () => encodePrompt(tokenizer, row)));
 const eos = tokenizer.eosTokenId;
 const options = { maxNewTokens: Number(args.new), temperature: DEFAULT_CONFIG.temperature, seed: 1, eosTokenIds: eos === undefined ? [] : [eos] };
-console.log(`${args.model} on ${gpu.adapterName}: ${rows.length} prompts × ${args.generations} samples, ≤ ${args.new} new tokens, temperature ${options.temperature}; --toggle ${args.toggle}`);
+console.log(`${args.model}${loraRank > 0 ? ` + LoRA r ${loraRank}` : ''} on ${gpu.adapterName}: ${rows.length} prompts × ${args.generations} samples, ≤ ${args.new} new tokens, temperature ${options.temperature}; --toggle ${args.toggle}`);
 await noGrad(() => generate(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 })); // compile pipelines
 
 const runs: Record<'off' | 'on', { ms: number[]; cpuSeconds: number[]; prefillMs: number[]; load: number[]; out: Completion[]; poolGrowth: number }> = {

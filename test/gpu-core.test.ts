@@ -94,6 +94,41 @@ describe('tensors and memory', () => {
   });
 });
 
+describe('command batch', () => {
+  it('reuses a bind group for the same buffers in the same params slot, with that dispatch’s own params', async () => {
+    const g = gpu();
+    const a = g.tensor([1, 2, 3, 4], [4]);
+    const b = g.tensor([10, 20, 30, 40], [4]);
+    await g.sync();
+    const hits = () => g.commands.bindGroupHits;
+    const before = hits();
+    const doubled = scale(a, 2);
+    expect(Array.from(await doubled.toArray())).toEqual([2, 4, 6, 8]);
+    const outputBuffer = doubled.buffer;
+    doubled.dispose();
+    // The pool hands the released buffer back and the read-back started a new batch at slot 0.
+    const tripled = scale(a, 3);
+    expect(tripled.buffer).toBe(outputBuffer);
+    expect(Array.from(await tripled.toArray())).toEqual([3, 6, 9, 12]);
+    expect(hits()).toBe(before + 1);
+    tripled.dispose();
+    // Another input buffer is another bind group.
+    const other = scale(b, 3);
+    expect(Array.from(await other.toArray())).toEqual([30, 60, 90, 120]);
+    expect(hits()).toBe(before + 1);
+    other.dispose();
+    // Without reuse the same dispatch creates its group anew.
+    g.commands.reuseBindGroups = false;
+    try {
+      const again = scale(b, 4);
+      expect(Array.from(await again.toArray())).toEqual([40, 80, 120, 160]);
+      expect(hits()).toBe(before + 1);
+    } finally {
+      g.commands.reuseBindGroups = true;
+    }
+  });
+});
+
 describe('binary ops', () => {
   const cases: [number[], number[]][] = [
     [[1], [1]],
