@@ -120,12 +120,12 @@ export class CommandBatch {
    * object, never reused: a destroyed buffer's groups are never asked for again and age out.
    */
   private bindGroup(layout: GPUBindGroupLayout, entries: readonly GPUBindGroupEntry[]): GPUBindGroup {
+    if (!this.reuseBindGroups) return this.device.createBindGroup({ layout, entries });
     let key = String(this.idOf(layout));
     for (const { resource } of entries) {
       const { buffer, offset, size } = resource as GPUBufferBinding;
       key += `|${this.idOf(buffer)}:${offset ?? 0}:${size ?? ''}`;
     }
-    if (!this.reuseBindGroups) return this.device.createBindGroup({ layout, entries });
     let group = this.bindGroups.get(key);
     if (group) {
       this.bindGroups.delete(key);
