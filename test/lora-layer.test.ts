@@ -57,7 +57,13 @@ const CASES: LoraCase[] = [
 /** The Linear as the model runs it, with the LoRA term (after LoRA's dropout, as LoraModule applies it) in its delta slot. */
 function loraLinear(w0: Tensor, bias: Tensor, a: Tensor, b: Tensor, c: LoraCase): Linear {
   const linear = new Linear('model.layers.0.self_attn.q_proj', w0, bias);
-  linear.delta = { project: (x, weight) => projectPlusLowRank(x, weight, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, a, b, scalingOf(c)) };
+  linear.delta = {
+    innerWidth: a.shape[0],
+    project: (x, weight) => {
+      const { output, h } = projectPlusLowRank(x, weight, c.dropout ? dropout(x, { p: c.dropout, ...DROPOUT }) : x, a, b, scalingOf(c));
+      return { output, inner: h };
+    },
+  };
   return linear;
 }
 

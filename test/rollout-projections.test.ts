@@ -143,6 +143,21 @@ describe('the training forward reads the sampling forwards’ linear outputs', (
       expectClose(read.logprobs, before.logprobs, { atol: 1e-5, rtol: 1e-5 }, 'log-probs of the sampling weights');
     }));
 
+  it('reads LoRA’s kept h = x·Aᵀ rather than computing it: A changed in place leaves the last down_proj’s dB as the sampling weights give it', () =>
+    withRollout(true, async ({ g, model, lora, sequences }) => {
+      const advantages = randn(sequences.length, 13);
+      const before = await lossAndGrads(g, model, lora, sharedPromptBatch(g, sequences), advantages);
+      // The last layer's output gradient does not depend on A where every output is read, so its
+      // down_proj's dB = scale·gᵀ·h changes only if h is computed from the new A.
+      lora.modules.forEach((m, i) => g.write(m.a, randn(m.a.size, 800 + i, 0.5)));
+      const after = await lossAndGrads(g, model, lora, sharedPromptBatch(g, sequences), advantages);
+      const last = lora.modules.length - 1;
+      expect(lora.modules[last].linear.name).toBe(`model.layers.${model.config.num_hidden_layers - 1}.mlp.down_proj`);
+      const dB = 2 * last + 1;
+      expect(Math.max(...before.grads[dB].map(Math.abs))).toBeGreaterThan(0);
+      expect(Array.from(after.grads[dB])).toEqual(Array.from(before.grads[dB]));
+    }));
+
   it('refuses reads under other weights or adapters, and slots that do not match the sequence', () =>
     withRollout(true, async ({ g, model, lora, store, sequences }) => {
       const batch = sharedPromptBatch(g, sequences);

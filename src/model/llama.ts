@@ -304,10 +304,10 @@ export class LlamaModel {
     const h = rmsnorm(x, layer.inputNorm, c.rms_norm_eps);
     const project = (linear: Linear, input: Tensor): Tensor => {
       const p = options.projections;
-      if (p && 'read' in p) return linear.forward(input, p.store.read(linear, p.read));
-      const y = linear.forward(input);
-      if (p) p.store.write(linear, y, p.write);
-      return y;
+      if (p && 'read' in p) return linear.project(input, p.store.read(linear, p.read)).output;
+      const { output, inner } = linear.project(input);
+      if (p) p.store.write(linear, output, p.write, inner);
+      return output;
     };
     const heads = (linear: Linear, count: number, norm: Tensor | null) => {
       const projected = view(project(linear, h), [batch, steps, count, c.head_dim]);

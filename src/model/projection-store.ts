@@ -1,7 +1,7 @@
 import type { Gpu } from '../gpu/gpu.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { embedding } from '../ops/embedding.js';
-import type { Linear, LinearDelta } from './linear.js';
+import type { KnownOutput, Linear, LinearDelta } from './linear.js';
 
 /** Bytes of outputs a store holds for its queued copies before it records them: a prefill's, a layer at a time. */
 const MAX_PENDING_BYTES = 64 * 2 ** 20;
@@ -10,6 +10,8 @@ const MAX_PENDING_BYTES = 64 * 2 ** 20;
  * The outputs of a model's linears (the decoder's projections, with their LoRA terms) from the
  * forwards that sampled a rollout, kept for the training forward over the same tokens with the same
  * weights: there the base products are read instead of computed, and only their backward runs.
+ * With each output it keeps what the linear's delta term computed on the way (LoRA's h = x·Aᵀ, which
+ * the backward's dB needs), for the linears that had a delta term when the store was made.
  * Every forward appends its rows (reserve); a token's row is its slot. Reads name slots, and read a
  * zero row for any slot ≥ capacity (padding, or a token no sampling forward ran).
  *
@@ -24,6 +26,8 @@ const MAX_PENDING_BYTES = 64 * 2 ** 20;
  */
 export class ProjectionStore {
   private readonly buffers = new Map<Linear, Tensor>();
+  /** The delta terms' intermediates, [capacity, innerWidth] per linear that had a delta term at construction. */
+  private readonly innerBuffers = new Map<Linear, Tensor>();
   private readonly deltas = new Map<Linear, LinearDelta | null>();
   private used = 0;
   private valid = true;
@@ -52,7 +56,11 @@ export class ProjectionStore {
     }
     const tooWide = linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, capacity));
     if (tooWide) throw new Error(`ProjectionStore: ${capacity} rows of ${tooWide.name}'s ${tooWide.outFeatures} outputs exceed one storage binding`);
-    for (const linear of linears) this.buffers.set(linear, gpu.keep(gpu.empty([capacity, linear.outFeatures])));
+    for (const linear of linears) {
+      this.buffers.set(linear, gpu.keep(gpu.empty([capacity, linear.outFeatures])));
+      const innerWidth = linear.delta?.innerWidth ?? 0;
+      if (innerWidth > 0) this.innerBuffers.set(linear, gpu.keep(gpu.empty([capacity, innerWidth])));
+    }
   }
 
   /** Whether `capacity` rows of `outFeatures` f32 values fit one storage binding (what a read binds). */
@@ -94,12 +102,13 @@ export class ProjectionStore {
   }
 
   /**
-   * Copies a linear's output y [rows, out] into slots first … first + rows − 1: queued (y is held
+   * Copies a linear's output y [rows, out], and its delta term's intermediate [rows, innerWidth]
+   * where this store keeps that linear's, into slots first … first + rows − 1: queued (both are held
    * until then) and recorded with the other queued copies by flush(). One buffer copy interrupts the
    * compute pass the dispatches are recorded in; a burst of them interrupts it once (on lavapipe a
    * copy in a burst costs ~16 µs, a copy dispatch ~150 µs).
    */
-  write(linear: Linear, y: Tensor, first: number): void {
+  write(linear: Linear, y: Tensor, first: number, inner: Tensor | null): void {
     const buffer = this.buffer(linear);
     const [rows, width] = y.shape;
     if (y.shape.length !== 2 || width !== linear.outFeatures || first + rows > this.used) {
@@ -108,9 +117,22 @@ export class ProjectionStore {
     const delta = this.deltas.get(linear);
     if (delta === undefined) this.deltas.set(linear, linear.delta);
     else if (delta !== linear.delta) throw new Error(`ProjectionStore.write: ${linear.name} changed its delta term between two forwards of one rollout`);
-    this.pending.push({ source: this.gpu.keep(y.leadingRows(rows)), target: buffer, offset: first * width * 4 });
-    this.pendingBytes += y.byteLength;
+    this.queue(y, buffer, first);
+    const innerBuffer = this.innerBuffers.get(linear);
+    if (innerBuffer && linear.delta) {
+      if (!inner || inner.shape.length !== 2 || inner.shape[0] !== rows || inner.shape[1] !== innerBuffer.shape[1]) {
+        throw new Error(`ProjectionStore.write: ${linear.name}'s delta term gave ${inner ? formatShape(inner.shape) : 'no intermediate'}, not [${rows}, ${innerBuffer.shape[1]}]`);
+      }
+      this.queue(inner, innerBuffer, first);
+    }
     if (this.pendingBytes > MAX_PENDING_BYTES) this.flush();
+  }
+
+  /** Queues the copy of `source` [rows, width] into `target` from slot `first` on (a view of it is held until flush). */
+  private queue(source: Tensor, target: Tensor, first: number): void {
+    const [rows, width] = source.shape;
+    this.pending.push({ source: this.gpu.keep(source.leadingRows(rows)), target, offset: first * width * 4 });
+    this.pendingBytes += source.byteLength;
   }
 
   /** Records the queued copies (a forward that writes ends with this). */
@@ -170,19 +192,24 @@ export class ProjectionStore {
     return out;
   }
 
-  /** The rows of a linear's output at `slots` (u32 [N]) as [N, out]; a zero row where a slot is ≥ capacity. */
-  read(linear: Linear, slots: Tensor): Tensor {
+  /**
+   * The rows of a linear's output at `slots` (u32 [N]) as [N, out], and of its delta term's
+   * intermediate where this store keeps it; a zero row where a slot is ≥ capacity.
+   */
+  read(linear: Linear, slots: Tensor): KnownOutput {
     if (!this.valid) throw new Error(`ProjectionStore.read: ${linear.name}: the weights changed since these outputs were written`);
     const delta = this.deltas.get(linear);
     if (delta === undefined) throw new Error(`ProjectionStore.read: ${linear.name} has no rows written`);
     if (delta !== linear.delta) throw new Error(`ProjectionStore.read: ${linear.name} now ${linear.delta ? 'has a different' : 'has no'} delta term (adapters ${linear.delta ? 'swapped' : 'disabled'}), not the one its outputs were written with`);
-    return embedding(slots, this.buffer(linear));
+    const innerBuffer = linear.delta && this.innerBuffers.get(linear);
+    return { output: embedding(slots, this.buffer(linear)), ...(innerBuffer && { inner: embedding(slots, innerBuffer) }) };
   }
 
   dispose(): void {
     this.flush();
-    for (const t of [...this.buffers.values(), ...this.logitBlocks]) t.dispose();
+    for (const t of [...this.buffers.values(), ...this.innerBuffers.values(), ...this.logitBlocks]) t.dispose();
     this.buffers.clear();
+    this.innerBuffers.clear();
     this.logitBlocks.length = 0;
   }
 

@@ -6,7 +6,7 @@ import { clone } from '../autograd/accumulate.js';
 import { projectPlusLowRank } from '../ops/low-rank.js';
 import { matmulInto } from '../ops/matmul.js';
 import { dropout, streamBits, streamKey } from './dropout.js';
-import type { Linear, LinearDelta } from '../model/linear.js';
+import type { KnownOutput, Linear, LinearDelta } from '../model/linear.js';
 import { openPeftAdapter, peftAdapterConfig, peftTensorName, writePeftAdapter } from './lora-peft.js';
 import { DEFAULT_LORA_TARGETS, loraScaling, resolveLoraConfig, type LoraConfig, type LoraOptions } from './lora-config.js';
 
@@ -39,13 +39,19 @@ export class LoraModule implements LinearDelta {
     private readonly adapters: LoraAdapters,
   ) {}
 
-  project(x: Tensor, weight: Tensor, known?: Tensor): Tensor {
+  /** The rank: the intermediate is h = x'·Aᵀ. */
+  get innerWidth(): number {
+    return this.a.shape[0];
+  }
+
+  project(x: Tensor, weight: Tensor, known?: KnownOutput): { output: Tensor; inner: Tensor } {
     const { config, scaling } = this.adapters;
     if (known && this.adapters.training && config.dropout > 0) throw new Error(`${this.linear.name}: LoRA dropout draws a new mask each training forward, so an output computed without it cannot stand for one`);
     const input =
       this.adapters.training && config.dropout > 0 ? dropout(x, { p: config.dropout, seed: config.seed, stream: this.adapters.dropoutStream++ }) : x;
     // x·W0ᵀ + scale·x'·Aᵀ·Bᵀ (x' = x, or x after dropout): B·A ([out, in]) is never formed.
-    return projectPlusLowRank(x, weight, input, this.a, this.b, scaling, known);
+    const { output, h } = projectPlusLowRank(x, weight, input, this.a, this.b, scaling, known && { output: known.output, h: known.inner });
+    return { output, inner: h };
   }
 }
 

@@ -1,5 +1,6 @@
 import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
+import { sameShape } from './shape.js';
 import { matmul, matmulInto } from './matmul.js';
 
 /**
@@ -12,10 +13,20 @@ import { matmul, matmulInto } from './matmul.js';
  * its dispatch where the broadcast kernel runs it, so the two paths into x need no separate sum),
  * du = dh·A, dW = gᵀ·x, dA = dhᵀ·u, dB = scaling·gᵀ·h; dA and dB are accumulated straight into A
  * and B's .grad when those exist.
- * `known` [N, out]: the whole sum as an earlier forward computed it from the same x with the same
- * weights (ProjectionStore): only h = u·Aᵀ runs (dB needs it), and the backward is the same.
+ * `known`: the whole sum [N, out] as an earlier forward computed it from the same x with the same
+ * weights (ProjectionStore), and that forward's h [N, r] where it was kept: nothing runs forward but
+ * h = u·Aᵀ when it was not (dB needs it), and the backward is the same.
+ * Returns the sum and h (a forward that keeps its outputs for later keeps h with them).
  */
-export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tensor, a: Tensor, b: Tensor, scaling: number, known?: Tensor): Tensor {
+export function projectPlusLowRank(
+  x: Tensor,
+  weight: Tensor,
+  lowRankInput: Tensor,
+  a: Tensor,
+  b: Tensor,
+  scaling: number,
+  known?: { output: Tensor; h?: Tensor },
+): { output: Tensor; h: Tensor } {
   const [rows, inFeatures] = x.shape;
   const [outFeatures, rank] = b.shape;
   const fits =
@@ -26,20 +37,21 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
     throw new Error(`projectPlusLowRank: x ${formatShape(x.shape)}, W ${formatShape(weight.shape)}, u ${formatShape(lowRankInput.shape)}, A ${formatShape(a.shape)} and B ${formatShape(b.shape)} do not make x·Wᵀ + (u·Aᵀ)·Bᵀ`);
   }
   if (weight.dtype === 'f16' && weight.requiresGrad) throw new Error(`projectPlusLowRank: an f16 weight ${formatShape(weight.shape)} is frozen and cannot require grad`);
-  if (known && (known.shape.length !== 2 || known.shape[0] !== rows || known.shape[1] !== outFeatures)) {
-    throw new Error(`projectPlusLowRank: the known output ${formatShape(known.shape)} is not [${rows}, ${outFeatures}]`);
+  if (known && !sameShape(known.output.shape, [rows, outFeatures])) {
+    throw new Error(`projectPlusLowRank: the known output ${formatShape(known.output.shape)} is not [${rows}, ${outFeatures}]`);
   }
+  if (known?.h && !sameShape(known.h.shape, [rows, rank])) throw new Error(`projectPlusLowRank: the known h ${formatShape(known.h.shape)} is not [${rows}, ${rank}]`);
   const gpu = x.gpu;
-  const h = gpu.empty([rows, rank]);
-  matmulInto(h, lowRankInput, a, { transB: true, accumulate: false });
-  let out = known;
+  const h = known?.h ?? gpu.empty([rows, rank]);
+  if (!known?.h) matmulInto(h, lowRankInput, a, { transB: true, accumulate: false });
+  let out = known?.output;
   if (!out) {
     out = gpu.empty([rows, outFeatures]);
     matmulInto(out, x, weight, { transB: true, accumulate: false, plusLowRank: { h, l: b, scale: scaling } });
   }
   const separateInput = lowRankInput !== x;
   const inputs = separateInput ? [x, weight, lowRankInput, a, b] : [x, weight, a, b];
-  return recordOp('project_plus_low_rank', inputs, out, (g, into) => {
+  const output = recordOp('project_plus_low_rank', inputs, out, (g, into) => {
     // A and B's existing .grad (micro-batches after the first): their products accumulate there.
     const [gradA, gradB] = into ? into.slice(-2) : [null, null];
     const needDh = a.requiresGrad || lowRankInput.requiresGrad;
@@ -66,4 +78,5 @@ export function projectPlusLowRank(x: Tensor, weight: Tensor, lowRankInput: Tens
     dh?.dispose();
     return separateInput ? [dx, dw, du, da, db] : [dx, dw, da, db];
   });
+  return { output, h };
 }

@@ -24,7 +24,7 @@ export interface StepMemoryEstimate {
   activations: number;
   /** Free buffers the pool may keep (its cap; 0 when uncapped, which the estimate cannot bound). */
   poolCache: number;
-  /** The sampling forwards' linear outputs kept for training (ProjectionStore), through both phases. */
+  /** The sampling forwards' linear outputs (and LoRA's h beside an adapted one's) kept for training (ProjectionStore), through both phases. */
   projections: number;
   /** The larger of the two phases: frozen + trainable + pool cache + projections + max(generation, activations). */
   peak: number;
@@ -186,7 +186,9 @@ export function estimateStepMemory(model: TrainedModelShape, shape: StepShape): 
   const perBlock = shape.logitBlockRows ?? logitRows;
   let logitBytes = 0;
   for (let row = 0; row < logitRows; row += perBlock) logitBytes += sizeClass(Math.min(perBlock, logitRows - row) * c.vocab_size * F32);
-  const projections = (projectionRows ? layers * model.linears.reduce((n, l) => n + sizeClass(projectionRows * l.outFeatures * F32), 0) : 0) + logitBytes;
+  // Each linear's outputs, and an adapted one's h = x·Aᵀ beside them.
+  const keptBytes = (l: LinearShape) => sizeClass(projectionRows * l.outFeatures * F32) + (l.adapted ? sizeClass(projectionRows * model.rank * F32) : 0);
+  const projections = (projectionRows ? layers * model.linears.reduce((n, l) => n + keptBytes(l), 0) : 0) + logitBytes;
   return { frozen, trainable, generation, activations, poolCache, projections, peak: frozen + trainable + poolCache + projections + Math.max(generation, activations) };
 }
 
