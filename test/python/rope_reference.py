@@ -4,7 +4,14 @@ position ids [B, T], theta and optionally "rope_parameters" (a rope_type and its
 "max_position_embeddings"; prints {"rotated": x rotated, "inv_freq": [...], "attention_scaling": s}."""
 
 import json
+import os
 import sys
+
+# torch's vectorised powf is not correctly rounded everywhere, and which one runs depends on the CPU:
+# with AVX2 it gives 46.415882 for 10000 ** (20/48), 1 ulp under the correctly rounded 46.415886 that
+# its portable kernels (and AVX-512) give. The portable kernels make the reference the same on every
+# machine. Read when torch is imported.
+os.environ["ATEN_CPU_CAPABILITY"] = "default"
 
 import torch
 from transformers import LlamaConfig
