@@ -175,6 +175,36 @@ describe('the training forward reads the sampling forwards’ linear outputs', (
     }));
 });
 
+describe('sampling into a store', () => {
+  it('binds the buffers a rollout without one binds: each decode step reuses the bind groups of the steps before at least as often, and samples the same tokens', async () => {
+    const g = gpu();
+    const model = tinyModel(g);
+    const lora = attachLora(model, { rank: 4, alpha: 8, seed: 5 });
+    const [prompts] = PROMPTS;
+    const options = { maxNewTokens: MAX_NEW, temperature: 1, seed: 3, eosTokenIds: [] };
+    const store = new ProjectionStore(g, model.linears(), 2 * projectionRows(prompts, MAX_NEW));
+    try {
+      // Each counted rollout follows one of its own kind, so both start from the pool and bind-group
+      // cache that kind leaves behind.
+      const rollout = async (projections?: ProjectionStore) => {
+        await generate(model, prompts, { ...options, projections });
+        const [dispatches, hits] = [g.commands.dispatchCount, g.commands.bindGroupHits];
+        const tokens = (await generate(model, prompts, { ...options, projections })).map((c) => c.tokens);
+        return { tokens, dispatches: g.commands.dispatchCount - dispatches, hits: g.commands.bindGroupHits - hits };
+      };
+      const without = await rollout();
+      const kept = await rollout(store);
+      expect(kept.tokens).toEqual(without.tokens);
+      expect(kept.dispatches).toBe(without.dispatches);
+      expect(without.hits).toBeGreaterThan(without.dispatches / 2);
+      expect(kept.hits).toBeGreaterThanOrEqual(without.hits);
+    } finally {
+      store.dispose();
+      lora.dispose();
+    }
+  });
+});
+
 describe('the sampling’s logits kept by slot', () => {
   it('keeps a slot that several rows share once, copies runs across block edges, and refuses what it cannot answer', async () => {
     const g = gpu();

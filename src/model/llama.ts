@@ -269,7 +269,15 @@ export class LlamaModel {
       };
       let outputs: Tensor[];
       if (inference) {
-        outputs = this.gpu.tidy(() => run(input));
+        // The store's copies are recorded before the layer's temporaries go back to the pool, so its
+        // outputs go back with them and the next layer and decode step bind the buffers they would
+        // without a store (held to the forward's end, they made nearly every decode dispatch miss
+        // the bind-group cache).
+        outputs = this.gpu.tidy(() => {
+          const layerOutputs = run(input);
+          if (projections && 'write' in projections) projections.store.flush();
+          return layerOutputs;
+        });
         input.dispose();
       } else if (this.recomputeLayers && !options.cache) {
         const prefixInputs = prefix ? [prefix.keys, prefix.values] : [];

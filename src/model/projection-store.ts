@@ -135,7 +135,11 @@ export class ProjectionStore {
     this.pendingBytes += source.byteLength;
   }
 
-  /** Records the queued copies (a forward that writes ends with this). */
+  /**
+   * Records the queued copies. An inference forward calls it at the end of each layer, before the
+   * layer's temporaries go back to the buffer pool, so its held outputs return with them; any forward
+   * that writes calls it at its end.
+   */
   flush(): void {
     for (const { source, target, offset } of this.pending) {
       this.gpu.commands.copy(source.buffer, 0, target.buffer, offset, source.byteLength);
