@@ -88,9 +88,11 @@ grep -m1 '^adapter:' "$LOGS/self-check.log" | tee -a "$SUMMARY"
 grep -E 'comparisons passed' "$LOGS/self-check.log" | tee -a "$SUMMARY"
 # shellcheck disable=SC2086  # word splitting of the argument overrides is intended
 stage "kernel benchmark, every matmul variant" "$LIMIT_KERNELS" kernels.log dist/bench/kernels.js ${DEVICE_KERNEL_ARGS:---variants}
+# Random weights give every completion of a group the same reward (0): the trainer's default would
+# leave them all out of training, so the step is timed training them, as the peer benchmark does.
 # shellcheck disable=SC2086
 stage "GRPO step, random SmolLM2-135M-shaped model" "$LIMIT_GRPO" grpo-step.log dist/bench/grpo-step.js \
-  ${DEVICE_GRPO_ARGS:---model random:models/smollm2-135m --prompts 8 --generations 4 --new 128 --steps 1 --micro 4}
+  ${DEVICE_GRPO_ARGS:---model random:models/smollm2-135m --prompts 8 --generations 4 --new 128 --steps 1 --micro 4 --zero-advantage-completions train}
 grep -E '^(step|completion tokens|work)' "$LOGS/grpo-step.log" | tee -a "$SUMMARY"
 
 say "== done in $(($(date +%s) - started)) s, $failures stage(s) failed; logs in $LOGS"
