@@ -12,7 +12,8 @@
 // --lora-rank r attaches fresh LoRA adapters to q, k, v, o, gate, up and down (B = 0: the same
 // samples, the adapters' dispatches included), as a GRPO step's rollout runs them.
 // Process CPU time (lavapipe's threads included) is printed next to wall time: on a shared machine it
-// moves less.
+// moves less. Round 1's first run also compiles the pipelines of row counts the short warm-up did not
+// reach (seconds): take --rounds 2 or more, and read the later rounds.
 //   npm run build && node dist/bench/generation-ab.js [--toggle drop-finished] [--model small]
 //        [--task arithmetic] [--prompts 8] [--generations 4] [--new 128] [--rounds 1] [--lora-rank 0]
 import { loadavg } from 'node:os';
@@ -78,7 +79,9 @@ const prompts = rows.flatMap((row) => Array.from({ length: Number(args.generatio
 const eos = tokenizer.eosTokenId;
 const options = { maxNewTokens: Number(args.new), temperature: DEFAULT_CONFIG.temperature, seed: 1, eosTokenIds: eos === undefined ? [] : [eos] };
 console.log(`${args.model}${loraRank > 0 ? ` + LoRA r ${loraRank}` : ''} on ${gpu.adapterName}: ${rows.length} prompts × ${args.generations} samples, ≤ ${args.new} new tokens, temperature ${options.temperature}; --toggle ${args.toggle}`);
-await noGrad(() => generate(model, prompts.slice(0, 2), { ...options, maxNewTokens: 2 })); // compile pipelines
+// Compiles both modes' pipelines, and makes a store's buffers before the timed rounds: Dawn clears
+// each on its first use (2.9 GiB at the peer's size, seconds on a CPU adapter), once per process.
+for (const on of [false, true]) await noGrad(() => generate(model, prompts.slice(0, 2), { ...options, ...toggle(on), maxNewTokens: 2 }));
 
 const runs: Record<'off' | 'on', { ms: number[]; cpuSeconds: number[]; prefillMs: number[]; load: number[]; out: Completion[]; poolGrowth: number }> = {
   off: { ms: [], cpuSeconds: [], prefillMs: [], load: [], out: [], poolGrowth: 0 },
