@@ -448,9 +448,12 @@ const TUNING_SHAPES: Record<string, { m: number; n: number; k: number; reps: num
  * What CPU adapters run per shape class before (or without) tuning (llvmpipe measurements,
  * bench/README.md). bcast24x4 needs no subgroups: on Chromium's SwiftShader, which has none, it ran
  * decode-sized products 20–50× faster than tiled64, what that adapter ran before. With x taken
- * from lane 0 it also beat skinny on one row (a decode step 0.87× on llvmpipe).
+ * from lane 0 it also beat skinny on one row (a decode step 0.87× on llvmpipe), and rows16x2 on
+ * many rows (a rollout's prefill 6.6–8.2 s against 14.3–15.7 s on an AMD EPYC; the tuner's choice
+ * there and on an Intel Xeon). Without subgroups it takes x otherwise, and many rows did not run
+ * faster on it than on tiled64 in the page on SwiftShader: there they stay on rowsOrTiles.
  */
-const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'bcast24x4', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'rows16x2' };
+const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'bcast24x4', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'bcast24x4' };
 
 /**
  * Bumped when the tuning procedure changes, or a variant's kernel changes enough to reorder the
@@ -469,10 +472,12 @@ function tuningKey(cls: string): string {
   return `${cls} of ${MATMUL_VARIANTS.join(',')} (tuner ${TUNER_VERSION})`;
 }
 
-/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rows16x2, else tiled64, where one is not supported), shared tiles elsewhere. */
+/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rowsOrTiles where one is not supported, and for many rows without subgroups), shared tiles elsewhere. */
 export function defaultMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
   if (!gpu.isCpuAdapter) return 'tiled64';
-  const preferred = CPU_DEFAULTS[shapeClass(m)];
+  const cls = shapeClass(m);
+  if (cls === 'many-rows' && !variantSupported(gpu, 'rows16x2')) return rowsOrTiles(gpu);
+  const preferred = CPU_DEFAULTS[cls];
   return variantSupported(gpu, preferred) ? preferred : rowsOrTiles(gpu);
 }
 
