@@ -262,22 +262,19 @@ export class LlamaModel {
     this.layers.forEach((layer, i) => {
       const input = x;
       const prefix = options.prefix && { keys: options.prefix.keys[i], values: options.prefix.values[i], rows: options.prefix.rows };
-      // The layer's output, then its keys and values when they are collected.
+      // The layer's output, then its keys and values when they are collected. The store's copies of
+      // the layer's projections are recorded before its temporaries go back to the pool, so the
+      // outputs they hold go back with them and the next layer and decode step bind the buffers they
+      // would without a store (held to the forward's end, they made nearly every decode dispatch
+      // miss the bind-group cache).
       const run = (layerInput: Tensor, layerPrefix = prefix): Tensor[] => {
         const { out, k, v } = this.decoderLayer(layer, i, layerInput, batch, steps, options, layerPrefix);
+        if (projections && 'write' in projections) projections.store.flush();
         return collected ? [out, k, v] : [out];
       };
       let outputs: Tensor[];
       if (inference) {
-        // The store's copies are recorded before the layer's temporaries go back to the pool, so its
-        // outputs go back with them and the next layer and decode step bind the buffers they would
-        // without a store (held to the forward's end, they made nearly every decode dispatch miss
-        // the bind-group cache).
-        outputs = this.gpu.tidy(() => {
-          const layerOutputs = run(input);
-          if (projections && 'write' in projections) projections.store.flush();
-          return layerOutputs;
-        });
+        outputs = this.gpu.tidy(() => run(input));
         input.dispose();
       } else if (this.recomputeLayers && !options.cache) {
         const prefixInputs = prefix ? [prefix.keys, prefix.values] : [];
@@ -292,7 +289,6 @@ export class LlamaModel {
       }
     });
     if (options.cache) options.cache.length += steps;
-    if (projections && 'write' in projections) projections.store.flush();
     return rmsnorm(x, this.finalNorm, this.config.rms_norm_eps);
   }
 

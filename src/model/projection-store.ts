@@ -136,9 +136,8 @@ export class ProjectionStore {
   }
 
   /**
-   * Records the queued copies. An inference forward calls it at the end of each layer, before the
-   * layer's temporaries go back to the buffer pool, so its held outputs return with them; any forward
-   * that writes calls it at its end.
+   * Records the queued copies. A forward that writes calls it at the end of each decoder layer,
+   * before the layer's temporaries go back to the buffer pool, so the outputs it holds return with them.
    */
   flush(): void {
     for (const { source, target, offset } of this.pending) {

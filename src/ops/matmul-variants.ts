@@ -451,7 +451,7 @@ const TUNING_SHAPES: Record<string, { m: number; n: number; k: number; reps: num
  * from lane 0 it also beat skinny on one row (a decode step 0.87× on llvmpipe), and rows16x2 on
  * many rows (a rollout's prefill 6.6–8.2 s against 14.3–15.7 s on an AMD EPYC; the tuner's choice
  * there and on an Intel Xeon). Without subgroups it takes x otherwise, and many rows did not run
- * faster on it than on tiled64 in the page on SwiftShader: there they stay on rowsOrTiles.
+ * faster on it than on tiled64 in the page on SwiftShader: there they stay on tiled64.
  */
 const CPU_DEFAULTS: Record<string, MatmulVariantName> = { 'one-row': 'bcast24x4', 'few-rows': 'bcast24x4', 'batch-rows': 'bcast24x4', 'many-rows': 'bcast24x4' };
 
@@ -472,11 +472,12 @@ function tuningKey(cls: string): string {
   return `${cls} of ${MATMUL_VARIANTS.join(',')} (tuner ${TUNER_VERSION})`;
 }
 
-/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rowsOrTiles where one is not supported, and for many rows without subgroups), shared tiles elsewhere. */
+/** The variant for an M before (or without) tuning: CPU_DEFAULTS on CPU adapters (rowsOrTiles where one is not supported; the shared tiles for many rows without subgroups), shared tiles elsewhere. */
 export function defaultMatmulVariant(gpu: Gpu, m: number): MatmulVariantName {
   if (!gpu.isCpuAdapter) return 'tiled64';
   const cls = shapeClass(m);
-  if (cls === 'many-rows' && !variantSupported(gpu, 'rows16x2')) return rowsOrTiles(gpu);
+  // Without subgroups (SwiftShader) the broadcast kernel did not beat the shared tiles on many rows.
+  if (cls === 'many-rows' && !variantSupported(gpu, 'rows16x2')) return 'tiled64';
   const preferred = CPU_DEFAULTS[cls];
   return variantSupported(gpu, preferred) ? preferred : rowsOrTiles(gpu);
 }
