@@ -1,14 +1,11 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sizeClass } from '../src/gpu/buffer-pool.js';
 import { memoryBreakdown, type MemoryGroups } from '../src/gpu/memory.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
-import { DEFAULT_CONFIG } from '../src/rl/grpo-config.js';
 import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
 import { useGpu } from './helpers/gpu.js';
+import { tinyGrpoConfig } from './helpers/tiny-trainer.js';
 
 const MiB = 2 ** 20;
 /** Bytes the pool holds for these tensors, each storage counted once, from shapes alone. */
@@ -29,22 +26,7 @@ describe('memory accounting on tiny', () => {
   const trainer = () =>
     GrpoTrainer.create(
       gpu(),
-      {
-        ...DEFAULT_CONFIG,
-        model: 'tiny',
-        task: 'tiny-arithmetic',
-        promptsPerStep: 2,
-        numGenerations: 4,
-        generationBatchSize: 8,
-        microBatchSize: 3,
-        maxNewTokens: 12,
-        loraRank: 4,
-        steps: 2,
-        evalEvery: 1_000_000,
-        saveEvery: 1_000_000,
-        evalPrompts: 0,
-        outDir: mkdtempSync(join(tmpdir(), 'memory-')),
-      },
+      tinyGrpoConfig({ promptsPerStep: 2, numGenerations: 4, generationBatchSize: 8, microBatchSize: 3, maxNewTokens: 12, steps: 2, evalEvery: 1_000_000, saveEvery: 1_000_000, evalPrompts: 0 }),
       repositoryRoot(),
     );
 

@@ -62,6 +62,46 @@ describe('progress bar', () => {
     expect(lines[1]).toMatch(/ETA 1m44s\n$/);
   });
 
+  it('shows what a step under way is doing: in place on a terminal, its latest 30 s after the last line in a log', () => {
+    const written: string[] = [];
+    const stream = (isTTY: boolean) => ({ isTTY, write: (text: string) => written.push(text) }) as unknown as NodeJS.WriteStream;
+    vi.useFakeTimers({ now: 0 });
+    try {
+      const log = new ProgressBar(20, 'GRPO ', 1, 0, stream(false));
+      vi.advanceTimersByTime(10_000);
+      log.status('step 1/20: sampling 4 prompts × 4, prefill');
+      vi.advanceTimersByTime(19_000);
+      expect(written).toEqual([]);
+      // A phase that outlasts the wait is shown while it runs.
+      vi.advanceTimersByTime(1_000);
+      expect(written).toEqual(['GRPO [>                       ] 0/20 30s elapsed, ETA ? | step 1/20: sampling 4 prompts × 4, prefill\n']);
+      vi.advanceTimersByTime(10_000);
+      log.update(1, { reward: 0.5 });
+      log.status('step 2/20: scoring 16 completions');
+      vi.advanceTimersByTime(29_000);
+      log.status('step 2/20: forward/backward, 1 of 4 micro-batches');
+      expect(written.slice(1)).toEqual(['GRPO [=>                      ] 1/20 reward 0.5000 | 40s elapsed, ETA 12m40s\n']);
+      // 30 s after the step's line: its latest status only.
+      vi.advanceTimersByTime(1_000);
+      expect(written.slice(2)).toEqual(['GRPO [=>                      ] 1/20 reward 0.5000 | 1m10s elapsed, ETA 22m10s | step 2/20: forward/backward, 1 of 4 micro-batches\n']);
+      // A status the step's end overtakes is not printed after it.
+      log.status('step 2/20: forward/backward, 4 of 4 micro-batches');
+      vi.advanceTimersByTime(5_000);
+      log.update(2, { reward: 0.25 });
+      vi.advanceTimersByTime(60_000);
+      expect(written).toHaveLength(4);
+      const terminal = new ProgressBar(20, 'GRPO ', 1, 0, stream(true));
+      terminal.status('step 1/20: sampling 4 prompts × 4, 12 tokens, decode step 3 of ≤ 32');
+      expect(written.at(-1)).toBe('\r\x1b[2KGRPO [>                       ] 0/20 0s elapsed, ETA ? | step 1/20: sampling 4 prompts × 4, 12 tokens, decode step 3 of ≤ 32');
+      // After the last step (its checkpoint is being saved) the finished bar stays as it is.
+      terminal.update(20);
+      const count = written.length;
+      terminal.status('step 20/20: saving a checkpoint');
+      expect(written).toHaveLength(count);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 
   it('rounds once, so minutes never show 60 seconds', () => {
     expect([formatDuration(59.6), formatDuration(1559.7), formatDuration(3599.6), formatDuration(7322), formatDuration(NaN)]).toEqual(['1m00s', '26m00s', '1h00m', '2h02m', '?']);

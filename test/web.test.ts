@@ -144,7 +144,7 @@ describe('the page in headless Chromium', () => {
 
     // Stop while the first step runs: the page finishes it, saves a checkpoint and offers it.
     await page.click('#start');
-    await page.waitForFunction(() => document.querySelector('#progress')?.textContent === 'training' || document.body.dataset.state === 'failed', { polling: 200, timeout: 15 * MINUTES });
+    await page.waitForFunction(() => /^step 1\/2: sampling /.test(document.querySelector('#progress')?.textContent ?? '') || document.body.dataset.state === 'failed', { polling: 200, timeout: 15 * MINUTES });
     await page.click('#stop');
     expect(await waitForRunEnd(page, 15 * MINUTES)).toBe('stopped');
     expect(await pageError(page)).toBe('');

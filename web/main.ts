@@ -356,13 +356,18 @@ async function train(resume: boolean): Promise<void> {
     const started = performance.now();
     const firstStep = run.step;
     if (firstStep) showCurves(run);
+    // The last finished step's line, then what the step under way is doing.
+    let finished = '';
+    run.onProgress = (status) => (ui.progress.textContent = finished ? `${finished} — ${status}` : status);
     await run.train((m) => {
-      ui.progress.textContent = progressLine(m, config.steps, started, firstStep);
+      finished = progressLine(m, config.steps, started, firstStep);
+      ui.progress.textContent = finished;
       document.body.dataset.step = String(m.step);
       showCurves(run);
       showSamples(run.log.completionsPath, m.step);
       showDownloads();
     }, stage);
+    if (finished) ui.progress.textContent = finished;
     const stopped = run.step < config.steps;
     if (!stopped) ui.progress.textContent += ' — done';
     else if (latestCheckpoint(RUN_DIR)) ui.progress.textContent += ` — stopped after step ${run.step}; Resume continues from its checkpoint`;

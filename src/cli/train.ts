@@ -103,6 +103,7 @@ trainer.stopRequested = stopSignal !== undefined;
 console.error(`model ${config.model}, task ${trainer.task.name} (${trainer.task.train.length} train / ${trainer.task.eval.length} held-out prompts), LoRA r=${trainer.config.loraRank} alpha ${trainer.config.loraAlpha}${config.initAdapter ? ` from ${config.initAdapter}` : ''} on ${trainer.lora.modules.length} modules, output ${config.outDir}${trainer.step ? `, resuming at step ${trainer.step}` : ''}`);
 
 const progress = new ProgressBar(config.steps, 'GRPO ', 1, trainer.step);
+trainer.onProgress = (status) => progress.status(status);
 const show = (m: StepMetrics): Record<string, number | string> => {
   const shown: Record<string, number | string> = { reward: m.reward, kl: m.kl ?? 0, loss: m.loss };
   for (const [k, v] of Object.entries(m)) if (/^rewards\/.+\/mean$/.test(k)) shown[k.slice(8, -5)] = v;

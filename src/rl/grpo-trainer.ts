@@ -52,6 +52,8 @@ export class GrpoTrainer {
   step = 0;
   /** Set (e.g. by Ctrl-C) to stop at the next checkpoint boundary after saving. */
   stopRequested = false;
+  /** Told what the step under way is doing (a progress display); called after every decode step, so keep it cheap. */
+  onProgress: ((status: string) => void) | null = null;
   readonly log: RunLog;
   private readonly history: Record<string, number>[];
 
@@ -222,7 +224,7 @@ export class GrpoTrainer {
     return out;
   }
 
-  private async sample(rows: readonly PromptRow[], numGenerations: number, temperature: number, seed: number): Promise<Completion[]> {
+  private async sample(rows: readonly PromptRow[], numGenerations: number, temperature: number, seed: number, onStep?: (step: number, generated: number) => void): Promise<Completion[]> {
     const c = this.config;
     this.lora.training = false;
     this.projections?.reset();
@@ -238,7 +240,13 @@ export class GrpoTrainer {
       seed,
       eosTokenIds: eos === undefined ? undefined : [eos],
       projections: this.projections ?? undefined,
+      onStep,
     });
+  }
+
+  /** Tells onProgress what step `step` (1-based) is doing. */
+  private status(step: number, what: string): void {
+    this.onProgress?.(`step ${step}/${this.config.steps}: ${what}`);
   }
 
   private score(rows: readonly PromptRow[], completions: readonly Completion[]): Promise<CompletionScore[]> {
@@ -259,12 +267,16 @@ export class GrpoTrainer {
       const rows = this.promptRows(rolloutIndex);
       this.gpu.resetMemoryPeaks();
       const t0 = performance.now();
-      const completions = await this.stopIfDiverged(`step ${this.step + 1}: sampling`, this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex));
+      const sampling = `sampling ${rows.length} prompts × ${c.numGenerations}`;
+      this.status(this.step + 1, `${sampling}, prefill${firstStep ? ' (a kernel compiles on its first use)' : ''}`);
+      const onToken = (step: number, generated: number) => this.status(this.step + 1, `${sampling}, ${generated} tokens, decode step ${step} of ≤ ${c.maxNewTokens}`);
+      const completions = await this.stopIfDiverged(`step ${this.step + 1}: sampling`, this.sample(rows, c.numGenerations, c.temperature, c.seed * 7919 + rolloutIndex, onToken));
       // The phases' peaks apart: generation (KV cache) and training (activations) bound different settings.
       const generationPeaks = { live: this.gpu.pool.peakBytes, device: this.gpu.pool.peakAllocatedBytes };
       this.gpu.endPhase();
       this.gpu.pool.resetPeak();
       const t1 = performance.now();
+      this.status(this.step + 1, `scoring ${completions.length} completions`);
       const scores = await this.score(rows, completions);
       const t2 = performance.now();
       const names = this.reward.componentNames;
@@ -315,7 +327,10 @@ export class GrpoTrainer {
             ...(iteration === 0 ? generationMetrics : {}),
             ...this.memoryMetrics(generationPeaks),
           };
-          if (this.step % c.evalEvery === 0 || this.step === c.steps) Object.assign(row, this.recordEval(await this.stopIfDiverged(`step ${this.step}: held-out evaluation`, this.evaluate())));
+          if (this.step % c.evalEvery === 0 || this.step === c.steps) {
+            this.status(this.step, `held-out evaluation (${Math.min(c.evalPrompts, this.task.eval.length)} prompts)`);
+            Object.assign(row, this.recordEval(await this.stopIfDiverged(`step ${this.step}: held-out evaluation`, this.evaluate())));
+          }
           this.log.metrics(row);
           onStep(row);
         }
@@ -323,7 +338,10 @@ export class GrpoTrainer {
         for (const t of Object.values(cached).flat()) t?.dispose();
       }
       this.gpu.endPhase();
-      if (this.step % c.saveEvery === 0 || this.step === c.steps || this.stopRequested) await this.save();
+      if (this.step % c.saveEvery === 0 || this.step === c.steps || this.stopRequested) {
+        this.status(this.step, 'saving a checkpoint');
+        await this.save();
+      }
     }
     this.log.plot();
   }
@@ -437,6 +455,7 @@ export class GrpoTrainer {
         return { loss, readBack: { metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])) } };
       },
       divergedAdvice: () => this.divergedAdvice(),
+      onMicroBatch: (done, count) => this.status(this.step + 1, `forward/backward, ${done} of ${count} micro-batches`),
     });
     const end = performance.now();
     // Entropy and the loss's metrics describe the micro-batches that ran (none: left out of the row).

@@ -16,6 +16,8 @@ export interface Completion {
 }
 
 export interface RolloutOptions extends Omit<GenerateOptions, 'decode'> {
+  /** After each decode step of a generation batch: the step, and the tokens the whole rollout has generated so far. */
+  onStep?: (step: number, generated: number) => void;
   numGenerations: number;
   /** Sequences generated together; prompts × G is split into chunks of this size. */
   generationBatchSize: number;
@@ -55,14 +57,17 @@ export async function rollout(model: LlamaModel, tokenizer: Tokenizer, prompts: 
   const decode = (ids: readonly number[]) => tokenizer.decode(ids, { skipSpecialTokens: true });
   const out: Completion[] = [];
   let start = 0;
+  let generatedBefore = 0;
+  const { onStep } = options;
   for (const chunk of chunksOf(requestsOf(prompts, options.numGenerations), options.generationBatchSize)) {
     const results = await noGrad(() =>
       generate(
         model,
         chunk.map((r) => r.ids),
-        { ...options, seed: (options.seed ?? 0) * 1_000_003 + start, decode },
+        { ...options, seed: (options.seed ?? 0) * 1_000_003 + start, decode, onStep: onStep && ((step, generated) => onStep(step, generatedBefore + generated)) },
       ),
     );
+    generatedBefore += results.reduce((n, r) => n + r.tokens.length, 0);
     results.forEach((r, i) =>
       out.push({
         promptIndex: chunk[i].promptIndex,

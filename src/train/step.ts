@@ -39,6 +39,8 @@ export interface TrainingStepOptions<T> {
   parameterNames?: readonly string[];
   /** What the divergence error says after the values, e.g. where the last good checkpoint is. */
   divergedAdvice?: () => string;
+  /** After each micro-batch is recorded (and, when a collection is due, run): how many of how many. */
+  onMicroBatch?: (done: number, count: number) => void;
 }
 
 export interface MicroBatchValues {
@@ -88,10 +90,12 @@ export async function trainingStep<T>(gpu: Gpu, options: TrainingStepOptions<T>)
         return { loss, readBack: extra };
       });
       perMicro.push(result);
-      if (result === null) continue;
-      readBack.push(result.loss, ...Object.values(result.readBack));
-      // Recording every micro-batch before any wait kept all their bind groups alive at once.
-      await gpu.reclaim();
+      if (result !== null) {
+        readBack.push(result.loss, ...Object.values(result.readBack));
+        // Recording every micro-batch before any wait kept all their bind groups alive at once.
+        await gpu.reclaim();
+      }
+      options.onMicroBatch?.(m + 1, microBatches.length);
     }
     if (perMicro.every((result) => result === null)) {
       // Every gradient is exactly zero: AdamW still steps (its moments decay, weight decay applies).
