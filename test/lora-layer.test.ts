@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/grad-node.js';
 import type { Tensor } from '../src/gpu/tensor.js';
@@ -6,6 +6,7 @@ import { dropout, dropoutThreshold, streamBits, streamKey } from '../src/nn/drop
 import { Linear } from '../src/model/linear.js';
 import { loraScaling } from '../src/nn/lora-config.js';
 import { projectPlusLowRank } from '../src/ops/low-rank.js';
+import { forceMatmulVariant } from '../src/ops/matmul-variants.js';
 import { expectClose } from './helpers/check.js';
 import { gradcheck } from './helpers/gradcheck.js';
 import { useGpu } from './helpers/gpu.js';
@@ -239,5 +240,47 @@ describe('dropout', () => {
     });
     expect(Array.from(await grad.toArray())).toEqual(Array.from(expectedDropout(gradOut, 0.4, 5, 2)));
     await gradcheck(g, ([t]) => dropout(t, { p: 0.4, seed: 5, stream: 2 }), [{ data: x.slice(0, 40), shape: [40] }]);
+  });
+});
+
+describe('LoRA linear on the broadcast kernel (the term in the base product\'s dispatch)', () => {
+  it('binds h and dh at one size for any row count up to 16 KiB: no pipeline per row count, the same values', async () => {
+    const g = gpu();
+    const [inF, outF, rank, scale] = [64, 96, 8, 2];
+    const w0 = randn(outF * inF, 21, 1 / 8);
+    const a = randn(rank * inF, 22, 1 / 8);
+    const b = randn(outF * rank, 23);
+    const lowWindows = new Set<unknown>();
+    const kernel = vi.spyOn(g, 'kernel');
+    forceMatmulVariant(g, 'bcast24x4');
+    try {
+      for (const rows of [1, 5, 32, 100]) {
+        const x = randn(rows * inF, 24 + rows);
+        const gradOut = randn(rows * outF, 25 + rows);
+        const [y, dx] = g.tidy(() => {
+          const input = g.tensor(x, [rows, inF]);
+          input.requiresGrad = true;
+          const [tw, ta, tb] = [g.tensor(w0, [outF, inF]), g.tensor(a, [rank, inF]), g.tensor(b, [outF, rank])];
+          ta.requiresGrad = true;
+          const { output } = projectPlusLowRank(input, tw, input, ta, tb, scale);
+          backward(output, g.tensor(gradOut, [rows, outF]));
+          return [output, input.grad!];
+        });
+        const h = matmulReference(x, [rows, inF], a, [rank, inF], false, true);
+        const low = matmulReference(h, [rows, rank], b, [outF, rank], false, true);
+        const expectedY = matmulReference(x, [rows, inF], w0, [outF, inF], false, true).map((v, i) => v + scale * low[i]);
+        const dh = matmulReference(gradOut, [rows, outF], b, [outF, rank]).map((v) => scale * v);
+        const dhA = matmulReference(dh, [rows, rank], a, [rank, inF]);
+        const expectedDx = matmulReference(gradOut, [rows, outF], w0, [outF, inF]).map((v, i) => v + dhA[i]);
+        expectClose(await y.toArray(), expectedY, { atol: 1e-5, rtol: 1e-5 }, `y, ${rows} rows`);
+        expectClose(await dx.toArray(), expectedDx, { atol: 1e-5, rtol: 1e-5 }, `dx, ${rows} rows`);
+      }
+      for (const [name, values] of kernel.mock.calls) if (name === 'matmul_broadcast' && values?.LOW_STEPS) lowWindows.add(values.LOW_WINDOW);
+    } finally {
+      kernel.mockRestore();
+      forceMatmulVariant(g, undefined);
+    }
+    // Forward (h) and backward (dh) terms alike, from 1 row to 100: one 16 KiB binding.
+    expect([...lowWindows]).toEqual([1024]);
   });
 });

@@ -102,10 +102,11 @@ export class Gpu {
 
   // ---- tensors and memory -------------------------------------------------------------------
 
-  empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+  /** A tensor of uninitialised values; `minBytes`: its buffer holds at least that many bytes (a fixed-size binding over it). */
+  empty(shape: Shape, dtype: DType = 'f32', minBytes = 0): Tensor {
     this.checkAlive();
     if (dtype === 'f16' && !this.hasF16) throw new Error('f16 tensors need the shader-f16 feature, which this adapter lacks');
-    const buffer = this.pool.acquire(numel(shape) * bytesPerElement(dtype));
+    const buffer = this.pool.acquire(Math.max(numel(shape) * bytesPerElement(dtype), minBytes));
     this.refCounts.set(buffer, 1);
     return this.track(new Tensor(this, buffer, shape, dtype));
   }

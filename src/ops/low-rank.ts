@@ -2,6 +2,7 @@ import { recordOp } from '../autograd/grad-node.js';
 import { formatShape, type Tensor } from '../gpu/tensor.js';
 import { sameShape } from './shape.js';
 import { matmul, matmulInto } from './matmul.js';
+import { LOW_RANK_BINDING_BYTES } from './matmul-variants.js';
 
 /**
  * x·Wᵀ + scaling·(u·Aᵀ)·Bᵀ for x [N, in], W [out, in], u [N, in] (the low-rank term's input: x
@@ -42,7 +43,8 @@ export function projectPlusLowRank(
   }
   if (known?.h && !sameShape(known.h.shape, [rows, rank])) throw new Error(`projectPlusLowRank: the known h ${formatShape(known.h.shape)} is not [${rows}, ${rank}]`);
   const gpu = x.gpu;
-  const h = known?.h ?? gpu.empty([rows, rank]);
+  // h and dh are bound at one size for any row count (LOW_RANK_BINDING_BYTES).
+  const h = known?.h ?? gpu.empty([rows, rank], 'f32', LOW_RANK_BINDING_BYTES);
   if (!known?.h) matmulInto(h, lowRankInput, a, { transB: true, accumulate: false });
   let out = known?.output;
   if (!out) {
@@ -57,7 +59,7 @@ export function projectPlusLowRank(
     const needDh = a.requiresGrad || lowRankInput.requiresGrad;
     let dh: Tensor | null = null;
     if (needDh) {
-      dh = gpu.empty([rows, rank]);
+      dh = gpu.empty([rows, rank], 'f32', LOW_RANK_BINDING_BYTES);
       matmulInto(dh, g, b, { accumulate: false, alpha: scaling });
     }
     let dx: Tensor | null = null;

@@ -261,6 +261,15 @@ export interface LowRankTerm {
   lRows?: boolean;
 }
 
+/**
+ * The smallest uniform binding of a low-rank term's h: every h up to this size (a decode step's few
+ * rows and a micro-batch's hundreds alike, at r = 8 up to 512 rows) is bound at this size, when its
+ * buffer holds it (allocate h with it as empty's minBytes), so that the broadcast kernel's pipelines,
+ * one per binding size, do not multiply with h's row counts: bound at h's own power of two, the
+ * peer's step compiled 7 sizes of it (bench/README.md, "Pipelines a first step compiles").
+ */
+export const LOW_RANK_BINDING_BYTES = 16 * 1024;
+
 /** How the broadcast kernel reads a low-rank term: h whole through one uniform binding of `bytes`, r/4 steps. */
 interface LowRankBinding {
   term: LowRankTerm;
@@ -275,7 +284,8 @@ interface LowRankBinding {
 function lowRankBinding(term: LowRankTerm, plan: BroadcastPlan): LowRankBinding | null {
   const { h } = term;
   const rank = h.shape[1];
-  const bytes = Math.max(16, nextPow2(h.size * 4));
+  const own = Math.max(16, nextPow2(h.size * 4));
+  const bytes = Math.max(own, LOW_RANK_BINDING_BYTES) <= h.buffer.size ? Math.max(own, LOW_RANK_BINDING_BYTES) : own;
   const takes =
     plan.alongK === !term.lRows && rank % 4 === 0 && (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 &&
     bytes <= h.gpu.device.limits.maxUniformBufferBindingSize && bytes <= h.buffer.size;
