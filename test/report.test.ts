@@ -84,12 +84,16 @@ describe('progress bar', () => {
       // 30 s after the step's line: its latest status only.
       vi.advanceTimersByTime(1_000);
       expect(written.slice(2)).toEqual(['GRPO [=>                      ] 1/20 reward 0.5000 | 1m10s elapsed, ETA 22m10s | step 2/20: forward/backward, 1 of 4 micro-batches\n']);
-      // A status the step's end overtakes is not printed after it.
+      // A status the step's end overtakes is not printed after it; the next one waits 30 s from the step's line.
       log.status('step 2/20: forward/backward, 4 of 4 micro-batches');
       vi.advanceTimersByTime(5_000);
       log.update(2, { reward: 0.25 });
-      vi.advanceTimersByTime(60_000);
+      vi.advanceTimersByTime(5_000);
+      log.status('step 3/20: scoring 16 completions');
+      vi.advanceTimersByTime(24_000);
       expect(written).toHaveLength(4);
+      vi.advanceTimersByTime(1_000);
+      expect(written.slice(4)).toEqual(['GRPO [==>                     ] 2/20 reward 0.2500 | 1m45s elapsed, ETA 15m45s | step 3/20: scoring 16 completions\n']);
       const terminal = new ProgressBar(20, 'GRPO ', 1, 0, stream(true));
       terminal.status('step 1/20: sampling 4 prompts × 4, 12 tokens, decode step 3 of ≤ 32');
       expect(written.at(-1)).toBe('\r\x1b[2KGRPO [>                       ] 0/20 0s elapsed, ETA ? | step 1/20: sampling 4 prompts × 4, 12 tokens, decode step 3 of ≤ 32');

@@ -46,13 +46,18 @@ export class ProgressBar {
       return;
     }
     this.pending = text;
+    this.schedule();
+  }
+
+  /** Prints the pending status if the last line is STATUS_EVERY_S old, else sets a timer for when it will be (checked again then: a step's line may have come since). */
+  private schedule(): void {
     const wait = this.lastPrinted + STATUS_EVERY_S * 1000 - Date.now();
     if (wait <= 0) this.printPending();
     else if (!this.timer) {
       // Unref'd: a pending status never keeps the process alive.
       this.timer = setTimeout(() => {
         this.timer = null;
-        this.printPending();
+        if (this.pending !== null) this.schedule();
       }, wait).unref();
     }
   }
