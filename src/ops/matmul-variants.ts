@@ -285,7 +285,8 @@ function lowRankBinding(term: LowRankTerm, plan: BroadcastPlan): LowRankBinding 
   const { h } = term;
   const rank = h.shape[1];
   const own = Math.max(16, nextPow2(h.size * 4));
-  const bytes = Math.max(own, LOW_RANK_BINDING_BYTES) <= h.buffer.size ? Math.max(own, LOW_RANK_BINDING_BYTES) : own;
+  const shared = Math.max(own, LOW_RANK_BINDING_BYTES);
+  const bytes = shared <= h.buffer.size ? shared : own;
   const takes =
     plan.alongK === !term.lRows && rank % 4 === 0 && (h.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 &&
     bytes <= h.gpu.device.limits.maxUniformBufferBindingSize && bytes <= h.buffer.size;
