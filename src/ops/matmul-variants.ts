@@ -571,6 +571,11 @@ export function matmulVariantChoices(gpu: Gpu): Record<string, MatmulVariantName
   return Object.fromEntries(Object.entries(TUNING_SHAPES).map(([cls, { m }]) => [cls, chooseMatmulVariant(gpu, m)]));
 }
 
+/** What matmulVariantChoices gives on this adapter before any tuning (defaultMatmulVariant per shape class). */
+export function defaultMatmulVariantChoices(gpu: Gpu): Record<string, MatmulVariantName> {
+  return Object.fromEntries(Object.entries(TUNING_SHAPES).map(([cls, { m }]) => [cls, defaultMatmulVariant(gpu, m)]));
+}
+
 /**
  * Makes recorded choices current, in memory only (see matmulVariantChoices). Choices recorded before
  * 'batch-rows' existed ran those products (17–32 rows) with their 'many-rows' variant, which they keep.
