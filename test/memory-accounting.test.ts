@@ -3,7 +3,8 @@ import { sizeClass } from '../src/gpu/buffer-pool.js';
 import { memoryBreakdown, type MemoryGroups } from '../src/gpu/memory.js';
 import type { Tensor } from '../src/gpu/tensor.js';
 import { repositoryRoot } from '../src/io/repository-root.js';
-import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { GrpoTrainer } from '../src/rl/grpo-trainer.js';
+import type { StepMetrics } from '../src/rl/grpo-update.js';
 import { useGpu } from './helpers/gpu.js';
 import { tinyGrpoConfig } from './helpers/tiny-trainer.js';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { repositoryRoot } from '../src/io/repository-root.js';
-import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { GrpoTrainer } from '../src/rl/grpo-trainer.js';
+import type { StepMetrics } from '../src/rl/grpo-update.js';
 import { useGpu } from './helpers/gpu.js';
 import { tinyGrpoConfig } from './helpers/tiny-trainer.js';
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repositoryRoot } from '../src/io/repository-root.js';
 import { DEFAULT_CONFIG, type GrpoConfig } from '../src/rl/grpo-config.js';
-import { GrpoTrainer, type StepMetrics } from '../src/rl/grpo-trainer.js';
+import { GrpoTrainer } from '../src/rl/grpo-trainer.js';
+import type { StepMetrics } from '../src/rl/grpo-update.js';
 import { useGpu } from './helpers/gpu.js';
 import { rng } from './helpers/random.js';
 

@@ -1,43 +1,29 @@
-import { noGrad } from '../autograd/grad-node.js';
 import type { PromptRow } from '../data/jsonl.js';
 import type { Gpu } from '../gpu/gpu.js';
 import { maxRssBytes, memoryBreakdown, processMappings } from '../gpu/memory.js';
-import type { Tensor } from '../gpu/tensor.js';
-import { checkGenerationBatch } from '../generate/batch-limit.js';
-import { ModelTextGenerator } from '../generate/text-generator.js';
 import { NonFiniteLogits } from '../generate/sampler.js';
-import { loadModel, type LoadedModel } from '../model/load.js';
-import { ProjectionStore } from '../model/projection-store.js';
-import { attachLora, loadLora, type LoraAdapters } from '../nn/lora.js';
-import { matmulVariantChoices, restoreMatmulVariantChoices, tuneMatmul } from '../ops/matmul-variants.js';
-import { maskedMean } from '../ops/cross-entropy.js';
-import { view } from '../ops/layout.js';
-import { AdamW } from '../optim/adamw.js';
-import type { LrSchedule } from '../optim/lr-schedule.js';
-import { buildReward, loadRewardConfig } from '../rewards/config.js';
-import { seededRandom } from '../data/random.js';
-import { TritonRunner } from '../rewards/triton-runner.js';
+import type { LoadedModel } from '../model/load.js';
+import type { ProjectionStore } from '../model/projection-store.js';
+import type { LoraAdapters } from '../nn/lora.js';
+import { matmulVariantChoices } from '../ops/matmul-variants.js';
+import type { AdamW } from '../optim/adamw.js';
+import type { TritonRunner } from '../rewards/triton-runner.js';
 import type { CompletionScore, RewardFunction } from '../rewards/types.js';
+import type { TaskData } from '../tasks/load.js';
+import type { SequenceInput } from '../train/completion-logprobs.js';
+import { TrainingDiverged } from '../train/step.js';
 import { groupAdvantages } from './advantages.js';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { completionLogprobs, modelForwards, sequenceBatch, sharedPromptBatch, type SequenceBatch, type SequenceInput } from '../train/completion-logprobs.js';
+import { latestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { encodePrompt, evalMetrics, evaluateHeldOut, scoreCompletions, scoredCompletion, type EvalResult } from './evaluate.js';
-import { resolveBaseDtype, reusesRolloutProjections, validateConfig, type GrpoConfig } from './grpo-config.js';
-import { grpoLoss, namedGrpoMetrics } from './grpo-loss.js';
-import { cpuAdapterRoom, describeEstimate, formatGiB, loadedModelShape, planMemory, type MemoryPlan } from './memory-plan.js';
-import { rollout, rolloutLogitRows, rolloutProjectionRows, type Completion } from './rollout.js';
-import { prepareRunFolder } from './run-folder.js';
+import { validateConfig, type GrpoConfig } from './grpo-config.js';
+import { GrpoUpdate, mean, type CachedLogprobs, type StepMetrics } from './grpo-update.js';
 import { adoptAdapterSettings } from './init-adapter.js';
-import { checkChatTemplate, fitTaskToContext } from './preflight.js';
+import type { MemoryPlan } from './memory-plan.js';
+import { rolloutPrompts } from './prompt-order.js';
+import { rollout, type Completion } from './rollout.js';
+import { prepareRunFolder } from './run-folder.js';
 import { RunLog } from './run-log.js';
-import { checkSameRun, inputFingerprints } from './same-run.js';
-import { loadTask, type TaskData } from '../tasks/load.js';
-import { splitMicroBatches, trainingStep, TrainingDiverged } from '../train/step.js';
-
-export type StepMetrics = Record<string, number>;
-
-/** Told the name of each start-up stage as it begins, so a long start shows where it is. */
-export type StageReporter = (stage: string) => void;
+import { setUpTrainer, type StageReporter, type TrainerParts } from './trainer-setup.js';
 
 /** A reward component failed (threw, hung, gave no valid score) on every completion of the run's first step. */
 export class GraderFailed extends Error {}
@@ -55,28 +41,32 @@ export class GrpoTrainer {
   /** Told what the step under way is doing (a progress display); called after every decode step, so keep it cheap. */
   onProgress: ((status: string) => void) | null = null;
   readonly log: RunLog;
+  readonly config: GrpoConfig;
+  readonly loaded: LoadedModel;
+  readonly lora: LoraAdapters;
+  readonly optimizer: AdamW;
+  readonly task: TaskData;
+  readonly reward: RewardFunction;
+  /** Micro-batch size and activation recomputation, chosen for --max-memory or a CPU adapter's available memory (or as given). */
+  readonly memoryPlan: MemoryPlan;
+  private readonly tritonRunner: TritonRunner;
+  private readonly inputs: Record<string, string>;
+  /** Where the sampling forwards leave the linears' outputs for the rollout's first optimizer step (--rollout-projections); null: recomputed. */
+  private readonly projections: ProjectionStore | null;
+  private readonly update: GrpoUpdate;
   private readonly history: Record<string, number>[];
 
   private constructor(
     readonly gpu: Gpu,
-    readonly config: GrpoConfig,
-    readonly loaded: LoadedModel,
-    readonly lora: LoraAdapters,
-    readonly optimizer: AdamW,
-    readonly task: TaskData,
-    readonly reward: RewardFunction,
-    private readonly tritonRunner: TritonRunner,
-    state: TrainerState | null,
-    private readonly inputs: Record<string, string>,
+    parts: TrainerParts,
     private readonly releaseRunFolder: () => void,
-    /** Micro-batch size and activation recomputation, chosen for --max-memory or a CPU adapter's available memory (or as given). */
-    readonly memoryPlan: MemoryPlan,
-    /** Where the sampling forwards leave the linears' outputs for the rollout's first optimizer step (--rollout-projections); null: recomputed. */
-    private readonly projections: ProjectionStore | null,
   ) {
-    this.log = new RunLog(config.outDir);
-    this.step = state?.step ?? 0;
-    this.history = state?.history ?? [];
+    ({ config: this.config, loaded: this.loaded, lora: this.lora, optimizer: this.optimizer, task: this.task, reward: this.reward } = parts);
+    ({ memoryPlan: this.memoryPlan, tritonRunner: this.tritonRunner, inputs: this.inputs, projections: this.projections } = parts);
+    this.update = new GrpoUpdate(gpu, this.config, this.loaded.model, this.lora, this.optimizer);
+    this.log = new RunLog(this.config.outDir);
+    this.step = parts.state?.step ?? 0;
+    this.history = parts.state?.history ?? [];
     this.log.truncateAfter(this.step);
   }
 
@@ -95,133 +85,16 @@ export class GrpoTrainer {
     const config = requested.initAdapter ? adoptAdapterSettings(requested, requested.initAdapter, given) : requested;
     const releaseRunFolder = prepareRunFolder(config.outDir, { resume: config.resume, overwrite: config.overwrite, flag: '--out-dir' });
     try {
-      return await GrpoTrainer.load(gpu, config, root, given, releaseRunFolder, onStage);
+      return new GrpoTrainer(gpu, await setUpTrainer(gpu, config, root, given, onStage), releaseRunFolder);
     } catch (error) {
       releaseRunFolder();
       throw error;
     }
   }
 
-  private static async load(gpu: Gpu, config: GrpoConfig, root: string, given: ReadonlySet<string>, releaseRunFolder: () => void, onStage: StageReporter): Promise<GrpoTrainer> {
-    const checkpoint = config.resume ? latestCheckpoint(config.outDir) : null;
-    if (config.resume && !checkpoint) throw new Error(`--resume: no checkpoint in ${config.outDir} (a run there stopped before its first save); start afresh with --overwrite`);
-    const saved = checkpoint ? loadCheckpoint(checkpoint) : null;
-    // A resumed run keeps the micro-batch it ran with (the one its plan chose, written into its config).
-    const microBatchGiven = given.has('microBatchSize') || saved !== null;
-    if (saved && !given.has('microBatchSize') && typeof saved.state.config.microBatchSize === 'number') config = { ...config, microBatchSize: saved.state.config.microBatchSize };
-    const inputs = inputFingerprints(config);
-    if (saved) checkSameRun(saved.state, config, inputs);
-    const listedTask = loadTask(config.task, root, config.evalPrompts, config.evalData);
-    const tritonRunner = new TritonRunner({ repoRoot: root });
-    const rewardSource = config.rewardConfig ?? listedTask.rewardConfig;
-    if (!rewardSource) throw new Error(`task ${config.task} has no built-in reward: pass --reward-config`);
-    const textGenerator = config.judgeModel ? new ModelTextGenerator(loadModel(gpu, config.judgeModel)) : undefined;
-    const reward =
-      typeof rewardSource === 'string'
-        ? loadRewardConfig(rewardSource, { tritonRunner, textGenerator })
-        : buildReward(rewardSource, { baseDir: root, tritonRunner, textGenerator });
-    onStage('probing the reward graders');
-    await reward.check({ prompt: listedTask.train[0].prompt, completion: '', example: listedTask.train[0] });
-    onStage(`loading model ${config.model}`);
-    const loaded = loadModel(gpu, config.model, { dtype: resolveBaseDtype(config.baseDtype, gpu) });
-    checkChatTemplate(loaded.tokenizer, config.model, listedTask);
-    onStage(`checking that ${listedTask.train.length + listedTask.eval.length} data rows fit the context`);
-    const { task, longestPrompt } = fitTaskToContext(listedTask, loaded.tokenizer, {
-      contextLength: loaded.model.config.max_position_embeddings,
-      maxNewTokens: config.maxNewTokens,
-      skip: config.skipLongRows,
-      warn: (message) => console.error(message),
-    });
-    checkGenerationBatch('--generation-batch-size', config.generationBatchSize, loaded.model.config, gpu.device.limits, longestPrompt, config.maxNewTokens);
-    if (saved) restoreMatmulVariantChoices(gpu, saved.state.matmulVariants);
-    else {
-      onStage('choosing matmul kernels for this adapter (cached after the first run)');
-      await tuneMatmul(gpu);
-    }
-    const adapterDir = checkpoint ?? config.initAdapter;
-    const lora = adapterDir
-      ? loadLora(loaded.model, adapterDir, { seed: config.seed, dropout: config.loraDropout })
-      : attachLora(loaded.model, {
-          rank: config.loraRank,
-          alpha: config.loraAlpha,
-          dropout: config.loraDropout,
-          targetModules: config.loraTargets,
-          useRslora: config.useRslora,
-          seed: config.seed,
-        });
-    const optimizer = new AdamW(lora.parameters(), {
-      lr: config.learningRate,
-      betas: config.adamBetas,
-      weightDecay: config.weightDecay,
-    });
-    if (saved) {
-      optimizer.importState(saved.optimizer);
-      lora.dropoutStream = saved.state.dropoutStream;
-    }
-    const sequencesPerStep = config.promptsPerStep * config.numGenerations;
-    // The most rows a rollout appends: every prompt as long as the longest.
-    const longestPrompts = Array.from({ length: config.promptsPerStep }, (_, i) => Array<number>(longestPrompt).fill(i));
-    const projectionRows = reusesRolloutProjections(config) ? rolloutProjectionRows(longestPrompts, config) : 0;
-    // The sampling's logits are kept with them where training reads the packed layout (each of its
-    // rows then predicts a completion token, whose logits the sampling computed).
-    const vocab = loaded.model.config.vocab_size;
-    const logitRows = projectionRows && config.promptForward === 'shared' ? rolloutLogitRows(longestPrompts, config) : 0;
-    const logitBlockRows = ProjectionStore.logitBlockRows(gpu, vocab);
-    const room = !microBatchGiven && config.maxMemory === undefined && gpu.isCpuAdapter ? cpuAdapterRoom() : undefined;
-    const memoryPlan = planMemory(
-      loadedModelShape(loaded.model, lora),
-      {
-        promptTokens: longestPrompt,
-        maxNewTokens: config.maxNewTokens,
-        numGenerations: config.numGenerations,
-        generationBatchSize: config.generationBatchSize,
-        microBatchSize: config.microBatchSize,
-        sharedPrompts: config.promptForward === 'shared',
-        poolCacheCap: gpu.pool.maxCachedBytes,
-        projectionRows,
-        logitRows,
-        logitBlockRows,
-      },
-      {
-        maxBytes: config.maxMemory === undefined ? undefined : config.maxMemory * 2 ** 30,
-        roomBytes: room,
-        recompute: config.recompute,
-        microBatchGiven,
-        sequencesPerStep,
-      },
-    );
-    loaded.model.recomputeLayers = memoryPlan.recompute;
-    gpu.pool.maxCachedBytes = memoryPlan.poolCacheCap;
-    config = { ...config, microBatchSize: memoryPlan.microBatchSize };
-    const why = room !== undefined ? ` (the largest of the step's ${sequencesPerStep} sequences whose estimate fits half the memory available, ${formatGiB(room)}; --micro-batch-size to choose)` : '';
-    onStage(`memory: micro-batch ${memoryPlan.microBatchSize}${why}, recomputation ${memoryPlan.recompute ? 'on' : 'off'}, pool cache ≤ ${Number.isFinite(memoryPlan.poolCacheCap) ? formatGiB(memoryPlan.poolCacheCap) : 'uncapped'}; estimated peak ${describeEstimate(memoryPlan.estimate)}`);
-    const linears = loaded.model.linears();
-    const unfit = projectionRows ? linears.find((l) => !ProjectionStore.fits(gpu, l.outFeatures, projectionRows)) : undefined;
-    if (unfit) {
-      throw new Error(`--rollout-projections ${config.rolloutProjections}: a rollout's ${projectionRows} rows of ${unfit.name}'s ${unfit.outFeatures} outputs exceed one storage binding of this adapter; use --rollout-projections recompute, or fewer --prompts-per-step, --num-generations or --max-new-tokens`);
-    }
-    const projections = projectionRows ? new ProjectionStore(gpu, linears, projectionRows, logitRows ? { vocab, rows: logitRows } : undefined) : null;
-    return new GrpoTrainer(gpu, config, loaded, lora, optimizer, task, reward, tritonRunner, saved?.state ?? null, inputs, releaseRunFolder, memoryPlan, projections);
-  }
-
-  private get schedule(): LrSchedule {
-    const c = this.config;
-    if (c.lrSchedule === 'constant') return { kind: 'constant', lr: c.learningRate, warmupSteps: c.warmupSteps };
-    return { kind: c.lrSchedule, lr: c.learningRate, warmupSteps: c.warmupSteps, totalSteps: c.steps };
-  }
-
   /** The prompts of rollout r: consecutive rows of per-epoch seeded shuffles of the training set. */
   promptRows(rolloutIndex: number): PromptRow[] {
-    const rows = this.task.train;
-    const per = this.config.promptsPerStep;
-    const orders = new Map<number, number[]>();
-    const out: PromptRow[] = [];
-    for (let i = rolloutIndex * per; i < (rolloutIndex + 1) * per; i++) {
-      const epoch = Math.floor(i / rows.length);
-      if (!orders.has(epoch)) orders.set(epoch, epochOrder(rows.length, this.config.seed, epoch));
-      out.push(rows[orders.get(epoch)![i % rows.length]]);
-    }
-    return out;
+    return rolloutPrompts(this.task.train, this.config.promptsPerStep, this.config.seed, rolloutIndex);
   }
 
   private async sample(rows: readonly PromptRow[], numGenerations: number, temperature: number, seed: number, onStep?: (step: number, generated: number) => void): Promise<Completion[]> {
@@ -291,7 +164,7 @@ export class GrpoTrainer {
         masked: c.maskTruncatedCompletions && comp.finishReason === 'length',
         ...(this.projections && comp.projectionSlots && { projections: { store: this.projections, slots: comp.projectionSlots } }),
       }));
-      const cached = await this.cachedLogprobs(sequences);
+      const cached = await this.update.cachedLogprobs(sequences);
       const generationMetrics = {
         ...adv.metrics,
         'completions/mean_length': mean(completions.map((x) => x.completionIds.length)),
@@ -346,173 +219,21 @@ export class GrpoTrainer {
     this.log.plot();
   }
 
+  private optimizerStep(sequences: readonly SequenceInput[], advantages: Float64Array, cached: CachedLogprobs): Promise<StepMetrics> {
+    return this.update.step(sequences, advantages, cached, this.step, {
+      divergedAdvice: () => this.divergedAdvice(),
+      onMicroBatch: (done, count) => this.status(this.step + 1, `forward/backward, ${done} of ${count} micro-batches`),
+    });
+  }
+
   /** One optimizer step on a given rollout, without sampling or scoring it (benchmarks of the training time run this). */
   async trainOn(sequences: readonly SequenceInput[], advantages: Float64Array): Promise<StepMetrics> {
-    const cached = await this.cachedLogprobs(sequences);
+    const cached = await this.update.cachedLogprobs(sequences);
     try {
       return await this.optimizerStep(sequences, advantages, cached);
     } finally {
       for (const t of Object.values(cached).flat()) t?.dispose();
     }
-  }
-
-  /** Old (num_iterations > 1) and reference (beta > 0) log-probs, per micro-batch, before any update. */
-  private async cachedLogprobs(sequences: readonly SequenceInput[]) {
-    const c = this.config;
-    const old: Tensor[] = [];
-    const ref: Tensor[] = [];
-    if (c.numIterations === 1 && c.beta === 0) return { old, ref };
-    this.lora.training = false;
-    for (const micro of this.microBatches(sequences)) {
-      noGrad(() =>
-        this.gpu.tidy(() => {
-          const batch = this.layout(micro);
-          if (c.numIterations > 1) old.push(this.gpu.keep(completionLogprobs(this.loaded.model, batch).logprobs));
-          if (c.beta > 0) {
-            this.lora.enabled = false;
-            try {
-              // The reference is the base alone: the sampling forwards' outputs carried the adapters.
-              ref.push(this.gpu.keep(completionLogprobs(this.loaded.model, { ...batch, projections: undefined }).logprobs));
-            } finally {
-              this.lora.enabled = true;
-            }
-          }
-        }),
-      );
-      await this.gpu.reclaim();
-    }
-    return { old, ref };
-  }
-
-  /**
-   * The completions of a prompt are consecutive, so with shared prompts a micro-batch of
-   * microBatchSize sequences runs each of its prompts once; a group split between micro-batches
-   * runs its prompt once in each.
-   */
-  private layout(sequences: readonly SequenceInput[]): SequenceBatch {
-    return this.config.promptForward === 'shared' ? sharedPromptBatch(this.gpu, sequences) : sequenceBatch(this.gpu, sequences);
-  }
-
-  private microBatches<T>(items: readonly T[]): T[][] {
-    return splitMicroBatches(items, this.memoryPlan.microBatchSize);
-  }
-
-  /** One trainingStep over the micro-batches of the rollout with GRPO's loss; its metrics under TRL's names. */
-  private async optimizerStep(
-    sequences: readonly SequenceInput[],
-    advantages: Float64Array,
-    cached: { old: Tensor[]; ref: Tensor[] },
-  ): Promise<StepMetrics> {
-    const c = this.config;
-    const gpu = this.gpu;
-    const unmaskedTokens = (batch: readonly SequenceInput[]) => batch.reduce((n, s) => n + (s.masked ? 0 : s.completionIds.length), 0);
-    // dapo's normaliser: the rollout's completion tokens, however many of its rows are trained.
-    const tokensInBatch = unmaskedTokens(sequences);
-    const kept = this.rowsToTrain(sequences, advantages);
-    const rows = kept ? kept.map((i) => sequences[i]) : sequences;
-    const rowAdvantages = kept ? Float64Array.from(kept, (i) => advantages[i]) : advantages;
-    const micro = this.microBatches(rows);
-    const computed = { tokens: 0, positions: 0 };
-    const start = performance.now();
-    this.lora.training = true;
-    const step = await trainingStep(gpu, {
-      optimizer: this.optimizer,
-      microBatches: micro,
-      maxGradNorm: c.maxGradNorm,
-      schedule: this.schedule,
-      step: this.step,
-      loss: (batchSequences, m) => {
-        const first = m * this.memoryPlan.microBatchSize;
-        if (batchSequences.every((s, i) => this.hasZeroGradient(s, rowAdvantages[first + i]))) {
-          this.lora.skipForwards(modelForwards(batchSequences, c.promptForward === 'shared'));
-          return null;
-        }
-        const batch = this.layout(batchSequences);
-        computed.tokens += batch.computedTokens;
-        computed.positions += batch.computedPositions;
-        const { logprobs, entropy } = completionLogprobs(this.loaded.model, batch);
-        const { loss, metrics } = grpoLoss(
-          {
-            logprobs,
-            oldLogprobs: cached.old[m],
-            refLogprobs: cached.ref[m],
-            advantages: gpu.tensor(Array.from(rowAdvantages.slice(first, first + batchSequences.length)), [batchSequences.length]),
-            mask: batch.mask,
-          },
-          {
-            beta: c.beta,
-            epsilonLow: c.epsilon,
-            epsilonHigh: c.epsilonHigh ?? c.epsilon,
-            delta: c.delta,
-            lossType: c.lossType,
-            importanceSampling: c.importanceSampling,
-            klEstimator: c.klEstimator,
-            maxCompletionLength: c.maxNewTokens,
-            numItemsInBatch: Math.max(1, tokensInBatch),
-            gradientAccumulationSteps: micro.length,
-          },
-        );
-        return { loss, readBack: { metrics, entropy: maskedMean(view(entropy, [entropy.size]), view(batch.mask, [batch.mask.size])) } };
-      },
-      divergedAdvice: () => this.divergedAdvice(),
-      onMicroBatch: (done, count) => this.status(this.step + 1, `forward/backward, ${done} of ${count} micro-batches`),
-    });
-    const end = performance.now();
-    // Entropy and the loss's metrics describe the micro-batches that ran (none: left out of the row).
-    let entropy = 0;
-    let entropyTokens = 0;
-    step.microBatches.forEach(({ skipped, values }, m) => {
-      const tokens = unmaskedTokens(micro[m]);
-      if (!skipped && tokens > 0) {
-        entropy += values.entropy[0] * tokens;
-        entropyTokens += tokens;
-      }
-    });
-    const ran = step.microBatches.filter(({ skipped }) => !skipped);
-    const lossMetrics = ran.map(({ values }) => namedGrpoMetrics(values.metrics, { beta: c.beta, lossType: c.lossType }));
-    const merged: StepMetrics = {};
-    for (const key of Object.keys(lossMetrics[0] ?? {})) {
-      const xs = lossMetrics.map((m) => m[key]);
-      merged[key] = key.endsWith('_min') ? Math.min(...xs) : key.endsWith('_max') ? Math.max(...xs) : mean(xs);
-    }
-    return {
-      grad_norm: step.gradNorm,
-      loss: step.loss,
-      ...(entropyTokens > 0 ? { entropy: entropy / entropyTokens } : {}),
-      ...merged,
-      'completions/skipped_in_training': sequences.length - rows.length + micro.reduce((n, m, i) => n + (step.microBatches[i].skipped ? m.length : 0), 0),
-      learning_rate: step.learningRate,
-      'time/train_s': step.trainSeconds,
-      'time/optimizer_s': step.optimizerSeconds,
-      // What the forward/backward ran: real tokens, and positions with padding.
-      'tokens/computed': computed.tokens,
-      'tokens/computed_positions': computed.positions,
-      'tokens_per_second/train': sequences.reduce((n, s) => n + s.promptIds.length + s.completionIds.length, 0) / ((end - start) / 1000),
-    };
-  }
-
-  /**
-   * Whether a row's gradient is exactly zero, so it needs no forward or backward: with β = 0 every
-   * term of the loss is a multiple of the row's advantage (0 throughout a group whose completions got
-   * the same reward), and a masked row counts nothing. Always false with `--zero-advantage-completions train`.
-   */
-  private hasZeroGradient(sequence: SequenceInput, advantage: number): boolean {
-    return this.config.zeroAdvantageCompletions === 'skip' && this.config.beta === 0 && (sequence.masked === true || advantage === 0);
-  }
-
-  /**
-   * With dapo, one optimizer step per rollout and no LoRA dropout, the rows with a zero gradient
-   * leave the step before it is split into micro-batches: dapo divides by the rollout's token count
-   * however its rows are split (TRL's num_items_in_batch), and without dropout the other rows'
-   * computation does not depend on them — the same gradient up to float rounding. null: every row
-   * stays (micro-batches of such rows alone are still left out whole in optimizerStep; the loss
-   * types that normalise per micro-batch depend on how rows are split).
-   */
-  private rowsToTrain(sequences: readonly SequenceInput[], advantages: Float64Array): number[] | null {
-    const c = this.config;
-    if (c.lossType !== 'dapo' || c.numIterations !== 1 || c.loraDropout !== 0) return null;
-    const kept = sequences.flatMap((s, i) => (this.hasZeroGradient(s, advantages[i]) ? [] : [i]));
-    return kept.length > 0 && kept.length < sequences.length ? kept : null;
   }
 
   private divergedAdvice(): string {
@@ -596,19 +317,4 @@ export class GrpoTrainer {
       this.releaseRunFolder();
     }
   }
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-
-/** A seeded permutation of 0…n−1 for one epoch. */
-function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const random = seededRandom(seed * 1_000_003 + epoch);
-  const order = [...Array(n).keys()];
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
 }
