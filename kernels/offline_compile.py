@@ -11,15 +11,15 @@ from typing import Any, Callable
 
 from triton.backends.compiler import GPUTarget
 
-from .triton_internals import compile_for
+from .triton_internals import Specialisation
 
 # Hopper (sm_90) with 32-thread warps: a current NVIDIA target that needs no device to compile for.
 OFFLINE_TARGET = GPUTarget("cuda", 90, 32)
 
 
-def compile_launch(
+def specialise_launch(
     kernel_function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], target: GPUTarget = OFFLINE_TARGET
-) -> None:
-    """Compile `kernel_function` (undecorated) as launched with these arguments; raises whatever Triton raises
-    when it does not compile."""
-    compile_for(target, kernel_function, tuple(args), kwargs)
+) -> Specialisation:
+    """`kernel_function` (undecorated) as launched with these arguments: its `key` names the code this launch
+    runs, and its `compile()` raises whatever Triton raises when that code does not compile."""
+    return Specialisation(target, kernel_function, tuple(args), kwargs)

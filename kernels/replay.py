@@ -1,11 +1,13 @@
 """The replay sandbox: runs the candidate's kernels as its traces ask, and none of its host code.
 
 It executes only the cut-down kernel module (`kernel_module.py`: imports, literal constants, `@triton.jit`
-definitions), compiles each launched kernel for the GPU target from its first traced launch, then switches to
+definitions), compiles every specialisation of a kernel that the traces launch for the GPU target, then switches to
 the interpreter and replays every trial's trace (`trace.py`: its host copies and launches): three times, each on fresh copies of the
 buffers and of the inputs: on the trial's inputs, again on them (determinism; the first run's memory is kept
 alive so the second gets other addresses), and on the fresh inputs the evaluator drew after the tracing
-sandbox was gone. It reports the returned views and the inputs after the first run; the evaluator judges them.
+sandbox was gone. Every interpreted launch runs under the memory guard (`memory_guard.py`): an access outside
+the tensors the launch was given, or programs of one launch racing on the same bytes, fails the trial. It reports
+the returned views and the inputs after the first run; the evaluator judges them.
 """
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ import torch
 
 from .candidate import CANDIDATE_FILE, Report, describe
 from .interpreter_mode import switch_to_interpreter
-from .offline_compile import compile_launch
+from .memory_guard import MemoryGuard
+from .offline_compile import specialise_launch
 from .trace import KernelLaunch, Trace, TensorRef, copy_args, materialize
-from .triton_internals import KERNEL_CLASSES
+from .triton_internals import KERNEL_CLASSES, watch_interpreted_memory
 
 
 def replay_candidate(
@@ -38,6 +41,7 @@ def replay_candidate(
     report["kernels"] = _compile_launched_kernels(kernels_code, traces, inputs)
     send(report)
     switch_to_interpreter()
+    watch_interpreted_memory(MemoryGuard(races=True))
     kernels = execute_kernels(kernels_code)
     for trace, args, fresh in zip(traces, inputs, fresh_inputs):
         report["trials"].append(None if trace is None else _replay_trial(kernels, trace, args, fresh))
@@ -90,26 +94,33 @@ def bind_trace(kernels: dict[str, Any], trace: Trace, args: tuple[Any, ...], buf
 
 
 def _compile_launched_kernels(kernels_code: CodeType, traces: list[Trace | None], inputs: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Each kernel compiled for the GPU target from the arguments of its first traced launch."""
+    """Every specialisation of a kernel that the traces launch, compiled for the GPU target: one entry per distinct
+    code a GPU would run (a launch whose constexprs, dtypes or alignments differ from every earlier launch's is
+    compiled too; the interpreter would run code there that the compiler refuses)."""
     results: list[dict[str, Any]] = []
+    compiled: set[tuple[str, str]] = set()
     try:
         kernels = execute_kernels(kernels_code)
     except BaseException as error:
         kernels, failure = {}, f"the module's kernels do not import: {describe(error)}"
     else:
         failure = None
-    for trace, args in zip(traces, inputs):
-        for launch in trace.launches if trace is not None else ():
-            if any(result["name"] == launch.kernel for result in results):
-                continue
+    for trial, (trace, args) in enumerate(zip(traces, inputs)):
+        for number, launch in enumerate(trace.launches if trace is not None else ()):
             try:
                 if failure is not None:
                     raise ImportError(failure)
                 positional, keywords = _arguments(launch, args, [buffer.clone() for buffer in trace.buffers])
-                compile_launch(_kernel(kernels, launch.kernel).fn, positional, keywords)
+                specialisation = specialise_launch(_kernel(kernels, launch.kernel).fn, positional, keywords)
+                if (launch.kernel, specialisation.key) in compiled:
+                    continue
+                compiled.add((launch.kernel, specialisation.key))
+                specialisation.compile()
                 results.append({"name": launch.kernel, "compiled": True, "error": None})
             except BaseException as error:
-                results.append({"name": launch.kernel, "compiled": False, "error": describe(error)})
+                results.append({"name": launch.kernel, "compiled": False, "error": f"launch {number} of trial {trial}: {describe(error)}"})
+                if failure is not None:
+                    return results
     return results
 
 

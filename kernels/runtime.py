@@ -5,8 +5,9 @@ benchmark case (large enough that a kernel's time is not just launch overhead), 
 correctness inputs with the most elements. The candidate's process is never timed: its entrypoint was traced
 on the timed inputs together with the trials, and a sandbox that runs none of its host code replays that trace
 (its host copies and kernel launches) on fresh inputs of the same layout, drawn after the tracing sandbox is
-gone, and times the replay (`timed_replay.py`). The reference is timed here, in the trusted evaluator, on the
-same fresh inputs and device with the same clock.
+gone, and times the replay (`timed_replay.py`). The reference is computed and timed here, in the trusted
+evaluator, on the same fresh inputs and device with the same clock; every timed call's output entries that
+the sandbox sampled after it are checked against that result here.
 
 Devices: "cuda" times the compiled kernels on the GPU (the default where the runner sees one); "cpu" times
 the Triton interpreter against torch on the CPU, which says nothing about kernel speed but exercises the
@@ -29,7 +30,7 @@ from .reward import Reward
 from .sandbox import Limits, Outcome
 from .timed_replay import time_replay
 from .timing import Timing, clock_for, measure
-from .trace import Trace, TracedCall, copy_args
+from .trace import TensorRef, Trace, TracedCall, copy_args
 from .violation import Violation
 
 RUNTIME_DEVICES = ("cuda", "cpu", "off")
@@ -103,11 +104,15 @@ def runtime_reward(
     plan = PLANS[device]
     # Drawn now, when the tracing sandbox is gone: bytes it put in the trace cannot hold results for them.
     fresh = problem.fresh_inputs(timed.shape, timed.inputs)
-    measured = _read_report(*_time_sandboxed(problem, code, tree, call.trace, fresh, device, plan, limits, temp_root))
+    measured = _read_report(*_time_sandboxed(code, tree, call.trace, fresh, device, plan, limits, temp_root), plan)
     if isinstance(measured, str):
         return Reward(0.0, f"timing run failed: {measured}")
-    candidate = measured
+    candidate, samples = measured
     on_device = copy_args(fresh, device)
+    # Computed only now, in this process: the sandbox that ran the kernels never held the right output.
+    wrong = wrong_timed_call(problem, call.trace.result, problem.reference(*copy_args(on_device)), samples)
+    if wrong is not None:
+        return Reward(0.0, f"timing run failed: {wrong}")
     reference = measure(lambda: problem.reference(*on_device), clock_for(device), plan.warmup, plan.trials)
     speedup = reference.median_s / candidate.median_s
     caveat = " (CPU test mode: the Triton interpreter against torch, not a kernel speed)" if device == "cpu" else ""
@@ -119,20 +124,21 @@ def runtime_reward(
 
 
 def _time_sandboxed(
-    problem: Problem, code: str, tree: ast.Module, trace: Trace, inputs: Args, device: str, plan: TimingPlan, limits: Limits,
+    code: str, tree: ast.Module, trace: Trace, inputs: Args, device: str, plan: TimingPlan, limits: Limits,
     temp_root: str | None,
 ) -> tuple[dict[str, Any] | None, Outcome]:
     if device == "cuda":
         limits = dataclasses.replace(limits, cap_address_space=False)
     kernels = kernel_module(tree)
     child = lambda workdir, send: time_replay(  # noqa: E731
-        problem, kernels, code, trace, inputs, device, plan.warmup, plan.trials, workdir, send
+        kernels, code, trace, inputs, device, plan.warmup, plan.trials, workdir, send
     )
     return run_sandboxed(child, limits, temp_root)
 
 
-def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> Timing | str:
-    """The replay's timing, or why there is none; anything but a positive, finite time is a failure."""
+def _read_report(report: dict[str, Any] | None, outcome: Outcome, plan: TimingPlan) -> tuple[Timing, list[Sample]] | str:
+    """The replay's timing and its calls' sampled outputs, or why there are none; anything but a positive, finite
+    time and one well-formed sample per call is a failure."""
     if report is None:
         tail = outcome.log_tail.strip().splitlines()[-1:]
         return f"{outcome.status}: {outcome.detail}" + (f" ({tail[0]})" if tail else "")
@@ -148,4 +154,41 @@ def _read_report(report: dict[str, Any] | None, outcome: Outcome) -> Timing | st
         return f"the timing report is malformed: {timing}"
     if not (math.isfinite(median) and math.isfinite(spread) and median > 0.0):
         return f"the timing report holds no valid time: {timing}"
-    return Timing(median, spread, trials)
+    samples = report.get("samples")
+    calls = plan.warmup + plan.trials
+    if not (isinstance(samples, list) and len(samples) == calls and all(_well_formed(s) for s in samples)):
+        return f"the timing report does not hold one sample of the output per call ({calls})"
+    return Timing(median, spread, trials), [Sample(s["positions"], s["values"]) for s in samples]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Entries of one timed call's output: `values[i]` is the entry at flat position `positions[i]`."""
+
+    positions: torch.Tensor
+    values: torch.Tensor
+
+
+def _well_formed(sample: Any) -> bool:
+    if not (isinstance(sample, dict) and set(sample) == {"positions", "values"}):
+        return False
+    positions, values = sample["positions"], sample["values"]
+    return (
+        isinstance(positions, torch.Tensor) and isinstance(values, torch.Tensor) and positions.dtype == torch.int64
+        and positions.dim() == 1 and values.dim() == 1 and 0 < positions.numel() == values.numel()
+    )
+
+
+def wrong_timed_call(problem: Problem, returned: TensorRef, expected: torch.Tensor, samples: list[Sample]) -> str | None:
+    """Why a timed call's output (the trace's `returned` view) was not the reference's, checked on each call's
+    sampled entries; None when every call's were right."""
+    if tuple(returned.shape) != tuple(expected.shape) or returned.dtype != expected.dtype:
+        return f"the call returns {returned.dtype} {tuple(returned.shape)}, the reference {expected.dtype} {tuple(expected.shape)}"
+    flat = expected.reshape(-1).cpu()
+    for number, sample in enumerate(samples, 1):
+        positions = sample.positions
+        if positions.min() < 0 or positions.max() >= flat.numel():
+            return f"call {number} of {len(samples)} reported positions outside its output"
+        if not problem.matches(sample.values, flat[positions]):
+            return f"call {number} of {len(samples)} returned a wrong output"
+    return None

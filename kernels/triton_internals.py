@@ -6,7 +6,12 @@ None of these is public API:
   `ASTSource` and calls `triton.compile` for a `GPUTarget`;
 - the sandbox watches launches by patching `run(self, *args, grid, warmup, **kwargs)` of `JITFunction` and of
   the interpreter's `InterpretedFunction`;
-- it switches an imported Triton to the interpreter through `triton.knobs.runtime.interpret`.
+- it switches an imported Triton to the interpreter through `triton.knobs.runtime.interpret`;
+- the memory guard (`memory_guard.py`) sees every interpreted launch through `GridExecutor.__call__` and
+  `GridExecutor._init_args_hst` (the host tensors the programs address), and every memory access through the
+  interpreter builder's `create_masked_load`, `create_masked_store`, `create_atomic_cas` and
+  `create_atomic_rmw`: the builder's plain loads and stores, its atomic loads, stores and polls (3.9), and its
+  descriptor (3.9) and block-pointer (3.6) loads and stores all call the masked ones.
 
 Tested range: Triton 3.6 through 3.9, torch 2.11 through 2.15. Read from the 3.6.0 and 3.9.0 sources, every
 name and call signature above is the same in both releases; what changed lies inside the functions we call
@@ -19,27 +24,33 @@ to a loop bound with `int(array)`, which NumPy 2.4 refuses for the one-element a
 over an argument fails under 3.6's interpreter; 3.7 fixed it with `int(array.squeeze())`, which this module
 installs on 3.6. A version outside it is refused by name at import, and every signature listed in
 `REQUIRED_SIGNATURES` is compared with the installed one, so a release whose internals moved fails here with
-the function's name, not deep inside a candidate's compile as a wrong compilation score.
+the function's name, not deep inside a candidate's compile as a wrong compilation score. The builder's masked
+load and store take other trailing parameters in 3.6 (cache modifier, eviction policy) than in 3.9 (cache policy);
+the guard reads only their leading ones, so only those are compared (`MORE`).
 """
 from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+import numpy as np
 import torch
 import triton
 from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, compiler, make_backend
 from triton.runtime import interpreter, jit
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 TESTED_TRITON = ((3, 6), (3, 9))
 TESTED_TORCH = ((2, 11), (2, 15))
 
 # A parameter as (name, kind): kind is "positional", "*", "keyword" (keyword-only) or "**". Defaults are not
-# compared: every call below passes the parameters it uses.
+# compared: every call below passes the parameters it uses. A list ending in MORE names the leading parameters
+# only: the patch reads those and passes any others through unread.
 Parameters = list[tuple[str, str]]
+MORE = ("...", "more")
 
 # "module:qualified name" -> the parameters the runner's calls and patches assume.
 REQUIRED_SIGNATURES: dict[str, Parameters] = {
@@ -56,6 +67,22 @@ REQUIRED_SIGNATURES: dict[str, Parameters] = {
         ("self", "positional"), ("fn", "positional"), ("signature", "positional"), ("constexprs", "positional"), ("attrs", "positional"),
     ],
     "triton.compiler.compiler:compile": [("src", "positional"), ("target", "positional"), ("options", "positional"), ("_env_vars", "positional")],
+    "triton.runtime.interpreter:GridExecutor.__call__": [("self", "positional"), ("args_dev", "*"), ("kwargs", "**")],
+    "triton.runtime.interpreter:GridExecutor._init_args_hst": [("self", "positional"), ("args_dev", "positional"), ("kwargs", "positional")],
+    "triton.runtime.interpreter:InterpreterBuilder.create_masked_load": [
+        ("self", "positional"), ("ptrs", "positional"), ("mask", "positional"), ("other", "positional"), MORE,
+    ],
+    "triton.runtime.interpreter:InterpreterBuilder.create_masked_store": [
+        ("self", "positional"), ("ptrs", "positional"), ("value", "positional"), ("mask", "positional"), MORE,
+    ],
+    "triton.runtime.interpreter:InterpreterBuilder.create_atomic_cas": [
+        ("self", "positional"), ("ptr", "positional"), ("cmp", "positional"), ("val", "positional"), ("sem", "positional"),
+        ("scope", "positional"),
+    ],
+    "triton.runtime.interpreter:InterpreterBuilder.create_atomic_rmw": [
+        ("self", "positional"), ("rmwOp", "positional"), ("ptr", "positional"), ("val", "positional"), ("mask", "positional"),
+        ("sem", "positional"), ("scope", "positional"),
+    ],
 }
 
 
@@ -94,9 +121,10 @@ def signature_mismatches(found: dict[str, Parameters | None]) -> list[str]:
     problems = []
     for name, expected in REQUIRED_SIGNATURES.items():
         actual = found.get(name)
+        leading = expected[:-1] if expected[-1:] == [MORE] else expected
         if actual is None:
             problems.append(f"{name} is missing")
-        elif actual != expected:
+        elif actual != expected and (leading is expected or actual[:len(leading)] != leading):
             problems.append(f"{name} takes {actual}, the runner assumes {expected}")
     return problems
 
@@ -145,12 +173,107 @@ def set_interpreter(on: bool) -> None:
     knobs.runtime.interpret = on
 
 
-def compile_for(target: GPUTarget, kernel_function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Compile `kernel_function` (undecorated) for `target` as `JITFunction.run` would for this launch's
-    arguments; raises whatever Triton raises when it does not compile."""
-    kernel = jit.JITFunction(kernel_function)
-    backend = make_backend(target)
-    binder = jit.create_function_from_signature(kernel.signature, kernel.params, backend)
-    bound_args, specialization, options = binder(*args, **kwargs)
-    options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound_args, specialization, options)
-    triton.compile(ASTSource(kernel, signature, constexprs, attrs), target=target, options=options.__dict__)
+class Specialisation:
+    """A launch of `kernel_function` (undecorated) specialised for `target` exactly as `JITFunction.run` does it:
+    `key` tells launches apart as its kernel cache does (two launches with the same key run the same compiled
+    code), and `compile()` builds that code, raising whatever Triton raises when it does not compile."""
+
+    def __init__(self, target: GPUTarget, kernel_function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.target = target
+        self.kernel = jit.JITFunction(kernel_function)
+        self.backend = make_backend(target)
+        binder = jit.create_function_from_signature(self.kernel.signature, self.kernel.params, self.backend)
+        self.bound_args, self.specialization, self.options = binder(*args, **kwargs)
+        self.kwargs = kwargs
+        self.key = repr(self.specialization) + repr(self.options)
+
+    def compile(self) -> None:
+        options, signature, constexprs, attrs = self.kernel._pack_args(self.backend, self.kwargs, self.bound_args, self.specialization, self.options)
+        triton.compile(ASTSource(self.kernel, signature, constexprs, attrs), target=self.target, options=options.__dict__)
+
+
+class MemoryWatcher(Protocol):
+    """What `watch_interpreted_memory` reports to, before each launch's programs run and before each access."""
+
+    def launch(self, kernel: str, run: Callable[[], None]) -> None:
+        """Run the launch (`run` executes every program of its grid, one after another)."""
+
+    def tensors(self, tensors: list[torch.Tensor]) -> None:
+        """The host tensors the current launch received: the only memory its pointers come from."""
+
+    def access(self, kind: str, pointers: np.ndarray, mask: np.ndarray | None, size: int, program: tuple[int, int, int]) -> None:
+        """`kind` ("load", "store" or "atomic") of `size` bytes at each of `pointers` where `mask` is true (every
+        lane when None), by `program` of the current launch; raising refuses the access."""
+
+
+def watch_interpreted_memory(watcher: MemoryWatcher) -> None:
+    """Report every interpreted launch and every memory access of its programs to `watcher` (the interpreter
+    itself checks none of them). Installed once in a sandbox, after `set_interpreter(True)`."""
+    builder, executor = interpreter.InterpreterBuilder, interpreter.GridExecutor
+    masked_load, masked_store = builder.create_masked_load, builder.create_masked_store
+    atomic_cas, atomic_rmw = builder.create_atomic_cas, builder.create_atomic_rmw
+    run_launch, host_arguments = executor.__call__, executor._init_args_hst
+    atomic = False  # inside an atomic load, store or poll, which call the masked load and store
+
+    def create_masked_load(self: Any, ptrs: Any, mask: Any, *rest: Any, **options: Any) -> Any:
+        watcher.access("atomic" if atomic else "load", ptrs.data, mask.data, _element_bytes(ptrs), self.grid_idx)
+        return masked_load(self, ptrs, mask, *rest, **options)
+
+    def create_masked_store(self: Any, ptrs: Any, value: Any, mask: Any, *rest: Any, **options: Any) -> Any:
+        watcher.access("atomic" if atomic else "store", ptrs.data, mask.data, _element_bytes(ptrs), self.grid_idx)
+        return masked_store(self, ptrs, value, mask, *rest, **options)
+
+    def create_atomic_cas(self: Any, ptr: Any, cmp: Any, val: Any, sem: Any, scope: Any) -> Any:
+        watcher.access("atomic", ptr.data, None, _element_bytes(ptr), self.grid_idx)
+        return atomic_cas(self, ptr, cmp, val, sem, scope)
+
+    def create_atomic_rmw(self: Any, rmw_op: Any, ptr: Any, val: Any, mask: Any, sem: Any, scope: Any) -> Any:
+        watcher.access("atomic", ptr.data, mask.data, _element_bytes(ptr), self.grid_idx)
+        return atomic_rmw(self, rmw_op, ptr, val, mask, sem, scope)
+
+    def atomically(method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal atomic
+            atomic = True
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                atomic = False
+
+        return run
+
+    def call(self: Any, *args_dev: Any, **kwargs: Any) -> None:
+        watcher.launch(self.fn.__name__, lambda: run_launch(self, *args_dev, **kwargs))
+
+    def init_args_hst(self: Any, args_dev: Any, kwargs: Any) -> Any:
+        args_hst, kwargs_hst = host_arguments(self, args_dev, kwargs)
+        watcher.tensors(_tensors_in([*args_hst, *kwargs_hst.values()]))
+        return args_hst, kwargs_hst
+
+    builder.create_masked_load, builder.create_masked_store = create_masked_load, create_masked_store
+    builder.create_atomic_cas, builder.create_atomic_rmw = create_atomic_cas, create_atomic_rmw
+    # Triton 3.9's atomic loads, stores and polls (3.6 has none) reach memory through the masked load and store:
+    # what they touch counts as atomic. Only their name is relied on, so they are not in REQUIRED_SIGNATURES.
+    for name in ("create_atomic_load", "create_atomic_store", "create_atomic_poll"):
+        if hasattr(builder, name):
+            setattr(builder, name, atomically(getattr(builder, name)))
+    executor.__call__, executor._init_args_hst = call, init_args_hst
+
+
+def _element_bytes(pointers: Any) -> int:
+    """The bytes one lane accesses: the pointee's NumPy size, as the interpreter loads and stores it."""
+    return np.dtype(interpreter._get_np_dtype(pointers.get_element_ty())).itemsize
+
+
+def _tensors_in(values: list[Any]) -> list[torch.Tensor]:
+    """The tensors among a launch's host arguments: in tuples, as tensor descriptors' bases, reinterpreted
+    (`triton.reinterpret`'s wrapper) or plain."""
+    found: list[torch.Tensor] = []
+    for value in values:
+        if isinstance(value, tuple):
+            found += _tensors_in(list(value))
+        elif isinstance(value, TensorDescriptor):
+            found += _tensors_in([value.base])
+        elif hasattr(value, "data_ptr"):
+            found.append(interpreter._unwrap_tensor(value))
+    return found

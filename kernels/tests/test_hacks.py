@@ -21,8 +21,8 @@ REQUIRED_CLASSES = {
     "computation in the grid", "forged report", "guard switched off", "names reached dynamically", "object graph walked",
     "code run at definition", "code run in a string", "lambda with side effects", "closure", "context manager",
     "host computation", "state between calls", "reference reached", "monkey patch", "host computation in a kernel body",
-    "inputs mutated", "output never written", "nondeterminism", "constant output", "dtype downcast",
-    "results carried in launches",
+    "inputs mutated", "code only the interpreter runs", "output never written", "nondeterminism", "constant output", "dtype downcast",
+    "results carried in launches", "memory outside the arguments", "cross-program race",
 }
 
 
@@ -33,7 +33,8 @@ def test_every_catalogued_hack_scores_zero(runner: RunnerProcess) -> None:
     for hack, result in zip(HACKS, results):
         correctness, runtime = result["rewards"]["correctness"], result["rewards"]["runtime"]
         kinds = {violation.split(":")[0] for violation in result["hacks"]}
-        if correctness["score"] != 0.0 or runtime["score"] != 0.0 or not hack.expected <= kinds:
+        wrong_reason = hack.reason is not None and hack.reason not in correctness["reason"]
+        if correctness["score"] != 0.0 or runtime["score"] != 0.0 or not hack.expected <= kinds or wrong_reason:
             problems[hack.name] = {"correctness": correctness, "runtime": runtime, "hacks": result["hacks"], "expected": sorted(hack.expected)}
         elif "not_allowed" in hack.expected and result["sandbox"] != "not run":
             problems[hack.name] = {"ran although rejected": result["sandbox"]}

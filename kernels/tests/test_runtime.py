@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from kernels.dataset import ALL_PROBLEMS, get_problem
-from kernels.runtime import TimedCase, speedup_score
+from kernels.runtime import Sample, TimedCase, speedup_score, wrong_timed_call
+from kernels.timed_replay import SAMPLED_ENTRIES, sample_entries
 from kernels.timing import CudaClock, WallClock, measure
+from kernels.trace import TensorRef
 
 from .runner_process import RunnerProcess, tagged
 from .timing_attacks import HONEST as TIMING_HONEST
-from .timing_attacks import TIMING_ATTACKS, forgery, speedup_of
+from .timing_attacks import READ_OUTSIDE_WHEN_TIMED, TIMING_ATTACKS, forgery, speedup_of
 
 RELU = get_problem("relu").solution()
 RELU_LAUNCH = "    relu_kernel[grid](x, out, n_elements, BLOCK_SIZE=1024)\n"
@@ -116,6 +118,38 @@ def test_the_score_stays_within_its_bounds() -> None:
             speedup_score(bad)
 
 
+def test_each_timed_call_reports_entries_of_its_output_at_positions_drawn_after_it() -> None:
+    output = torch.arange(3000.0).reshape(60, 50).t()  # a strided view, as a trace's result can be
+    first, second = sample_entries(output), sample_entries(output)
+    for sample in (first, second):
+        assert sample["positions"].numel() == SAMPLED_ENTRIES
+        assert torch.equal(sample["values"], output.reshape(-1)[sample["positions"]])
+    assert not torch.equal(first["positions"], second["positions"])
+    # An output of no more entries than that is reported whole, a scalar (a loss) as one entry.
+    assert torch.equal(sample_entries(torch.tensor(2.5))["values"], torch.tensor([2.5]))
+    assert torch.equal(sample_entries(output[:10, :5])["values"], output[:10, :5].reshape(-1))
+
+
+def test_the_evaluator_checks_every_timed_calls_entries_against_the_reference_it_computes_itself() -> None:
+    problem = get_problem("relu")
+    expected = torch.relu(torch.randn(40, 50, generator=torch.Generator().manual_seed(0)))
+    returned = TensorRef("buffer", 0, torch.float32, 0, (40, 50), (50, 1))
+
+    def right() -> Sample:
+        positions = torch.randint(expected.numel(), (300,))
+        return Sample(positions, expected.reshape(-1)[positions].clone())
+
+    assert wrong_timed_call(problem, returned, expected, [right(), right(), right()]) is None
+    wrong = right()
+    wrong.values[7] += 1.0
+    assert wrong_timed_call(problem, returned, expected, [right(), wrong, right()]) == "call 2 of 3 returned a wrong output"
+    outside = right()
+    outside.positions[0] = expected.numel()
+    assert wrong_timed_call(problem, returned, expected, [outside]) == "call 1 of 1 reported positions outside its output"
+    transposed = TensorRef("buffer", 0, torch.float32, 0, (50, 40), (1, 50))
+    assert "the reference torch.float32 (40, 50)" in str(wrong_timed_call(problem, transposed, expected, [right()]))
+
+
 def test_cpu_mode_scores_a_solution_and_scores_a_redundant_one_lower(runner: RunnerProcess) -> None:
     solution, redundant = runner.evaluate_many([("relu", tagged(RELU)), ("relu", tagged(RELU_FIVE_TIMES))], runtime_device="cpu")
     assert redundant["rewards"]["correctness"]["score"] == 1.0, redundant["rewards"]
@@ -160,6 +194,14 @@ def test_the_speedup_cannot_be_forged_from_the_candidates_process(unguarded_runn
         if problem is not None:
             problems[attack.name] = problem
     assert not problems, problems
+
+
+def test_the_interpreted_timing_run_refuses_reads_outside_the_arguments(unguarded_runner: RunnerProcess) -> None:
+    """The kernel reads outside its tensors only on the timed call, so the replay of the trials passes it and the
+    timing sandbox's own memory guard must stop it (there, the reference's output lies in the same process)."""
+    result = unguarded_runner.evaluate("relu", tagged(READ_OUTSIDE_WHEN_TIMED.code), runtime_device="cpu")
+    assert result["rewards"]["correctness"]["score"] == 1.0, result["rewards"]
+    assert forgery(READ_OUTSIDE_WHEN_TIMED, result, honest_speedup=0.0) is None, result["rewards"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the default on a machine without a GPU")

@@ -63,6 +63,15 @@ def test_a_moved_internal_is_reported_by_name() -> None:
     ]
 
 
+def test_only_the_leading_parameters_of_a_patched_builder_method_are_compared() -> None:
+    name = "triton.runtime.interpreter:InterpreterBuilder.create_masked_load"
+    leading = REQUIRED_SIGNATURES[name][:-1]
+    found: dict[str, Parameters | None] = {**REQUIRED_SIGNATURES, name: leading + [("cache_modifier", "positional")]}
+    assert signature_mismatches(found) == []
+    found[name] = [("self", "positional"), ("pointers", "positional"), ("mask", "positional"), ("other", "positional")]
+    assert signature_mismatches(found) == [f"{name} takes {found[name]}, the runner assumes {REQUIRED_SIGNATURES[name]}"]
+
+
 @needs_triton_36
 def test_triton_36_sources_have_the_assumed_signatures() -> None:
     """Read from 3.6's files with `ast` (importing a second Triton into this process is not possible)."""

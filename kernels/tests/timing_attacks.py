@@ -109,6 +109,20 @@ TIMING_ATTACKS = [
                  "modified its inputs"),
 ]
 
+# Interpreted timing only (the CPU mode): a compiled kernel's accesses on a GPU are not bounds-checked by the
+# runner, so this one is not in TIMING_ATTACKS, which the device check also runs on a GPU.
+READ_OUTSIDE_WHEN_TIMED = TimingAttack(
+    "read_outside_the_arguments_when_timed", "after the trials, launches its kernel with a flag that makes it read the "
+    "words just before its input and its output (one lies outside every tensor it was given), as a scan for the "
+    "reference's result held elsewhere in the timing sandbox would",
+    HONEST.replace(_SIGNATURE, _SIGNATURE + _COUNT_CALLS)
+    .replace("n_elements, BLOCK_SIZE: tl.constexpr", "n_elements, peek, BLOCK_SIZE: tl.constexpr")
+    .replace("    x = tl.load(x_ptr + offsets, mask=mask)\n", "    x = tl.load(x_ptr + offsets, mask=mask)\n    if peek:\n"
+             "        seen = tl.load(x_ptr - 1) + tl.load(out_ptr - 1)\n        x = x + (seen != seen).to(tl.float32) * 0.0\n")
+    .replace(_LAUNCH, _LAUNCH.replace("n_elements, BLOCK_SIZE", "n_elements, int(timed), BLOCK_SIZE")),
+    "lies outside every tensor the launch was given",
+)
+
 
 # Timings vary by a few times between candidates on a busy machine (and under the interpreter); a forged clock
 # or a slowed reference moves the speedup by orders of magnitude.
