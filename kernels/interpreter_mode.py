@@ -14,7 +14,7 @@ import triton.language
 import triton.language.random
 import triton.language.standard
 
-from .triton_internals import set_interpreter
+from .triton_internals import round_dot_inputs_to_tf32, set_interpreter
 
 
 def switch_to_interpreter() -> None:
@@ -22,3 +22,5 @@ def switch_to_interpreter() -> None:
     # Order matters: the package re-exports names from its submodules, so they are reloaded first.
     for module in (triton.language.standard, triton.language.random, triton.language):
         importlib.reload(module)
+    # Judged here, a dot must be as precise as it will be on the GPU, not more.
+    round_dot_inputs_to_tf32()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from kernels.dataset import get_problem
+
 
 @dataclass(frozen=True)
 class Hack:
@@ -423,6 +425,11 @@ def mse_loss(x, y):
     mse_loss_kernel[(triton.cdiv(x.numel(), 64),)](x, y, out, x.numel(), BLOCK_SIZE=64)
     return out
 ''', problem="mse_loss", reason="race: both store to"),
+    Hack("default_precision_dot", "precision only the interpreter has",
+         "the data set's own matmul with tl.dot left at its default precision, TF32 on an NVIDIA GPU: ~1e-3 off there, "
+         "while the interpreter used to multiply full float32 values and pass the 1e-4 tolerance",
+         frozenset(), get_problem("matmul").solution().replace(', input_precision="ieee"', ""), problem="matmul",
+         reason="exceeds tolerance"),
     Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
          frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
          + _LAUNCH + "    return out\n"),
