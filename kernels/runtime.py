@@ -19,7 +19,7 @@ import ast
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -104,13 +104,16 @@ def runtime_reward(
     plan = PLANS[device]
     # Drawn now, when the tracing sandbox is gone: bytes it put in the trace cannot hold results for them.
     fresh = problem.fresh_inputs(timed.shape, timed.inputs)
-    measured = _read_report(*_time_sandboxed(code, tree, call.trace, fresh, device, plan, limits, temp_root), plan)
+    measured = _read_report(*_time_sandboxed(problem, code, tree, call.trace, fresh, timed.shape, device, plan, limits, temp_root), plan)
     if isinstance(measured, str):
         return Reward(0.0, f"timing run failed: {measured}")
     candidate, samples = measured
     on_device = copy_args(fresh, device)
-    # Computed only now, in this process: the sandbox that ran the kernels never held the right output.
-    wrong = wrong_timed_call(problem, call.trace.result, problem.reference(*copy_args(on_device)), samples)
+    # Each call's inputs drawn again from its seed, and the reference computed on them only now, in this process:
+    # the sandbox that ran the kernels never held a right output.
+    wrong = wrong_timed_call(
+        problem, call.trace.result, lambda seed: problem.reference(*problem.fresh_inputs(timed.shape, fresh, seed, device)), samples
+    )
     if wrong is not None:
         return Reward(0.0, f"timing run failed: {wrong}")
     reference = measure(lambda: problem.reference(*on_device), clock_for(device), plan.warmup, plan.trials)
@@ -124,14 +127,14 @@ def runtime_reward(
 
 
 def _time_sandboxed(
-    code: str, tree: ast.Module, trace: Trace, inputs: Args, device: str, plan: TimingPlan, limits: Limits,
-    temp_root: str | None,
+    problem: Problem, code: str, tree: ast.Module, trace: Trace, inputs: Args, shape: tuple[int, ...], device: str, plan: TimingPlan,
+    limits: Limits, temp_root: str | None,
 ) -> tuple[dict[str, Any] | None, Outcome]:
     if device == "cuda":
         limits = dataclasses.replace(limits, cap_address_space=False)
     kernels = kernel_module(tree)
     child = lambda workdir, send: time_replay(  # noqa: E731
-        kernels, code, trace, inputs, device, plan.warmup, plan.trials, workdir, send
+        problem, kernels, code, trace, inputs, shape, device, plan.warmup, plan.trials, workdir, send
     )
     return run_sandboxed(child, limits, temp_root)
 
@@ -158,34 +161,39 @@ def _read_report(report: dict[str, Any] | None, outcome: Outcome, plan: TimingPl
     calls = plan.warmup + plan.trials
     if not (isinstance(samples, list) and len(samples) == calls and all(_well_formed(s) for s in samples)):
         return f"the timing report does not hold one sample of the output per call ({calls})"
-    return Timing(median, spread, trials), [Sample(s["positions"], s["values"]) for s in samples]
+    return Timing(median, spread, trials), [Sample(s["seed"], s["positions"], s["values"]) for s in samples]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """Entries of one timed call's output: `values[i]` is the entry at flat position `positions[i]`."""
+    """Entries of one timed call's output: `values[i]` is the entry at flat position `positions[i]`, for the
+    inputs drawn from `seed`."""
 
+    seed: int
     positions: torch.Tensor
     values: torch.Tensor
 
 
 def _well_formed(sample: Any) -> bool:
-    if not (isinstance(sample, dict) and set(sample) == {"positions", "values"}):
+    if not (isinstance(sample, dict) and set(sample) == {"seed", "positions", "values"}):
         return False
-    positions, values = sample["positions"], sample["values"]
+    seed, positions, values = sample["seed"], sample["positions"], sample["values"]
     return (
-        isinstance(positions, torch.Tensor) and isinstance(values, torch.Tensor) and positions.dtype == torch.int64
-        and positions.dim() == 1 and values.dim() == 1 and 0 < positions.numel() == values.numel()
+        type(seed) is int and 0 <= seed < 2**63 and isinstance(positions, torch.Tensor) and isinstance(values, torch.Tensor)
+        and positions.dtype == torch.int64 and positions.dim() == 1 and values.dim() == 1 and 0 < positions.numel() == values.numel()
     )
 
 
-def wrong_timed_call(problem: Problem, returned: TensorRef, expected: torch.Tensor, samples: list[Sample]) -> str | None:
-    """Why a timed call's output (the trace's `returned` view) was not the reference's, checked on each call's
-    sampled entries; None when every call's were right."""
-    if tuple(returned.shape) != tuple(expected.shape) or returned.dtype != expected.dtype:
-        return f"the call returns {returned.dtype} {tuple(returned.shape)}, the reference {expected.dtype} {tuple(expected.shape)}"
-    flat = expected.reshape(-1).cpu()
+def wrong_timed_call(
+    problem: Problem, returned: TensorRef, reference_for: Callable[[int], torch.Tensor], samples: list[Sample]
+) -> str | None:
+    """Why a timed call's output (the trace's `returned` view) was not the reference's on that call's inputs
+    (`reference_for(seed)`), checked on the call's sampled entries; None when every call's were right."""
     for number, sample in enumerate(samples, 1):
+        expected = reference_for(sample.seed)
+        if tuple(returned.shape) != tuple(expected.shape) or returned.dtype != expected.dtype:
+            return f"the call returns {returned.dtype} {tuple(returned.shape)}, the reference {expected.dtype} {tuple(expected.shape)}"
+        flat = expected.reshape(-1).cpu()
         positions = sample.positions
         if positions.min() < 0 or positions.max() >= flat.numel():
             return f"call {number} of {len(samples)} reported positions outside its output"

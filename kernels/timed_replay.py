@@ -6,18 +6,19 @@ the trace's host copies and launches (`trace.py`), here on fresh inputs the eval
 sandbox was gone, on the timed device: compiled kernels on a GPU, the interpreter in the CPU test mode. No
 number the candidate's process wrote reaches the time: the clock is this module's, read around the replay.
 
-Every call starts from the same memory: before each one (outside the timed region) the inputs and the trace's
-buffers get back the bytes they held before the first call, so no call can leave work for the next, and every
-call, warm-up calls included, must leave the inputs as they were. Its output is checked by the evaluator, not
-here: the reference's result never exists in this process, whose kernels may read any memory it holds (a
-compiled kernel's loads are not bounds-checked), so no call can copy it instead of computing it. After each
-call, SAMPLED_ENTRIES of its output, at positions drawn only then from the operating system's randomness, go
-into the report; the evaluator compares them with the reference it computes itself. A call that leaves part of
-its output unwritten or wrong cannot know which entries will be read, so it fails the measurement with
-near certainty whichever call it is (a call wrong on 1 % of its entries escapes one check with probability
-0.99^1024 ≈ 3e-5).
-Interpreted (CPU mode), every launch also runs under the memory guard's bounds check (`memory_guard.py`): a
-kernel there cannot reach anything outside the tensors it was given; races were judged by the replay.
+Every call gets inputs of its own: before each one (outside the timed region) the inputs are drawn afresh, on
+the timed device, from a seed taken then from the operating system's randomness, and the trace's buffers get
+back the bytes they held before the first call. So no call can leave work for the next: a result computed once
+and kept anywhere in the process (on a GPU compiled kernels are not bounds-checked, so anywhere in its device
+memory, the saved copies of the buffers included) is wrong for the next call's inputs. Every call, warm-up
+calls included, must leave its inputs as they were drawn. Its output is checked by the evaluator, not here: the
+reference's result never exists in this process, so no call can copy it instead of computing it. After each
+call, SAMPLED_ENTRIES of its output, at positions drawn only then, go into the report with the call's seed; the
+evaluator draws the same inputs from that seed, computes the reference on them itself and compares. A call that
+leaves part of its output unwritten or wrong cannot know which entries will be read, so it fails the
+measurement with near certainty whichever call it is (a call wrong on 1 % of its entries escapes one check with
+probability 0.99^1024 ≈ 3e-5). Interpreted (CPU mode), every launch also runs under the memory guard's bounds
+check (`memory_guard.py`); races were judged by the replay.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 
 from .candidate import CANDIDATE_FILE, Report, describe
-from .dataset.problem import Args
+from .dataset.problem import Args, Problem
 from .interpreter_mode import switch_to_interpreter
 from .memory_guard import MemoryGuard
 from .replay import bind_trace, execute_kernels
@@ -48,10 +49,11 @@ class WrongTimedCall(RuntimeError):
 
 
 def time_replay(
-    kernel_tree: ast.Module, source: str, trace: Trace, inputs: Args, device: str, warmup: int, trials: int,
-    workdir: Path, send: Report,
+    problem: Problem, kernel_tree: ast.Module, source: str, trace: Trace, inputs: Args, shape: tuple[int, ...], device: str,
+    warmup: int, trials: int, workdir: Path, send: Report,
 ) -> None:
-    """Report the timing of `trials` replays of `trace` on `inputs` after `warmup` untimed ones."""
+    """Report the timing of `trials` replays of `trace` after `warmup` untimed ones, each on inputs of `shape`
+    drawn afresh in the layout of `inputs`."""
     os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")  # nothing shared with other candidates
     clock = clock_for(device)
     report: dict[str, Any] = {"error": None, "timing": None}
@@ -66,22 +68,27 @@ def time_replay(
         args = copy_args(inputs, device)
         buffers = [b.to(device, copy=True) for b in trace.buffers]
         inputs_memory = [_bytes(a) for a in args if isinstance(a, torch.Tensor)]
-        memory = inputs_memory + buffers
-        pristine = [m.clone() for m in memory]
+        pristine = [b.clone() for b in buffers]
         output = materialize(trace.result, args, buffers)
         call = bind_trace(kernels, trace, args, buffers)
-        samples: list[dict[str, torch.Tensor]] = []
+        samples: list[dict[str, Any]] = []
+        drawn: dict[str, Any] = {}
 
-        def restore() -> None:
-            for live, saved in zip(memory, pristine):
+        def prepare() -> None:
+            seed = secrets.randbits(63)
+            fresh = [_bytes(a) for a in problem.fresh_inputs(shape, inputs, seed, device) if isinstance(a, torch.Tensor)]
+            for live, new in zip(inputs_memory, fresh):
+                live.copy_(new)
+            for live, saved in zip(buffers, pristine):
                 live.copy_(saved)
+            drawn.update(seed=seed, memory=fresh)
 
         def verify() -> None:
-            if not all(torch.equal(live, saved) for live, saved in zip(inputs_memory, pristine)):
+            if not all(torch.equal(live, new) for live, new in zip(inputs_memory, drawn["memory"])):
                 raise WrongTimedCall(f"call {len(samples) + 1} of {warmup + trials} modified its inputs")
-            samples.append(sample_entries(output))
+            samples.append({**sample_entries(output), "seed": drawn["seed"]})
 
-        timing = measure(call, clock, warmup, trials, reset=restore, verify=verify)
+        timing = measure(call, clock, warmup, trials, reset=prepare, verify=verify)
         report["timing"] = {"median_s": timing.median_s, "spread_s": timing.spread_s, "trials": timing.trials}
         report["samples"] = samples
     except BaseException as error:  # a kernel may raise anything, under the interpreter as on the device

@@ -88,10 +88,13 @@ class Problem:
     def shape_of(self, trial: int) -> tuple[int, ...]:
         return tuple(self.shapes[trial % len(self.shapes)])
 
-    def fresh_inputs(self, shape: tuple[int, ...], like: Args) -> Args:
-        """The shape case of `like` drawn again from unpredictable entropy (`os.urandom`), with the same layout
-        (shapes, strides, storage offsets and sizes, dtypes); plain arguments (scales, slopes) are kept."""
-        drawn = self.make_inputs(shape, torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little")))
+    def fresh_inputs(self, shape: tuple[int, ...], like: Args, seed: int | None = None, device: str = "cpu") -> Args:
+        """The shape case of `like` drawn again, with the same layout (shapes, strides, storage offsets and sizes,
+        dtypes); plain arguments (scales, slopes) are kept. Drawn from unpredictable entropy (`os.urandom`), or
+        from `seed` on `device` where two processes must draw the same inputs (a timed call's, which the
+        evaluator draws again to check that call's output)."""
+        seed = int.from_bytes(os.urandom(8), "little") if seed is None else seed
+        drawn = self.make_inputs(shape, torch.Generator(device).manual_seed(seed))
         fresh = tuple(new if isinstance(old, torch.Tensor) else old for old, new in zip(like, drawn))
         for old, new in zip(like, fresh):
             if isinstance(old, torch.Tensor) and (not isinstance(new, torch.Tensor) or layout(old) != layout(new)):
@@ -129,8 +132,8 @@ class Problem:
 
 
 def randn(shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.randn(shape, generator=generator).to(dtype)
+    return torch.randn(shape, generator=generator, device=generator.device).to(dtype)
 
 
 def rand(shape: tuple[int, ...], generator: torch.Generator, low: float, high: float) -> torch.Tensor:
-    return torch.rand(shape, generator=generator) * (high - low) + low
+    return torch.rand(shape, generator=generator, device=generator.device) * (high - low) + low

@@ -130,24 +130,43 @@ def test_each_timed_call_reports_entries_of_its_output_at_positions_drawn_after_
     assert torch.equal(sample_entries(output[:10, :5])["values"], output[:10, :5].reshape(-1))
 
 
-def test_the_evaluator_checks_every_timed_calls_entries_against_the_reference_it_computes_itself() -> None:
+def test_the_evaluator_checks_every_timed_calls_entries_against_the_reference_on_that_calls_inputs() -> None:
     problem = get_problem("relu")
-    expected = torch.relu(torch.randn(40, 50, generator=torch.Generator().manual_seed(0)))
-    returned = TensorRef("buffer", 0, torch.float32, 0, (40, 50), (50, 1))
+    like = problem.inputs(0, seed=0)
+    shape = problem.shape_of(0)
 
-    def right() -> Sample:
-        positions = torch.randint(expected.numel(), (300,))
-        return Sample(positions, expected.reshape(-1)[positions].clone())
+    def reference_for(seed: int) -> torch.Tensor:
+        return problem.reference(*problem.fresh_inputs(shape, like, seed))
 
-    assert wrong_timed_call(problem, returned, expected, [right(), right(), right()]) is None
-    wrong = right()
+    returned = TensorRef("buffer", 0, torch.float32, 0, tuple(like[0].shape), like[0].stride())
+
+    def sample(seed: int, output: torch.Tensor | None = None) -> Sample:
+        output = reference_for(seed) if output is None else output
+        positions = torch.randint(output.numel(), (300,))
+        return Sample(seed, positions, output.reshape(-1)[positions].clone())
+
+    assert wrong_timed_call(problem, returned, reference_for, [sample(1), sample(2), sample(3)]) is None
+    # Right for another call's inputs (a result kept from an earlier call and copied back): wrong for this one's.
+    assert wrong_timed_call(problem, returned, reference_for, [sample(1), sample(2, reference_for(1))]) == "call 2 of 2 returned a wrong output"
+    wrong = sample(4)
     wrong.values[7] += 1.0
-    assert wrong_timed_call(problem, returned, expected, [right(), wrong, right()]) == "call 2 of 3 returned a wrong output"
-    outside = right()
-    outside.positions[0] = expected.numel()
-    assert wrong_timed_call(problem, returned, expected, [outside]) == "call 1 of 1 reported positions outside its output"
-    transposed = TensorRef("buffer", 0, torch.float32, 0, (50, 40), (1, 50))
-    assert "the reference torch.float32 (40, 50)" in str(wrong_timed_call(problem, transposed, expected, [right()]))
+    assert wrong_timed_call(problem, returned, reference_for, [wrong]) == "call 1 of 1 returned a wrong output"
+    outside = sample(5)
+    outside.positions[0] = like[0].numel()
+    assert wrong_timed_call(problem, returned, reference_for, [outside]) == "call 1 of 1 reported positions outside its output"
+    half = like[0].numel() // 2
+    reshaped = TensorRef("buffer", 0, torch.float32, 0, (2, half), (half, 1))
+    assert wrong_timed_call(problem, reshaped, reference_for, [sample(6)]) == (
+        f"the call returns torch.float32 (2, {half}), the reference torch.float32 ({2 * half},)"
+    )
+
+
+def test_inputs_drawn_from_one_seed_are_the_same_in_every_process_and_differ_between_seeds() -> None:
+    problem = get_problem("matmul")
+    like, shape = problem.inputs(1, seed=0), problem.shape_of(1)
+    first, again, other = (problem.fresh_inputs(shape, like, seed) for seed in (7, 7, 8))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not any(torch.equal(a, b) for a, b in zip(first, other))
 
 
 def test_cpu_mode_scores_a_solution_and_scores_a_redundant_one_lower(runner: RunnerProcess) -> None:
