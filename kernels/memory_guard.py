@@ -1,11 +1,15 @@
 """Bounds and race checks on interpreted kernel launches: what Triton's interpreter does not check.
 
 The interpreter executes every load, store and atomic of a kernel at the raw address the kernel computed, with
-no bounds check, and runs the programs of a grid one after another. So, unchecked, an interpreted kernel could
-read or write any memory of its process (scan the heap around its output for a result the reference left
-there and copy it), and a kernel whose programs race on the same memory (a plain read-modify-write of a shared
-accumulator, no atomic) would compute the right answer here, where no update is ever lost, and a wrong one on
-a GPU, where the programs run concurrently.
+no bounds check, runs the programs of a grid one after another, and applies each access to its lanes in order,
+one access after another. So, unchecked, an interpreted kernel could read or write any memory of its process
+(scan the heap around its output for a result the reference left there and copy it), and a kernel that races
+would compute the right answer here and a wrong one on a GPU, where the programs, and the lanes (threads) of
+one program, run concurrently: programs doing a plain read-modify-write of a shared accumulator (no update is
+ever lost here), or one made of two atomics (`atomic_or(p, 0)` to read, `atomic_xchg` to write back); two
+lanes of one store writing different values to one address (here the last lane always wins); a lane loading
+what another lane of its program stored just before, with no barrier between (here every store is complete
+before the next load).
 
 `MemoryGuard` is installed (`triton_internals.watch_interpreted_memory`) in the replay sandbox, where it also
 checks races, and in the CPU-mode timing sandbox, bounds only (the replay judged the same kernels for races).
@@ -14,12 +18,26 @@ Per launch:
   element size) inside the whole storage of one tensor the launch was given (positional or keyword, in a
   tuple, or a tensor descriptor's base, as the interpreter holds them on the host); otherwise the access is
   refused before it is made;
-- **races**: each program's loaded, stored and atomically accessed bytes (active lanes, each access expanded
-  to its bytes, so views of one memory in different dtypes meet) are recorded, and after the last program the
-  launch fails if a byte one program stored is loaded or stored by another, or a byte one program accessed
-  atomically is loaded or stored plainly by another. Atomics against atomics, a program reading back its own
-  stores and reads shared by many programs are fine. Synchronisation through atomics (a lock, a counter that
-  elects the last program) is not modelled: plain accesses it orders are reported as a race.
+- **races between programs**: each program's loaded, stored and atomically accessed bytes (active lanes, each
+  access expanded to its bytes, so views of one memory in different dtypes meet) are recorded, atomics split
+  into commutative read-modify-writes (add, fadd, min, max, umin, umax, and, or, xor; atomic loads and polls
+  count with them) and order-dependent writes ("exchanges": `atomic_xchg`, `atomic_cas`, atomic stores). After
+  the last program the launch fails if a byte one program stored is loaded or stored by another, a byte one
+  program exchanged is accessed in any way (atomic or plain) by another, or a byte one program accessed
+  atomically is loaded or stored plainly by another. Commutative atomics against each other (their final value
+  does not depend on order), a program reading back its own stores and reads shared by many programs are fine.
+  Synchronisation through atomics (a lock, a counter that elects the last program, a compare-and-swap loop)
+  is not modelled: plain accesses it orders are reported as a race, and so is any exchange or
+  compare-and-swap that another program's access meets;
+- **races between the lanes of one program**, checked as each access is made: two active lanes of one store
+  (a plain or atomic store, an `atomic_xchg`) writing different values to one byte fail it (the same value, a
+  broadcast store, is fine); and a plain load of a byte that an earlier plain store of the same program wrote
+  from another lane fails it, unless a `tl.debug_barrier()` came between (a barrier clears what is tracked,
+  and so does the start of the next program). A lane is the flat index of an element in the access's block;
+  Triton may lay blocks of different shapes out differently over threads, so lanes of accesses of different
+  shapes always count as different lanes (conservative: a scalar stored, then loaded back as part of a
+  block, fails without a barrier). Plain stores against earlier stores of other lanes of the program (not
+  followed by a load) and atomics are not tracked within a program.
 A violation raises `MemoryViolation`, which fails the trial (or the timed run) as any kernel error does.
 Compiled kernels on a GPU are not checked by this.
 """
@@ -31,10 +49,14 @@ import numpy as np
 import torch
 
 Program = tuple[int, int, int]
-KINDS = ("load", "store", "atomic")
+KINDS = ("load", "store", "atomic", "exchange")
 # Recorded (byte, program) pairs of one kind held before duplicates are dropped: a loop that reloads the same
 # tile keeps memory bounded.
 COMPACT_AFTER = 1 << 22
+# Within a program, the last plain store of each byte is tracked per storage as one int64:
+# epoch << EPOCH_SHIFT | shape << LANE_BITS | lane (a block holds at most 2**20 elements in Triton).
+LANE_BITS = 20
+EPOCH_SHIFT = 40
 
 
 class MemoryViolation(RuntimeError):
@@ -42,7 +64,7 @@ class MemoryViolation(RuntimeError):
 
 
 class MemoryGuard:
-    """The `triton_internals.MemoryWatcher` of a sandbox: `races` adds the race check to the bounds check."""
+    """The `triton_internals.MemoryWatcher` of a sandbox: `races` adds the race checks to the bounds check."""
 
     def __init__(self, races: bool) -> None:
         self.races = races
@@ -69,16 +91,37 @@ class MemoryGuard:
             raise MemoryViolation("kernel arguments prepared outside any launch")
         self.current.allow(tensors)
 
-    def access(self, kind: str, pointers: np.ndarray, mask: np.ndarray | None, size: int, program: Program) -> None:
+    def access(self, kind: str, pointers: np.ndarray, mask: np.ndarray | None, size: int, program: Program,
+               values: np.ndarray | None = None) -> None:
         if self.current is None:
-            raise MemoryViolation(f"a {kind} outside any launch")
+            raise MemoryViolation(f"{_a(kind)} outside any launch")
         pointers = np.asarray(pointers, dtype=np.uint64)
-        addresses = pointers.ravel() if mask is None else pointers[np.broadcast_to(np.asarray(mask, dtype=bool), pointers.shape)]
+        active = None if mask is None else np.broadcast_to(np.asarray(mask, dtype=bool), pointers.shape)
+        addresses = pointers.ravel() if active is None else pointers[active]
         if addresses.size == 0:
             return
-        self.current.check_bounds(kind, addresses, size, program)
+        slots, offsets = self.current.check_bounds(kind, addresses, size, program)
+        if not self.races:
+            return
+        launch = self.current
+        launch.enter(program)
+        lanes = np.arange(addresses.size) if active is None else np.flatnonzero(active)
+        if values is not None and kind in ("store", "exchange"):
+            written = _lane_values(values, pointers.shape, active)
+            if written is not None:
+                launch.check_lanes(kind, addresses, lanes, written, size, program)
+        if kind == "load":
+            launch.check_unordered_load(slots, offsets, lanes, pointers.shape, size, program)
+        elif kind == "store":
+            launch.note_store(slots, offsets, lanes, pointers.shape, size)
+        launch.record(kind, addresses, size, program)
+
+    def barrier(self, program: Program) -> None:
+        if self.current is None:
+            raise MemoryViolation("a barrier outside any launch")
         if self.races:
-            self.current.record(kind, addresses, size, program)
+            self.current.enter(program)
+            self.current.next_epoch()  # what the program stored before is ordered before what it loads after
 
 
 class _Launch:
@@ -90,6 +133,12 @@ class _Launch:
         self.index: dict[Program, int] = {}
         self.recorded: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {kind: [] for kind in KINDS}  # (bytes, program index)
         self.pending = dict.fromkeys(KINDS, 0)
+        # Within the running program: the epoch (a new one at each program and each barrier), the last plain
+        # store of each byte of each storage (allocated at the storage's first store), the access shapes seen.
+        self.program: Program | None = None
+        self.epoch = 0
+        self.last_store: dict[int, np.ndarray] = {}
+        self.shapes: dict[tuple[int, ...], int] = {}
 
     def allow(self, tensors: list[torch.Tensor]) -> None:
         # Whole storages: a kernel may address any element of the memory a view lies in (its strides and
@@ -97,22 +146,103 @@ class _Launch:
         storages = sorted({(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in tensors})
         self.starts = np.array([start for start, length in storages if length], dtype=np.uint64)
         self.lengths = np.array([length for _, length in storages if length], dtype=np.uint64)
+        self.last_store = {}
 
-    def check_bounds(self, kind: str, addresses: np.ndarray, size: int, program: Program) -> None:
+    def check_bounds(self, kind: str, addresses: np.ndarray, size: int, program: Program) -> tuple[np.ndarray, np.ndarray]:
+        """Each address's storage (an index into the allowed ones) and offset in it; raises where one lies outside."""
         inside = np.zeros(addresses.shape, dtype=bool)
+        slot = np.zeros(addresses.shape, dtype=np.int64)
+        offset = addresses
         if self.starts.size:
-            slot = np.searchsorted(self.starts, addresses, side="right").astype(np.int64) - 1
-            start, length = self.starts[np.maximum(slot, 0)], self.lengths[np.maximum(slot, 0)]
-            offset = addresses - start  # wraps where slot < 0: those lanes are outside anyway
-            inside = (slot >= 0) & (offset < length) & (length - offset >= size)
+            slot = np.maximum(np.searchsorted(self.starts, addresses, side="right").astype(np.int64) - 1, 0)
+            start, length = self.starts[slot], self.lengths[slot]
+            offset = addresses - start  # wraps below the first storage: those lanes are outside anyway
+            inside = (addresses >= start) & (offset < length) & (length - offset >= size)
         if inside.all():
-            return
+            return slot, offset
         outside = addresses[~inside]
         tensors = ", ".join(f"{int(s):#x}..{int(s + n):#x}" for s, n in zip(self.starts, self.lengths)) or "none"
         raise MemoryViolation(
             f"kernel {self.kernel}, program {program}: {_a(kind)} of {size} bytes at {int(outside[0]):#x} lies outside every "
             f"tensor the launch was given ({outside.size} of {addresses.size} active lanes outside; its tensors: {tensors})"
         )
+
+    def enter(self, program: Program) -> None:
+        if program != self.program:
+            self.program = program
+            self.next_epoch()
+
+    def next_epoch(self) -> None:
+        self.epoch = self.epoch % ((1 << (63 - EPOCH_SHIFT)) - 1) + 1  # kept inside the tracked int64's bits
+
+    def check_lanes(self, kind: str, addresses: np.ndarray, lanes: np.ndarray, values: np.ndarray, size: int, program: Program) -> None:
+        """Two active lanes of one store writing different values to one byte: which lands is up to the GPU."""
+        if addresses.size < 2 or (np.diff(np.sort(addresses)) >= size).all():
+            return  # no two lanes share a byte
+        rows = np.ascontiguousarray(values).view(np.uint8).reshape(addresses.size, -1)
+        if rows.shape[1] == size:  # compare byte by byte, so overlapping elements meet
+            touched = (addresses[:, None] + np.arange(size, dtype=np.uint64)).ravel()
+            written, width = rows.ravel(), size
+        else:  # values held in another width than the pointee's: compare whole elements at one address
+            touched, written, width = addresses, np.unique(rows, axis=0, return_inverse=True)[1].ravel(), 1
+        order = np.argsort(touched, kind="stable")
+        touched, written = touched[order], written[order]
+        clash = np.flatnonzero((touched[1:] == touched[:-1]) & (written[1:] != written[:-1]))
+        if clash.size == 0:
+            return
+        at = clash[0]
+        first, second = sorted((int(lanes[order[at] // width]), int(lanes[order[at + 1] // width])))
+        raise MemoryViolation(
+            f"kernel {self.kernel}: lanes {first} and {second} of program {program} store different values to "
+            f"{int(addresses[order[at] // width]):#x} in one {_operation(kind)}: which lands is unspecified on a GPU, where the lanes are "
+            f"different threads; the interpreter applies the lanes in order, so the last one always wins here"
+        )
+
+    def _lane_codes(self, lanes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        shape_id = self.shapes.setdefault(tuple(shape), len(self.shapes))
+        return (np.int64(shape_id) << np.int64(LANE_BITS)) | lanes.astype(np.int64)
+
+    def note_store(self, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...], size: int) -> None:
+        entries = (np.int64(self.epoch) << np.int64(EPOCH_SHIFT)) | self._lane_codes(lanes, shape)
+        for slot in np.unique(slots):
+            here = slots == slot
+            table = self.last_store.get(int(slot))
+            if table is None:
+                table = self.last_store[int(slot)] = np.zeros(int(self.lengths[slot]), dtype=np.int64)
+            touched = (offsets[here][:, None] + np.arange(size, dtype=np.uint64)).ravel().astype(np.int64)
+            table[touched] = np.repeat(entries[here], size)
+
+    def check_unordered_load(self, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...], size: int,
+                             program: Program) -> None:
+        """A load of a byte another lane of this program stored since its last barrier: unordered on a GPU."""
+        if not self.last_store:
+            return
+        readers = self._lane_codes(lanes, shape)
+        for slot in np.unique(slots):
+            table = self.last_store.get(int(slot))
+            if table is None:
+                continue
+            here = np.flatnonzero(slots == slot)
+            touched = (offsets[here][:, None] + np.arange(size, dtype=np.uint64)).ravel().astype(np.int64)
+            entries = table[touched]
+            reader = np.repeat(readers[here], size)
+            writer = entries & np.int64((1 << EPOCH_SHIFT) - 1)
+            unordered = np.flatnonzero(((entries >> np.int64(EPOCH_SHIFT)) == self.epoch) & (writer != reader))
+            if unordered.size == 0:
+                continue
+            at = unordered[0]
+            names = {index: shape for shape, index in self.shapes.items()}
+            read_shape, write_shape = names[int(reader[at]) >> LANE_BITS], names[int(writer[at]) >> LANE_BITS]
+            shapes = "" if read_shape == write_shape else (
+                f" (a load of shape {read_shape} after a store of shape {write_shape}: lanes of accesses of different "
+                f"shapes count as different lanes)")
+            address = int(self.starts[slot]) + int(touched[at])
+            raise MemoryViolation(
+                f"kernel {self.kernel}: lane {int(reader[at]) & ((1 << LANE_BITS) - 1)} of program {program} loads {address:#x}, "
+                f"which lane {int(writer[at]) & ((1 << LANE_BITS) - 1)} of the same program stored before it with no "
+                f"tl.debug_barrier() between{shapes}. On a GPU the lanes are different threads and nothing orders one's "
+                f"load after another's store; the interpreter completes every store before the next load, so it cannot show that"
+            )
 
     def record(self, kind: str, addresses: np.ndarray, size: int, program: Program) -> None:
         owner = self.index.get(program)
@@ -139,11 +269,15 @@ class _Launch:
         return touched[first], owners[first]
 
     def check_races(self) -> None:
-        loads, stores, atomics = (self.distinct(kind) for kind in KINDS)
+        loads, stores, atomics, exchanges = (self.distinct(kind) for kind in KINDS)
         plain = np.concatenate([loads[0], stores[0]]), np.concatenate([loads[1], stores[1]])
+        every = np.concatenate([plain[0], atomics[0], exchanges[0]]), np.concatenate([plain[1], atomics[1], exchanges[1]])
         for targets, probes, conflict in (
             (stores, stores, "both store to {}"),
             (stores, loads, "the first stores to {}, the second loads it"),
+            (exchanges, every, "the first writes {} with an atomic exchange, compare-and-swap or atomic store, the second "
+                               "accesses it too (atomically or not): what is left there, or what the other reads, depends on "
+                               "their order"),
             (atomics, plain, "the first accesses {} atomically, the second with a plain load or store"),
         ):
             found = _other_program(targets, probes)
@@ -156,6 +290,16 @@ class _Launch:
                     f"{conflict.format(f'{address:#x}')}. Programs run concurrently on a GPU, where the result would "
                     f"depend on their timing; the interpreter runs them one after another, so it cannot show that"
                 )
+
+
+def _lane_values(values: np.ndarray, shape: tuple[int, ...], active: np.ndarray | None) -> np.ndarray | None:
+    """The value each active lane writes, in lane order (None where the values do not match the pointers' shape)."""
+    values = np.asarray(values)
+    try:
+        values = np.broadcast_to(values, shape)
+    except ValueError:
+        return None
+    return values.ravel() if active is None else values[active]
 
 
 def _other_program(targets: tuple[np.ndarray, np.ndarray], probes: tuple[np.ndarray, np.ndarray]) -> tuple[int, int, int] | None:
@@ -179,4 +323,8 @@ def _other_program(targets: tuple[np.ndarray, np.ndarray], probes: tuple[np.ndar
 
 
 def _a(kind: str) -> str:
-    return {"load": "a load", "store": "a store", "atomic": "an atomic access"}[kind]
+    return {"load": "a load", "store": "a store", "atomic": "an atomic access", "exchange": "an atomic write"}[kind]
+
+
+def _operation(kind: str) -> str:
+    return {"store": "store", "exchange": "atomic exchange or atomic store"}[kind]

@@ -8,10 +8,11 @@ None of these is public API:
   the interpreter's `InterpretedFunction`;
 - it switches an imported Triton to the interpreter through `triton.knobs.runtime.interpret`;
 - the memory guard (`memory_guard.py`) sees every interpreted launch through `GridExecutor.__call__` and
-  `GridExecutor._init_args_hst` (the host tensors the programs address), and every memory access through the
-  interpreter builder's `create_masked_load`, `create_masked_store`, `create_atomic_cas` and
-  `create_atomic_rmw`: the builder's plain loads and stores, its atomic loads, stores and polls (3.9), and its
-  descriptor (3.9) and block-pointer (3.6) loads and stores all call the masked ones.
+  `GridExecutor._init_args_hst` (the host tensors the programs address), every memory access through the
+  interpreter builder's `create_masked_load`, `create_masked_store` (with the stored values), `create_atomic_cas`
+  and `create_atomic_rmw` (with its operation): the builder's plain loads and stores, its atomic loads, stores
+  and polls (3.9), and its descriptor (3.9) and block-pointer (3.6) loads and stores all call the masked ones;
+  and every `tl.debug_barrier()` through `create_barrier`.
 
 Tested range: Triton 3.6 through 3.9, torch 2.11 through 2.15. Read from the 3.6.0 and 3.9.0 sources, every
 name and call signature above is the same in both releases; what changed lies inside the functions we call
@@ -88,7 +89,12 @@ REQUIRED_SIGNATURES: dict[str, Parameters] = {
         ("self", "positional"), ("rmwOp", "positional"), ("ptr", "positional"), ("val", "positional"), ("mask", "positional"),
         ("sem", "positional"), ("scope", "positional"),
     ],
+    "triton.runtime.interpreter:InterpreterBuilder.create_barrier": [("self", "positional")],
 }
+
+# The read-modify-write operations (`ir.ATOMIC_OP` member names, 3.6 through 3.9) whose final value does not depend
+# on the order programs apply them in; any other (XCHG) is reported as an order-dependent write ("exchange").
+COMMUTATIVE_RMW = frozenset({"ADD", "FADD", "MIN", "MAX", "UMIN", "UMAX", "AND", "OR", "XOR"})
 
 
 class UnsupportedVersion(RuntimeError):
@@ -222,7 +228,8 @@ class Specialisation:
 
 
 class MemoryWatcher(Protocol):
-    """What `watch_interpreted_memory` reports to, before each launch's programs run and before each access."""
+    """What `watch_interpreted_memory` reports to, before each launch's programs run, before each access and at
+    each barrier."""
 
     def launch(self, kernel: str, run: Callable[[], None]) -> None:
         """Run the launch (`run` executes every program of its grid, one after another)."""
@@ -230,17 +237,24 @@ class MemoryWatcher(Protocol):
     def tensors(self, tensors: list[torch.Tensor]) -> None:
         """The host tensors the current launch received: the only memory its pointers come from."""
 
-    def access(self, kind: str, pointers: np.ndarray, mask: np.ndarray | None, size: int, program: tuple[int, int, int]) -> None:
-        """`kind` ("load", "store" or "atomic") of `size` bytes at each of `pointers` where `mask` is true (every
-        lane when None), by `program` of the current launch; raising refuses the access."""
+    def access(self, kind: str, pointers: np.ndarray, mask: np.ndarray | None, size: int, program: tuple[int, int, int],
+               values: np.ndarray | None = None) -> None:
+        """`kind` of `size` bytes at each of `pointers` where `mask` is true (every lane when None), by `program` of
+        the current launch; raising refuses the access. Kinds: "load" and "store" (plain), "atomic" (an atomic
+        load or poll, or a read-modify-write whose result does not depend on order: `COMMUTATIVE_RMW`) and
+        "exchange" (an atomic write whose result does: `atomic_xchg`, `atomic_cas`, an atomic store). `values`:
+        what each lane writes, for plain and atomic stores and exchanges (None otherwise)."""
+
+    def barrier(self, program: tuple[int, int, int]) -> None:
+        """`program` reached a `tl.debug_barrier()`: its lanes' earlier accesses are ordered before its later ones."""
 
 
 def watch_interpreted_memory(watcher: MemoryWatcher) -> None:
-    """Report every interpreted launch and every memory access of its programs to `watcher` (the interpreter
-    itself checks none of them). Installed once in a sandbox, after `set_interpreter(True)`."""
+    """Report every interpreted launch, every memory access of its programs and every barrier to `watcher` (the
+    interpreter itself checks none of them). Installed once in a sandbox, after `set_interpreter(True)`."""
     builder, executor = interpreter.InterpreterBuilder, interpreter.GridExecutor
     masked_load, masked_store = builder.create_masked_load, builder.create_masked_store
-    atomic_cas, atomic_rmw = builder.create_atomic_cas, builder.create_atomic_rmw
+    atomic_cas, atomic_rmw, barrier = builder.create_atomic_cas, builder.create_atomic_rmw, builder.create_barrier
     run_launch, host_arguments = executor.__call__, executor._init_args_hst
     atomic = False  # inside an atomic load, store or poll, which call the masked load and store
 
@@ -249,16 +263,24 @@ def watch_interpreted_memory(watcher: MemoryWatcher) -> None:
         return masked_load(self, ptrs, mask, *rest, **options)
 
     def create_masked_store(self: Any, ptrs: Any, value: Any, mask: Any, *rest: Any, **options: Any) -> Any:
-        watcher.access("atomic" if atomic else "store", ptrs.data, mask.data, _element_bytes(ptrs), self.grid_idx)
+        # An atomic store (3.9) writes what it writes whatever the other programs wrote: order decides the result.
+        watcher.access("exchange" if atomic else "store", ptrs.data, mask.data, _element_bytes(ptrs), self.grid_idx, value.data)
         return masked_store(self, ptrs, value, mask, *rest, **options)
 
     def create_atomic_cas(self: Any, ptr: Any, cmp: Any, val: Any, sem: Any, scope: Any) -> Any:
-        watcher.access("atomic", ptr.data, None, _element_bytes(ptr), self.grid_idx)
+        watcher.access("exchange", ptr.data, None, _element_bytes(ptr), self.grid_idx)
         return atomic_cas(self, ptr, cmp, val, sem, scope)
 
     def create_atomic_rmw(self: Any, rmw_op: Any, ptr: Any, val: Any, mask: Any, sem: Any, scope: Any) -> Any:
-        watcher.access("atomic", ptr.data, mask.data, _element_bytes(ptr), self.grid_idx)
+        if getattr(rmw_op, "name", None) in COMMUTATIVE_RMW:
+            watcher.access("atomic", ptr.data, mask.data, _element_bytes(ptr), self.grid_idx)
+        else:
+            watcher.access("exchange", ptr.data, mask.data, _element_bytes(ptr), self.grid_idx, val.data)
         return atomic_rmw(self, rmw_op, ptr, val, mask, sem, scope)
+
+    def create_barrier(self: Any) -> Any:
+        watcher.barrier(self.grid_idx)
+        return barrier(self)
 
     def atomically(method: Callable[..., Any]) -> Callable[..., Any]:
         def run(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -280,9 +302,10 @@ def watch_interpreted_memory(watcher: MemoryWatcher) -> None:
         return args_hst, kwargs_hst
 
     builder.create_masked_load, builder.create_masked_store = create_masked_load, create_masked_store
-    builder.create_atomic_cas, builder.create_atomic_rmw = create_atomic_cas, create_atomic_rmw
+    builder.create_atomic_cas, builder.create_atomic_rmw, builder.create_barrier = create_atomic_cas, create_atomic_rmw, create_barrier
     # Triton 3.9's atomic loads, stores and polls (3.6 has none) reach memory through the masked load and store:
-    # what they touch counts as atomic. Only their name is relied on, so they are not in REQUIRED_SIGNATURES.
+    # what they load counts as atomic, what they store as an exchange. Only their name is relied on, so they are
+    # not in REQUIRED_SIGNATURES.
     for name in ("create_atomic_load", "create_atomic_store", "create_atomic_poll"):
         if hasattr(builder, name):
             setattr(builder, name, atomically(getattr(builder, name)))

@@ -430,6 +430,58 @@ def mse_loss(x, y):
          "while the interpreter used to multiply full float32 values and pass the 1e-4 tolerance",
          frozenset(), get_problem("matmul").solution().replace(', input_precision="ieee"', ""), problem="matmul",
          reason="exceeds tolerance"),
+    Hack("read_modify_write_from_two_atomics", "cross-program race",
+         "every program reads the shared scalar with atomic_or(p, 0), adds its partial sum and writes it back with "
+         "atomic_xchg: each atomic is atomic, the read-modify-write is not, so a GPU loses updates that the "
+         "interpreter, running the programs one after another, never does",
+         frozenset(), _HEADER + '''@triton.jit
+def mse_loss_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offsets < n_elements
+    d = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
+    bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+    total = tl.atomic_or(bits, 0).to(tl.float32, bitcast=True) + tl.sum(d * d, axis=0) / n_elements
+    tl.atomic_xchg(bits, total.to(tl.int32, bitcast=True))
+
+
+def mse_loss(x, y):
+    out = torch.zeros((), dtype=x.dtype, device=x.device)
+    mse_loss_kernel[(triton.cdiv(x.numel(), 64),)](x, y, out, x.numel(), BLOCK_SIZE=64)
+    return out
+''', problem="mse_loss", reason="with an atomic exchange, compare-and-swap or atomic store"),
+    Hack("two_lanes_store_one_address", "race between the lanes of a program",
+         "one store writes every output element from two lanes 256 apart, garbage from the first and relu from the "
+         "second: the interpreter applies lanes in order, so the right value always lands; on a GPU either may",
+         frozenset(), _HEADER + '''@triton.jit
+def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    lanes = tl.arange(0, 2 * BLOCK_SIZE)
+    offsets = tl.program_id(0) * BLOCK_SIZE + lanes % BLOCK_SIZE
+    mask = offsets < n_elements
+    x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
+    tl.store(out_ptr + offsets, tl.where(lanes < BLOCK_SIZE, -12345.0, tl.maximum(x, 0.0)), mask=mask)
+
+
+def relu(x):
+''' + _ALLOCATE + "    relu_kernel[(triton.cdiv(x.numel(), 256),)](x, out, x.numel(), BLOCK_SIZE=256)\n    return out\n",
+         reason="store different values to"),
+    Hack("other_lanes_read_without_a_barrier", "race between the lanes of a program",
+         "every lane stores relu into scratch at the mirrored position, then loads the position another lane stored, "
+         "with no tl.debug_barrier() between: the interpreter finishes the store before the load, a GPU orders "
+         "nothing between threads",
+         frozenset(), _HEADER + '''@triton.jit
+def relu_kernel(x_ptr, out_ptr, scratch_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    base = tl.program_id(0) * BLOCK_SIZE
+    lanes = tl.arange(0, BLOCK_SIZE)
+    mirrored = BLOCK_SIZE - 1 - lanes
+    x = tl.load(x_ptr + base + lanes, mask=base + lanes < n_elements, other=0.0)
+    tl.store(scratch_ptr + base + mirrored, tl.maximum(x, 0.0))
+    tl.store(out_ptr + base + mirrored, tl.load(scratch_ptr + base + lanes), mask=base + mirrored < n_elements)
+
+
+def relu(x):
+''' + _ALLOCATE + "    scratch = torch.empty((triton.cdiv(x.numel(), 1024) * 1024,), dtype=x.dtype, device=x.device)\n"
+         + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, scratch, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
+         reason="with no tl.debug_barrier() between"),
     Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
          frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
          + _LAUNCH + "    return out\n"),

@@ -22,7 +22,7 @@ REQUIRED_CLASSES = {
     "code run at definition", "code run in a string", "lambda with side effects", "closure", "context manager",
     "host computation", "state between calls", "reference reached", "monkey patch", "host computation in a kernel body",
     "inputs mutated", "code only the interpreter runs", "precision only the interpreter has", "output never written", "nondeterminism", "constant output", "dtype downcast",
-    "results carried in launches", "memory outside the arguments", "cross-program race",
+    "results carried in launches", "memory outside the arguments", "cross-program race", "race between the lanes of a program",
 }
 
 
