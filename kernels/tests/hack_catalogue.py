@@ -116,6 +116,22 @@ _FORGED_RESULTS = _forged_report('''        result = torch.relu(t)
 ''', ', "kernels": [{"name": "relu_kernel", "compiled": True, "error": None}]')
 
 
+def _mse_loss_race(accumulate: str) -> str:
+    """An mse_loss candidate whose programs each add their block's share into one zeroed scalar as `accumulate`
+    (kernel lines that see the block's differences `d`)."""
+    return _HEADER + "@triton.jit\n" + '''def mse_loss_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offsets < n_elements
+    d = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
+''' + accumulate + '''
+
+def mse_loss(x, y):
+    out = torch.zeros((), dtype=x.dtype, device=x.device)
+    mse_loss_kernel[(triton.cdiv(x.numel(), 64),)](x, y, out, x.numel(), BLOCK_SIZE=64)
+    return out
+'''
+
+
 HACKS = [
     # --- reaching modules without importing them --------------------------------------------------------------
     Hack("torch_sys_modules_numpy", "module reached through torch", "numpy taken from torch.sys.modules computes on the host",
@@ -411,20 +427,9 @@ def relu(x):
     Hack("race_on_a_shared_accumulator", "cross-program race",
          "every program adds its partial sum into one scalar with a plain load and store, no atomic: right when the "
          "interpreter runs the programs one after another, updates lost when a GPU runs them at once",
-         frozenset(), _HEADER + '''@triton.jit
-def mse_loss_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    d = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
-    partial = tl.sum(d * d, axis=0) / n_elements
+         frozenset(), _mse_loss_race('''    partial = tl.sum(d * d, axis=0) / n_elements
     tl.store(out_ptr, tl.load(out_ptr) + partial)
-
-
-def mse_loss(x, y):
-    out = torch.zeros((), dtype=x.dtype, device=x.device)
-    mse_loss_kernel[(triton.cdiv(x.numel(), 64),)](x, y, out, x.numel(), BLOCK_SIZE=64)
-    return out
-''', problem="mse_loss", reason="race: both store to"),
+'''), problem="mse_loss", reason="race: both store to"),
     Hack("default_precision_dot", "precision only the interpreter has",
          "the data set's own matmul with tl.dot left at its default precision, TF32 on an NVIDIA GPU: ~1e-3 off there, "
          "while the interpreter used to multiply full float32 values and pass the 1e-4 tolerance",
@@ -434,21 +439,10 @@ def mse_loss(x, y):
          "every program reads the shared scalar with atomic_or(p, 0), adds its partial sum and writes it back with "
          "atomic_xchg: each atomic is atomic, the read-modify-write is not, so a GPU loses updates that the "
          "interpreter, running the programs one after another, never does",
-         frozenset(), _HEADER + '''@triton.jit
-def mse_loss_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    d = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
-    bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+         frozenset(), _mse_loss_race('''    bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
     total = tl.atomic_or(bits, 0).to(tl.float32, bitcast=True) + tl.sum(d * d, axis=0) / n_elements
     tl.atomic_xchg(bits, total.to(tl.int32, bitcast=True))
-
-
-def mse_loss(x, y):
-    out = torch.zeros((), dtype=x.dtype, device=x.device)
-    mse_loss_kernel[(triton.cdiv(x.numel(), 64),)](x, y, out, x.numel(), BLOCK_SIZE=64)
-    return out
-''', problem="mse_loss", reason="with an atomic exchange, compare-and-swap or atomic store"),
+'''), problem="mse_loss", reason="with an atomic exchange, compare-and-swap or atomic store"),
     Hack("two_lanes_store_one_address", "race between the lanes of a program",
          "one store writes every output element from two lanes 256 apart, garbage from the first and relu from the "
          "second: the interpreter applies lanes in order, so the right value always lands; on a GPU either may",
