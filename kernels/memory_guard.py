@@ -181,7 +181,7 @@ class _Launch:
             return  # no two lanes share a byte
         rows = np.ascontiguousarray(values).view(np.uint8).reshape(addresses.size, -1)
         if rows.shape[1] == size:  # compare byte by byte, so overlapping elements meet
-            touched = (addresses[:, None] + np.arange(size, dtype=np.uint64)).ravel()
+            touched = _bytes_at(addresses, size)
             written, width = rows.ravel(), size
         else:  # values held in another width than the pointee's: compare whole elements at one address
             touched, written, width = addresses, np.unique(rows, axis=0, return_inverse=True)[1].ravel(), 1
@@ -209,7 +209,7 @@ class _Launch:
             table = self.last_store.get(int(slot))
             if table is None:
                 table = self.last_store[int(slot)] = np.zeros(int(self.lengths[slot]), dtype=np.int64)
-            touched = (offsets[here][:, None] + np.arange(size, dtype=np.uint64)).ravel().astype(np.int64)
+            touched = _bytes_at(offsets[here], size).astype(np.int64)
             table[touched] = np.repeat(entries[here], size)
 
     def check_unordered_load(self, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...], size: int,
@@ -223,7 +223,7 @@ class _Launch:
             if table is None:
                 continue
             here = np.flatnonzero(slots == slot)
-            touched = (offsets[here][:, None] + np.arange(size, dtype=np.uint64)).ravel().astype(np.int64)
+            touched = _bytes_at(offsets[here], size).astype(np.int64)
             entries = table[touched]
             reader = np.repeat(readers[here], size)
             writer = entries & np.int64((1 << EPOCH_SHIFT) - 1)
@@ -249,7 +249,7 @@ class _Launch:
         if owner is None:
             owner = self.index[program] = len(self.programs)
             self.programs.append(program)
-        touched = (addresses[:, None] + np.arange(size, dtype=np.uint64)).ravel()
+        touched = _bytes_at(addresses, size)
         self.recorded[kind].append((touched, np.full(touched.size, owner, dtype=np.int32)))
         self.pending[kind] += touched.size
         if self.pending[kind] > COMPACT_AFTER:
@@ -290,6 +290,11 @@ class _Launch:
                     f"{conflict.format(f'{address:#x}')}. Programs run concurrently on a GPU, where the result would "
                     f"depend on their timing; the interpreter runs them one after another, so it cannot show that"
                 )
+
+
+def _bytes_at(starts: np.ndarray, size: int) -> np.ndarray:
+    """Every byte of `size`-byte accesses at `starts` (addresses or offsets), access by access."""
+    return (np.asarray(starts, dtype=np.uint64)[:, None] + np.arange(size, dtype=np.uint64)).ravel()
 
 
 def _lane_values(values: np.ndarray, shape: tuple[int, ...], active: np.ndarray | None) -> np.ndarray | None:

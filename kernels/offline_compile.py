@@ -11,15 +11,12 @@ from typing import Any, Callable
 
 from triton.backends.compiler import GPUTarget
 
-from .triton_internals import Specialisation
+from .triton_internals import OfflineKernel
 
 # Hopper (sm_90) with 32-thread warps: a current NVIDIA target that needs no device to compile for.
 OFFLINE_TARGET = GPUTarget("cuda", 90, 32)
 
 
-def specialise_launch(
-    kernel_function: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], target: GPUTarget = OFFLINE_TARGET
-) -> Specialisation:
-    """`kernel_function` (undecorated) as launched with these arguments: its `key` names the code this launch
-    runs, and its `compile()` raises whatever Triton raises when that code does not compile."""
-    return Specialisation(target, kernel_function, tuple(args), kwargs)
+def offline_kernel(kernel_function: Callable[..., Any], target: GPUTarget = OFFLINE_TARGET) -> OfflineKernel:
+    """`kernel_function` (undecorated), ready to specialise each launch of it and compile it for `target`."""
+    return OfflineKernel(target, kernel_function)

@@ -23,9 +23,9 @@ import torch
 from .candidate import CANDIDATE_FILE, Report, describe
 from .interpreter_mode import switch_to_interpreter
 from .memory_guard import MemoryGuard
-from .offline_compile import specialise_launch
+from .offline_compile import offline_kernel
 from .trace import KernelLaunch, Trace, TensorRef, copy_args, materialize
-from .triton_internals import KERNEL_CLASSES, watch_interpreted_memory
+from .triton_internals import KERNEL_CLASSES, OfflineKernel, watch_interpreted_memory
 
 
 def replay_candidate(
@@ -97,30 +97,30 @@ def _compile_launched_kernels(kernels_code: CodeType, traces: list[Trace | None]
     """Every specialisation of a kernel that the traces launch, compiled for the GPU target: one entry per distinct
     code a GPU would run (a launch whose constexprs, dtypes or alignments differ from every earlier launch's is
     compiled too; the interpreter would run code there that the compiler refuses)."""
-    results: list[dict[str, Any]] = []
-    compiled: set[tuple[str, str]] = set()
+    launches = [(trial, number, launch, trace, args)
+                for trial, (trace, args) in enumerate(zip(traces, inputs)) if trace is not None
+                for number, launch in enumerate(trace.launches)]
     try:
         kernels = execute_kernels(kernels_code)
     except BaseException as error:
-        kernels, failure = {}, f"the module's kernels do not import: {describe(error)}"
-    else:
-        failure = None
-    for trial, (trace, args) in enumerate(zip(traces, inputs)):
-        for number, launch in enumerate(trace.launches if trace is not None else ()):
-            try:
-                if failure is not None:
-                    raise ImportError(failure)
-                positional, keywords = _arguments(launch, args, [buffer.clone() for buffer in trace.buffers])
-                specialisation = specialise_launch(_kernel(kernels, launch.kernel).fn, positional, keywords)
-                if (launch.kernel, specialisation.key) in compiled:
-                    continue
-                compiled.add((launch.kernel, specialisation.key))
-                specialisation.compile()
-                results.append({"name": launch.kernel, "compiled": True, "error": None})
-            except BaseException as error:
-                results.append({"name": launch.kernel, "compiled": False, "error": f"launch {number} of trial {trial}: {describe(error)}"})
-                if failure is not None:
-                    return results
+        failure = f"the module's kernels do not import: {describe(error)}"
+        return [{"name": launches[0][2].kernel, "compiled": False, "error": failure}] if launches else []
+    results: list[dict[str, Any]] = []
+    offline: dict[str, OfflineKernel] = {}
+    compiled: set[tuple[str, str]] = set()
+    for trial, number, launch, trace, args in launches:
+        try:
+            if launch.kernel not in offline:
+                offline[launch.kernel] = offline_kernel(_kernel(kernels, launch.kernel).fn)
+            positional, keywords = _arguments(launch, args, [buffer.clone() for buffer in trace.buffers])
+            key, compile_it = offline[launch.kernel].specialise(tuple(positional), keywords)
+            if (launch.kernel, key) in compiled:
+                continue
+            compiled.add((launch.kernel, key))
+            compile_it()
+            results.append({"name": launch.kernel, "compiled": True, "error": None})
+        except BaseException as error:
+            results.append({"name": launch.kernel, "compiled": False, "error": f"launch {number} of trial {trial}: {describe(error)}"})
     return results
 
 

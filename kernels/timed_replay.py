@@ -72,21 +72,21 @@ def time_replay(
         output = materialize(trace.result, args, buffers)
         call = bind_trace(kernels, trace, args, buffers)
         samples: list[dict[str, Any]] = []
-        drawn: dict[str, Any] = {}
+        seed, drawn = 0, list[torch.Tensor]()  # this call's seed and its inputs as drawn
 
         def prepare() -> None:
+            nonlocal seed, drawn
             seed = secrets.randbits(63)
-            fresh = [_bytes(a) for a in problem.fresh_inputs(shape, inputs, seed, device) if isinstance(a, torch.Tensor)]
-            for live, new in zip(inputs_memory, fresh):
+            drawn = [_bytes(a) for a in problem.fresh_inputs(shape, inputs, seed, device) if isinstance(a, torch.Tensor)]
+            for live, new in zip(inputs_memory, drawn):
                 live.copy_(new)
             for live, saved in zip(buffers, pristine):
                 live.copy_(saved)
-            drawn.update(seed=seed, memory=fresh)
 
         def verify() -> None:
-            if not all(torch.equal(live, new) for live, new in zip(inputs_memory, drawn["memory"])):
+            if not all(torch.equal(live, new) for live, new in zip(inputs_memory, drawn)):
                 raise WrongTimedCall(f"call {len(samples) + 1} of {warmup + trials} modified its inputs")
-            samples.append({**sample_entries(output), "seed": drawn["seed"]})
+            samples.append({**sample_entries(output), "seed": seed})
 
         timing = measure(call, clock, warmup, trials, reset=prepare, verify=verify)
         report["timing"] = {"median_s": timing.median_s, "spread_s": timing.spread_s, "trials": timing.trials}

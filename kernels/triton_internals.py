@@ -50,7 +50,7 @@ TESTED_TORCH = ((2, 11), (2, 15))
 
 # A parameter as (name, kind): kind is "positional", "*", "keyword" (keyword-only) or "**". Defaults are not
 # compared: every call below passes the parameters it uses. A list ending in MORE names the leading parameters
-# only: the patch reads those and passes any others through unread.
+# only: the memory guard's hook reads those and passes any others through unread.
 Parameters = list[tuple[str, str]]
 MORE = ("...", "more")
 
@@ -208,23 +208,26 @@ def _rounded_to_tf32(values: np.ndarray) -> np.ndarray:
     return np.where(special, bits, rounded).view(np.float32)
 
 
-class Specialisation:
-    """A launch of `kernel_function` (undecorated) specialised for `target` exactly as `JITFunction.run` does it:
-    `key` tells launches apart as its kernel cache does (two launches with the same key run the same compiled
-    code), and `compile()` builds that code, raising whatever Triton raises when it does not compile."""
+class OfflineKernel:
+    """`kernel_function` (undecorated) as `JITFunction.run` specialises it for `target`: Triton's binder is built
+    once per kernel, then each launch is specialised by it."""
 
-    def __init__(self, target: GPUTarget, kernel_function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(self, target: GPUTarget, kernel_function: Callable[..., Any]) -> None:
         self.target = target
         self.kernel = jit.JITFunction(kernel_function)
         self.backend = make_backend(target)
-        binder = jit.create_function_from_signature(self.kernel.signature, self.kernel.params, self.backend)
-        self.bound_args, self.specialization, self.options = binder(*args, **kwargs)
-        self.kwargs = kwargs
-        self.key = repr(self.specialization) + repr(self.options)
+        self.binder = jit.create_function_from_signature(self.kernel.signature, self.kernel.params, self.backend)
 
-    def compile(self) -> None:
-        options, signature, constexprs, attrs = self.kernel._pack_args(self.backend, self.kwargs, self.bound_args, self.specialization, self.options)
-        triton.compile(ASTSource(self.kernel, signature, constexprs, attrs), target=self.target, options=options.__dict__)
+    def specialise(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Callable[[], None]]:
+        """This launch's key, as `JITFunction.run`'s kernel cache tells launches apart (launches with one key run
+        the same compiled code), and a call that compiles that code, raising whatever Triton raises."""
+        bound_args, specialization, options = self.binder(*args, **kwargs)
+
+        def compile_it() -> None:
+            packed, signature, constexprs, attrs = self.kernel._pack_args(self.backend, kwargs, bound_args, specialization, options)
+            triton.compile(ASTSource(self.kernel, signature, constexprs, attrs), target=self.target, options=packed.__dict__)
+
+        return repr(specialization) + repr(options), compile_it
 
 
 class MemoryWatcher(Protocol):
