@@ -14,6 +14,7 @@ import io
 import shutil
 import sys
 import tempfile
+import tokenize
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -57,6 +58,19 @@ def _sender(writer: ReportWriter) -> Report:
     return send
 
 
+def write_source(workdir: Path, code: str) -> Path:
+    """Writes the candidate's source where Triton reads each kernel's text from (`CANDIDATE_FILE`), as UTF-8, and
+    checks that it reads back as the same text the way Triton reads it (linecache decodes a file by its encoding
+    declaration: `code_ast.reread_differences`); raises otherwise, so nothing runs from a file that says otherwise."""
+    path = workdir / CANDIDATE_FILE
+    path.write_text(code, encoding="utf-8")
+    with tokenize.open(path) as file:
+        read_back = file.read()
+    if read_back != code.replace("\r\n", "\n").replace("\r", "\n"):
+        raise ValueError(f"{CANDIDATE_FILE} does not read back as the text that was written")
+    return path
+
+
 def trace_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ...]], workdir: Path, send: Report) -> None:
     """Import the candidate and call its entrypoint once per trial with every launch recorded, not run."""
     report: dict[str, Any] = {"imported": False, "error": None, "trials": [], "finished": False}
@@ -68,8 +82,7 @@ def trace_candidate(code: str, entrypoint: str, trial_inputs: list[tuple[Any, ..
     torch.utils.deterministic.fill_uninitialized_memory = True
     launches.install()
 
-    source_path = workdir / CANDIDATE_FILE
-    source_path.write_text(code)
+    source_path = write_source(workdir, code)
     compiled = compile(code, str(source_path), "exec")
     try:
         _execute(compiled)

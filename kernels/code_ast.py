@@ -7,6 +7,9 @@ nothing: formatting and anti-hacking checks both ask this module which calls hap
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from dataclasses import dataclass, field
 
 JIT_DECORATORS = {"triton.jit"}
@@ -109,3 +112,37 @@ def keyword_or_position(call: ast.Call, keyword: str, position: int) -> ast.expr
         if kw.arg == keyword:
             return kw.value
     return call.args[position] if len(call.args) > position else None
+
+
+# The line breaks of Python's parser and of the universal-newline reads linecache makes (not str.splitlines's).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def reread_differences(code: str, tree: ast.Module) -> list[str]:
+    """Where Triton, reading each kernel's source again from the candidate's file, would see other code than `tree`.
+
+    Triton never runs the tree that was checked: the compiler and the interpreter read every `@triton.jit`
+    function's lines from its file (`inspect.getsourcelines`, through linecache) and parse them again. Two things
+    make that text another program. A source encoding declaration: `ast.parse` of a string ignores it, but a file
+    is decoded by it (`# coding: unicode_escape` turns a `\\n` in a comment into a line break, and UTF-7 any text
+    into any other). And a line inside a function that starts with `def`: the compiler takes the first such line of
+    a kernel's source for its definition and the interpreter the last (Triton 3.9's `FunctionRewriter._find_def`),
+    so a `def` in a docstring makes the interpreter run that docstring's code while the compiler builds the
+    kernel. So the text must be UTF-8 with no other declaration, and `def` may only begin the lines that define
+    the module's top-level functions.
+    """
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(code.encode("utf-8")).readline)
+    except (SyntaxError, UnicodeError) as error:
+        return [f"the source cannot be read back as UTF-8 text: {error}"]
+    differences = []
+    if encoding not in ("utf-8", "utf-8-sig"):
+        differences.append(f"line 1 or 2 declares the source encoding {encoding}: Triton would read the kernels' text "
+                           "decoded from it, not the text that was checked (write UTF-8 with no declaration)")
+    definitions = {node.lineno for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for number, line in enumerate(_LINE_BREAK.split(code), start=1):
+        stripped = line.strip()
+        if stripped.startswith("def") and stripped[3:4].isspace() and number not in definitions:
+            differences.append(f"line {number} starts with 'def' but defines no top-level function: Triton would "
+                               "take it for a kernel's definition")
+    return differences

@@ -19,7 +19,7 @@ import torch
 
 from . import allow_list
 from .candidate import run_sandboxed, trace_candidate
-from .code_ast import ModuleFacts, analyse
+from .code_ast import ModuleFacts, analyse, reread_differences
 from .dataset import get_problem
 from .dataset.problem import Args, Problem
 from .extract import extract_triton_code
@@ -59,11 +59,14 @@ def evaluate(
     seed = settings.seed if seed is None else seed
     inputs = [problem.inputs(trial, seed) for trial in range(settings.trials)]
     hacks: list[Violation] = []
+    # Text Triton would read as another program than the checked tree: refused even with the allow-list skipped.
+    misread: list[Violation] = []
     if facts is not None:
+        misread = [Violation("source_mismatch", why) for why in reread_differences(code, facts.tree)]
         try:
-            hacks = allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
+            hacks = misread + allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
         except (RecursionError, MemoryError) as error:  # pathological nesting: fail closed
-            hacks = [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
+            hacks = misread + [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
     formatting = formatting_score(code, facts, problem.name, outside_kernels_allowed=not hacks)
     rewards = {"formatting": Reward(formatting.score, formatting.reason())}
     device = runtime_device or settings.runtime_device
@@ -75,8 +78,8 @@ def evaluate(
     if code is None or facts is None:
         why = "no <triton_code> block" if code is None else f"does not parse: {parse_error}"
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, why)}
-    elif hacks and settings.allow_list:
-        why = "not run: the code outside kernels leaves the allow-list"
+    elif misread or (hacks and settings.allow_list):
+        why = "not run: " + ("Triton would read other code than was checked" if misread else "the code outside kernels leaves the allow-list")
         rewards |= {"compilation": Reward(0.0, why), "correctness": Reward(0.0, "rejected before running: " + "; ".join(map(str, hacks)))}
     else:
         compilation, correctness, hacks, sandbox, timed_call = _run_and_judge(problem, code, facts.tree, inputs, timed, settings)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from .candidate import CANDIDATE_FILE, Report, describe
+from .candidate import Report, describe, write_source
 from .interpreter_mode import switch_to_interpreter
 from .memory_guard import MemoryGuard
 from .offline_compile import offline_kernel
@@ -34,8 +34,7 @@ def replay_candidate(
 ) -> None:
     """`traces[i]` is None where trial i has nothing to replay (the tracing sandbox failed it)."""
     os.environ["TRITON_CACHE_DIR"] = str(workdir / "triton-cache")  # nothing shared with other candidates
-    source_path = workdir / CANDIDATE_FILE
-    source_path.write_text(source)  # Triton reads each kernel's source from its file
+    source_path = write_source(workdir, source)  # Triton reads each kernel's source from its file
     kernels_code = compile(kernel_tree, str(source_path), "exec")
     report: dict[str, Any] = {"kernels": [], "trials": [], "finished": False}
     report["kernels"] = _compile_launched_kernels(kernels_code, traces, inputs)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from .candidate import CANDIDATE_FILE, Report, describe
+from .candidate import Report, describe, write_source
 from .dataset.problem import Args, Problem
 from .interpreter_mode import switch_to_interpreter
 from .memory_guard import MemoryGuard
@@ -58,8 +58,7 @@ def time_replay(
     clock = clock_for(device)
     report: dict[str, Any] = {"error": None, "timing": None}
     try:
-        source_path = workdir / CANDIDATE_FILE
-        source_path.write_text(source)  # Triton reads each kernel's source from its file
+        source_path = write_source(workdir, source)  # Triton reads each kernel's source from its file
         kernels_code = compile(kernel_tree, str(source_path), "exec")
         if device == "cpu":
             switch_to_interpreter()
@@ -107,7 +106,8 @@ def sample_entries(output: torch.Tensor) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(secrets.randbits(63))
         positions = torch.randint(count, (SAMPLED_ENTRIES,), generator=generator)
     index = torch.unravel_index(positions.to(output.device), tuple(output.shape))
-    return {"positions": positions, "values": output[index].reshape(-1).cpu()}
+    # A copy even where the output already is on the CPU (a scalar's index is a view of it).
+    return {"positions": positions, "values": output[index].reshape(-1).to("cpu", copy=True)}
 
 
 def _bytes(tensor: torch.Tensor) -> torch.Tensor:

@@ -476,6 +476,36 @@ def relu(x):
 ''' + _ALLOCATE + "    scratch = torch.empty((triton.cdiv(x.numel(), 1024) * 1024,), dtype=x.dtype, device=x.device)\n"
          + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, scratch, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
          reason="with no tl.debug_barrier() between"),
+    Hack("def_in_a_docstring", "text Triton reads differently",
+         "a kernel that only copies x, with a docstring holding a line 'def relu_kernel(...)' and a body that does relu "
+         "on the host through the interpreter's buffers: the compiler takes a kernel's first 'def' line, the "
+         "interpreter its last, so the checked copy kernel compiled while the docstring's code ran and was judged",
+         frozenset({"source_mismatch"}), _HEADER + _COPY_KERNEL.replace("    offsets =", '''    """A copy.
+
+    def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+        import ctypes
+        import torch
+        words = ctypes.c_float * int(n_elements.handle.data[0])
+        src = torch.frombuffer(words.from_address(int(x_ptr.handle.data[0])), dtype=torch.float32)
+        torch.frombuffer(words.from_address(int(out_ptr.handle.data[0])), dtype=torch.float32).copy_(src.relu())
+    \'\'\'
+    """
+    offsets =''', 1).replace("mask=mask)\n\n\n", "mask=mask)  # '''\n\n\n", 1) + "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n",
+         second_line=frozenset({"source_mismatch"})),
+    Hack("encoding_declaration", "text Triton reads differently",
+         "a copy kernel whose comment, decoded as unicode_escape (the file's declared encoding, which ast.parse of the "
+         "checked string ignores and Triton's read of the file honours), holds a relu on the host under "
+         "triton.knobs.runtime.interpret: dead code for the compiler, run by the interpreter",
+         frozenset({"source_mismatch"}), "# coding: unicode_escape\n" + _HEADER + _COPY_KERNEL.replace(
+             "mask=mask)\n\n\n", "mask=mask)\n    #\\n" + "\\n".join([
+                 "    if triton.knobs.runtime.interpret:",
+                 "        import ctypes as C9",
+                 "        import torch as T9",
+                 "        words = C9.c_float * int(n_elements.handle.data[0])",
+                 "        src = T9.frombuffer(words.from_address(int(x_ptr.handle.data[0])), dtype=T9.float32)",
+                 "        T9.frombuffer(words.from_address(int(out_ptr.handle.data[0])), dtype=T9.float32).copy_(src.relu())",
+             ]) + "\n\n\n", 1) + "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n",
+         second_line=frozenset({"source_mismatch"})),
     Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
          frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
          + _LAUNCH + "    return out\n"),

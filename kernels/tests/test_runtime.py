@@ -128,6 +128,11 @@ def test_each_timed_call_reports_entries_of_its_output_at_positions_drawn_after_
     # An output of no more entries than that is reported whole, a scalar (a loss) as one entry.
     assert torch.equal(sample_entries(torch.tensor(2.5))["values"], torch.tensor([2.5]))
     assert torch.equal(sample_entries(output[:10, :5])["values"], output[:10, :5].reshape(-1))
+    # The entries are a copy: the next call writing the same output (a CPU scalar, whose index is a view) leaves them.
+    loss = torch.tensor(2.5)
+    sample = sample_entries(loss)
+    loss.fill_(7.0)
+    assert torch.equal(sample["values"], torch.tensor([2.5]))
 
 
 def test_the_evaluator_checks_every_timed_calls_entries_against_the_reference_on_that_calls_inputs() -> None:
@@ -176,6 +181,12 @@ def test_cpu_mode_scores_a_solution_and_scores_a_redundant_one_lower(runner: Run
     for runtime in (fast, slow):
         assert re.match(r"speedup \S+x on cpu .*: reference \S+ \S+ \(IQR .*\), candidate .*medians of 10 trials", runtime["reason"]), runtime
     assert 0.0 < slow["score"] < fast["score"] < 1.0, (fast, slow)
+
+
+def test_cpu_mode_times_a_solution_whose_output_is_a_scalar(runner: RunnerProcess) -> None:
+    result = runner.evaluate("mse_loss", tagged(get_problem("mse_loss").solution()), runtime_device="cpu")
+    assert result["rewards"]["correctness"]["score"] == 1.0, result["rewards"]
+    assert result["rewards"]["runtime"]["score"] > 0.0, result["rewards"]["runtime"]
 
 
 def test_incorrect_and_hacked_candidates_are_not_timed(runner: RunnerProcess) -> None:
