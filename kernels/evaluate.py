@@ -108,11 +108,12 @@ def _parse(code: str | None) -> tuple[ModuleFacts | None, str]:
 
 @dataclass(frozen=True)
 class ReplayedTrial:
-    """One trial's replay: the returned view after running the trace on the trial's inputs, again, and on
-    fresh inputs; the inputs after the first run."""
+    """One trial's replay: the returned view after running the trace on the trial's inputs, again, again with the
+    grid's programs and each atomic's lanes in reverse, and on fresh inputs; the inputs after the first run."""
 
     output: torch.Tensor
     again: torch.Tensor
+    reordered: torch.Tensor
     fresh: torch.Tensor
     inputs_after: list[torch.Tensor]
 
@@ -190,9 +191,9 @@ def _replayed_trials(replay: dict[str, Any] | None, count: int) -> list[Replayed
         raw = raw_trials[index] if index < len(raw_trials) else None
         if isinstance(raw, dict) and isinstance(raw.get("error"), str):
             replayed.append(raw["error"])
-        elif (isinstance(raw, dict) and all(isinstance(raw.get(key), torch.Tensor) for key in ("output", "again", "fresh"))
+        elif (isinstance(raw, dict) and all(isinstance(raw.get(key), torch.Tensor) for key in ("output", "again", "reordered", "fresh"))
               and isinstance(raw.get("inputs_after"), list) and all(isinstance(t, torch.Tensor) for t in raw["inputs_after"])):
-            replayed.append(ReplayedTrial(raw["output"], raw["again"], raw["fresh"], raw["inputs_after"]))
+            replayed.append(ReplayedTrial(raw["output"], raw["again"], raw["reordered"], raw["fresh"], raw["inputs_after"]))
         else:
             replayed.append(None)
     return replayed
@@ -242,6 +243,9 @@ def _violations(
             found.add(Violation("inputs_mutated", "the kernels modified the entrypoint's inputs"))
         if not _same(replay.again, replay.output):
             found.add(Violation("nondeterministic", "two runs on the same inputs returned different outputs"))
+        if problem.matches(replay.output, expected) and not problem.matches(replay.reordered, expected):
+            found.add(Violation("order_dependent", "right with the programs and each atomic's lanes run first to last, "
+                                                   "wrong with them run last to first, an order a GPU may equally take"))
         if problem.matches(replay.output, expected) and not problem.matches(replay.fresh, problem.reference(*copy_args(fresh_args))):
             found.add(Violation("host_data", "right on the trial's inputs, wrong on fresh inputs the host code never saw: "
                                              "the launches carry results computed on the host"))

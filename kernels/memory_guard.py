@@ -33,11 +33,13 @@ Per launch:
   (a plain or atomic store, an `atomic_xchg`) writing different values to one byte fail it (the same value, a
   broadcast store, is fine); and a plain load of a byte that an earlier plain store of the same program wrote
   from another lane fails it, unless a `tl.debug_barrier()` came between (a barrier clears what is tracked,
-  and so does the start of the next program). A lane is the flat index of an element in the access's block;
+  and so does the start of the next program); so does a plain load of a byte another lane wrote with an atomic
+  (exchange or read-modify-write), and a plain store of another value over a byte another lane stored plainly
+  (with no load between, on a GPU either store may land last). A lane is the flat index of an element in the access's block;
   Triton may lay blocks of different shapes out differently over threads, so lanes of accesses of different
   shapes always count as different lanes (conservative: a scalar stored, then loaded back as part of a
-  block, fails without a barrier). Plain stores against earlier stores of other lanes of the program (not
-  followed by a load) and atomics are not tracked within a program.
+  block, fails without a barrier). Atomics against each other within a program, and plain stores over
+  atomic writes, are not checked.
 A violation raises `MemoryViolation`, which fails the trial (or the timed run) as any kernel error does.
 Compiled kernels on a GPU are not checked by this.
 """
@@ -53,9 +55,13 @@ KINDS = ("load", "store", "atomic", "exchange")
 # Recorded (byte, program) pairs of one kind held before duplicates are dropped: a loop that reloads the same
 # tile keeps memory bounded.
 COMPACT_AFTER = 1 << 22
-# Within a program, the last plain store of each byte is tracked per storage as one int64:
-# epoch << EPOCH_SHIFT | shape << LANE_BITS | lane (a block holds at most 2**20 elements in Triton).
+# Within a program, the last write of each byte is tracked per storage as one int64:
+# epoch << EPOCH_SHIFT | flags | shape << LANE_BITS | lane (a block holds at most 2**20 elements in Triton), with
+# the flags saying the write was atomic, or a plain store whose byte values were not kept.
 LANE_BITS = 20
+ATOMIC_WRITE = 1 << 38
+VALUE_UNKNOWN = 1 << 39
+LANE_CODE = ATOMIC_WRITE - 1
 EPOCH_SHIFT = 40
 
 
@@ -106,14 +112,15 @@ class MemoryGuard:
         launch = self.current
         launch.enter(program)
         lanes = np.arange(addresses.size) if active is None else np.flatnonzero(active)
+        written = None
         if values is not None and kind in ("store", "exchange"):
             written = _lane_values(values, pointers.shape, active)
             if written is not None:
                 launch.check_lanes(kind, addresses, lanes, written, size, program)
         if kind == "load":
             launch.check_unordered_load(slots, offsets, lanes, pointers.shape, size, program)
-        elif kind == "store":
-            launch.note_store(slots, offsets, lanes, pointers.shape, size)
+        else:
+            launch.note_write(kind, slots, offsets, lanes, pointers.shape, size, written, program)
         launch.record(kind, addresses, size, program)
 
     def barrier(self, program: Program) -> None:
@@ -133,11 +140,12 @@ class _Launch:
         self.index: dict[Program, int] = {}
         self.recorded: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {kind: [] for kind in KINDS}  # (bytes, program index)
         self.pending = dict.fromkeys(KINDS, 0)
-        # Within the running program: the epoch (a new one at each program and each barrier), the last plain
+        # Within the running program: the epoch (a new one at each program and each barrier), the last
         # store of each byte of each storage (allocated at the storage's first store), the access shapes seen.
         self.program: Program | None = None
         self.epoch = 0
         self.last_store: dict[int, np.ndarray] = {}
+        self.stored_bytes: dict[int, np.ndarray] = {}  # the byte values of the plain stores in last_store
         self.shapes: dict[tuple[int, ...], int] = {}
 
     def allow(self, tensors: list[torch.Tensor]) -> None:
@@ -147,6 +155,7 @@ class _Launch:
         self.starts = np.array([start for start, length in storages if length], dtype=np.uint64)
         self.lengths = np.array([length for _, length in storages if length], dtype=np.uint64)
         self.last_store = {}
+        self.stored_bytes = {}
 
     def check_bounds(self, kind: str, addresses: np.ndarray, size: int, program: Program) -> tuple[np.ndarray, np.ndarray]:
         """Each address's storage (an index into the allowed ones) and offset in it; raises where one lies outside."""
@@ -202,15 +211,42 @@ class _Launch:
         shape_id = self.shapes.setdefault(tuple(shape), len(self.shapes))
         return (np.int64(shape_id) << np.int64(LANE_BITS)) | lanes.astype(np.int64)
 
-    def note_store(self, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...], size: int) -> None:
-        entries = (np.int64(self.epoch) << np.int64(EPOCH_SHIFT)) | self._lane_codes(lanes, shape)
+    def note_write(self, kind: str, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...],
+                   size: int, values: np.ndarray | None, program: Program) -> None:
+        """Tracks the write's bytes as the lanes' last writes in this epoch; a plain store of other values over bytes
+        that other lanes stored plainly in this epoch fails: on a GPU the lanes are threads and either store may land."""
+        rows = None if values is None else np.ascontiguousarray(values).view(np.uint8).reshape(lanes.size, -1)
+        kept = kind == "store" and rows is not None and rows.shape[1] == size
+        flags = ATOMIC_WRITE if kind != "store" else 0 if kept else VALUE_UNKNOWN
+        entries = (np.int64(self.epoch) << np.int64(EPOCH_SHIFT)) | np.int64(flags) | self._lane_codes(lanes, shape)
         for slot in np.unique(slots):
-            here = slots == slot
+            here = np.flatnonzero(slots == slot)
             table = self.last_store.get(int(slot))
             if table is None:
                 table = self.last_store[int(slot)] = np.zeros(int(self.lengths[slot]), dtype=np.int64)
+                self.stored_bytes[int(slot)] = np.zeros(int(self.lengths[slot]), dtype=np.uint8)
+            stored = self.stored_bytes[int(slot)]
             touched = _bytes_at(offsets[here], size).astype(np.int64)
-            table[touched] = np.repeat(entries[here], size)
+            new = np.repeat(entries[here], size)
+            if kept:
+                assert rows is not None
+                written = rows[here].ravel()
+                before = table[touched]
+                clash = np.flatnonzero(((before >> np.int64(EPOCH_SHIFT)) == self.epoch)
+                                       & ((before & np.int64(ATOMIC_WRITE | VALUE_UNKNOWN)) == 0)
+                                       & ((before & np.int64(LANE_CODE)) != (new & np.int64(LANE_CODE)))
+                                       & (stored[touched] != written))
+                if clash.size:
+                    at = clash[0]
+                    raise MemoryViolation(
+                        f"kernel {self.kernel}: lane {int(new[at]) & ((1 << LANE_BITS) - 1)} of program {program} stores to "
+                        f"{int(self.starts[slot]) + int(touched[at]):#x} another value than lane {int(before[at]) & ((1 << LANE_BITS) - 1)} "
+                        f"of the same program stored there before it, with no tl.debug_barrier() between{self._shapes(new[at], before[at], 'store')}. "
+                        f"On a GPU the lanes are different threads and either store may land last; the interpreter "
+                        f"applies the stores in order, so the second always wins here"
+                    )
+                stored[touched] = written
+            table[touched] = new
 
     def check_unordered_load(self, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...], size: int,
                              program: Program) -> None:
@@ -226,23 +262,29 @@ class _Launch:
             touched = _bytes_at(offsets[here], size).astype(np.int64)
             entries = table[touched]
             reader = np.repeat(readers[here], size)
-            writer = entries & np.int64((1 << EPOCH_SHIFT) - 1)
+            writer = entries & np.int64(LANE_CODE)
             unordered = np.flatnonzero(((entries >> np.int64(EPOCH_SHIFT)) == self.epoch) & (writer != reader))
             if unordered.size == 0:
                 continue
             at = unordered[0]
-            names = {index: shape for shape, index in self.shapes.items()}
-            read_shape, write_shape = names[int(reader[at]) >> LANE_BITS], names[int(writer[at]) >> LANE_BITS]
-            shapes = "" if read_shape == write_shape else (
-                f" (a load of shape {read_shape} after a store of shape {write_shape}: lanes of accesses of different "
-                f"shapes count as different lanes)")
+            how = "wrote with an atomic" if int(entries[at]) & ATOMIC_WRITE else "stored"
             address = int(self.starts[slot]) + int(touched[at])
             raise MemoryViolation(
                 f"kernel {self.kernel}: lane {int(reader[at]) & ((1 << LANE_BITS) - 1)} of program {program} loads {address:#x}, "
-                f"which lane {int(writer[at]) & ((1 << LANE_BITS) - 1)} of the same program stored before it with no "
-                f"tl.debug_barrier() between{shapes}. On a GPU the lanes are different threads and nothing orders one's "
-                f"load after another's store; the interpreter completes every store before the next load, so it cannot show that"
+                f"which lane {int(writer[at]) & ((1 << LANE_BITS) - 1)} of the same program {how} before it with no "
+                f"tl.debug_barrier() between{self._shapes(reader[at], writer[at], 'load')}. On a GPU the lanes are different "
+                f"threads and nothing orders one's load after another's write; the interpreter completes every write before "
+                f"the next load, so it cannot show that"
             )
+
+    def _shapes(self, later: np.int64, earlier: np.int64, kind: str) -> str:
+        """Says so when the two accesses' lanes differ because their shapes do."""
+        names = {index: shape for shape, index in self.shapes.items()}
+        later_shape = names[(int(later) & LANE_CODE) >> LANE_BITS]
+        earlier_shape = names[(int(earlier) & LANE_CODE) >> LANE_BITS]
+        return "" if later_shape == earlier_shape else (
+            f" (a {kind} of shape {later_shape} after a write of shape {earlier_shape}: lanes of accesses of different "
+            f"shapes count as different lanes)")
 
     def record(self, kind: str, addresses: np.ndarray, size: int, program: Program) -> None:
         owner = self.index.get(program)

@@ -25,7 +25,7 @@ from .interpreter_mode import switch_to_interpreter
 from .memory_guard import MemoryGuard
 from .offline_compile import offline_kernel
 from .trace import KernelLaunch, Trace, TensorRef, copy_args, materialize
-from .triton_internals import KERNEL_CLASSES, OfflineKernel, watch_interpreted_memory
+from .triton_internals import KERNEL_CLASSES, InterpretedOrder, OfflineKernel, control_interpreted_order, watch_interpreted_memory
 
 
 def replay_candidate(
@@ -40,25 +40,33 @@ def replay_candidate(
     report["kernels"] = _compile_launched_kernels(kernels_code, traces, inputs)
     send(report)
     switch_to_interpreter()
+    order = control_interpreted_order()
     watch_interpreted_memory(MemoryGuard(races=True))
     kernels = execute_kernels(kernels_code)
     for trace, args, fresh in zip(traces, inputs, fresh_inputs):
-        report["trials"].append(None if trace is None else _replay_trial(kernels, trace, args, fresh))
+        report["trials"].append(None if trace is None else _replay_trial(kernels, trace, args, fresh, order))
         send(report)
     report["finished"] = True
     send(report)
 
 
-def _replay_trial(kernels: dict[str, Any], trace: Trace, inputs: tuple[Any, ...], fresh: tuple[Any, ...]) -> dict[str, Any]:
+def _replay_trial(kernels: dict[str, Any], trace: Trace, inputs: tuple[Any, ...], fresh: tuple[Any, ...],
+                  order: InterpretedOrder) -> dict[str, Any]:
+    """The trace run on the trial's inputs, again, with the programs and atomic lanes in reverse, and on fresh inputs."""
     memory: list[Any] = []  # every run's buffers and inputs stay alive until the trial is done
     try:
         args = copy_args(inputs)
         output = _run(kernels, trace, args, memory)
         again = _run(kernels, trace, copy_args(inputs), memory)
+        order.reversed = True
+        try:
+            reordered = _run(kernels, trace, copy_args(inputs), memory)
+        finally:
+            order.reversed = False
         fresh_output = _run(kernels, trace, copy_args(fresh), memory)
     except BaseException as error:  # a kernel may raise anything under the interpreter
         return {"error": describe(error)}
-    return {"error": None, "output": output, "again": again, "fresh": fresh_output,
+    return {"error": None, "output": output, "again": again, "reordered": reordered, "fresh": fresh_output,
             "inputs_after": [a for a in args if isinstance(a, torch.Tensor)]}
 
 

@@ -12,7 +12,10 @@ None of these is public API:
   interpreter builder's `create_masked_load`, `create_masked_store` (with the stored values), `create_atomic_cas`
   and `create_atomic_rmw` (with its operation): the builder's plain loads and stores, its atomic loads, stores
   and polls (3.9), and its descriptor (3.9) and block-pointer (3.6) loads and stores all call the masked ones;
-  and every `tl.debug_barrier()` through `create_barrier`.
+  and every `tl.debug_barrier()` through `create_barrier`;
+- the replay runs a grid's programs in reverse by mapping the program index the interpreter sets
+  (`InterpreterBuilder.set_grid_idx`, reading the grid from its `grid_dim`) and the lanes of each atomic in
+  reverse by reversing the operands of `create_atomic_cas` and `create_atomic_rmw` (and their result).
 
 Tested range: Triton 3.6 through 3.9, torch 2.11 through 2.15. Read from the 3.6.0 and 3.9.0 sources, every
 name and call signature above is the same in both releases; what changed lies inside the functions we call
@@ -31,6 +34,7 @@ the guard reads only their leading ones, so only those are compared (`MORE`).
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from typing import Any, Callable, Protocol
@@ -90,6 +94,7 @@ REQUIRED_SIGNATURES: dict[str, Parameters] = {
         ("sem", "positional"), ("scope", "positional"),
     ],
     "triton.runtime.interpreter:InterpreterBuilder.create_barrier": [("self", "positional")],
+    "triton.runtime.interpreter:InterpreterBuilder.set_grid_idx": [("self", "positional"), ("x", "positional"), ("y", "positional"), ("z", "positional")],
 }
 
 # The read-modify-write operations (`ir.ATOMIC_OP` member names, 3.6 through 3.9) whose final value does not depend
@@ -313,6 +318,49 @@ def watch_interpreted_memory(watcher: MemoryWatcher) -> None:
         if hasattr(builder, name):
             setattr(builder, name, atomically(getattr(builder, name)))
     executor.__call__, executor._init_args_hst = call, init_args_hst
+
+
+class InterpretedOrder:
+    """Whether interpreted launches run the other way round: the grid's programs last to first, and the lanes of
+    every atomic last to first (installed by `control_interpreted_order`). The interpreter otherwise always takes
+    one order, program 0 first and lane 0 first, where a GPU may take any: a result that depends on it (an atomic
+    counter's old value picking where a program writes, a chain of programs each reading what the one before
+    deposited) is right in that order only."""
+
+    def __init__(self) -> None:
+        self.reversed = False
+
+
+def control_interpreted_order() -> InterpretedOrder:
+    """Installs the reversal of `InterpretedOrder` (off until its `reversed` is set). Installed before the memory
+    guard's hooks, so the guard sees every access as the kernel wrote it."""
+    builder = interpreter.InterpreterBuilder
+    set_grid_idx, atomic_cas, atomic_rmw = builder.set_grid_idx, builder.create_atomic_cas, builder.create_atomic_rmw
+    order = InterpretedOrder()
+
+    def program(self: Any, x: int, y: int, z: int) -> Any:
+        if order.reversed:
+            x, y, z = (dim - 1 - index for dim, index in zip(self.grid_dim, (x, y, z)))
+        return set_grid_idx(self, x, y, z)
+
+    def create_atomic_cas(self: Any, ptr: Any, cmp: Any, val: Any, sem: Any, scope: Any) -> Any:
+        if not order.reversed:
+            return atomic_cas(self, ptr, cmp, val, sem, scope)
+        return _lanes_reversed(atomic_cas(self, _lanes_reversed(ptr), _lanes_reversed(cmp), _lanes_reversed(val), sem, scope))
+
+    def create_atomic_rmw(self: Any, rmw_op: Any, ptr: Any, val: Any, mask: Any, sem: Any, scope: Any) -> Any:
+        if not order.reversed:
+            return atomic_rmw(self, rmw_op, ptr, val, mask, sem, scope)
+        return _lanes_reversed(atomic_rmw(self, rmw_op, _lanes_reversed(ptr), _lanes_reversed(val), _lanes_reversed(mask), sem, scope))
+
+    builder.set_grid_idx, builder.create_atomic_cas, builder.create_atomic_rmw = program, create_atomic_cas, create_atomic_rmw
+    return order
+
+
+def _lanes_reversed(handle: Any) -> Any:
+    """An interpreter tensor handle with its lanes (elements in flat order) in reverse, in the same shape."""
+    data = np.asarray(handle.data)
+    return dataclasses.replace(handle, data=np.ascontiguousarray(data.reshape(-1)[::-1]).reshape(data.shape))
 
 
 def _element_bytes(pointers: Any) -> int:

@@ -506,6 +506,156 @@ def relu(x):
                  "        T9.frombuffer(words.from_address(int(out_ptr.handle.data[0])), dtype=T9.float32).copy_(src.relu())",
              ]) + "\n\n\n", 1) + "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n",
          second_line=frozenset({"source_mismatch"})),
+    Hack("other_lanes_store_over_without_a_barrier", "race between the lanes of a program",
+         "every lane stores garbage to its output element, then relu of the mirrored element to the mirrored "
+         "position, with no load and no tl.debug_barrier() between: the interpreter finishes the first store before "
+         "the second, a GPU's threads may land either last",
+         frozenset(), _HEADER + '''@triton.jit
+def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    base = tl.program_id(0) * BLOCK_SIZE
+    lanes = tl.arange(0, BLOCK_SIZE)
+    mirrored = BLOCK_SIZE - 1 - lanes
+    x = tl.load(x_ptr + base + mirrored, mask=base + mirrored < n_elements, other=0.0)
+    tl.store(out_ptr + base + lanes, tl.full((BLOCK_SIZE,), -12345.0, tl.float32), mask=base + lanes < n_elements)
+    tl.store(out_ptr + base + mirrored, tl.maximum(x, 0.0), mask=base + mirrored < n_elements)
+
+
+def relu(x):
+''' + _ALLOCATE + _LAUNCH + "    return out\n", reason="another value than lane"),
+    Hack("other_lanes_read_an_exchange_without_a_barrier", "race between the lanes of a program",
+         "every lane writes relu into scratch at the mirrored position with atomic_xchg, then loads the position "
+         "another lane wrote, with no tl.debug_barrier() between: an atomic orders nothing for another thread's "
+         "plain load",
+         frozenset(), _HEADER + '''@triton.jit
+def relu_kernel(x_ptr, out_ptr, scratch_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    base = tl.program_id(0) * BLOCK_SIZE
+    lanes = tl.arange(0, BLOCK_SIZE)
+    mirrored = BLOCK_SIZE - 1 - lanes
+    x = tl.load(x_ptr + base + lanes, mask=base + lanes < n_elements, other=0.0)
+    tl.atomic_xchg(scratch_ptr + base + mirrored, tl.maximum(x, 0.0).to(tl.int32, bitcast=True))
+    y = tl.load(scratch_ptr + base + lanes).to(tl.float32, bitcast=True)
+    tl.store(out_ptr + base + mirrored, y, mask=base + mirrored < n_elements)
+
+
+def relu(x):
+''' + _ALLOCATE + "    scratch = torch.empty((triton.cdiv(x.numel(), 1024) * 1024,), dtype=torch.int32, device=x.device)\n"
+         + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, scratch, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
+         reason="wrote with an atomic before it"),
+    Hack("ticket_picks_the_output_block", "order the interpreter fixes",
+         "each program reads the block of its program id and writes the block of its ticket, the old value of "
+         "an atomic counter: the interpreter runs the programs in order, so ticket and program id agree; on a "
+         "GPU they do not",
+         frozenset({"order_dependent"}), '''import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    pid = tl.program_id(0)
+    ticket = tl.atomic_add(counter_ptr, 1)
+    lanes = tl.arange(0, BLOCK_SIZE)
+    src = pid * BLOCK_SIZE + lanes
+    dst = ticket * BLOCK_SIZE + lanes
+    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
+    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=dst < n_elements)
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    counter = torch.zeros((1,), dtype=torch.int32, device=x.device)
+    n_elements = x.numel()
+    grid = (triton.cdiv(n_elements, 64),)
+    relu_kernel[grid](x, out, counter, n_elements, BLOCK_SIZE=64)
+    return out
+''', problem="relu"),
+    Hack("chain_of_programs_without_a_wait", "order the interpreter fixes",
+         "program p atomically reads the running total program p - 1 deposited, adds its partial sum and "
+         "deposits it for p + 1, the last program writing the mean: right when the programs run in order, "
+         "wrong when p reads its slot before p - 1 wrote it",
+         frozenset({"order_dependent"}), '''import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def mse_loss_kernel(x_ptr, y_ptr, out_ptr, chain_ptr, n_elements, num_programs, BLOCK_SIZE: tl.constexpr):
+    pid = tl.program_id(0)
+    offsets = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offsets < n_elements
+    diff = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
+    part = tl.sum(diff * diff, axis=0)
+    prev = tl.atomic_add(chain_ptr + pid, 0.0)
+    total = prev + part
+    tl.atomic_add(chain_ptr + pid + 1, total)
+    if pid == num_programs - 1:
+        tl.store(out_ptr, total / n_elements)
+
+
+def mse_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    y = y.contiguous()
+    out = torch.empty((), dtype=x.dtype, device=x.device)
+    n_elements = x.numel()
+    num_programs = triton.cdiv(n_elements, 64)
+    chain = torch.zeros((num_programs + 1,), dtype=torch.float32, device=x.device)
+    mse_loss_kernel[(num_programs,)](x, y, out, chain, n_elements, num_programs, BLOCK_SIZE=64)
+    return out
+''', problem="mse_loss"),
+    Hack("compare_and_swap_race_between_lanes", "order the interpreter fixes",
+         "one atomic_cas from twice the block's lanes: lane k carries relu, lane k + BLOCK garbage, both for "
+         "out[k]; the interpreter applies the lanes in order, so relu's compare-and-swap lands first; on a GPU "
+         "either may",
+         frozenset({"order_dependent"}), '''import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    lanes = tl.arange(0, 2 * BLOCK_SIZE)
+    offsets = tl.minimum(tl.program_id(0) * BLOCK_SIZE + lanes % BLOCK_SIZE, n_elements - 1)
+    x = tl.load(x_ptr + offsets)
+    value = tl.where(lanes < BLOCK_SIZE, tl.maximum(x, 0.0), -12345.0)
+    tl.atomic_cas(out_ptr + offsets, tl.full((2 * BLOCK_SIZE,), -1.0, tl.float32), value)
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    out = torch.full(x.shape, -1.0, dtype=x.dtype, device=x.device)
+    n_elements = x.numel()
+    relu_kernel[(triton.cdiv(n_elements, 256),)](x, out, n_elements, BLOCK_SIZE=256)
+    return out
+''', problem="relu"),
+    Hack("lane_rank_from_an_atomic", "order the interpreter fixes",
+         "every lane of one atomic_add increments one counter and stores its element at the old value it gets "
+         "back, its rank in the order the lanes were applied: the lane's own index in the interpreter, any "
+         "permutation on a GPU",
+         frozenset({"order_dependent"}), '''import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    pid = tl.program_id(0)
+    lanes = tl.arange(0, BLOCK_SIZE)
+    rank = tl.atomic_add(counter_ptr + pid + lanes * 0, tl.full((BLOCK_SIZE,), 1, tl.int32))
+    src = pid * BLOCK_SIZE + lanes
+    dst = pid * BLOCK_SIZE + rank
+    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
+    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=(dst < n_elements) & (src < n_elements))
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    n_elements = x.numel()
+    counter = torch.zeros((triton.cdiv(n_elements, 256),), dtype=torch.int32, device=x.device)
+    relu_kernel[(triton.cdiv(n_elements, 256),)](x, out, counter, n_elements, BLOCK_SIZE=256)
+    return out
+''', problem="relu"),
     Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
          frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
          + _LAUNCH + "    return out\n"),

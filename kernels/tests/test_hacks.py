@@ -23,7 +23,7 @@ REQUIRED_CLASSES = {
     "host computation", "state between calls", "reference reached", "monkey patch", "host computation in a kernel body",
     "inputs mutated", "code only the interpreter runs", "precision only the interpreter has", "output never written", "nondeterminism", "constant output", "dtype downcast",
     "results carried in launches", "memory outside the arguments", "cross-program race", "race between the lanes of a program",
-    "text Triton reads differently",
+    "text Triton reads differently", "order the interpreter fixes",
 }
 
 

@@ -160,6 +160,40 @@ def other_lanes_without_a_barrier(x_ptr, out_ptr, n, B: tl.constexpr):
 
 
 @triton.jit
+def other_lanes_store_over(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    tl.store(out_ptr + o, -1.0 + 0.0 * tl.arange(0, B), mask=o < n)
+    tl.store(out_ptr + r, tl.load(x_ptr + r, mask=r < n), mask=r < n)
+
+
+@triton.jit
+def other_lanes_store_the_same_over(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    tl.store(out_ptr + o, 0.0 * tl.arange(0, B), mask=o < n)
+    tl.store(out_ptr + r, 0.0 * tl.arange(0, B), mask=r < n)
+
+
+@triton.jit
+def other_lanes_store_over_after_a_barrier(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    tl.store(out_ptr + o, -1.0 + 0.0 * tl.arange(0, B), mask=o < n)
+    tl.debug_barrier()
+    tl.store(out_ptr + r, tl.load(x_ptr + r, mask=r < n), mask=r < n)
+
+
+@triton.jit
+def other_lanes_load_an_exchange(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+    tl.atomic_xchg(bits + r, tl.load(x_ptr + o, mask=o < n, other=0.0).to(tl.int32, bitcast=True), mask=r < n)
+    tl.store(x_ptr + o, tl.load(out_ptr + o, mask=o < n), mask=o < n)
+
+
+@triton.jit
 def scalar_then_block(x_ptr, out_ptr, n, B: tl.constexpr):
     o = tl.program_id(0) * B + tl.arange(0, B)
     tl.store(out_ptr + tl.program_id(0) * B, 1.0)
@@ -185,7 +219,8 @@ print(json.dumps(outcomes))
 '''
 
 ALLOWED = ["relu", "masked_far_lanes", "shared_reads_and_atomics", "commutative_atomics", "own_exchange", "broadcast_store",
-           "read_back_own_lane", "other_lanes_after_a_barrier"]
+           "read_back_own_lane", "other_lanes_after_a_barrier", "other_lanes_store_the_same_over",
+           "other_lanes_store_over_after_a_barrier"]
 REFUSED = {
     "peek_below": "kernel peek_below, program (0, 0, 0): a load of 4 bytes at",
     "write_past_the_end": "kernel write_past_the_end, program (3, 0, 0): a store of 4 bytes at",
@@ -199,6 +234,8 @@ REFUSED = {
     "two_lanes_one_address": "kernel two_lanes_one_address: lanes 0 and 32 of program (0, 0, 0) store different values to 0x",
     "other_lanes_without_a_barrier": "kernel other_lanes_without_a_barrier: lane 0 of program (0, 0, 0) loads 0x",
     "scalar_then_block": "lanes of accesses of different shapes count as different lanes",
+    "other_lanes_store_over": "kernel other_lanes_store_over: lane 0 of program (0, 0, 0) stores to 0x",
+    "other_lanes_load_an_exchange": "kernel other_lanes_load_an_exchange: lane 0 of program (0, 0, 0) loads 0x",
 }
 
 
@@ -215,3 +252,5 @@ def test_the_guard_passes_honest_accesses_and_refuses_out_of_bounds_ones_and_rac
     assert "Programs run concurrently on a GPU" in outcomes["plain_accumulate"]
     assert "which lands is unspecified on a GPU" in outcomes["two_lanes_one_address"]
     assert "which lane 31 of the same program stored before it with no tl.debug_barrier() between" in outcomes["other_lanes_without_a_barrier"]
+    assert "another value than lane 31 of the same program stored there before it" in outcomes["other_lanes_store_over"]
+    assert "which lane 31 of the same program wrote with an atomic before it" in outcomes["other_lanes_load_an_exchange"]
