@@ -6,8 +6,9 @@ import torch.nn.functional as F
 
 from .problem import Problem, rand, randn
 
-# Flat, 2-D and 3-D cases; only the first is a power of two, so masking is exercised.
-ELEMENTWISE_SHAPES = [(1024,), (1000,), (37, 53), (3, 7, 129)]
+# Flat, 2-D and 3-D cases; only the second is a power of two, so masking is exercised. The first is larger than
+# any one block a kernel would take: a kernel that covers a single block, or launches too few programs, fails it.
+ELEMENTWISE_SHAPES = [(70001,), (1024,), (37, 53), (3, 7, 129)]
 # 16,777,207 elements (64 MiB per fp32 tensor): memory-bound work of tens of microseconds on a current GPU,
 # several times a launch's overhead; not a power of two, so the masked tail is timed too.
 ELEMENTWISE_BENCHMARK = (4099, 4093)

@@ -137,8 +137,8 @@ def test_each_timed_call_reports_entries_of_its_output_at_positions_drawn_after_
 
 def test_the_evaluator_checks_every_timed_calls_entries_against_the_reference_on_that_calls_inputs() -> None:
     problem = get_problem("relu")
-    like = problem.inputs(0, seed=0)
-    shape = problem.shape_of(0)
+    like = problem.inputs(1, seed=0)  # a flat case of an even number of elements
+    shape = problem.shape_of(1)
 
     def reference_for(seed: int) -> torch.Tensor:
         return problem.reference(*problem.fresh_inputs(shape, like, seed))
