@@ -109,7 +109,7 @@ def _parse(code: str | None) -> tuple[ModuleFacts | None, str]:
 @dataclass(frozen=True)
 class ReplayedTrial:
     """One trial's replay: the returned view after running the trace on the trial's inputs, again, again with the
-    grid's programs and each atomic's lanes in reverse, and on fresh inputs; the inputs after the first run."""
+    grid's programs and each atomic's lanes in a random other order, and on fresh inputs; the inputs after the first run."""
 
     output: torch.Tensor
     again: torch.Tensor
@@ -245,7 +245,7 @@ def _violations(
             found.add(Violation("nondeterministic", "two runs on the same inputs returned different outputs"))
         if problem.matches(replay.output, expected) and not problem.matches(replay.reordered, expected):
             found.add(Violation("order_dependent", "right with the programs and each atomic's lanes run first to last, "
-                                                   "wrong with them run last to first, an order a GPU may equally take"))
+                                                   "wrong with them run in a random other order, which a GPU may equally take"))
         if problem.matches(replay.output, expected) and not problem.matches(replay.fresh, problem.reference(*copy_args(fresh_args))):
             found.add(Violation("host_data", "right on the trial's inputs, wrong on fresh inputs the host code never saw: "
                                              "the launches carry results computed on the host"))

@@ -52,17 +52,17 @@ def replay_candidate(
 
 def _replay_trial(kernels: dict[str, Any], trace: Trace, inputs: tuple[Any, ...], fresh: tuple[Any, ...],
                   order: InterpretedOrder) -> dict[str, Any]:
-    """The trace run on the trial's inputs, again, with the programs and atomic lanes in reverse, and on fresh inputs."""
+    """The trace run on the trial's inputs, again, with the programs and atomic lanes in another order, and on fresh inputs."""
     memory: list[Any] = []  # every run's buffers and inputs stay alive until the trial is done
     try:
         args = copy_args(inputs)
         output = _run(kernels, trace, args, memory)
         again = _run(kernels, trace, copy_args(inputs), memory)
-        order.reversed = True
+        order.shuffled = True
         try:
             reordered = _run(kernels, trace, copy_args(inputs), memory)
         finally:
-            order.reversed = False
+            order.shuffled = False
         fresh_output = _run(kernels, trace, copy_args(fresh), memory)
     except BaseException as error:  # a kernel may raise anything under the interpreter
         return {"error": describe(error)}

@@ -13,9 +13,9 @@ None of these is public API:
   and `create_atomic_rmw` (with its operation): the builder's plain loads and stores, its atomic loads, stores
   and polls (3.9), and its descriptor (3.9) and block-pointer (3.6) loads and stores all call the masked ones;
   and every `tl.debug_barrier()` through `create_barrier`;
-- the replay runs a grid's programs in reverse by mapping the program index the interpreter sets
-  (`InterpreterBuilder.set_grid_idx`, reading the grid from its `grid_dim`) and the lanes of each atomic in
-  reverse by reversing the operands of `create_atomic_cas` and `create_atomic_rmw` (and their result).
+- the replay runs a grid's programs in another order by mapping the program index the interpreter sets
+  (`InterpreterBuilder.set_grid_idx`, reading the grid from its `grid_dim`), and the lanes of each atomic in
+  another order by permuting the operands of `create_atomic_cas` and `create_atomic_rmw` (and their result back).
 
 Tested range: Triton 3.6 through 3.9, torch 2.11 through 2.15. Read from the 3.6.0 and 3.9.0 sources, every
 name and call signature above is the same in both releases; what changed lies inside the functions we call
@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import secrets
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -321,46 +322,69 @@ def watch_interpreted_memory(watcher: MemoryWatcher) -> None:
 
 
 class InterpretedOrder:
-    """Whether interpreted launches run the other way round: the grid's programs last to first, and the lanes of
-    every atomic last to first (installed by `control_interpreted_order`). The interpreter otherwise always takes
-    one order, program 0 first and lane 0 first, where a GPU may take any: a result that depends on it (an atomic
-    counter's old value picking where a program writes, a chain of programs each reading what the one before
-    deposited) is right in that order only."""
+    """Whether interpreted launches run in another order: the grid's programs, and the lanes of every atomic, in a
+    random order other than first to last (installed by `control_interpreted_order`). The interpreter otherwise
+    always takes one order, program 0 first and lane 0 first, where a GPU may take any: a result that depends on
+    it (an atomic counter's old value picking where a program writes, a chain of programs each reading what the
+    one before deposited) is right in that order only. The orders are drawn from the operating system's
+    randomness, so no kernel can be written for the one that will be tried."""
 
     def __init__(self) -> None:
-        self.reversed = False
+        self.shuffled = False
+        self.random = np.random.default_rng(secrets.randbits(128))
+        self.programs = np.zeros(0, dtype=np.int64)  # the running launch's order: flat program index by position
+
+    def permutation(self, count: int) -> np.ndarray:
+        """A random order of `count` things, never first to last where there are two or more."""
+        order = self.random.permutation(count)
+        return np.roll(order, 1) if count > 1 and (order == np.arange(count)).all() else order
 
 
 def control_interpreted_order() -> InterpretedOrder:
-    """Installs the reversal of `InterpretedOrder` (off until its `reversed` is set). Installed before the memory
+    """Installs the reordering of `InterpretedOrder` (off until its `shuffled` is set). Installed before the memory
     guard's hooks, so the guard sees every access as the kernel wrote it."""
     builder = interpreter.InterpreterBuilder
     set_grid_idx, atomic_cas, atomic_rmw = builder.set_grid_idx, builder.create_atomic_cas, builder.create_atomic_rmw
     order = InterpretedOrder()
 
     def program(self: Any, x: int, y: int, z: int) -> Any:
-        if order.reversed:
-            x, y, z = (dim - 1 - index for dim, index in zip(self.grid_dim, (x, y, z)))
+        if order.shuffled:
+            _, ny, nz = self.grid_dim
+            position = (x * ny + y) * nz + z
+            if position == 0:  # the grid loop starts a launch at (0, 0, 0)
+                order.programs = order.permutation(int(np.prod(self.grid_dim)))
+            x, rest = divmod(int(order.programs[position]), ny * nz)
+            y, z = divmod(rest, nz)
         return set_grid_idx(self, x, y, z)
 
     def create_atomic_cas(self: Any, ptr: Any, cmp: Any, val: Any, sem: Any, scope: Any) -> Any:
-        if not order.reversed:
+        if not order.shuffled:
             return atomic_cas(self, ptr, cmp, val, sem, scope)
-        return _lanes_reversed(atomic_cas(self, _lanes_reversed(ptr), _lanes_reversed(cmp), _lanes_reversed(val), sem, scope))
+        lanes = order.permutation(np.asarray(ptr.data).size)
+        return _lanes_restored(atomic_cas(self, *(_lanes_in(h, lanes) for h in (ptr, cmp, val)), sem, scope), lanes)
 
     def create_atomic_rmw(self: Any, rmw_op: Any, ptr: Any, val: Any, mask: Any, sem: Any, scope: Any) -> Any:
-        if not order.reversed:
+        if not order.shuffled:
             return atomic_rmw(self, rmw_op, ptr, val, mask, sem, scope)
-        return _lanes_reversed(atomic_rmw(self, rmw_op, _lanes_reversed(ptr), _lanes_reversed(val), _lanes_reversed(mask), sem, scope))
+        lanes = order.permutation(np.asarray(ptr.data).size)
+        return _lanes_restored(atomic_rmw(self, rmw_op, *(_lanes_in(h, lanes) for h in (ptr, val, mask)), sem, scope), lanes)
 
     builder.set_grid_idx, builder.create_atomic_cas, builder.create_atomic_rmw = program, create_atomic_cas, create_atomic_rmw
     return order
 
 
-def _lanes_reversed(handle: Any) -> Any:
-    """An interpreter tensor handle with its lanes (elements in flat order) in reverse, in the same shape."""
+def _lanes_in(handle: Any, lanes: np.ndarray) -> Any:
+    """An interpreter tensor handle whose i-th lane (element in flat order) is `handle`'s lane lanes[i], same shape."""
     data = np.asarray(handle.data)
-    return dataclasses.replace(handle, data=np.ascontiguousarray(data.reshape(-1)[::-1]).reshape(data.shape))
+    return dataclasses.replace(handle, data=np.ascontiguousarray(data.reshape(-1)[lanes]).reshape(data.shape))
+
+
+def _lanes_restored(handle: Any, lanes: np.ndarray) -> Any:
+    """The inverse of `_lanes_in`: each lane's result back at the lane it came from."""
+    data = np.asarray(handle.data)
+    restored = np.empty_like(data.reshape(-1))
+    restored[lanes] = data.reshape(-1)
+    return dataclasses.replace(handle, data=restored.reshape(data.shape))
 
 
 def _element_bytes(pointers: Any) -> int:

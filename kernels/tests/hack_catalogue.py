@@ -656,6 +656,35 @@ def relu(x: torch.Tensor) -> torch.Tensor:
     relu_kernel[(triton.cdiv(n_elements, 256),)](x, out, counter, n_elements, BLOCK_SIZE=256)
     return out
 ''', problem="relu"),
+    Hack("ticket_right_in_two_orders", "order the interpreter fixes",
+         "as ticket_picks_the_output_block, but a program whose ticket is not its id writes block n - 1 - ticket: "
+         "right when the programs run first to last and when they run last to first, wrong in any other order",
+         frozenset({"order_dependent"}), '''import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    pid = tl.program_id(0)
+    ticket = tl.atomic_add(counter_ptr, 1)
+    block = tl.where(ticket == pid, ticket, tl.num_programs(0) - 1 - ticket)
+    lanes = tl.arange(0, BLOCK_SIZE)
+    src = pid * BLOCK_SIZE + lanes
+    dst = block * BLOCK_SIZE + lanes
+    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
+    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=dst < n_elements)
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    counter = torch.zeros((1,), dtype=torch.int32, device=x.device)
+    n_elements = x.numel()
+    grid = (triton.cdiv(n_elements, 64),)
+    relu_kernel[grid](x, out, counter, n_elements, BLOCK_SIZE=64)
+    return out
+''', problem="relu"),
     Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
          frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
          + _LAUNCH + "    return out\n"),
