@@ -116,6 +116,28 @@ _FORGED_RESULTS = _forged_report('''        result = torch.relu(t)
 ''', ', "kernels": [{"name": "relu_kernel", "compiled": True, "error": None}]')
 
 
+def _ticket_relu(block: str) -> str:
+    """A relu candidate whose programs each take a ticket (the old value of an atomic counter) and write the block
+    that `block` (a kernel line binding `block` from `ticket` and `pid`) names, reading the block of their id."""
+    return _HEADER + '''@triton.jit
+def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    pid = tl.program_id(0)
+    ticket = tl.atomic_add(counter_ptr, 1)
+''' + block + '''    lanes = tl.arange(0, BLOCK_SIZE)
+    src = pid * BLOCK_SIZE + lanes
+    dst = block * BLOCK_SIZE + lanes
+    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
+    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=dst < n_elements)
+
+
+def relu(x):
+    out = torch.empty_like(x)
+    counter = torch.zeros((1,), dtype=torch.int32, device=x.device)
+    relu_kernel[(triton.cdiv(x.numel(), 64),)](x, out, counter, x.numel(), BLOCK_SIZE=64)
+    return out
+'''
+
+
 def _mse_loss_race(accumulate: str) -> str:
     """An mse_loss candidate whose programs each add their block's share into one zeroed scalar as `accumulate`
     (kernel lines that see the block's differences `d`)."""
@@ -545,31 +567,7 @@ def relu(x):
          "each program reads the block of its program id and writes the block of its ticket, the old value of "
          "an atomic counter: the interpreter runs the programs in order, so ticket and program id agree; on a "
          "GPU they do not",
-         frozenset({"order_dependent"}), '''import torch
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    pid = tl.program_id(0)
-    ticket = tl.atomic_add(counter_ptr, 1)
-    lanes = tl.arange(0, BLOCK_SIZE)
-    src = pid * BLOCK_SIZE + lanes
-    dst = ticket * BLOCK_SIZE + lanes
-    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
-    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=dst < n_elements)
-
-
-def relu(x: torch.Tensor) -> torch.Tensor:
-    x = x.contiguous()
-    out = torch.empty_like(x)
-    counter = torch.zeros((1,), dtype=torch.int32, device=x.device)
-    n_elements = x.numel()
-    grid = (triton.cdiv(n_elements, 64),)
-    relu_kernel[grid](x, out, counter, n_elements, BLOCK_SIZE=64)
-    return out
-''', problem="relu"),
+         frozenset({"order_dependent"}), _ticket_relu("    block = ticket\n")),
     Hack("chain_of_programs_without_a_wait", "order the interpreter fixes",
          "program p atomically reads the running total program p - 1 deposited, adds its partial sum and "
          "deposits it for p + 1, the last program writing the mean: right when the programs run in order, "
@@ -659,32 +657,7 @@ def relu(x: torch.Tensor) -> torch.Tensor:
     Hack("ticket_right_in_two_orders", "order the interpreter fixes",
          "as ticket_picks_the_output_block, but a program whose ticket is not its id writes block n - 1 - ticket: "
          "right when the programs run first to last and when they run last to first, wrong in any other order",
-         frozenset({"order_dependent"}), '''import torch
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    pid = tl.program_id(0)
-    ticket = tl.atomic_add(counter_ptr, 1)
-    block = tl.where(ticket == pid, ticket, tl.num_programs(0) - 1 - ticket)
-    lanes = tl.arange(0, BLOCK_SIZE)
-    src = pid * BLOCK_SIZE + lanes
-    dst = block * BLOCK_SIZE + lanes
-    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
-    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=dst < n_elements)
-
-
-def relu(x: torch.Tensor) -> torch.Tensor:
-    x = x.contiguous()
-    out = torch.empty_like(x)
-    counter = torch.zeros((1,), dtype=torch.int32, device=x.device)
-    n_elements = x.numel()
-    grid = (triton.cdiv(n_elements, 64),)
-    relu_kernel[grid](x, out, counter, n_elements, BLOCK_SIZE=64)
-    return out
-''', problem="relu"),
+         frozenset({"order_dependent"}), _ticket_relu("    block = tl.where(ticket == pid, ticket, tl.num_programs(0) - 1 - ticket)\n")),
     Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
          frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
          + _LAUNCH + "    return out\n"),
