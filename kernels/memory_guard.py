@@ -33,13 +33,14 @@ Per launch:
   (a plain or atomic store, an `atomic_xchg`) writing different values to one byte fail it (the same value, a
   broadcast store, is fine); and a plain load of a byte that an earlier plain store of the same program wrote
   from another lane fails it, unless a `tl.debug_barrier()` came between (a barrier clears what is tracked,
-  and so does the start of the next program); so does a plain load of a byte another lane wrote with an atomic
-  (exchange or read-modify-write), and a plain store of another value over a byte another lane stored plainly
-  (with no load between, on a GPU either store may land last). A lane is the flat index of an element in the access's block;
+  and so does the start of the next program); so does any access of a byte another lane wrote in a way the two
+  do not commute (UNORDERED_AFTER: a load or an exchange after any write, a plain store after an atomic one, a
+  commutative atomic after a plain or exchanged write), and a plain store of another value over a byte another
+  lane stored plainly (with no load between, on a GPU either store may land last). A lane is the flat index of an element in the access's block;
   Triton may lay blocks of different shapes out differently over threads, so lanes of accesses of different
   shapes always count as different lanes (conservative: a scalar stored, then loaded back as part of a
-  block, fails without a barrier). Atomics against each other within a program, and plain stores over
-  atomic writes, are not checked.
+  block, fails without a barrier). Commutative atomics against each other are fine within a program too.
+  An atomic load (3.9) counts as a commutative atomic access, and so as a write: conservative.
 A violation raises `MemoryViolation`, which fails the trial (or the timed run) as any kernel error does.
 Compiled kernels on a GPU are not checked by this.
 """
@@ -59,9 +60,17 @@ COMPACT_AFTER = 1 << 22
 # epoch << EPOCH_SHIFT | flags | shape << LANE_BITS | lane (a block holds at most 2**20 elements in Triton), with
 # the flags saying the write was atomic, or a plain store whose byte values were not kept.
 LANE_BITS = 20
-ATOMIC_WRITE = 1 << 38
+ATOMIC_WRITE = 1 << 37  # a commutative atomic (add, max, …)
+EXCHANGE_WRITE = 1 << 38  # an order-dependent atomic write (exchange, compare-and-swap, atomic store)
 VALUE_UNKNOWN = 1 << 39
 LANE_CODE = ATOMIC_WRITE - 1
+# Per access kind, the earlier writes of other lanes in the epoch it may not meet, as a set of write classes
+# (PLAIN, COMMUTATIVE, EXCHANGED): a load or an exchange meets none; a plain store no atomic one (another value
+# over a plain store is checked apart); a commutative atomic no plain or exchanged one. Commutative atomics
+# meet each other freely: their sum does not depend on the order.
+PLAIN, COMMUTATIVE, EXCHANGED = 1, 2, 4
+UNORDERED_AFTER = {"load": PLAIN | COMMUTATIVE | EXCHANGED, "exchange": PLAIN | COMMUTATIVE | EXCHANGED,
+                   "store": COMMUTATIVE | EXCHANGED, "atomic": PLAIN | EXCHANGED}
 EPOCH_SHIFT = 40
 
 
@@ -117,9 +126,8 @@ class MemoryGuard:
             written = _lane_values(values, pointers.shape, active)
             if written is not None:
                 launch.check_lanes(kind, addresses, lanes, written, size, program)
-        if kind == "load":
-            launch.check_unordered_load(slots, offsets, lanes, pointers.shape, size, program)
-        else:
+        launch.check_unordered(kind, slots, offsets, lanes, pointers.shape, size, program)
+        if kind != "load":
             launch.note_write(kind, slots, offsets, lanes, pointers.shape, size, written, program)
         launch.record(kind, addresses, size, program)
 
@@ -217,7 +225,7 @@ class _Launch:
         that other lanes stored plainly in this epoch fails: on a GPU the lanes are threads and either store may land."""
         rows = None if values is None else np.ascontiguousarray(values).view(np.uint8).reshape(lanes.size, -1)
         kept = kind == "store" and rows is not None and rows.shape[1] == size
-        flags = ATOMIC_WRITE if kind != "store" else 0 if kept else VALUE_UNKNOWN
+        flags = {"atomic": ATOMIC_WRITE, "exchange": EXCHANGE_WRITE}.get(kind, 0 if kept else VALUE_UNKNOWN)
         entries = (np.int64(self.epoch) << np.int64(EPOCH_SHIFT)) | np.int64(flags) | self._lane_codes(lanes, shape)
         for slot in np.unique(slots):
             here = np.flatnonzero(slots == slot)
@@ -233,7 +241,7 @@ class _Launch:
                 written = rows[here].ravel()
                 before = table[touched]
                 clash = np.flatnonzero(((before >> np.int64(EPOCH_SHIFT)) == self.epoch)
-                                       & ((before & np.int64(ATOMIC_WRITE | VALUE_UNKNOWN)) == 0)
+                                       & ((before & np.int64(ATOMIC_WRITE | EXCHANGE_WRITE | VALUE_UNKNOWN)) == 0)
                                        & ((before & np.int64(LANE_CODE)) != (new & np.int64(LANE_CODE)))
                                        & (stored[touched] != written))
                 if clash.size:
@@ -248,9 +256,10 @@ class _Launch:
                 stored[touched] = written
             table[touched] = new
 
-    def check_unordered_load(self, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...], size: int,
-                             program: Program) -> None:
-        """A load of a byte another lane of this program stored since its last barrier: unordered on a GPU."""
+    def check_unordered(self, kind: str, slots: np.ndarray, offsets: np.ndarray, lanes: np.ndarray, shape: tuple[int, ...],
+                        size: int, program: Program) -> None:
+        """An access of a byte another lane of this program wrote since its last barrier, where the two do not
+        commute (UNORDERED_AFTER): unordered on a GPU."""
         if not self.last_store:
             return
         readers = self._lane_codes(lanes, shape)
@@ -263,18 +272,21 @@ class _Launch:
             entries = table[touched]
             reader = np.repeat(readers[here], size)
             writer = entries & np.int64(LANE_CODE)
-            unordered = np.flatnonzero(((entries >> np.int64(EPOCH_SHIFT)) == self.epoch) & (writer != reader))
+            classes = np.where(entries & np.int64(EXCHANGE_WRITE), EXCHANGED, np.where(entries & np.int64(ATOMIC_WRITE), COMMUTATIVE, PLAIN))
+            conflicting = (classes & UNORDERED_AFTER[kind]) != 0
+            unordered = np.flatnonzero(((entries >> np.int64(EPOCH_SHIFT)) == self.epoch) & (writer != reader) & conflicting)
             if unordered.size == 0:
                 continue
             at = unordered[0]
-            how = "wrote with an atomic" if int(entries[at]) & ATOMIC_WRITE else "stored"
+            how = "wrote with an atomic" if int(entries[at]) & (ATOMIC_WRITE | EXCHANGE_WRITE) else "stored"
+            verb = {"load": "loads", "store": "stores to", "atomic": "accesses atomically", "exchange": "writes atomically"}[kind]
             address = int(self.starts[slot]) + int(touched[at])
             raise MemoryViolation(
-                f"kernel {self.kernel}: lane {int(reader[at]) & ((1 << LANE_BITS) - 1)} of program {program} loads {address:#x}, "
+                f"kernel {self.kernel}: lane {int(reader[at]) & ((1 << LANE_BITS) - 1)} of program {program} {verb} {address:#x}, "
                 f"which lane {int(writer[at]) & ((1 << LANE_BITS) - 1)} of the same program {how} before it with no "
-                f"tl.debug_barrier() between{self._shapes(reader[at], writer[at], 'load')}. On a GPU the lanes are different "
-                f"threads and nothing orders one's load after another's write; the interpreter completes every write before "
-                f"the next load, so it cannot show that"
+                f"tl.debug_barrier() between{self._shapes(reader[at], writer[at], kind)}. On a GPU the lanes are different "
+                f"threads and nothing orders one's access after another's write; the interpreter completes every access "
+                f"before the next, so it cannot show that"
             )
 
     def _shapes(self, later: np.int64, earlier: np.int64, kind: str) -> str:

@@ -563,6 +563,26 @@ def relu(x):
 ''' + _ALLOCATE + "    scratch = torch.empty((triton.cdiv(x.numel(), 1024) * 1024,), dtype=torch.int32, device=x.device)\n"
          + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, scratch, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
          reason="wrote with an atomic before it"),
+    Hack("atomic_read_of_another_lanes_exchange", "race between the lanes of a program",
+         "every lane writes relu of its element with atomic_xchg, then reads its partner's (a quarter block on) with "
+         "atomic_add(p, 0) and stores it there: nothing orders one thread's atomic read after another's atomic "
+         "write, and the interpreter finishes every access before the next",
+         frozenset(), _HEADER + '''@triton.jit
+def relu_kernel(x_ptr, out_ptr, outi_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+    base = tl.program_id(0) * BLOCK_SIZE
+    lane = tl.arange(0, BLOCK_SIZE)
+    offsets = base + lane
+    mask = offsets < n_elements
+    partner = base + (lane + BLOCK_SIZE // 4) % BLOCK_SIZE
+    x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
+    tl.atomic_xchg(outi_ptr + offsets, tl.maximum(x, 0.0).to(tl.int32, bitcast=True), mask=mask)
+    v = tl.atomic_add(outi_ptr + partner, 0, mask=partner < n_elements).to(tl.float32, bitcast=True)
+    tl.store(out_ptr + partner, v, mask=partner < n_elements)
+
+
+def relu(x):
+''' + _ALLOCATE + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, out.view(torch.int32), x.numel(), BLOCK_SIZE=1024)\n"
+         + "    return out\n", reason="accesses atomically"),
     Hack("ticket_picks_the_output_block", "order the interpreter fixes",
          "each program reads the block of its program id and writes the block of its ticket, the old value of "
          "an atomic counter: the interpreter runs the programs in order, so ticket and program id agree; on a "

@@ -194,6 +194,31 @@ def other_lanes_load_an_exchange(x_ptr, out_ptr, n, B: tl.constexpr):
 
 
 @triton.jit
+def other_lanes_add_freely(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    tl.atomic_add(out_ptr + o, tl.load(x_ptr + o, mask=o < n), mask=o < n)
+    tl.atomic_add(out_ptr + r, tl.load(x_ptr + o, mask=o < n, other=0.0), mask=r < n)
+
+
+@triton.jit
+def atomic_read_of_other_lanes_exchange(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
+    tl.atomic_xchg(bits + o, tl.load(x_ptr + o, mask=o < n, other=0.0).to(tl.int32, bitcast=True), mask=o < n)
+    tl.store(x_ptr + r, tl.atomic_add(bits + r, 0, mask=r < n).to(tl.float32, bitcast=True), mask=r < n)
+
+
+@triton.jit
+def store_over_other_lanes_add(x_ptr, out_ptr, n, B: tl.constexpr):
+    o = tl.program_id(0) * B + tl.arange(0, B)
+    r = tl.program_id(0) * B + B - 1 - tl.arange(0, B)
+    tl.atomic_add(out_ptr + o, tl.load(x_ptr + o, mask=o < n), mask=o < n)
+    tl.store(out_ptr + r, tl.load(x_ptr + r, mask=r < n), mask=r < n)
+
+
+@triton.jit
 def scalar_then_block(x_ptr, out_ptr, n, B: tl.constexpr):
     o = tl.program_id(0) * B + tl.arange(0, B)
     tl.store(out_ptr + tl.program_id(0) * B, 1.0)
@@ -220,7 +245,7 @@ print(json.dumps(outcomes))
 
 ALLOWED = ["relu", "masked_far_lanes", "shared_reads_and_atomics", "commutative_atomics", "own_exchange", "broadcast_store",
            "read_back_own_lane", "other_lanes_after_a_barrier", "other_lanes_store_the_same_over",
-           "other_lanes_store_over_after_a_barrier"]
+           "other_lanes_store_over_after_a_barrier", "other_lanes_add_freely"]
 REFUSED = {
     "peek_below": "kernel peek_below, program (0, 0, 0): a load of 4 bytes at",
     "write_past_the_end": "kernel write_past_the_end, program (3, 0, 0): a store of 4 bytes at",
@@ -236,6 +261,8 @@ REFUSED = {
     "scalar_then_block": "lanes of accesses of different shapes count as different lanes",
     "other_lanes_store_over": "kernel other_lanes_store_over: lane 0 of program (0, 0, 0) stores to 0x",
     "other_lanes_load_an_exchange": "kernel other_lanes_load_an_exchange: lane 0 of program (0, 0, 0) loads 0x",
+    "atomic_read_of_other_lanes_exchange": "lane 0 of program (0, 0, 0) accesses atomically 0x",
+    "store_over_other_lanes_add": "lane 0 of program (0, 0, 0) stores to 0x",
 }
 
 
