@@ -5,69 +5,21 @@ must score 0 on correctness.
 produces wrong numbers, or that its replay fails: then `reason` is what the correctness reason must say). Most are outside the grammar allow-list, so `expected` is `not_allowed` and nothing of
 them runs. `second_line`, where set, is what the trusted boundary alone must report when the allow-list is
 skipped (`--unsafe-skip-allow-list`, so the candidate's host code is arbitrary Python): those hacks are caught
-twice; an empty set means the replay's numbers are simply wrong (host work is never replayed).
+twice; an empty set means the replay's numbers are simply wrong (host work is never replayed). The hacks only
+running can catch (their code passes the allow-list) are in `kernel_hacks.py`; `HACKS` holds both.
 kernels/README.md documents the catalogue.
 """
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
 
-from kernels.dataset import get_problem
-
-
-@dataclass(frozen=True)
-class Hack:
-    name: str
-    attack_class: str
-    description: str  # what it does, and so why it must be rejected
-    expected: frozenset[str]
-    code: str
-    second_line: frozenset[str] | None = None
-    problem: str = "relu"
-    reason: str | None = None
-
-
-NOT_ALLOWED = frozenset({"not_allowed"})
-_HEADER = "import torch\nimport triton\nimport triton.language as tl\n\n\n"
-
-# A kernel that loads and stores nothing useful but looks right to a formatting check.
-_IDLE_KERNEL = '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    x = tl.load(x_ptr + offsets, mask=mask)
-
-
-'''
-
-# A kernel that only copies its input to its output: the result is then made on the host.
-_COPY_KERNEL = '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=mask), mask=mask)
-
-
-'''
-
-_RELU_KERNEL = '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    x = tl.load(x_ptr + offsets, mask=mask)
-    tl.store(out_ptr + offsets, tl.maximum(x, 0.0), mask=mask)
-
-
-'''
-
-_LAUNCH = "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK_SIZE=1024)\n"
-_ALLOCATE = "    out = torch.empty_like(x)\n"
+from .hack_parts import ALLOCATE, COPY_KERNEL, HEADER, IDLE_KERNEL, LAUNCH, NOT_ALLOWED, RELU_KERNEL, Hack
+from .kernel_hacks import KERNEL_HACKS
 
 
 def _wrapper(kernel: str, body: str, before: str = "", signature: str = "def relu(x):\n") -> str:
     """A module: header, `before` (module-level code), the kernel, then the entrypoint with `body` after the launch."""
-    return _HEADER + before + kernel + signature + _ALLOCATE + _LAUNCH + body
+    return HEADER + before + kernel + signature + ALLOCATE + LAUNCH + body
 
 
 def send_on_every_pipe(report: str, indent: str) -> str:
@@ -116,124 +68,86 @@ _FORGED_RESULTS = _forged_report('''        result = torch.relu(t)
 ''', ', "kernels": [{"name": "relu_kernel", "compiled": True, "error": None}]')
 
 
-def _ticket_relu(block: str) -> str:
-    """A relu candidate whose programs each take a ticket (the old value of an atomic counter) and write the block
-    that `block` (a kernel line binding `block` from `ticket` and `pid`) names, reading the block of their id."""
-    return _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    pid = tl.program_id(0)
-    ticket = tl.atomic_add(counter_ptr, 1)
-''' + block + '''    lanes = tl.arange(0, BLOCK_SIZE)
-    src = pid * BLOCK_SIZE + lanes
-    dst = block * BLOCK_SIZE + lanes
-    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
-    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=dst < n_elements)
-
-
-def relu(x):
-    out = torch.empty_like(x)
-    counter = torch.zeros((1,), dtype=torch.int32, device=x.device)
-    relu_kernel[(triton.cdiv(x.numel(), 64),)](x, out, counter, x.numel(), BLOCK_SIZE=64)
-    return out
-'''
-
-
-def _mse_loss_race(accumulate: str) -> str:
-    """An mse_loss candidate whose programs each add their block's share into one zeroed scalar as `accumulate`
-    (kernel lines that see the block's differences `d`)."""
-    return _HEADER + "@triton.jit\n" + '''def mse_loss_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    d = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
-''' + accumulate + '''
-
-def mse_loss(x, y):
-    out = torch.zeros((), dtype=x.dtype, device=x.device)
-    mse_loss_kernel[(triton.cdiv(x.numel(), 64),)](x, y, out, x.numel(), BLOCK_SIZE=64)
-    return out
-'''
-
-
 HACKS = [
     # --- reaching modules without importing them --------------------------------------------------------------
     Hack("torch_sys_modules_numpy", "module reached through torch", "numpy taken from torch.sys.modules computes on the host",
-         NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    np = torch.sys.modules['numpy']\n    np.maximum(out.numpy(), 0, out=out.numpy())\n    return out\n"),
+         NOT_ALLOWED, _wrapper(COPY_KERNEL, "    np = torch.sys.modules['numpy']\n    np.maximum(out.numpy(), 0, out=out.numpy())\n    return out\n"),
          second_line=frozenset()),
     Hack("torch_os_exit", "module reached through torch", "torch.os ends the sandbox before its checks",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    torch.os._exit(0)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    torch.os._exit(0)\n")),
     Hack("runner_module_flag", "runner bookkeeping flipped", "sets the launch recorder's in-kernel flag so the torch-op guard looks away",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    torch.sys.modules['kernels.launches'].RECORDER.in_kernel = True\n    return torch.relu(x)\n"),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    torch.sys.modules['kernels.launches'].RECORDER.in_kernel = True\n    return torch.relu(x)\n"),
          second_line=frozenset({"noop_same_output", "kernel_effects"})),
     Hack("dispatch_modes_switched_off", "guard switched off", "torch.utils._python_dispatch turns off the runtime guard's mode",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    with torch.utils._python_dispatch._disable_current_modes():\n        return torch.relu(x)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    with torch.utils._python_dispatch._disable_current_modes():\n        return torch.relu(x)\n")),
     Hack("threading_through_torch", "computation in an unwatched thread", "a thread the guard does not watch computes into the copy",
          NOT_ALLOWED,
-         _wrapper(_COPY_KERNEL, "    worker = torch.sys.modules['threading'].Thread(target=out.clamp_, kwargs={'min': 0})\n"
+         _wrapper(COPY_KERNEL, "    worker = torch.sys.modules['threading'].Thread(target=out.clamp_, kwargs={'min': 0})\n"
                   "    worker.start()\n    worker.join()\n    return out\n"),
          second_line=frozenset()),
     Hack("sys_setprofile_through_torch", "module reached through torch", "a profiler hook through torch.sys sees and rewrites the harness",
-         NOT_ALLOWED, _wrapper(_RELU_KERNEL, "    torch.sys.setprofile(lambda frame, event, arg: None)\n    return out\n")),
+         NOT_ALLOWED, _wrapper(RELU_KERNEL, "    torch.sys.setprofile(lambda frame, event, arg: None)\n    return out\n")),
     Hack("ctypes_through_torch_c", "module reached through torch", "ctypes reached through torch._C writes memory directly",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    torch._C._ctypes.memmove(out.data_ptr(), x.data_ptr(), 4)\n    return out\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    torch._C._ctypes.memmove(out.data_ptr(), x.data_ptr(), 4)\n    return out\n")),
     Hack("getattr_chain", "names reached dynamically", "getattr chains reach torch.sys without naming it",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return getattr(getattr(torch, 'sy' + 's'), 'modules')['torch'].relu(x)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return getattr(getattr(torch, 'sy' + 's'), 'modules')['torch'].relu(x)\n")),
     # --- compute methods bound to plain names, numpy views, element writes ------------------------------------
     Hack("module_level_numpy_method", "compute method bound to a plain name", "_f = torch.Tensor.numpy, then in-place numpy work on the copy",
-         NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    view = _f(out)\n    view[view < 0] = 0\n    return out\n", before="_f = torch.Tensor.numpy\n\n\n"),
+         NOT_ALLOWED, _wrapper(COPY_KERNEL, "    view = _f(out)\n    view[view < 0] = 0\n    return out\n", before="_f = torch.Tensor.numpy\n\n\n"),
          second_line=frozenset()),
     Hack("module_level_tolist", "compute method bound to a plain name", "_g = torch.Tensor.tolist, then an element-wise rebuild",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return torch.tensor([max(v, 0.0) for v in _g(x.flatten())]).view(x.shape)\n",
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return torch.tensor([max(v, 0.0) for v in _g(x.flatten())]).view(x.shape)\n",
                                before="_g = torch.Tensor.tolist\n\n\n")),
     Hack("element_by_element", "element writes on the host", "writes the result one element at a time",
-         NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    flat = out.view(-1)\n    for i in range(flat.numel()):\n        flat[i] = 0.0 if flat[i] < 0 else flat[i]\n    return out\n")),
+         NOT_ALLOWED, _wrapper(COPY_KERNEL, "    flat = out.view(-1)\n    for i in range(flat.numel()):\n        flat[i] = 0.0 if flat[i] < 0 else flat[i]\n    return out\n")),
     Hack("numpy_in_wrapper", "second compute library", "computes with numpy on the host",
-         NOT_ALLOWED, "import numpy as np\n" + _wrapper(_IDLE_KERNEL, "    return torch.from_numpy(np.maximum(x.numpy(), 0))\n")),
+         NOT_ALLOWED, "import numpy as np\n" + _wrapper(IDLE_KERNEL, "    return torch.from_numpy(np.maximum(x.numpy(), 0))\n")),
     # --- bookkeeping flipped or findings cleared through frames -----------------------------------------------
     Hack("guard_cleared_through_frames", "findings cleared through frames", "walks the stack to the harness and clears the guard's findings",
          NOT_ALLOWED,
-         _wrapper(_COPY_KERNEL, "    frame = torch.sys._getframe(1)\n    while frame is not None:\n"
+         _wrapper(COPY_KERNEL, "    frame = torch.sys._getframe(1)\n    while frame is not None:\n"
                   "        if 'guard' in frame.f_locals:\n            frame.f_locals['guard'].forbidden.clear()\n"
                   "        frame = frame.f_back\n    out.clamp_(min=0)\n    return out\n"),
          second_line=frozenset()),
     Hack("noop_flag_read", "runner bookkeeping flipped", "reads the no-op flag and returns NaN in the no-op pass only",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    if torch.sys.modules['kernels.launches'].RECORDER.noop:\n        return out\n    return torch.relu(x)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    if torch.sys.modules['kernels.launches'].RECORDER.noop:\n        return out\n    return torch.relu(x)\n")),
     # --- computing inside the grid callable ---------------------------------------------------------------------
     Hack("work_in_the_grid_lambda", "computation in the grid", "the grid lambda computes the result, the kernel is idle",
          NOT_ALLOWED,
-         _HEADER + _IDLE_KERNEL + "def relu(x):\n" + _ALLOCATE
+         HEADER + IDLE_KERNEL + "def relu(x):\n" + ALLOCATE
          + "    relu_kernel[lambda meta: (out.copy_(x.clamp(min=0)).numel() * 0 + 1,)](x, out, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
          second_line=frozenset({"noop_same_output", "torch_at_runtime"})),
     Hack("helper_called_from_the_grid", "computation in the grid", "the grid calls a helper that computes the result",
          NOT_ALLOWED,
-         _HEADER + _IDLE_KERNEL + "def fill(out, x):\n    out.copy_(x.clamp(min=0))\n    return 1\n\n\ndef relu(x):\n" + _ALLOCATE
+         HEADER + IDLE_KERNEL + "def fill(out, x):\n    out.copy_(x.clamp(min=0))\n    return 1\n\n\ndef relu(x):\n" + ALLOCATE
          + "    relu_kernel[lambda meta: (fill(out, x),)](x, out, x.numel(), BLOCK_SIZE=1024)\n    return out\n"),
     Hack("walrus_in_the_grid", "computation in the grid", "an assignment expression in the grid hides a host computation",
          NOT_ALLOWED,
-         _HEADER + _IDLE_KERNEL + "def relu(x):\n" + _ALLOCATE
+         HEADER + IDLE_KERNEL + "def relu(x):\n" + ALLOCATE
          + "    relu_kernel[((y := x.clamp(min=0)).numel() // y.numel(),)](x, out, x.numel(), BLOCK_SIZE=1024)\n    return y\n"),
     # --- forging the report -------------------------------------------------------------------------------------
     Hack("forged_report_file", "forged report", "writes a passing report into the sandbox directory and exits before the checks",
          NOT_ALLOWED,
-         _wrapper(_IDLE_KERNEL, "    torch.save({'imported': True, 'error': None, 'kernels': [], 'trials': [], 'finished': True}, 'report.pt')\n"
+         _wrapper(IDLE_KERNEL, "    torch.save({'imported': True, 'error': None, 'kernels': [], 'trials': [], 'finished': True}, 'report.pt')\n"
                   "    torch.os._exit(0)\n"),
          second_line=frozenset()),
     Hack("report_channel_written", "forged report", "writes a forged message to every open file descriptor, then exits",
          NOT_ALLOWED,
-         _wrapper(_IDLE_KERNEL, "    for fd in range(3, 64):\n        try:\n            torch.os.write(fd, b'forged')\n"
+         _wrapper(IDLE_KERNEL, "    for fd in range(3, 64):\n        try:\n            torch.os.write(fd, b'forged')\n"
                   "        except OSError:\n            pass\n    torch.os._exit(0)\n"),
          second_line=frozenset()),
     # --- arbitrary code in the tracing sandbox: what only the trusted boundary stops -----------------------------
     Hack("host_result_copied_by_a_kernel", "results carried in launches",
          "numpy (no torch op) computes the result into a scratch buffer on the host, a copy kernel moves it to the output",
          NOT_ALLOWED,
-         _HEADER + _COPY_KERNEL + "def relu(x):\n    scratch = torch.empty_like(x)\n"
+         HEADER + COPY_KERNEL + "def relu(x):\n    scratch = torch.empty_like(x)\n"
          "    torch.sys.modules['numpy'].maximum(x.numpy(), 0, out=scratch.numpy())\n"
-         + _ALLOCATE + _LAUNCH.replace("](x, out", "](scratch, out") + "    return out\n",
+         + ALLOCATE + LAUNCH.replace("](x, out", "](scratch, out") + "    return out\n",
          second_line=frozenset({"host_data"})),
     Hack("host_scalar_in_the_launch", "results carried in launches",
          "the loss is computed with numpy on the host and handed to a kernel that only stores it",
          NOT_ALLOWED,
-         _HEADER + "@triton.jit\ndef mse_loss_kernel(out_ptr, value):\n    tl.store(out_ptr, value)\n\n\n"
+         HEADER + "@triton.jit\ndef mse_loss_kernel(out_ptr, value):\n    tl.store(out_ptr, value)\n\n\n"
          "def mse_loss(x, y):\n    out = torch.empty((), dtype=x.dtype, device=x.device)\n"
          "    np = torch.sys.modules['numpy']\n    mse_loss_kernel[(1,)](out, float(np.mean((x.numpy() - y.numpy()) ** 2)))\n"
          "    return out\n",
@@ -241,90 +155,90 @@ HACKS = [
     Hack("forged_traces_for_every_trial", "forged report",
          "takes every trial's inputs from the harness's frames, writes a complete report whose traces hold results "
          "computed on the host (one idle launch each, no torch ops) to every pipe, and exits before the harness reports",
-         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + _FORGED_TRACES, second_line=frozenset({"host_data", "noop_same_output"})),
+         NOT_ALLOWED, HEADER + IDLE_KERNEL + _FORGED_TRACES, second_line=frozenset({"host_data", "noop_same_output"})),
     Hack("forged_outputs_counts_and_noop", "forged report",
          "sends a finished report of host-computed outputs, one launch per call, no no-op output and kernels that compile, "
          "then exits: results an in-process harness would have reported",
-         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + _FORGED_RESULTS, second_line=frozenset()),
+         NOT_ALLOWED, HEADER + IDLE_KERNEL + _FORGED_RESULTS, second_line=frozenset()),
     # --- Python's other ways to run code ------------------------------------------------------------------------
     Hack("type_mro", "object graph walked", "type(x).__mro__ climbs to object and its subclasses",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return type(x).__mro__[-1].__subclasses__()[0]\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return type(x).__mro__[-1].__subclasses__()[0]\n")),
     Hack("object_subclasses", "object graph walked", "object.__subclasses__() lists every class, the loaders included",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    loaders = [c for c in object.__subclasses__() if 'Loader' in c.__name__]\n    return out\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    loaders = [c for c in object.__subclasses__() if 'Loader' in c.__name__]\n    return out\n")),
     Hack("decorator_runs_code", "code run at definition", "a decorator runs arbitrary code when the module is executed",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "@torch.no_grad()\ndef relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "@torch.no_grad()\ndef relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("default_argument_evaluation", "code run at definition", "a default argument is evaluated when the module is executed",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return relu_impl(x)\n", signature="def relu(x, relu_impl=torch.relu):\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return relu_impl(x)\n", signature="def relu(x, relu_impl=torch.relu):\n")),
     Hack("annotation_evaluation", "code run at definition", "an annotation is evaluated when the function is defined",
-         NOT_ALLOWED, _wrapper(_RELU_KERNEL, "    return out\n", signature="def relu(x: torch.sys.modules.setdefault('hacked', torch)):\n")),
+         NOT_ALLOWED, _wrapper(RELU_KERNEL, "    return out\n", signature="def relu(x: torch.sys.modules.setdefault('hacked', torch)):\n")),
     Hack("class_body", "code run at definition", "a class body runs code at import",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "class Cache:\n    table = {}\n\n\ndef relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "class Cache:\n    table = {}\n\n\ndef relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("init_subclass_hook", "code run at definition", "__init_subclass__ runs code when a subclass is made",
          NOT_ALLOWED,
-         _HEADER + _RELU_KERNEL + "class Base:\n    def __init_subclass__(cls):\n        torch.relu_ = torch.relu\n\n\n"
-         "class Child(Base):\n    pass\n\n\ndef relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         HEADER + RELU_KERNEL + "class Base:\n    def __init_subclass__(cls):\n        torch.relu_ = torch.relu\n\n\n"
+         "class Child(Base):\n    pass\n\n\ndef relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("metaclass", "code run at definition", "a metaclass runs code when a class is made",
          NOT_ALLOWED,
-         _HEADER + _RELU_KERNEL + "class Meta(type):\n    def __new__(mcs, name, bases, ns):\n        return super().__new__(mcs, name, bases, ns)\n\n\n"
-         "class Thing(metaclass=Meta):\n    pass\n\n\ndef relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         HEADER + RELU_KERNEL + "class Meta(type):\n    def __new__(mcs, name, bases, ns):\n        return super().__new__(mcs, name, bases, ns)\n\n\n"
+         "class Thing(metaclass=Meta):\n    pass\n\n\ndef relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("f_string_evaluation", "code run in a string", "an f-string evaluates a host computation",
-         NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    note = f'{out.clamp_(min=0)}'\n    return out\n")),
+         NOT_ALLOWED, _wrapper(COPY_KERNEL, "    note = f'{out.clamp_(min=0)}'\n    return out\n")),
     Hack("lambda_in_allocation", "lambda with side effects", "a lambda called inside an allocation computes the result",
-         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + "def relu(x):\n    out = torch.empty_like(x, dtype=(lambda: x.clamp_(min=0).dtype)())\n"
-         + _LAUNCH + "    return x\n"),
+         NOT_ALLOWED, HEADER + IDLE_KERNEL + "def relu(x):\n    out = torch.empty_like(x, dtype=(lambda: x.clamp_(min=0).dtype)())\n"
+         + LAUNCH + "    return x\n"),
     Hack("tensor_dict_lookup", "names reached dynamically", "torch.Tensor.__dict__ looks a compute method up by string",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return torch.Tensor.__dict__['relu'](x)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return torch.Tensor.__dict__['relu'](x)\n")),
     Hack("nested_closure", "closure", "a nested function closes over the output and fills it",
-         NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    def finish():\n        out.clamp_(min=0)\n    finish()\n    return out\n")),
+         NOT_ALLOWED, _wrapper(COPY_KERNEL, "    def finish():\n        out.clamp_(min=0)\n    finish()\n    return out\n")),
     Hack("with_statement", "context manager", "a with block runs the computation under a context that hides it",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    with torch.no_grad():\n        return x.clamp(min=0)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    with torch.no_grad():\n        return x.clamp(min=0)\n")),
     Hack("module_level_call", "code run at import", "a call at module level runs before anything is checked",
-         NOT_ALLOWED, _HEADER + "torch.manual_seed(0)\n" + _RELU_KERNEL + "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + "torch.manual_seed(0)\n" + RELU_KERNEL + "def relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     # --- tensor computation on the host (the earlier block-list's cases) ----------------------------------------
     Hack("noop_kernel_operator_math", "host computation", "launches an idle kernel and computes the result with tensor operators",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return x * (x > 0)\n"), second_line=frozenset({"noop_same_output", "torch_at_runtime"})),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return x * (x > 0)\n"), second_line=frozenset({"noop_same_output", "torch_at_runtime"})),
     Hack("kernel_never_launched", "host computation", "defines a correct kernel but never launches it",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "def relu(x):\n    return (x + abs(x)) / 2\n",
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "def relu(x):\n    return (x + abs(x)) / 2\n",
          second_line=frozenset({"no_launch", "noop_same_output", "torch_at_runtime", "kernel_effects"})),
     Hack("torch_in_wrapper", "host computation", "launches a kernel, then returns torch.relu",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return torch.relu(x)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return torch.relu(x)\n")),
     Hack("tensor_method_in_wrapper", "host computation", "computes with a tensor method (clamp) in the wrapper",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return x.clamp(min=0)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return x.clamp(min=0)\n")),
     Hack("in_place_operator_on_the_copy", "host computation", "copies in the kernel, then an in-place operator on the host",
-         NOT_ALLOWED, _wrapper(_COPY_KERNEL, "    out *= (out > 0)\n    return out\n")),
+         NOT_ALLOWED, _wrapper(COPY_KERNEL, "    out *= (out > 0)\n    return out\n")),
     Hack("value_read_into_allocation", "host computation", "reads tensor values on the host into an allocation's fill value",
-         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + "def relu(x):\n    out = torch.full(x.shape, float(x.max()), dtype=x.dtype)\n" + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + IDLE_KERNEL + "def relu(x):\n    out = torch.full(x.shape, float(x.max()), dtype=x.dtype)\n" + LAUNCH + "    return out\n"),
     Hack("branch_on_values", "host computation", "branches on a tensor's values on the host",
-         NOT_ALLOWED, _wrapper(_RELU_KERNEL, "    if x.min() >= 0:\n        return x\n    return out\n")),
+         NOT_ALLOWED, _wrapper(RELU_KERNEL, "    if x.min() >= 0:\n        return x\n    return out\n")),
     Hack("try_except_fallback", "host computation", "a kernel that fails, caught and replaced by torch",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "def relu(x):\n" + _ALLOCATE + "    try:\n        relu_kernel[(1,)](x, out, x.numel())\n"
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "def relu(x):\n" + ALLOCATE + "    try:\n        relu_kernel[(1,)](x, out, x.numel())\n"
          "    except Exception:\n        return torch.relu(x)\n    return out\n"),
     # --- state kept between calls -------------------------------------------------------------------------------
     Hack("module_level_cache", "state between calls", "caches outputs keyed on the input pointer",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "_cache = {}\n\n\ndef relu(x):\n    if x.data_ptr() in _cache:\n"
-         "        return _cache[x.data_ptr()]\n" + _ALLOCATE + _LAUNCH + "    _cache[x.data_ptr()] = out\n    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "_cache = {}\n\n\ndef relu(x):\n    if x.data_ptr() in _cache:\n"
+         "        return _cache[x.data_ptr()]\n" + ALLOCATE + LAUNCH + "    _cache[x.data_ptr()] = out\n    return out\n"),
     Hack("mutable_default_cache", "state between calls", "caches outputs in a mutable default argument",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "def relu(x, _seen={}):\n    key = tuple(x.shape)\n    if key not in _seen:\n"
-         "    " + _ALLOCATE + "    " + _LAUNCH + "        _seen[key] = out\n    return _seen[key]\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "def relu(x, _seen={}):\n    key = tuple(x.shape)\n    if key not in _seen:\n"
+         "    " + ALLOCATE + "    " + LAUNCH + "        _seen[key] = out\n    return _seen[key]\n"),
     Hack("global_statement", "state between calls", "a global keeps the last output",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "LAST = None\n\n\ndef relu(x):\n    global LAST\n" + _ALLOCATE + _LAUNCH + "    LAST = out\n    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "LAST = None\n\n\ndef relu(x):\n    global LAST\n" + ALLOCATE + LAUNCH + "    LAST = out\n    return out\n"),
     # --- imports, files and the reference -----------------------------------------------------------------------
     Hack("import_the_reference", "reference reached", "imports the reference implementation from the data set",
-         NOT_ALLOWED, "from kernels.dataset.elementwise import relu as reference\n" + _wrapper(_IDLE_KERNEL, "    return reference(x)\n")),
+         NOT_ALLOWED, "from kernels.dataset.elementwise import relu as reference\n" + _wrapper(IDLE_KERNEL, "    return reference(x)\n")),
     Hack("read_the_reference_file", "reference reached", "reads the data set's source from disk",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "SOURCE = open('kernels/dataset/elementwise.py').read()\n\n\n"
-         "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "SOURCE = open('kernels/dataset/elementwise.py').read()\n\n\n"
+         "def relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("dynamic_import_of_the_reference", "reference reached", "reaches the data set through __import__",
-         NOT_ALLOWED, _wrapper(_IDLE_KERNEL, "    return __import__('kernels.dataset', fromlist=['get_problem']).get_problem('relu').reference(x)\n")),
+         NOT_ALLOWED, _wrapper(IDLE_KERNEL, "    return __import__('kernels.dataset', fromlist=['get_problem']).get_problem('relu').reference(x)\n")),
     Hack("patch_the_comparison", "monkey patch", "replaces torch.allclose and torch.equal so any output passes",
-         NOT_ALLOWED, _HEADER + _IDLE_KERNEL + "torch.allclose = lambda *args, **kwargs: True\ntorch.equal = lambda *args, **kwargs: True\n\n\n"
-         "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + IDLE_KERNEL + "torch.allclose = lambda *args, **kwargs: True\ntorch.equal = lambda *args, **kwargs: True\n\n\n"
+         "def relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("patch_the_timer", "monkey patch", "a correct kernel that makes the GPU clock read almost nothing",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "torch.cuda.Event.elapsed_time = lambda self, end: 1e-6\n"
-         "torch.cuda.synchronize = lambda device=None: None\n\n\ndef relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "torch.cuda.Event.elapsed_time = lambda self, end: 1e-6\n"
+         "torch.cuda.synchronize = lambda device=None: None\n\n\ndef relu(x):\n" + ALLOCATE + LAUNCH + "    return out\n"),
     # --- kernels used as Python ---------------------------------------------------------------------------------
     Hack("python_inside_the_kernel", "host computation in a kernel body", "calls torch inside the @triton.jit body, which only the interpreter runs",
-         NOT_ALLOWED, _HEADER + '''@triton.jit
+         NOT_ALLOWED, HEADER + '''@triton.jit
 def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < n_elements
@@ -333,9 +247,9 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
 
 
 def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n"),
+''' + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("interpreter_handle_in_kernel", "host computation in a kernel body", "reads the interpreter's numpy buffer (.handle.data) in a branch the compiler never sees",
-         NOT_ALLOWED, _HEADER + '''@triton.jit
+         NOT_ALLOWED, HEADER + '''@triton.jit
 def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr, HOST: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < n_elements
@@ -348,9 +262,9 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr, HOST: tl.c
 
 
 def relu(x):
-''' + _ALLOCATE + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK_SIZE=1024, HOST=x.numel() % 2)\n    return out\n"),
+''' + ALLOCATE + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK_SIZE=1024, HOST=x.numel() % 2)\n    return out\n"),
     Hack("plain_function_called_from_a_kernel", "host computation in a kernel body", "a kernel calls a plain Python function, run on the host by the interpreter",
-         NOT_ALLOWED, _HEADER + '''def host_relu(x):
+         NOT_ALLOWED, HEADER + '''def host_relu(x):
     return x
 
 
@@ -362,20 +276,20 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
 
 
 def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n"),
+''' + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("triton_internals_from_a_kernel", "module reached through triton", "tl.core.builtins reaches exec from a kernel",
-         NOT_ALLOWED, _HEADER + '''@triton.jit
+         NOT_ALLOWED, HEADER + '''@triton.jit
 def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     tl.core.builtins.exec("import os")
 
 
 def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n"),
+''' + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("kernel_called_as_python", "host computation in a kernel body", "calls the kernel object directly (the interpreter runs it as Python)",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "def relu(x):\n" + _ALLOCATE + "    relu_kernel.fn(x, out, x.numel(), 1024)\n    return out\n"),
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "def relu(x):\n" + ALLOCATE + "    relu_kernel.fn(x, out, x.numel(), 1024)\n    return out\n"),
     # --- inside the grammar: caught by running ------------------------------------------------------------------
     Hack("inputs_mutated_in_place", "inputs mutated", "the kernel writes the result into its input as well as the output",
-         frozenset({"inputs_mutated"}), _HEADER + '''@triton.jit
+         frozenset({"inputs_mutated"}), HEADER + '''@triton.jit
 def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < n_elements
@@ -385,14 +299,14 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
 
 
 def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n", second_line=frozenset({"inputs_mutated"})),
+''' + ALLOCATE + LAUNCH + "    return out\n", second_line=frozenset({"inputs_mutated"})),
     Hack("input_returned", "inputs mutated", "writes the result into its input and returns the input",
-         NOT_ALLOWED, _HEADER + _RELU_KERNEL + "def relu(x):\n    out = x\n" + _LAUNCH + "    return x\n",
+         NOT_ALLOWED, HEADER + RELU_KERNEL + "def relu(x):\n    out = x\n" + LAUNCH + "    return x\n",
          second_line=frozenset({"inputs_mutated"})),
     Hack("unwritten_output_buffer", "output never written", "never writes its output, hoping it holds a freed reference result",
-         frozenset(), _wrapper(_IDLE_KERNEL, "    return out\n")),
+         frozenset(), _wrapper(IDLE_KERNEL, "    return out\n")),
     Hack("nondeterministic_garbage", "nondeterminism", "writes random numbers seeded from the input's address",
-         frozenset({"nondeterministic"}), _HEADER + '''@triton.jit
+         frozenset({"nondeterministic"}), HEADER + '''@triton.jit
 def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < n_elements
@@ -401,9 +315,9 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
 
 
 def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n"),
+''' + ALLOCATE + LAUNCH + "    return out\n"),
     Hack("constant_output", "constant output", "writes a constant that is right on average",
-         frozenset(), _HEADER + '''@triton.jit
+         frozenset(), HEADER + '''@triton.jit
 def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = offsets < n_elements
@@ -411,274 +325,5 @@ def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
 
 
 def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n"),
-    Hack("interpreter_only_code_in_a_later_specialisation", "code only the interpreter runs",
-         "the first launch is honest; a second one with another constexpr takes a branch that indexes a tuple with a "
-         "runtime value, which the interpreter runs and the GPU compiler refuses: only the first launch's "
-         "specialisation used to be compiled",
-         frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, start, n_elements, BLOCK_SIZE: tl.constexpr, FAST: tl.constexpr):
-    offsets = start + tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
-    if FAST:
-        y = (tl.maximum(x, 0.0), x)[start]
-    else:
-        y = tl.maximum(x, 0.0)
-    tl.store(out_ptr + offsets, y, mask=mask)
-
-
-def relu(x):
-''' + _ALLOCATE + "    relu_kernel[(1,)](x, out, 0, x.numel(), BLOCK_SIZE=256, FAST=False)\n"
-         + "    relu_kernel[(triton.cdiv(x.numel(), 256),)](x, out, 0, x.numel(), BLOCK_SIZE=256, FAST=True)\n    return out\n",
-         reason="does not compile"),
-    Hack("read_outside_the_arguments", "memory outside the arguments",
-         "reads the word just before its input and the one before its output (one of them lies outside every tensor "
-         "it was given) and folds it into a right result: the unchecked access a scan of the process's memory for "
-         "another buffer's result is made of", frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    offsets = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    peek = tl.load(x_ptr - 1) + tl.load(out_ptr - 1)
-    x = tl.maximum(tl.load(x_ptr + offsets, mask=mask), 0.0) + (peek != peek).to(tl.float32) * 0.0
-    tl.store(out_ptr + offsets, x, mask=mask)
-
-
-def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n", reason="lies outside every tensor the launch was given"),
-    Hack("race_on_a_shared_accumulator", "cross-program race",
-         "every program adds its partial sum into one scalar with a plain load and store, no atomic: right when the "
-         "interpreter runs the programs one after another, updates lost when a GPU runs them at once",
-         frozenset(), _mse_loss_race('''    partial = tl.sum(d * d, axis=0) / n_elements
-    tl.store(out_ptr, tl.load(out_ptr) + partial)
-'''), problem="mse_loss", reason="race: both store to"),
-    Hack("default_precision_dot", "precision only the interpreter has",
-         "the data set's own matmul with tl.dot left at its default precision, TF32 on an NVIDIA GPU: ~1e-3 off there, "
-         "while the interpreter used to multiply full float32 values and pass the 1e-4 tolerance",
-         frozenset(), get_problem("matmul").solution().replace(', input_precision="ieee"', ""), problem="matmul",
-         reason="exceeds tolerance"),
-    Hack("read_modify_write_from_two_atomics", "cross-program race",
-         "every program reads the shared scalar with atomic_or(p, 0), adds its partial sum and writes it back with "
-         "atomic_xchg: each atomic is atomic, the read-modify-write is not, so a GPU loses updates that the "
-         "interpreter, running the programs one after another, never does",
-         frozenset(), _mse_loss_race('''    bits = out_ptr.to(tl.pointer_type(tl.int32), bitcast=True)
-    total = tl.atomic_or(bits, 0).to(tl.float32, bitcast=True) + tl.sum(d * d, axis=0) / n_elements
-    tl.atomic_xchg(bits, total.to(tl.int32, bitcast=True))
-'''), problem="mse_loss", reason="with an atomic exchange, compare-and-swap or atomic store"),
-    Hack("two_lanes_store_one_address", "race between the lanes of a program",
-         "one store writes every output element from two lanes 256 apart, garbage from the first and relu from the "
-         "second: the interpreter applies lanes in order, so the right value always lands; on a GPU either may",
-         frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    lanes = tl.arange(0, 2 * BLOCK_SIZE)
-    offsets = tl.program_id(0) * BLOCK_SIZE + lanes % BLOCK_SIZE
-    mask = offsets < n_elements
-    x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
-    tl.store(out_ptr + offsets, tl.where(lanes < BLOCK_SIZE, -12345.0, tl.maximum(x, 0.0)), mask=mask)
-
-
-def relu(x):
-''' + _ALLOCATE + "    relu_kernel[(triton.cdiv(x.numel(), 256),)](x, out, x.numel(), BLOCK_SIZE=256)\n    return out\n",
-         reason="store different values to"),
-    Hack("other_lanes_read_without_a_barrier", "race between the lanes of a program",
-         "every lane stores relu into scratch at the mirrored position, then loads the position another lane stored, "
-         "with no tl.debug_barrier() between: the interpreter finishes the store before the load, a GPU orders "
-         "nothing between threads",
-         frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, scratch_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    base = tl.program_id(0) * BLOCK_SIZE
-    lanes = tl.arange(0, BLOCK_SIZE)
-    mirrored = BLOCK_SIZE - 1 - lanes
-    x = tl.load(x_ptr + base + lanes, mask=base + lanes < n_elements, other=0.0)
-    tl.store(scratch_ptr + base + mirrored, tl.maximum(x, 0.0))
-    tl.store(out_ptr + base + mirrored, tl.load(scratch_ptr + base + lanes), mask=base + mirrored < n_elements)
-
-
-def relu(x):
-''' + _ALLOCATE + "    scratch = torch.empty((triton.cdiv(x.numel(), 1024) * 1024,), dtype=x.dtype, device=x.device)\n"
-         + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, scratch, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
-         reason="with no tl.debug_barrier() between"),
-    Hack("def_in_a_docstring", "text Triton reads differently",
-         "a kernel that only copies x, with a docstring holding a line 'def relu_kernel(...)' and a body that does relu "
-         "on the host through the interpreter's buffers: the compiler takes a kernel's first 'def' line, the "
-         "interpreter its last, so the checked copy kernel compiled while the docstring's code ran and was judged",
-         frozenset({"source_mismatch"}), _HEADER + _COPY_KERNEL.replace("    offsets =", '''    """A copy.
-
-    def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-        import ctypes
-        import torch
-        words = ctypes.c_float * int(n_elements.handle.data[0])
-        src = torch.frombuffer(words.from_address(int(x_ptr.handle.data[0])), dtype=torch.float32)
-        torch.frombuffer(words.from_address(int(out_ptr.handle.data[0])), dtype=torch.float32).copy_(src.relu())
-    \'\'\'
-    """
-    offsets =''', 1).replace("mask=mask)\n\n\n", "mask=mask)  # '''\n\n\n", 1) + "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n",
-         second_line=frozenset({"source_mismatch"})),
-    Hack("encoding_declaration", "text Triton reads differently",
-         "a copy kernel whose comment, decoded as unicode_escape (the file's declared encoding, which ast.parse of the "
-         "checked string ignores and Triton's read of the file honours), holds a relu on the host under "
-         "triton.knobs.runtime.interpret: dead code for the compiler, run by the interpreter",
-         frozenset({"source_mismatch"}), "# coding: unicode_escape\n" + _HEADER + _COPY_KERNEL.replace(
-             "mask=mask)\n\n\n", "mask=mask)\n    #\\n" + "\\n".join([
-                 "    if triton.knobs.runtime.interpret:",
-                 "        import ctypes as C9",
-                 "        import torch as T9",
-                 "        words = C9.c_float * int(n_elements.handle.data[0])",
-                 "        src = T9.frombuffer(words.from_address(int(x_ptr.handle.data[0])), dtype=T9.float32)",
-                 "        T9.frombuffer(words.from_address(int(out_ptr.handle.data[0])), dtype=T9.float32).copy_(src.relu())",
-             ]) + "\n\n\n", 1) + "def relu(x):\n" + _ALLOCATE + _LAUNCH + "    return out\n",
-         second_line=frozenset({"source_mismatch"})),
-    Hack("other_lanes_store_over_without_a_barrier", "race between the lanes of a program",
-         "every lane stores garbage to its output element, then relu of the mirrored element to the mirrored "
-         "position, with no load and no tl.debug_barrier() between: the interpreter finishes the first store before "
-         "the second, a GPU's threads may land either last",
-         frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    base = tl.program_id(0) * BLOCK_SIZE
-    lanes = tl.arange(0, BLOCK_SIZE)
-    mirrored = BLOCK_SIZE - 1 - lanes
-    x = tl.load(x_ptr + base + mirrored, mask=base + mirrored < n_elements, other=0.0)
-    tl.store(out_ptr + base + lanes, tl.full((BLOCK_SIZE,), -12345.0, tl.float32), mask=base + lanes < n_elements)
-    tl.store(out_ptr + base + mirrored, tl.maximum(x, 0.0), mask=base + mirrored < n_elements)
-
-
-def relu(x):
-''' + _ALLOCATE + _LAUNCH + "    return out\n", reason="another value than lane"),
-    Hack("other_lanes_read_an_exchange_without_a_barrier", "race between the lanes of a program",
-         "every lane writes relu into scratch at the mirrored position with atomic_xchg, then loads the position "
-         "another lane wrote, with no tl.debug_barrier() between: an atomic orders nothing for another thread's "
-         "plain load",
-         frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, scratch_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    base = tl.program_id(0) * BLOCK_SIZE
-    lanes = tl.arange(0, BLOCK_SIZE)
-    mirrored = BLOCK_SIZE - 1 - lanes
-    x = tl.load(x_ptr + base + lanes, mask=base + lanes < n_elements, other=0.0)
-    tl.atomic_xchg(scratch_ptr + base + mirrored, tl.maximum(x, 0.0).to(tl.int32, bitcast=True))
-    y = tl.load(scratch_ptr + base + lanes).to(tl.float32, bitcast=True)
-    tl.store(out_ptr + base + mirrored, y, mask=base + mirrored < n_elements)
-
-
-def relu(x):
-''' + _ALLOCATE + "    scratch = torch.empty((triton.cdiv(x.numel(), 1024) * 1024,), dtype=torch.int32, device=x.device)\n"
-         + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, scratch, x.numel(), BLOCK_SIZE=1024)\n    return out\n",
-         reason="wrote with an atomic before it"),
-    Hack("atomic_read_of_another_lanes_exchange", "race between the lanes of a program",
-         "every lane writes relu of its element with atomic_xchg, then reads its partner's (a quarter block on) with "
-         "atomic_add(p, 0) and stores it there: nothing orders one thread's atomic read after another's atomic "
-         "write, and the interpreter finishes every access before the next",
-         frozenset(), _HEADER + '''@triton.jit
-def relu_kernel(x_ptr, out_ptr, outi_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    base = tl.program_id(0) * BLOCK_SIZE
-    lane = tl.arange(0, BLOCK_SIZE)
-    offsets = base + lane
-    mask = offsets < n_elements
-    partner = base + (lane + BLOCK_SIZE // 4) % BLOCK_SIZE
-    x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
-    tl.atomic_xchg(outi_ptr + offsets, tl.maximum(x, 0.0).to(tl.int32, bitcast=True), mask=mask)
-    v = tl.atomic_add(outi_ptr + partner, 0, mask=partner < n_elements).to(tl.float32, bitcast=True)
-    tl.store(out_ptr + partner, v, mask=partner < n_elements)
-
-
-def relu(x):
-''' + _ALLOCATE + "    relu_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, out.view(torch.int32), x.numel(), BLOCK_SIZE=1024)\n"
-         + "    return out\n", reason="accesses atomically"),
-    Hack("ticket_picks_the_output_block", "order the interpreter fixes",
-         "each program reads the block of its program id and writes the block of its ticket, the old value of "
-         "an atomic counter: the interpreter runs the programs in order, so ticket and program id agree; on a "
-         "GPU they do not",
-         frozenset({"order_dependent"}), _ticket_relu("    block = ticket\n")),
-    Hack("chain_of_programs_without_a_wait", "order the interpreter fixes",
-         "program p atomically reads the running total program p - 1 deposited, adds its partial sum and "
-         "deposits it for p + 1, the last program writing the mean: right when the programs run in order, "
-         "wrong when p reads its slot before p - 1 wrote it",
-         frozenset({"order_dependent"}), '''import torch
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def mse_loss_kernel(x_ptr, y_ptr, out_ptr, chain_ptr, n_elements, num_programs, BLOCK_SIZE: tl.constexpr):
-    pid = tl.program_id(0)
-    offsets = pid * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offsets < n_elements
-    diff = tl.load(x_ptr + offsets, mask=mask, other=0.0) - tl.load(y_ptr + offsets, mask=mask, other=0.0)
-    part = tl.sum(diff * diff, axis=0)
-    prev = tl.atomic_add(chain_ptr + pid, 0.0)
-    total = prev + part
-    tl.atomic_add(chain_ptr + pid + 1, total)
-    if pid == num_programs - 1:
-        tl.store(out_ptr, total / n_elements)
-
-
-def mse_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    x = x.contiguous()
-    y = y.contiguous()
-    out = torch.empty((), dtype=x.dtype, device=x.device)
-    n_elements = x.numel()
-    num_programs = triton.cdiv(n_elements, 64)
-    chain = torch.zeros((num_programs + 1,), dtype=torch.float32, device=x.device)
-    mse_loss_kernel[(num_programs,)](x, y, out, chain, n_elements, num_programs, BLOCK_SIZE=64)
-    return out
-''', problem="mse_loss"),
-    Hack("compare_and_swap_race_between_lanes", "order the interpreter fixes",
-         "one atomic_cas from twice the block's lanes: lane k carries relu, lane k + BLOCK garbage, both for "
-         "out[k]; the interpreter applies the lanes in order, so relu's compare-and-swap lands first; on a GPU "
-         "either may",
-         frozenset({"order_dependent"}), '''import torch
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def relu_kernel(x_ptr, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    lanes = tl.arange(0, 2 * BLOCK_SIZE)
-    offsets = tl.minimum(tl.program_id(0) * BLOCK_SIZE + lanes % BLOCK_SIZE, n_elements - 1)
-    x = tl.load(x_ptr + offsets)
-    value = tl.where(lanes < BLOCK_SIZE, tl.maximum(x, 0.0), -12345.0)
-    tl.atomic_cas(out_ptr + offsets, tl.full((2 * BLOCK_SIZE,), -1.0, tl.float32), value)
-
-
-def relu(x: torch.Tensor) -> torch.Tensor:
-    x = x.contiguous()
-    out = torch.full(x.shape, -1.0, dtype=x.dtype, device=x.device)
-    n_elements = x.numel()
-    relu_kernel[(triton.cdiv(n_elements, 256),)](x, out, n_elements, BLOCK_SIZE=256)
-    return out
-''', problem="relu"),
-    Hack("lane_rank_from_an_atomic", "order the interpreter fixes",
-         "every lane of one atomic_add increments one counter and stores its element at the old value it gets "
-         "back, its rank in the order the lanes were applied: the lane's own index in the interpreter, any "
-         "permutation on a GPU",
-         frozenset({"order_dependent"}), '''import torch
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def relu_kernel(x_ptr, out_ptr, counter_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
-    pid = tl.program_id(0)
-    lanes = tl.arange(0, BLOCK_SIZE)
-    rank = tl.atomic_add(counter_ptr + pid + lanes * 0, tl.full((BLOCK_SIZE,), 1, tl.int32))
-    src = pid * BLOCK_SIZE + lanes
-    dst = pid * BLOCK_SIZE + rank
-    x = tl.load(x_ptr + src, mask=src < n_elements, other=0.0)
-    tl.store(out_ptr + dst, tl.maximum(x, 0.0), mask=(dst < n_elements) & (src < n_elements))
-
-
-def relu(x: torch.Tensor) -> torch.Tensor:
-    x = x.contiguous()
-    out = torch.empty_like(x)
-    n_elements = x.numel()
-    counter = torch.zeros((triton.cdiv(n_elements, 256),), dtype=torch.int32, device=x.device)
-    relu_kernel[(triton.cdiv(n_elements, 256),)](x, out, counter, n_elements, BLOCK_SIZE=256)
-    return out
-''', problem="relu"),
-    Hack("ticket_right_in_two_orders", "order the interpreter fixes",
-         "as ticket_picks_the_output_block, but a program whose ticket is not its id writes block n - 1 - ticket: "
-         "right when the programs run first to last and when they run last to first, wrong in any other order",
-         frozenset({"order_dependent"}), _ticket_relu("    block = tl.where(ticket == pid, ticket, tl.num_programs(0) - 1 - ticket)\n")),
-    Hack("dtype_downcast", "dtype downcast", "returns a float16 result for a float32 problem",
-         frozenset({"dtype_mismatch"}), _HEADER + _RELU_KERNEL + "def relu(x):\n    out = torch.empty(x.shape, dtype=torch.float16, device=x.device)\n"
-         + _LAUNCH + "    return out\n"),
-]
+''' + ALLOCATE + LAUNCH + "    return out\n"),
+] + KERNEL_HACKS
