@@ -30,7 +30,7 @@ installs on 3.6. A version outside it is refused by name at import, and every si
 `REQUIRED_SIGNATURES` is compared with the installed one, so a release whose internals moved fails here with
 the function's name, not deep inside a candidate's compile as a wrong compilation score. The builder's masked
 load and store take other trailing parameters in 3.6 (cache modifier, eviction policy) than in 3.9 (cache policy);
-the guard reads only their leading ones, so only those are compared (`MORE`).
+the guard reads only their first ones, so only those are compared (`MORE`).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ TESTED_TRITON = ((3, 6), (3, 9))
 TESTED_TORCH = ((2, 11), (2, 15))
 
 # A parameter as (name, kind): kind is "positional", "*", "keyword" (keyword-only) or "**". Defaults are not
-# compared: every call below passes the parameters it uses. A list ending in MORE names the leading parameters
+# compared: every call below passes the parameters it uses. A list ending in MORE names the first parameters
 # only: the memory guard's hook reads those and passes any others through unread.
 Parameters = list[tuple[str, str]]
 MORE = ("...", "more")
@@ -138,10 +138,10 @@ def signature_mismatches(found: dict[str, Parameters | None]) -> list[str]:
     problems = []
     for name, expected in REQUIRED_SIGNATURES.items():
         actual = found.get(name)
-        leading = expected[:-1] if expected[-1:] == [MORE] else expected
+        first = expected[:-1] if expected[-1:] == [MORE] else expected
         if actual is None:
             problems.append(f"{name} is missing")
-        elif actual != expected and (leading is expected or actual[:len(leading)] != leading):
+        elif actual != expected and (first is expected or actual[:len(first)] != first):
             problems.append(f"{name} takes {actual}, the runner assumes {expected}")
     return problems
 
