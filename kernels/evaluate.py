@@ -64,9 +64,10 @@ def evaluate(
     if facts is not None:
         misread = [Violation("source_mismatch", why) for why in reread_differences(code, facts.tree)]
         try:
-            hacks = misread + allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
+            hacks = allow_list.check(facts.tree, problem.name, allow_list.argument_kinds(inputs[0]))
         except (RecursionError, MemoryError) as error:  # pathological nesting: fail closed
-            hacks = misread + [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
+            hacks = [Violation("not_allowed", f"the code could not be checked: {type(error).__name__}")]
+        hacks = misread + hacks
     formatting = formatting_score(code, facts, problem.name, outside_kernels_allowed=not hacks)
     rewards = {"formatting": Reward(formatting.score, formatting.reason())}
     device = runtime_device or settings.runtime_device
